@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: set-up first (idempotent), then every test.
+# This is the README's test command and what CI (.ci/run) runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+echo "== host workspace: cargo test (agent, end-to-end tests, firmware libraries)"
+cargo test --workspace --locked
+
+if [ -x firmware/board/build.sh ]; then
+  echo "== firmware: board image for thumbv7em-none-eabihf"
+  firmware/board/build.sh
+fi
+
+if [ -d models/pipeline/tests ]; then
+  echo "== model pipeline: smoke tests (data generator, bundle tooling)"
+  .venv/bin/python -m pytest -q models/pipeline/tests
+fi
