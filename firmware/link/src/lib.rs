@@ -1,0 +1,27 @@
+//! The kiosk link: how the Hallmark agent and the controller beside the scanner talk over a serial line.
+//!
+//! - [`message`] — what is said: hello, show verdict, status, reject, trigger, heartbeat.
+//! - [`frame`] — how one message becomes bytes on the wire and back: postcard payload behind a
+//!   protocol-version byte, a CRC-32, COBS stuffing, `0x00` delimiters.
+//! - [`decoder`] — the receiving side of a byte stream: accumulates bytes, tells "need more bytes"
+//!   apart from "corrupt frame", and resynchronises on the next delimiter after garbage.
+//! - [`error`] — what can go wrong, one enum per direction.
+//!
+//! `no_std`, no allocator: the controller firmware and the host agent use this same crate, so the two
+//! ends cannot drift apart.
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub mod decoder;
+pub mod error;
+pub mod frame;
+pub mod message;
+
+pub use decoder::Decoder;
+pub use error::{EncodeError, FrameError};
+pub use frame::{decode_frame, encode, MAX_FRAME_LEN, MAX_WIRE_LEN, PROTOCOL_VERSION};
+pub use message::{
+    Confidence, Heartbeat, Hello, Message, Progress, Reject, Role, ShowVerdict, Status, Text, Trigger,
+    Verdict, BRAND_LEN, DETAIL_LEN, PRODUCT_LEN, VERSION_LEN,
+    text_truncated,
+};
