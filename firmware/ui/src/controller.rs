@@ -1,0 +1,244 @@
+//! The controller state machine: what the kiosk does when a message arrives, the button is pressed
+//! or time passes.
+//!
+//! Inputs: [`Controller::on_message`], [`Controller::on_button`], [`Controller::on_tick`], each with
+//! the current time in milliseconds from any monotonic clock. Output: an [`Effects`] value (redraw the
+//! screen, switch the actuator, send a message). It does no I/O, so the board, the simulator and the
+//! tests drive the very same logic.
+//!
+//! Rules:
+//! - Any valid message from the agent counts as a sign of life; after `offline_after_ms` without one the
+//!   screen turns to [`Screen::Offline`]. The next message brings it back.
+//! - A heartbeat goes out every `heartbeat_every_ms`; a hello goes out at start and in answer to the
+//!   agent's hello.
+//! - A verdict stays up until the next scan (status `Scanning`, another verdict) — a counterfeit stays
+//!   indefinitely so nobody misses it; genuine / inconclusive / no-product fall back to idle after
+//!   `verdict_hold_ms`. Status `Idle` does not wipe a verdict that is still showing.
+//! - The button sends a trigger; presses closer than `debounce_ms` to the last accepted one are ignored.
+//!
+//! Design: the actuator is never left on. Every "on" carries a deadline (pulse length, capped at
+//! `max_pulse_ms`) and [`Controller::on_tick`] switches it off once the deadline passes, whatever else
+//! happens — including the agent going offline mid-pulse.
+
+use hallmark_link::{
+    text_truncated, Heartbeat, Hello, Message, Reject, Role, Status, Trigger, Verdict, PROTOCOL_VERSION,
+};
+
+use crate::screen::{Screen, VerdictView};
+
+/// Timing rules, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    pub heartbeat_every_ms: u64,
+    pub offline_after_ms: u64,
+    pub verdict_hold_ms: u64,
+    pub max_pulse_ms: u16,
+    pub debounce_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            heartbeat_every_ms: 1_000,
+            offline_after_ms: 3_000,
+            verdict_hold_ms: 8_000,
+            max_pulse_ms: 2_000,
+            debounce_ms: 250,
+        }
+    }
+}
+
+/// A command for the reject actuator output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actuator {
+    On,
+    Off,
+}
+
+/// What the caller must do after one input.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[must_use]
+pub struct Effects {
+    /// The screen changed: draw [`Controller::screen`].
+    pub redraw: bool,
+    /// Switch the actuator output.
+    pub actuator: Option<Actuator>,
+    /// Send this message to the agent.
+    pub send: Option<Message>,
+}
+
+/// The controller's whole state.
+#[derive(Debug, Clone)]
+pub struct Controller {
+    cfg: Config,
+    software: &'static str,
+    screen: Screen,
+    last_heard: Option<u64>,
+    next_heartbeat: u64,
+    heartbeat_seq: u32,
+    trigger_seq: u32,
+    last_press: Option<u64>,
+    actuator_off_at: Option<u64>,
+    verdict_until: Option<u64>,
+}
+
+impl Controller {
+    /// A controller powered on at `now`; the returned effects draw the first screen and say hello.
+    pub fn new(cfg: Config, software: &'static str, now: u64) -> (Self, Effects) {
+        let c = Controller {
+            cfg,
+            software,
+            screen: Screen::Offline,
+            last_heard: None,
+            next_heartbeat: now.saturating_add(cfg.heartbeat_every_ms),
+            heartbeat_seq: 0,
+            trigger_seq: 0,
+            last_press: None,
+            actuator_off_at: None,
+            verdict_until: None,
+        };
+        let hello = c.hello();
+        (c, Effects { redraw: true, actuator: Some(Actuator::Off), send: Some(hello) })
+    }
+
+    /// The screen to show.
+    pub fn screen(&self) -> &Screen {
+        &self.screen
+    }
+
+    /// Whether the actuator output is on.
+    pub fn actuator_on(&self) -> bool {
+        self.actuator_off_at.is_some()
+    }
+
+    /// Milliseconds until [`Controller::on_tick`] next has something to do (for sleeping boards).
+    pub fn next_deadline(&self) -> u64 {
+        let mut t = self.next_heartbeat;
+        for d in [
+            self.actuator_off_at,
+            self.verdict_until,
+            self.last_heard.map(|h| h.saturating_add(self.cfg.offline_after_ms)),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            t = t.min(d);
+        }
+        t
+    }
+
+    fn hello(&self) -> Message {
+        Message::Hello(Hello {
+            role: Role::Controller,
+            protocol: PROTOCOL_VERSION,
+            software: text_truncated(self.software),
+        })
+    }
+
+    fn show(&mut self, screen: Screen, fx: &mut Effects) {
+        self.verdict_until = None;
+        if self.screen != screen {
+            self.screen = screen;
+            fx.redraw = true;
+        }
+    }
+
+    fn showing_verdict(&self) -> bool {
+        matches!(self.screen, Screen::Verdict(_))
+    }
+
+    /// A message from the agent arrived.
+    pub fn on_message(&mut self, now: u64, msg: Message) -> Effects {
+        let mut fx = Effects::default();
+        self.last_heard = Some(now);
+        if self.screen == Screen::Offline {
+            self.show(Screen::Idle, &mut fx);
+        }
+        match msg {
+            Message::Hello(h) if h.role == Role::Agent => fx.send = Some(self.hello()),
+            Message::ShowVerdict(v) => {
+                let hold = v.verdict != Verdict::Counterfeit;
+                self.show(
+                    Screen::Verdict(VerdictView {
+                        item_id: v.item_id,
+                        verdict: v.verdict,
+                        brand: v.brand,
+                        product: v.product,
+                        confidence: v.confidence,
+                    }),
+                    &mut fx,
+                );
+                if hold {
+                    self.verdict_until = Some(now.saturating_add(self.cfg.verdict_hold_ms));
+                }
+            }
+            Message::Status(Status::Idle) => {
+                if !self.showing_verdict() {
+                    self.show(Screen::Idle, &mut fx);
+                }
+            }
+            Message::Status(Status::Scanning) => self.show(Screen::Scanning, &mut fx),
+            Message::Status(Status::ModelUpdating { brand, progress }) => {
+                self.show(Screen::Updating { brand, progress: progress.0.min(100) }, &mut fx)
+            }
+            Message::Status(Status::AgentError { detail }) => {
+                self.show(Screen::AgentError { detail }, &mut fx)
+            }
+            Message::Reject(Reject { pulse_ms, .. }) => {
+                let len = u64::from(pulse_ms.min(self.cfg.max_pulse_ms));
+                if len > 0 {
+                    let until = now.saturating_add(len);
+                    let was_on = self.actuator_on();
+                    // A second reject during a pulse extends it, never shortens it.
+                    self.actuator_off_at = Some(self.actuator_off_at.map_or(until, |t| t.max(until)));
+                    if !was_on {
+                        fx.actuator = Some(Actuator::On);
+                    }
+                }
+            }
+            // Heartbeats only prove liveness; the controller's own kinds of message coming back
+            // (a looped line, a confused peer) are ignored.
+            Message::Heartbeat(_) | Message::Hello(_) | Message::Trigger(_) => {}
+        }
+        fx
+    }
+
+    /// The kiosk button was pressed.
+    pub fn on_button(&mut self, now: u64) -> Effects {
+        if let Some(last) = self.last_press {
+            if now.saturating_sub(last) < self.cfg.debounce_ms {
+                return Effects::default();
+            }
+        }
+        self.last_press = Some(now);
+        self.trigger_seq = self.trigger_seq.wrapping_add(1);
+        Effects { send: Some(Message::Trigger(Trigger { seq: self.trigger_seq })), ..Effects::default() }
+    }
+
+    /// Time passed; call at least every 100 ms or at [`Controller::next_deadline`].
+    pub fn on_tick(&mut self, now: u64) -> Effects {
+        let mut fx = Effects::default();
+        if let Some(off_at) = self.actuator_off_at {
+            if now >= off_at {
+                self.actuator_off_at = None;
+                fx.actuator = Some(Actuator::Off);
+            }
+        }
+        let silent_since = self.last_heard.unwrap_or(0);
+        let offline = self.last_heard.is_none()
+            || now.saturating_sub(silent_since) >= self.cfg.offline_after_ms;
+        if offline {
+            self.show(Screen::Offline, &mut fx);
+        } else if let Some(until) = self.verdict_until {
+            if now >= until {
+                self.show(Screen::Idle, &mut fx);
+            }
+        }
+        if now >= self.next_heartbeat {
+            self.heartbeat_seq = self.heartbeat_seq.wrapping_add(1);
+            self.next_heartbeat = now.saturating_add(self.cfg.heartbeat_every_ms);
+            fx.send = Some(Message::Heartbeat(Heartbeat { seq: self.heartbeat_seq }));
+        }
+        fx
+    }
+}
