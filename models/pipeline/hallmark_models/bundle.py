@@ -1,0 +1,153 @@
+"""Signed model bundles (`hallmark.model/1`, see models/BUNDLE.md): key generation, manifest assembly,
+Ed25519 signing and verification. Needs only `cryptography` (no torch), so CI can check bundles.
+
+    python -m hallmark_models.bundle keygen --private models/keys/demo-publisher.key.pem \
+        --public models/keys/demo-publisher.pub.pem
+    python -m hallmark_models.bundle verify models/northwind --public models/keys/demo-publisher.pub.pem
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from .brands import BRANDS, Brand
+
+SCHEMA = "hallmark.model/1"
+
+
+class BundleError(Exception):
+    """A bundle that must not be trusted, with the reason."""
+
+
+def keygen(private: Path, public: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    private.parent.mkdir(parents=True, exist_ok=True)
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    private.chmod(0o600)
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+def load_private(path: Path) -> Ed25519PrivateKey:
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise BundleError(f"{path}: not an Ed25519 private key")
+    return key
+
+
+def load_public(path: Path) -> Ed25519PublicKey:
+    key = serialization.load_pem_public_key(path.read_bytes())
+    if not isinstance(key, Ed25519PublicKey):
+        raise BundleError(f"{path}: not an Ed25519 public key")
+    return key
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def manifest(brand: Brand, model: Path, imgsz: int, revision: int, thresholds: dict, metrics: dict) -> dict:
+    return {
+        "schema": SCHEMA,
+        "brand": brand.key,
+        "revision": revision,
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "model": {
+            "file": "model.onnx",
+            "sha256": sha256_file(model),
+            "format": "yolov5",
+            "input": {"name": "images", "width": imgsz, "height": imgsz},
+            "output": {"name": "output0"},
+        },
+        "classes": brand.classes(),
+        "gs1_prefixes": [brand.gs1_prefix],
+        "thresholds": thresholds,
+        "metrics": metrics,
+    }
+
+
+def next_revision(out: Path, model: Path) -> int:
+    """Revisions grow with each release; re-bundling the same model keeps its revision."""
+    old = out / "manifest.json"
+    if not old.exists():
+        return 1
+    prev = json.loads(old.read_text())
+    same = prev.get("model", {}).get("sha256") == sha256_file(model)
+    return int(prev.get("revision", 0)) + (0 if same else 1)
+
+
+def write(out: Path, brand: Brand, model: Path, imgsz: int, thresholds: dict, metrics: dict,
+          key: Ed25519PrivateKey, revision: int | None = None) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    rev = revision if revision is not None else next_revision(out, model)
+    if model.resolve() != (out / "model.onnx").resolve():
+        shutil.copy(model, out / "model.onnx")
+    doc = manifest(brand, out / "model.onnx", imgsz, rev, thresholds, metrics)
+    body = (json.dumps(doc, indent=2) + "\n").encode()
+    (out / "manifest.json").write_bytes(body)
+    (out / "manifest.sig").write_text(base64.b64encode(key.sign(body)).decode() + "\n")
+    return doc
+
+
+def verify(bundle: Path, public: Ed25519PublicKey) -> dict:
+    """Checks signature, schema and model digest; returns the manifest or raises BundleError."""
+    try:
+        body = (bundle / "manifest.json").read_bytes()
+    except FileNotFoundError as e:
+        raise BundleError(f"{bundle}: no manifest.json") from e
+    sig_path = bundle / "manifest.sig"
+    if not sig_path.exists():
+        raise BundleError(f"{bundle}: unsigned (no manifest.sig)")
+    try:
+        public.verify(base64.b64decode(sig_path.read_text().strip(), validate=True), body)
+    except (InvalidSignature, ValueError) as e:
+        raise BundleError(f"{bundle}: manifest signature does not verify with the trusted key") from e
+    doc = json.loads(body)
+    if doc.get("schema") != SCHEMA:
+        raise BundleError(f"{bundle}: schema {doc.get('schema')!r}, expected {SCHEMA!r}")
+    for field in ("brand", "revision", "created", "model", "classes", "gs1_prefixes", "thresholds", "metrics"):
+        if field not in doc:
+            raise BundleError(f"{bundle}: manifest lacks {field!r}")
+    model = bundle / doc["model"]["file"]
+    if not model.exists():
+        raise BundleError(f"{bundle}: model file {doc['model']['file']} missing")
+    if sha256_file(model) != doc["model"]["sha256"]:
+        raise BundleError(f"{bundle}: model.onnx does not match the manifest's sha256")
+    return doc
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Hallmark bundle tooling.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    k = sub.add_parser("keygen")
+    k.add_argument("--private", type=Path, required=True)
+    k.add_argument("--public", type=Path, required=True)
+    v = sub.add_parser("verify")
+    v.add_argument("bundle", type=Path)
+    v.add_argument("--public", type=Path, required=True)
+    args = ap.parse_args(argv)
+    if args.cmd == "keygen":
+        keygen(args.private, args.public)
+        print(f"wrote {args.private} (keep it secret) and {args.public}")
+    else:
+        doc = verify(args.bundle, load_public(args.public))
+        print(f"ok: {doc['brand']} revision {doc['revision']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Evaluation of an exported detector on one split, the way Hallmark runs it: ONNX Runtime, the
+reference YOLOv5 letterbox and NMS, then mAP50 and the per-item verdicts (`verdicts`).
+
+    python -m hallmark_models.evaluate --model model.onnx --data work/northwind/data --split test \
+        --thresholds 0.5 0.35 [--plot confusion.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import yolo_env  # noqa: F401
+from . import verdicts as V
+from .brands import BRANDS
+
+
+class Detector:
+    """ONNX Runtime session + the yolov5 package's letterbox / non_max_suppression / scale_boxes."""
+
+    def __init__(self, model: Path, threads: int = 2):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+        shape = self.session.get_inputs()[0].shape
+        self.size = (int(shape[2]), int(shape[3]))
+
+    def infer(self, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from yolov5.utils.augmentations import letterbox
+
+        im = letterbox(bgr, self.size, auto=False)[0]
+        x = np.ascontiguousarray(im[:, :, ::-1].transpose(2, 0, 1))[None].astype(np.float32) / 255.0
+        return x, self.session.run(None, {"images": x})[0]
+
+    def detect(self, bgr: np.ndarray, conf: float, iou: float, max_det: int = 300) -> np.ndarray:
+        """(M, 6): x1, y1, x2, y2 in the original image's pixels, confidence, class."""
+        import torch
+        from yolov5.utils.general import non_max_suppression, scale_boxes
+
+        _, pred = self.infer(bgr)
+        det = non_max_suppression(torch.from_numpy(pred), conf, iou, max_det=max_det)[0]
+        det[:, :4] = scale_boxes(self.size, det[:, :4], bgr.shape).round(decimals=3)
+        return det.numpy()
+
+    def median_ms(self, bgr: np.ndarray, runs: int = 20) -> float:
+        x, _ = self.infer(bgr)
+        times = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            self.session.run(None, {"images": x})
+            times.append((time.perf_counter() - t) * 1000)
+        return statistics.median(times)
+
+
+def load_labels(path: Path, w: int, h: int) -> np.ndarray:
+    rows = [list(map(float, line.split())) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    out = np.zeros((len(rows), 5))
+    for i, (c, cx, cy, bw, bh) in enumerate(rows):
+        out[i] = [c, (cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h]
+    return out
+
+
+def evaluate(model: Path, data: Path, split: str, brand_key: str, iou: float = 0.45) -> dict:
+    """Runs the model over a split once; returns what mAP50 and the verdict scoring need."""
+    import cv2
+    import torch
+    from yolov5.utils.metrics import ap_per_class
+    from yolov5.val import process_batch
+
+    brand = BRANDS[brand_key]
+    det_model = Detector(model)
+    index = {json.loads(l)["image"]: json.loads(l)["framing"] for l in (data / f"{split}.jsonl").read_text().splitlines()}
+    iouv = torch.linspace(0.5, 0.95, 10)
+    stats, matches, detections = [], [], {}
+    for name, framing in sorted(index.items()):
+        bgr = cv2.imread(str(data / "images" / split / name))
+        h, w = bgr.shape[:2]
+        gt = load_labels(data / "labels" / split / f"{Path(name).stem}.txt", w, h)
+        det = det_model.detect(bgr, conf=0.001, iou=iou)
+        detections[name] = det
+        labels = torch.from_numpy(gt).float()
+        dt = torch.from_numpy(det).float()
+        correct = process_batch(dt, labels, iouv) if len(dt) else torch.zeros(0, 10, dtype=torch.bool)
+        stats.append((correct, dt[:, 4], dt[:, 5], labels[:, 0]))
+        matches += V.match_items(gt, det[det[:, 4] >= 0.25] if len(det) else det, framing)
+    tp, conf, pcls, tcls = (torch.cat(x, 0).numpy() for x in zip(*stats))
+    _, _, p, r, _, ap, ap_class = ap_per_class(tp, conf, pcls, tcls, names={i: c["name"] for i, c in enumerate(brand.classes())})
+    names = [c["name"] for c in brand.classes()]
+    per_class = {names[int(c)]: round(float(a), 4) for c, a in zip(ap_class, ap[:, 0])}
+    sample = cv2.imread(str(data / "images" / split / sorted(index)[0]))
+    return {
+        "map50": float(ap[:, 0].mean()) if len(ap) else 0.0,
+        "map50_per_class": per_class,
+        "matches": matches,
+        "detections": detections,
+        "framings": index,
+        "inference_ms": det_model.median_ms(sample),
+        "input": det_model.size,
+    }
+
+
+def false_alarms(result: dict, thr: float) -> int:
+    """Scenes with no pack of the brand where a detection would still have given a verdict."""
+    n = 0
+    for name, det in result["detections"].items():
+        if result["framings"][name] == "empty" and len(det) and (det[:, 4] >= thr).any():
+            n += 1
+    return n
+
+
+def plot_confusion(result: dict, brand_key: str, scored: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    brand = BRANDS[brand_key]
+    names = [c["name"] for c in brand.classes()]
+    n = len(names)
+    cm = np.zeros((n, n + 1), dtype=int)
+    for m in result["matches"]:
+        cm[m.gt_class, m.pred_class if m.pred_class >= 0 else n] += 1
+    fig, axes = plt.subplots(1, 2, figsize=(15, 6), gridspec_kw={"width_ratios": [3, 2]})
+    ax = axes[0]
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(n + 1), names + ["missed"], rotation=35, ha="right")
+    ax.set_yticks(range(n), names)
+    ax.set_xlabel("detected as")
+    ax.set_ylabel("pack")
+    ax.set_title(f"{brand_key}: packs by detected class (held-out test)")
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
+    table = np.asarray(scored["table"])
+    ax = axes[1]
+    ax.imshow(table, cmap="Oranges")
+    ax.set_xticks(range(len(V.VERDICTS)), V.VERDICTS, rotation=35, ha="right")
+    ax.set_yticks(range(2), ["genuine pack", "counterfeit pack"])
+    ax.set_title(f"verdicts: accuracy {scored['verdict_accuracy']:.1%}, fakes called genuine {scored['counterfeit_called_genuine']:.1%}")
+    for (i, j), v in np.ndenumerate(table):
+        ax.text(j, i, str(v), ha="center", va="center", color="white" if v > table.max() / 2 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Evaluate an ONNX detector on one split.")
+    ap.add_argument("--model", type=Path, required=True)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--brand", required=True, choices=sorted(BRANDS))
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--thresholds", type=float, nargs=2, metavar=("GENUINE", "COUNTERFEIT"))
+    ap.add_argument("--plot", type=Path)
+    args = ap.parse_args(argv)
+    brand = BRANDS[args.brand]
+    roles = [c["role"] for c in brand.classes()]
+    products = [c["product"] for c in brand.classes()]
+    result = evaluate(args.model, args.data, args.split, args.brand)
+    if args.thresholds:
+        tg, tc = args.thresholds
+        scored = V.score(result["matches"], roles, products, tg, tc)
+    else:
+        tg, tc, scored = V.choose_thresholds(result["matches"], roles, products)
+    if args.plot:
+        plot_confusion(result, args.brand, scored, args.plot)
+    print(json.dumps({"map50": round(result["map50"], 4), "thresholds": [tg, tc],
+                      "inference_ms": round(result["inference_ms"], 2), **scored}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

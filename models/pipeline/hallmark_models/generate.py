@@ -1,0 +1,94 @@
+"""Writes a brand's dataset: YOLO splits (train / val / test), reference artwork and sample scenes.
+
+    python -m hallmark_models.generate --brand northwind --out work/northwind/data \
+        --train 200 --val 50 --test 60 [--reference models/northwind/reference] [--samples DIR --sample-count 6]
+
+Each split draws from its own random stream, so the test split is never seen in training. Samples for
+the README demo and the tests are copied from the held-out test split, with their labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from . import artwork, scenes
+from .brands import BRANDS, Brand, class_table
+
+SPLIT_STREAM = {"train": 1, "val": 2, "test": 3}
+
+
+def write_split(brand: Brand, out: Path, split: str, count: int, seed: int, size=(960, 720)) -> list[dict]:
+    rng = np.random.default_rng([seed, SPLIT_STREAM[split]])
+    arts = scenes.ArtCache(brand, variants=4, serial_base=SPLIT_STREAM[split] * 100000)
+    img_dir, lbl_dir = out / "images" / split, out / "labels" / split
+    img_dir.mkdir(parents=True, exist_ok=True)
+    lbl_dir.mkdir(parents=True, exist_ok=True)
+    index = []
+    for i in range(count):
+        framing = scenes.pick_framing(rng)
+        scene = scenes.compose(rng, arts, framing, size)
+        stem = f"{brand.key}-{split}-{i:04d}"
+        (img_dir / f"{stem}.jpg").write_bytes(scene.jpeg(int(rng.integers(40, 96))))
+        (lbl_dir / f"{stem}.txt").write_text(scene.yolo_labels())
+        index.append({"image": f"{stem}.jpg", "framing": framing, "items": [it.class_id for it in scene.items]})
+    (out / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in index))
+    return index
+
+
+def write_data_yaml(brand: Brand, out: Path) -> Path:
+    names = [c["name"] for c in brand.classes()]
+    text = f"path: {out.resolve()}\ntrain: images/train\nval: images/val\ntest: images/test\n"
+    text += f"nc: {len(names)}\nnames: {json.dumps(names)}\n"
+    path = out / "data.yaml"
+    path.write_text(text)
+    return path
+
+
+def write_reference(brand: Brand, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for cls, (product, role) in zip(brand.classes(), class_table(brand)):
+        artwork.render(brand, product, role, serial=1).save(out / f"{cls['name']}.png", optimize=True)
+
+
+def copy_samples(data: Path, out: Path, count: int) -> None:
+    """The first `count` test scenes that hold packs (plus one empty scene, if any), with labels."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [json.loads(line) for line in (data / "test.jsonl").read_text().splitlines()]
+    chosen = [r for r in rows if r["items"]][:count] + [r for r in rows if not r["items"]][:1]
+    for r in chosen:
+        stem = Path(r["image"]).stem
+        shutil.copy(data / "images" / "test" / r["image"], out / r["image"])
+        shutil.copy(data / "labels" / "test" / f"{stem}.txt", out / f"{stem}.txt")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--brand", required=True, choices=sorted(BRANDS))
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--train", type=int, default=200)
+    ap.add_argument("--val", type=int, default=50)
+    ap.add_argument("--test", type=int, default=60)
+    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--reference", type=Path)
+    ap.add_argument("--samples", type=Path)
+    ap.add_argument("--sample-count", type=int, default=6)
+    args = ap.parse_args(argv)
+    brand = BRANDS[args.brand]
+    for split in ("train", "val", "test"):
+        index = write_split(brand, args.out, split, getattr(args, split), args.seed)
+        per_class = np.bincount([c for r in index for c in r["items"]], minlength=len(brand.classes()))
+        print(f"{brand.key} {split}: {len(index)} scenes, items per class {per_class.tolist()}")
+    write_data_yaml(brand, args.out)
+    if args.reference:
+        write_reference(brand, args.reference)
+    if args.samples:
+        copy_samples(args.out, args.samples, args.sample_count)
+
+
+if __name__ == "__main__":
+    main()

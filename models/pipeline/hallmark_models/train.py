@@ -1,0 +1,115 @@
+"""SageMaker-style training entry point: YOLOv5 from scratch on one brand's dataset.
+
+Reads the dataset from /opt/ml/input/data/training (a folder with `data.yaml`, `images/`, `labels/` as
+`generate` writes it), hyperparameters from /opt/ml/input/config/hyperparameters.json (SageMaker passes
+every value as a string), and writes `best.pt`, `results.csv` and `training.json` to /opt/ml/model.
+The SageMaker variables SM_CHANNEL_TRAINING / SM_MODEL_DIR and the flags below override the paths, so
+the same command runs locally:
+
+    python -m hallmark_models.train --data-dir work/northwind/data --model-dir work/northwind/model \
+        --hyperparameters models/pipeline/hyperparameters.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from . import yolo_env  # noqa: F401  (must precede yolov5 imports)
+
+DEFAULTS = {
+    "cfg": "yolov5n.yaml",
+    "imgsz": 320,
+    "epochs": 100,
+    "batch_size": 16,
+    "workers": 2,
+    "seed": 0,
+    "patience": 100,
+    # Augmentations that would erase what tells a counterfeit apart are off: hue (an off-colour logo)
+    # and left-right flips (mirrored layout and text); saturation/value are gentler than the default.
+    "hsv_h": 0.0,
+    "hsv_s": 0.4,
+    "hsv_v": 0.3,
+    "fliplr": 0.0,
+    "scale": 0.5,
+    "translate": 0.1,
+    "mosaic": 1.0,
+}
+
+
+def _coerce(value, like):
+    if isinstance(like, bool):
+        return str(value).lower() in ("1", "true", "yes")
+    if isinstance(like, int):
+        return int(float(value))
+    if isinstance(like, float):
+        return float(value)
+    return str(value)
+
+
+def load_hyperparameters(path: Path | None) -> dict:
+    params = dict(DEFAULTS)
+    if path and path.exists():
+        for key, value in json.loads(path.read_text()).items():
+            key = key.replace("-", "_")
+            params[key] = _coerce(value, DEFAULTS[key]) if key in DEFAULTS else value
+    return params
+
+
+def train(data_dir: Path, model_dir: Path, params: dict) -> Path:
+    import yaml
+    from yolov5 import train as yolo_train
+
+    pkg = Path(yolo_train.__file__).parent
+    hyp = yaml.safe_load((pkg / "data" / "hyps" / "hyp.scratch-low.yaml").read_text())
+    for key in ("hsv_h", "hsv_s", "hsv_v", "fliplr", "scale", "translate", "mosaic"):
+        hyp[key] = params[key]
+    model_dir.mkdir(parents=True, exist_ok=True)
+    work = model_dir / "run"
+    hyp_path = model_dir / "hyp.yaml"
+    hyp_path.write_text(yaml.safe_dump(hyp))
+    # data.yaml names the dataset by absolute path; point it at wherever the channel is mounted.
+    data = yaml.safe_load((data_dir / "data.yaml").read_text())
+    data["path"] = str(data_dir.resolve())
+    data_path = model_dir / "data.yaml"
+    data_path.write_text(yaml.safe_dump(data))
+    cfg = params["cfg"] if "/" in params["cfg"] else str(pkg / "models" / params["cfg"])
+    started = time.time()
+    yolo_train.run(
+        data=str(data_path), cfg=cfg, weights="", hyp=str(hyp_path), imgsz=params["imgsz"],
+        epochs=params["epochs"], batch_size=params["batch_size"], workers=params["workers"],
+        seed=params["seed"], patience=params["patience"], device="cpu", cache="ram", noplots=True,
+        project=str(work.parent), name=work.name, exist_ok=True,
+    )
+    best = work / "weights" / "best.pt"
+    shutil.copy(best, model_dir / "best.pt")
+    shutil.copy(work / "results.csv", model_dir / "results.csv")
+    summary = {"params": params, "seconds": round(time.time() - started, 1), "classes": data["names"]}
+    (model_dir / "training.json").write_text(json.dumps(summary, indent=2))
+    return model_dir / "best.pt"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Train one brand's YOLOv5 detector (SageMaker-style).")
+    ap.add_argument("--data-dir", type=Path,
+                    default=Path(os.environ.get("SM_CHANNEL_TRAINING", "/opt/ml/input/data/training")))
+    ap.add_argument("--model-dir", type=Path, default=Path(os.environ.get("SM_MODEL_DIR", "/opt/ml/model")))
+    ap.add_argument("--hyperparameters", type=Path,
+                    default=Path(os.environ.get("SM_HPS_PATH", "/opt/ml/input/config/hyperparameters.json")))
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one hyperparameter")
+    args = ap.parse_args(argv)
+    params = load_hyperparameters(args.hyperparameters)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        key = key.replace("-", "_")
+        params[key] = _coerce(value, DEFAULTS.get(key, value))
+    best = train(args.data_dir, args.model_dir, params)
+    print(f"trained: {best}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""Environment for the packaged yolov5 on an offline machine: no hub downloads, no writes to ~/.config.
+
+Import this module before anything from `yolov5`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+_CONFIG = Path(os.environ.get("HALLMARK_YOLO_CONFIG", Path(__file__).resolve().parents[2] / "work" / ".yolo"))
+_CONFIG.mkdir(parents=True, exist_ok=True)
+for var in ("YOLOV5_CONFIG_DIR", "YOLO_CONFIG_DIR", "MPLCONFIGDIR"):
+    os.environ.setdefault(var, str(_CONFIG))
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLOv5_AUTOINSTALL", "false")
+os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # our own checkpoints, written by yolov5
+# yolov5 wants Arial.ttf for plots and tries to download it; any TTF under that name will do.
+_arial = _CONFIG / "Arial.ttf"
+if not _arial.exists():
+    shutil.copy(Path(__file__).parent / "fonts" / "DejaVuSans.ttf", _arial)

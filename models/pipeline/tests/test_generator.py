@@ -1,0 +1,103 @@
+"""Smoke test of the data generator: a handful of scenes per brand, labels that describe them, and
+barcodes on the artwork that real decoders read (or, for counterfeits, read as wrong)."""
+
+import json
+
+import numpy as np
+import pytest
+import zxingcpp
+from PIL import Image
+
+from hallmark_models import artwork, brands, gs1, scenes
+from hallmark_models.generate import write_data_yaml, write_reference, write_split
+
+
+@pytest.mark.parametrize("brand_key", sorted(brands.BRANDS))
+def test_scenes_have_labels_inside_the_image(tmp_path, brand_key):
+    brand = brands.BRANDS[brand_key]
+    index = write_split(brand, tmp_path, "train", 8, seed=7)
+    write_data_yaml(brand, tmp_path)
+    n_classes = len(brand.classes())
+    total = 0
+    for row in index:
+        img = Image.open(tmp_path / "images" / "train" / row["image"])
+        assert img.size == (960, 720)
+        lines = (tmp_path / "labels" / "train" / row["image"].replace(".jpg", ".txt")).read_text().splitlines()
+        assert len(lines) == len(row["items"])
+        for line in lines:
+            c, cx, cy, w, h = line.split()
+            assert 0 <= int(c) < n_classes
+            cx, cy, w, h = map(float, (cx, cy, w, h))
+            assert 0 < w <= 1 and 0 < h <= 1
+            assert 0 <= cx - w / 2 + 1e-6 and cx + w / 2 <= 1 + 1e-6
+            assert 0 <= cy - h / 2 + 1e-6 and cy + h / 2 <= 1 + 1e-6
+            total += 1
+    assert total > 0
+    assert "nc: 6" in (tmp_path / "data.yaml").read_text()
+
+
+def test_splits_draw_different_scenes(tmp_path):
+    brand = brands.NORTHWIND
+    write_split(brand, tmp_path, "train", 2, seed=7)
+    write_split(brand, tmp_path, "test", 2, seed=7)
+    a = (tmp_path / "images" / "train" / "northwind-train-0000.jpg").read_bytes()
+    b = (tmp_path / "images" / "test" / "northwind-test-0000.jpg").read_bytes()
+    assert a != b
+
+
+def test_same_seed_same_scene(tmp_path):
+    write_split(brands.AURORA, tmp_path / "a", "val", 1, seed=3)
+    write_split(brands.AURORA, tmp_path / "b", "val", 1, seed=3)
+    assert (tmp_path / "a/images/val/aurora-val-0000.jpg").read_bytes() == \
+        (tmp_path / "b/images/val/aurora-val-0000.jpg").read_bytes()
+
+
+def _codes(img: Image.Image):
+    return zxingcpp.read_barcodes(np.asarray(img.convert("L")))
+
+
+@pytest.mark.parametrize("brand_key", sorted(brands.BRANDS))
+def test_artwork_barcodes(brand_key):
+    brand = brands.BRANDS[brand_key]
+    for cls, (product, role) in zip(brand.classes(), brands.class_table(brand)):
+        found = _codes(artwork.render(brand, product, role, serial=42))
+        eans = [b.text for b in found if b.format == zxingcpp.BarcodeFormat.EAN13]
+        dms = [b for b in found if b.format == zxingcpp.BarcodeFormat.DataMatrix]
+        printed = artwork.barcode_digits(brand, product, role)
+        if role == "genuine":
+            assert eans == [brand.gtin(product)], cls["name"]
+            assert eans[0].startswith(brand.gs1_prefix)
+        elif gs1.is_valid(printed):
+            # A counterfeit's readable barcode never names its own product under the brand's prefix.
+            assert eans == [printed] and printed != brand.gtin(product), cls["name"]
+        else:
+            assert eans == [], f"{cls['name']}: a wrong check digit must not decode"
+        if brand.style == "pharma":
+            assert len(dms) == 1 and dms[0].content_type == zxingcpp.ContentType.GS1, cls["name"]
+            assert "(21)SN" in dms[0].text and dms[0].text.startswith("(01)")
+
+
+def test_every_counterfeit_differs_from_its_genuine_pack():
+    for brand in brands.BRANDS.values():
+        for product in brand.products:
+            g = np.asarray(artwork.render(brand, product, "genuine", 1), dtype=np.int16)
+            f = np.asarray(artwork.render(brand, product, "counterfeit", 1), dtype=np.int16)
+            assert g.shape == f.shape
+            # Real, visible flaws: a good share of the pack changes, not a few pixels.
+            assert (np.abs(g - f).max(axis=2) > 40).mean() > 0.01, product.key
+
+
+def test_kiosk_closeup_barcode_reads_in_a_scene():
+    rng = np.random.default_rng(11)
+    arts = scenes.ArtCache(brands.NORTHWIND)
+    read = 0
+    for _ in range(6):
+        s = scenes.compose(rng, arts, "kiosk", size=(1600, 1200))
+        read += any(b.format == zxingcpp.BarcodeFormat.EAN13 for b in _codes(s.image))
+    assert read >= 1
+
+
+def test_reference_artwork_written_per_class(tmp_path):
+    write_reference(brands.AURORA, tmp_path)
+    names = sorted(p.stem for p in tmp_path.glob("*.png"))
+    assert names == sorted(c["name"] for c in brands.AURORA.classes())
