@@ -1,0 +1,208 @@
+//! The bundle manifest (`manifest.json`, schema `hallmark.model/1`): its types and the checks that make
+//! a parsed manifest safe to use (see `models/BUNDLE.md`). Unknown keys are ignored, so newer pipelines
+//! can add fields; missing or inconsistent ones are errors that name the field.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub const SCHEMA: &str = "hallmark.model/1";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub schema: String,
+    pub brand: String,
+    pub revision: u64,
+    #[serde(default)]
+    pub created: Option<String>,
+    pub model: ModelSpec,
+    pub classes: Vec<ClassSpec>,
+    #[serde(default)]
+    pub gs1_prefixes: Vec<String>,
+    pub thresholds: Thresholds,
+    #[serde(default)]
+    pub metrics: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    pub file: String,
+    pub sha256: String,
+    pub format: String,
+    pub input: InputSpec,
+    pub output: OutputSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputSpec {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputSpec {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassSpec {
+    pub id: u32,
+    pub name: String,
+    #[serde(default)]
+    pub product: String,
+    #[serde(default)]
+    pub gtin: String,
+    pub role: Role,
+}
+
+/// What a detection of a class says about the product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Genuine,
+    Counterfeit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds {
+    pub confidence: f32,
+    pub iou: f32,
+    pub genuine: f32,
+    pub counterfeit: f32,
+}
+
+#[derive(Debug, Error, PartialEq)]
+pub enum ManifestError {
+    #[error("manifest.json is not valid: {0}")]
+    Parse(String),
+    #[error("manifest schema is {found:?}, expected {SCHEMA:?}")]
+    Schema { found: String },
+    #[error("manifest field {field}: {problem}")]
+    Field { field: String, problem: String },
+}
+
+impl Manifest {
+    /// Parses and validates the exact bytes of `manifest.json`.
+    pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| ManifestError::Parse(e.to_string()))?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    fn validate(&self) -> Result<(), ManifestError> {
+        let bad = |field: &str, problem: String| Err(ManifestError::Field { field: field.into(), problem });
+        if self.schema != SCHEMA {
+            return Err(ManifestError::Schema { found: self.schema.clone() });
+        }
+        if self.brand.is_empty() || !self.brand.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+            return bad("brand", format!("{:?} must be non-empty lowercase letters, digits and '-'", self.brand));
+        }
+        if self.model.format != "yolov5" {
+            return bad("model.format", format!("{:?} is not supported (expected \"yolov5\")", self.model.format));
+        }
+        let file = &self.model.file;
+        if file.is_empty() || file.contains('/') || file.contains('\\') || file.starts_with('.') {
+            return bad("model.file", format!("{file:?} must be a plain file name inside the bundle"));
+        }
+        if self.model.sha256.len() != 64 || !self.model.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+            return bad("model.sha256", "must be 64 hex digits".into());
+        }
+        let input = &self.model.input;
+        if input.width == 0 || input.height == 0 || input.width > 4096 || input.height > 4096 {
+            return bad("model.input", format!("size {}×{} is out of range", input.width, input.height));
+        }
+        if self.classes.is_empty() {
+            return bad("classes", "no classes".into());
+        }
+        for (i, c) in self.classes.iter().enumerate() {
+            if c.id as usize != i {
+                return bad("classes", format!("ids must be 0..{} in order; entry {i} has id {}", self.classes.len(), c.id));
+            }
+            if c.name.is_empty() {
+                return bad("classes", format!("class {i} has an empty name"));
+            }
+        }
+        let t = &self.thresholds;
+        for (name, v) in [("confidence", t.confidence), ("iou", t.iou), ("genuine", t.genuine), ("counterfeit", t.counterfeit)] {
+            if !(v > 0.0 && v <= 1.0) {
+                return bad(&format!("thresholds.{name}"), format!("{v} is not in (0, 1]"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The class with id `id`, if any.
+    pub fn class(&self, id: u32) -> Option<&ClassSpec> {
+        self.classes.get(id as usize)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn sample_json() -> serde_json::Value {
+        serde_json::json!({
+            "schema": "hallmark.model/1", "brand": "northwind", "revision": 3, "created": "2026-11-26T18:00:00Z",
+            "model": {"file": "model.onnx", "sha256": "ab".repeat(32), "format": "yolov5",
+                      "input": {"name": "images", "width": 320, "height": 320}, "output": {"name": "output0"}},
+            "classes": [
+                {"id": 0, "name": "earl-grey", "product": "Earl Grey", "gtin": "05012345000019", "role": "genuine"},
+                {"id": 1, "name": "earl-grey-counterfeit", "product": "Earl Grey", "gtin": "05012345000019", "role": "counterfeit"}
+            ],
+            "gs1_prefixes": ["5012345"],
+            "thresholds": {"confidence": 0.25, "iou": 0.45, "genuine": 0.5, "counterfeit": 0.35},
+            "metrics": {"map50": 0.9, "something_new": 1}
+        })
+    }
+
+    fn parse(v: &serde_json::Value) -> Result<Manifest, ManifestError> {
+        Manifest::parse(&serde_json::to_vec(v).unwrap())
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let m = parse(&sample_json()).unwrap();
+        assert_eq!(m.brand, "northwind");
+        assert_eq!(m.classes[1].role, Role::Counterfeit);
+        assert_eq!(m.thresholds.iou, 0.45);
+    }
+
+    #[test]
+    fn wrong_schema_is_named() {
+        let mut v = sample_json();
+        v["schema"] = "hallmark.model/2".into();
+        assert_eq!(parse(&v).unwrap_err(), ManifestError::Schema { found: "hallmark.model/2".into() });
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases: [(&str, serde_json::Value); 5] = [
+            ("brand", serde_json::json!("North Wind")),
+            ("classes", serde_json::json!([{"id": 1, "name": "x", "role": "genuine"}])),
+            ("model.file", serde_json::json!("../etc/passwd")),
+            ("thresholds.iou", serde_json::json!(1.5)),
+            ("model.sha256", serde_json::json!("abc")),
+        ];
+        for (field, value) in cases {
+            let mut v = sample_json();
+            let path: Vec<&str> = field.split('.').collect();
+            let slot = path.iter().fold(&mut v, |acc, k| &mut acc[*k]);
+            *slot = value;
+            match parse(&v) {
+                Err(ManifestError::Field { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_role_and_missing_fields_are_parse_errors() {
+        let mut v = sample_json();
+        v["classes"][0]["role"] = "maybe".into();
+        assert!(matches!(parse(&v), Err(ManifestError::Parse(_))));
+        let mut v = sample_json();
+        v.as_object_mut().unwrap().remove("thresholds");
+        assert!(parse(&v).unwrap_err().to_string().contains("thresholds"));
+    }
+}

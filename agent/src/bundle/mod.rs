@@ -1,0 +1,182 @@
+//! Model bundles: a folder holding `manifest.json`, `model.onnx` and `manifest.sig` (see
+//! `models/BUNDLE.md`). Opening a bundle checks, in this order, that the manifest is signed by a trusted
+//! key (before anything in it is believed), that it is a valid `hallmark.model/1` manifest, and that the
+//! model file's SHA-256 is the one the manifest names. Whether the ONNX graph itself agrees with the
+//! manifest is checked when a session is built (`detector::check`).
+
+mod manifest;
+mod signature;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+pub use manifest::{ClassSpec, InputSpec, Manifest, ManifestError, ModelSpec, OutputSpec, Role, Thresholds, SCHEMA};
+pub use signature::{SignatureError, TrustError, TrustedKey, TrustedKeys};
+
+#[derive(Debug, Error)]
+pub enum BundleError {
+    #[error("model bundle {0} does not exist or is not a folder")]
+    NotFound(PathBuf),
+    #[error("cannot read {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("model bundle {0} is unsigned: manifest.sig is missing")]
+    Unsigned(PathBuf),
+    #[error("model bundle {bundle}: {source}")]
+    Signature { bundle: PathBuf, source: SignatureError },
+    #[error("model bundle {bundle}: {source}")]
+    Manifest { bundle: PathBuf, source: ManifestError },
+    #[error("model bundle {bundle}: model file {file} is missing")]
+    ModelMissing { bundle: PathBuf, file: String },
+    #[error("model bundle {bundle}: digest mismatch: {file} has SHA-256 {actual}, the manifest says {expected}")]
+    Digest { bundle: PathBuf, file: String, expected: String, actual: String },
+}
+
+/// A bundle whose signature, manifest and model digest have been checked.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    dir: PathBuf,
+    manifest: Manifest,
+    signer: PathBuf,
+}
+
+impl Bundle {
+    /// Opens and verifies the bundle folder `dir`.
+    pub fn open(dir: &Path, trust: &TrustedKeys) -> Result<Bundle, BundleError> {
+        if !dir.is_dir() {
+            return Err(BundleError::NotFound(dir.to_path_buf()));
+        }
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|e| (e.kind(), BundleError::Read { path, message: e.to_string() }))
+        };
+        let manifest_bytes = read("manifest.json").map_err(|(_, e)| e)?;
+        let sig = match read("manifest.sig") {
+            Ok(sig) => sig,
+            Err((std::io::ErrorKind::NotFound, _)) => return Err(BundleError::Unsigned(dir.to_path_buf())),
+            Err((_, e)) => return Err(e),
+        };
+        let signer = trust
+            .verify(&manifest_bytes, &sig)
+            .map_err(|source| BundleError::Signature { bundle: dir.to_path_buf(), source })?
+            .source
+            .clone();
+        let manifest = Manifest::parse(&manifest_bytes).map_err(|source| BundleError::Manifest { bundle: dir.to_path_buf(), source })?;
+
+        let model = dir.join(&manifest.model.file);
+        if !model.is_file() {
+            return Err(BundleError::ModelMissing { bundle: dir.to_path_buf(), file: manifest.model.file.clone() });
+        }
+        let actual = sha256_file(&model)?;
+        if !actual.eq_ignore_ascii_case(&manifest.model.sha256) {
+            return Err(BundleError::Digest {
+                bundle: dir.to_path_buf(),
+                file: manifest.model.file.clone(),
+                expected: manifest.model.sha256.clone(),
+                actual,
+            });
+        }
+        tracing::debug!(bundle = %dir.display(), brand = %manifest.brand, revision = manifest.revision, "bundle verified");
+        Ok(Bundle { dir: dir.to_path_buf(), manifest, signer })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn model_path(&self) -> PathBuf {
+        self.dir.join(&self.manifest.model.file)
+    }
+
+    /// The trusted key file that signed this bundle.
+    pub fn signer(&self) -> &Path {
+        &self.signer
+    }
+}
+
+fn sha256_file(path: &Path) -> Result<String, BundleError> {
+    let err = |e: std::io::Error| BundleError::Read { path: path.to_path_buf(), message: e.to_string() };
+    let mut file = std::fs::File::open(path).map_err(err)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf).map_err(err)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use manifest::tests::sample_json;
+    use signature::tests::{sign, trusted};
+
+    /// A bundle folder with a fake model file, signed by key `seed`.
+    fn write_bundle(dir: &Path, model: &[u8], seed: Option<u8>, tweak: impl FnOnce(&mut serde_json::Value)) {
+        std::fs::write(dir.join("model.onnx"), model).unwrap();
+        let mut v = sample_json();
+        v["model"]["sha256"] = hex::encode(Sha256::digest(model)).into();
+        tweak(&mut v);
+        let bytes = serde_json::to_vec_pretty(&v).unwrap();
+        std::fs::write(dir.join("manifest.json"), &bytes).unwrap();
+        if let Some(seed) = seed {
+            std::fs::write(dir.join("manifest.sig"), sign(seed, &bytes)).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_signed_consistent_bundle_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        write_bundle(dir.path(), b"model", Some(1), |_| {});
+        let b = Bundle::open(dir.path(), &trusted(1)).unwrap();
+        assert_eq!(b.manifest().brand, "northwind");
+        assert_eq!(b.model_path(), dir.path().join("model.onnx"));
+    }
+
+    #[test]
+    fn a_missing_signature_is_reported_as_unsigned() {
+        let dir = tempfile::tempdir().unwrap();
+        write_bundle(dir.path(), b"model", None, |_| {});
+        assert!(matches!(Bundle::open(dir.path(), &trusted(1)), Err(BundleError::Unsigned(_))));
+    }
+
+    #[test]
+    fn a_signature_by_an_untrusted_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        write_bundle(dir.path(), b"model", Some(2), |_| {});
+        let err = Bundle::open(dir.path(), &trusted(1)).unwrap_err();
+        assert!(matches!(err, BundleError::Signature { source: SignatureError::Untrusted { .. }, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_swapped_model_is_a_digest_mismatch() {
+        let dir = tempfile::tempdir().unwrap();
+        write_bundle(dir.path(), b"model", Some(1), |_| {});
+        std::fs::write(dir.path().join("model.onnx"), b"another model").unwrap();
+        let err = Bundle::open(dir.path(), &trusted(1)).unwrap_err();
+        assert!(matches!(err, BundleError::Digest { .. }));
+        assert!(err.to_string().contains("digest mismatch"), "{err}");
+    }
+
+    #[test]
+    fn a_signed_but_invalid_manifest_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        write_bundle(dir.path(), b"model", Some(1), |v| v["schema"] = "other/1".into());
+        assert!(matches!(Bundle::open(dir.path(), &trusted(1)), Err(BundleError::Manifest { .. })));
+    }
+
+    #[test]
+    fn a_missing_folder_is_not_found() {
+        assert!(matches!(Bundle::open(Path::new("/no/such/bundle"), &trusted(1)), Err(BundleError::NotFound(_))));
+    }
+}

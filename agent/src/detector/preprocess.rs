@@ -1,0 +1,173 @@
+//! Preprocessing: a decoded RGB frame into the model's NCHW float32 input, in place.
+//!
+//! Letterbox resize with bilinear interpolation of fixed kernel size (what OpenCV's `INTER_LINEAR`, used
+//! by the reference, computes; SIMD via `fast_image_resize`), pad 114, RGB, /255, planar. The resize
+//! buffer, the resizer and the tensor are owned by the caller and reused, so a frame of a size seen
+//! before allocates nothing.
+
+use fast_image_resize::{images::Image, images::ImageRef, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use thiserror::Error;
+
+use super::letterbox::Letterbox;
+
+/// A decoded frame: packed RGB8, row-major, no row padding.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    pub width: u32,
+    pub height: u32,
+    pub rgb: &'a [u8],
+}
+
+#[derive(Debug, Error)]
+pub enum PreprocessError {
+    #[error("frame of {width}×{height} needs {expected} bytes of RGB, got {actual}")]
+    FrameSize { width: u32, height: u32, expected: usize, actual: usize },
+    #[error("frame has no pixels ({width}×{height})")]
+    Empty { width: u32, height: u32 },
+    #[error("resize failed: {0}")]
+    Resize(String),
+}
+
+/// Reusable state of the preprocessing stage.
+pub struct Preprocessor {
+    resizer: Resizer,
+    options: ResizeOptions,
+    resized: Vec<u8>,
+    /// `v / 255` for every byte, computed as the reference does (f32 division).
+    lut: [f32; 256],
+}
+
+impl Default for Preprocessor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Preprocessor {
+    pub fn new() -> Self {
+        let mut lut = [0f32; 256];
+        for (i, v) in lut.iter_mut().enumerate() {
+            *v = i as f32 / 255.0;
+        }
+        Preprocessor {
+            resizer: Resizer::new(),
+            options: ResizeOptions::new().resize_alg(ResizeAlg::Interpolation(FilterType::Bilinear)),
+            resized: Vec::new(),
+            lut,
+        }
+    }
+
+    /// Letterboxes `frame` into `tensor` (`3 × dst_height × dst_width` floats, planar RGB).
+    pub fn run(&mut self, frame: Frame<'_>, dst_width: u32, dst_height: u32, tensor: &mut [f32]) -> Result<Letterbox, PreprocessError> {
+        let (w, h) = (frame.width, frame.height);
+        if w == 0 || h == 0 {
+            return Err(PreprocessError::Empty { width: w, height: h });
+        }
+        let expected = w as usize * h as usize * 3;
+        if frame.rgb.len() != expected {
+            return Err(PreprocessError::FrameSize { width: w, height: h, expected, actual: frame.rgb.len() });
+        }
+        let plane = dst_width as usize * dst_height as usize;
+        assert_eq!(tensor.len(), 3 * plane, "tensor sized by the caller from the model input");
+        let lb = Letterbox::new(w, h, dst_width, dst_height);
+
+        let (rw, rh) = (lb.resized_width as usize, lb.resized_height as usize);
+        let src: &[u8] = if lb.is_identity_resize() {
+            frame.rgb
+        } else {
+            self.resized.resize(rw * rh * 3, 0);
+            let src = ImageRef::new(w, h, frame.rgb, PixelType::U8x3).map_err(|e| PreprocessError::Resize(e.to_string()))?;
+            let mut dst = Image::from_slice_u8(lb.resized_width, lb.resized_height, &mut self.resized, PixelType::U8x3)
+                .map_err(|e| PreprocessError::Resize(e.to_string()))?;
+            self.resizer.resize(&src, &mut dst, &self.options).map_err(|e| PreprocessError::Resize(e.to_string()))?;
+            &self.resized
+        };
+
+        let pad = self.lut[114];
+        let (r_plane, rest) = tensor.split_at_mut(plane);
+        let (g_plane, b_plane) = rest.split_at_mut(plane);
+        let (left, top) = (lb.left as usize, lb.top as usize);
+        let dw = dst_width as usize;
+        for y in 0..dst_height as usize {
+            let row = y * dw..(y + 1) * dw;
+            let (r, g, b) = (&mut r_plane[row.clone()], &mut g_plane[row.clone()], &mut b_plane[row]);
+            if y < top || y >= top + rh {
+                r.fill(pad);
+                g.fill(pad);
+                b.fill(pad);
+                continue;
+            }
+            r[..left].fill(pad);
+            g[..left].fill(pad);
+            b[..left].fill(pad);
+            r[left + rw..].fill(pad);
+            g[left + rw..].fill(pad);
+            b[left + rw..].fill(pad);
+            let src_row = &src[(y - top) * rw * 3..(y - top + 1) * rw * 3];
+            let lut = &self.lut;
+            for (((px, r), g), b) in src_row
+                .chunks_exact(3)
+                .zip(&mut r[left..left + rw])
+                .zip(&mut g[left..left + rw])
+                .zip(&mut b[left..left + rw])
+            {
+                *r = lut[px[0] as usize];
+                *g = lut[px[1] as usize];
+                *b = lut[px[2] as usize];
+            }
+        }
+        Ok(lb)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_size_frame_is_copied_exactly_as_rgb_planes() {
+        let (w, h) = (4u32, 4u32);
+        let rgb: Vec<u8> = (0..w * h).flat_map(|i| [i as u8, 100 + i as u8, 200 + i as u8]).collect();
+        let mut t = vec![0f32; 3 * 16];
+        let lb = Preprocessor::new().run(Frame { width: w, height: h, rgb: &rgb }, 4, 4, &mut t).unwrap();
+        assert_eq!((lb.left, lb.top), (0, 0));
+        assert_eq!(t[5], 5.0 / 255.0);
+        assert_eq!(t[16 + 5], 105.0 / 255.0);
+        assert_eq!(t[32 + 5], 205.0 / 255.0);
+    }
+
+    #[test]
+    fn wide_frame_is_padded_with_114_above_and_below() {
+        let (w, h) = (8u32, 4u32);
+        let rgb = vec![255u8; (w * h * 3) as usize];
+        let mut t = vec![0f32; 3 * 64];
+        let lb = Preprocessor::new().run(Frame { width: w, height: h, rgb: &rgb }, 8, 8, &mut t).unwrap();
+        assert_eq!((lb.top, lb.resized_height), (2, 4));
+        let pad = 114.0 / 255.0;
+        for plane in 0..3 {
+            let p = &t[plane * 64..(plane + 1) * 64];
+            assert!(p[..16].iter().all(|&v| v == pad));
+            assert!(p[16..48].iter().all(|&v| v == 1.0));
+            assert!(p[48..].iter().all(|&v| v == pad));
+        }
+    }
+
+    #[test]
+    fn a_uniform_frame_stays_uniform_through_the_resize() {
+        let (w, h) = (1920u32, 1080u32);
+        let rgb: Vec<u8> = std::iter::repeat([10u8, 20, 30]).take((w * h) as usize).flatten().collect();
+        let mut t = vec![0f32; 3 * 320 * 320];
+        Preprocessor::new().run(Frame { width: w, height: h, rgb: &rgb }, 320, 320, &mut t).unwrap();
+        let centre = 160 * 320 + 160;
+        assert_eq!(t[centre], 10.0 / 255.0);
+        assert_eq!(t[320 * 320 + centre], 20.0 / 255.0);
+        assert_eq!(t[2 * 320 * 320 + centre], 30.0 / 255.0);
+    }
+
+    #[test]
+    fn a_short_buffer_is_an_error() {
+        let mut t = vec![0f32; 3 * 16];
+        let err = Preprocessor::new().run(Frame { width: 4, height: 4, rgb: &[0; 10] }, 4, 4, &mut t).unwrap_err();
+        assert!(matches!(err, PreprocessError::FrameSize { .. }));
+    }
+}

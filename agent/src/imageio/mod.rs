@@ -1,0 +1,260 @@
+//! Reading image files: JPEG, PNG and WebP, recognised by their content (not their name), decoded to
+//! packed RGB8 with the EXIF orientation applied (phone photos arrive rotated), under limits on size
+//! and memory so that a decompression bomb is refused before it is decoded.
+//!
+//! Every failure is an [`ImageError`] that names the file and says what is wrong with it in words a
+//! person can act on.
+
+use std::io::{BufReader, Cursor};
+use std::path::{Path, PathBuf};
+
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
+use thiserror::Error;
+
+/// What a decoder may allocate and how big an image may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageLimits {
+    pub max_width: u32,
+    pub max_height: u32,
+    /// Bytes the decoder may hold at once (output image included).
+    pub max_alloc: u64,
+}
+
+impl Default for ImageLimits {
+    fn default() -> Self {
+        // 16384² is beyond any camera; 1 GiB keeps a bomb from exhausting a small device.
+        ImageLimits { max_width: 16384, max_height: 16384, max_alloc: 1 << 30 }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ImageError {
+    #[error("{path}: cannot read: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("{path}: empty file (0 bytes)")]
+    Empty { path: PathBuf },
+    #[error("{path}: not a JPEG, PNG or WebP image (content starts with {start:?})")]
+    Unrecognised { path: PathBuf, start: String },
+    #[error("{path}: {format} header claims {width}×{height} pixels, over the limit of {max_width}×{max_height}; refused without decoding")]
+    TooLarge { path: PathBuf, format: &'static str, width: u32, height: u32, max_width: u32, max_height: u32 },
+    #[error("{path}: {format} image of {width}×{height} would need more than the {limit_mib} MiB decoding limit; refused")]
+    TooMuchMemory { path: PathBuf, format: &'static str, width: u32, height: u32, limit_mib: u64 },
+    #[error("{path}: truncated {format} (the data ends before the image does)")]
+    Truncated { path: PathBuf, format: &'static str },
+    #[error("{path}: corrupt {format}: {message}")]
+    Corrupt { path: PathBuf, format: &'static str, message: String },
+}
+
+/// A decoded, upright image.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    pub rgb: RgbImage,
+    pub format: &'static str,
+}
+
+/// Reads and decodes the image file at `path`.
+pub fn load(path: &Path, limits: ImageLimits) -> Result<Decoded, ImageError> {
+    let bytes = std::fs::read(path).map_err(|e| ImageError::Read { path: path.to_path_buf(), message: e.to_string() })?;
+    decode(path, &bytes, limits)
+}
+
+/// Decodes `bytes` (the content of `path`, which is only used in messages).
+pub fn decode(path: &Path, bytes: &[u8], limits: ImageLimits) -> Result<Decoded, ImageError> {
+    let p = || path.to_path_buf();
+    if bytes.is_empty() {
+        return Err(ImageError::Empty { path: p() });
+    }
+    let (format, name) = sniff(bytes).ok_or_else(|| ImageError::Unrecognised { path: p(), start: printable_start(bytes) })?;
+    if format == ImageFormat::Jpeg && !has_jpeg_end(bytes) {
+        // Design: JPEG decoders fill a cut-off scan with grey and report success; a missing
+        // end-of-image marker is how a truncated file is told apart.
+        return Err(ImageError::Truncated { path: p(), format: name });
+    }
+
+    let mut reader = ImageReader::with_format(BufReader::new(Cursor::new(bytes)), format);
+    let mut lim = image::Limits::default();
+    lim.max_image_width = Some(limits.max_width);
+    lim.max_image_height = Some(limits.max_height);
+    lim.max_alloc = Some(limits.max_alloc);
+    reader.limits(lim);
+    let corrupt = |e: image::ImageError| classify(path, name, e);
+    let mut decoder = match reader.into_decoder() {
+        Ok(d) => d,
+        Err(image::ImageError::Limits(_)) => {
+            // Re-read the header without limits only to say how big the image claims to be.
+            return Err(match header_dimensions(bytes, format) {
+                Some((width, height)) if width > limits.max_width || height > limits.max_height => too_large(path, name, width, height, limits),
+                Some((width, height)) => ImageError::TooMuchMemory { path: p(), format: name, width, height, limit_mib: limits.max_alloc >> 20 },
+                None => ImageError::Corrupt { path: p(), format: name, message: "header exceeds the decoder limits".into() },
+            });
+        }
+        Err(e) => return Err(corrupt(e)),
+    };
+    let (width, height) = decoder.dimensions();
+    if width > limits.max_width || height > limits.max_height {
+        return Err(too_large(path, name, width, height, limits));
+    }
+    let needed = decoder.total_bytes();
+    if needed > limits.max_alloc {
+        return Err(ImageError::TooMuchMemory { path: p(), format: name, width, height, limit_mib: limits.max_alloc >> 20 });
+    }
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| match e {
+        image::ImageError::Limits(_) => ImageError::TooMuchMemory { path: p(), format: name, width, height, limit_mib: limits.max_alloc >> 20 },
+        e => corrupt(e),
+    })?;
+    img.apply_orientation(orientation);
+    Ok(Decoded { rgb: img.into_rgb8(), format: name })
+}
+
+fn too_large(path: &Path, format: &'static str, width: u32, height: u32, l: ImageLimits) -> ImageError {
+    ImageError::TooLarge { path: path.to_path_buf(), format, width, height, max_width: l.max_width, max_height: l.max_height }
+}
+
+fn classify(path: &Path, format: &'static str, e: image::ImageError) -> ImageError {
+    let message = e.to_string();
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("eof") || lower.contains("end of file") || lower.contains("unexpected end") || lower.contains("fill whole buffer") || lower.contains("truncat") {
+        ImageError::Truncated { path: path.to_path_buf(), format }
+    } else {
+        ImageError::Corrupt { path: path.to_path_buf(), format, message }
+    }
+}
+
+fn header_dimensions(bytes: &[u8], format: ImageFormat) -> Option<(u32, u32)> {
+    if format == ImageFormat::Png && bytes.len() >= 24 && &bytes[12..16] == b"IHDR" {
+        let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        return Some((be(16), be(20)));
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    reader.no_limits();
+    reader.into_dimensions().ok()
+}
+
+/// The format from the file's first bytes.
+fn sniff(bytes: &[u8]) -> Option<(ImageFormat, &'static str)> {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some((ImageFormat::Jpeg, "JPEG"))
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some((ImageFormat::Png, "PNG"))
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some((ImageFormat::WebP, "WebP"))
+    } else {
+        None
+    }
+}
+
+/// An end-of-image marker near the end (some writers append a few padding bytes after it).
+fn has_jpeg_end(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(64)..];
+    tail.windows(2).any(|w| w == [0xFF, 0xD9])
+}
+
+fn printable_start(bytes: &[u8]) -> String {
+    bytes.iter().take(12).map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{codecs::jpeg::JpegEncoder, codecs::png::PngEncoder, ImageEncoder};
+
+    fn jpeg(w: u32, h: u32) -> Vec<u8> {
+        let img = RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 5) as u8, 90]));
+        let mut out = Vec::new();
+        JpegEncoder::new_with_quality(&mut out, 90).write_image(img.as_raw(), w, h, image::ExtendedColorType::Rgb8).unwrap();
+        out
+    }
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let img = RgbImage::from_pixel(w, h, image::Rgb([1, 2, 3]));
+        let mut out = Vec::new();
+        PngEncoder::new(&mut out).write_image(img.as_raw(), w, h, image::ExtendedColorType::Rgb8).unwrap();
+        out
+    }
+
+    /// A PNG whose IHDR claims `w`×`h` (CRC fixed up), with no image data at all.
+    pub(crate) fn png_header_claiming(w: u32, h: u32) -> Vec<u8> {
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend_from_slice(&w.to_be_bytes());
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        out.extend_from_slice(&13u32.to_be_bytes());
+        out.extend_from_slice(&ihdr);
+        out.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+        out
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &b in data {
+            crc ^= b as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+
+    fn p() -> &'static Path {
+        Path::new("x")
+    }
+
+    #[test]
+    fn jpeg_and_png_decode_to_rgb_of_their_size() {
+        let d = decode(p(), &jpeg(33, 17), ImageLimits::default()).unwrap();
+        assert_eq!((d.rgb.width(), d.rgb.height(), d.format), (33, 17, "JPEG"));
+        let d = decode(p(), &png(5, 9), ImageLimits::default()).unwrap();
+        assert_eq!((d.rgb.width(), d.rgb.height(), d.format), (5, 9, "PNG"));
+        assert_eq!(d.rgb.get_pixel(2, 2).0, [1, 2, 3]);
+    }
+
+    #[test]
+    fn empty_text_truncated_and_bomb_each_get_their_own_error() {
+        let l = ImageLimits::default();
+        assert!(matches!(decode(p(), b"", l), Err(ImageError::Empty { .. })));
+        assert!(matches!(decode(p(), b"hello, I am text\n", l), Err(ImageError::Unrecognised { .. })));
+        let j = jpeg(64, 64);
+        assert!(matches!(decode(p(), &j[..j.len() / 2], l), Err(ImageError::Truncated { .. })));
+        let err = decode(p(), &png_header_claiming(30000, 30000), l).unwrap_err();
+        assert!(matches!(err, ImageError::TooLarge { width: 30000, height: 30000, .. }), "{err}");
+        assert!(err.to_string().contains("30000×30000"), "{err}");
+    }
+
+    /// `jpeg` with an EXIF APP1 segment holding the orientation tag.
+    pub(crate) fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+        let mut tiff = b"MM\0\x2a\0\0\0\x08".to_vec();
+        tiff.extend_from_slice(&1u16.to_be_bytes()); // one entry
+        tiff.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
+        tiff.extend_from_slice(&3u16.to_be_bytes()); // SHORT
+        tiff.extend_from_slice(&1u32.to_be_bytes());
+        tiff.extend_from_slice(&orientation.to_be_bytes());
+        tiff.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // value padding, next IFD = 0
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend_from_slice(&tiff);
+        let mut out = jpeg[..2].to_vec();
+        out.extend_from_slice(&[0xFF, 0xE1]);
+        out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+        out.extend_from_slice(&app1);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+
+    #[test]
+    fn exif_orientation_is_applied() {
+        let rotated = with_exif_orientation(&jpeg(40, 20), 6);
+        let d = decode(p(), &rotated, ImageLimits::default()).unwrap();
+        assert_eq!((d.rgb.width(), d.rgb.height()), (20, 40), "orientation 6 turns the image a quarter");
+        let upright = with_exif_orientation(&jpeg(40, 20), 1);
+        let d = decode(p(), &upright, ImageLimits::default()).unwrap();
+        assert_eq!((d.rgb.width(), d.rgb.height()), (40, 20));
+    }
+
+    #[test]
+    fn the_memory_limit_is_enforced_below_the_size_limit() {
+        let l = ImageLimits { max_width: 16384, max_height: 16384, max_alloc: 1000 };
+        let err = decode(p(), &png(100, 100), l).unwrap_err();
+        assert!(matches!(err, ImageError::TooMuchMemory { .. } | ImageError::TooLarge { .. }), "{err}");
+    }
+}

@@ -1,0 +1,27 @@
+//! Hallmark decides whether a product in front of a camera is genuine or counterfeit.
+//!
+//! The pieces, in the order a frame meets them:
+//! - [`config`]: the TOML configuration and its `HALLMARK_*` overrides.
+//! - [`runtime`]: finding and loading ONNX Runtime, building sessions with the chosen execution providers.
+//! - [`bundle`]: signed model bundles (manifest, signature, model digest).
+//! - [`imageio`]: image files to upright RGB frames, safely.
+//! - [`detector`]: the YOLOv5 detector (letterbox, inference, decode, NMS), pure stages around one session.
+//! - [`verdict`]: what the detections say about the product.
+//! - [`pipeline`]: bundle + detector + verdict, as `scan`, `bench` and the agent use them.
+//! - [`scan`] and [`bench`]: the `hallmark scan` and `hallmark bench` commands; [`cli`] parses the command line.
+
+pub mod bench;
+pub mod bundle;
+pub mod cli;
+pub mod config;
+pub mod detector;
+pub mod imageio;
+pub mod pipeline;
+pub mod runtime;
+pub mod scan;
+pub mod verdict;
+
+pub use bundle::{Bundle, Manifest, TrustedKeys};
+pub use detector::{Detection, Detector, Frame};
+pub use pipeline::Pipeline;
+pub use runtime::{Runtime, RuntimeOptions};

@@ -1,0 +1,128 @@
+//! ONNX Runtime: loading the shared library once per process, and building inference sessions with the
+//! configured execution providers and threads.
+//!
+//! Sessions get full graph optimisation and `intra_threads` threads (default: the physical cores). The
+//! execution providers are tried in the configured order and each must register: a provider that fails
+//! is an error naming it, never a silent fall back to the CPU.
+
+mod locate;
+mod threads;
+
+use std::path::{Path, PathBuf};
+
+use ort::session::{builder::GraphOptimizationLevel, Session};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use locate::{locate, search_roots, LocateError, Source};
+pub use threads::physical_cores;
+
+/// An execution provider Hallmark can ask ONNX Runtime for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Cpu,
+    Cuda,
+    Tensorrt,
+}
+
+impl std::str::FromStr for Provider {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "cpu" => Ok(Provider::Cpu),
+            "cuda" => Ok(Provider::Cuda),
+            "tensorrt" => Ok(Provider::Tensorrt),
+            other => Err(format!("unknown execution provider {other:?} (expected cpu, cuda or tensorrt)")),
+        }
+    }
+}
+
+/// How to load the runtime and build sessions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeOptions {
+    /// Explicit library path (`--ort-lib` / `runtime.ort_lib`).
+    pub ort_lib: Option<PathBuf>,
+    /// In order of preference; each must register.
+    pub providers: Vec<Provider>,
+    /// Intra-op threads; `None` = physical cores.
+    pub intra_threads: Option<usize>,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions { ort_lib: None, providers: vec![Provider::Cpu], intra_threads: None }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Locate(#[from] LocateError),
+    #[error("could not load the ONNX Runtime library {path}: {message}")]
+    Load { path: PathBuf, message: String },
+    #[error("ONNX Runtime environment: {0}")]
+    Environment(String),
+    #[error("execution provider {provider:?} failed to register (no fall back to CPU): {message}")]
+    Provider { provider: Provider, message: String },
+    #[error("could not create an inference session for {model}: {message}")]
+    Session { model: PathBuf, message: String },
+}
+
+/// The loaded ONNX Runtime and the session settings.
+pub struct Runtime {
+    environment: ort::environment::Environment,
+    options: RuntimeOptions,
+    library: PathBuf,
+    threads: usize,
+}
+
+impl Runtime {
+    /// Finds and loads the library (once per process; later calls reuse it).
+    pub fn load(options: RuntimeOptions) -> Result<Runtime, RuntimeError> {
+        let env = std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from);
+        let (library, source) = locate(options.ort_lib.as_deref(), env.as_deref(), &search_roots())?;
+        tracing::debug!(library = %library.display(), ?source, "loading ONNX Runtime");
+        let builder = ort::init_from(&library).map_err(|e| RuntimeError::Load { path: library.clone(), message: e.to_string() })?;
+        let environment = builder.with_name("hallmark").build().map_err(|e| RuntimeError::Environment(e.to_string()))?;
+        let threads = options.intra_threads.filter(|&n| n > 0).unwrap_or_else(physical_cores);
+        Ok(Runtime { environment, options, library, threads })
+    }
+
+    /// The library that was loaded.
+    pub fn library(&self) -> &Path {
+        &self.library
+    }
+
+    /// Intra-op threads each session uses.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    pub fn providers(&self) -> &[Provider] {
+        &self.options.providers
+    }
+
+    /// A session for the ONNX model at `model`.
+    pub fn session(&self, model: &Path) -> Result<Session, RuntimeError> {
+        let err = |e: &dyn std::fmt::Display| RuntimeError::Session { model: model.to_path_buf(), message: e.to_string() };
+        let mut builder = Session::builder(&self.environment)
+            .map_err(|e| err(&e))?
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(|e| err(&e))?
+            .with_intra_threads(self.threads)
+            .map_err(|e| err(&e))?;
+        for &provider in &self.options.providers {
+            let dispatch = match provider {
+                Provider::Cpu => ort::ep::CPU::default().build(),
+                Provider::Cuda => ort::ep::CUDA::default().build(),
+                Provider::Tensorrt => ort::ep::TensorRT::default().build(),
+            }
+            .error_on_failure();
+            builder = builder
+                .with_execution_providers([dispatch])
+                .map_err(|e| RuntimeError::Provider { provider, message: e.to_string() })?;
+        }
+        builder.commit_from_file(model).map_err(|e| err(&e))
+    }
+}

@@ -1,0 +1,178 @@
+//! `hallmark scan`: the detector and the verdict over image files and folders, one JSON object per
+//! image on stdout (JSON Lines), optionally an annotated copy of each image.
+//!
+//! An image that cannot be read or decoded gives a record with `error`, a message on stderr, and the
+//! scan goes on; the caller turns a non-zero [`Summary::failed`] into a non-zero exit status.
+
+mod annotate;
+mod record;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use thiserror::Error;
+
+pub use annotate::annotate;
+pub use record::{ms, DetectionRecord, ErrorRecord, ScanRecord, Timings};
+
+use crate::detector::Frame;
+use crate::imageio::{self, ImageLimits};
+use crate::pipeline::Pipeline;
+
+/// File name endings taken from folders (files named explicitly are always tried).
+const EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
+
+#[derive(Debug, Error)]
+pub enum ScanError {
+    #[error("cannot create the annotation folder {path}: {message}")]
+    AnnotateDir { path: PathBuf, message: String },
+    #[error("cannot write to stdout: {0}")]
+    Stdout(std::io::Error),
+}
+
+/// How a scan went.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub scanned: usize,
+    pub failed: usize,
+}
+
+/// The image files under `paths`: files as given, folders walked (sorted, recursively) for image
+/// endings. A path that does not exist is kept, so that it is reported like any unreadable image.
+pub fn collect_inputs(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        out.push(dir.to_path_buf());
+        return;
+    };
+    let mut entries: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            walk(&p, out);
+        } else if p.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())) {
+            out.push(p);
+        }
+    }
+}
+
+/// Scans `inputs`, writing JSON Lines to `out` and annotated images to `annotate_dir`.
+pub fn scan(
+    pipeline: &mut Pipeline,
+    inputs: &[PathBuf],
+    limits: ImageLimits,
+    annotate_dir: Option<&Path>,
+    out: &mut impl Write,
+) -> Result<Summary, ScanError> {
+    if let Some(dir) = annotate_dir {
+        std::fs::create_dir_all(dir).map_err(|e| ScanError::AnnotateDir { path: dir.to_path_buf(), message: e.to_string() })?;
+    }
+    let mut summary = Summary::default();
+    let mut used_names = std::collections::HashSet::new();
+    for path in inputs {
+        let name = path.display().to_string();
+        let line = match scan_one(pipeline, path, limits, annotate_dir, &mut used_names) {
+            Ok(record) => {
+                summary.scanned += 1;
+                serde_json::to_string(&record)
+            }
+            Err(message) => {
+                summary.failed += 1;
+                eprintln!("hallmark: {message}");
+                serde_json::to_string(&ErrorRecord { image: name, error: message })
+            }
+        };
+        // Design: serialising these plain structs cannot fail.
+        let line = line.expect("scan records serialise");
+        writeln!(out, "{line}").and_then(|_| out.flush()).map_err(ScanError::Stdout)?;
+    }
+    Ok(summary)
+}
+
+fn scan_one(
+    pipeline: &mut Pipeline,
+    path: &Path,
+    limits: ImageLimits,
+    annotate_dir: Option<&Path>,
+    used_names: &mut std::collections::HashSet<PathBuf>,
+) -> Result<ScanRecord, String> {
+    let t0 = Instant::now();
+    let decoded = imageio::load(path, limits).map_err(|e| e.to_string())?;
+    let decode = t0.elapsed();
+    let mut rgb = decoded.rgb;
+    let (width, height) = rgb.dimensions();
+    let frame = Frame { width, height, rgb: rgb.as_raw() };
+    let outcome = pipeline.process(frame).map_err(|e| format!("{}: {e}", path.display()))?;
+    let timings = Timings {
+        decode: ms(decode),
+        preprocess: ms(outcome.times.preprocess),
+        inference: ms(outcome.times.inference),
+        postprocess: ms(outcome.times.postprocess),
+        total: ms(decode + outcome.total),
+    };
+    let detections = outcome.detections.to_vec();
+    let verdict = outcome.verdict;
+    let manifest = pipeline.manifest();
+    let record = ScanRecord::new(path.display().to_string(), width, height, manifest, &verdict, &detections, timings);
+    if let Some(dir) = annotate_dir {
+        annotate(&mut rgb, &detections, &verdict, manifest);
+        let target = unique_name(dir, path, used_names);
+        image::DynamicImage::ImageRgb8(rgb)
+            .save_with_format(&target, image::ImageFormat::Jpeg)
+            .map_err(|e| format!("{}: cannot write annotated image {}: {e}", path.display(), target.display()))?;
+    }
+    Ok(record)
+}
+
+/// `DIR/<stem>.jpg`, or `DIR/<stem>-2.jpg`, ... when another input of this scan had the same stem.
+fn unique_name(dir: &Path, path: &Path, used: &mut std::collections::HashSet<PathBuf>) -> PathBuf {
+    let stem = path.file_stem().map_or_else(|| "image".to_string(), |s| s.to_string_lossy().into_owned());
+    let mut n = 1;
+    loop {
+        let name = if n == 1 { format!("{stem}.jpg") } else { format!("{stem}-{n}.jpg") };
+        let candidate = dir.join(name);
+        if used.insert(candidate.clone()) {
+            return candidate;
+        }
+        n += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_are_walked_sorted_for_image_endings_and_files_kept_as_given() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b.JPG", "a.png", "notes.txt", "sub/c.webp"] {
+            let p = dir.path().join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"").unwrap();
+        }
+        let explicit = dir.path().join("notes.txt");
+        let got = collect_inputs(&[dir.path().to_path_buf(), explicit.clone()]);
+        let names: Vec<_> = got.iter().map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string()).collect();
+        assert_eq!(names, ["a.png", "b.JPG", "sub/c.webp", "notes.txt"]);
+    }
+
+    #[test]
+    fn annotated_names_do_not_collide() {
+        let mut used = std::collections::HashSet::new();
+        let d = Path::new("/out");
+        assert_eq!(unique_name(d, Path::new("x/a.png"), &mut used), Path::new("/out/a.jpg"));
+        assert_eq!(unique_name(d, Path::new("y/a.jpg"), &mut used), Path::new("/out/a-2.jpg"));
+    }
+}
