@@ -11,6 +11,24 @@
 use core::convert::Infallible;
 use embedded_graphics::{pixelcolor::Rgb565, prelude::*, primitives::Rectangle};
 
+/// Draws `screen` onto `panel` through `buf`, one band at a time: each band is rendered into `buf`
+/// and sent with a single `fill_contiguous` (one address window, one burst of pixels on an SPI panel).
+/// `buf` must hold at least one row of the panel.
+pub fn draw_banded<D>(screen: &crate::Screen, buf: &mut [Rgb565], panel: &mut D) -> Result<(), D::Error>
+where
+    D: DrawTarget<Color = Rgb565> + OriginDimensions,
+{
+    let size = panel.size();
+    let mut band = BandTarget::new(buf, size.width, size.height);
+    for i in 0..band.bands() {
+        band.set_top(i * band.rows);
+        // Infallible: the band is memory.
+        let Ok(()) = crate::render::draw(screen, &mut band);
+        panel.fill_contiguous(&band.area(), band.pixels().iter().copied())?;
+    }
+    Ok(())
+}
+
 /// Rows `top .. top + rows` of a `width × height` screen, backed by a caller-provided slice.
 pub struct BandTarget<'a> {
     buf: &'a mut [Rgb565],

@@ -1,0 +1,157 @@
+//! The kiosk controller firmware: set up the pins, start the link and button tasks, then run the
+//! controller state machine and carry out what it decides (screen, relay, replies).
+#![no_std]
+#![no_main]
+
+use embassy_executor::Spawner;
+use embassy_futures::select::{select, Either};
+use embassy_stm32::exti::{self, ExtiInput};
+use embassy_stm32::gpio::{Level, Output, Pull, Speed};
+use embassy_stm32::mode::{Async, Blocking};
+use embassy_stm32::spi::{self, Spi};
+use embassy_stm32::time::Hertz;
+use embassy_stm32::usart::{self, BufferedUart, BufferedUartRx, BufferedUartTx};
+use embassy_stm32::{bind_interrupts, interrupt, peripherals};
+use embassy_time::{Delay, Instant, Timer};
+use embedded_graphics::pixelcolor::Rgb565;
+use embedded_graphics::prelude::{DrawTarget, OriginDimensions, RgbColor};
+use embedded_hal_bus::spi::ExclusiveDevice;
+use embedded_io_async::Write;
+use hallmark_board::inputs::{Input, Inputs};
+use hallmark_board::{clocks, link_rx, BAND_ROWS};
+use hallmark_link::{encode, MAX_WIRE_LEN};
+use hallmark_ui::{band::draw_banded, Actuator, Config, Controller, Effects, WIDTH};
+use mipidsi::interface::SpiInterface;
+use mipidsi::models::ST7789;
+use mipidsi::options::{ColorInversion, Orientation, Rotation};
+use panic_halt as _;
+use static_cell::StaticCell;
+
+bind_interrupts!(struct Irqs {
+    USART1 => usart::BufferedInterruptHandler<peripherals::USART1>;
+    EXTI0 => exti::InterruptHandler<interrupt::typelevel::EXTI0>;
+});
+
+static INPUTS: Inputs = Inputs::new();
+static UART_TX: StaticCell<[u8; 256]> = StaticCell::new();
+static UART_RX: StaticCell<[u8; 256]> = StaticCell::new();
+static SPI_BUF: StaticCell<[u8; 512]> = StaticCell::new();
+static BAND: StaticCell<[Rgb565; WIDTH as usize * BAND_ROWS]> = StaticCell::new();
+
+#[embassy_executor::task]
+async fn link_task(rx: BufferedUartRx<'static>) {
+    link_rx::run(rx, &INPUTS).await
+}
+
+#[embassy_executor::task]
+async fn button_task(mut button: ExtiInput<'static, Async>) {
+    loop {
+        button.wait_for_falling_edge().await;
+        INPUTS.send(Input::Button).await;
+        // The controller debounces presses; this only stops one press from flooding the tray.
+        Timer::after_millis(50).await;
+        button.wait_for_high().await;
+    }
+}
+
+fn now_ms() -> u64 {
+    Instant::now().as_millis()
+}
+
+#[embassy_executor::main]
+async fn main(spawner: Spawner) {
+    let p = embassy_stm32::init(clocks::config());
+
+    // Safe state first: relay off, backlight on.
+    let relay = Output::new(p.PB12, Level::Low, Speed::Low);
+    let _backlight = Output::new(p.PB10, Level::High, Speed::Low);
+
+    // The link. Design: a fixed configuration that cannot be rejected (115200 8N1 on USART1), so
+    // failing here means broken hardware; halting leaves the relay off.
+    let mut uart_cfg = usart::Config::default();
+    uart_cfg.baudrate = 115_200;
+    let Ok(uart) = BufferedUart::new(
+        p.USART1,
+        p.PA10,
+        p.PA9,
+        UART_TX.init([0; 256]),
+        UART_RX.init([0; 256]),
+        Irqs,
+        uart_cfg,
+    ) else {
+        halt()
+    };
+    let (tx, rx) = uart.split();
+    spawner.spawn(link_task(rx).unwrap_or_else(|_| halt()));
+    spawner.spawn(button_task(ExtiInput::new(p.PA0, p.EXTI0, Pull::Up, Irqs)).unwrap_or_else(|_| halt()));
+
+    // The panel: ST7789 240×320 turned to landscape 320×240, SPI at 24 MHz.
+    let mut spi_cfg = spi::Config::default();
+    spi_cfg.frequency = Hertz(24_000_000);
+    let spi: Spi<'static, Blocking, _> = Spi::new_blocking_txonly(p.SPI1, p.PA5, p.PA7, spi_cfg);
+    // Infallible: a GPIO output cannot fail on this chip.
+    let Ok(spi) = ExclusiveDevice::new_no_delay(spi, Output::new(p.PA4, Level::High, Speed::VeryHigh));
+    let di = SpiInterface::new(spi, Output::new(p.PB0, Level::Low, Speed::VeryHigh), SPI_BUF.init([0; 512]));
+    let Ok(panel) = mipidsi::Builder::new(ST7789, di)
+        .display_size(240, 320)
+        .orientation(Orientation::new().rotate(Rotation::Deg90))
+        .invert_colors(ColorInversion::Inverted)
+        .reset_pin(Output::new(p.PB1, Level::High, Speed::Low))
+        .init(&mut Delay)
+    else {
+        halt()
+    };
+    let band = BAND.init([Rgb565::BLACK; WIDTH as usize * BAND_ROWS]);
+
+    let mut out = Outputs { relay, tx, panel, band };
+    let (mut ctrl, fx) = Controller::new(Config::default(), env!("CARGO_PKG_VERSION"), now_ms());
+    out.apply(&ctrl, fx).await;
+    loop {
+        let deadline = Instant::from_millis(ctrl.next_deadline());
+        let fx = match select(INPUTS.receive(), Timer::at(deadline)).await {
+            Either::First(Input::Message(msg)) => ctrl.on_message(now_ms(), msg),
+            Either::First(Input::Button) => ctrl.on_button(now_ms()),
+            Either::Second(()) => ctrl.on_tick(now_ms()),
+        };
+        out.apply(&ctrl, fx).await;
+        let fx = ctrl.on_tick(now_ms());
+        out.apply(&ctrl, fx).await;
+    }
+}
+
+/// Where the controller's decisions land: the relay pin, the UART, the panel.
+struct Outputs<P> {
+    relay: Output<'static>,
+    tx: BufferedUartTx<'static>,
+    panel: P,
+    band: &'static mut [Rgb565; WIDTH as usize * BAND_ROWS],
+}
+
+impl<P: DrawTarget<Color = Rgb565> + OriginDimensions> Outputs<P> {
+    /// Carries out one set of effects: actuator first (it is time-critical), then the reply, then
+    /// the redraw (the slowest, ~30 ms for a full screen at 24 MHz SPI).
+    async fn apply(&mut self, ctrl: &Controller, fx: Effects) {
+        match fx.actuator {
+            Some(Actuator::On) => self.relay.set_high(),
+            Some(Actuator::Off) => self.relay.set_low(),
+            None => {}
+        }
+        if let Some(msg) = fx.send {
+            let mut frame = [0u8; MAX_WIRE_LEN];
+            if let Ok(n) = encode(&msg, &mut frame) {
+                // The UART drains at line rate with no flow control, so this cannot stall for long.
+                let _ = self.tx.write_all(&frame[..n]).await;
+            }
+        }
+        if fx.redraw {
+            // A failed SPI transfer leaves a stale picture; the next change redraws everything.
+            let _ = draw_banded(ctrl.screen(), &mut self.band[..], &mut self.panel);
+        }
+    }
+}
+
+fn halt() -> ! {
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
