@@ -155,7 +155,7 @@ mod tests {
     #[test]
     fn a_uniform_frame_stays_uniform_through_the_resize() {
         let (w, h) = (1920u32, 1080u32);
-        let rgb: Vec<u8> = std::iter::repeat([10u8, 20, 30]).take((w * h) as usize).flatten().collect();
+        let rgb: Vec<u8> = std::iter::repeat_n([10u8, 20, 30], (w * h) as usize).flatten().collect();
         let mut t = vec![0f32; 3 * 320 * 320];
         Preprocessor::new().run(Frame { width: w, height: h, rgb: &rgb }, 320, 320, &mut t).unwrap();
         let centre = 160 * 320 + 160;
