@@ -6,7 +6,10 @@ use embassy_stm32::time::Hertz;
 
 pub fn config() -> embassy_stm32::Config {
     let mut c = embassy_stm32::Config::default();
-    c.rcc.hse = Some(Hse { freq: Hertz(25_000_000), mode: HseMode::Oscillator });
+    c.rcc.hse = Some(Hse {
+        freq: Hertz(25_000_000),
+        mode: HseMode::Oscillator,
+    });
     c.rcc.pll_src = PllSource::HSE;
     c.rcc.pll = Some(Pll {
         prediv: PllPreDiv::DIV25,

@@ -81,12 +81,24 @@ impl LinkClient {
         let (outgoing, queue) = mpsc::channel();
         let (event_tx, events) = mpsc::sync_channel(opts.event_capacity.max(1));
         let stop = Arc::new(AtomicBool::new(false));
-        let worker = Worker { path, opts, queue, events: event_tx, stop: stop.clone(), dropped_events: 0 };
+        let worker = Worker {
+            path,
+            opts,
+            queue,
+            events: event_tx,
+            stop: stop.clone(),
+            dropped_events: 0,
+        };
         let thread = std::thread::Builder::new()
             .name("hallmark-link".into())
             .spawn(move || worker.run())
             .ok();
-        LinkClient { outgoing, events, stop, thread }
+        LinkClient {
+            outgoing,
+            events,
+            stop,
+            thread,
+        }
     }
 
     /// Queues `msg` for the controller. Checked here, so a bad message fails at the caller.
@@ -140,7 +152,10 @@ impl Worker {
             Err(TrySendError::Full(_)) => {
                 self.dropped_events += 1;
                 if self.dropped_events.is_power_of_two() {
-                    tracing::warn!(dropped = self.dropped_events, "link events not read; dropping");
+                    tracing::warn!(
+                        dropped = self.dropped_events,
+                        "link events not read; dropping"
+                    );
                 }
             }
             Err(TrySendError::Disconnected(_)) => {}
@@ -173,7 +188,10 @@ impl Worker {
             }
             let discarded = self.queue.try_iter().count();
             if discarded > 0 {
-                tracing::warn!(discarded, "messages queued while the link was down were discarded");
+                tracing::warn!(
+                    discarded,
+                    "messages queued while the link was down were discarded"
+                );
             }
             self.sleep(backoff);
             backoff = (backoff * 2).min(self.opts.reconnect_max);
@@ -216,7 +234,9 @@ impl Worker {
             if Instant::now() >= next_heartbeat {
                 heartbeat_seq = heartbeat_seq.wrapping_add(1);
                 next_heartbeat = Instant::now() + self.opts.heartbeat_every;
-                if let Err(e) = write_message(port, &Message::Heartbeat(Heartbeat { seq: heartbeat_seq })) {
+                if let Err(e) =
+                    write_message(port, &Message::Heartbeat(Heartbeat { seq: heartbeat_seq }))
+                {
                     return format!("writing heartbeat: {e}");
                 }
             }
@@ -233,7 +253,11 @@ impl Worker {
                         }
                     }
                 }
-                Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::TimedOut | ErrorKind::WouldBlock | ErrorKind::Interrupted
+                    ) => {}
                 Err(e) => return format!("reading: {e}"),
             }
         }
@@ -247,4 +271,3 @@ fn write_message(port: &mut dyn SerialPort, msg: &Message) -> std::io::Result<()
     port.write_all(&out[..n])?;
     port.flush()
 }
-

@@ -15,5 +15,8 @@ pub enum LinkError {
     Timeout,
     /// The serial device could not be opened.
     #[error("cannot open serial port {path}: {source}")]
-    Open { path: PathBuf, source: serialport::Error },
+    Open {
+        path: PathBuf,
+        source: serialport::Error,
+    },
 }

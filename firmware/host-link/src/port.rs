@@ -19,5 +19,8 @@ pub fn open(path: &Path, baud: u32) -> Result<Box<dyn SerialPort>, LinkError> {
     serialport::new(path.to_string_lossy(), baud)
         .timeout(READ_TIMEOUT)
         .open()
-        .map_err(|source| LinkError::Open { path: path.to_path_buf(), source })
+        .map_err(|source| LinkError::Open {
+            path: path.to_path_buf(),
+            source,
+        })
 }

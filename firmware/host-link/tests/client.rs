@@ -10,14 +10,20 @@ use hallmark_host_link::{LinkClient, LinkError, Options};
 fn client_on_missing_port() -> LinkClient {
     LinkClient::spawn(
         "/nonexistent/ttyHALLMARK",
-        Options { reconnect_min: Duration::from_millis(10), ..Options::default() },
+        Options {
+            reconnect_min: Duration::from_millis(10),
+            ..Options::default()
+        },
     )
 }
 
 #[test]
 fn an_out_of_range_message_is_refused_at_send() {
     let c = client_on_missing_port();
-    let bad = Message::Status(Status::ModelUpdating { brand: text_truncated("Acme"), progress: Progress(150) });
+    let bad = Message::Status(Status::ModelUpdating {
+        brand: text_truncated("Acme"),
+        progress: Progress(150),
+    });
     match c.send(bad) {
         Err(LinkError::Encode(EncodeError::Invalid(why))) => assert!(why.contains("progress")),
         other => panic!("expected an encode error, got {other:?}"),
@@ -28,8 +34,15 @@ fn an_out_of_range_message_is_refused_at_send() {
 #[test]
 fn a_missing_port_gives_no_connection_and_drop_is_prompt() {
     let c = client_on_missing_port();
-    assert!(matches!(c.recv_timeout(Duration::from_millis(300)), Err(LinkError::Timeout)));
+    assert!(matches!(
+        c.recv_timeout(Duration::from_millis(300)),
+        Err(LinkError::Timeout)
+    ));
     let t = Instant::now();
     drop(c);
-    assert!(t.elapsed() < Duration::from_secs(1), "drop took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "drop took {:?}",
+        t.elapsed()
+    );
 }

@@ -29,7 +29,11 @@ impl Default for Decoder {
 
 impl Decoder {
     pub const fn new() -> Self {
-        Decoder { buf: [0; MAX_FRAME_LEN], len: 0, skipping: false }
+        Decoder {
+            buf: [0; MAX_FRAME_LEN],
+            len: 0,
+            skipping: false,
+        }
     }
 
     /// Feeds one byte. `None`: need more bytes. `Some(Ok)`: a message. `Some(Err)`: a frame was dropped.
@@ -57,7 +61,10 @@ impl Decoder {
 
     /// Feeds a chunk of bytes; the iterator yields each finished frame's result in order.
     pub fn feed<'d, 'b>(&'d mut self, bytes: &'b [u8]) -> Feed<'d, 'b> {
-        Feed { decoder: self, bytes: bytes.iter() }
+        Feed {
+            decoder: self,
+            bytes: bytes.iter(),
+        }
     }
 
     /// True when the decoder holds part of a frame.

@@ -29,12 +29,19 @@ impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FrameError::Oversize => {
-                write!(f, "frame longer than {} bytes, dropped", crate::MAX_FRAME_LEN)
+                write!(
+                    f,
+                    "frame longer than {} bytes, dropped",
+                    crate::MAX_FRAME_LEN
+                )
             }
             FrameError::Cobs => f.write_str("broken COBS stuffing"),
             FrameError::TooShort { len } => write!(f, "frame of {len} bytes is too short"),
             FrameError::Crc { expected, actual } => {
-                write!(f, "CRC mismatch: frame says {expected:#010x}, content gives {actual:#010x}")
+                write!(
+                    f,
+                    "CRC mismatch: frame says {expected:#010x}, content gives {actual:#010x}"
+                )
             }
             FrameError::Version { got } => write!(
                 f,
@@ -62,7 +69,10 @@ impl fmt::Display for EncodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EncodeError::BufferTooSmall { need_at_most, have } => {
-                write!(f, "output buffer of {have} bytes, frame needs up to {need_at_most}")
+                write!(
+                    f,
+                    "output buffer of {have} bytes, frame needs up to {need_at_most}"
+                )
             }
             EncodeError::Invalid(why) => write!(f, "invalid message: {why}"),
         }

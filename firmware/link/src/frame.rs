@@ -48,11 +48,18 @@ pub fn encode(msg: &Message, out: &mut [u8]) -> Result<usize, EncodeError> {
 
     let need_at_most = cobs::max_encoding_length(raw.len()) + 2;
     if out.len() < need_at_most {
-        return Err(EncodeError::BufferTooSmall { need_at_most, have: out.len() });
+        return Err(EncodeError::BufferTooSmall {
+            need_at_most,
+            have: out.len(),
+        });
     }
     out[0] = 0;
-    let n = cobs::try_encode(raw, &mut out[1..need_at_most - 1])
-        .map_err(|_| EncodeError::BufferTooSmall { need_at_most, have: out.len() })?;
+    let n = cobs::try_encode(raw, &mut out[1..need_at_most - 1]).map_err(|_| {
+        EncodeError::BufferTooSmall {
+            need_at_most,
+            have: out.len(),
+        }
+    })?;
     out[1 + n] = 0;
     Ok(n + 2)
 }
@@ -80,8 +87,8 @@ pub fn decode_frame(body: &mut [u8]) -> Result<Message, FrameError> {
     if content[0] != PROTOCOL_VERSION {
         return Err(FrameError::Version { got: content[0] });
     }
-    let (msg, rest) =
-        postcard::take_from_bytes::<Message>(&content[HEADER_LEN..]).map_err(|_| FrameError::Payload)?;
+    let (msg, rest) = postcard::take_from_bytes::<Message>(&content[HEADER_LEN..])
+        .map_err(|_| FrameError::Payload)?;
     if !rest.is_empty() {
         return Err(FrameError::Payload);
     }
@@ -107,9 +114,16 @@ mod tests {
     #[test]
     fn largest_message_fits_the_payload_limit() {
         let mut buf = [0u8; 256];
-        let payload = postcard::to_slice(&largest_verdict(), &mut buf).unwrap().len();
-        assert!(payload <= MAX_PAYLOAD_LEN, "payload {payload} > {MAX_PAYLOAD_LEN}");
-        let err = Message::Status(Status::AgentError { detail: text_truncated(&"e".repeat(99)) });
+        let payload = postcard::to_slice(&largest_verdict(), &mut buf)
+            .unwrap()
+            .len();
+        assert!(
+            payload <= MAX_PAYLOAD_LEN,
+            "payload {payload} > {MAX_PAYLOAD_LEN}"
+        );
+        let err = Message::Status(Status::AgentError {
+            detail: text_truncated(&"e".repeat(99)),
+        });
         let payload = postcard::to_slice(&err, &mut buf).unwrap().len();
         assert!(payload <= MAX_PAYLOAD_LEN);
     }
@@ -137,8 +151,14 @@ mod tests {
     #[test]
     fn encode_refuses_out_of_range_fields() {
         let mut out = [0u8; MAX_WIRE_LEN];
-        let m = Message::Status(Status::ModelUpdating { brand: text_truncated("A"), progress: Progress(200) });
-        assert_eq!(encode(&m, &mut out), Err(EncodeError::Invalid("progress above 100 percent")));
+        let m = Message::Status(Status::ModelUpdating {
+            brand: text_truncated("A"),
+            progress: Progress(200),
+        });
+        assert_eq!(
+            encode(&m, &mut out),
+            Err(EncodeError::Invalid("progress above 100 percent"))
+        );
     }
 
     /// Builds a frame by hand with the given version and payload, checksummed correctly.
@@ -158,7 +178,8 @@ mod tests {
     #[test]
     fn another_protocol_version_is_named_as_such() {
         let mut payload = [0u8; 16];
-        let p = postcard::to_slice(&Message::Heartbeat(Heartbeat { seq: 3 }), &mut payload).unwrap();
+        let p =
+            postcard::to_slice(&Message::Heartbeat(Heartbeat { seq: 3 }), &mut payload).unwrap();
         let mut body = hand_frame(2, p);
         assert_eq!(decode_frame(&mut body), Err(FrameError::Version { got: 2 }));
     }
@@ -170,7 +191,10 @@ mod tests {
         let mut body = hand_frame(PROTOCOL_VERSION, &[5, 3, 99]); // heartbeat seq=3, then junk
         assert_eq!(decode_frame(&mut body), Err(FrameError::Payload));
         let mut body = hand_frame(PROTOCOL_VERSION, &[5, 3]);
-        assert_eq!(decode_frame(&mut body), Ok(Message::Heartbeat(Heartbeat { seq: 3 })));
+        assert_eq!(
+            decode_frame(&mut body),
+            Ok(Message::Heartbeat(Heartbeat { seq: 3 }))
+        );
     }
 
     #[test]
@@ -185,8 +209,14 @@ mod tests {
 
     #[test]
     fn short_and_broken_bodies_are_errors() {
-        assert_eq!(decode_frame(&mut [2, 1]), Err(FrameError::TooShort { len: 1 }));
+        assert_eq!(
+            decode_frame(&mut [2, 1]),
+            Err(FrameError::TooShort { len: 1 })
+        );
         assert_eq!(decode_frame(&mut [9, 1, 2]), Err(FrameError::Cobs));
-        assert_eq!(decode_frame(&mut [1u8; MAX_FRAME_LEN + 1]), Err(FrameError::Oversize));
+        assert_eq!(
+            decode_frame(&mut [1u8; MAX_FRAME_LEN + 1]),
+            Err(FrameError::Oversize)
+        );
     }
 }

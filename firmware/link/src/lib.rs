@@ -21,7 +21,6 @@ pub use decoder::Decoder;
 pub use error::{EncodeError, FrameError};
 pub use frame::{decode_frame, encode, MAX_FRAME_LEN, MAX_WIRE_LEN, PROTOCOL_VERSION};
 pub use message::{
-    Confidence, Heartbeat, Hello, Message, Progress, Reject, Role, ShowVerdict, Status, Text, Trigger,
-    Verdict, BRAND_LEN, DETAIL_LEN, PRODUCT_LEN, VERSION_LEN,
-    text_truncated,
+    text_truncated, Confidence, Heartbeat, Hello, Message, Progress, Reject, Role, ShowVerdict,
+    Status, Text, Trigger, Verdict, BRAND_LEN, DETAIL_LEN, PRODUCT_LEN, VERSION_LEN,
 };

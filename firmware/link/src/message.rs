@@ -111,8 +111,13 @@ pub struct ShowVerdict {
 pub enum Status {
     Idle,
     Scanning,
-    ModelUpdating { brand: Text<BRAND_LEN>, progress: Progress },
-    AgentError { detail: Text<DETAIL_LEN> },
+    ModelUpdating {
+        brand: Text<BRAND_LEN>,
+        progress: Progress,
+    },
+    AgentError {
+        detail: Text<DETAIL_LEN>,
+    },
 }
 
 /// Pulse the reject actuator.
@@ -214,7 +219,10 @@ mod tests {
         assert!(Message::ShowVerdict(v.clone()).validate().is_ok());
         v.confidence = Confidence(1001);
         assert!(Message::ShowVerdict(v).validate().is_err());
-        let s = Status::ModelUpdating { brand: text_truncated("Acme"), progress: Progress(101) };
+        let s = Status::ModelUpdating {
+            brand: text_truncated("Acme"),
+            progress: Progress(101),
+        };
         assert!(Message::Status(s).validate().is_err());
     }
 }

@@ -17,26 +17,38 @@ fn message() -> impl Strategy<Value = Message> {
         Just(Verdict::NoProduct)
     ];
     prop_oneof![
-        (any::<bool>(), any::<u8>(), text::<VERSION_LEN>()).prop_map(|(agent, protocol, software)| {
-            Message::Hello(Hello {
-                role: if agent { Role::Agent } else { Role::Controller },
-                protocol,
-                software,
-            })
-        }),
-        (any::<u32>(), verdict, text::<BRAND_LEN>(), text::<PRODUCT_LEN>(), 0u16..=1000).prop_map(
-            |(item_id, verdict, brand, product, c)| Message::ShowVerdict(ShowVerdict {
-                item_id,
-                verdict,
-                brand,
-                product,
-                confidence: Confidence(c),
-            })
+        (any::<bool>(), any::<u8>(), text::<VERSION_LEN>()).prop_map(
+            |(agent, protocol, software)| {
+                Message::Hello(Hello {
+                    role: if agent { Role::Agent } else { Role::Controller },
+                    protocol,
+                    software,
+                })
+            }
         ),
+        (
+            any::<u32>(),
+            verdict,
+            text::<BRAND_LEN>(),
+            text::<PRODUCT_LEN>(),
+            0u16..=1000
+        )
+            .prop_map(
+                |(item_id, verdict, brand, product, c)| Message::ShowVerdict(ShowVerdict {
+                    item_id,
+                    verdict,
+                    brand,
+                    product,
+                    confidence: Confidence(c),
+                })
+            ),
         Just(Message::Status(Status::Idle)),
         Just(Message::Status(Status::Scanning)),
         (text::<BRAND_LEN>(), 0u8..=100).prop_map(|(brand, p)| Message::Status(
-            Status::ModelUpdating { brand, progress: Progress(p) }
+            Status::ModelUpdating {
+                brand,
+                progress: Progress(p)
+            }
         )),
         text::<DETAIL_LEN>().prop_map(|detail| Message::Status(Status::AgentError { detail })),
         (any::<u32>(), any::<u16>())

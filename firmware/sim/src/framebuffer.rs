@@ -19,7 +19,9 @@ impl Default for Framebuffer {
 
 impl Framebuffer {
     pub fn new() -> Self {
-        Framebuffer { pixels: vec![Rgb565::BLACK; (WIDTH * HEIGHT) as usize] }
+        Framebuffer {
+            pixels: vec![Rgb565::BLACK; (WIDTH * HEIGHT) as usize],
+        }
     }
 
     /// Draws `screen` over the whole panel.
@@ -46,7 +48,8 @@ impl Framebuffer {
     pub fn save_png(&self, path: &Path) -> anyhow::Result<()> {
         let tmp = path.with_extension("png.tmp");
         {
-            let file = std::fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+            let file =
+                std::fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
             let mut enc = png::Encoder::new(std::io::BufWriter::new(file), WIDTH, HEIGHT);
             enc.set_color(png::ColorType::Rgb);
             enc.set_depth(png::BitDepth::Eight);

@@ -34,7 +34,11 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(a.heartbeat_ms > 0, "--heartbeat-ms must be above 0");
     anyhow::ensure!(a.offline_after_ms > 0, "--offline-after-ms must be above 0");
     run(SimOptions {
-        link: if a.stdio { LinkMode::Stdio } else { LinkMode::Pty },
+        link: if a.stdio {
+            LinkMode::Stdio
+        } else {
+            LinkMode::Pty
+        },
         out_dir: a.out,
         controller: Config {
             heartbeat_every_ms: a.heartbeat_ms,

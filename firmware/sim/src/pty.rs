@@ -33,6 +33,10 @@ impl Pty {
         cfmakeraw(&mut t);
         tcsetattr(&pair.slave, SetArg::TCSANOW, &t).context("raw mode on the pty slave")?;
         let path = ttyname(&pair.slave).context("name of the pty slave")?;
-        Ok(Pty { master: File::from(pair.master), path, _slave: pair.slave })
+        Ok(Pty {
+            master: File::from(pair.master),
+            path,
+            _slave: pair.slave,
+        })
     }
 }

@@ -72,7 +72,10 @@ pub fn run(opts: SimOptions) -> anyhow::Result<()> {
             std::thread::spawn(move || {
                 for line in std::io::stdin().lock().lines() {
                     let Ok(line) = line else { break };
-                    if console.send(Input::Console(line.trim().to_string())).is_err() {
+                    if console
+                        .send(Input::Console(line.trim().to_string()))
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -91,7 +94,11 @@ pub fn run(opts: SimOptions) -> anyhow::Result<()> {
     let now = || start.elapsed().as_millis() as u64;
     let mut fb = Framebuffer::new();
     let (mut ctrl, fx) = Controller::new(opts.controller, env!("CARGO_PKG_VERSION"), now());
-    let mut out = Outputs { fb: &mut fb, png: &png, outgoing: &outgoing };
+    let mut out = Outputs {
+        fb: &mut fb,
+        png: &png,
+        outgoing: &outgoing,
+    };
     out.apply(&ctrl, fx)?;
     let mut decoder = Decoder::new();
 
@@ -198,7 +205,11 @@ fn spawn_writer(mut writer: Box<dyn Write + Send>) -> SyncSender<Vec<u8>> {
     let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(64);
     std::thread::spawn(move || {
         for frame in rx {
-            if writer.write_all(&frame).and_then(|_| writer.flush()).is_err() {
+            if writer
+                .write_all(&frame)
+                .and_then(|_| writer.flush())
+                .is_err()
+            {
                 break;
             }
         }

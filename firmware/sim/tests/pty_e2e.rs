@@ -25,10 +25,18 @@ struct Sim {
 
 impl Sim {
     fn start(name: &str) -> Sim {
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+        let out =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&out);
         let mut child = Command::new(env!("CARGO_BIN_EXE_hallmark-sim"))
-            .args(["--out", out.to_str().unwrap(), "--offline-after-ms", "1500", "--heartbeat-ms", "300"])
+            .args([
+                "--out",
+                out.to_str().unwrap(),
+                "--offline-after-ms",
+                "1500",
+                "--heartbeat-ms",
+                "300",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -44,7 +52,13 @@ impl Sim {
                 }
             }
         });
-        let mut sim = Sim { child, stdin, events, path: PathBuf::new(), out };
+        let mut sim = Sim {
+            child,
+            stdin,
+            events,
+            path: PathBuf::new(),
+            out,
+        };
         let link = sim.wait_for(|l| l.starts_with("link "));
         sim.path = PathBuf::from(link.trim_start_matches("link "));
         sim
@@ -83,7 +97,9 @@ impl Drop for Sim {
 
 fn read_png(path: &Path) -> Vec<u8> {
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info().unwrap();
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .unwrap();
     let mut buf = vec![0; reader.output_buffer_size().unwrap()];
     let info = reader.next_frame(&mut buf).unwrap();
     buf.truncate(info.buffer_size());
@@ -91,7 +107,11 @@ fn read_png(path: &Path) -> Vec<u8> {
 }
 
 fn golden(name: &str) -> Vec<u8> {
-    read_png(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/tests/golden").join(format!("{name}.png")))
+    read_png(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../ui/tests/golden")
+            .join(format!("{name}.png")),
+    )
 }
 
 fn client(path: &Path) -> LinkClient {
@@ -139,36 +159,54 @@ fn counterfeit_reject_button_and_lost_heartbeat_over_a_pty() {
 
     // The agent's hello brings the kiosk online, and the kiosk answers with its own.
     sim.wait_for(|l| l == "screen idle");
-    expect_event(&c, "controller hello", |e| {
-        matches!(e, Event::Message(Message::Hello(h)) if h.role == Role::Controller && h.protocol == PROTOCOL_VERSION)
-    });
+    expect_event(
+        &c,
+        "controller hello",
+        |e| matches!(e, Event::Message(Message::Hello(h)) if h.role == Role::Controller && h.protocol == PROTOCOL_VERSION),
+    );
 
     // A counterfeit verdict: the simulator's panel is exactly the golden counterfeit screen.
     c.send(counterfeit_verdict()).unwrap();
     sim.wait_for(|l| l == "screen counterfeit");
-    assert!(sim.screen_rgb() == golden("counterfeit"), "screen.png differs from the counterfeit golden");
+    assert!(
+        sim.screen_rgb() == golden("counterfeit"),
+        "screen.png differs from the counterfeit golden"
+    );
 
     // A reject pulse reaches the actuator and ends on time.
-    c.send(Message::Reject(Reject { item_id: 1042, pulse_ms: 300 })).unwrap();
+    c.send(Message::Reject(Reject {
+        item_id: 1042,
+        pulse_ms: 300,
+    }))
+    .unwrap();
     sim.wait_for(|l| l == "actuator on");
     let on = Instant::now();
     sim.wait_for(|l| l == "actuator off");
     let held = on.elapsed();
-    assert!(held >= Duration::from_millis(250), "pulse ended after only {held:?}");
+    assert!(
+        held >= Duration::from_millis(250),
+        "pulse ended after only {held:?}"
+    );
 
     // The kiosk button comes back to the agent as a trigger.
     sim.press();
-    expect_event(&c, "trigger", |e| matches!(e, Event::Message(Message::Trigger(Trigger { seq: 1 }))));
+    expect_event(&c, "trigger", |e| {
+        matches!(e, Event::Message(Message::Trigger(Trigger { seq: 1 })))
+    });
 
     // The agent goes away: no more heartbeats, and the screen says so.
     drop(c);
     sim.wait_for(|l| l == "screen offline");
-    assert!(sim.screen_rgb() == golden("offline"), "screen.png differs from the offline golden");
+    assert!(
+        sim.screen_rgb() == golden("offline"),
+        "screen.png differs from the offline golden"
+    );
 }
 
 #[test]
 fn the_client_reconnects_when_the_port_disappears_and_comes_back() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("reconnect-{}", std::process::id()));
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("reconnect-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let port = dir.join("ttyKIOSK");
     let _ = std::fs::remove_file(&port);
@@ -181,7 +219,9 @@ fn the_client_reconnects_when_the_port_disappears_and_comes_back() {
 
     // Unplug: the simulator (and with it the pty) goes away; the symlink now leads nowhere.
     drop(first);
-    expect_event(&c, "disconnection", |e| matches!(e, Event::Disconnected { .. }));
+    expect_event(&c, "disconnection", |e| {
+        matches!(e, Event::Disconnected { .. })
+    });
 
     // Plug a new controller in at the same path.
     let mut second = Sim::start("reconnect-b");

@@ -47,24 +47,41 @@ fn noise_then_a_verdict_on_stdin_shows_the_verdict_and_exits_at_end_of_input() {
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success());
     let log = String::from_utf8_lossy(&output.stderr);
-    assert!(log.lines().any(|l| l.starts_with("dropped ")), "noise must be reported: {log}");
+    assert!(
+        log.lines().any(|l| l.starts_with("dropped ")),
+        "noise must be reported: {log}"
+    );
     assert!(log.lines().any(|l| l == "screen inconclusive"), "{log}");
 
     // What the controller said on stdout decodes: its hello comes first.
     let said: Vec<_> = Decoder::new().feed(&output.stdout).collect();
     assert!(
-        matches!(said.first(), Some(Ok(Message::Hello(Hello { role: Role::Controller, .. })))),
+        matches!(
+            said.first(),
+            Some(Ok(Message::Hello(Hello {
+                role: Role::Controller,
+                ..
+            })))
+        ),
         "{said:?}"
     );
 
     let png = std::fs::read(out.join("screen.png")).unwrap();
-    let golden = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/tests/golden/inconclusive.png")).unwrap();
+    let golden = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/tests/golden/inconclusive.png"),
+    )
+    .unwrap();
     let decode = |bytes: &[u8]| {
-        let mut r = png::Decoder::new(std::io::Cursor::new(bytes.to_vec())).read_info().unwrap();
+        let mut r = png::Decoder::new(std::io::Cursor::new(bytes.to_vec()))
+            .read_info()
+            .unwrap();
         let mut buf = vec![0; r.output_buffer_size().unwrap()];
         let info = r.next_frame(&mut buf).unwrap();
         buf.truncate(info.buffer_size());
         buf
     };
-    assert!(decode(&png) == decode(&golden), "screen.png differs from the inconclusive golden");
+    assert!(
+        decode(&png) == decode(&golden),
+        "screen.png differs from the inconclusive golden"
+    );
 }

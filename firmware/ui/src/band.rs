@@ -14,7 +14,11 @@ use embedded_graphics::{pixelcolor::Rgb565, prelude::*, primitives::Rectangle};
 /// Draws `screen` onto `panel` through `buf`, one band at a time: each band is rendered into `buf`
 /// and sent with a single `fill_contiguous` (one address window, one burst of pixels on an SPI panel).
 /// `buf` must hold at least one row of the panel.
-pub fn draw_banded<D>(screen: &crate::Screen, buf: &mut [Rgb565], panel: &mut D) -> Result<(), D::Error>
+pub fn draw_banded<D>(
+    screen: &crate::Screen,
+    buf: &mut [Rgb565],
+    panel: &mut D,
+) -> Result<(), D::Error>
 where
     D: DrawTarget<Color = Rgb565> + OriginDimensions,
 {
@@ -41,8 +45,18 @@ pub struct BandTarget<'a> {
 impl<'a> BandTarget<'a> {
     /// A band as many rows tall as `buf` holds (`buf.len() / width`), starting at row 0.
     pub fn new(buf: &'a mut [Rgb565], width: u32, height: u32) -> Self {
-        let rows = if width == 0 { 0 } else { (buf.len() / width as usize) as u32 };
-        BandTarget { buf, width, height, top: 0, rows: rows.min(height) }
+        let rows = if width == 0 {
+            0
+        } else {
+            (buf.len() / width as usize) as u32
+        };
+        BandTarget {
+            buf,
+            width,
+            height,
+            top: 0,
+            rows: rows.min(height),
+        }
     }
 
     /// Moves the band to start at row `top`.
@@ -119,8 +133,13 @@ mod tests {
     use std::vec;
 
     fn scene<D: DrawTarget<Color = Rgb565>>(t: &mut D) -> Result<(), D::Error> {
-        t.fill_solid(&Rectangle::new(Point::new(-5, 3), Size::new(20, 30)), Rgb565::RED)?;
-        Circle::new(Point::new(4, 10), 12).into_styled(PrimitiveStyle::with_fill(Rgb565::GREEN)).draw(t)
+        t.fill_solid(
+            &Rectangle::new(Point::new(-5, 3), Size::new(20, 30)),
+            Rgb565::RED,
+        )?;
+        Circle::new(Point::new(4, 10), 12)
+            .into_styled(PrimitiveStyle::with_fill(Rgb565::GREEN))
+            .draw(t)
     }
 
     #[test]

@@ -21,7 +21,8 @@
 //! happens — including the agent going offline mid-pulse.
 
 use hallmark_link::{
-    text_truncated, Heartbeat, Hello, Message, Reject, Role, Status, Trigger, Verdict, PROTOCOL_VERSION,
+    text_truncated, Heartbeat, Hello, Message, Reject, Role, Status, Trigger, Verdict,
+    PROTOCOL_VERSION,
 };
 
 use crate::screen::{Screen, VerdictView};
@@ -98,7 +99,14 @@ impl Controller {
             verdict_until: None,
         };
         let hello = c.hello();
-        (c, Effects { redraw: true, actuator: Some(Actuator::Off), send: Some(hello) })
+        (
+            c,
+            Effects {
+                redraw: true,
+                actuator: Some(Actuator::Off),
+                send: Some(hello),
+            },
+        )
     }
 
     /// The screen to show.
@@ -117,7 +125,8 @@ impl Controller {
         for d in [
             self.actuator_off_at,
             self.verdict_until,
-            self.last_heard.map(|h| h.saturating_add(self.cfg.offline_after_ms)),
+            self.last_heard
+                .map(|h| h.saturating_add(self.cfg.offline_after_ms)),
         ]
         .into_iter()
         .flatten()
@@ -178,9 +187,13 @@ impl Controller {
                 }
             }
             Message::Status(Status::Scanning) => self.show(Screen::Scanning, &mut fx),
-            Message::Status(Status::ModelUpdating { brand, progress }) => {
-                self.show(Screen::Updating { brand, progress: progress.0.min(100) }, &mut fx)
-            }
+            Message::Status(Status::ModelUpdating { brand, progress }) => self.show(
+                Screen::Updating {
+                    brand,
+                    progress: progress.0.min(100),
+                },
+                &mut fx,
+            ),
             Message::Status(Status::AgentError { detail }) => {
                 self.show(Screen::AgentError { detail }, &mut fx)
             }
@@ -190,7 +203,8 @@ impl Controller {
                     let until = now.saturating_add(len);
                     let was_on = self.actuator_on();
                     // A second reject during a pulse extends it, never shortens it.
-                    self.actuator_off_at = Some(self.actuator_off_at.map_or(until, |t| t.max(until)));
+                    self.actuator_off_at =
+                        Some(self.actuator_off_at.map_or(until, |t| t.max(until)));
                     if !was_on {
                         fx.actuator = Some(Actuator::On);
                     }
@@ -212,7 +226,12 @@ impl Controller {
         }
         self.last_press = Some(now);
         self.trigger_seq = self.trigger_seq.wrapping_add(1);
-        Effects { send: Some(Message::Trigger(Trigger { seq: self.trigger_seq })), ..Effects::default() }
+        Effects {
+            send: Some(Message::Trigger(Trigger {
+                seq: self.trigger_seq,
+            })),
+            ..Effects::default()
+        }
     }
 
     /// Time passed; call at least every 100 ms or at [`Controller::next_deadline`].
@@ -237,7 +256,9 @@ impl Controller {
         if now >= self.next_heartbeat {
             self.heartbeat_seq = self.heartbeat_seq.wrapping_add(1);
             self.next_heartbeat = now.saturating_add(self.cfg.heartbeat_every_ms);
-            fx.send = Some(Message::Heartbeat(Heartbeat { seq: self.heartbeat_seq }));
+            fx.send = Some(Message::Heartbeat(Heartbeat {
+                seq: self.heartbeat_seq,
+            }));
         }
         fx
     }

@@ -39,11 +39,17 @@ where
     let at = |fx: i32, fy: i32| center + Point::new(d * fx / 100, d * fy / 100);
     match mark {
         Mark::Check => {
-            Polyline::new(&[at(-26, 2), at(-8, 20), at(26, -18)]).into_styled(stroke).draw(target)?;
+            Polyline::new(&[at(-26, 2), at(-8, 20), at(26, -18)])
+                .into_styled(stroke)
+                .draw(target)?;
         }
         Mark::Cross => {
-            Line::new(at(-20, -20), at(20, 20)).into_styled(stroke).draw(target)?;
-            Line::new(at(-20, 20), at(20, -20)).into_styled(stroke).draw(target)?;
+            Line::new(at(-20, -20), at(20, 20))
+                .into_styled(stroke)
+                .draw(target)?;
+            Line::new(at(-20, 20), at(20, -20))
+                .into_styled(stroke)
+                .draw(target)?;
         }
         Mark::Question | Mark::Exclamation => {
             let s = if mark == Mark::Question { "?" } else { "!" };

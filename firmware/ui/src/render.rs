@@ -62,7 +62,13 @@ pub(crate) fn ok_or_display<T, E>(r: Result<T, u8g2_fonts::Error<E>>) -> Result<
 }
 
 /// Draws one line of text, shortened to the panel width, centred on (WIDTH/2, `y`).
-fn centered<D>(target: &mut D, font: &FontRenderer, s: &str, y: i32, color: Rgb565) -> Result<(), D::Error>
+fn centered<D>(
+    target: &mut D,
+    font: &FontRenderer,
+    s: &str,
+    y: i32,
+    color: Rgb565,
+) -> Result<(), D::Error>
 where
     D: DrawTarget<Color = Rgb565>,
 {
@@ -82,7 +88,11 @@ fn headline<D>(target: &mut D, s: &str, y: i32, color: Rgb565) -> Result<(), D::
 where
     D: DrawTarget<Color = Rgb565>,
 {
-    let font = if width(&HEADLINE, s) <= WIDTH - 2 * MARGIN { &HEADLINE } else { &HEADLINE_NARROW };
+    let font = if width(&HEADLINE, s) <= WIDTH - 2 * MARGIN {
+        &HEADLINE
+    } else {
+        &HEADLINE_NARROW
+    };
     centered(target, font, s, y, color)
 }
 
@@ -90,7 +100,10 @@ fn background<D>(target: &mut D, color: Rgb565) -> Result<(), D::Error>
 where
     D: DrawTarget<Color = Rgb565>,
 {
-    target.fill_solid(&Rectangle::new(Point::zero(), Size::new(WIDTH, HEIGHT)), color)
+    target.fill_solid(
+        &Rectangle::new(Point::zero(), Size::new(WIDTH, HEIGHT)),
+        color,
+    )
 }
 
 /// The white strip at the bottom with one or two lines of instruction in `ink`.
@@ -98,7 +111,10 @@ fn instruction<D>(target: &mut D, lines: &[&str], ink: Rgb565) -> Result<(), D::
 where
     D: DrawTarget<Color = Rgb565>,
 {
-    let strip = Rectangle::new(Point::new(0, STRIP_TOP), Size::new(WIDTH, HEIGHT - STRIP_TOP as u32));
+    let strip = Rectangle::new(
+        Point::new(0, STRIP_TOP),
+        Size::new(WIDTH, HEIGHT - STRIP_TOP as u32),
+    );
     target.fill_solid(&strip, WHITE)?;
     let mid = STRIP_TOP + (HEIGHT as i32 - STRIP_TOP) / 2;
     match lines {
@@ -113,9 +129,15 @@ where
 
 fn idle<D: DrawTarget<Color = Rgb565>>(target: &mut D) -> Result<(), D::Error> {
     background(target, IDLE_BG)?;
-    target.fill_solid(&Rectangle::new(Point::new(40, 48), Size::new(240, 4)), ACCENT)?;
+    target.fill_solid(
+        &Rectangle::new(Point::new(40, 48), Size::new(240, 4)),
+        ACCENT,
+    )?;
     headline(target, "Scan an item", 100, WHITE)?;
-    target.fill_solid(&Rectangle::new(Point::new(40, 148), Size::new(240, 4)), ACCENT)?;
+    target.fill_solid(
+        &Rectangle::new(Point::new(40, 148), Size::new(240, 4)),
+        ACCENT,
+    )?;
     centered(target, &BODY, "Show it to the camera", 186, MUTED)?;
     centered(target, &SMALL, "or press the button", 216, MUTED)
 }
@@ -134,7 +156,13 @@ fn scanning<D: DrawTarget<Color = Rgb565>>(target: &mut D) -> Result<(), D::Erro
 
 fn verdict<D: DrawTarget<Color = Rgb565>>(v: &VerdictView, target: &mut D) -> Result<(), D::Error> {
     let (bg, ink, mark, title, todo): (_, _, _, _, &[&str]) = match v.verdict {
-        Verdict::Genuine => (GENUINE_BG, WHITE, Mark::Check, "GENUINE", &["Item is genuine"]),
+        Verdict::Genuine => (
+            GENUINE_BG,
+            WHITE,
+            Mark::Check,
+            "GENUINE",
+            &["Item is genuine"],
+        ),
         Verdict::Counterfeit => (
             COUNTERFEIT_BG,
             WHITE,
@@ -142,8 +170,20 @@ fn verdict<D: DrawTarget<Color = Rgb565>>(v: &VerdictView, target: &mut D) -> Re
             "COUNTERFEIT",
             &["Keep the item,", "call a supervisor"],
         ),
-        Verdict::Inconclusive => (INCONCLUSIVE_BG, BLACK, Mark::Question, "INCONCLUSIVE", &["Scan again"]),
-        Verdict::NoProduct => (NO_PRODUCT_BG, WHITE, Mark::Question, "NO PRODUCT", &["Place the item", "under the camera"]),
+        Verdict::Inconclusive => (
+            INCONCLUSIVE_BG,
+            BLACK,
+            Mark::Question,
+            "INCONCLUSIVE",
+            &["Scan again"],
+        ),
+        Verdict::NoProduct => (
+            NO_PRODUCT_BG,
+            WHITE,
+            Mark::Question,
+            "NO PRODUCT",
+            &["Place the item", "under the camera"],
+        ),
     };
     background(target, bg)?;
     draw_mark(target, mark, Point::new(WIDTH as i32 / 2, 36), 60, ink, bg)?;
@@ -155,30 +195,52 @@ fn verdict<D: DrawTarget<Color = Rgb565>>(v: &VerdictView, target: &mut D) -> Re
         centered(target, &SMALL, &line, 160, ink)?;
     }
     // Text on the white strip: the verdict colour, except amber which is too pale on white.
-    let strip_ink = if v.verdict == Verdict::Inconclusive { BLACK } else { bg };
+    let strip_ink = if v.verdict == Verdict::Inconclusive {
+        BLACK
+    } else {
+        bg
+    };
     instruction(target, todo, strip_ink)
 }
 
-fn updating<D: DrawTarget<Color = Rgb565>>(brand: &str, progress: u8, target: &mut D) -> Result<(), D::Error> {
+fn updating<D: DrawTarget<Color = Rgb565>>(
+    brand: &str,
+    progress: u8,
+    target: &mut D,
+) -> Result<(), D::Error> {
     background(target, DARK_BG)?;
     headline(target, "Updating", 52, WHITE)?;
     let mut line = Line::new();
     let _ = write!(line, "{brand} model");
     centered(target, &BODY, &line, 96, MUTED)?;
     let bar = Rectangle::new(Point::new(30, 124), Size::new(WIDTH - 60, 36));
-    bar.into_styled(PrimitiveStyle::with_stroke(WHITE, 3)).draw(target)?;
+    bar.into_styled(PrimitiveStyle::with_stroke(WHITE, 3))
+        .draw(target)?;
     let inner = bar.size.width - 12;
     let filled = inner * u32::from(progress.min(100)) / 100;
-    target.fill_solid(&Rectangle::new(bar.top_left + Point::new(6, 6), Size::new(filled, 24)), ACCENT)?;
+    target.fill_solid(
+        &Rectangle::new(bar.top_left + Point::new(6, 6), Size::new(filled, 24)),
+        ACCENT,
+    )?;
     let mut pct = Line::new();
     let _ = write!(pct, "{}%", progress.min(100));
     centered(target, &BODY, &pct, 186, WHITE)?;
     centered(target, &SMALL, "Scanning resumes when done", 220, MUTED)
 }
 
-fn agent_error<D: DrawTarget<Color = Rgb565>>(detail: &str, target: &mut D) -> Result<(), D::Error> {
+fn agent_error<D: DrawTarget<Color = Rgb565>>(
+    detail: &str,
+    target: &mut D,
+) -> Result<(), D::Error> {
     background(target, DARK_BG)?;
-    draw_mark(target, Mark::Exclamation, Point::new(WIDTH as i32 / 2, 36), 60, ERROR, DARK_BG)?;
+    draw_mark(
+        target,
+        Mark::Exclamation,
+        Point::new(WIDTH as i32 / 2, 36),
+        60,
+        ERROR,
+        DARK_BG,
+    )?;
     headline(target, "AGENT ERROR", 92, ERROR)?;
     centered(target, &SMALL, detail, 136, WHITE)?;
     instruction(target, &["Do not sort items,", "call a supervisor"], BLACK)
@@ -186,7 +248,14 @@ fn agent_error<D: DrawTarget<Color = Rgb565>>(detail: &str, target: &mut D) -> R
 
 fn offline<D: DrawTarget<Color = Rgb565>>(target: &mut D) -> Result<(), D::Error> {
     background(target, DARK_BG)?;
-    draw_mark(target, Mark::Exclamation, Point::new(WIDTH as i32 / 2, 36), 60, WARNING, DARK_BG)?;
+    draw_mark(
+        target,
+        Mark::Exclamation,
+        Point::new(WIDTH as i32 / 2, 36),
+        60,
+        WARNING,
+        DARK_BG,
+    )?;
     headline(target, "AGENT OFFLINE", 92, WARNING)?;
     centered(target, &BODY, "No link to the PC", 136, WHITE)?;
     instruction(target, &["Do not sort items,", "check the cable"], BLACK)

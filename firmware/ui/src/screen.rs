@@ -25,7 +25,10 @@ pub enum Screen {
     /// The outcome for one item.
     Verdict(VerdictView),
     /// A new detection model is being installed; progress in percent (0..=100).
-    Updating { brand: Text<BRAND_LEN>, progress: u8 },
+    Updating {
+        brand: Text<BRAND_LEN>,
+        progress: u8,
+    },
     /// The agent reported a fault.
     AgentError { detail: Text<DETAIL_LEN> },
     /// No word from the agent within the heartbeat timeout (also the screen at power-on).

@@ -23,7 +23,11 @@ fn verdict(v: Verdict, id: u32) -> Message {
 }
 
 fn agent_hello() -> Message {
-    Message::Hello(Hello { role: Role::Agent, protocol: PROTOCOL_VERSION, software: text_truncated("0.1.0") })
+    Message::Hello(Hello {
+        role: Role::Agent,
+        protocol: PROTOCOL_VERSION,
+        software: text_truncated("0.1.0"),
+    })
 }
 
 /// A controller that has heard the agent's hello at t=0.
@@ -55,7 +59,13 @@ fn agent_hello_brings_the_screen_online_and_is_answered() {
     let fx = c.on_message(10, agent_hello());
     assert_eq!(c.screen(), &Screen::Idle);
     assert!(fx.redraw);
-    assert!(matches!(fx.send, Some(Message::Hello(Hello { role: Role::Controller, .. }))));
+    assert!(matches!(
+        fx.send,
+        Some(Message::Hello(Hello {
+            role: Role::Controller,
+            ..
+        }))
+    ));
 }
 
 #[test]
@@ -71,7 +81,11 @@ fn counterfeit_verdict_shows_and_stays_until_the_next_scan() {
     }
     assert_eq!(c.screen().name(), "counterfeit");
     let _ = c.on_message(61_000, Message::Status(Status::Idle));
-    assert_eq!(c.screen().name(), "counterfeit", "idle must not wipe a counterfeit");
+    assert_eq!(
+        c.screen().name(),
+        "counterfeit",
+        "idle must not wipe a counterfeit"
+    );
     let _ = c.on_message(61_100, Message::Status(Status::Scanning));
     assert_eq!(c.screen(), &Screen::Scanning);
 }
@@ -106,7 +120,13 @@ fn silence_longer_than_the_timeout_shows_offline_and_any_message_recovers() {
 #[test]
 fn reject_pulses_the_actuator_for_the_requested_time() {
     let mut c = online();
-    let fx = c.on_message(1_000, Message::Reject(Reject { item_id: 7, pulse_ms: 300 }));
+    let fx = c.on_message(
+        1_000,
+        Message::Reject(Reject {
+            item_id: 7,
+            pulse_ms: 300,
+        }),
+    );
     assert_eq!(fx.actuator, Some(Actuator::On));
     assert!(c.actuator_on());
     assert_eq!(c.on_tick(1_299).actuator, None);
@@ -118,23 +138,57 @@ fn reject_pulses_the_actuator_for_the_requested_time() {
 #[test]
 fn reject_pulse_is_capped_and_a_second_reject_extends_it() {
     let mut c = online();
-    let _ = c.on_message(0, Message::Reject(Reject { item_id: 1, pulse_ms: 60_000 }));
+    let _ = c.on_message(
+        0,
+        Message::Reject(Reject {
+            item_id: 1,
+            pulse_ms: 60_000,
+        }),
+    );
     assert_eq!(c.on_tick(1_999).actuator, None);
-    assert_eq!(c.on_tick(2_000).actuator, Some(Actuator::Off), "capped at max_pulse_ms");
+    assert_eq!(
+        c.on_tick(2_000).actuator,
+        Some(Actuator::Off),
+        "capped at max_pulse_ms"
+    );
 
-    let _ = c.on_message(2_500, Message::Reject(Reject { item_id: 2, pulse_ms: 500 }));
-    let fx = c.on_message(2_600, Message::Reject(Reject { item_id: 3, pulse_ms: 500 }));
+    let _ = c.on_message(
+        2_500,
+        Message::Reject(Reject {
+            item_id: 2,
+            pulse_ms: 500,
+        }),
+    );
+    let fx = c.on_message(
+        2_600,
+        Message::Reject(Reject {
+            item_id: 3,
+            pulse_ms: 500,
+        }),
+    );
     assert_eq!(fx.actuator, None, "already on");
     assert_eq!(c.on_tick(3_050).actuator, None, "extended to 3100");
     assert_eq!(c.on_tick(3_100).actuator, Some(Actuator::Off));
-    let fx = c.on_message(4_000, Message::Reject(Reject { item_id: 4, pulse_ms: 0 }));
+    let fx = c.on_message(
+        4_000,
+        Message::Reject(Reject {
+            item_id: 4,
+            pulse_ms: 0,
+        }),
+    );
     assert_eq!(fx.actuator, None, "a zero pulse does nothing");
 }
 
 #[test]
 fn the_actuator_switches_off_even_when_the_agent_goes_silent() {
     let mut c = online();
-    let _ = c.on_message(0, Message::Reject(Reject { item_id: 1, pulse_ms: 1_500 }));
+    let _ = c.on_message(
+        0,
+        Message::Reject(Reject {
+            item_id: 1,
+            pulse_ms: 1_500,
+        }),
+    );
     let mut off_at = None;
     for t in (0..10_000).step_by(100) {
         if c.on_tick(t).actuator == Some(Actuator::Off) {
@@ -148,9 +202,15 @@ fn the_actuator_switches_off_even_when_the_agent_goes_silent() {
 #[test]
 fn button_sends_numbered_triggers_and_ignores_bounces() {
     let mut c = online();
-    assert_eq!(c.on_button(1_000).send, Some(Message::Trigger(Trigger { seq: 1 })));
+    assert_eq!(
+        c.on_button(1_000).send,
+        Some(Message::Trigger(Trigger { seq: 1 }))
+    );
     assert_eq!(c.on_button(1_100).send, None, "bounce");
-    assert_eq!(c.on_button(1_300).send, Some(Message::Trigger(Trigger { seq: 2 })));
+    assert_eq!(
+        c.on_button(1_300).send,
+        Some(Message::Trigger(Trigger { seq: 2 }))
+    );
 }
 
 #[test]
@@ -162,16 +222,41 @@ fn heartbeats_go_out_on_schedule() {
             beats.push((t, h.seq));
         }
     }
-    assert_eq!(beats, vec![(1_000, 1), (2_000, 2), (3_000, 3), (4_000, 4), (5_000, 5)]);
+    assert_eq!(
+        beats,
+        vec![(1_000, 1), (2_000, 2), (3_000, 3), (4_000, 4), (5_000, 5)]
+    );
 }
 
 #[test]
 fn status_messages_choose_their_screens() {
     let mut c = online();
-    let _ = c.on_message(1, Message::Status(Status::ModelUpdating { brand: text_truncated("Acme"), progress: Progress(40) }));
-    assert_eq!(c.screen(), &Screen::Updating { brand: text_truncated("Acme"), progress: 40 });
-    let _ = c.on_message(2, Message::Status(Status::AgentError { detail: text_truncated("no camera") }));
-    assert_eq!(c.screen(), &Screen::AgentError { detail: text_truncated("no camera") });
+    let _ = c.on_message(
+        1,
+        Message::Status(Status::ModelUpdating {
+            brand: text_truncated("Acme"),
+            progress: Progress(40),
+        }),
+    );
+    assert_eq!(
+        c.screen(),
+        &Screen::Updating {
+            brand: text_truncated("Acme"),
+            progress: 40
+        }
+    );
+    let _ = c.on_message(
+        2,
+        Message::Status(Status::AgentError {
+            detail: text_truncated("no camera"),
+        }),
+    );
+    assert_eq!(
+        c.screen(),
+        &Screen::AgentError {
+            detail: text_truncated("no camera")
+        }
+    );
     let _ = c.on_message(3, Message::Status(Status::Idle));
     assert_eq!(c.screen(), &Screen::Idle);
     // the same screen again is not a redraw
@@ -182,6 +267,12 @@ fn status_messages_choose_their_screens() {
 fn next_deadline_names_the_earliest_pending_event() {
     let mut c = online();
     assert_eq!(c.next_deadline(), 1_000); // heartbeat
-    let _ = c.on_message(500, Message::Reject(Reject { item_id: 1, pulse_ms: 200 }));
+    let _ = c.on_message(
+        500,
+        Message::Reject(Reject {
+            item_id: 1,
+            pulse_ms: 200,
+        }),
+    );
     assert_eq!(c.next_deadline(), 700);
 }

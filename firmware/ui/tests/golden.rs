@@ -22,9 +22,18 @@ fn screens() -> Vec<(&'static str, Screen)> {
     vec![
         ("idle", Screen::Idle),
         ("scanning", Screen::Scanning),
-        ("genuine", verdict(Verdict::Genuine, "Acme", "Acme Classic Watch", 973)),
-        ("counterfeit", verdict(Verdict::Counterfeit, "Acme", "Acme Classic Watch", 912)),
-        ("inconclusive", verdict(Verdict::Inconclusive, "Acme", "Acme Classic Watch", 541)),
+        (
+            "genuine",
+            verdict(Verdict::Genuine, "Acme", "Acme Classic Watch", 973),
+        ),
+        (
+            "counterfeit",
+            verdict(Verdict::Counterfeit, "Acme", "Acme Classic Watch", 912),
+        ),
+        (
+            "inconclusive",
+            verdict(Verdict::Inconclusive, "Acme", "Acme Classic Watch", 541),
+        ),
         ("no_product", verdict(Verdict::NoProduct, "", "", 0)),
         (
             "genuine_long_name",
@@ -35,10 +44,18 @@ fn screens() -> Vec<(&'static str, Screen)> {
                 999,
             ),
         ),
-        ("updating", Screen::Updating { brand: text_truncated("Acme"), progress: 42 }),
+        (
+            "updating",
+            Screen::Updating {
+                brand: text_truncated("Acme"),
+                progress: 42,
+            },
+        ),
         (
             "agent_error",
-            Screen::AgentError { detail: text_truncated("camera not found: /dev/video0") },
+            Screen::AgentError {
+                detail: text_truncated("camera not found: /dev/video0"),
+            },
         ),
         ("offline", Screen::Offline),
     ]
@@ -59,19 +76,29 @@ fn render(screen: &Screen) -> Vec<u8> {
 }
 
 fn write_png(path: &Path, rgb: &[u8]) {
-    let file = std::fs::File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    let file =
+        std::fs::File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
     let mut enc = png::Encoder::new(std::io::BufWriter::new(file), WIDTH, HEIGHT);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
-    enc.write_header().and_then(|mut w| w.write_image_data(rgb)).expect("write png");
+    enc.write_header()
+        .and_then(|mut w| w.write_image_data(rgb))
+        .expect("write png");
 }
 
 fn read_png(path: &Path) -> Option<(u32, u32, Vec<u8>)> {
     let file = std::fs::File::open(path).ok()?;
-    let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info().ok()?;
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .ok()?;
     let mut buf = vec![0; reader.output_buffer_size()?];
     let info = reader.next_frame(&mut buf).ok()?;
-    assert_eq!(info.color_type, png::ColorType::Rgb, "{} must be 8-bit RGB", path.display());
+    assert_eq!(
+        info.color_type,
+        png::ColorType::Rgb,
+        "{} must be 8-bit RGB",
+        path.display()
+    );
     buf.truncate(info.buffer_size());
     Some((info.width, info.height, buf))
 }
@@ -92,21 +119,36 @@ fn every_screen_matches_its_golden_png() {
             continue;
         }
         match read_png(&path) {
-            None => failures.push(format!("{name}: no golden at {} (UPDATE_GOLDEN=1)", path.display())),
-            Some((w, h, _)) if (w, h) != (WIDTH, HEIGHT) => {
-                failures.push(format!("{name}: golden is {w}x{h}, screen is {WIDTH}x{HEIGHT}"))
-            }
+            None => failures.push(format!(
+                "{name}: no golden at {} (UPDATE_GOLDEN=1)",
+                path.display()
+            )),
+            Some((w, h, _)) if (w, h) != (WIDTH, HEIGHT) => failures.push(format!(
+                "{name}: golden is {w}x{h}, screen is {WIDTH}x{HEIGHT}"
+            )),
             Some((_, _, expected)) => {
-                let differ = expected.chunks(3).zip(actual.chunks(3)).filter(|(a, b)| a != b).count();
+                let differ = expected
+                    .chunks(3)
+                    .zip(actual.chunks(3))
+                    .filter(|(a, b)| a != b)
+                    .count();
                 if differ > 0 {
-                    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.actual.png"));
+                    let out =
+                        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.actual.png"));
                     write_png(&out, &actual);
-                    failures.push(format!("{name}: {differ} pixels differ; actual in {}", out.display()));
+                    failures.push(format!(
+                        "{name}: {differ} pixels differ; actual in {}",
+                        out.display()
+                    ));
                 }
             }
         }
     }
-    assert!(failures.is_empty(), "golden mismatches:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "golden mismatches:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -140,7 +182,12 @@ fn banded_rendering_equals_the_framebuffer() {
         draw(&screen, &mut BandTarget::new(&mut full, WIDTH, HEIGHT)).unwrap();
         let mut panel = vec![Rgb565::BLACK; (WIDTH * HEIGHT) as usize];
         let mut band = vec![Rgb565::BLACK; (WIDTH * 24) as usize];
-        draw_banded(&screen, &mut band, &mut BandTarget::new(&mut panel, WIDTH, HEIGHT)).unwrap();
+        draw_banded(
+            &screen,
+            &mut band,
+            &mut BandTarget::new(&mut panel, WIDTH, HEIGHT),
+        )
+        .unwrap();
         assert!(panel == full, "{name}: banded output differs");
     }
 }

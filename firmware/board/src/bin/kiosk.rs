@@ -83,15 +83,22 @@ async fn main(spawner: Spawner) {
     };
     let (tx, rx) = uart.split();
     spawner.spawn(link_task(rx).unwrap_or_else(|_| halt()));
-    spawner.spawn(button_task(ExtiInput::new(p.PA0, p.EXTI0, Pull::Up, Irqs)).unwrap_or_else(|_| halt()));
+    spawner.spawn(
+        button_task(ExtiInput::new(p.PA0, p.EXTI0, Pull::Up, Irqs)).unwrap_or_else(|_| halt()),
+    );
 
     // The panel: ST7789 240×320 turned to landscape 320×240, SPI at 24 MHz.
     let mut spi_cfg = spi::Config::default();
     spi_cfg.frequency = Hertz(24_000_000);
     let spi: Spi<'static, Blocking, _> = Spi::new_blocking_txonly(p.SPI1, p.PA5, p.PA7, spi_cfg);
     // Infallible: a GPIO output cannot fail on this chip.
-    let Ok(spi) = ExclusiveDevice::new_no_delay(spi, Output::new(p.PA4, Level::High, Speed::VeryHigh));
-    let di = SpiInterface::new(spi, Output::new(p.PB0, Level::Low, Speed::VeryHigh), SPI_BUF.init([0; 512]));
+    let Ok(spi) =
+        ExclusiveDevice::new_no_delay(spi, Output::new(p.PA4, Level::High, Speed::VeryHigh));
+    let di = SpiInterface::new(
+        spi,
+        Output::new(p.PB0, Level::Low, Speed::VeryHigh),
+        SPI_BUF.init([0; 512]),
+    );
     let Ok(panel) = mipidsi::Builder::new(ST7789, di)
         .display_size(240, 320)
         .orientation(Orientation::new().rotate(Rotation::Deg90))
@@ -103,7 +110,12 @@ async fn main(spawner: Spawner) {
     };
     let band = BAND.init([Rgb565::BLACK; WIDTH as usize * BAND_ROWS]);
 
-    let mut out = Outputs { relay, tx, panel, band };
+    let mut out = Outputs {
+        relay,
+        tx,
+        panel,
+        band,
+    };
     let (mut ctrl, fx) = Controller::new(Config::default(), env!("CARGO_PKG_VERSION"), now_ms());
     out.apply(&ctrl, fx).await;
     loop {
