@@ -155,6 +155,10 @@ impl<P: DrawTarget<Color = Rgb565> + OriginDimensions> Outputs<P> {
                 let _ = self.tx.write_all(&frame[..n]).await;
             }
         }
+        // Design: drawing is blocking SPI and holds this task for a few tens of milliseconds per
+        // redraw. Received bytes meanwhile collect in the UART's 256-byte interrupt-fed buffer (about
+        // 22 ms at 115200 baud of back-to-back traffic; the agent sends a few frames a second), and the
+        // actuator was already switched above, so a reject is never delayed by a redraw.
         if fx.redraw {
             // A failed SPI transfer leaves a stale picture; the next change redraws everything.
             let _ = draw_banded(ctrl.screen(), &mut self.band[..], &mut self.panel);
