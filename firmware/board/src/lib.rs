@@ -14,11 +14,13 @@
 //! - [`inputs`] — the two things that wake the controller: link messages and button presses.
 //! - [`link_rx`] — bytes from the UART through the decoder into [`inputs`].
 //! - [`clocks`] — 25 MHz crystal → 96 MHz system clock.
+//! - [`panic`] — on a panic: relay off at the register level, then reset.
 #![no_std]
 
 pub mod clocks;
 pub mod inputs;
 pub mod link_rx;
+pub mod panic;
 
 /// Rows in the display band buffer: 320 × 24 × 2 bytes = 15 KiB of RAM instead of a 150 KiB frame.
 pub const BAND_ROWS: usize = 24;

@@ -11,6 +11,7 @@ use embassy_stm32::mode::{Async, Blocking};
 use embassy_stm32::spi::{self, Spi};
 use embassy_stm32::time::Hertz;
 use embassy_stm32::usart::{self, BufferedUart, BufferedUartRx, BufferedUartTx};
+use embassy_stm32::wdg::IndependentWatchdog;
 use embassy_stm32::{bind_interrupts, interrupt, peripherals};
 use embassy_time::{Delay, Instant, Timer};
 use embedded_graphics::pixelcolor::Rgb565;
@@ -24,7 +25,6 @@ use hallmark_ui::{band::draw_banded, Actuator, Config, Controller, Effects, WIDT
 use mipidsi::interface::SpiInterface;
 use mipidsi::models::ST7789;
 use mipidsi::options::{ColorInversion, Orientation, Rotation};
-use panic_halt as _;
 use static_cell::StaticCell;
 
 bind_interrupts!(struct Irqs {
@@ -62,7 +62,7 @@ fn now_ms() -> u64 {
 async fn main(spawner: Spawner) {
     let p = embassy_stm32::init(clocks::config());
 
-    // Safe state first: relay off, backlight on.
+    // Safe state first: relay off, backlight on. (PB12 is also what the panic handler switches off.)
     let relay = Output::new(p.PB12, Level::Low, Speed::Low);
     let _backlight = Output::new(p.PB10, Level::High, Speed::Low);
 
@@ -110,6 +110,11 @@ async fn main(spawner: Spawner) {
     };
     let band = BAND.init([Rgb565::BLACK; WIDTH as usize * BAND_ROWS]);
 
+    // Design: the independent watchdog resets the chip (relay off at boot) if this loop ever stops.
+    // The loop wakes at least once per heartbeat interval (1 s), so 3 s leaves room for redraws.
+    let mut watchdog = IndependentWatchdog::new(p.IWDG, 3_000_000);
+    watchdog.unleash();
+
     let mut out = Outputs {
         relay,
         tx,
@@ -128,6 +133,7 @@ async fn main(spawner: Spawner) {
         out.apply(&ctrl, fx).await;
         let fx = ctrl.on_tick(now_ms());
         out.apply(&ctrl, fx).await;
+        watchdog.pet();
     }
 }
 
