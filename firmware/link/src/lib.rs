@@ -22,5 +22,6 @@ pub use error::{EncodeError, FrameError};
 pub use frame::{decode_frame, encode, MAX_FRAME_LEN, MAX_WIRE_LEN, PROTOCOL_VERSION};
 pub use message::{
     text_truncated, Confidence, Heartbeat, Hello, Message, Progress, Reject, Role, ShowVerdict,
-    Status, Text, Trigger, Verdict, BRAND_LEN, DETAIL_LEN, PRODUCT_LEN, VERSION_LEN,
+    Status, Text, Trigger, UnknownVerdict, Verdict, BRAND_LEN, DETAIL_LEN, PRODUCT_LEN,
+    VERSION_LEN,
 };

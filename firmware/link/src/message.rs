@@ -66,6 +66,45 @@ pub enum Verdict {
     NoProduct,
 }
 
+impl Verdict {
+    /// The name used everywhere else in Hallmark (JSON, MQTT): `genuine`, `counterfeit`,
+    /// `inconclusive`, `no_product`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Genuine => "genuine",
+            Verdict::Counterfeit => "counterfeit",
+            Verdict::Inconclusive => "inconclusive",
+            Verdict::NoProduct => "no_product",
+        }
+    }
+}
+
+/// A verdict name that is not one of the four.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownVerdict;
+
+impl core::fmt::Display for UnknownVerdict {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("unknown verdict (expected genuine, counterfeit, inconclusive or no_product)")
+    }
+}
+
+impl core::error::Error for UnknownVerdict {}
+
+impl core::str::FromStr for Verdict {
+    type Err = UnknownVerdict;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "genuine" => Ok(Verdict::Genuine),
+            "counterfeit" => Ok(Verdict::Counterfeit),
+            "inconclusive" => Ok(Verdict::Inconclusive),
+            "no_product" => Ok(Verdict::NoProduct),
+            _ => Err(UnknownVerdict),
+        }
+    }
+}
+
 /// A confidence in per mille (0..=1000), so the wire never carries NaN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Confidence(pub u16);
@@ -104,6 +143,26 @@ pub struct ShowVerdict {
     pub brand: Text<BRAND_LEN>,
     pub product: Text<PRODUCT_LEN>,
     pub confidence: Confidence,
+}
+
+impl ShowVerdict {
+    /// From the agent's own values: names too long for the link are cut (the screen then shows them
+    /// with an ellipsis), the confidence is clamped into 0..=1 (NaN → 0).
+    pub fn new(
+        item_id: u32,
+        verdict: Verdict,
+        brand: &str,
+        product: &str,
+        confidence: f32,
+    ) -> Self {
+        ShowVerdict {
+            item_id,
+            verdict,
+            brand: text_truncated(brand),
+            product: text_truncated(product),
+            confidence: Confidence::from_unit(confidence),
+        }
+    }
 }
 
 /// What the agent is doing.
@@ -205,6 +264,30 @@ mod tests {
         assert_eq!(t.as_str(), "hél");
         let t: Text<2> = text_truncated("hé");
         assert_eq!(t.as_str(), "h");
+    }
+
+    #[test]
+    fn verdict_names_match_the_rest_of_hallmark() {
+        for v in [
+            Verdict::Genuine,
+            Verdict::Counterfeit,
+            Verdict::Inconclusive,
+            Verdict::NoProduct,
+        ] {
+            assert_eq!(v.as_str().parse::<Verdict>(), Ok(v));
+        }
+        assert_eq!("fake".parse::<Verdict>(), Err(UnknownVerdict));
+        assert_eq!("Genuine".parse::<Verdict>(), Err(UnknownVerdict));
+    }
+
+    #[test]
+    fn show_verdict_new_fits_anything_the_agent_has() {
+        let long = "x".repeat(200);
+        let v = ShowVerdict::new(3, Verdict::Genuine, &long, "Montre Élégante", 1.7);
+        assert_eq!(v.brand.len(), BRAND_LEN);
+        assert_eq!(v.product.as_str(), "Montre Élégante");
+        assert_eq!(v.confidence, Confidence(1000));
+        assert!(Message::ShowVerdict(v).validate().is_ok());
     }
 
     #[test]
