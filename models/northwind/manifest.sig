@@ -1,0 +1,1 @@
+PvA4/wQTkIioyBWRLV4f5qfeWU8C9p0SyUqhBOpaAq+SwbJt+KXZ09pqAv02LAwukLvFiv63O1RphhLpsIEeBg==
