@@ -22,7 +22,7 @@ WORK = MODELS / "work"
 
 
 def run(brand_key: str, epochs: int, imgsz: int, compare: list[int], reuse: bool, key: Path,
-        counts: tuple[int, int, int]) -> dict:
+        counts: tuple[int, int, int], weights: Path | None = None) -> dict:
     from . import evaluate as E
     from . import export as X
     from . import verdicts as V
@@ -35,14 +35,15 @@ def run(brand_key: str, epochs: int, imgsz: int, compare: list[int], reuse: bool
         shutil.rmtree(data, ignore_errors=True)
         generate.main(["--brand", brand_key, "--out", str(data), "--train", str(counts[0]),
                        "--val", str(counts[1]), "--test", str(counts[2])])
-    if not (reuse and (model_dir / "best.pt").exists()):
+    if weights is None and not (reuse and (model_dir / "best.pt").exists()):
         params = train.load_hyperparameters(Path(__file__).parents[1] / "hyperparameters.json")
         params.update(epochs=epochs, imgsz=imgsz)
         train.train(data, model_dir, params)
 
     roles = [c["role"] for c in brand.classes()]
     products = [c["product"] for c in brand.classes()]
-    onnx = X.export(model_dir / "best.pt", imgsz, work / f"model-{imgsz}.onnx")
+    weights = weights or model_dir / "best.pt"
+    onnx = X.export(weights, imgsz, work / f"model-{imgsz}.onnx")
     val = E.evaluate(onnx, data, "val", brand_key)
     tg, tc, val_scored = V.choose_thresholds(val["matches"], roles, products)
     test = E.evaluate(onnx, data, "test", brand_key)
@@ -55,7 +56,7 @@ def run(brand_key: str, epochs: int, imgsz: int, compare: list[int], reuse: bool
     sizes = {imgsz: {"map50": test["map50"], "verdict_accuracy": scored["verdict_accuracy"],
                      "inference_ms": test["inference_ms"], "trained_at": imgsz}}
     for other in compare:  # the same weights exported at another input size: accuracy and speed
-        o_onnx = X.export(model_dir / "best.pt", other, work / f"model-{other}.onnx")
+        o_onnx = X.export(weights, other, work / f"model-{other}.onnx")
         o_test = E.evaluate(o_onnx, data, "test", brand_key)
         o_scored = V.score(o_test["matches"], roles, products, tg, tc)
         sizes[other] = {"map50": o_test["map50"], "verdict_accuracy": o_scored["verdict_accuracy"],
@@ -136,9 +137,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--compare", type=int, nargs="*", default=[640], help="other input sizes to measure")
     ap.add_argument("--counts", type=int, nargs=3, default=(200, 50, 60), metavar=("TRAIN", "VAL", "TEST"))
     ap.add_argument("--reuse", action="store_true", help="keep an existing dataset and checkpoint")
+    ap.add_argument("--weights", type=Path, help="bundle this checkpoint instead of training")
     ap.add_argument("--key", type=Path, default=MODELS / "keys" / "demo-publisher.key.pem")
     args = ap.parse_args(argv)
-    run(args.brand, args.epochs, args.imgsz, args.compare, args.reuse, args.key, tuple(args.counts))
+    run(args.brand, args.epochs, args.imgsz, args.compare, args.reuse, args.key, tuple(args.counts), args.weights)
 
 
 if __name__ == "__main__":
