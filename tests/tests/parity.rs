@@ -33,7 +33,7 @@ fn references(v: &Value) -> Vec<Reference> {
 }
 
 /// Matches each reference box to a Hallmark box of the same class; returns the problems found.
-fn compare(image: &str, conf: &str, ours: &[Detection], refs: &[Reference]) -> Vec<String> {
+fn compare(image: &str, conf: &str, ours: &[Detection], refs: &[Reference], worst: &mut (f32, f32)) -> Vec<String> {
     let mut problems = Vec::new();
     if ours.len() != refs.len() {
         problems.push(format!("{image} @ {conf}: {} boxes, reference has {}", ours.len(), refs.len()));
@@ -47,7 +47,11 @@ fn compare(image: &str, conf: &str, ours: &[Detection], refs: &[Reference]) -> V
             .map(|(i, d)| (i, d, d.bbox.iter().zip(r.bbox).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max)))
             .min_by(|a, b| a.2.total_cmp(&b.2));
         match best {
-            Some((i, d, dist)) if dist <= BOX_TOLERANCE_PX && (d.score - r.confidence).abs() <= CONFIDENCE_TOLERANCE => used[i] = true,
+            Some((i, d, dist)) if dist <= BOX_TOLERANCE_PX && (d.score - r.confidence).abs() <= CONFIDENCE_TOLERANCE => {
+                used[i] = true;
+                worst.0 = worst.0.max(dist);
+                worst.1 = worst.1.max((d.score - r.confidence).abs());
+            }
             Some((_, d, dist)) => problems.push(format!(
                 "{image} @ {conf}: class {} box {:?} conf {:.4} vs reference {:?} conf {:.4} (off by {dist:.2} px)",
                 r.class, d.bbox, d.score, r.bbox, r.confidence
@@ -69,6 +73,7 @@ fn every_box_and_confidence_matches_the_yolov5_reference_on_every_sample() {
     assert!(!goldens.is_empty(), "no goldens in {}: run models/pipeline/parity_golden.py", golden_dir().display());
 
     let mut checked = 0;
+    let mut worst = (0f32, 0f32);
     let mut problems = Vec::new();
     for golden in goldens {
         let doc: Value = serde_json::from_slice(&std::fs::read(&golden).unwrap()).unwrap();
@@ -96,11 +101,14 @@ fn every_box_and_confidence_matches_the_yolov5_reference_on_every_sample() {
                 let (ours, _) = pipeline.detector.detect(Frame { width: w, height: h, rgb: decoded.rgb.as_raw() }).unwrap();
                 let refs = references(refs);
                 checked += refs.len();
-                problems.extend(compare(&format!("{brand}/{name}"), conf, ours, &refs));
+                problems.extend(compare(&format!("{brand}/{name}"), conf, ours, &refs, &mut worst));
             }
         }
     }
     assert!(problems.is_empty(), "{} parity problems:\n{}", problems.len(), problems.join("\n"));
     assert!(checked > 0, "the goldens hold no boxes at all: parity would be vacuous");
-    eprintln!("parity: {checked} reference boxes matched within {BOX_TOLERANCE_PX} px and {CONFIDENCE_TOLERANCE} confidence");
+    eprintln!(
+        "parity: {checked} reference boxes matched; largest deviation {:.4} px (limit {BOX_TOLERANCE_PX}), {:.6} confidence (limit {CONFIDENCE_TOLERANCE})",
+        worst.0, worst.1
+    );
 }

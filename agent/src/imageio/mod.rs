@@ -2,11 +2,15 @@
 //! packed RGB8 with the EXIF orientation applied (phone photos arrive rotated), under limits on size
 //! and memory so that a decompression bomb is refused before it is decoded.
 //!
+//! JPEG pixels come from libjpeg-turbo ([`jpeg`]), PNG and WebP from the `image` crate.
+//!
 //! Every failure is an [`ImageError`] that names the file and says what is wrong with it in words a
 //! person can act on.
 
 use std::io::{BufReader, Cursor};
 use std::path::{Path, PathBuf};
+
+mod jpeg;
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
 use thiserror::Error;
@@ -31,6 +35,8 @@ impl Default for ImageLimits {
 pub enum ImageError {
     #[error("{path}: cannot read: {message}")]
     Read { path: PathBuf, message: String },
+    #[error("{path}: file of {mib} MiB is over the {limit_mib} MiB limit; refused without reading")]
+    FileTooLarge { path: PathBuf, mib: u64, limit_mib: u64 },
     #[error("{path}: empty file (0 bytes)")]
     Empty { path: PathBuf },
     #[error("{path}: not a JPEG, PNG or WebP image (content starts with {start:?})")]
@@ -54,6 +60,11 @@ pub struct Decoded {
 
 /// Reads and decodes the image file at `path`.
 pub fn load(path: &Path, limits: ImageLimits) -> Result<Decoded, ImageError> {
+    let read_err = |e: std::io::Error| ImageError::Read { path: path.to_path_buf(), message: e.to_string() };
+    let size = std::fs::metadata(path).map_err(read_err)?.len();
+    if size > limits.max_alloc {
+        return Err(ImageError::FileTooLarge { path: path.to_path_buf(), mib: size >> 20, limit_mib: limits.max_alloc >> 20 });
+    }
     let bytes = std::fs::read(path).map_err(|e| ImageError::Read { path: path.to_path_buf(), message: e.to_string() })?;
     decode(path, &bytes, limits)
 }
@@ -99,6 +110,18 @@ pub fn decode(path: &Path, bytes: &[u8], limits: ImageLimits) -> Result<Decoded,
         return Err(ImageError::TooMuchMemory { path: p(), format: name, width, height, limit_mib: limits.max_alloc >> 20 });
     }
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    if format == ImageFormat::Jpeg {
+        drop(decoder);
+        let (jw, jh) = jpeg::dimensions(bytes).map_err(|message| ImageError::Corrupt { path: p(), format: name, message })?;
+        if (jw, jh) != (width, height) || jw as u64 * jh as u64 * 3 > limits.max_alloc {
+            return Err(ImageError::Corrupt { path: p(), format: name, message: format!("inconsistent header ({jw}×{jh} vs {width}×{height})") });
+        }
+        let rgb = jpeg::decode_rgb(bytes, width, height).map_err(|message| ImageError::Corrupt { path: p(), format: name, message })?;
+        let rgb = RgbImage::from_raw(width, height, rgb).ok_or_else(|| ImageError::Corrupt { path: p(), format: name, message: "short pixel buffer".into() })?;
+        let mut img = DynamicImage::ImageRgb8(rgb);
+        img.apply_orientation(orientation);
+        return Ok(Decoded { rgb: img.into_rgb8(), format: name });
+    }
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| match e {
         image::ImageError::Limits(_) => ImageError::TooMuchMemory { path: p(), format: name, width, height, limit_mib: limits.max_alloc >> 20 },
         e => corrupt(e),

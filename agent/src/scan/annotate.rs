@@ -1,5 +1,5 @@
 //! Annotated copies of scanned images: each detection's box with its class name and confidence, and a
-//! banner across the top with the verdict, coloured by kind, so a person sees at a glance what was
+//! banner above the image (which is left whole) with the verdict and its reason, coloured by kind, so a person sees at a glance what was
 //! found. Text uses DejaVu Sans Bold (Bitstream Vera licence, `assets/DejaVuSans-LICENSE.txt`), built
 //! into the binary.
 
@@ -29,8 +29,8 @@ fn verdict_colour(kind: VerdictKind) -> Rgb<u8> {
     }
 }
 
-/// Draws detections and the verdict banner onto `img`.
-pub fn annotate(img: &mut RgbImage, detections: &[Detection], verdict: &Verdict, manifest: &Manifest) {
+/// Draws the detections onto `img` and returns it below a verdict banner.
+pub fn annotate(mut img: RgbImage, detections: &[Detection], verdict: &Verdict, manifest: &Manifest) -> RgbImage {
     // Design: the font is a compile-time constant known to parse; a failure here is a build defect.
     let font = FontRef::try_from_slice(FONT).expect("embedded DejaVu Sans parses");
     let (w, h) = img.dimensions();
@@ -38,7 +38,8 @@ pub fn annotate(img: &mut RgbImage, detections: &[Detection], verdict: &Verdict,
     let thickness = ((unit / 6.0).round() as i32).max(2);
     let label_scale = PxScale::from(unit);
 
-    for d in detections {
+    // Weakest first, so the strongest label ends up on top.
+    for d in detections.iter().rev() {
         let class = manifest.class(d.class);
         let colour = match class.map(|c| c.role) {
             Some(Role::Counterfeit) => RED,
@@ -47,14 +48,14 @@ pub fn annotate(img: &mut RgbImage, detections: &[Detection], verdict: &Verdict,
         let [x1, y1, x2, y2] = d.bbox.map(|v| v.round() as i32);
         for t in 0..thickness {
             let (bw, bh) = ((x2 - x1 - 2 * t).max(1) as u32, (y2 - y1 - 2 * t).max(1) as u32);
-            draw_hollow_rect_mut(img, Rect::at(x1 + t, y1 + t).of_size(bw, bh), colour);
+            draw_hollow_rect_mut(&mut img, Rect::at(x1 + t, y1 + t).of_size(bw, bh), colour);
         }
         let label = format!("{} {:.2}", class.map_or("?", |c| c.name.as_str()), d.score);
         let (tw, th) = text_size(label_scale, &font, &label);
         let pad = (unit / 5.0) as i32;
         let ly = if y1 - th as i32 - 2 * pad >= 0 { y1 - th as i32 - 2 * pad } else { y1 };
-        draw_filled_rect_mut(img, Rect::at(x1, ly).of_size(tw + 2 * pad as u32, th + 2 * pad as u32), colour);
-        draw_text_mut(img, WHITE, x1 + pad, ly + pad, label_scale, &font, &label);
+        draw_filled_rect_mut(&mut img, Rect::at(x1, ly).of_size(tw + 2 * pad as u32, th + 2 * pad as u32), colour);
+        draw_text_mut(&mut img, WHITE, x1 + pad, ly + pad, label_scale, &font, &label);
     }
 
     let banner_scale = PxScale::from(unit * 1.3);
@@ -63,8 +64,10 @@ pub fn annotate(img: &mut RgbImage, detections: &[Detection], verdict: &Verdict,
     let reason_scale = PxScale::from(unit * 0.8);
     let (_, rh) = text_size(reason_scale, &font, &verdict.reason);
     let pad = (unit / 2.0) as i32;
-    let banner_h = th as i32 + rh as i32 + 3 * pad;
-    draw_filled_rect_mut(img, Rect::at(0, 0).of_size(w, banner_h as u32), verdict_colour(verdict.verdict));
-    draw_text_mut(img, WHITE, pad, pad, banner_scale, &font, &title);
-    draw_text_mut(img, WHITE, pad, 2 * pad + th as i32, reason_scale, &font, &verdict.reason);
+    let banner_h = (th as i32 + rh as i32 + 3 * pad) as u32;
+    let mut out = RgbImage::from_pixel(w, h + banner_h, verdict_colour(verdict.verdict));
+    image::imageops::replace(&mut out, &img, 0, banner_h as i64);
+    draw_text_mut(&mut out, WHITE, pad, pad, banner_scale, &font, &title);
+    draw_text_mut(&mut out, WHITE, pad, 2 * pad + th as i32, reason_scale, &font, &verdict.reason);
+    out
 }

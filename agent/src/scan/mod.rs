@@ -111,7 +111,7 @@ fn scan_one(
     let t0 = Instant::now();
     let decoded = imageio::load(path, limits).map_err(|e| e.to_string())?;
     let decode = t0.elapsed();
-    let mut rgb = decoded.rgb;
+    let rgb = decoded.rgb;
     let (width, height) = rgb.dimensions();
     let frame = Frame { width, height, rgb: rgb.as_raw() };
     let outcome = pipeline.process(frame).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -127,9 +127,9 @@ fn scan_one(
     let manifest = pipeline.manifest();
     let record = ScanRecord::new(path.display().to_string(), width, height, manifest, &verdict, &detections, timings);
     if let Some(dir) = annotate_dir {
-        annotate(&mut rgb, &detections, &verdict, manifest);
+        let annotated = annotate(rgb, &detections, &verdict, manifest);
         let target = unique_name(dir, path, used_names);
-        image::DynamicImage::ImageRgb8(rgb)
+        image::DynamicImage::ImageRgb8(annotated)
             .save_with_format(&target, image::ImageFormat::Jpeg)
             .map_err(|e| format!("{}: cannot write annotated image {}: {e}", path.display(), target.display()))?;
     }
