@@ -234,6 +234,16 @@ mod tests {
     }
 
     #[test]
+    fn webp_decodes_too() {
+        let img = RgbImage::from_fn(6, 4, |x, y| image::Rgb([x as u8 * 40, y as u8 * 60, 7]));
+        let mut out = Vec::new();
+        image::codecs::webp::WebPEncoder::new_lossless(&mut out).write_image(img.as_raw(), 6, 4, image::ExtendedColorType::Rgb8).unwrap();
+        let d = decode(p(), &out, ImageLimits::default()).unwrap();
+        assert_eq!(d.format, "WebP");
+        assert_eq!(d.rgb, img);
+    }
+
+    #[test]
     fn empty_text_truncated_and_bomb_each_get_their_own_error() {
         let l = ImageLimits::default();
         assert!(matches!(decode(p(), b"", l), Err(ImageError::Empty { .. })));
