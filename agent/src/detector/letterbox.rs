@@ -4,7 +4,8 @@
 //! `scaleup=True`, and `utils.general.scale_boxes`) does it, so that boxes agree with the reference to
 //! the pixel: the image is scaled by `gain = min(W/w, H/h)` to `round(w*gain) × round(h*gain)`, centred,
 //! and padded (value 114) with `round(pad - 0.1)` pixels on the left/top. Mapping back subtracts the
-//! reference's unrounded `pad - 0.1` and divides by the gain, then clips to the original image.
+//! unrounded pad `(W - w*gain) / 2` (as `scale_boxes` does) and divides by the gain, then clips to the
+//! original image.
 
 /// Where the resized image sits inside the model input, and how to map boxes back.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,8 +63,8 @@ impl Letterbox {
             self.dst_height as f64 / self.src_height as f64,
             self.dst_width as f64 / self.src_width as f64,
         );
-        let pad_x = ((self.dst_width as f64 - self.src_width as f64 * gain) / 2.0 - 0.1) as f32;
-        let pad_y = ((self.dst_height as f64 - self.src_height as f64 * gain) / 2.0 - 0.1) as f32;
+        let pad_x = ((self.dst_width as f64 - self.src_width as f64 * gain) / 2.0) as f32;
+        let pad_y = ((self.dst_height as f64 - self.src_height as f64 * gain) / 2.0) as f32;
         let g = gain as f32;
         let (w, h) = (self.src_width as f32, self.src_height as f32);
         [
@@ -130,13 +131,12 @@ mod tests {
         let lb = Letterbox::new(1920, 1080, 320, 320);
         // A box covering the whole resized image maps to (about) the whole frame.
         let b = lb.to_original([0.0, 70.0, 320.0, 250.0]);
-        // The reference subtracts the unrounded pad minus 0.1: 0.1 input px = 0.6 original px.
-        assert!((b[0] - 0.6).abs() < 1e-3, "{b:?}");
-        assert!((b[1] - 0.6).abs() < 1e-3, "{b:?}");
+        assert!((b[0] - 0.0).abs() < 1e-3, "{b:?}");
+        assert!((b[1] - 0.0).abs() < 1e-3, "{b:?}");
         assert!((b[2] - 1920.0).abs() < 1e-3);
         assert!((b[3] - 1080.0).abs() < 1e-3);
         let mid = lb.to_original([100.0, 100.0, 110.0, 120.0]);
-        assert!((mid[0] - 600.6).abs() < 1e-3 && (mid[3] - 300.6).abs() < 1e-2, "{mid:?}");
+        assert!((mid[0] - 600.0).abs() < 1e-3 && (mid[3] - 300.0).abs() < 1e-2, "{mid:?}");
     }
 
     #[test]

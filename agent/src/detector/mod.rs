@@ -230,7 +230,7 @@ mod tests {
         postprocess(&c, &lb, settings, &mut o, &mut k, &mut out);
         assert_eq!(out.len(), 2);
         assert_eq!((out[0].class, out[0].score), (2, 0.9));
-        assert!((out[0].bbox[0] - 600.6).abs() < 1e-3, "{:?}", out[0].bbox);
+        assert!((out[0].bbox[0] - 600.0).abs() < 1e-3, "{:?}", out[0].bbox);
         // The second box ran off the frame's right and bottom edges: clipped.
         assert_eq!((out[1].bbox[2], out[1].bbox[3]), (1920.0, 1080.0));
     }
