@@ -64,32 +64,41 @@ fn compare(image: &str, conf: &str, ours: &[Detection], refs: &[Reference], wors
 
 #[test]
 fn every_box_and_confidence_matches_the_yolov5_reference_on_every_sample() {
-    let goldens: Vec<_> = std::fs::read_dir(golden_dir())
-        .expect("tests/golden exists")
+    // Every shipped bundle with sample images must have its golden, covering exactly those images.
+    let mut brands: Vec<String> = std::fs::read_dir(models_dir())
+        .expect("models folder")
         .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter(|e| e.path().join("manifest.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|b| models_dir().join("samples").join(b).is_dir())
         .collect();
-    assert!(!goldens.is_empty(), "no goldens in {}: run models/pipeline/parity_golden.py", golden_dir().display());
+    brands.sort();
+    assert!(!brands.is_empty(), "no shipped bundles with samples under {}", models_dir().display());
+    let rerun = "re-run `models/.venv-train/bin/python models/pipeline/parity_golden.py`";
 
     let mut checked = 0;
     let mut worst = (0f32, 0f32);
     let mut problems = Vec::new();
-    for golden in goldens {
+    for brand in &brands {
+        let golden = golden_dir().join(format!("{brand}.json"));
+        assert!(golden.is_file(), "no parity golden {} for the shipped bundle {brand}: {rerun}", golden.display());
         let doc: Value = serde_json::from_slice(&std::fs::read(&golden).unwrap()).unwrap();
-        let brand = doc["brand"].as_str().expect("brand");
+        assert_eq!(doc["brand"].as_str(), Some(brand.as_str()));
         let bundle = models_dir().join(brand);
         let mut pipeline = Pipeline::open(RuntimeOptions::default(), &bundle, &[demo_key()])
             .unwrap_or_else(|e| panic!("{}: {e}", bundle.display()));
         assert_eq!(
             doc["model_sha256"].as_str(),
             Some(pipeline.manifest().model.sha256.as_str()),
-            "goldens for {brand} were made from another model: re-run models/pipeline/parity_golden.py"
+            "goldens for {brand} were made from another model: {rerun}"
         );
         let iou = doc["iou"].as_f64().unwrap() as f32;
         let max_det = doc["max_det"].as_u64().unwrap() as usize;
         let images = doc["images"].as_object().expect("images");
-        assert!(!images.is_empty(), "{brand}: golden has no images");
+        let mut golden_names: Vec<&str> = images.keys().map(String::as_str).collect();
+        golden_names.sort();
+        let sample_names: Vec<String> = hallmark_e2e::samples(brand).iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(golden_names, sample_names, "{brand}: the golden does not cover exactly the sample images: {rerun}");
         for (name, expected) in images {
             let path = models_dir().join("samples").join(brand).join(name);
             let decoded = imageio::load(&path, ImageLimits::default()).unwrap_or_else(|e| panic!("{e}"));
