@@ -145,7 +145,7 @@ pub fn run(pipeline: &mut Pipeline, images: &[PathBuf], iterations: usize, limit
         model: pipeline.bundle.dir().display().to_string(),
         brand: pipeline.manifest().brand.clone(),
         model_revision: pipeline.manifest().revision,
-        providers: pipeline.runtime.providers().iter().map(|p| format!("{p:?}").to_lowercase()).collect(),
+        providers: pipeline.runtime.providers().iter().map(|p| p.to_string()).collect(),
         intra_threads: pipeline.runtime.threads(),
         iterations,
         images: frames.len(),

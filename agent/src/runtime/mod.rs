@@ -26,6 +26,16 @@ pub enum Provider {
     Tensorrt,
 }
 
+impl std::fmt::Display for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Provider::Cpu => "cpu",
+            Provider::Cuda => "cuda",
+            Provider::Tensorrt => "tensorrt",
+        })
+    }
+}
+
 impl std::str::FromStr for Provider {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -63,7 +73,7 @@ pub enum RuntimeError {
     Load { path: PathBuf, message: String },
     #[error("ONNX Runtime environment: {0}")]
     Environment(String),
-    #[error("execution provider {provider:?} failed to register (no fall back to CPU): {message}")]
+    #[error("execution provider {provider} failed to register (no fall back to CPU): {message}")]
     Provider { provider: Provider, message: String },
     #[error("could not create an inference session for {model}: {message}")]
     Session { model: PathBuf, message: String },
