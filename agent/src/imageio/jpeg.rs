@@ -67,8 +67,12 @@ impl Handle {
     }
 }
 
-/// The size the JPEG header declares.
-pub fn dimensions(jpeg: &[u8]) -> Result<(u32, u32), String> {
+/// TurboJPEG's colour spaces that it cannot turn into RGB (CMYK and YCCK, from print workflows).
+const TJCS_CMYK: c_int = 3;
+const TJCS_YCCK: c_int = 4;
+
+/// The size the JPEG header declares, and whether TurboJPEG can decode it to RGB.
+pub fn header(jpeg: &[u8]) -> Result<(u32, u32, bool), String> {
     let h = Handle::new()?;
     let (mut w, mut ht, mut ss, mut cs) = (0, 0, 0, 0);
     // SAFETY: valid handle, buffer and length from one slice, out-pointers to locals.
@@ -76,10 +80,10 @@ pub fn dimensions(jpeg: &[u8]) -> Result<(u32, u32), String> {
     if r != 0 {
         return Err(h.error());
     }
-    Ok((w as u32, ht as u32))
+    Ok((w as u32, ht as u32, cs != TJCS_CMYK && cs != TJCS_YCCK))
 }
 
-/// Decodes a whole JPEG of the given size (from [`dimensions`]) to packed RGB8. Warnings (such as
+/// Decodes a whole JPEG of the given size (from [`header`]) to packed RGB8. Warnings (such as
 /// extraneous bytes) are not errors, as in the reference; fatal errors are.
 pub fn decode_rgb(jpeg: &[u8], width: u32, height: u32) -> Result<Vec<u8>, String> {
     let h = Handle::new()?;

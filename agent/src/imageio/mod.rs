@@ -110,9 +110,15 @@ pub fn decode(path: &Path, bytes: &[u8], limits: ImageLimits) -> Result<Decoded,
         return Err(ImageError::TooMuchMemory { path: p(), format: name, width, height, limit_mib: limits.max_alloc >> 20 });
     }
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    if format == ImageFormat::Jpeg {
+    let turbo = if format == ImageFormat::Jpeg {
+        let (jw, jh, rgb_ok) = jpeg::header(bytes).map_err(|message| ImageError::Corrupt { path: p(), format: name, message })?;
+        rgb_ok.then_some((jw, jh))
+    } else {
+        None
+    };
+    // CMYK JPEGs (which TurboJPEG cannot turn into RGB) and other formats go through the `image` crate.
+    if let Some((jw, jh)) = turbo {
         drop(decoder);
-        let (jw, jh) = jpeg::dimensions(bytes).map_err(|message| ImageError::Corrupt { path: p(), format: name, message })?;
         if (jw, jh) != (width, height) || jw as u64 * jh as u64 * 3 > limits.max_alloc {
             return Err(ImageError::Corrupt { path: p(), format: name, message: format!("inconsistent header ({jw}×{jh} vs {width}×{height})") });
         }
