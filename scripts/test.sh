@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 
 echo "== host workspace: cargo test (agent, end-to-end tests, firmware libraries)"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
 
 if [ -x firmware/board/build.sh ]; then
   echo "== firmware: board image for thumbv7em-none-eabihf"

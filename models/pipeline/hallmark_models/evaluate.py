@@ -89,7 +89,8 @@ def evaluate(model: Path, data: Path, split: str, brand_key: str, iou: float = 0
         dt = torch.from_numpy(det).float()
         correct = process_batch(dt, labels, iouv) if len(dt) else torch.zeros(0, 10, dtype=torch.bool)
         stats.append((correct, dt[:, 4], dt[:, 5], labels[:, 0]))
-        matches += V.match_items(gt, det[det[:, 4] >= 0.25] if len(det) else det, framing)
+        roles = [c["role"] for c in brand.classes()]
+        matches += V.match_items(gt, det[det[:, 4] >= 0.25] if len(det) else det, framing, roles)
     tp, conf, pcls, tcls = (torch.cat(x, 0).numpy() for x in zip(*stats))
     _, _, p, r, _, ap, ap_class = ap_per_class(tp, conf, pcls, tcls, names={i: c["name"] for i, c in enumerate(brand.classes())})
     names = [c["name"] for c in brand.classes()]

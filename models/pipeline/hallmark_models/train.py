@@ -23,6 +23,7 @@ from . import yolo_env  # noqa: F401  (must precede yolov5 imports)
 
 DEFAULTS = {
     "cfg": "yolov5n.yaml",
+    "weights": "",  # a checkpoint to continue from (fine-tuning); empty = from scratch
     "imgsz": 320,
     "epochs": 100,
     "batch_size": 16,
@@ -80,7 +81,7 @@ def train(data_dir: Path, model_dir: Path, params: dict) -> Path:
     cfg = params["cfg"] if "/" in params["cfg"] else str(pkg / "models" / params["cfg"])
     started = time.time()
     yolo_train.run(
-        data=str(data_path), cfg=cfg, weights="", hyp=str(hyp_path), imgsz=params["imgsz"],
+        data=str(data_path), cfg=cfg, weights=params["weights"], hyp=str(hyp_path), imgsz=params["imgsz"],
         epochs=params["epochs"], batch_size=params["batch_size"], workers=params["workers"],
         seed=params["seed"], patience=params["patience"], device="cpu", cache="ram", noplots=True,
         project=str(work.parent), name=work.name, exist_ok=True,

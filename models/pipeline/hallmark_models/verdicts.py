@@ -1,9 +1,10 @@
 """Per-item verdict scoring: the store's question, "was a genuine pack called genuine and a counterfeit
 called counterfeit or inconclusive?", and the choice of the manifest's verdict thresholds. Pure numpy.
 
-A verdict for a pack comes from the most confident detection overlapping it (IoU >= 0.5):
-genuine class at or above the genuine threshold -> genuine (of that class's product); counterfeit class at
-or above the counterfeit threshold -> counterfeit; anything weaker -> inconclusive; nothing -> missed.
+A verdict for a pack comes from the detections overlapping it (IoU >= 0.5), by the same rule as the
+agent (agent/src/verdict/simple.rs): a counterfeit class at or above the counterfeit threshold ->
+counterfeit (counterfeit evidence is never outvoted); else the best genuine class at or above the genuine
+threshold -> genuine (of that class's product); anything weaker -> inconclusive; nothing -> missed.
 A genuine pack is right only when called genuine *and* the right product; a counterfeit is right when
 called counterfeit or inconclusive. A missed pack is wrong either way.
 """
@@ -20,9 +21,12 @@ VERDICTS = ("genuine", "counterfeit", "inconclusive", "missed")
 @dataclass
 class Match:
     gt_class: int
-    pred_class: int  # -1 when nothing overlapped the pack
+    pred_class: int  # the most confident overlapping detection's class; -1 when nothing overlapped
     conf: float
     framing: str
+    genuine_class: int = -1  # the best genuine-role detection overlapping the pack
+    genuine_conf: float = 0.0
+    counterfeit_conf: float = 0.0  # the best counterfeit-role detection overlapping the pack
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -37,28 +41,32 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
 
 
-def match_items(gt: np.ndarray, det: np.ndarray, framing: str, iou_thr: float = 0.5) -> list[Match]:
+def match_items(gt: np.ndarray, det: np.ndarray, framing: str, roles: list[str], iou_thr: float = 0.5) -> list[Match]:
     """gt: (N, 5) class, x1, y1, x2, y2; det: (M, 6) x1, y1, x2, y2, conf, class."""
     ious = iou_matrix(gt[:, 1:5], det[:, :4]) if len(det) else np.zeros((len(gt), 0))
     out = []
     for i, row in enumerate(gt):
         cand = np.nonzero(ious[i] >= iou_thr)[0] if ious.shape[1] else []
-        if len(cand) == 0:
-            out.append(Match(int(row[0]), -1, 0.0, framing))
-        else:
-            best = cand[np.argmax(det[cand, 4])]
-            out.append(Match(int(row[0]), int(det[best, 5]), float(det[best, 4]), framing))
+        m = Match(int(row[0]), -1, 0.0, framing)
+        for j in sorted(cand, key=lambda j: -det[j, 4]):
+            cls, conf = int(det[j, 5]), float(det[j, 4])
+            if m.pred_class < 0:
+                m.pred_class, m.conf = cls, conf
+            if roles[cls] == "genuine" and conf > m.genuine_conf:
+                m.genuine_class, m.genuine_conf = cls, conf
+            if roles[cls] == "counterfeit":
+                m.counterfeit_conf = max(m.counterfeit_conf, conf)
+        out.append(m)
     return out
 
 
-def verdict(m: Match, roles: list[str], thr_genuine: float, thr_counterfeit: float) -> str:
+def verdict(m: Match, thr_genuine: float, thr_counterfeit: float) -> str:
     if m.pred_class < 0:
         return "missed"
-    role = roles[m.pred_class]
-    if role == "genuine" and m.conf >= thr_genuine:
-        return "genuine"
-    if role == "counterfeit" and m.conf >= thr_counterfeit:
+    if m.counterfeit_conf >= thr_counterfeit:
         return "counterfeit"
+    if m.genuine_conf >= thr_genuine:
+        return "genuine"
     return "inconclusive"
 
 
@@ -67,12 +75,12 @@ def score(matches: list[Match], roles: list[str], products: list[str], thr_g: fl
     fake_total = fake_as_genuine = genuine_total = genuine_right = 0
     table = np.zeros((2, len(VERDICTS)), dtype=int)  # rows: genuine, counterfeit packs
     for m in matches:
-        v = verdict(m, roles, thr_g, thr_c)
+        v = verdict(m, thr_g, thr_c)
         genuine = roles[m.gt_class] == "genuine"
         table[0 if genuine else 1, VERDICTS.index(v)] += 1
         if genuine:
             genuine_total += 1
-            ok = v == "genuine" and products[m.pred_class] == products[m.gt_class]
+            ok = v == "genuine" and products[m.genuine_class] == products[m.gt_class]
             genuine_right += ok
         else:
             fake_total += 1
