@@ -9,6 +9,7 @@ mod locate;
 mod threads;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use ort::session::{builder::GraphOptimizationLevel, Session};
 use serde::{Deserialize, Serialize};
@@ -81,7 +82,7 @@ pub enum RuntimeError {
 
 /// The loaded ONNX Runtime and the session settings.
 pub struct Runtime {
-    environment: ort::environment::Environment,
+    environment: Arc<ort::environment::Environment>,
     options: RuntimeOptions,
     library: PathBuf,
     threads: usize,
@@ -92,9 +93,28 @@ impl Runtime {
     pub fn load(options: RuntimeOptions) -> Result<Runtime, RuntimeError> {
         let env = std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from);
         let (library, source) = locate(options.ort_lib.as_deref(), env.as_deref(), &search_roots())?;
-        tracing::debug!(library = %library.display(), ?source, "loading ONNX Runtime");
-        let builder = ort::init_from(&library).map_err(|e| RuntimeError::Load { path: library.clone(), message: e.to_string() })?;
-        let environment = builder.with_name("hallmark").build().map_err(|e| RuntimeError::Environment(e.to_string()))?;
+        // Design: ONNX Runtime allows one environment per process, and a library cannot be unloaded;
+        // every Runtime (one per brand bundle) shares the first, and asking for another library fails.
+        static LOADED: Mutex<Option<(PathBuf, Arc<ort::environment::Environment>)>> = Mutex::new(None);
+        let mut loaded = LOADED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let environment = match &*loaded {
+            Some((path, environment)) if *path == library => environment.clone(),
+            Some((path, _)) => {
+                return Err(RuntimeError::Environment(format!(
+                    "{} is already loaded in this process; cannot also load {}",
+                    path.display(),
+                    library.display()
+                )))
+            }
+            None => {
+                tracing::debug!(library = %library.display(), ?source, "loading ONNX Runtime");
+                let builder = ort::init_from(&library).map_err(|e| RuntimeError::Load { path: library.clone(), message: e.to_string() })?;
+                let environment = Arc::new(builder.with_name("hallmark").build().map_err(|e| RuntimeError::Environment(e.to_string()))?);
+                *loaded = Some((library.clone(), environment.clone()));
+                environment
+            }
+        };
+        drop(loaded);
         let threads = options.intra_threads.filter(|&n| n > 0).unwrap_or_else(physical_cores);
         Ok(Runtime { environment, options, library, threads })
     }
