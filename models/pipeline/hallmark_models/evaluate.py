@@ -20,6 +20,10 @@ from . import verdicts as V
 from .brands import BRANDS
 
 
+# The detector's score filter, as the manifest's thresholds.confidence: verdicts see only these boxes.
+CONFIDENCE = 0.25
+
+
 class Detector:
     """ONNX Runtime session + the yolov5 package's letterbox / non_max_suppression / scale_boxes."""
 
@@ -75,8 +79,12 @@ def evaluate(model: Path, data: Path, split: str, brand_key: str, iou: float = 0
     from yolov5.val import process_batch
 
     brand = BRANDS[brand_key]
+    classes = brand.classes()
+    roles = [c["role"] for c in classes]
+    names = [c["name"] for c in classes]
     det_model = Detector(model)
-    index = {json.loads(l)["image"]: json.loads(l)["framing"] for l in (data / f"{split}.jsonl").read_text().splitlines()}
+    rows = [json.loads(line) for line in (data / f"{split}.jsonl").read_text().splitlines()]
+    index = {r["image"]: r["framing"] for r in rows}
     iouv = torch.linspace(0.5, 0.95, 10)
     stats, matches, detections = [], [], {}
     for name, framing in sorted(index.items()):
@@ -89,11 +97,9 @@ def evaluate(model: Path, data: Path, split: str, brand_key: str, iou: float = 0
         dt = torch.from_numpy(det).float()
         correct = process_batch(dt, labels, iouv) if len(dt) else torch.zeros(0, 10, dtype=torch.bool)
         stats.append((correct, dt[:, 4], dt[:, 5], labels[:, 0]))
-        roles = [c["role"] for c in brand.classes()]
-        matches += V.match_items(gt, det[det[:, 4] >= 0.25] if len(det) else det, framing, roles)
+        matches += V.match_items(gt, det[det[:, 4] >= CONFIDENCE] if len(det) else det, framing, roles)
     tp, conf, pcls, tcls = (torch.cat(x, 0).numpy() for x in zip(*stats))
-    _, _, p, r, _, ap, ap_class = ap_per_class(tp, conf, pcls, tcls, names={i: c["name"] for i, c in enumerate(brand.classes())})
-    names = [c["name"] for c in brand.classes()]
+    *_, ap, ap_class = ap_per_class(tp, conf, pcls, tcls, names=dict(enumerate(names)))
     per_class = {names[int(c)]: round(float(a), 4) for c, a in zip(ap_class, ap[:, 0])}
     sample = cv2.imread(str(data / "images" / split / sorted(index)[0]))
     return {

@@ -77,7 +77,7 @@ def run(brand_key: str, epochs: int, imgsz: int, compare: list[int], reuse: bool
         "inference_ms_median_ort_2_threads": round(test["inference_ms"], 2),
         "epochs": epochs,
     }
-    thresholds = {"confidence": 0.25, "iou": 0.45, "genuine": tg, "counterfeit": tc}
+    thresholds = {"confidence": E.CONFIDENCE, "iou": 0.45, "genuine": tg, "counterfeit": tc}
     doc = bundle.write(out, brand, onnx, imgsz, thresholds, metrics, bundle.load_private(key))
     generate.write_reference(brand, out / "reference")
     samples = MODELS / "samples" / brand_key
