@@ -155,9 +155,11 @@ def _render_tea(brand: Brand, product: Product, role: str, flaws: set[str]) -> I
     d = ImageDraw.Draw(img)
     serif = B.REFONTED_NAME in flaws
     shifted = B.SHIFTED_LAYOUT in flaws
-    # Genuine: brand band on top, white code panel at the bottom. Shifted: the other way round.
-    band_y, panel_y = (h - 110, 0) if shifted else (0, h - 130)
-    zone_top, zone_bottom = (130, h - 110) if shifted else (110, h - 130)
+    # Genuine: brand band, colour zone, white code panel, top to bottom. Shifted: the code panel sits
+    # right under the band. (Swapping band and panel would be the genuine pack turned upside down, which
+    # a conveyor shows all the time: a layout flaw must survive a half-turn.)
+    band_y = 0
+    panel_y, zone_top, zone_bottom = (110, 240, h) if shifted else (h - 130, 110, h - 130)
     d.rectangle([0, band_y, w, band_y + 110], fill=(245, 240, 225))
     logo = product.off_colour if B.OFF_COLOUR_LOGO in flaws else brand.logo_colour
     ex = w - 60 if shifted else 60
@@ -194,23 +196,31 @@ def _render_pharma(brand: Brand, product: Product, role: str, flaws: set[str], s
     serif = B.REFONTED_NAME in flaws
     shifted = B.SHIFTED_LAYOUT in flaws
     stripe = product.off_shade if B.WRONG_SHADE in flaws else product.colour
-    sx0, sx1 = (w - 120, w) if shifted else (0, 120)
-    d.rectangle([sx0, 0, sx1, h], fill=stripe)
-    for k in range(4):  # wave motif across the stripe edge
-        y = 40 + k * 70
-        d.pieslice([sx0 - 30, y, sx1 + 30, y + 60], 200, 340, fill=tuple(min(255, c + 60) for c in stripe))
-    left = 20 if shifted else 140
+    # Genuine: a colour stripe down the left edge. Shifted: the stripe runs across the top instead (a
+    # stripe on the right would be the genuine box turned upside down, not a layout flaw).
+    wave = tuple(min(255, c + 60) for c in stripe)
+    if shifted:
+        d.rectangle([0, 0, w, 34], fill=stripe)
+        for k in range(6):  # wave motif along the stripe edge
+            x = 10 + k * 85
+            d.pieslice([x, -4, x + 70, 50], 20, 160, fill=wave)
+    else:
+        d.rectangle([0, 0, 120, h], fill=stripe)
+        for k in range(4):  # wave motif across the stripe edge
+            y = 40 + k * 70
+            d.pieslice([-30, y, 150, y + 60], 200, 340, fill=wave)
+    left, dy = (20, 18) if shifted else (140, 0)
     # Brand: sun emblem + lower-case word mark.
     logo = product.off_colour if B.OFF_COLOUR_LOGO in flaws else brand.logo_colour
     lx = left + 30
-    _emblem(d, lx, 52, 24, logo, B.REDRAWN_LOGO in flaws, "pharma")
-    d.text((lx + 45, 52), brand.name, fill=logo, font=font(36, bold=True, serif=serif), anchor="lm")
+    _emblem(d, lx, 52 + dy, 24, logo, B.REDRAWN_LOGO in flaws, "pharma")
+    d.text((lx + 45, 52 + dy), brand.name, fill=logo, font=font(36, bold=True, serif=serif), anchor="lm")
     name = product.misspelling if B.MISSPELT_NAME in flaws else product.name
     f = _fit_font(d, name, 360, 40, bold=True, serif=serif)
-    d.text((left, 125), name, fill=tuple(int(c * 0.8) for c in product.colour), font=f, anchor="lm")
-    d.text((left, 165), product.caption, fill=(60, 60, 60), font=font(18, serif=serif), anchor="lm")
+    d.text((left, 125 + dy), name, fill=tuple(int(c * 0.8) for c in product.colour), font=f, anchor="lm")
+    d.text((left, 165 + dy), product.caption, fill=(60, 60, 60), font=font(18, serif=serif), anchor="lm")
     if B.MISSING_SEAL not in flaws:
-        _seal(img, w - 40 if not shifted else w - 170, 52, 26, square=True)
+        _seal(img, w - 40 if not shifted else w - 170, 52 + dy, 26, square=True)
     # Codes: GS1 DataMatrix and EAN-13, bottom.
     dm = draw_datamatrix(datamatrix_text(brand, product, role, serial), scale=4)
     code = draw_ean13(barcode_digits(brand, product, role), module=2, height=54)
