@@ -19,7 +19,7 @@ from . import artwork, textures
 from .brands import Brand, class_table
 
 FRAMINGS = ("kiosk", "conveyor", "shelf", "empty")
-FRAMING_WEIGHTS = (0.45, 0.30, 0.17, 0.08)
+FRAMING_WEIGHTS = (0.42, 0.28, 0.17, 0.13)
 SKIN = ((255, 219, 172), (241, 194, 125), (224, 172, 105), (198, 134, 66), (141, 85, 36), (92, 58, 32))
 
 
@@ -159,12 +159,13 @@ def compose(rng: np.random.Generator, arts: ArtCache, framing: str, size=(960, 7
             "shelf": ("shelf",), "empty": textures.KINDS}[framing]
     canvas = textures.background(rng, kind[int(rng.integers(len(kind)))], size)
 
-    # Distractor packs of other brands, behind the brand's packs.
+    # Distractor packs of other brands, behind the brand's packs; some in the brand's own colours.
+    palette = [p.colour for p in arts.brand.products] + [p.off_shade for p in arts.brand.products if any(p.off_shade)]
     n_distract = {"kiosk": int(rng.integers(0, 2)), "conveyor": int(rng.integers(0, 3)),
                   "shelf": int(rng.integers(2, 6)), "empty": int(rng.integers(1, 5))}[framing]
     for c, side, angle in _place(rng, "shelf" if framing == "empty" else framing, n_distract, W, H):
         dw, dh = int(side * rng.uniform(0.5, 0.9)), int(side)
-        patch, x0, y0 = _warp(textures.distractor(rng, (max(dw, 12), max(dh, 12))).convert("RGBA"),
+        patch, x0, y0 = _warp(textures.distractor(rng, (max(dw, 12), max(dh, 12)), palette).convert("RGBA"),
                               _quad(rng, c, (dw, dh), angle, 0.04))
         canvas.paste(patch, (x0, y0), patch)
 

@@ -78,10 +78,17 @@ def background(rng: np.random.Generator, kind: str, size: tuple[int, int]) -> Im
 _WORDS = ("SALE", "FRESH", "Crunchy", "BIO", "Choco", "Daily", "NEW", "Milk", "Rice", "Pasta", "Soap", "Oat")
 
 
-def distractor(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
-    """Another brand's pack: random colours, shapes and words. Never labelled."""
+def distractor(rng: np.random.Generator, size: tuple[int, int], palette=()) -> Image.Image:
+    """Another brand's pack: random colours, shapes and words. Never labelled.
+
+    Half of them, when a palette is given, wear one of the brand's own pack colours: a pack is known by
+    its artwork, and these hard negatives stop a model from firing on a colour alone."""
     w, h = size
-    img = Image.new("RGB", (w, h), tuple(int(c) for c in rng.integers(0, 256, 3)))
+    if palette and rng.random() < 0.5:
+        base = np.asarray(palette[int(rng.integers(len(palette)))]) + rng.integers(-20, 21, 3)
+    else:
+        base = rng.integers(0, 256, 3)
+    img = Image.new("RGB", (w, h), tuple(int(c) for c in np.clip(base, 0, 255)))
     d = ImageDraw.Draw(img)
     for _ in range(int(rng.integers(1, 4))):
         x0, y0 = rng.integers(0, w), rng.integers(0, h)
