@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--imgsz", type=int, default=320)
     ap.add_argument("--compare", type=int, nargs="*", default=[640], help="other input sizes to measure")
-    ap.add_argument("--counts", type=int, nargs=3, default=(200, 50, 60), metavar=("TRAIN", "VAL", "TEST"))
+    ap.add_argument("--counts", type=int, nargs=3, default=(300, 80, 120), metavar=("TRAIN", "VAL", "TEST"))
     ap.add_argument("--reuse", action="store_true", help="keep an existing dataset and checkpoint")
     ap.add_argument("--weights", type=Path, help="bundle this checkpoint instead of training")
     ap.add_argument("--key", type=Path, default=MODELS / "keys" / "demo-publisher.key.pem")

@@ -28,8 +28,13 @@ DEFAULTS = {
     "epochs": 100,
     "batch_size": 16,
     "workers": 2,
+    "device": "auto",  # "auto": the first CUDA GPU when there is one, else the CPU; or "cpu", "0", "0,1"
     "seed": 0,
     "patience": 100,
+    # A wall-clock budget in minutes (0: none). With one, `epochs` is only a cap: the learning rate
+    # decays linearly with the share of the budget spent, and training stops when it is spent. For a
+    # rented GPU paid by the minute, where the epochs that fit are not known in advance.
+    "time_budget_min": 0.0,
     # Augmentations that would erase what tells a counterfeit apart are off: hue (an off-colour logo)
     # and left-right flips (mirrored layout and text); saturation/value are gentler than the default.
     "hsv_h": 0.0,
@@ -61,6 +66,39 @@ def load_hyperparameters(path: Path | None) -> dict:
     return params
 
 
+class _Budget:
+    """The clock of a budget-bound run, shared by its learning-rate schedule and its stopper."""
+
+    def __init__(self, minutes: float, lrf: float):
+        self.seconds, self.lrf, self.start = minutes * 60.0, lrf, None
+
+    def share_spent(self) -> float:
+        if self.start is None:  # the clock starts with the schedule, after data caching and anchors
+            self.start = time.monotonic()
+        return min(1.0, (time.monotonic() - self.start) / self.seconds)
+
+    def lr_factor(self, _epoch: int) -> float:
+        return (1.0 - self.share_spent()) * (1.0 - self.lrf) + self.lrf
+
+
+def _bind_budget(yolo_train, budget: _Budget) -> None:
+    """Points yolov5's schedule and early stopping at the budget's clock (module globals it looks up)."""
+    import types
+
+    from torch.optim import lr_scheduler
+
+    class BudgetLR(lr_scheduler.LambdaLR):
+        def __init__(self, optimizer, lr_lambda=None):
+            super().__init__(optimizer, lr_lambda=budget.lr_factor)
+
+    class BudgetStopping(yolo_train.EarlyStopping):
+        def __call__(self, epoch, fitness):
+            return super().__call__(epoch, fitness) or budget.share_spent() >= 1.0
+
+    yolo_train.lr_scheduler = types.SimpleNamespace(LambdaLR=BudgetLR)
+    yolo_train.EarlyStopping = BudgetStopping
+
+
 def train(data_dir: Path, model_dir: Path, params: dict) -> Path:
     import yaml
     from yolov5 import train as yolo_train
@@ -79,17 +117,28 @@ def train(data_dir: Path, model_dir: Path, params: dict) -> Path:
     data_path = model_dir / "data.yaml"
     data_path.write_text(yaml.safe_dump(data))
     cfg = params["cfg"] if "/" in params["cfg"] else str(pkg / "models" / params["cfg"])
+    device = params["device"]
+    if device == "auto":
+        import torch
+
+        device = "0" if torch.cuda.is_available() else "cpu"
+    # yolov5's AMP self-check downloads yolov5n.pt when a fresh model's fp16 output strays; offline that
+    # stalls. Full precision costs these small, data-loading-bound models nothing that matters.
+    yolo_train.check_amp = lambda model: False
+    if params["time_budget_min"] > 0:
+        _bind_budget(yolo_train, _Budget(params["time_budget_min"], hyp["lrf"]))
     started = time.time()
     yolo_train.run(
         data=str(data_path), cfg=cfg, weights=params["weights"], hyp=str(hyp_path), imgsz=params["imgsz"],
         epochs=params["epochs"], batch_size=params["batch_size"], workers=params["workers"],
-        seed=params["seed"], patience=params["patience"], device="cpu", cache="ram", noplots=True,
+        seed=params["seed"], patience=params["patience"], device=device, cache="ram", noplots=True,
         project=str(work.parent), name=work.name, exist_ok=True,
     )
     best = work / "weights" / "best.pt"
     shutil.copy(best, model_dir / "best.pt")
     shutil.copy(work / "results.csv", model_dir / "results.csv")
-    summary = {"params": params, "seconds": round(time.time() - started, 1), "classes": data["names"]}
+    epochs_run = max(0, len((work / "results.csv").read_text().splitlines()) - 1)
+    summary = {"params": params, "device": device, "epochs_run": epochs_run, "seconds": round(time.time() - started, 1), "classes": data["names"]}
     (model_dir / "training.json").write_text(json.dumps(summary, indent=2))
     return model_dir / "best.pt"
 

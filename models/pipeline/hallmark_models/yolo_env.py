@@ -22,3 +22,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _arial = _CONFIG / "Arial.ttf"
 if not _arial.exists():
     shutil.copy(Path(__file__).parent / "fonts" / "DejaVuSans.ttf", _arial)
+
+# yolov5's validation calls np.trapz, which numpy 2.4 removed; same function, new name.
+import numpy as _np  # noqa: E402
+
+if not hasattr(_np, "trapz"):
+    _np.trapz = _np.trapezoid
