@@ -191,11 +191,14 @@ def _render_tea(brand: Brand, product: Product, role: str, flaws: set[str]) -> I
 
 def _render_pharma(brand: Brand, product: Product, role: str, flaws: set[str], serial: int) -> Image.Image:
     w, h = PHARMA_SIZE
-    img = Image.new("RGB", (w, h), (250, 250, 248))
-    d = ImageDraw.Draw(img)
     serif = B.REFONTED_NAME in flaws
     shifted = B.SHIFTED_LAYOUT in flaws
     stripe = product.off_shade if B.WRONG_SHADE in flaws else product.colour
+    # The card is tinted with the product's colour, as pharma ranges colour-code strengths and products:
+    # the product shows across the whole box, not only in the stripe at its edge.
+    tint = tuple(int(250 * 0.7 + c * 0.3) for c in stripe)
+    img = Image.new("RGB", (w, h), tint)
+    d = ImageDraw.Draw(img)
     # Genuine: a colour stripe down the left edge. Shifted: the stripe runs across the top instead (a
     # stripe on the right would be the genuine box turned upside down, not a layout flaw).
     wave = tuple(min(255, c + 60) for c in stripe)
