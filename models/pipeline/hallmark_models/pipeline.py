@@ -22,7 +22,8 @@ WORK = MODELS / "work"
 
 
 def run(brand_key: str, epochs: int, imgsz: int, compare: list[int], reuse: bool, key: Path,
-        counts: tuple[int, int, int], weights: Path | None = None) -> dict:
+        counts: tuple[int, int, int], weights: Path | None = None,
+        compare_weights: dict[int, Path] | None = None) -> dict:
     from . import evaluate as E
     from . import export as X
     from . import verdicts as V
@@ -54,13 +55,22 @@ def run(brand_key: str, epochs: int, imgsz: int, compare: list[int], reuse: bool
         if ms:
             per_framing[framing] = round(V.score(ms, roles, products, tg, tc)["verdict_accuracy"], 4)
     sizes = {imgsz: {"map50": test["map50"], "verdict_accuracy": scored["verdict_accuracy"],
+                     "counterfeit_called_genuine": scored["counterfeit_called_genuine"],
                      "inference_ms": test["inference_ms"], "trained_at": imgsz}}
-    for other in compare:  # the same weights exported at another input size: accuracy and speed
-        o_onnx = X.export(weights, other, work / f"model-{other}.onnx")
+    # Other input sizes: a model trained at that size when one is given (its own thresholds, chosen on
+    # validation like the shipped one's), else the same weights exported at that size.
+    compare_weights = compare_weights or {}
+    for other in sorted(set(compare) | set(compare_weights)):
+        trained_at = other if other in compare_weights else imgsz
+        o_onnx = X.export(compare_weights.get(other, weights), other, work / f"model-{other}.onnx")
+        o_tg, o_tc = tg, tc
+        if other in compare_weights:
+            o_tg, o_tc, _ = V.choose_thresholds(E.evaluate(o_onnx, data, "val", brand_key)["matches"], roles, products)
         o_test = E.evaluate(o_onnx, data, "test", brand_key)
-        o_scored = V.score(o_test["matches"], roles, products, tg, tc)
+        o_scored = V.score(o_test["matches"], roles, products, o_tg, o_tc)
         sizes[other] = {"map50": o_test["map50"], "verdict_accuracy": o_scored["verdict_accuracy"],
-                        "inference_ms": o_test["inference_ms"], "trained_at": imgsz}
+                        "counterfeit_called_genuine": o_scored["counterfeit_called_genuine"],
+                        "inference_ms": o_test["inference_ms"], "trained_at": trained_at}
 
     metrics = {
         "split": "test",
@@ -75,7 +85,7 @@ def run(brand_key: str, epochs: int, imgsz: int, compare: list[int], reuse: bool
         "empty_scenes_with_false_verdict": E.false_alarms(test, min(tg, tc)),
         "val_verdict_accuracy": round(val_scored["verdict_accuracy"], 4),
         "inference_ms_median_ort_2_threads": round(test["inference_ms"], 2),
-        "epochs": epochs,
+        "training": training_summary(weights, epochs),
     }
     thresholds = {"confidence": E.CONFIDENCE, "iou": 0.45, "genuine": tg, "counterfeit": tc}
     doc = bundle.write(out, brand, onnx, imgsz, thresholds, metrics, bundle.load_private(key))
@@ -89,13 +99,25 @@ def run(brand_key: str, epochs: int, imgsz: int, compare: list[int], reuse: bool
     return metrics
 
 
+def training_summary(weights: Path, epochs: int) -> dict:
+    """What trained the checkpoint: from `train`'s training.json beside it, when there is one."""
+    path = Path(weights).parent / "training.json"
+    if not path.exists():
+        return {"epochs": epochs}
+    t = json.loads(path.read_text())
+    return {"cfg": Path(t["params"]["cfg"]).stem, "epochs": t.get("epochs_run", t["params"]["epochs"]),
+            "device": "cpu" if t.get("device", "cpu") == "cpu" else "cuda", "minutes": round(t["seconds"] / 60, 1)}
+
+
 def report(brand_key: str, doc: dict, scored: dict, sizes: dict, imgsz: int) -> str:
     m, t = doc["metrics"], doc["thresholds"]
+    tr = m["training"]
     table = scored["table"]
     lines = [
         f"# {brand_key} — model revision {doc['revision']}",
         "",
-        "Produced by `models/pipeline/run.sh` (YOLOv5n from scratch, CPU). Figures are on the held-out",
+        f"Produced by `models/pipeline/run.sh`: {tr.get('cfg', 'yolov5n')} from scratch, {tr['epochs']} epochs"
+        f"{' on ' + tr['device'].upper() if 'device' in tr else ''}. Figures are on the held-out",
         f"test split ({m['test_images']} scenes, {m['test_items']} packs) that training never saw;",
         "thresholds were chosen on the validation split.",
         "",
@@ -120,11 +142,12 @@ def report(brand_key: str, doc: dict, scored: dict, sizes: dict, imgsz: int) -> 
         "",
         "## Input size",
         "",
-        "| input | trained at | mAP50 | verdict accuracy | ORT inference, median of 20, 2 threads |",
-        "|---|---|---|---|---|",
+        "| input | trained at | mAP50 | verdict accuracy | counterfeits called genuine | ORT inference, median of 20, 2 threads |",
+        "|---|---|---|---|---|---|",
     ]
     for size, s in sorted(sizes.items()):
-        lines.append(f"| {size}×{size} | {s['trained_at']} | {s['map50']:.3f} | {s['verdict_accuracy']:.1%} | {s['inference_ms']:.1f} ms |")
+        lines.append(f"| {size}×{size} | {s['trained_at']} | {s['map50']:.3f} | {s['verdict_accuracy']:.1%} "
+                     f"| {s['counterfeit_called_genuine']:.1%} | {s['inference_ms']:.1f} ms |")
     lines += ["", f"Shipped: {imgsz}×{imgsz}.", "", "![confusion](confusion.png)", ""]
     return "\n".join(lines)
 
@@ -138,9 +161,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--counts", type=int, nargs=3, default=(300, 80, 120), metavar=("TRAIN", "VAL", "TEST"))
     ap.add_argument("--reuse", action="store_true", help="keep an existing dataset and checkpoint")
     ap.add_argument("--weights", type=Path, help="bundle this checkpoint instead of training")
+    ap.add_argument("--compare-weights", nargs="*", default=[], metavar="SIZE=CHECKPOINT",
+                    help="a model trained at another input size, to compare against")
     ap.add_argument("--key", type=Path, default=MODELS / "keys" / "demo-publisher.key.pem")
     args = ap.parse_args(argv)
-    run(args.brand, args.epochs, args.imgsz, args.compare, args.reuse, args.key, tuple(args.counts), args.weights)
+    compare_weights = {int(k): Path(v) for k, _, v in (item.partition("=") for item in args.compare_weights)}
+    run(args.brand, args.epochs, args.imgsz, args.compare, args.reuse, args.key, tuple(args.counts), args.weights,
+        compare_weights)
 
 
 if __name__ == "__main__":
