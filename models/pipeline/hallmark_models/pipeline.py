@@ -38,7 +38,7 @@ def run(brand_key: str, epochs: int, imgsz: int, compare: list[int], reuse: bool
         generate.main(["--brand", brand_key, "--out", str(data), "--train", str(counts[0]),
                        "--val", str(counts[1]), "--test", str(counts[2])])
     if weights is None and not (reuse and (model_dir / "best.pt").exists()):
-        params = brand_hyperparameters(brand_key)
+        params = train.brand_hyperparameters(brand_key)
         params.update(epochs=epochs, imgsz=imgsz)
         train.train(data, model_dir, params)
 
@@ -109,15 +109,6 @@ def run(brand_key: str, epochs: int, imgsz: int, compare: list[int], reuse: bool
     (out / "report.md").write_text(report(brand_key, doc, scored, sizes, imgsz))
     print(json.dumps(metrics, indent=2))
     return metrics
-
-
-def brand_hyperparameters(brand_key: str) -> dict:
-    """hyperparameters.json, then hyperparameters.<brand>.json over it where a brand needs its own."""
-    here = Path(__file__).parents[1]
-    params = train.load_hyperparameters(here / "hyperparameters.json")
-    own = train.load_hyperparameters(here / f"hyperparameters.{brand_key}.json")
-    params.update({k: v for k, v in own.items() if v != train.DEFAULTS.get(k)})
-    return params
 
 
 def training_summary(weights: Path, epochs: int) -> dict:

@@ -31,8 +31,9 @@ DEFAULTS = {
     "device": "auto",  # "auto": the first CUDA GPU when there is one, else the CPU; or "cpu", "0", "0,1"
     "seed": 0,
     "patience": 100,
-    # yolov5's SGD recipe by default. Aurora's classes never left their prior under it (class loss flat
-    # for 220 epochs, any seed, nano or small) though they are learnable: AdamW learns them.
+    # yolov5's SGD recipe by default; the pipeline's hyperparameters.json picks AdamW, because Aurora's
+    # classes never left their prior under SGD (class loss flat for 220 epochs, any seed, nano or small)
+    # though they are learnable, and AdamW with a louder class loss learns them.
     "optimizer": "SGD",
     "lr0": 0.0,  # 0: the yolov5 recipe's (0.01, meant for SGD); AdamW wants about 0.001
     # A wall-clock budget in minutes (0: none). With one, `epochs` is only a cap: the learning rate
@@ -48,6 +49,7 @@ DEFAULTS = {
     "scale": 0.5,
     "translate": 0.1,
     "mosaic": 1.0,
+    "cls": 0.5,  # the class loss's gain (the recipe's 0.5); Aurora's subtle classes want it louder
 }
 
 
@@ -67,6 +69,16 @@ def load_hyperparameters(path: Path | None) -> dict:
         for key, value in json.loads(path.read_text()).items():
             key = key.replace("-", "_")
             params[key] = _coerce(value, DEFAULTS[key]) if key in DEFAULTS else value
+    return params
+
+
+def brand_hyperparameters(brand_key: str) -> dict:
+    """The pipeline's hyperparameters.json, then hyperparameters.<brand>.json over it where a brand
+    needs its own."""
+    here = Path(__file__).resolve().parents[1]
+    params = load_hyperparameters(here / "hyperparameters.json")
+    own = load_hyperparameters(here / f"hyperparameters.{brand_key}.json")
+    params.update({k: v for k, v in own.items() if v != DEFAULTS.get(k)})
     return params
 
 
@@ -109,7 +121,7 @@ def train(data_dir: Path, model_dir: Path, params: dict) -> Path:
 
     pkg = Path(yolo_train.__file__).parent
     hyp = yaml.safe_load((pkg / "data" / "hyps" / "hyp.scratch-low.yaml").read_text())
-    for key in ("hsv_h", "hsv_s", "hsv_v", "fliplr", "scale", "translate", "mosaic"):
+    for key in ("hsv_h", "hsv_s", "hsv_v", "fliplr", "scale", "translate", "mosaic", "cls"):
         hyp[key] = params[key]
     if params["lr0"] > 0:
         hyp["lr0"] = params["lr0"]

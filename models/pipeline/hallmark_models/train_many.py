@@ -19,6 +19,8 @@ import tarfile
 import time
 from pathlib import Path
 
+from .train import brand_hyperparameters
+
 HERE = Path(__file__).resolve().parents[1]  # models/pipeline: the package's root for `python -m`
 
 
@@ -82,8 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     for brand, cfg, imgsz in runs:
         run_dir = args.work / f"{brand}-{cfg}-{imgsz}"
         run_dir.mkdir(parents=True, exist_ok=True)
+        own = [f"--set={k}={v}" for k, v in brand_hyperparameters(brand).items()]
         cmd = _python("train", "--data-dir", str(args.work / brand / "data"), "--model-dir", str(run_dir),
-                      "--hyperparameters", str(HERE / "hyperparameters.json"), "--set", f"cfg={cfg}.yaml",
+                      "--hyperparameters", str(HERE / "hyperparameters.json"), *own, "--set", f"cfg={cfg}.yaml",
                       "--set", f"imgsz={imgsz}", "--set", "epochs=2000", "--set", f"time_budget_min={args.budget_min}",
                       "--set", f"workers={args.workers}")
         log = (run_dir / "train.log").open("w")
