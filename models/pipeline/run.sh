@@ -2,10 +2,11 @@
 # The whole model pipeline, one command: installs the pinned training environment, makes the demo
 # publisher key if there is none, then for each brand regenerates the data, trains YOLOv5n from scratch,
 # exports ONNX, evaluates on the held-out split and writes the signed bundle under models/<brand>/.
-# CPU only: about 25 minutes a brand on 2 cores. Never run by CI.
+# Trains on a CUDA GPU when there is one, else on the CPU (slow: hours a brand on 2 cores). Never run by CI.
 #
 #   models/pipeline/run.sh                      # every brand
-#   BRANDS=aurora EPOCHS=60 models/pipeline/run.sh
+#   BRANDS=aurora EPOCHS=300 models/pipeline/run.sh
+#   BUDGET_MIN=90 models/pipeline/run.sh         # train to a wall-clock budget per brand instead of epochs
 #   REUSE=1 models/pipeline/run.sh              # keep existing data and checkpoints (re-export/evaluate/bundle)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,8 +31,9 @@ fi
 
 extra=()
 [ -n "${REUSE:-}" ] && extra+=(--reuse)
+[ -n "${BUDGET_MIN:-}" ] && extra+=(--budget-min "$BUDGET_MIN")
 for brand in ${BRANDS:-northwind aurora}; do
   echo "pipeline: $brand" >&2
   (cd "$here" && "$venv/bin/python" -m hallmark_models.pipeline --brand "$brand" \
-     --epochs "${EPOCHS:-100}" --imgsz "${IMGSZ:-320}" --key "$key" "${extra[@]}")
+     --epochs "${EPOCHS:-300}" --imgsz "${IMGSZ:-320}" --key "$key" "${extra[@]}")
 done

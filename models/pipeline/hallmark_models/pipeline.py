@@ -24,7 +24,7 @@ FRESH_SEED = 7  # the data's seed is 2026 (generate's default); 7 draws a wholly
 
 def run(brand_key: str, epochs: int, imgsz: int, compare: list[int], reuse: bool, key: Path,
         counts: tuple[int, int, int], weights: Path | None = None,
-        compare_weights: dict[int, Path] | None = None) -> dict:
+        compare_weights: dict[int, Path] | None = None, budget_min: float = 0.0) -> dict:
     from . import evaluate as E
     from . import export as X
     from . import verdicts as V
@@ -39,7 +39,7 @@ def run(brand_key: str, epochs: int, imgsz: int, compare: list[int], reuse: bool
                        "--val", str(counts[1]), "--test", str(counts[2])])
     if weights is None and not (reuse and (model_dir / "best.pt").exists()):
         params = train.brand_hyperparameters(brand_key)
-        params.update(epochs=epochs, imgsz=imgsz)
+        params.update(epochs=max(epochs, 2000) if budget_min else epochs, imgsz=imgsz, time_budget_min=budget_min)
         train.train(data, model_dir, params)
 
     roles = [c["role"] for c in brand.classes()]
@@ -169,7 +169,8 @@ def report(brand_key: str, doc: dict, scored: dict, sizes: dict, imgsz: int) -> 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Data, training, evaluation and bundle for one brand.")
     ap.add_argument("--brand", required=True, choices=sorted(BRANDS))
-    ap.add_argument("--epochs", type=int, default=100)
+    ap.add_argument("--epochs", type=int, default=300)
+    ap.add_argument("--budget-min", type=float, default=0.0, help="train to this wall-clock budget instead")
     ap.add_argument("--imgsz", type=int, default=320)
     ap.add_argument("--compare", type=int, nargs="*", default=[640], help="other input sizes to measure")
     ap.add_argument("--counts", type=int, nargs=3, default=(300, 80, 120), metavar=("TRAIN", "VAL", "TEST"))
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     compare_weights = {int(k): Path(v) for k, _, v in (item.partition("=") for item in args.compare_weights)}
     run(args.brand, args.epochs, args.imgsz, args.compare, args.reuse, args.key, tuple(args.counts), args.weights,
-        compare_weights)
+        compare_weights, args.budget_min)
 
 
 if __name__ == "__main__":
