@@ -165,7 +165,10 @@ def _render_tea(brand: Brand, product: Product, role: str, flaws: set[str]) -> I
     ex = w - 60 if shifted else 60
     _emblem(d, ex, band_y + 55, 38, logo, B.REDRAWN_LOGO in flaws, "tea")
     bf = font(34, bold=True, serif=serif)
-    d.text((40 if shifted else w - 25, band_y + 55), brand.name, fill=product.colour, font=bf,
+    # The word mark is printed in the brand's ink with the logo; a counterfeit that gets the logo's
+    # colour wrong gets the word mark's wrong with it (as Aurora's does).
+    mark = logo if B.OFF_COLOUR_LOGO in flaws else product.colour
+    d.text((40 if shifted else w - 25, band_y + 55), brand.name, fill=mark, font=bf,
            anchor="lm" if shifted else "rm")
     # Product name, decorative leaves in the accent colour, quality seal.
     name = product.misspelling if B.MISSPELT_NAME in flaws else product.name
