@@ -117,8 +117,12 @@ def training_summary(weights: Path, epochs: int) -> dict:
     if not path.exists():
         return {"epochs": epochs}
     t = json.loads(path.read_text())
-    return {"cfg": Path(t["params"]["cfg"]).stem, "epochs": t.get("epochs_run", t["params"]["epochs"]),
-            "device": "cpu" if t.get("device", "cpu") == "cpu" else "cuda", "minutes": round(t["seconds"] / 60, 1)}
+    out = {"cfg": Path(t["params"]["cfg"]).stem, "epochs": t.get("epochs_run", t["params"]["epochs"]),
+           "optimizer": t["params"].get("optimizer", "SGD"),
+           "device": "cpu" if t.get("device", "cpu") == "cpu" else "cuda", "minutes": round(t["seconds"] / 60, 1)}
+    if t["params"].get("weights"):  # a fine-tuning stage: say so rather than pass it off as the whole run
+        out["continued_from"] = Path(t["params"]["weights"]).name
+    return out
 
 
 def report(brand_key: str, doc: dict, scored: dict, sizes: dict, imgsz: int) -> str:
@@ -128,8 +132,10 @@ def report(brand_key: str, doc: dict, scored: dict, sizes: dict, imgsz: int) -> 
     lines = [
         f"# {brand_key} — model revision {doc['revision']}",
         "",
-        f"Produced by `models/pipeline/run.sh`: {tr.get('cfg', 'yolov5n')} from scratch, {tr['epochs']} epochs"
-        f"{' on ' + tr['device'].upper() if 'device' in tr else ''}. Figures are on the held-out",
+        f"Produced by `models/pipeline/run.sh`: {tr.get('cfg', 'yolov5n')}, "
+        + (f"last stage {tr['epochs']} epochs continued from `{tr['continued_from']}`" if "continued_from" in tr
+           else f"{tr['epochs']} epochs from scratch")
+        + f"{' on ' + tr['device'].upper() if 'device' in tr else ''} (see models/README.md). Figures are on the held-out",
         f"test split ({m['test_images']} scenes, {m['test_items']} packs) that training never saw;",
         "thresholds were chosen on the validation split.",
         "",
