@@ -1,1 +1,1 @@
-LzDjeqImK2EhSZ2PuDz6s6UxB764RuK/VJW+Z74fziM1OG5g/Jn8a7mLnSixIPDmGqQ8oOx21pdOAKyfcss2CQ==
+fvKRCC7QSpl9mGV0agoV7KQwRdueolzunMji6EEBEDoX7zHQxcvWaBliCi72wgvF/5l49lqkO+OBtgvrf/uYDw==

@@ -1,1 +1,1 @@
-S5IRbR01kNqlGQIU82LgYvasHAgt1qTVBf/MjMsmuc/okO3t0dCCNPWCUygDbtc5/oP79VnBrB1aTXkTVdO5Dg==
+W8/dWSKdAZl6r1LurjlC79Hs4Ysv6kz+imyheZve4uQXpwlaGD/hESUfDEag2VbQcXRaAi/muycGbwLL9kL0Bg==
