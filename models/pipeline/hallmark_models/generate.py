@@ -40,6 +40,34 @@ def write_split(brand: Brand, out: Path, split: str, count: int, seed: int, size
     return index
 
 
+def add_quarter_turns(out: Path, split: str = "train") -> int:
+    """Adds one copy of each conveyor scene turned by a quarter, half or three-quarter turn (one per
+    scene, by its index), with its labels turned to match. Conveyors carry packs at every angle; a
+    right-angle turn keeps axis-aligned boxes exact, which yolov5's free rotation would not."""
+    from PIL import Image
+
+    img_dir, lbl_dir = out / "images" / split, out / "labels" / split
+    rows = [json.loads(line) for line in (out / f"{split}.jsonl").read_text().splitlines()]
+    added = []
+    for i, r in enumerate(r for r in rows if r["framing"] == "conveyor"):
+        turns = 1 + i % 3  # quarter turns, counter-clockwise
+        stem = Path(r["image"]).stem
+        name = f"{stem}-turn{turns}.jpg"
+        with Image.open(img_dir / r["image"]) as im:
+            im.transpose([Image.ROTATE_90, Image.ROTATE_180, Image.ROTATE_270][turns - 1]).save(img_dir / name, quality=95)
+        lines = []
+        for line in (lbl_dir / f"{stem}.txt").read_text().splitlines():
+            c, x, y, w, h = line.split()
+            x, y, w, h = map(float, (x, y, w, h))
+            for _ in range(turns):  # one counter-clockwise quarter turn: (x, y) -> (y, 1 - x)
+                x, y, w, h = y, 1 - x, h, w
+            lines.append(f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}")
+        (lbl_dir / f"{Path(name).stem}.txt").write_text("".join(l + "\n" for l in lines))
+        added.append({"image": name, "framing": "conveyor", "items": r["items"]})
+    (out / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows + added))
+    return len(added)
+
+
 def write_data_yaml(brand: Brand, out: Path) -> Path:
     names = [c["name"] for c in brand.classes()]
     text = f"path: {out.resolve()}\ntrain: images/train\nval: images/val\ntest: images/test\n"
@@ -74,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--val", type=int, default=50)
     ap.add_argument("--test", type=int, default=60)
     ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--quarter-turns", action="store_true", help="add turned copies of conveyor training scenes")
     ap.add_argument("--reference", type=Path)
     ap.add_argument("--samples", type=Path)
     ap.add_argument("--sample-count", type=int, default=6)
@@ -83,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
         index = write_split(brand, args.out, split, getattr(args, split), args.seed)
         per_class = np.bincount([c for r in index for c in r["items"]], minlength=len(brand.classes()))
         print(f"{brand.key} {split}: {len(index)} scenes, items per class {per_class.tolist()}")
+    if args.quarter_turns:
+        print(f"{brand.key} train: {add_quarter_turns(args.out)} turned copies of conveyor scenes")
     write_data_yaml(brand, args.out)
     if args.reference:
         write_reference(brand, args.reference)

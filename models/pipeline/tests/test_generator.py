@@ -101,3 +101,34 @@ def test_reference_artwork_written_per_class(tmp_path):
     write_reference(brands.AURORA, tmp_path)
     names = sorted(p.stem for p in tmp_path.glob("*.png"))
     assert names == sorted(c["name"] for c in brands.AURORA.classes())
+
+
+def test_quarter_turned_copies_keep_each_label_on_its_pack(tmp_path):
+    """A red square on grey, labelled; each turned copy's label must still frame the red pixels."""
+    from hallmark_models.generate import add_quarter_turns
+
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    (tmp_path / "labels" / "train").mkdir(parents=True)
+    rows = []
+    for k in range(3):  # three conveyor scenes: turned by one, two and three quarters
+        arr = np.full((60, 80, 3), 128, dtype=np.uint8)
+        arr[10:20, 50:70] = (255, 0, 0)  # x 50..70, y 10..20 of an 80 x 60 image
+        Image.fromarray(arr).save(tmp_path / "images" / "train" / f"s{k}.jpg", quality=100)
+        (tmp_path / "labels" / "train" / f"s{k}.txt").write_text(f"3 {60 / 80} {15 / 60} {20 / 80} {10 / 60}\n")
+        rows.append({"image": f"s{k}.jpg", "framing": "conveyor", "items": [3]})
+    rows.append({"image": "kiosk.jpg", "framing": "kiosk", "items": []})  # not a conveyor: not turned
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    assert add_quarter_turns(tmp_path) == 3
+    index = [json.loads(line) for line in (tmp_path / "train.jsonl").read_text().splitlines()]
+    assert [r["image"] for r in index[4:]] == ["s0-turn1.jpg", "s1-turn2.jpg", "s2-turn3.jpg"]
+    for r in index[4:]:
+        img = np.asarray(Image.open(tmp_path / "images" / "train" / r["image"]).convert("RGB")).astype(int)
+        h, w = img.shape[:2]
+        ys, xs = np.nonzero((img[..., 0] > 200) & (img[..., 1] < 80))
+        c, cx, cy, bw, bh = (tmp_path / "labels" / "train" / r["image"].replace(".jpg", ".txt")).read_text().split()
+        cx, cy, bw, bh = float(cx) * w, float(cy) * h, float(bw) * w, float(bh) * h
+        assert c == "3"
+        # within 2 px: JPEG blurs the square's edge by a pixel
+        assert abs((xs.min() + xs.max() + 1) / 2 - cx) <= 2 and abs((ys.min() + ys.max() + 1) / 2 - cy) <= 2, r
+        assert abs(xs.max() + 1 - xs.min() - bw) <= 2 and abs(ys.max() + 1 - ys.min() - bh) <= 2, r
