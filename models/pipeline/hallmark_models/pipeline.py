@@ -36,7 +36,7 @@ def run(brand_key: str, epochs: int, imgsz: int, compare: list[int], reuse: bool
     if not (reuse and (data / "data.yaml").exists()):
         shutil.rmtree(data, ignore_errors=True)
         generate.main(["--brand", brand_key, "--out", str(data), "--train", str(counts[0]),
-                       "--val", str(counts[1]), "--test", str(counts[2])])
+                       "--val", str(counts[1]), "--test", str(counts[2]), "--quarter-turns"])
     if weights is None and not (reuse and (model_dir / "best.pt").exists()):
         params = train.brand_hyperparameters(brand_key)
         params.update(epochs=max(epochs, 2000) if budget_min else epochs, imgsz=imgsz, time_budget_min=budget_min)
