@@ -1,1 +1,1 @@
-fvKRCC7QSpl9mGV0agoV7KQwRdueolzunMji6EEBEDoX7zHQxcvWaBliCi72wgvF/5l49lqkO+OBtgvrf/uYDw==
+gbJstJxpqwFX8kJ3XEIKI/ParKvooXMyzi1i0/IfkSfdvjjx5WjuM5UOLzziKbpzQwBmL/4dGeeHZQK8pSgBDw==
