@@ -12,7 +12,6 @@ mid-way still leaves the best checkpoint so far. Then, on any machine, `pipeline
 from __future__ import annotations
 
 import argparse
-import io
 import subprocess
 import sys
 import tarfile
@@ -31,27 +30,19 @@ def _python(module: str, *args: str) -> list[str]:
 def snapshot(run_dir: Path, dest: Path) -> bool:
     """Packs one run's best checkpoint (without optimizer state), results and log into dest/<run>.tar."""
     from . import yolo_env  # noqa: F401
-    import torch
+    from yolov5.utils.general import strip_optimizer
 
     best = run_dir / "run" / "weights" / "best.pt"
     if not best.exists():
         return False
+    stripped = run_dir / "best-stripped.pt"
     try:
-        ckpt = torch.load(best, map_location="cpu", weights_only=False)
+        strip_optimizer(best, stripped)
     except Exception:  # being written right now: the next snapshot will have it
         return False
-    if ckpt.get("ema"):
-        ckpt["model"] = ckpt["ema"]
-    for key in ("optimizer", "best_fitness", "ema", "updates"):
-        ckpt[key] = None
-    buf = io.BytesIO()
-    torch.save(ckpt, buf)
     tmp = dest / f"{run_dir.name}.tar.part"
     with tarfile.open(tmp, "w") as tar:
-        info = tarfile.TarInfo(f"{run_dir.name}/best.pt")
-        info.size = buf.tell()
-        buf.seek(0)
-        tar.addfile(info, buf)
+        tar.add(stripped, arcname=f"{run_dir.name}/best.pt")
         for name in ("run/results.csv", "training.json", "train.log"):
             if (run_dir / name).exists():
                 tar.add(run_dir / name, arcname=f"{run_dir.name}/{Path(name).name}")
