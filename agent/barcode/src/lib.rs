@@ -1,0 +1,1 @@
+//! GS1 barcodes for Hallmark (work in progress).

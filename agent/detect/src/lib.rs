@@ -1,0 +1,1 @@
+//! The pure detector stages (being moved here from the agent).
