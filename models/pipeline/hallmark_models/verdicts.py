@@ -1,36 +1,63 @@
-"""Per-item verdict scoring: the store's question, "was a genuine pack called genuine and a counterfeit
-called counterfeit or inconclusive?", and the choice of the manifest's verdict thresholds. Pure numpy.
+"""The per-item verdict rule, exactly as the agent runs it (agent/src/verdict/), and its scoring.
 
-A verdict for a pack comes from the detections overlapping it (IoU >= 0.5), by the same rule as the
-agent (agent/src/verdict/simple.rs): a counterfeit class at or above the counterfeit threshold ->
-counterfeit (counterfeit evidence is never outvoted); else the best genuine class at or above the genuine
-threshold -> genuine (of that class's product); anything weaker -> inconclusive; nothing -> missed.
-A genuine pack is right only when called genuine *and* the right product; a counterfeit is right when
-called counterfeit or inconclusive. A missed pack is wrong either way.
+One rule, two implementations: this one scores the pipeline's evaluation and chooses the manifest's
+thresholds; the Rust one decides in the store. Both are held to the shared vectors in
+tests/vectors/verdict.json (models/pipeline/tests/test_verdicts.py runs every case).
+
+The rule, for one frame's detections `[x1, y1, x2, y2, score, class]` (after class-aware NMS, score >=
+thresholds.confidence):
+1. Items: detections by score, descending (stable); each joins the first item whose anchor (its first,
+   highest-scoring detection) has IoU >= 0.5 with it, else starts a new item. Item box = anchor box.
+2. Visual evidence: g / c = best genuine / counterfeit-role score in the item (0 when none).
+   c >= T_c: counterfeit when c >= g + margin, else inconclusive ("near tie"); elif g >= T_g: genuine;
+   else inconclusive ("too weak").
+3. Barcodes whose box centre lies in the item box give COUNTERFEIT signals (wrong check digit, GTIN
+   outside the brand's GS1 prefixes, GTIN of another product, cloned serial) or INCONCLUSIVE ones
+   (unknown GTIN inside the prefix, expired).
+4. Any COUNTERFEIT signal -> counterfeit (confidence max(c, 0.99)); a visual counterfeit stays; an
+   INCONCLUSIVE signal turns a visual genuine into inconclusive; a barcode never makes anything genuine.
+5. The frame's verdict is the primary item's (area x centrality, the kiosk framing), `no_product` without
+   items.
+Scores and thresholds are compared as float32, as the agent does.
+
+Scoring a scene against its labels: each labelled pack is matched to the item with the highest IoU >= 0.5
+(greedy, each item once). A genuine pack is right when its item is genuine and of the right product; a
+counterfeit pack when its item is counterfeit or inconclusive; an unmatched pack is missed (wrong). An
+item that matches no pack and says counterfeit is a false alarm.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+ITEM_IOU = 0.5
+MATCH_IOU = 0.5
+DEFAULT_MARGIN = 0.15
+BARCODE_COUNTERFEIT_CONFIDENCE = 0.99
 VERDICTS = ("genuine", "counterfeit", "inconclusive", "missed")
 
+f32 = np.float32
 
-@dataclass
-class Match:
-    gt_class: int
-    pred_class: int  # the most confident overlapping detection's class; -1 when nothing overlapped
-    conf: float
-    framing: str
-    genuine_class: int = -1  # the best genuine-role detection overlapping the pack
-    genuine_conf: float = 0.0
-    counterfeit_conf: float = 0.0  # the best counterfeit-role detection overlapping the pack
+
+# ---------------------------------------------------------------------------------------------- geometry
+
+def iou(a, b) -> float:
+    """IoU of two [x1, y1, x2, y2] boxes in float32, as the agent computes it (0 without a union)."""
+    a = [f32(v) for v in a[:4]]
+    b = [f32(v) for v in b[:4]]
+    iw = max(min(a[2], b[2]) - max(a[0], b[0]), f32(0))
+    ih = max(min(a[3], b[3]) - max(a[1], b[1]), f32(0))
+    inter = f32(iw * ih)
+    union = f32((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+    return float(inter / union) if union > 0 else 0.0
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every box in a (N, 4) with every box in b (M, 4), boxes as x1, y1, x2, y2."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
@@ -38,80 +65,351 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
     area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
     area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
-def match_items(gt: np.ndarray, det: np.ndarray, framing: str, roles: list[str], iou_thr: float = 0.5) -> list[Match]:
-    """gt: (N, 5) class, x1, y1, x2, y2; det: (M, 6) x1, y1, x2, y2, conf, class."""
-    ious = iou_matrix(gt[:, 1:5], det[:, :4]) if len(det) else np.zeros((len(gt), 0))
+# ------------------------------------------------------------------------------------------------ rule
+
+@dataclass(frozen=True)
+class Thresholds:
+    confidence: float
+    genuine: float
+    counterfeit: float
+    margin: float = DEFAULT_MARGIN
+
+    @classmethod
+    def of(cls, t: dict) -> "Thresholds":
+        return cls(float(t["confidence"]), float(t["genuine"]), float(t["counterfeit"]),
+                   float(t.get("margin", DEFAULT_MARGIN)))
+
+
+@dataclass
+class Item:
+    members: list[int]  # indices into the frame's detections, anchor (highest score) first
+    box: tuple[float, float, float, float]
+    anchor_class: int
+    g: float = 0.0  # best genuine-role score, 0 when none
+    g_class: int = -1
+    c: float = 0.0  # best counterfeit-role score, 0 when none
+    c_class: int = -1
+    verdict: str = ""
+    product: str = ""
+    confidence: float = 0.0
+    reason: str = ""
+    signals: list[tuple[str, str]] = field(default_factory=list)
+
+
+def group_items(detections, roles: list[str]) -> list[Item]:
+    """Step 1 and the evidence of step 2 (threshold-free): the items of one frame."""
+    dets = [list(map(float, d)) for d in detections]
+    order = sorted(range(len(dets)), key=lambda i: -f32(dets[i][4]))  # stable: ties keep input order
+    items: list[Item] = []
+    for i in order:
+        d = dets[i]
+        for it in items:
+            if iou(it.box, d) >= ITEM_IOU:
+                it.members.append(i)
+                break
+        else:
+            items.append(Item([i], tuple(d[:4]), int(d[5])))
+    for it in items:
+        for i in it.members:  # members are in score order, so the first of a role is its best
+            cls, s = int(dets[i][5]), float(f32(dets[i][4]))
+            if roles[cls] == "genuine" and it.g_class < 0:
+                it.g, it.g_class = s, cls
+            elif roles[cls] == "counterfeit" and it.c_class < 0:
+                it.c, it.c_class = s, cls
+    return items
+
+
+def visual_verdict(g: float, c: float, t: Thresholds) -> tuple[str, float, str]:
+    """Step 2: (verdict, confidence, reason) from the item's best genuine and counterfeit scores."""
+    g32, c32 = f32(g), f32(c)
+    if c32 >= f32(t.counterfeit):
+        if c32 >= f32(g32 + f32(t.margin)):
+            return "counterfeit", float(c32), "counterfeit pack"
+        return "inconclusive", float(max(g32, c32)), "near tie"
+    if g32 >= f32(t.genuine):
+        return "genuine", float(g32), "genuine pack"
+    return "inconclusive", float(max(g32, c32)), "too weak"
+
+
+def _box_centre_inside(barcode_box, box) -> bool:
+    cx = (f32(barcode_box[0]) + f32(barcode_box[2])) / f32(2)
+    cy = (f32(barcode_box[1]) + f32(barcode_box[3])) / f32(2)
+    return f32(box[0]) <= cx <= f32(box[2]) and f32(box[1]) <= cy <= f32(box[3])
+
+
+def barcode_signals(barcode: dict, item_product: str, manifest: dict, today: str,
+                    seen_serials) -> list[tuple[str, str]]:
+    """Step 3 for one barcode: [(\"counterfeit\" | \"inconclusive\", reason), ...]."""
     out = []
-    for i, row in enumerate(gt):
-        cand = np.nonzero(ious[i] >= iou_thr)[0] if ious.shape[1] else []
-        m = Match(int(row[0]), -1, 0.0, framing)
-        for j in sorted(cand, key=lambda j: -det[j, 4]):
-            cls, conf = int(det[j, 5]), float(det[j, 4])
-            if m.pred_class < 0:
-                m.pred_class, m.conf = cls, conf
-            if roles[cls] == "genuine" and conf > m.genuine_conf:
-                m.genuine_class, m.genuine_conf = cls, conf
-            if roles[cls] == "counterfeit":
-                m.counterfeit_conf = max(m.counterfeit_conf, conf)
-        out.append(m)
+    gtin = barcode.get("gtin")
+    classes = manifest["classes"]
+    if gtin:
+        owners = {c["product"] for c in classes if c["gtin"] == gtin}
+        if not barcode.get("check_digit_ok", True):
+            out.append(("counterfeit", "wrong check digit"))
+        elif not any(gtin[1:].startswith(p) for p in manifest.get("gs1_prefixes", [])):
+            out.append(("counterfeit", "outside the brand's GS1 prefix"))
+        elif owners and item_product not in owners:
+            other = sorted(owners)[0]
+            out.append(("counterfeit", f"the barcode belongs to {other}; the pack looks like {item_product}"))
+        elif not owners:
+            out.append(("inconclusive", "unknown GTIN"))
+    serial = barcode.get("serial")
+    if serial is not None and serial in set(seen_serials):
+        out.append(("counterfeit", "cloned code"))
+    expiry = barcode.get("expiry")
+    if expiry is not None and expiry < today:  # ISO dates order as strings
+        out.append(("inconclusive", "expired"))
     return out
 
 
-def verdict(m: Match, thr_genuine: float, thr_counterfeit: float) -> str:
-    if m.pred_class < 0:
-        return "missed"
-    if m.counterfeit_conf >= thr_counterfeit:
-        return "counterfeit"
-    if m.genuine_conf >= thr_genuine:
-        return "genuine"
-    return "inconclusive"
+def decide(it: Item, manifest: dict, t: Thresholds, barcodes=(), today: str = "", seen_serials=()) -> Item:
+    """Steps 2-4 for one item: fills verdict, product, confidence, reason, signals."""
+    classes = manifest["classes"]
+    verdict, conf, reason = visual_verdict(it.g, it.c, t)
+    product = classes[it.anchor_class]["product"]
+    if verdict == "counterfeit":
+        product = classes[it.c_class]["product"]
+    elif verdict == "genuine":
+        product = classes[it.g_class]["product"]
+    signals = []
+    for b in barcodes:
+        if _box_centre_inside(b["box"], it.box):
+            signals += barcode_signals(b, product, manifest, today, seen_serials)
+    bad = [r for kind, r in signals if kind == "counterfeit"]
+    doubt = [r for kind, r in signals if kind == "inconclusive"]
+    if bad:
+        c = f32(it.c)
+        verdict, conf, reason = "counterfeit", float(f32(BARCODE_COUNTERFEIT_CONFIDENCE) if c < f32(BARCODE_COUNTERFEIT_CONFIDENCE) else c), bad[0]
+    elif verdict != "counterfeit" and doubt and verdict == "genuine":
+        verdict, conf, reason = "inconclusive", float(f32(it.g)), doubt[0]
+    it.verdict, it.product, it.confidence, it.reason, it.signals = verdict, product, conf, reason, signals
+    return it
 
 
-def score(matches: list[Match], roles: list[str], products: list[str], thr_g: float, thr_c: float) -> dict:
-    right = 0
-    fake_total = fake_as_genuine = genuine_total = genuine_right = 0
-    table = np.zeros((2, len(VERDICTS)), dtype=int)  # rows: genuine, counterfeit packs
-    for m in matches:
-        v = verdict(m, thr_g, thr_c)
-        genuine = roles[m.gt_class] == "genuine"
-        table[0 if genuine else 1, VERDICTS.index(v)] += 1
-        if genuine:
-            genuine_total += 1
-            ok = v == "genuine" and products[m.genuine_class] == products[m.gt_class]
-            genuine_right += ok
-        else:
-            fake_total += 1
-            fake_as_genuine += v == "genuine"
-            ok = v in ("counterfeit", "inconclusive")
-        right += ok
-    n = max(1, len(matches))
-    return {
-        "items": len(matches),
-        "verdict_accuracy": right / n,
-        "genuine_called_genuine": genuine_right / max(1, genuine_total),
-        "counterfeit_called_genuine": fake_as_genuine / max(1, fake_total),
-        "table": table.tolist(),
+def primary(items: list[Item], width: int, height: int) -> int | None:
+    """Step 5: the largest item nearest the centre (ties: the lowest index); None without items."""
+    best, best_key = None, None
+    cx0, cy0 = f32(width) / f32(2), f32(height) / f32(2)
+    half_diag = f32(np.sqrt(f32(width) ** 2 + f32(height) ** 2)) / f32(2)
+    for k, it in enumerate(items):
+        x1, y1, x2, y2 = (f32(v) for v in it.box)
+        area = (x2 - x1) * (y2 - y1)
+        d = f32(np.hypot((x1 + x2) / f32(2) - cx0, (y1 + y2) / f32(2) - cy0))
+        key = area * max(f32(0), f32(1) - d / half_diag)
+        if best is None or key > best_key:
+            best, best_key = k, key
+    return best
+
+
+def frame(detections, manifest: dict, width: int, height: int, barcodes=(), today: str = "",
+          seen_serials=()) -> dict:
+    """The whole rule on one frame: {items, primary, verdict, confidence, product}."""
+    t = Thresholds.of(manifest["thresholds"])
+    roles = [c["role"] for c in manifest["classes"]]
+    items = [decide(it, manifest, t, barcodes, today, seen_serials) for it in group_items(detections, roles)]
+    p = primary(items, width, height)
+    if p is None:
+        return {"items": items, "primary": None, "verdict": "no_product",
+                "confidence": float(f32(1) - f32(t.confidence)), "product": None}
+    return {"items": items, "primary": p, "verdict": items[p].verdict,
+            "confidence": items[p].confidence, "product": items[p].product}
+
+
+# --------------------------------------------------------------------------------------------- scoring
+
+def match_packs(labels, items: list[Item]) -> list[int]:
+    """For each labelled pack (rows: class, x1, y1, x2, y2), the index of its item or -1 (greedy by IoU,
+    each item at most once, IoU >= 0.5)."""
+    labels = np.asarray(labels, dtype=np.float64).reshape(-1, 5)
+    ious = iou_matrix(labels[:, 1:5], np.array([it.box for it in items]).reshape(-1, 4))
+    out = [-1] * len(labels)
+    pairs = sorted(((ious[i, j], i, j) for i in range(ious.shape[0]) for j in range(ious.shape[1])
+                    if ious[i, j] >= MATCH_IOU), key=lambda p: (-p[0], p[1], p[2]))
+    used = set()
+    for _, i, j in pairs:
+        if out[i] < 0 and j not in used:
+            out[i] = j
+            used.add(j)
+    return out
+
+
+@dataclass
+class SceneItems:
+    """A scored scene, threshold-free: its items' evidence and which pack each item matched. Enough to
+    score any (genuine, counterfeit, margin) quickly (`score`)."""
+    name: str
+    kind: str  # framing: kiosk | conveyor | shelf | empty | photo | composite ...
+    items: list[Item]
+    pack_classes: list[int]  # labelled packs' classes
+    pack_item: list[int]  # per pack: its item index or -1
+
+
+def scene_items(name: str, kind: str, detections, labels, roles: list[str]) -> SceneItems:
+    items = group_items(detections, roles)
+    labels = np.asarray(labels, dtype=np.float64).reshape(-1, 5)
+    return SceneItems(name, kind, items, [int(c) for c in labels[:, 0]], match_packs(labels, items))
+
+
+class Table:
+    """Column arrays over all packs and all unmatched items of a list of scenes, for fast scoring."""
+
+    def __init__(self, scenes: list[SceneItems], classes: list[dict]):
+        roles = [c["role"] for c in classes]
+        products = [c["product"] for c in classes]
+        g, c, genuine_pack, product_ok, matched = [], [], [], [], []
+        fa_g, fa_c, fa_scene = [], [], []
+        self.scene_kinds = [s.kind for s in scenes]
+        self.scene_has_packs = [bool(s.pack_classes) for s in scenes]
+        for k, s in enumerate(scenes):
+            for cls, j in zip(s.pack_classes, s.pack_item):
+                genuine_pack.append(roles[cls] == "genuine")
+                matched.append(j >= 0)
+                it = s.items[j] if j >= 0 else None
+                g.append(it.g if it else 0.0)
+                c.append(it.c if it else 0.0)
+                product_ok.append(bool(it and it.g_class >= 0 and products[it.g_class] == products[cls]))
+            hit = set(s.pack_item)
+            for j, it in enumerate(s.items):
+                if j not in hit:
+                    fa_g.append(it.g)
+                    fa_c.append(it.c)
+                    fa_scene.append(k)
+        self.g = np.array(g, dtype=np.float32)
+        self.c = np.array(c, dtype=np.float32)
+        self.genuine_pack = np.array(genuine_pack, dtype=bool)
+        self.product_ok = np.array(product_ok, dtype=bool)
+        self.matched = np.array(matched, dtype=bool)
+        self.fa_g = np.array(fa_g, dtype=np.float32)
+        self.fa_c = np.array(fa_c, dtype=np.float32)
+        self.fa_scene = np.array(fa_scene, dtype=int)
+        self.n_scenes = len(scenes)
+
+
+def _calls(g: np.ndarray, c: np.ndarray, tg, tc, m) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised visual rule: (is counterfeit, is genuine) per item."""
+    strong_c = c >= f32(tc)
+    counterfeit = strong_c & (c >= (g + f32(m)).astype(np.float32))
+    genuine = ~strong_c & (g >= f32(tg))
+    return counterfeit, genuine
+
+
+def score(table: Table, tg: float, tc: float, m: float = DEFAULT_MARGIN) -> dict:
+    """Per-item figures of the visual rule (no barcodes) at these thresholds."""
+    cf, gn = _calls(table.g, table.c, tg, tc, m)
+    inc = ~cf & ~gn
+    gp, fp = table.genuine_pack & table.matched, ~table.genuine_pack & table.matched
+    right = np.where(table.genuine_pack, gn & table.product_ok, cf | inc) & table.matched
+    n_g, n_c = int(table.genuine_pack.sum()), int((~table.genuine_pack).sum())
+    fa_cf, _ = _calls(table.fa_g, table.fa_c, tg, tc, m)
+    alarm_scenes = set(table.fa_scene[fa_cf].tolist())
+    kinds = np.array(table.scene_kinds)
+    out = {
+        "items": int(len(right)),
+        "right": int(right.sum()),
+        "verdict_accuracy": float(right.mean()) if len(right) else 1.0,
+        "genuine_items": n_g,
+        "counterfeit_items": n_c,
+        "genuine_called_counterfeit": float((gp & cf).sum() / max(1, n_g)),
+        "genuine_called_genuine": float((table.genuine_pack & gn & table.product_ok & table.matched).sum() / max(1, n_g)),
+        "counterfeit_called_genuine": float((fp & gn).sum() / max(1, n_c)),
+        "missed": int((~table.matched).sum()),
+        "false_alarm_items": int(fa_cf.sum()),
+        "table": [[int((gp & gn).sum()), int((gp & cf).sum()), int((gp & inc).sum()), int((table.genuine_pack & ~table.matched).sum())],
+                  [int((fp & gn).sum()), int((fp & cf).sum()), int((fp & inc).sum()), int((~table.genuine_pack & ~table.matched).sum())]],
     }
+    for kind in sorted(set(table.scene_kinds) - {"kiosk", "conveyor", "shelf"}):
+        idx = np.nonzero(kinds == kind)[0]
+        if not any(table.scene_has_packs[i] for i in idx):  # product-free scenes: empty, photo
+            alarms = sum(1 for i in idx if i in alarm_scenes)
+            out[f"{kind}_scenes"] = int(len(idx))
+            out[f"{kind}_scenes_with_false_alarm"] = int(alarms)
+            out[f"{kind}_false_alarm_rate"] = alarms / max(1, len(idx))
+    return out
 
 
-def choose_thresholds(matches: list[Match], roles: list[str], products: list[str],
-                      max_fake_as_genuine: float = 0.01) -> tuple[float, float, dict]:
-    """The (genuine, counterfeit) thresholds that give the best verdict accuracy on these matches while
-    calling at most `max_fake_as_genuine` of counterfeits genuine; ties go to the stricter genuine one."""
-    best = None
-    grid = np.round(np.arange(0.25, 0.951, 0.05), 2)
-    for tg in grid:
-        for tc in grid:
-            s = score(matches, roles, products, float(tg), float(tc))
-            if s["counterfeit_called_genuine"] > max_fake_as_genuine:
-                continue
-            key = (round(s["verdict_accuracy"], 6), tg, -tc)
-            if best is None or key > best[0]:
-                best = (key, float(tg), float(tc), s)
-    if best is None:  # nothing meets the bound: be as strict as the grid allows
-        tg, tc = float(grid[-1]), float(grid[0])
-        return tg, tc, score(matches, roles, products, tg, tc)
-    return best[1], best[2], best[3]
+@dataclass(frozen=True)
+class Caps:
+    counterfeit_called_genuine: float = 0.01
+    genuine_called_counterfeit: float = 0.01
+    false_alarm_scenes: float = 0.01  # share of product-free scenes (each kind) with a counterfeit call
+
+
+GENUINE_GRID = tuple(round(v, 2) for v in np.arange(0.25, 0.951, 0.05))
+COUNTERFEIT_GRID = tuple(round(v, 2) for v in np.arange(0.30, 0.951, 0.05))
+MARGIN_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
+
+
+def feasible(s: dict, caps: Caps) -> bool:
+    if s["counterfeit_called_genuine"] > caps.counterfeit_called_genuine:
+        return False
+    if s["genuine_called_counterfeit"] > caps.genuine_called_counterfeit:
+        return False
+    return all(v <= caps.false_alarm_scenes for k, v in s.items() if k.endswith("_false_alarm_rate"))
+
+
+def choose_thresholds(tables: list[Table], confidence: float, caps: Caps = Caps(),
+                      genuine_grid=GENUINE_GRID, counterfeit_grid=COUNTERFEIT_GRID,
+                      margin_grid=MARGIN_GRID) -> dict:
+    """(genuine, counterfeit, margin) with the best per-item accuracy under the caps, every table (the
+    validation scenes, the validation photos, ...) counted together. `counterfeit` stays strictly above
+    `confidence`. Ties: fewer errors of any kind and fewer false-alarm items, then the stricter genuine
+    threshold, then the margin nearest the default, then the middle of the tied counterfeit thresholds.
+    Returns {genuine, counterfeit, margin, feasible, score, grid: [(tg, tc, m, score), ...]}."""
+    merged = merge(tables)
+    grid, best = [], []
+    for m in margin_grid:
+        for tg in genuine_grid:
+            for tc in counterfeit_grid:
+                if not f32(tc) > f32(confidence):
+                    continue
+                s = score(merged, tg, tc, m)
+                ok = feasible(s, caps)
+                grid.append((tg, tc, m, s, ok))
+    pool = [x for x in grid if x[4]] or grid
+    feasible_any = any(x[4] for x in grid)
+
+    def errors(s):
+        return (s["genuine_called_counterfeit"] * s["genuine_items"] + s["counterfeit_called_genuine"] * s["counterfeit_items"]
+                + s["false_alarm_items"])
+
+    top = max(x[3]["right"] for x in pool) if feasible_any else None
+    if feasible_any:
+        pool = [x for x in pool if x[3]["right"] == top]
+    else:  # nothing meets the caps: the fewest violations, then accuracy
+        fewest = min(errors(x[3]) for x in pool)
+        pool = [x for x in pool if errors(x[3]) == fewest]
+    fewest = min(errors(x[3]) for x in pool)
+    pool = [x for x in pool if errors(x[3]) == fewest]
+    tg_best = max(x[0] for x in pool)
+    pool = [x for x in pool if x[0] == tg_best]
+    m_best = min((abs(x[2] - DEFAULT_MARGIN), -x[2]) for x in pool)
+    pool = [x for x in pool if (abs(x[2] - DEFAULT_MARGIN), -x[2]) == m_best]
+    pool.sort(key=lambda x: x[1])
+    tg, tc, m, s, ok = pool[(len(pool) - 1) // 2]
+    return {"genuine": float(tg), "counterfeit": float(tc), "margin": float(m), "feasible": ok, "score": s,
+            "grid": [(x[0], x[1], x[2], x[3]) for x in grid]}
+
+
+def merge(tables: list[Table]) -> Table:
+    """One Table holding the rows of several (scene indices renumbered)."""
+    if len(tables) == 1:
+        return tables[0]
+    out = Table([], [])
+    out.g = np.concatenate([t.g for t in tables])
+    out.c = np.concatenate([t.c for t in tables])
+    out.genuine_pack = np.concatenate([t.genuine_pack for t in tables])
+    out.product_ok = np.concatenate([t.product_ok for t in tables])
+    out.matched = np.concatenate([t.matched for t in tables])
+    out.fa_g = np.concatenate([t.fa_g for t in tables])
+    out.fa_c = np.concatenate([t.fa_c for t in tables])
+    offsets = np.cumsum([0] + [t.n_scenes for t in tables])
+    out.fa_scene = np.concatenate([t.fa_scene + o for t, o in zip(tables, offsets)])
+    out.scene_kinds = [k for t in tables for k in t.scene_kinds]
+    out.scene_has_packs = [h for t in tables for h in t.scene_has_packs]
+    out.n_scenes = int(offsets[-1])
+    return out

@@ -1,61 +1,187 @@
+"""The verdict rule against the shared vectors (tests/vectors/verdict.json, the agent's tests read the same
+file) and against this file's own cases in the same format; the scoring and the threshold choice."""
+
+import json
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from hallmark_models import verdicts as V
 
-ROLES = ["genuine", "counterfeit", "genuine", "counterfeit"]
-PRODUCTS = ["a", "a", "b", "b"]
+REPO = Path(__file__).resolve().parents[3]
+SHARED = REPO / "tests" / "vectors" / "verdict.json"
+
+GA, GB = "09501101010215", "09501101010383"
+MANIFEST = {
+    "classes": [
+        {"id": 0, "name": "a", "product": "A", "gtin": GA, "role": "genuine"},
+        {"id": 1, "name": "a-counterfeit", "product": "A", "gtin": GA, "role": "counterfeit"},
+        {"id": 2, "name": "b", "product": "B", "gtin": GB, "role": "genuine"},
+        {"id": 3, "name": "b-counterfeit", "product": "B", "gtin": GB, "role": "counterfeit"},
+    ],
+    "gs1_prefixes": ["9501101"],
+    "thresholds": {"confidence": 0.25, "iou": 0.45, "genuine": 0.5, "counterfeit": 0.4, "margin": 0.15},
+}
+BOX = [100, 100, 200, 200]
 
 
-def test_iou_of_identical_and_disjoint_boxes():
-    a = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], dtype=float)
-    m = V.iou_matrix(a, a)
-    assert np.allclose(np.diag(m), 1.0) and m[0, 1] == 0.0
+def case(name, detections, expect_items, primary, verdict, barcodes=(), width=300, height=300,
+         seen=(), today="2026-11-27"):
+    return {"name": name, "manifest": MANIFEST, "width": width, "height": height, "today": today,
+            "seen_serials": list(seen), "detections": detections, "barcodes": list(barcodes),
+            "expect": {"items": [dict(zip(("members", "verdict", "product", "confidence"), it)) for it in expect_items],
+                       "primary": primary, "verdict": verdict}}
 
 
-def test_match_takes_the_most_confident_overlapping_detection():
-    gt = np.array([[0, 0, 0, 100, 100]], dtype=float)
-    det = np.array([[2, 2, 98, 98, 0.6, 0], [1, 1, 99, 99, 0.9, 1], [300, 300, 400, 400, 0.99, 2]])
-    (m,) = V.match_items(gt, det, "kiosk", ROLES)
-    assert (m.pred_class, m.conf) == (1, 0.9)
-    assert (m.genuine_class, m.genuine_conf, m.counterfeit_conf) == (0, 0.6, 0.9)
+def code(gtin, ok=True, serial=None, expiry=None, box=(140, 140, 160, 160)):
+    return {"box": list(box), "gtin": gtin, "check_digit_ok": ok, "serial": serial, "expiry": expiry}
 
 
-def test_unmatched_pack_is_missed_and_wrong():
-    gt = np.array([[0, 0, 0, 100, 100]], dtype=float)
-    (m,) = V.match_items(gt, np.zeros((0, 6)), "kiosk", ROLES)
-    assert V.verdict(m, 0.5, 0.5) == "missed"
-    assert V.score([m], ROLES, PRODUCTS, 0.5, 0.5)["verdict_accuracy"] == 0.0
+OWN = [
+    case("nothing", [], [], None, "no_product"),
+    case("genuine", [BOX + [0.9, 0]], [([0], "genuine", "A", 0.9)], 0, "genuine"),
+    case("near tie", [BOX + [0.5, 1], BOX + [0.6, 0]], [([1, 0], "inconclusive", "A", 0.6)], 0, "inconclusive"),
+    case("counterfeit beats a weak genuine", [BOX + [0.3, 0], BOX + [0.8, 1]],
+         [([1, 0], "counterfeit", "A", 0.8)], 0, "counterfeit"),
+    case("counterfeit below its threshold does not block genuine", [BOX + [0.7, 2], BOX + [0.35, 1]],
+         [([0, 1], "genuine", "B", 0.7)], 0, "genuine"),
+    case("too weak", [BOX + [0.4, 0]], [([0], "inconclusive", "A", 0.4)], 0, "inconclusive"),
+    case("counterfeit product is the counterfeit class's", [BOX + [0.9, 3], BOX + [0.3, 0]],
+         [([0, 1], "counterfeit", "B", 0.9)], 0, "counterfeit"),
+    case("primary: large off-centre beats small centred",
+         [[450, 350, 550, 450, 0.9, 0], [0, 0, 300, 300, 0.7, 2]],
+         [([0], "genuine", "A", 0.9), ([1], "genuine", "B", 0.7)], 1, "genuine", width=1000, height=800),
+    case("primary: small centred beats large corner",
+         [[400, 300, 600, 500, 0.9, 0], [0, 0, 250, 250, 0.7, 1]],
+         [([0], "genuine", "A", 0.9), ([1], "counterfeit", "A", 0.7)], 0, "genuine", width=1000, height=800),
+    case("ties keep input order", [[0, 0, 50, 50, 0.8, 0], [200, 200, 250, 250, 0.8, 2]],
+         [([0], "genuine", "A", 0.8), ([1], "genuine", "B", 0.8)], 1, "genuine"),
+    case("a detection joins the first item it overlaps",
+         [[0, 0, 100, 100, 0.9, 0], [40, 0, 140, 100, 0.85, 2], [20, 0, 120, 100, 0.5, 2]],
+         [([0, 2], "genuine", "A", 0.9), ([1], "genuine", "B", 0.85)], 1, "genuine"),
+    case("wrong check digit", [BOX + [0.9, 0]], [([0], "counterfeit", "A", 0.99)], 0, "counterfeit",
+         [code(GA, ok=False)]),
+    case("outside the prefix", [BOX + [0.9, 0]], [([0], "counterfeit", "A", 0.99)], 0, "counterfeit",
+         [code("04000000000008")]),
+    case("barcode of another product", [BOX + [0.9, 0]], [([0], "counterfeit", "A", 0.99)], 0, "counterfeit",
+         [code(GB)]),
+    case("own barcode changes nothing", [BOX + [0.9, 0]], [([0], "genuine", "A", 0.9)], 0, "genuine", [code(GA)]),
+    case("unknown GTIN in the prefix", [BOX + [0.9, 0]], [([0], "inconclusive", "A", 0.9)], 0, "inconclusive",
+         [code("09501101999996")]),
+    case("a barcode never makes a weak item genuine", [BOX + [0.4, 0]], [([0], "inconclusive", "A", 0.4)], 0,
+         "inconclusive", [code(GA)]),
+    case("barcode outside the item is ignored", [BOX + [0.9, 0]], [([0], "genuine", "A", 0.9)], 0, "genuine",
+         [code(GA, ok=False, box=(0, 0, 20, 20))]),
+    case("cloned serial", [BOX + [0.9, 0]], [([0], "counterfeit", "A", 0.99)], 0, "counterfeit",
+         [code(None, serial="S1")], seen=["S1"]),
+    case("expired", [BOX + [0.9, 0]], [([0], "inconclusive", "A", 0.9)], 0, "inconclusive",
+         [code(GA, expiry="2026-11-26")]),
+    case("not yet expired", [BOX + [0.9, 0]], [([0], "genuine", "A", 0.9)], 0, "genuine",
+         [code(GA, expiry="2026-11-27")]),
+    case("barcode keeps a confident counterfeit's score", [BOX + [0.995, 1]],
+         [([0], "counterfeit", "A", 0.995)], 0, "counterfeit", [code(GA, ok=False)]),
+]
 
 
-def test_counterfeit_evidence_is_never_outvoted():
-    m = V.Match(0, 0, 0.9, "kiosk", genuine_class=0, genuine_conf=0.9, counterfeit_conf=0.6)
-    assert V.verdict(m, 0.5, 0.5) == "counterfeit"
-    assert V.verdict(m, 0.5, 0.7) == "genuine"
+def shared_cases():
+    if not SHARED.exists():
+        return []
+    return json.loads(SHARED.read_text())["cases"]
 
 
-def g(gt, cls, conf):
-    return V.Match(gt, cls, conf, "kiosk", genuine_class=cls, genuine_conf=conf)
+def run_case(c):
+    got = V.frame(c["detections"], c["manifest"], c["width"], c["height"], c.get("barcodes", []),
+                  c.get("today", ""), c.get("seen_serials", []))
+    e = c["expect"]
+    assert [it.members for it in got["items"]] == [it["members"] for it in e["items"]], c["name"]
+    for it, want in zip(got["items"], e["items"]):
+        assert it.verdict == want["verdict"], c["name"]
+        if "product" in want:
+            assert it.product == want["product"], c["name"]
+        assert it.confidence == pytest.approx(want["confidence"], abs=1e-6), c["name"]
+    assert got["primary"] == e["primary"], c["name"]
+    assert got["verdict"] == e["verdict"], c["name"]
 
 
-def f(gt, cls, conf):
-    return V.Match(gt, cls, conf, "kiosk", counterfeit_conf=conf)
+@pytest.mark.parametrize("c", OWN, ids=[c["name"] for c in OWN])
+def test_own_case(c):
+    run_case(c)
 
 
-def test_scoring_rules():
-    ms = [
-        g(0, 0, 0.9),  # genuine a -> genuine a: right
-        g(0, 2, 0.9),  # genuine a -> genuine b: wrong product
-        f(1, 1, 0.3),  # fake -> weak fake: inconclusive, right
-        g(3, 2, 0.8),  # fake b -> genuine b: the costly error
+@pytest.mark.parametrize("c", shared_cases(), ids=[c["name"] for c in shared_cases()])
+def test_shared_vector(c):
+    run_case(c)
+
+
+def test_no_product_confidence_is_one_minus_the_score_filter():
+    got = V.frame([], MANIFEST, 10, 10)
+    assert got["verdict"] == "no_product" and got["confidence"] == pytest.approx(0.75, abs=1e-6)
+
+
+def test_match_packs_is_greedy_by_iou_and_uses_each_item_once():
+    items = V.group_items([[0, 0, 100, 100, 0.9, 0]], ["genuine", "counterfeit"])
+    labels = [[0, 5, 5, 100, 100], [0, 0, 0, 100, 100]]  # the second fits the item better
+    assert V.match_packs(labels, items) == [-1, 0]
+
+
+def scene(name, kind, dets, labels):
+    return V.scene_items(name, kind, dets, labels, [c["role"] for c in MANIFEST["classes"]])
+
+
+def test_scoring_counts_each_kind_of_error_and_false_alarm():
+    scenes = [
+        scene("g-right", "kiosk", [BOX + [0.9, 0]], [[0] + BOX]),
+        scene("g-wrong-product", "kiosk", [BOX + [0.9, 2]], [[0] + BOX]),
+        scene("g-as-fake", "kiosk", [BOX + [0.8, 1]], [[0] + BOX]),
+        scene("fake-as-genuine", "kiosk", [BOX + [0.9, 2]], [[3] + BOX]),
+        scene("fake-inconclusive", "kiosk", [BOX + [0.3, 1]], [[1] + BOX]),
+        scene("missed", "kiosk", [], [[1] + BOX]),
+        scene("empty-alarm", "empty", [BOX + [0.7, 1]], []),
+        scene("empty-quiet", "empty", [BOX + [0.3, 1]], []),
+        scene("photo-quiet", "photo", [BOX + [0.9, 0]], []),
     ]
-    s = V.score(ms, ROLES, PRODUCTS, 0.5, 0.5)
-    assert s["verdict_accuracy"] == 0.5
-    assert s["counterfeit_called_genuine"] == 0.5
-    assert s["table"] == [[2, 0, 0, 0], [1, 0, 1, 0]]
+    s = V.score(V.Table(scenes, MANIFEST["classes"]), 0.5, 0.4, 0.15)
+    assert (s["items"], s["right"]) == (6, 2)
+    assert s["genuine_called_counterfeit"] == pytest.approx(1 / 3)
+    assert s["counterfeit_called_genuine"] == pytest.approx(1 / 3)
+    assert (s["empty_scenes"], s["empty_scenes_with_false_alarm"]) == (2, 1)
+    assert (s["photo_scenes"], s["photo_scenes_with_false_alarm"]) == (1, 0)
+    assert s["table"] == [[2, 1, 0, 0], [1, 0, 1, 1]]
 
 
-def test_threshold_choice_keeps_fakes_from_being_called_genuine():
-    ms = [g(0, 0, 0.9), g(0, 0, 0.7), g(1, 0, 0.6), f(1, 1, 0.8)]
-    tg, tc, s = V.choose_thresholds(ms, ROLES, PRODUCTS)
-    assert s["counterfeit_called_genuine"] == 0.0
-    assert 0.6 < tg <= 0.7 and s["verdict_accuracy"] == 1.0
+def test_table_scoring_agrees_with_the_rule_item_by_item():
+    rng = np.random.default_rng(0)
+    scenes, frames = [], []
+    for k in range(60):
+        dets = [list(rng.uniform(0, 100, 2)) for _ in range(3)]
+        dets = [[x, y, x + 60, y + 60, float(np.float32(rng.uniform(0.25, 1))), int(rng.integers(0, 4))] for x, y in dets]
+        labels = [[int(rng.integers(0, 4)), *dets[0][:4]]]
+        scenes.append(scene(str(k), "kiosk", dets, labels))
+        frames.append((dets, labels))
+    t = V.Table(scenes, MANIFEST["classes"])
+    for tg, tc, m in [(0.5, 0.4, 0.15), (0.7, 0.6, 0.0), (0.3, 0.9, 0.3)]:
+        manifest = dict(MANIFEST, thresholds={"confidence": 0.25, "genuine": tg, "counterfeit": tc, "margin": m})
+        right = 0
+        for dets, labels in frames:
+            items = V.frame(dets, manifest, 300, 300)["items"]
+            j = V.match_packs(labels, items)[0]
+            role = MANIFEST["classes"][labels[0][0]]["role"]
+            prod = MANIFEST["classes"][labels[0][0]]["product"]
+            if j >= 0:
+                v = items[j]
+                right += (v.verdict == "genuine" and v.product == prod) if role == "genuine" else v.verdict != "genuine"
+        assert V.score(t, tg, tc, m)["right"] == right
+
+
+def test_choose_thresholds_meets_the_caps_and_stays_above_the_score_filter():
+    scenes = [scene(f"g{i}", "kiosk", [BOX + [0.9, 0], BOX + [0.55, 1]], [[0] + BOX]) for i in range(20)]
+    scenes += [scene(f"f{i}", "kiosk", [BOX + [0.8, 1], BOX + [0.6, 0]], [[1] + BOX]) for i in range(20)]
+    scenes += [scene(f"e{i}", "photo", [BOX + [0.65, 3]], []) for i in range(5)]
+    got = V.choose_thresholds([V.Table(scenes, MANIFEST["classes"])], confidence=0.25)
+    s = got["score"]
+    assert got["feasible"] and got["counterfeit"] > 0.25
+    assert s["genuine_called_counterfeit"] == 0 and s["counterfeit_called_genuine"] == 0
+    assert s["photo_scenes_with_false_alarm"] == 0  # the photos' 0.65 fakes force counterfeit above 0.65
+    assert got["counterfeit"] > 0.65 and s["verdict_accuracy"] == 1.0
+    assert got["genuine"] > 0.6  # a fake's 0.6 genuine box must not pass once its 0.8 is below T_c
