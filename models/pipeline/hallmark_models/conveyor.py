@@ -211,20 +211,26 @@ def plan(rng, brand: Brand, frames: int, packs: int, counterfeits: int, distract
         drafts.append((class_id, art, face, angle, ext[axis], ext[1 - axis]))
 
     # Spacing between consecutive centres, along the belt.
-    spacing = []
+    spacing, closest = [], []
     for a, b in zip(drafts, drafts[1:]):
         least = (a[4] + b[4]) / 2 + 12
+        closest.append(least)
         if rng.random() < 0.65:
             spacing.append(least + rng.uniform(0, 0.35) * length)  # close: two packs in view
         else:
             spacing.append(length + (a[4] + b[4]) / 2 + rng.uniform(0.5, 3.0) * length / 12)  # a gap
     ext_first, ext_last = drafts[0][4], drafts[-1][4]
-    path = ext_first / 2 + sum(spacing) + length + ext_last / 2  # travel from first entry to last exit
     mean_ext = float(np.mean([d[4] for d in drafts]))
+    fastest = (length + 0.2 * mean_ext) / MIN_VIEW_FRAMES
+    travel = lambda: ext_first / 2 + sum(spacing) + length + ext_last / 2  # noqa: E731  first entry to last exit
+    while travel() > fastest * (frames - 2) and spacing != closest:  # a short recording: close the widest gaps
+        i = int(np.argmax(np.subtract(spacing, closest)))
+        spacing[i] = closest[i]
+    path = travel()
     if speed is None:
         speed = (length + 0.2 * mean_ext) / rng.uniform(*VIEW_FRAMES)
         speed = max(speed, path / (frames - 2))  # the whole procession must pass in time
-    if speed > (length + 0.2 * mean_ext) / MIN_VIEW_FRAMES or speed * (frames - 2) < path:
+    if speed > fastest or speed * (frames - 2) < path:
         raise ValueError(f"{len(drafts)} packs do not fit in {frames} frames; use more frames or fewer packs")
     # Spare travel widens the wide gaps (or all of them when every pair is close), and a lead-in.
     spare = speed * (frames - 2) - path
