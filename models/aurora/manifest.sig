@@ -1,1 +1,1 @@
-gbJstJxpqwFX8kJ3XEIKI/ParKvooXMyzi1i0/IfkSfdvjjx5WjuM5UOLzziKbpzQwBmL/4dGeeHZQK8pSgBDw==
+0dqGkWM915dS0hdjU+a1fC62GJUNo7MyO5dHbRyxNeKo+cDEodYcogwp5vAtAe6GLKoW/XFEYxu+I6oF2w59AA==

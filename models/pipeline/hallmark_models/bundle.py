@@ -61,6 +61,21 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def check_thresholds(t: dict, where: str = "manifest") -> None:
+    """Refuses thresholds the agent would refuse: `counterfeit` must lie strictly above `confidence`
+    (at or below it, the counterfeit threshold decides nothing: every detection that survives the score
+    filter would already pass it), `margin` (optional) in [0, 1)."""
+    try:
+        conf, cf = float(t["confidence"]), float(t["counterfeit"])
+        float(t["genuine"]), float(t["iou"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise BundleError(f"{where}: thresholds need numeric confidence, iou, genuine and counterfeit") from e
+    if not cf > conf:
+        raise BundleError(f"{where}: thresholds.counterfeit ({cf}) must be above thresholds.confidence ({conf})")
+    if "margin" in t and not 0.0 <= float(t["margin"]) < 1.0:
+        raise BundleError(f"{where}: thresholds.margin ({t['margin']}) must lie in [0, 1)")
+
+
 def manifest(brand: Brand, model: Path, imgsz: int, revision: int, thresholds: dict, metrics: dict) -> dict:
     return {
         "schema": SCHEMA,
@@ -93,6 +108,7 @@ def next_revision(out: Path, model: Path) -> int:
 
 def write(out: Path, brand: Brand, model: Path, imgsz: int, thresholds: dict, metrics: dict,
           key: Ed25519PrivateKey, revision: int | None = None) -> dict:
+    check_thresholds(thresholds)
     out.mkdir(parents=True, exist_ok=True)
     rev = revision if revision is not None else next_revision(out, model)
     if model.resolve() != (out / "model.onnx").resolve():
@@ -123,6 +139,7 @@ def verify(bundle: Path, public: Ed25519PublicKey) -> dict:
     for field in ("brand", "revision", "created", "model", "classes", "gs1_prefixes", "thresholds", "metrics"):
         if field not in doc:
             raise BundleError(f"{bundle}: manifest lacks {field!r}")
+    check_thresholds(doc["thresholds"], str(bundle))
     model = bundle / doc["model"]["file"]
     if not model.exists():
         raise BundleError(f"{bundle}: model file {doc['model']['file']} missing")

@@ -76,6 +76,39 @@ def test_revision_grows_only_with_a_new_model(signed, tmp_path):
     assert bundle.write(out, brands.NORTHWIND, other, 320, th, {}, key)["revision"] == 2
 
 
+@pytest.mark.parametrize("counterfeit", [0.25, 0.2])
+def test_counterfeit_threshold_at_or_below_the_score_filter_is_refused(tmp_path, counterfeit):
+    bundle.keygen(tmp_path / "k.pem", tmp_path / "k.pub.pem")
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"model")
+    th = {"confidence": 0.25, "iou": 0.45, "genuine": 0.5, "counterfeit": counterfeit}
+    with pytest.raises(bundle.BundleError, match="counterfeit"):
+        bundle.write(tmp_path / "b", brands.NORTHWIND, model, 320, th, {}, bundle.load_private(tmp_path / "k.pem"))
+    assert not (tmp_path / "b" / "manifest.sig").exists()
+
+
+def test_signed_manifest_with_counterfeit_at_the_score_filter_fails_verification(signed, tmp_path):
+    out, pub, _ = signed
+    doc = json.loads((out / "manifest.json").read_text())
+    doc["thresholds"]["counterfeit"] = doc["thresholds"]["confidence"]
+    body = (json.dumps(doc, indent=2) + "\n").encode()
+    (out / "manifest.json").write_bytes(body)
+    (out / "manifest.sig").write_text(base64.b64encode(bundle.load_private(tmp_path / "k.pem").sign(body)).decode())
+    with pytest.raises(bundle.BundleError, match="above thresholds.confidence"):
+        bundle.verify(out, pub)
+
+
+def test_margin_is_carried_and_checked(tmp_path):
+    bundle.keygen(tmp_path / "k.pem", tmp_path / "k.pub.pem")
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"model")
+    key = bundle.load_private(tmp_path / "k.pem")
+    th = {"confidence": 0.25, "iou": 0.45, "genuine": 0.5, "counterfeit": 0.6, "margin": 0.15}
+    assert bundle.write(tmp_path / "b", brands.NORTHWIND, model, 320, th, {}, key)["thresholds"]["margin"] == 0.15
+    with pytest.raises(bundle.BundleError, match="margin"):
+        bundle.write(tmp_path / "c", brands.NORTHWIND, model, 320, dict(th, margin=1.5), {}, key)
+
+
 @pytest.mark.parametrize("brand_key", sorted(brands.BRANDS))
 def test_shipped_bundle_is_signed_by_the_demo_key(brand_key):
     out = MODELS / brand_key
@@ -92,7 +125,12 @@ def test_shipped_bundle_is_signed_by_the_demo_key(brand_key):
     for key in ("map50", "verdict_accuracy", "counterfeit_called_genuine", "genuine_called_genuine"):
         assert 0.0 <= m[key] <= 1.0, key
     t = doc["thresholds"]
-    assert 0 < t["confidence"] <= min(t["genuine"], t["counterfeit"]) and 0 < t["iou"] < 1
-    assert (out / "report.md").exists() and (out / "confusion.png").exists()
+    assert 0 < t["confidence"] <= t["genuine"] and t["counterfeit"] > t["confidence"] and 0 < t["iou"] < 1
+    assert 0 <= t.get("margin", 0.15) < 1
+    # the figures come from the agent's rule, with the false-alarm figures beside the accuracy
+    for key in ("genuine_called_counterfeit", "empty_scenes_with_false_alarm"):
+        assert key in m, key
+    assert m["product_free_photos"]["photos"] > 0
+    assert (out / "report.md").exists() and (out / "tradeoff.png").exists()
     samples = sorted((MODELS / "samples" / brand_key).glob("*.jpg"))
     assert len(samples) >= 4 and all(p.with_suffix(".txt").exists() for p in samples)

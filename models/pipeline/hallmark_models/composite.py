@@ -1,0 +1,184 @@
+"""An independent composite test set: each class's registered reference artwork
+(models/<brand>/reference/<class>.png) pasted onto real photos the models never saw, with its own
+compositing code (this module does not use `scenes`, the training generator), plus the photos alone as
+product-free negatives.
+
+    nice -n 19 python -m hallmark_models.composite --brand northwind --out ../work/northwind/composite \
+        [--per-photo 6] [--seed 11]
+
+Per composite: 1 or 2 packs on a photo of the `photos` test third; each pack warped by a random
+perspective (corner jitter), scaled so its longer side is 15-45% of the frame's longer side, turned by
+-25..25 degrees (a quarter of the packs by a further quarter, half or three-quarter turn), with its own
+brightness, contrast and colour cast; then the whole frame gets a colour cast, Gaussian blur and JPEG
+quality 45-95. Labels are the axis-aligned boxes of the warped packs (YOLO format, like `generate`), so
+`release` scores the set exactly like a generated split (framing `composite`; the bare photos `photo`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter
+
+from . import photos
+
+MODELS = Path(__file__).resolve().parents[2]
+
+
+def homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 3x3 projective map taking the 4 points src onto dst (h33 = 1)."""
+    a, b = [], []
+    for (x, y), (u, v) in zip(src, dst):
+        a.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
+        a.append([0, 0, 0, x, y, 1, -v * x, -v * y])
+        b += [u, v]
+    h = np.linalg.solve(np.array(a, dtype=np.float64), np.array(b, dtype=np.float64))
+    return np.append(h, 1.0).reshape(3, 3)
+
+
+def pack_quad(rng: np.random.Generator, art_wh: tuple[int, int], frame_wh: tuple[int, int]) -> np.ndarray:
+    """Where the artwork's four corners land in the frame (clockwise from top-left)."""
+    W, H = frame_wh
+    aw, ah = art_wh
+    longer = rng.uniform(0.15, 0.45) * max(W, H)
+    scale = longer / max(aw, ah)
+    w, h = aw * scale, ah * scale
+    corners = np.array([[-w / 2, -h / 2], [w / 2, -h / 2], [w / 2, h / 2], [-w / 2, h / 2]])
+    corners += rng.uniform(-0.08, 0.08, size=(4, 2)) * np.array([w, h])  # perspective: corner jitter
+    angle = math.radians(rng.uniform(-25, 25) + (90 * int(rng.integers(1, 4)) if rng.random() < 0.25 else 0))
+    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    corners = corners @ rot.T
+    lo, hi = corners.min(0), corners.max(0)
+    span = hi - lo
+    # the centre: anywhere that keeps the whole pack in the frame (if it fits; else centred)
+    cx = rng.uniform(-lo[0], W - hi[0]) if span[0] < W else W / 2
+    cy = rng.uniform(-lo[1], H - hi[1]) if span[1] < H else H / 2
+    return corners + np.array([cx, cy])
+
+
+def warp(art: Image.Image, quad: np.ndarray, frame_wh: tuple[int, int]) -> Image.Image:
+    """The artwork projected onto quad, as a frame-sized RGBA layer (alpha 0 outside the pack)."""
+    aw, ah = art.size
+    src = np.array([[0, 0], [aw, 0], [aw, ah], [0, ah]], dtype=np.float64)
+    inv = np.linalg.inv(homography(src, quad))  # PIL wants frame -> artwork
+    inv /= inv[2, 2]
+    rgba = art.convert("RGBA")
+    return rgba.transform(frame_wh, Image.Transform.PERSPECTIVE, tuple(inv.flatten()[:8]), Image.Resampling.BILINEAR)
+
+
+def photometric(rng: np.random.Generator, im: Image.Image) -> Image.Image:
+    """Brightness, contrast and a per-channel colour cast (white balance error)."""
+    alpha = im.getchannel("A") if im.mode == "RGBA" else None
+    rgb = im.convert("RGB")
+    rgb = ImageEnhance.Brightness(rgb).enhance(rng.uniform(0.65, 1.3))
+    rgb = ImageEnhance.Contrast(rgb).enhance(rng.uniform(0.7, 1.3))
+    gains = np.clip(1 + rng.normal(0, 0.08, 3), 0.75, 1.25)
+    arr = np.clip(np.asarray(rgb, dtype=np.float32) * gains, 0, 255).astype(np.uint8)
+    out = Image.fromarray(arr)
+    if alpha is not None:
+        out.putalpha(alpha)
+    return out
+
+
+def box_iou(a, b) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def compose(rng: np.random.Generator, background: Image.Image, arts: list[Image.Image], n_packs: int
+            ) -> tuple[Image.Image, list[tuple[int, float, float, float, float]]]:
+    """A composite frame and its packs (class, x1, y1, x2, y2). Packs do not overlap (IoU < 0.05)."""
+    frame = background.convert("RGB")
+    W, H = frame.size
+    packs = []
+    for _ in range(n_packs):
+        cls = int(rng.integers(0, len(arts)))
+        for _attempt in range(20):
+            quad = pack_quad(rng, arts[cls].size, (W, H))
+            box = (*np.clip(quad.min(0), 0, [W, H]), *np.clip(quad.max(0), 0, [W, H]))
+            if all(box_iou(box, p[1:]) < 0.05 for p in packs):
+                break
+        else:
+            continue
+        layer = photometric(rng, warp(arts[cls], quad, (W, H)))
+        frame.paste(layer, (0, 0), layer)
+        packs.append((cls, *map(float, box)))
+    return finish(rng, frame), packs
+
+
+def finish(rng: np.random.Generator, frame: Image.Image) -> Image.Image:
+    """Whole-frame camera effects: a colour cast, blur, JPEG."""
+    gains = np.clip(1 + rng.normal(0, 0.05, 3), 0.85, 1.15)
+    arr = np.clip(np.asarray(frame, dtype=np.float32) * gains, 0, 255).astype(np.uint8)
+    frame = Image.fromarray(arr)
+    radius = rng.uniform(0, 1.6)
+    if radius > 0.3:
+        frame = frame.filter(ImageFilter.GaussianBlur(radius))
+    buf = io.BytesIO()
+    frame.save(buf, "JPEG", quality=int(rng.integers(45, 96)))
+    buf.seek(0)
+    return Image.open(buf).convert("RGB")
+
+
+def yolo_lines(packs, w: int, h: int) -> str:
+    return "".join(f"{c} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}\n"
+                   for c, x1, y1, x2, y2 in packs)
+
+
+def class_names(brand_key: str) -> list[str]:
+    doc = json.loads((MODELS / brand_key / "manifest.json").read_text())
+    return [c["name"] for c in doc["classes"]]
+
+
+def write(brand_key: str, out: Path, backgrounds: list[Path], per_photo: int = 6, seed: int = 11) -> list[dict]:
+    """The composite set under out (images/test, labels/test, test.jsonl), like a generated split."""
+    names = class_names(brand_key)
+    arts = [Image.open(MODELS / brand_key / "reference" / f"{n}.png").convert("RGB") for n in names]
+    img_dir, lbl_dir = out / "images" / "test", out / "labels" / "test"
+    img_dir.mkdir(parents=True, exist_ok=True)
+    lbl_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for k, path in enumerate(backgrounds):
+        rng = np.random.default_rng([seed, k])
+        bg = Image.fromarray(photos.load(path))
+        stem = f"{brand_key}-composite-{Path(path.name).stem}"
+        frame = finish(rng, bg)  # the photo alone: a product-free negative, with the same camera effects
+        frame.save(img_dir / f"{stem}-none.jpg", quality=95)
+        (lbl_dir / f"{stem}-none.txt").write_text("")
+        rows.append({"image": f"{stem}-none.jpg", "framing": "photo", "items": []})
+        for j in range(per_photo):
+            frame, packs = compose(rng, bg, arts, 1 if rng.random() < 0.6 else 2)
+            name = f"{stem}-{j}"
+            frame.save(img_dir / f"{name}.jpg", quality=95)
+            (lbl_dir / f"{name}.txt").write_text(yolo_lines(packs, *frame.size))
+            rows.append({"image": f"{name}.jpg", "framing": "composite", "items": [p[0] for p in packs]})
+    (out / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--brand", required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--per-photo", type=int, default=6)
+    ap.add_argument("--seed", type=int, default=11)
+    args = ap.parse_args(argv)
+    backgrounds = photos.photos("test")
+    if not backgrounds:
+        raise SystemExit("no opencv-doc photos: apt-get install -y opencv-doc")
+    rows = write(args.brand, args.out, backgrounds, args.per_photo, args.seed)
+    per_class = np.bincount([c for r in rows for c in r["items"]], minlength=len(class_names(args.brand)))
+    print(f"{args.brand} composite: {len(rows)} images ({sum(r['framing'] == 'photo' for r in rows)} product-free), "
+          f"packs per class {per_class.tolist()}")
+
+
+if __name__ == "__main__":
+    main()

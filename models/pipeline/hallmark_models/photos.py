@@ -1,0 +1,106 @@
+"""The real photographs the pipeline may use, and their one fixed split.
+
+Debian's `opencv-doc` ships about a hundred example images under /usr/share/doc/opencv-doc/examples/data/
+(`apt-get install -y opencv-doc`). The real photos among them (fruit, people, rooms, buildings, a box in a
+cluttered scene, calibration boards, ...; drawn test patterns, logos and plots left out) are split by a
+hash of their file name into thirds (ordered by the SHA-256 of the name, cut in three):
+- `train`: backgrounds and product-free hard negatives for training (the only real photos training sees);
+- `val`: product-free negatives for the threshold choice;
+- `test`: product-free negatives and composite backgrounds for the honest figures (`composite`).
+Every other photo collection (the yolov5 wheel's bus.jpg / zidane.jpg, ...) stays out of training and of
+the threshold choice, so that tests on unseen photos stay honest.
+
+    python -m hallmark_models.photos            # lists the split
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path("/usr/share/doc/opencv-doc/examples/data")
+SPLITS = ("train", "val", "test")
+# Drawn or rendered test patterns, logos, text pages, plots and label maps: not photographs.
+NOT_PHOTOS = frozenset({
+    "LinuxLogo.jpg", "WindowsLogo.jpg", "aloeGT.png", "cards.png", "chessboard.png", "detect_blob.png",
+    "digits.png", "ellipses.jpg", "gradient.png", "imageTextN.png", "imageTextR.png", "mask.png", "ml.png",
+    "notes.png", "opencv-logo-white.png", "opencv-logo.png", "pic1.png", "pic2.png", "pic3.png", "pic4.png",
+    "pic5.png", "pic6.png", "templ.png", "tmpl.png",
+})
+MIN_SIDE = 180  # smaller files are icons and templates
+
+
+def name_hash(name: str) -> str:
+    """SHA-256 of a photo's file name (without a .gz suffix): the only thing its split depends on."""
+    base = name[:-3] if name.endswith(".gz") else name
+    return hashlib.sha256(base.encode()).hexdigest()
+
+
+def assign(names: list[str]) -> dict[str, str]:
+    """Split names into thirds: ordered by name_hash, the first third train, then val, then test."""
+    order = sorted(names, key=name_hash)
+    return {n: SPLITS[k * 3 // len(order)] for k, n in enumerate(order)}
+
+
+def _is_image_name(name: str) -> bool:
+    base = name[:-3] if name.endswith(".gz") else name
+    return base.lower().endswith((".jpg", ".jpeg", ".png"))
+
+
+def candidates(root: Path = ROOT) -> list[Path]:
+    """Image files directly under root (compressed ones too), minus NOT_PHOTOS, sorted by name."""
+    if not root.is_dir():
+        return []
+    out = []
+    for p in sorted(root.iterdir()):
+        base = p.name[:-3] if p.name.endswith(".gz") else p.name
+        if p.is_file() and _is_image_name(p.name) and base not in NOT_PHOTOS:
+            out.append(p)
+    return out
+
+
+def load(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of a photo, gzip or not."""
+    from PIL import Image
+
+    data = path.read_bytes()
+    if path.name.endswith(".gz"):
+        data = gzip.decompress(data)
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def photos(split: str, root: Path = ROOT) -> list[Path]:
+    """The real photos of one split (sorted by name); empty when opencv-doc is not installed."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}")
+    from PIL import Image
+
+    usable = []
+    for p in candidates(root):
+        try:
+            if p.name.endswith(".gz"):
+                h, w = load(p).shape[:2]
+            else:
+                with Image.open(p) as im:
+                    w, h = im.size
+        except OSError:
+            continue
+        if min(w, h) >= MIN_SIDE:
+            usable.append(p)
+    split_by_name = assign([p.name for p in usable]) if usable else {}
+    return [p for p in usable if split_by_name[p.name] == split]
+
+
+def main() -> None:
+    for split in SPLITS:
+        names = [p.name for p in photos(split)]
+        print(f"{split} ({len(names)}): {' '.join(names)}")
+
+
+if __name__ == "__main__":
+    main()
