@@ -8,7 +8,9 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use hallmark_agent::config::{project_path, DEFAULT_BUNDLE, DEFAULT_PUBLIC_KEY};
-use hallmark_agent::detector::{decode, postprocess, Candidate, Frame, Layout, Letterbox, Preprocessor, Settings};
+use hallmark_agent::detector::{
+    decode, postprocess, Candidate, Frame, Layout, Letterbox, Preprocessor, Settings,
+};
 use hallmark_agent::{Pipeline, RuntimeOptions};
 
 /// A deterministic 1920×1080 test frame with structure (gradients and blocks), so the resize does real work.
@@ -17,7 +19,11 @@ fn frame_1080p() -> Vec<u8> {
     let mut v = Vec::with_capacity(w * h * 3);
     for y in 0..h {
         for x in 0..w {
-            v.extend_from_slice(&[(x * 255 / w) as u8, (y * 255 / h) as u8, (((x / 64) ^ (y / 64)) * 37) as u8]);
+            v.extend_from_slice(&[
+                (x * 255 / w) as u8,
+                (y * 255 / h) as u8,
+                (((x / 64) ^ (y / 64)) * 37) as u8,
+            ]);
         }
     }
     v
@@ -35,8 +41,17 @@ fn synthetic_output(n: usize, classes: usize) -> Vec<f32> {
     let mut v = Vec::with_capacity(n * (5 + classes));
     for i in 0..n {
         let cluster = (i % 12) as f32;
-        v.extend_from_slice(&[40.0 + cluster * 20.0 + rnd() * 8.0, 60.0 + cluster * 15.0 + rnd() * 8.0, 40.0 + rnd() * 10.0, 50.0 + rnd() * 10.0]);
-        v.push(if i % 20 == 0 { 0.3 + rnd() * 0.7 } else { rnd() * 0.2 });
+        v.extend_from_slice(&[
+            40.0 + cluster * 20.0 + rnd() * 8.0,
+            60.0 + cluster * 15.0 + rnd() * 8.0,
+            40.0 + rnd() * 10.0,
+            50.0 + rnd() * 10.0,
+        ]);
+        v.push(if i % 20 == 0 {
+            0.3 + rnd() * 0.7
+        } else {
+            rnd() * 0.2
+        });
         for _ in 0..classes {
             v.push(rnd());
         }
@@ -46,16 +61,26 @@ fn synthetic_output(n: usize, classes: usize) -> Vec<f32> {
 
 fn stages(c: &mut Criterion) {
     let rgb = frame_1080p();
-    let frame = Frame { width: 1920, height: 1080, rgb: &rgb };
+    let frame = Frame::rgb(1920, 1080, &rgb);
     let mut pre = Preprocessor::new();
     let mut tensor = vec![0f32; 3 * 320 * 320];
-    c.bench_function("letterbox 1920x1080 -> 320x320", |b| b.iter(|| pre.run(black_box(frame), 320, 320, &mut tensor).unwrap()));
+    c.bench_function("letterbox 1920x1080 -> 320x320", |b| {
+        b.iter(|| pre.run(black_box(frame), 320, 320, &mut tensor).unwrap())
+    });
 
-    let layout = Layout::Yolov5 { candidates: 6300, classes: 6 };
+    let layout = Layout::Yolov5 {
+        candidates: 6300,
+        classes: 6,
+    };
     let output = synthetic_output(6300, 6);
     let lb = Letterbox::new(1920, 1080, 320, 320);
-    let settings = Settings { confidence: 0.25, iou: 0.45, max_detections: 300 };
-    let (mut cands, mut order, mut keep, mut dets): (Vec<Candidate>, _, _, _) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let settings = Settings {
+        confidence: 0.25,
+        iou: 0.45,
+        max_detections: 300,
+    };
+    let (mut cands, mut order, mut keep, mut dets): (Vec<Candidate>, _, _, _) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     c.bench_function("postprocess [1,6300,11] (decode + NMS + scale)", |b| {
         b.iter(|| {
             decode::decode(layout, black_box(&output), settings.confidence, &mut cands).unwrap();
@@ -69,9 +94,13 @@ fn stages(c: &mut Criterion) {
     let key = project_path(DEFAULT_PUBLIC_KEY);
     match Pipeline::open(RuntimeOptions::default(), &bundle, &[key]) {
         Ok(mut p) => {
-            c.bench_function("detector: frame -> detections (1920x1080)", |b| b.iter(|| p.detector.detect(frame).map(|(d, _)| d.len()).unwrap()));
+            c.bench_function("detector: frame -> detections (1920x1080)", |b| {
+                b.iter(|| p.detector.detect(frame).map(|(d, _)| d.len()).unwrap())
+            });
             p.detector.preprocess(frame).unwrap();
-            c.bench_function("bare session.run", |b| b.iter(|| p.detector.run_bare().unwrap()));
+            c.bench_function("bare session.run", |b| {
+                b.iter(|| p.detector.run_bare().unwrap())
+            });
         }
         Err(e) => eprintln!("skipping the model benchmarks: {e}"),
     }

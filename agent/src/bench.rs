@@ -72,7 +72,12 @@ pub const RATIO_TARGET: f64 = 1.10;
 pub const FRAME_1080P_TARGET_MS: f64 = 1.5;
 
 /// Runs the benchmark on the image files `images`, `iterations` rounds.
-pub fn run(pipeline: &mut Pipeline, images: &[PathBuf], iterations: usize, limits: ImageLimits) -> Result<BenchReport, BenchError> {
+pub fn run(
+    pipeline: &mut Pipeline,
+    images: &[PathBuf],
+    iterations: usize,
+    limits: ImageLimits,
+) -> Result<BenchReport, BenchError> {
     let iterations = iterations.max(1);
     let mut frames: Vec<RgbImage> = Vec::new();
     let mut decode_medians = Vec::new();
@@ -90,7 +95,10 @@ pub fn run(pipeline: &mut Pipeline, images: &[PathBuf], iterations: usize, limit
         }
     }
     if frames.is_empty() {
-        return Err(BenchError::NoImages(images.first().map_or_else(|| "the sample folder".into(), |p| p.display().to_string())));
+        return Err(BenchError::NoImages(images.first().map_or_else(
+            || "the sample folder".into(),
+            |p| p.display().to_string(),
+        )));
     }
 
     // Warm up (first runs allocate arenas, spin up threads).
@@ -130,7 +138,12 @@ pub fn run(pipeline: &mut Pipeline, images: &[PathBuf], iterations: usize, limit
     }
 
     // A decoded 1920×1080 frame made from the first image.
-    let hd = image::imageops::resize(&frames[0], 1920, 1080, image::imageops::FilterType::Triangle);
+    let hd = image::imageops::resize(
+        &frames[0],
+        1920,
+        1080,
+        image::imageops::FilterType::Triangle,
+    );
     let (mut lb, mut pp, mut both) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..iterations {
         let (_, times) = pipeline.detector.detect(frame(&hd))?;
@@ -145,7 +158,12 @@ pub fn run(pipeline: &mut Pipeline, images: &[PathBuf], iterations: usize, limit
         model: pipeline.bundle.dir().display().to_string(),
         brand: pipeline.manifest().brand.clone(),
         model_revision: pipeline.manifest().revision,
-        providers: pipeline.runtime.providers().iter().map(|p| p.to_string()).collect(),
+        providers: pipeline
+            .runtime
+            .providers()
+            .iter()
+            .map(|p| p.to_string())
+            .collect(),
         intra_threads: pipeline.runtime.threads(),
         iterations,
         images: frames.len(),
@@ -208,7 +226,7 @@ impl BenchReport {
 }
 
 fn frame(img: &RgbImage) -> Frame<'_> {
-    Frame { width: img.width(), height: img.height(), rgb: img.as_raw() }
+    Frame::rgb(img.width(), img.height(), img.as_raw())
 }
 
 fn median(v: &mut [Duration]) -> Duration {

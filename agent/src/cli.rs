@@ -96,24 +96,50 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         config.runtime.intra_threads = Some(n).filter(|&n| n > 0);
     }
     match cli.command {
-        Command::Scan { model, annotate, paths } => {
+        Command::Scan {
+            model,
+            annotate,
+            paths,
+        } => {
             let bundle = model.unwrap_or_else(|| config.bundle.clone());
-            let mut pipeline = Pipeline::open(config.runtime.clone(), &bundle, &config.public_keys)?;
+            let mut pipeline =
+                Pipeline::open(config.runtime.clone(), &bundle, &config.public_keys)?;
             let inputs = scan::collect_inputs(&paths);
             let stdout = std::io::stdout();
-            let summary = scan::scan(&mut pipeline, &inputs, config.image, annotate.as_deref(), &mut stdout.lock())?;
+            let summary = scan::scan(
+                &mut pipeline,
+                &inputs,
+                config.image,
+                annotate.as_deref(),
+                &mut stdout.lock(),
+            )?;
             if summary.failed > 0 {
-                eprintln!("hallmark: {} of {} images could not be scanned", summary.failed, summary.failed + summary.scanned);
+                eprintln!(
+                    "hallmark: {} of {} images could not be scanned",
+                    summary.failed,
+                    summary.failed + summary.scanned
+                );
                 return Ok(ExitCode::from(1));
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { model, images, iterations, json } => {
+        Command::Bench {
+            model,
+            images,
+            iterations,
+            json,
+        } => {
             let bundle = model.unwrap_or_else(|| config.bundle.clone());
-            let mut pipeline = Pipeline::open(config.runtime.clone(), &bundle, &config.public_keys)?;
-            let dir = images.unwrap_or_else(|| project_path(&format!("models/samples/{}", pipeline.manifest().brand)));
+            let mut pipeline =
+                Pipeline::open(config.runtime.clone(), &bundle, &config.public_keys)?;
+            let dir = images.unwrap_or_else(|| {
+                project_path(&format!("models/samples/{}", pipeline.manifest().brand))
+            });
             if !dir.is_dir() {
-                bail!("image folder {} does not exist (give --images DIR)", dir.display());
+                bail!(
+                    "image folder {} does not exist (give --images DIR)",
+                    dir.display()
+                );
             }
             let files = scan::collect_inputs(std::slice::from_ref(&dir));
             let report = bench::run(&mut pipeline, &files, iterations, config.image)?;
@@ -139,7 +165,14 @@ fn models(command: ModelsCommand, config: &Config) -> anyhow::Result<ExitCode> {
                 match Bundle::open(dir, &trust) {
                     Ok(b) => {
                         let m = b.manifest();
-                        writeln!(out, "ok {} brand={} revision={} signed-by={}", dir.display(), m.brand, m.revision, b.signer().display())?;
+                        writeln!(
+                            out,
+                            "ok {} brand={} revision={} signed-by={}",
+                            dir.display(),
+                            m.brand,
+                            m.revision,
+                            b.signer().display()
+                        )?;
                     }
                     Err(e) => {
                         failed += 1;
@@ -147,7 +180,11 @@ fn models(command: ModelsCommand, config: &Config) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(if failed > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         ModelsCommand::List { dir } => {
             let dir = dir.unwrap_or_else(|| project_path("models"));
@@ -160,7 +197,13 @@ fn models(command: ModelsCommand, config: &Config) -> anyhow::Result<ExitCode> {
             entries.sort();
             for p in entries {
                 match Bundle::open(&p, &trust) {
-                    Ok(b) => writeln!(out, "{}\t{}\trevision {}\tverified", p.display(), b.manifest().brand, b.manifest().revision)?,
+                    Ok(b) => writeln!(
+                        out,
+                        "{}\t{}\trevision {}\tverified",
+                        p.display(),
+                        b.manifest().brand,
+                        b.manifest().revision
+                    )?,
                     Err(e) => writeln!(out, "{}\t-\t-\tINVALID: {e}", p.display())?,
                 }
             }

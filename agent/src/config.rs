@@ -37,7 +37,11 @@ pub enum ConfigError {
     #[error("config {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("environment variable {name}={value:?}: {message}")]
-    Env { name: String, value: String, message: String },
+    Env {
+        name: String,
+        value: String,
+        message: String,
+    },
 }
 
 /// The validated configuration.
@@ -88,11 +92,20 @@ struct ImageSection {
 
 impl Config {
     /// Defaults, then the file (if any), then `HALLMARK_*` variables from `env`.
-    pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let (mut f, base) = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.into(), message: e.to_string() })?;
-                let f: File = toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+                    path: path.into(),
+                    message: e.to_string(),
+                })?;
+                let f: File = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: path.into(),
+                    message: e.to_string(),
+                })?;
                 (f, path.parent().map(Path::to_path_buf))
             }
             None => (File::default(), None),
@@ -103,10 +116,21 @@ impl Config {
         };
         f.runtime.ort_lib = f.runtime.ort_lib.map(rel);
         f.model.bundle = f.model.bundle.map(rel);
-        f.trust.public_keys = f.trust.public_keys.map(|v| v.into_iter().map(rel).collect());
+        f.trust.public_keys = f
+            .trust
+            .public_keys
+            .map(|v| v.into_iter().map(rel).collect());
 
-        let var = |name: &str| env(name).filter(|v| !v.trim().is_empty()).map(|v| (name.to_string(), v));
-        let bad = |(name, value): (String, String), message: String| ConfigError::Env { name, value, message };
+        let var = |name: &str| {
+            env(name)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (name.to_string(), v))
+        };
+        let bad = |(name, value): (String, String), message: String| ConfigError::Env {
+            name,
+            value,
+            message,
+        };
         if let Some((_, v)) = var("HALLMARK_RUNTIME_ORT_LIB") {
             f.runtime.ort_lib = Some(v.into());
         }
@@ -115,7 +139,11 @@ impl Config {
             f.runtime.providers = Some(parsed.map_err(|m| bad(kv.clone(), m))?);
         }
         if let Some(kv) = var("HALLMARK_RUNTIME_INTRA_THREADS") {
-            f.runtime.intra_threads = Some(kv.1.trim().parse().map_err(|_| bad(kv.clone(), "not a whole number".into()))?);
+            f.runtime.intra_threads = Some(
+                kv.1.trim()
+                    .parse()
+                    .map_err(|_| bad(kv.clone(), "not a whole number".into()))?,
+            );
         }
         if let Some((_, v)) = var("HALLMARK_MODEL_BUNDLE") {
             f.model.bundle = Some(v.into());
@@ -123,13 +151,24 @@ impl Config {
         if let Some((_, v)) = var("HALLMARK_TRUST_PUBLIC_KEYS") {
             f.trust.public_keys = Some(v.split(',').map(|s| PathBuf::from(s.trim())).collect());
         }
-        for (name, slot) in [("HALLMARK_IMAGE_MAX_WIDTH", &mut f.image.max_width), ("HALLMARK_IMAGE_MAX_HEIGHT", &mut f.image.max_height)] {
+        for (name, slot) in [
+            ("HALLMARK_IMAGE_MAX_WIDTH", &mut f.image.max_width),
+            ("HALLMARK_IMAGE_MAX_HEIGHT", &mut f.image.max_height),
+        ] {
             if let Some(kv) = var(name) {
-                *slot = Some(kv.1.trim().parse().map_err(|_| bad(kv.clone(), "not a whole number".into()))?);
+                *slot = Some(
+                    kv.1.trim()
+                        .parse()
+                        .map_err(|_| bad(kv.clone(), "not a whole number".into()))?,
+                );
             }
         }
         if let Some(kv) = var("HALLMARK_IMAGE_MAX_ALLOC_MIB") {
-            f.image.max_alloc_mib = Some(kv.1.trim().parse().map_err(|_| bad(kv.clone(), "not a whole number".into()))?);
+            f.image.max_alloc_mib = Some(
+                kv.1.trim()
+                    .parse()
+                    .map_err(|_| bad(kv.clone(), "not a whole number".into()))?,
+            );
         }
 
         let limits = ImageLimits::default();
@@ -139,12 +178,22 @@ impl Config {
                 providers: f.runtime.providers.unwrap_or_else(|| vec![Provider::Cpu]),
                 intra_threads: f.runtime.intra_threads.filter(|&n| n > 0),
             },
-            bundle: f.model.bundle.unwrap_or_else(|| project_path(DEFAULT_BUNDLE)),
-            public_keys: f.trust.public_keys.unwrap_or_else(|| vec![project_path(DEFAULT_PUBLIC_KEY)]),
+            bundle: f
+                .model
+                .bundle
+                .unwrap_or_else(|| project_path(DEFAULT_BUNDLE)),
+            public_keys: f
+                .trust
+                .public_keys
+                .unwrap_or_else(|| vec![project_path(DEFAULT_PUBLIC_KEY)]),
             image: ImageLimits {
                 max_width: f.image.max_width.unwrap_or(limits.max_width),
                 max_height: f.image.max_height.unwrap_or(limits.max_height),
-                max_alloc: f.image.max_alloc_mib.map(|m| m << 20).unwrap_or(limits.max_alloc),
+                max_alloc: f
+                    .image
+                    .max_alloc_mib
+                    .map(|m| m << 20)
+                    .unwrap_or(limits.max_alloc),
             },
         })
     }
@@ -155,7 +204,10 @@ impl Config {
 pub fn project_path(rel: &str) -> PathBuf {
     let cwd = std::env::current_dir().ok();
     let exe = std::env::current_exe().ok();
-    let starts = cwd.iter().map(|p| p.as_path()).chain(exe.iter().flat_map(|e| e.ancestors().skip(1)));
+    let starts = cwd
+        .iter()
+        .map(|p| p.as_path())
+        .chain(exe.iter().flat_map(|e| e.ancestors().skip(1)));
     for dir in starts {
         let candidate = dir.join(rel);
         if candidate.exists() {
@@ -171,7 +223,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
@@ -193,7 +248,14 @@ mod tests {
         assert_eq!(c.runtime.providers, vec![Provider::Cuda, Provider::Cpu]);
         assert_eq!(c.runtime.intra_threads, Some(3));
         assert_eq!(c.bundle, dir.path().join("b"));
-        let c = Config::load(Some(&path), env(&[("HALLMARK_RUNTIME_PROVIDERS", "tensorrt"), ("HALLMARK_RUNTIME_INTRA_THREADS", "1")])).unwrap();
+        let c = Config::load(
+            Some(&path),
+            env(&[
+                ("HALLMARK_RUNTIME_PROVIDERS", "tensorrt"),
+                ("HALLMARK_RUNTIME_INTRA_THREADS", "1"),
+            ]),
+        )
+        .unwrap();
         assert_eq!(c.runtime.providers, vec![Provider::Tensorrt]);
         assert_eq!(c.runtime.intra_threads, Some(1));
     }
@@ -203,8 +265,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hallmark.toml");
         std::fs::write(&path, "[runtime]\nprovider = [\"cpu\"]\n").unwrap();
-        assert!(Config::load(Some(&path), env(&[])).unwrap_err().to_string().contains("provider"));
+        assert!(Config::load(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string()
+            .contains("provider"));
         let err = Config::load(None, env(&[("HALLMARK_RUNTIME_PROVIDERS", "gpu")])).unwrap_err();
-        assert!(err.to_string().contains("HALLMARK_RUNTIME_PROVIDERS") && err.to_string().contains("gpu"), "{err}");
+        assert!(
+            err.to_string().contains("HALLMARK_RUNTIME_PROVIDERS")
+                && err.to_string().contains("gpu"),
+            "{err}"
+        );
     }
 }

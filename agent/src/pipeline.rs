@@ -41,13 +41,21 @@ pub struct Outcome<'a> {
 
 impl Pipeline {
     /// Loads the runtime, verifies the bundle against the trusted keys and builds its detector.
-    pub fn open(runtime: RuntimeOptions, bundle: &Path, public_keys: &[std::path::PathBuf]) -> Result<Pipeline, PipelineError> {
+    pub fn open(
+        runtime: RuntimeOptions,
+        bundle: &Path,
+        public_keys: &[std::path::PathBuf],
+    ) -> Result<Pipeline, PipelineError> {
         // Trust and bundle first: they need no runtime, and their errors are the likelier ones.
         let trust = TrustedKeys::from_pem_files(public_keys)?;
         let bundle = Bundle::open(bundle, &trust)?;
         let runtime = Runtime::load(runtime)?;
         let detector = Detector::new(&runtime, &bundle)?;
-        Ok(Pipeline { runtime, bundle, detector })
+        Ok(Pipeline {
+            runtime,
+            bundle,
+            detector,
+        })
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -59,6 +67,11 @@ impl Pipeline {
         let t0 = Instant::now();
         let (detections, times) = self.detector.detect(frame)?;
         let verdict = verdict::decide(detections, self.bundle.manifest());
-        Ok(Outcome { detections, verdict, times, total: t0.elapsed() })
+        Ok(Outcome {
+            detections,
+            verdict,
+            times,
+            total: t0.elapsed(),
+        })
     }
 }

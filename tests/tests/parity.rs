@@ -107,7 +107,7 @@ fn every_box_and_confidence_matches_the_yolov5_reference_on_every_sample() {
             for (conf, refs) in expected["detections"].as_object().expect("detections") {
                 let confidence: f32 = conf.parse().expect("confidence key");
                 pipeline.detector.set_settings(Settings { confidence, iou, max_detections: max_det });
-                let (ours, _) = pipeline.detector.detect(Frame { width: w, height: h, rgb: decoded.rgb.as_raw() }).unwrap();
+                let (ours, _) = pipeline.detector.detect(Frame::rgb(w, h, decoded.rgb.as_raw())).unwrap();
                 let refs = references(refs);
                 checked += refs.len();
                 problems.extend(compare(&format!("{brand}/{name}"), conf, ours, &refs, &mut worst));

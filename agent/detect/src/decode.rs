@@ -25,7 +25,10 @@ impl Layout {
     /// Tells the layout from an output shape and the number of classes the manifest declares. A dimension
     /// of `-1` (dynamic) matches any count of candidates.
     pub fn from_shape(shape: &[i64], classes: usize) -> Result<Layout, LayoutError> {
-        let unknown = || LayoutError::Unknown { shape: shape.to_vec(), classes };
+        let unknown = || LayoutError::Unknown {
+            shape: shape.to_vec(),
+            classes,
+        };
         if shape.len() != 3 || shape[0] != 1 || classes == 0 {
             return Err(unknown());
         }
@@ -33,8 +36,14 @@ impl Layout {
         let v5 = b == 5 + classes as i64;
         let af = a == 4 + classes as i64;
         match (v5, af) {
-            (true, false) => Ok(Layout::Yolov5 { candidates: a.max(0) as usize, classes }),
-            (false, true) => Ok(Layout::AnchorFree { candidates: b.max(0) as usize, classes }),
+            (true, false) => Ok(Layout::Yolov5 {
+                candidates: a.max(0) as usize,
+                classes,
+            }),
+            (false, true) => Ok(Layout::AnchorFree {
+                candidates: b.max(0) as usize,
+                classes,
+            }),
             _ => Err(unknown()),
         }
     }
@@ -51,14 +60,23 @@ impl Layout {
         match (self, actual) {
             (Layout::Yolov5 { .. }, Layout::Yolov5 { .. })
             | (Layout::AnchorFree { .. }, Layout::AnchorFree { .. }) => Ok(actual),
-            _ => Err(LayoutError::Unknown { shape: shape.to_vec(), classes: self.classes() }),
+            _ => Err(LayoutError::Unknown {
+                shape: shape.to_vec(),
+                classes: self.classes(),
+            }),
         }
     }
 
     fn len(&self) -> usize {
         match *self {
-            Layout::Yolov5 { candidates, classes } => candidates * (5 + classes),
-            Layout::AnchorFree { candidates, classes } => candidates * (4 + classes),
+            Layout::Yolov5 {
+                candidates,
+                classes,
+            } => candidates * (5 + classes),
+            Layout::AnchorFree {
+                candidates,
+                classes,
+            } => candidates * (4 + classes),
         }
     }
 }
@@ -66,8 +84,14 @@ impl Layout {
 impl std::fmt::Display for Layout {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Layout::Yolov5 { candidates, classes } => write!(f, "YOLOv5 [1, {candidates}, 5 + {classes}]"),
-            Layout::AnchorFree { candidates, classes } => {
+            Layout::Yolov5 {
+                candidates,
+                classes,
+            } => write!(f, "YOLOv5 [1, {candidates}, 5 + {classes}]"),
+            Layout::AnchorFree {
+                candidates,
+                classes,
+            } => {
                 write!(f, "anchor-free [1, 4 + {classes}, {candidates}]")
             }
         }
@@ -82,7 +106,11 @@ pub enum LayoutError {
     )]
     Unknown { shape: Vec<i64>, classes: usize },
     #[error("output holds {actual} values, but its layout {layout} needs {expected}")]
-    Length { layout: String, expected: usize, actual: usize },
+    Length {
+        layout: String,
+        expected: usize,
+        actual: usize,
+    },
 }
 
 /// One scored box before non-maximum suppression.
@@ -95,10 +123,19 @@ pub struct Candidate {
 }
 
 /// Appends to `out` (cleared first) every candidate whose score is above `conf`.
-pub fn decode(layout: Layout, data: &[f32], conf: f32, out: &mut Vec<Candidate>) -> Result<(), LayoutError> {
+pub fn decode(
+    layout: Layout,
+    data: &[f32],
+    conf: f32,
+    out: &mut Vec<Candidate>,
+) -> Result<(), LayoutError> {
     out.clear();
     if data.len() != layout.len() {
-        return Err(LayoutError::Length { layout: layout.to_string(), expected: layout.len(), actual: data.len() });
+        return Err(LayoutError::Length {
+            layout: layout.to_string(),
+            expected: layout.len(),
+            actual: data.len(),
+        });
     }
     match layout {
         Layout::Yolov5 { classes, .. } => {
@@ -110,11 +147,18 @@ pub fn decode(layout: Layout, data: &[f32], conf: f32, out: &mut Vec<Candidate>)
                 let (class, cls) = argmax(&row[5..]);
                 let score = cls * obj;
                 if score > conf {
-                    out.push(Candidate { bbox: xywh_to_xyxy(row[0], row[1], row[2], row[3]), score, class });
+                    out.push(Candidate {
+                        bbox: xywh_to_xyxy(row[0], row[1], row[2], row[3]),
+                        score,
+                        class,
+                    });
                 }
             }
         }
-        Layout::AnchorFree { candidates: n, classes } => {
+        Layout::AnchorFree {
+            candidates: n,
+            classes,
+        } => {
             for i in 0..n {
                 // Column i: strided reads; the class loop is short.
                 let mut best = (0u32, f32::NEG_INFINITY);
@@ -126,7 +170,11 @@ pub fn decode(layout: Layout, data: &[f32], conf: f32, out: &mut Vec<Candidate>)
                 }
                 if best.1 > conf {
                     let bbox = xywh_to_xyxy(data[i], data[n + i], data[2 * n + i], data[3 * n + i]);
-                    out.push(Candidate { bbox, score: best.1, class: best.0 });
+                    out.push(Candidate {
+                        bbox,
+                        score: best.1,
+                        class: best.0,
+                    });
                 }
             }
         }
@@ -157,13 +205,25 @@ mod tests {
     fn yolov5_and_anchor_free_layouts_are_told_apart_by_shape() {
         assert_eq!(
             Layout::from_shape(&[1, 6300, 11], 6),
-            Ok(Layout::Yolov5 { candidates: 6300, classes: 6 })
+            Ok(Layout::Yolov5 {
+                candidates: 6300,
+                classes: 6
+            })
         );
         assert_eq!(
             Layout::from_shape(&[1, 10, 2100], 6),
-            Ok(Layout::AnchorFree { candidates: 2100, classes: 6 })
+            Ok(Layout::AnchorFree {
+                candidates: 2100,
+                classes: 6
+            })
         );
-        assert_eq!(Layout::from_shape(&[1, -1, 11], 6), Ok(Layout::Yolov5 { candidates: 0, classes: 6 }));
+        assert_eq!(
+            Layout::from_shape(&[1, -1, 11], 6),
+            Ok(Layout::Yolov5 {
+                candidates: 0,
+                classes: 6
+            })
+        );
     }
 
     #[test]
@@ -178,7 +238,10 @@ mod tests {
 
     #[test]
     fn yolov5_score_is_objectness_times_best_class_and_filtered() {
-        let layout = Layout::Yolov5 { candidates: 3, classes: 2 };
+        let layout = Layout::Yolov5 {
+            candidates: 3,
+            classes: 2,
+        };
         #[rustfmt::skip]
         let data = [
             100.0, 50.0, 20.0, 10.0, 0.9, 0.2, 0.8, // 0.72 class 1
@@ -195,7 +258,10 @@ mod tests {
 
     #[test]
     fn anchor_free_reads_columns() {
-        let layout = Layout::AnchorFree { candidates: 2, classes: 2 };
+        let layout = Layout::AnchorFree {
+            candidates: 2,
+            classes: 2,
+        };
         #[rustfmt::skip]
         let data = [
             100.0, 10.0, // cx
@@ -220,8 +286,14 @@ mod tests {
 
     #[test]
     fn wrong_length_is_an_error_not_a_panic() {
-        let layout = Layout::Yolov5 { candidates: 3, classes: 2 };
+        let layout = Layout::Yolov5 {
+            candidates: 3,
+            classes: 2,
+        };
         let mut out = Vec::new();
-        assert!(matches!(decode(layout, &[0.0; 20], 0.25, &mut out), Err(LayoutError::Length { .. })));
+        assert!(matches!(
+            decode(layout, &[0.0; 20], 0.25, &mut out),
+            Err(LayoutError::Length { .. })
+        ));
     }
 }

@@ -36,7 +36,8 @@ impl Letterbox {
             dst_width as f64 / src_width as f64,
         );
         let resized_width = (round_half_even(src_width as f64 * gain) as u32).clamp(1, dst_width);
-        let resized_height = (round_half_even(src_height as f64 * gain) as u32).clamp(1, dst_height);
+        let resized_height =
+            (round_half_even(src_height as f64 * gain) as u32).clamp(1, dst_height);
         let dw = (dst_width - resized_width) as f64 / 2.0;
         let dh = (dst_height - resized_height) as f64 / 2.0;
         Letterbox {
@@ -136,7 +137,10 @@ mod tests {
         assert!((b[2] - 1920.0).abs() < 1e-3);
         assert!((b[3] - 1080.0).abs() < 1e-3);
         let mid = lb.to_original([100.0, 100.0, 110.0, 120.0]);
-        assert!((mid[0] - 600.0).abs() < 1e-3 && (mid[3] - 300.0).abs() < 1e-2, "{mid:?}");
+        assert!(
+            (mid[0] - 600.0).abs() < 1e-3 && (mid[3] - 300.0).abs() < 1e-2,
+            "{mid:?}"
+        );
     }
 
     #[test]

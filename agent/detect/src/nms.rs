@@ -3,10 +3,16 @@
 //! when it overlaps an already kept box of the same class by IoU above the threshold. At most
 //! `max_detections` are kept. Pure; the order buffer and output are the caller's, reused across frames.
 
-use super::decode::Candidate;
+use crate::decode::Candidate;
 
 /// Writes into `keep` (cleared first) the indices of `candidates` that survive, best first.
-pub fn nms(candidates: &[Candidate], iou_threshold: f32, max_detections: usize, order: &mut Vec<usize>, keep: &mut Vec<usize>) {
+pub fn nms(
+    candidates: &[Candidate],
+    iou_threshold: f32,
+    max_detections: usize,
+    order: &mut Vec<usize>,
+    keep: &mut Vec<usize>,
+) {
     keep.clear();
     order.clear();
     order.extend(0..candidates.len());
@@ -76,21 +82,35 @@ mod tests {
 
     #[test]
     fn suppression_is_per_class() {
-        let c = [cand([0.0, 0.0, 10.0, 10.0], 0.6, 0), cand([1.0, 0.0, 11.0, 10.0], 0.9, 1)];
+        let c = [
+            cand([0.0, 0.0, 10.0, 10.0], 0.6, 0),
+            cand([1.0, 0.0, 11.0, 10.0], 0.9, 1),
+        ];
         assert_eq!(run(&c, 0.45, 300), vec![1, 0]);
     }
 
     #[test]
     fn overlap_at_the_threshold_is_kept() {
         // IoU exactly 1/3: suppressed only when above the threshold.
-        let c = [cand([0.0, 0.0, 10.0, 10.0], 0.9, 0), cand([5.0, 0.0, 15.0, 10.0], 0.8, 0)];
+        let c = [
+            cand([0.0, 0.0, 10.0, 10.0], 0.9, 0),
+            cand([5.0, 0.0, 15.0, 10.0], 0.8, 0),
+        ];
         assert_eq!(run(&c, 0.5, 300), vec![0, 1]);
         assert_eq!(run(&c, 0.3, 300), vec![0]);
     }
 
     #[test]
     fn at_most_max_detections_are_kept_best_first() {
-        let c: Vec<_> = (0..10).map(|i| cand([i as f32 * 20.0, 0.0, i as f32 * 20.0 + 10.0, 10.0], i as f32 / 10.0, 0)).collect();
+        let c: Vec<_> = (0..10)
+            .map(|i| {
+                cand(
+                    [i as f32 * 20.0, 0.0, i as f32 * 20.0 + 10.0, 10.0],
+                    i as f32 / 10.0,
+                    0,
+                )
+            })
+            .collect();
         assert_eq!(run(&c, 0.45, 3), vec![9, 8, 7]);
     }
 }

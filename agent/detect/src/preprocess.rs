@@ -5,25 +5,18 @@
 //! buffer, the resizer and the tensor are owned by the caller and reused, so a frame of a size seen
 //! before allocates nothing.
 
-use fast_image_resize::{images::Image, images::ImageRef, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::{
+    images::Image, images::ImageRef, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer,
+};
 use thiserror::Error;
 
-use super::letterbox::Letterbox;
-
-/// A decoded frame: packed RGB8, row-major, no row padding.
-#[derive(Debug, Clone, Copy)]
-pub struct Frame<'a> {
-    pub width: u32,
-    pub height: u32,
-    pub rgb: &'a [u8],
-}
+use crate::frame::{Frame, FrameError};
+use crate::letterbox::Letterbox;
 
 #[derive(Debug, Error)]
 pub enum PreprocessError {
-    #[error("frame of {width}×{height} needs {expected} bytes of RGB, got {actual}")]
-    FrameSize { width: u32, height: u32, expected: usize, actual: usize },
-    #[error("frame has no pixels ({width}×{height})")]
-    Empty { width: u32, height: u32 },
+    #[error(transparent)]
+    Frame(#[from] FrameError),
     #[error("resize failed: {0}")]
     Resize(String),
 }
@@ -33,6 +26,8 @@ pub struct Preprocessor {
     resizer: Resizer,
     options: ResizeOptions,
     resized: Vec<u8>,
+    /// The frame as packed RGB, when it arrives in another layout (converted once, reused).
+    packed: Vec<u8>,
     /// `v / 255` for every byte, computed as the reference does (f32 division).
     lut: [f32; 256],
 }
@@ -51,35 +46,55 @@ impl Preprocessor {
         }
         Preprocessor {
             resizer: Resizer::new(),
-            options: ResizeOptions::new().resize_alg(ResizeAlg::Interpolation(FilterType::Bilinear)),
+            options: ResizeOptions::new()
+                .resize_alg(ResizeAlg::Interpolation(FilterType::Bilinear)),
             resized: Vec::new(),
+            packed: Vec::new(),
             lut,
         }
     }
 
     /// Letterboxes `frame` into `tensor` (`3 × dst_height × dst_width` floats, planar RGB).
-    pub fn run(&mut self, frame: Frame<'_>, dst_width: u32, dst_height: u32, tensor: &mut [f32]) -> Result<Letterbox, PreprocessError> {
+    pub fn run(
+        &mut self,
+        frame: Frame<'_>,
+        dst_width: u32,
+        dst_height: u32,
+        tensor: &mut [f32],
+    ) -> Result<Letterbox, PreprocessError> {
+        frame.validate()?;
         let (w, h) = (frame.width, frame.height);
-        if w == 0 || h == 0 {
-            return Err(PreprocessError::Empty { width: w, height: h });
-        }
-        let expected = w as usize * h as usize * 3;
-        if frame.rgb.len() != expected {
-            return Err(PreprocessError::FrameSize { width: w, height: h, expected, actual: frame.rgb.len() });
-        }
+        let rgb: &[u8] = if frame.is_packed_rgb() {
+            &frame.data[..w as usize * h as usize * 3]
+        } else {
+            frame.to_packed_rgb(&mut self.packed);
+            &self.packed
+        };
         let plane = dst_width as usize * dst_height as usize;
-        assert_eq!(tensor.len(), 3 * plane, "tensor sized by the caller from the model input");
+        assert_eq!(
+            tensor.len(),
+            3 * plane,
+            "tensor sized by the caller from the model input"
+        );
         let lb = Letterbox::new(w, h, dst_width, dst_height);
 
         let (rw, rh) = (lb.resized_width as usize, lb.resized_height as usize);
         let src: &[u8] = if lb.is_identity_resize() {
-            frame.rgb
+            rgb
         } else {
             self.resized.resize(rw * rh * 3, 0);
-            let src = ImageRef::new(w, h, frame.rgb, PixelType::U8x3).map_err(|e| PreprocessError::Resize(e.to_string()))?;
-            let mut dst = Image::from_slice_u8(lb.resized_width, lb.resized_height, &mut self.resized, PixelType::U8x3)
+            let src = ImageRef::new(w, h, rgb, PixelType::U8x3)
                 .map_err(|e| PreprocessError::Resize(e.to_string()))?;
-            self.resizer.resize(&src, &mut dst, &self.options).map_err(|e| PreprocessError::Resize(e.to_string()))?;
+            let mut dst = Image::from_slice_u8(
+                lb.resized_width,
+                lb.resized_height,
+                &mut self.resized,
+                PixelType::U8x3,
+            )
+            .map_err(|e| PreprocessError::Resize(e.to_string()))?;
+            self.resizer
+                .resize(&src, &mut dst, &self.options)
+                .map_err(|e| PreprocessError::Resize(e.to_string()))?;
             &self.resized
         };
 
@@ -90,7 +105,11 @@ impl Preprocessor {
         let dw = dst_width as usize;
         for y in 0..dst_height as usize {
             let row = y * dw..(y + 1) * dw;
-            let (r, g, b) = (&mut r_plane[row.clone()], &mut g_plane[row.clone()], &mut b_plane[row]);
+            let (r, g, b) = (
+                &mut r_plane[row.clone()],
+                &mut g_plane[row.clone()],
+                &mut b_plane[row],
+            );
             if y < top || y >= top + rh {
                 r.fill(pad);
                 g.fill(pad);
@@ -127,9 +146,13 @@ mod tests {
     #[test]
     fn input_size_frame_is_copied_exactly_as_rgb_planes() {
         let (w, h) = (4u32, 4u32);
-        let rgb: Vec<u8> = (0..w * h).flat_map(|i| [i as u8, 100 + i as u8, 200 + i as u8]).collect();
+        let rgb: Vec<u8> = (0..w * h)
+            .flat_map(|i| [i as u8, 100 + i as u8, 200 + i as u8])
+            .collect();
         let mut t = vec![0f32; 3 * 16];
-        let lb = Preprocessor::new().run(Frame { width: w, height: h, rgb: &rgb }, 4, 4, &mut t).unwrap();
+        let lb = Preprocessor::new()
+            .run(Frame::rgb(w, h, &rgb), 4, 4, &mut t)
+            .unwrap();
         assert_eq!((lb.left, lb.top), (0, 0));
         assert_eq!(t[5], 5.0 / 255.0);
         assert_eq!(t[16 + 5], 105.0 / 255.0);
@@ -141,7 +164,9 @@ mod tests {
         let (w, h) = (8u32, 4u32);
         let rgb = vec![255u8; (w * h * 3) as usize];
         let mut t = vec![0f32; 3 * 64];
-        let lb = Preprocessor::new().run(Frame { width: w, height: h, rgb: &rgb }, 8, 8, &mut t).unwrap();
+        let lb = Preprocessor::new()
+            .run(Frame::rgb(w, h, &rgb), 8, 8, &mut t)
+            .unwrap();
         assert_eq!((lb.top, lb.resized_height), (2, 4));
         let pad = 114.0 / 255.0;
         for plane in 0..3 {
@@ -155,9 +180,13 @@ mod tests {
     #[test]
     fn a_uniform_frame_stays_uniform_through_the_resize() {
         let (w, h) = (1920u32, 1080u32);
-        let rgb: Vec<u8> = std::iter::repeat_n([10u8, 20, 30], (w * h) as usize).flatten().collect();
+        let rgb: Vec<u8> = std::iter::repeat_n([10u8, 20, 30], (w * h) as usize)
+            .flatten()
+            .collect();
         let mut t = vec![0f32; 3 * 320 * 320];
-        Preprocessor::new().run(Frame { width: w, height: h, rgb: &rgb }, 320, 320, &mut t).unwrap();
+        Preprocessor::new()
+            .run(Frame::rgb(w, h, &rgb), 320, 320, &mut t)
+            .unwrap();
         let centre = 160 * 320 + 160;
         assert_eq!(t[centre], 10.0 / 255.0);
         assert_eq!(t[320 * 320 + centre], 20.0 / 255.0);
@@ -167,7 +196,12 @@ mod tests {
     #[test]
     fn a_short_buffer_is_an_error() {
         let mut t = vec![0f32; 3 * 16];
-        let err = Preprocessor::new().run(Frame { width: 4, height: 4, rgb: &[0; 10] }, 4, 4, &mut t).unwrap_err();
-        assert!(matches!(err, PreprocessError::FrameSize { .. }));
+        let err = Preprocessor::new()
+            .run(Frame::rgb(4, 4, &[0; 10]), 4, 4, &mut t)
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            PreprocessError::Frame(FrameError::Size { .. })
+        ));
     }
 }

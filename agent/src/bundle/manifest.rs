@@ -84,48 +84,96 @@ pub enum ManifestError {
 impl Manifest {
     /// Parses and validates the exact bytes of `manifest.json`.
     pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
-        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| ManifestError::Parse(e.to_string()))?;
+        let m: Manifest =
+            serde_json::from_slice(bytes).map_err(|e| ManifestError::Parse(e.to_string()))?;
         m.validate()?;
         Ok(m)
     }
 
     fn validate(&self) -> Result<(), ManifestError> {
-        let bad = |field: &str, problem: String| Err(ManifestError::Field { field: field.into(), problem });
+        let bad = |field: &str, problem: String| {
+            Err(ManifestError::Field {
+                field: field.into(),
+                problem,
+            })
+        };
         if self.schema != SCHEMA {
-            return Err(ManifestError::Schema { found: self.schema.clone() });
+            return Err(ManifestError::Schema {
+                found: self.schema.clone(),
+            });
         }
-        if self.brand.is_empty() || !self.brand.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
-            return bad("brand", format!("{:?} must be non-empty lowercase letters, digits and '-'", self.brand));
+        if self.brand.is_empty()
+            || !self
+                .brand
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return bad(
+                "brand",
+                format!(
+                    "{:?} must be non-empty lowercase letters, digits and '-'",
+                    self.brand
+                ),
+            );
         }
         if self.model.format != "yolov5" {
-            return bad("model.format", format!("{:?} is not supported (expected \"yolov5\")", self.model.format));
+            return bad(
+                "model.format",
+                format!(
+                    "{:?} is not supported (expected \"yolov5\")",
+                    self.model.format
+                ),
+            );
         }
         let file = &self.model.file;
         if file.is_empty() || file.contains('/') || file.contains('\\') || file.starts_with('.') {
-            return bad("model.file", format!("{file:?} must be a plain file name inside the bundle"));
+            return bad(
+                "model.file",
+                format!("{file:?} must be a plain file name inside the bundle"),
+            );
         }
-        if self.model.sha256.len() != 64 || !self.model.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+        if self.model.sha256.len() != 64
+            || !self.model.sha256.chars().all(|c| c.is_ascii_hexdigit())
+        {
             return bad("model.sha256", "must be 64 hex digits".into());
         }
         let input = &self.model.input;
         if input.width == 0 || input.height == 0 || input.width > 4096 || input.height > 4096 {
-            return bad("model.input", format!("size {}×{} is out of range", input.width, input.height));
+            return bad(
+                "model.input",
+                format!("size {}×{} is out of range", input.width, input.height),
+            );
         }
         if self.classes.is_empty() {
             return bad("classes", "no classes".into());
         }
         for (i, c) in self.classes.iter().enumerate() {
             if c.id as usize != i {
-                return bad("classes", format!("ids must be 0..{} in order; entry {i} has id {}", self.classes.len(), c.id));
+                return bad(
+                    "classes",
+                    format!(
+                        "ids must be 0..{} in order; entry {i} has id {}",
+                        self.classes.len(),
+                        c.id
+                    ),
+                );
             }
             if c.name.is_empty() {
                 return bad("classes", format!("class {i} has an empty name"));
             }
         }
         let t = &self.thresholds;
-        for (name, v) in [("confidence", t.confidence), ("iou", t.iou), ("genuine", t.genuine), ("counterfeit", t.counterfeit)] {
+        for (name, v) in [
+            ("confidence", t.confidence),
+            ("iou", t.iou),
+            ("genuine", t.genuine),
+            ("counterfeit", t.counterfeit),
+        ] {
             if !(v > 0.0 && v <= 1.0) {
-                return bad(&format!("thresholds.{name}"), format!("{v} is not in (0, 1]"));
+                return bad(
+                    &format!("thresholds.{name}"),
+                    format!("{v} is not in (0, 1]"),
+                );
             }
         }
         Ok(())
@@ -172,14 +220,22 @@ pub(crate) mod tests {
     fn wrong_schema_is_named() {
         let mut v = sample_json();
         v["schema"] = "hallmark.model/2".into();
-        assert_eq!(parse(&v).unwrap_err(), ManifestError::Schema { found: "hallmark.model/2".into() });
+        assert_eq!(
+            parse(&v).unwrap_err(),
+            ManifestError::Schema {
+                found: "hallmark.model/2".into()
+            }
+        );
     }
 
     #[test]
     fn each_bad_field_is_named() {
         let cases: [(&str, serde_json::Value); 5] = [
             ("brand", serde_json::json!("North Wind")),
-            ("classes", serde_json::json!([{"id": 1, "name": "x", "role": "genuine"}])),
+            (
+                "classes",
+                serde_json::json!([{"id": 1, "name": "x", "role": "genuine"}]),
+            ),
             ("model.file", serde_json::json!("../etc/passwd")),
             ("thresholds.iou", serde_json::json!(1.5)),
             ("model.sha256", serde_json::json!("abc")),

@@ -2,7 +2,7 @@
 //! `models/BUNDLE.md`). Opening a bundle checks, in this order, that the manifest is signed by a trusted
 //! key (before anything in it is believed), that it is a valid `hallmark.model/1` manifest, and that the
 //! model file's SHA-256 is the one the manifest names. Whether the ONNX graph itself agrees with the
-//! manifest is checked when a session is built (`detector::check`).
+//! manifest is checked when a session is built (`hallmark_detect::check`).
 
 mod manifest;
 mod signature;
@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-pub use manifest::{ClassSpec, InputSpec, Manifest, ManifestError, ModelSpec, OutputSpec, Role, Thresholds, SCHEMA};
+pub use manifest::{
+    ClassSpec, InputSpec, Manifest, ManifestError, ModelSpec, OutputSpec, Role, Thresholds, SCHEMA,
+};
 pub use signature::{SignatureError, TrustError, TrustedKey, TrustedKeys};
 
 #[derive(Debug, Error)]
@@ -25,13 +27,24 @@ pub enum BundleError {
     #[error("model bundle {0} is unsigned: manifest.sig is missing")]
     Unsigned(PathBuf),
     #[error("model bundle {bundle}: {source}")]
-    Signature { bundle: PathBuf, source: SignatureError },
+    Signature {
+        bundle: PathBuf,
+        source: SignatureError,
+    },
     #[error("model bundle {bundle}: {source}")]
-    Manifest { bundle: PathBuf, source: ManifestError },
+    Manifest {
+        bundle: PathBuf,
+        source: ManifestError,
+    },
     #[error("model bundle {bundle}: model file {file} is missing")]
     ModelMissing { bundle: PathBuf, file: String },
     #[error("model bundle {bundle}: digest mismatch: {file} has SHA-256 {actual}, the manifest says {expected}")]
-    Digest { bundle: PathBuf, file: String, expected: String, actual: String },
+    Digest {
+        bundle: PathBuf,
+        file: String,
+        expected: String,
+        actual: String,
+    },
 }
 
 /// A bundle whose signature, manifest and model digest have been checked.
@@ -50,24 +63,44 @@ impl Bundle {
         }
         let read = |name: &str| {
             let path = dir.join(name);
-            std::fs::read(&path).map_err(|e| (e.kind(), BundleError::Read { path, message: e.to_string() }))
+            std::fs::read(&path).map_err(|e| {
+                (
+                    e.kind(),
+                    BundleError::Read {
+                        path,
+                        message: e.to_string(),
+                    },
+                )
+            })
         };
         let manifest_bytes = read("manifest.json").map_err(|(_, e)| e)?;
         let sig = match read("manifest.sig") {
             Ok(sig) => sig,
-            Err((std::io::ErrorKind::NotFound, _)) => return Err(BundleError::Unsigned(dir.to_path_buf())),
+            Err((std::io::ErrorKind::NotFound, _)) => {
+                return Err(BundleError::Unsigned(dir.to_path_buf()))
+            }
             Err((_, e)) => return Err(e),
         };
         let signer = trust
             .verify(&manifest_bytes, &sig)
-            .map_err(|source| BundleError::Signature { bundle: dir.to_path_buf(), source })?
+            .map_err(|source| BundleError::Signature {
+                bundle: dir.to_path_buf(),
+                source,
+            })?
             .source
             .clone();
-        let manifest = Manifest::parse(&manifest_bytes).map_err(|source| BundleError::Manifest { bundle: dir.to_path_buf(), source })?;
+        let manifest =
+            Manifest::parse(&manifest_bytes).map_err(|source| BundleError::Manifest {
+                bundle: dir.to_path_buf(),
+                source,
+            })?;
 
         let model = dir.join(&manifest.model.file);
         if !model.is_file() {
-            return Err(BundleError::ModelMissing { bundle: dir.to_path_buf(), file: manifest.model.file.clone() });
+            return Err(BundleError::ModelMissing {
+                bundle: dir.to_path_buf(),
+                file: manifest.model.file.clone(),
+            });
         }
         let actual = sha256_file(&model)?;
         if !actual.eq_ignore_ascii_case(&manifest.model.sha256) {
@@ -79,7 +112,11 @@ impl Bundle {
             });
         }
         tracing::debug!(bundle = %dir.display(), brand = %manifest.brand, revision = manifest.revision, "bundle verified");
-        Ok(Bundle { dir: dir.to_path_buf(), manifest, signer })
+        Ok(Bundle {
+            dir: dir.to_path_buf(),
+            manifest,
+            signer,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -101,7 +138,10 @@ impl Bundle {
 }
 
 fn sha256_file(path: &Path) -> Result<String, BundleError> {
-    let err = |e: std::io::Error| BundleError::Read { path: path.to_path_buf(), message: e.to_string() };
+    let err = |e: std::io::Error| BundleError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
     let mut file = std::fs::File::open(path).map_err(err)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
@@ -122,7 +162,12 @@ mod tests {
     use signature::tests::{sign, trusted};
 
     /// A bundle folder with a fake model file, signed by key `seed`.
-    fn write_bundle(dir: &Path, model: &[u8], seed: Option<u8>, tweak: impl FnOnce(&mut serde_json::Value)) {
+    fn write_bundle(
+        dir: &Path,
+        model: &[u8],
+        seed: Option<u8>,
+        tweak: impl FnOnce(&mut serde_json::Value),
+    ) {
         std::fs::write(dir.join("model.onnx"), model).unwrap();
         let mut v = sample_json();
         v["model"]["sha256"] = hex::encode(Sha256::digest(model)).into();
@@ -147,7 +192,10 @@ mod tests {
     fn a_missing_signature_is_reported_as_unsigned() {
         let dir = tempfile::tempdir().unwrap();
         write_bundle(dir.path(), b"model", None, |_| {});
-        assert!(matches!(Bundle::open(dir.path(), &trusted(1)), Err(BundleError::Unsigned(_))));
+        assert!(matches!(
+            Bundle::open(dir.path(), &trusted(1)),
+            Err(BundleError::Unsigned(_))
+        ));
     }
 
     #[test]
@@ -155,7 +203,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_bundle(dir.path(), b"model", Some(2), |_| {});
         let err = Bundle::open(dir.path(), &trusted(1)).unwrap_err();
-        assert!(matches!(err, BundleError::Signature { source: SignatureError::Untrusted { .. }, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                BundleError::Signature {
+                    source: SignatureError::Untrusted { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -171,12 +228,20 @@ mod tests {
     #[test]
     fn a_signed_but_invalid_manifest_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        write_bundle(dir.path(), b"model", Some(1), |v| v["schema"] = "other/1".into());
-        assert!(matches!(Bundle::open(dir.path(), &trusted(1)), Err(BundleError::Manifest { .. })));
+        write_bundle(dir.path(), b"model", Some(1), |v| {
+            v["schema"] = "other/1".into()
+        });
+        assert!(matches!(
+            Bundle::open(dir.path(), &trusted(1)),
+            Err(BundleError::Manifest { .. })
+        ));
     }
 
     #[test]
     fn a_missing_folder_is_not_found() {
-        assert!(matches!(Bundle::open(Path::new("/no/such/bundle"), &trusted(1)), Err(BundleError::NotFound(_))));
+        assert!(matches!(
+            Bundle::open(Path::new("/no/such/bundle"), &trusted(1)),
+            Err(BundleError::NotFound(_))
+        ));
     }
 }

@@ -49,7 +49,10 @@ impl TrustedKeys {
         }
         let mut keys = Vec::with_capacity(paths.len());
         for path in paths {
-            let pem = std::fs::read_to_string(path).map_err(|e| TrustError::Read { path: path.clone(), message: e.to_string() })?;
+            let pem = std::fs::read_to_string(path).map_err(|e| TrustError::Read {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
             keys.push(Self::parse(path, &pem)?);
         }
         Ok(TrustedKeys { keys })
@@ -57,9 +60,14 @@ impl TrustedKeys {
 
     /// One key from PEM text.
     pub fn parse(source: &Path, pem: &str) -> Result<TrustedKey, TrustError> {
-        let key = VerifyingKey::from_public_key_pem(pem.trim())
-            .map_err(|e| TrustError::Key { path: source.to_path_buf(), message: e.to_string() })?;
-        Ok(TrustedKey { source: source.to_path_buf(), key })
+        let key = VerifyingKey::from_public_key_pem(pem.trim()).map_err(|e| TrustError::Key {
+            path: source.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Ok(TrustedKey {
+            source: source.to_path_buf(),
+            key,
+        })
     }
 
     pub fn from_keys(keys: Vec<TrustedKey>) -> TrustedKeys {
@@ -76,17 +84,21 @@ impl TrustedKeys {
 
     /// The key that signed `message`, given the contents of a `.sig` file.
     pub fn verify(&self, message: &[u8], sig_file: &[u8]) -> Result<&TrustedKey, SignatureError> {
-        let text = std::str::from_utf8(sig_file).map_err(|_| SignatureError::Malformed("not text".into()))?;
+        let text = std::str::from_utf8(sig_file)
+            .map_err(|_| SignatureError::Malformed("not text".into()))?;
         let text = text.strip_suffix('\n').unwrap_or(text);
         let text = text.strip_suffix('\r').unwrap_or(text);
         let raw = base64::engine::general_purpose::STANDARD
             .decode(text)
             .map_err(|e| SignatureError::Malformed(e.to_string()))?;
-        let sig = Signature::from_slice(&raw).map_err(|_| SignatureError::Malformed(format!("{} bytes, expected 64", raw.len())))?;
+        let sig = Signature::from_slice(&raw)
+            .map_err(|_| SignatureError::Malformed(format!("{} bytes, expected 64", raw.len())))?;
         self.keys
             .iter()
             .find(|k| k.key.verify_strict(message, &sig).is_ok())
-            .ok_or(SignatureError::Untrusted { keys: self.keys.len() })
+            .ok_or(SignatureError::Untrusted {
+                keys: self.keys.len(),
+            })
     }
 }
 
@@ -100,39 +112,68 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn trusted(seed: u8) -> TrustedKeys {
-        let pem = signing_key(seed).verifying_key().to_public_key_pem(Default::default()).unwrap();
-        TrustedKeys::from_keys(vec![TrustedKeys::parse(Path::new("test.pem"), &pem).unwrap()])
+        let pem = signing_key(seed)
+            .verifying_key()
+            .to_public_key_pem(Default::default())
+            .unwrap();
+        TrustedKeys::from_keys(vec![
+            TrustedKeys::parse(Path::new("test.pem"), &pem).unwrap()
+        ])
     }
 
     pub(crate) fn sign(seed: u8, message: &[u8]) -> String {
         let sig = signing_key(seed).sign(message);
-        format!("{}\n", base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()))
+        format!(
+            "{}\n",
+            base64::engine::general_purpose::STANDARD.encode(sig.to_bytes())
+        )
     }
 
     #[test]
     fn a_signature_by_a_trusted_key_verifies() {
         let keys = trusted(7);
-        assert!(keys.verify(b"manifest bytes", sign(7, b"manifest bytes").as_bytes()).is_ok());
+        assert!(keys
+            .verify(b"manifest bytes", sign(7, b"manifest bytes").as_bytes())
+            .is_ok());
     }
 
     #[test]
     fn an_altered_message_or_another_key_is_untrusted() {
         let keys = trusted(7);
         let sig = sign(7, b"manifest bytes");
-        assert_eq!(keys.verify(b"manifest bytez", sig.as_bytes()).unwrap_err(), SignatureError::Untrusted { keys: 1 });
-        assert!(matches!(keys.verify(b"m", sign(8, b"m").as_bytes()), Err(SignatureError::Untrusted { .. })));
+        assert_eq!(
+            keys.verify(b"manifest bytez", sig.as_bytes()).unwrap_err(),
+            SignatureError::Untrusted { keys: 1 }
+        );
+        assert!(matches!(
+            keys.verify(b"m", sign(8, b"m").as_bytes()),
+            Err(SignatureError::Untrusted { .. })
+        ));
     }
 
     #[test]
     fn garbage_signature_files_are_malformed() {
         let keys = trusted(7);
-        assert!(matches!(keys.verify(b"m", b"not base64!"), Err(SignatureError::Malformed(_))));
-        assert!(matches!(keys.verify(b"m", b"AAAA\n"), Err(SignatureError::Malformed(_))));
+        assert!(matches!(
+            keys.verify(b"m", b"not base64!"),
+            Err(SignatureError::Malformed(_))
+        ));
+        assert!(matches!(
+            keys.verify(b"m", b"AAAA\n"),
+            Err(SignatureError::Malformed(_))
+        ));
     }
 
     #[test]
     fn a_private_key_or_junk_is_not_accepted_as_a_public_key() {
-        assert!(TrustedKeys::parse(Path::new("x.pem"), "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----").is_err());
-        assert!(matches!(TrustedKeys::from_pem_files(&[]), Err(TrustError::NoKeys)));
+        assert!(TrustedKeys::parse(
+            Path::new("x.pem"),
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"
+        )
+        .is_err());
+        assert!(matches!(
+            TrustedKeys::from_pem_files(&[]),
+            Err(TrustError::NoKeys)
+        ));
     }
 }

@@ -1,43 +1,23 @@
 //! The YOLOv5 detector: a decoded frame in, boxes in the frame's own pixels out, exactly as the
 //! reference implementation computes them.
 //!
-//! Stages, each in its own file and each pure except `Detector::infer`:
-//! [`letterbox`] (geometry) → [`preprocess`] (resize, pad, normalise into the reused input tensor) →
-//! ONNX Runtime → [`decode`] (either output layout, confidence filter) → [`nms`] (class-aware, at most
-//! `max_detections`) → scale back to the original frame and clip. [`check`] verifies at load time that the
-//! graph is the model the manifest describes. All buffers live in the `Detector` and are reused: after
-//! the first frame of a given size, detecting allocates only what ONNX Runtime allocates for its output.
-
-pub mod check;
-pub mod decode;
-pub mod letterbox;
-pub mod nms;
-pub mod preprocess;
+//! The pure stages (letterbox, pre-processing, output decoding, NMS, the model check) live in the
+//! `hallmark-detect` crate; this file wraps them around one ONNX Runtime session. All buffers live in
+//! the `Detector` and are reused: after the first frame of a given size, detecting allocates only what
+//! ONNX Runtime allocates for its output.
 
 use std::time::{Duration, Instant};
 
+pub use hallmark_detect::{
+    decode, postprocess, Candidate, Detection, Expected, Frame, Layout, LayoutError, Letterbox,
+    ModelMismatch, PixelFormat, Port, PreprocessError, Preprocessor, Settings, MAX_DETECTIONS,
+};
 use ort::session::Session;
 use ort::value::{Tensor, TensorElementType, ValueType};
 use thiserror::Error;
 
 use crate::bundle::{Bundle, Manifest};
 use crate::runtime::{Runtime, RuntimeError};
-pub use check::{check_model, ModelMismatch, Port};
-pub use decode::{Candidate, Layout, LayoutError};
-pub use letterbox::Letterbox;
-pub use preprocess::{Frame, PreprocessError, Preprocessor};
-
-/// Most boxes kept per frame (the reference's `max_det` default).
-pub const MAX_DETECTIONS: usize = 300;
-
-/// One detected object, in the original frame's pixels.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Detection {
-    pub class: u32,
-    pub score: f32,
-    /// `[x1, y1, x2, y2]`, clipped to the frame.
-    pub bbox: [f32; 4],
-}
 
 /// How long each stage of one `detect` took.
 #[derive(Debug, Clone, Copy, Default)]
@@ -52,7 +32,10 @@ pub enum DetectorError {
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error("model bundle {bundle}: {source}")]
-    Mismatch { bundle: String, source: ModelMismatch },
+    Mismatch {
+        bundle: String,
+        source: ModelMismatch,
+    },
     #[error(transparent)]
     Preprocess(#[from] PreprocessError),
     #[error("inference failed: {0}")]
@@ -61,12 +44,15 @@ pub enum DetectorError {
     Output(#[from] LayoutError),
 }
 
-/// Post-processing settings (from the manifest unless overridden).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Settings {
-    pub confidence: f32,
-    pub iou: f32,
-    pub max_detections: usize,
+impl DetectorError {
+    /// Whether the next frame may succeed where this one failed (a bad frame, a failed run), as
+    /// opposed to a model that can never serve.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            DetectorError::Preprocess(_) | DetectorError::Inference(_)
+        )
+    }
 }
 
 /// A loaded model with its reused buffers.
@@ -90,28 +76,59 @@ impl Detector {
     /// Builds a session for the bundle's model and checks the graph against its manifest.
     pub fn new(runtime: &Runtime, bundle: &Bundle) -> Result<Detector, DetectorError> {
         let session = runtime.session(&bundle.model_path())?;
-        Self::from_session(session, bundle.manifest(), &bundle.dir().display().to_string())
+        Self::from_session(
+            session,
+            bundle.manifest(),
+            &bundle.dir().display().to_string(),
+        )
     }
 
-    fn from_session(session: Session, manifest: &Manifest, label: &str) -> Result<Detector, DetectorError> {
+    fn from_session(
+        session: Session,
+        manifest: &Manifest,
+        label: &str,
+    ) -> Result<Detector, DetectorError> {
         let ports = |outlets: &[ort::value::Outlet]| -> Vec<Port> {
             outlets
                 .iter()
                 .map(|o| {
                     let (shape, is_f32_tensor) = match o.dtype() {
-                        ValueType::Tensor { ty, shape, .. } => (shape.to_vec(), *ty == TensorElementType::Float32),
+                        ValueType::Tensor { ty, shape, .. } => {
+                            (shape.to_vec(), *ty == TensorElementType::Float32)
+                        }
                         _ => (Vec::new(), false),
                     };
-                    Port { name: o.name().to_string(), shape, is_f32_tensor }
+                    Port {
+                        name: o.name().to_string(),
+                        shape,
+                        is_f32_tensor,
+                    }
                 })
                 .collect()
         };
-        let layout = check_model(manifest, &ports(session.inputs()), &ports(session.outputs()))
-            .map_err(|source| DetectorError::Mismatch { bundle: label.to_string(), source })?;
+        let expected = Expected {
+            input_name: manifest.model.input.name.clone(),
+            width: manifest.model.input.width,
+            height: manifest.model.input.height,
+            output_name: manifest.model.output.name.clone(),
+            classes: manifest.classes.len(),
+        };
+        let layout = hallmark_detect::check_model(
+            &expected,
+            &ports(session.inputs()),
+            &ports(session.outputs()),
+        )
+        .map_err(|source| DetectorError::Mismatch {
+            bundle: label.to_string(),
+            source,
+        })?;
         let (width, height) = (manifest.model.input.width, manifest.model.input.height);
         let len = 3 * width as usize * height as usize;
-        let input = Tensor::from_array(([1usize, 3, height as usize, width as usize], vec![0f32; len]))
-            .map_err(|e| DetectorError::Inference(e.to_string()))?;
+        let input = Tensor::from_array((
+            [1usize, 3, height as usize, width as usize],
+            vec![0f32; len],
+        ))
+        .map_err(|e| DetectorError::Inference(e.to_string()))?;
         Ok(Detector {
             session,
             input,
@@ -146,12 +163,22 @@ impl Detector {
     }
 
     /// The whole detector on one frame.
-    pub fn detect(&mut self, frame: Frame<'_>) -> Result<(&[Detection], StageTimes), DetectorError> {
+    pub fn detect(
+        &mut self,
+        frame: Frame<'_>,
+    ) -> Result<(&[Detection], StageTimes), DetectorError> {
         let t0 = Instant::now();
         self.preprocess(frame)?;
         let t1 = Instant::now();
         let (inference, postprocess) = self.infer_and_postprocess()?;
-        Ok((&self.detections, StageTimes { preprocess: t1 - t0, inference, postprocess }))
+        Ok((
+            &self.detections,
+            StageTimes {
+                preprocess: t1 - t0,
+                inference,
+                postprocess,
+            },
+        ))
     }
 
     /// Stage 1: letterboxes the frame into the input tensor.
@@ -165,27 +192,41 @@ impl Detector {
     /// Stages 2 and 3: runs the model on the prepared input, then decodes, suppresses and scales back.
     /// Returns the time of each.
     pub fn infer_and_postprocess(&mut self) -> Result<(Duration, Duration), DetectorError> {
-        let lb = self.letterbox.ok_or_else(|| DetectorError::Inference("no frame was preprocessed".into()))?;
+        let lb = self
+            .letterbox
+            .ok_or_else(|| DetectorError::Inference("no frame was preprocessed".into()))?;
         let t0 = Instant::now();
         let outputs = self
             .session
             .run(ort::inputs![&self.input])
             .map_err(|e| DetectorError::Inference(e.to_string()))?;
         let t1 = Instant::now();
-        let output = outputs
-            .get(self.output_name.as_str())
-            .ok_or_else(|| DetectorError::Inference(format!("no output named {:?}", self.output_name)))?;
-        let (shape, data) = output.try_extract_tensor::<f32>().map_err(|e| DetectorError::Inference(e.to_string()))?;
+        let output = outputs.get(self.output_name.as_str()).ok_or_else(|| {
+            DetectorError::Inference(format!("no output named {:?}", self.output_name))
+        })?;
+        let (shape, data) = output
+            .try_extract_tensor::<f32>()
+            .map_err(|e| DetectorError::Inference(e.to_string()))?;
         let layout = self.layout.with_candidates(shape)?;
         decode::decode(layout, data, self.settings.confidence, &mut self.candidates)?;
-        postprocess(&self.candidates, &lb, self.settings, &mut self.order, &mut self.keep, &mut self.detections);
+        postprocess(
+            &self.candidates,
+            &lb,
+            self.settings,
+            &mut self.order,
+            &mut self.keep,
+            &mut self.detections,
+        );
         let t2 = Instant::now();
         Ok((t1 - t0, t2 - t1))
     }
 
     /// A bare `session.run` on the current input tensor, its output dropped (the benchmark's baseline).
     pub fn run_bare(&mut self) -> Result<(), DetectorError> {
-        let outputs = self.session.run(ort::inputs![&self.input]).map_err(|e| DetectorError::Inference(e.to_string()))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![&self.input])
+            .map_err(|e| DetectorError::Inference(e.to_string()))?;
         drop(outputs);
         Ok(())
     }
@@ -193,45 +234,5 @@ impl Detector {
     /// The detections of the last frame.
     pub fn detections(&self) -> &[Detection] {
         &self.detections
-    }
-}
-
-/// Non-maximum suppression on decoded candidates, then boxes back to the original frame.
-pub fn postprocess(
-    candidates: &[Candidate],
-    lb: &Letterbox,
-    settings: Settings,
-    order: &mut Vec<usize>,
-    keep: &mut Vec<usize>,
-    out: &mut Vec<Detection>,
-) {
-    nms::nms(candidates, settings.iou, settings.max_detections, order, keep);
-    out.clear();
-    out.extend(keep.iter().map(|&i| {
-        let c = &candidates[i];
-        Detection { class: c.class, score: c.score, bbox: lb.to_original(c.bbox) }
-    }));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn postprocess_suppresses_then_scales_boxes_to_the_frame() {
-        let lb = Letterbox::new(1920, 1080, 320, 320);
-        let c = [
-            Candidate { bbox: [100.0, 100.0, 110.0, 120.0], score: 0.9, class: 2 },
-            Candidate { bbox: [101.0, 100.0, 111.0, 120.0], score: 0.8, class: 2 },
-            Candidate { bbox: [300.0, 200.0, 330.0, 260.0], score: 0.7, class: 0 },
-        ];
-        let settings = Settings { confidence: 0.25, iou: 0.45, max_detections: 300 };
-        let (mut o, mut k, mut out) = (Vec::new(), Vec::new(), Vec::new());
-        postprocess(&c, &lb, settings, &mut o, &mut k, &mut out);
-        assert_eq!(out.len(), 2);
-        assert_eq!((out[0].class, out[0].score), (2, 0.9));
-        assert!((out[0].bbox[0] - 600.0).abs() < 1e-3, "{:?}", out[0].bbox);
-        // The second box ran off the frame's right and bottom edges: clipped.
-        assert_eq!((out[1].bbox[2], out[1].bbox[3]), (1920.0, 1080.0));
     }
 }

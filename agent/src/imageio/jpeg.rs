@@ -63,7 +63,9 @@ impl Handle {
 
     fn error(&self) -> String {
         // SAFETY: the handle is valid; the library returns a NUL-terminated string it owns.
-        unsafe { CStr::from_ptr(tjGetErrorStr2(self.0)) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(tjGetErrorStr2(self.0)) }
+            .to_string_lossy()
+            .into_owned()
     }
 }
 
@@ -76,7 +78,17 @@ pub fn header(jpeg: &[u8]) -> Result<(u32, u32, bool), String> {
     let h = Handle::new()?;
     let (mut w, mut ht, mut ss, mut cs) = (0, 0, 0, 0);
     // SAFETY: valid handle, buffer and length from one slice, out-pointers to locals.
-    let r = unsafe { tjDecompressHeader3(h.0, jpeg.as_ptr(), jpeg.len() as c_ulong, &mut w, &mut ht, &mut ss, &mut cs) };
+    let r = unsafe {
+        tjDecompressHeader3(
+            h.0,
+            jpeg.as_ptr(),
+            jpeg.len() as c_ulong,
+            &mut w,
+            &mut ht,
+            &mut ss,
+            &mut cs,
+        )
+    };
     if r != 0 {
         return Err(h.error());
     }
@@ -92,7 +104,17 @@ pub fn decode_rgb(jpeg: &[u8], width: u32, height: u32) -> Result<Vec<u8>, Strin
     // SAFETY: `out` holds exactly width × height × 3 bytes, which is what TJPF_RGB with pitch 0
     // (= width × 3) and this width and height write; the input pointer and length come from one slice.
     let r = unsafe {
-        tjDecompress2(h.0, jpeg.as_ptr(), jpeg.len() as c_ulong, out.as_mut_ptr(), width as c_int, 0, height as c_int, TJPF_RGB, 0)
+        tjDecompress2(
+            h.0,
+            jpeg.as_ptr(),
+            jpeg.len() as c_ulong,
+            out.as_mut_ptr(),
+            width as c_int,
+            0,
+            height as c_int,
+            TJPF_RGB,
+            0,
+        )
     };
     // SAFETY: valid handle.
     if r != 0 && unsafe { tjGetErrorCode(h.0) } != TJERR_WARNING {

@@ -27,7 +27,11 @@ pub struct ImageLimits {
 impl Default for ImageLimits {
     fn default() -> Self {
         // 16384² is beyond any camera; 1 GiB keeps a bomb from exhausting a small device.
-        ImageLimits { max_width: 16384, max_height: 16384, max_alloc: 1 << 30 }
+        ImageLimits {
+            max_width: 16384,
+            max_height: 16384,
+            max_alloc: 1 << 30,
+        }
     }
 }
 
@@ -35,20 +39,43 @@ impl Default for ImageLimits {
 pub enum ImageError {
     #[error("{path}: cannot read: {message}")]
     Read { path: PathBuf, message: String },
-    #[error("{path}: file of {mib} MiB is over the {limit_mib} MiB limit; refused without reading")]
-    FileTooLarge { path: PathBuf, mib: u64, limit_mib: u64 },
+    #[error(
+        "{path}: file of {mib} MiB is over the {limit_mib} MiB limit; refused without reading"
+    )]
+    FileTooLarge {
+        path: PathBuf,
+        mib: u64,
+        limit_mib: u64,
+    },
     #[error("{path}: empty file (0 bytes)")]
     Empty { path: PathBuf },
     #[error("{path}: not a JPEG, PNG or WebP image (content starts with {start:?})")]
     Unrecognised { path: PathBuf, start: String },
     #[error("{path}: {format} header claims {width}×{height} pixels, over the limit of {max_width}×{max_height}; refused without decoding")]
-    TooLarge { path: PathBuf, format: &'static str, width: u32, height: u32, max_width: u32, max_height: u32 },
+    TooLarge {
+        path: PathBuf,
+        format: &'static str,
+        width: u32,
+        height: u32,
+        max_width: u32,
+        max_height: u32,
+    },
     #[error("{path}: {format} image of {width}×{height} would need more than the {limit_mib} MiB decoding limit; refused")]
-    TooMuchMemory { path: PathBuf, format: &'static str, width: u32, height: u32, limit_mib: u64 },
+    TooMuchMemory {
+        path: PathBuf,
+        format: &'static str,
+        width: u32,
+        height: u32,
+        limit_mib: u64,
+    },
     #[error("{path}: truncated {format} (the data ends before the image does)")]
     Truncated { path: PathBuf, format: &'static str },
     #[error("{path}: corrupt {format}: {message}")]
-    Corrupt { path: PathBuf, format: &'static str, message: String },
+    Corrupt {
+        path: PathBuf,
+        format: &'static str,
+        message: String,
+    },
 }
 
 /// A decoded, upright image.
@@ -60,12 +87,22 @@ pub struct Decoded {
 
 /// Reads and decodes the image file at `path`.
 pub fn load(path: &Path, limits: ImageLimits) -> Result<Decoded, ImageError> {
-    let read_err = |e: std::io::Error| ImageError::Read { path: path.to_path_buf(), message: e.to_string() };
+    let read_err = |e: std::io::Error| ImageError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
     let size = std::fs::metadata(path).map_err(read_err)?.len();
     if size > limits.max_alloc {
-        return Err(ImageError::FileTooLarge { path: path.to_path_buf(), mib: size >> 20, limit_mib: limits.max_alloc >> 20 });
+        return Err(ImageError::FileTooLarge {
+            path: path.to_path_buf(),
+            mib: size >> 20,
+            limit_mib: limits.max_alloc >> 20,
+        });
     }
-    let bytes = std::fs::read(path).map_err(|e| ImageError::Read { path: path.to_path_buf(), message: e.to_string() })?;
+    let bytes = std::fs::read(path).map_err(|e| ImageError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
     decode(path, &bytes, limits)
 }
 
@@ -75,11 +112,17 @@ pub fn decode(path: &Path, bytes: &[u8], limits: ImageLimits) -> Result<Decoded,
     if bytes.is_empty() {
         return Err(ImageError::Empty { path: p() });
     }
-    let (format, name) = sniff(bytes).ok_or_else(|| ImageError::Unrecognised { path: p(), start: printable_start(bytes) })?;
+    let (format, name) = sniff(bytes).ok_or_else(|| ImageError::Unrecognised {
+        path: p(),
+        start: printable_start(bytes),
+    })?;
     if format == ImageFormat::Jpeg && !has_jpeg_end(bytes) {
         // Design: JPEG decoders fill a cut-off scan with grey and report success; a missing
         // end-of-image marker is how a truncated file is told apart.
-        return Err(ImageError::Truncated { path: p(), format: name });
+        return Err(ImageError::Truncated {
+            path: p(),
+            format: name,
+        });
     }
 
     let mut reader = ImageReader::with_format(BufReader::new(Cursor::new(bytes)), format);
@@ -94,9 +137,21 @@ pub fn decode(path: &Path, bytes: &[u8], limits: ImageLimits) -> Result<Decoded,
         Err(image::ImageError::Limits(_)) => {
             // Re-read the header without limits only to say how big the image claims to be.
             return Err(match header_dimensions(bytes, format) {
-                Some((width, height)) if width > limits.max_width || height > limits.max_height => too_large(path, name, width, height, limits),
-                Some((width, height)) => ImageError::TooMuchMemory { path: p(), format: name, width, height, limit_mib: limits.max_alloc >> 20 },
-                None => ImageError::Corrupt { path: p(), format: name, message: "header exceeds the decoder limits".into() },
+                Some((width, height)) if width > limits.max_width || height > limits.max_height => {
+                    too_large(path, name, width, height, limits)
+                }
+                Some((width, height)) => ImageError::TooMuchMemory {
+                    path: p(),
+                    format: name,
+                    width,
+                    height,
+                    limit_mib: limits.max_alloc >> 20,
+                },
+                None => ImageError::Corrupt {
+                    path: p(),
+                    format: name,
+                    message: "header exceeds the decoder limits".into(),
+                },
             });
         }
         Err(e) => return Err(corrupt(e)),
@@ -107,11 +162,23 @@ pub fn decode(path: &Path, bytes: &[u8], limits: ImageLimits) -> Result<Decoded,
     }
     let needed = decoder.total_bytes();
     if needed > limits.max_alloc {
-        return Err(ImageError::TooMuchMemory { path: p(), format: name, width, height, limit_mib: limits.max_alloc >> 20 });
+        return Err(ImageError::TooMuchMemory {
+            path: p(),
+            format: name,
+            width,
+            height,
+            limit_mib: limits.max_alloc >> 20,
+        });
     }
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
     let turbo = if format == ImageFormat::Jpeg {
-        let (jw, jh, rgb_ok) = jpeg::header(bytes).map_err(|message| ImageError::Corrupt { path: p(), format: name, message })?;
+        let (jw, jh, rgb_ok) = jpeg::header(bytes).map_err(|message| ImageError::Corrupt {
+            path: p(),
+            format: name,
+            message,
+        })?;
         rgb_ok.then_some((jw, jh))
     } else {
         None
@@ -120,39 +187,90 @@ pub fn decode(path: &Path, bytes: &[u8], limits: ImageLimits) -> Result<Decoded,
     if let Some((jw, jh)) = turbo {
         drop(decoder);
         if (jw, jh) != (width, height) || jw as u64 * jh as u64 * 3 > limits.max_alloc {
-            return Err(ImageError::Corrupt { path: p(), format: name, message: format!("inconsistent header ({jw}×{jh} vs {width}×{height})") });
+            return Err(ImageError::Corrupt {
+                path: p(),
+                format: name,
+                message: format!("inconsistent header ({jw}×{jh} vs {width}×{height})"),
+            });
         }
-        let rgb = jpeg::decode_rgb(bytes, width, height).map_err(|message| ImageError::Corrupt { path: p(), format: name, message })?;
-        let rgb = RgbImage::from_raw(width, height, rgb).ok_or_else(|| ImageError::Corrupt { path: p(), format: name, message: "short pixel buffer".into() })?;
+        let rgb =
+            jpeg::decode_rgb(bytes, width, height).map_err(|message| ImageError::Corrupt {
+                path: p(),
+                format: name,
+                message,
+            })?;
+        let rgb = RgbImage::from_raw(width, height, rgb).ok_or_else(|| ImageError::Corrupt {
+            path: p(),
+            format: name,
+            message: "short pixel buffer".into(),
+        })?;
         let mut img = DynamicImage::ImageRgb8(rgb);
         img.apply_orientation(orientation);
-        return Ok(Decoded { rgb: img.into_rgb8(), format: name });
+        return Ok(Decoded {
+            rgb: img.into_rgb8(),
+            format: name,
+        });
     }
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| match e {
-        image::ImageError::Limits(_) => ImageError::TooMuchMemory { path: p(), format: name, width, height, limit_mib: limits.max_alloc >> 20 },
+        image::ImageError::Limits(_) => ImageError::TooMuchMemory {
+            path: p(),
+            format: name,
+            width,
+            height,
+            limit_mib: limits.max_alloc >> 20,
+        },
         e => corrupt(e),
     })?;
     img.apply_orientation(orientation);
-    Ok(Decoded { rgb: img.into_rgb8(), format: name })
+    Ok(Decoded {
+        rgb: img.into_rgb8(),
+        format: name,
+    })
 }
 
-fn too_large(path: &Path, format: &'static str, width: u32, height: u32, l: ImageLimits) -> ImageError {
-    ImageError::TooLarge { path: path.to_path_buf(), format, width, height, max_width: l.max_width, max_height: l.max_height }
+fn too_large(
+    path: &Path,
+    format: &'static str,
+    width: u32,
+    height: u32,
+    l: ImageLimits,
+) -> ImageError {
+    ImageError::TooLarge {
+        path: path.to_path_buf(),
+        format,
+        width,
+        height,
+        max_width: l.max_width,
+        max_height: l.max_height,
+    }
 }
 
 fn classify(path: &Path, format: &'static str, e: image::ImageError) -> ImageError {
     let message = e.to_string();
     let lower = message.to_ascii_lowercase();
-    if lower.contains("eof") || lower.contains("end of file") || lower.contains("unexpected end") || lower.contains("fill whole buffer") || lower.contains("truncat") {
-        ImageError::Truncated { path: path.to_path_buf(), format }
+    if lower.contains("eof")
+        || lower.contains("end of file")
+        || lower.contains("unexpected end")
+        || lower.contains("fill whole buffer")
+        || lower.contains("truncat")
+    {
+        ImageError::Truncated {
+            path: path.to_path_buf(),
+            format,
+        }
     } else {
-        ImageError::Corrupt { path: path.to_path_buf(), format, message }
+        ImageError::Corrupt {
+            path: path.to_path_buf(),
+            format,
+            message,
+        }
     }
 }
 
 fn header_dimensions(bytes: &[u8], format: ImageFormat) -> Option<(u32, u32)> {
     if format == ImageFormat::Png && bytes.len() >= 24 && &bytes[12..16] == b"IHDR" {
-        let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let be =
+            |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
         return Some((be(16), be(20)));
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
@@ -180,7 +298,17 @@ fn has_jpeg_end(bytes: &[u8]) -> bool {
 }
 
 fn printable_start(bytes: &[u8]) -> String {
-    bytes.iter().take(12).map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' }).collect()
+    bytes
+        .iter()
+        .take(12)
+        .map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '.'
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -191,14 +319,18 @@ mod tests {
     fn jpeg(w: u32, h: u32) -> Vec<u8> {
         let img = RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 5) as u8, 90]));
         let mut out = Vec::new();
-        JpegEncoder::new_with_quality(&mut out, 90).write_image(img.as_raw(), w, h, image::ExtendedColorType::Rgb8).unwrap();
+        JpegEncoder::new_with_quality(&mut out, 90)
+            .write_image(img.as_raw(), w, h, image::ExtendedColorType::Rgb8)
+            .unwrap();
         out
     }
 
     fn png(w: u32, h: u32) -> Vec<u8> {
         let img = RgbImage::from_pixel(w, h, image::Rgb([1, 2, 3]));
         let mut out = Vec::new();
-        PngEncoder::new(&mut out).write_image(img.as_raw(), w, h, image::ExtendedColorType::Rgb8).unwrap();
+        PngEncoder::new(&mut out)
+            .write_image(img.as_raw(), w, h, image::ExtendedColorType::Rgb8)
+            .unwrap();
         out
     }
 
@@ -220,7 +352,11 @@ mod tests {
         for &b in data {
             crc ^= b as u32;
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc
@@ -243,7 +379,9 @@ mod tests {
     fn webp_decodes_too() {
         let img = RgbImage::from_fn(6, 4, |x, y| image::Rgb([x as u8 * 40, y as u8 * 60, 7]));
         let mut out = Vec::new();
-        image::codecs::webp::WebPEncoder::new_lossless(&mut out).write_image(img.as_raw(), 6, 4, image::ExtendedColorType::Rgb8).unwrap();
+        image::codecs::webp::WebPEncoder::new_lossless(&mut out)
+            .write_image(img.as_raw(), 6, 4, image::ExtendedColorType::Rgb8)
+            .unwrap();
         let d = decode(p(), &out, ImageLimits::default()).unwrap();
         assert_eq!(d.format, "WebP");
         assert_eq!(d.rgb, img);
@@ -253,11 +391,27 @@ mod tests {
     fn empty_text_truncated_and_bomb_each_get_their_own_error() {
         let l = ImageLimits::default();
         assert!(matches!(decode(p(), b"", l), Err(ImageError::Empty { .. })));
-        assert!(matches!(decode(p(), b"hello, I am text\n", l), Err(ImageError::Unrecognised { .. })));
+        assert!(matches!(
+            decode(p(), b"hello, I am text\n", l),
+            Err(ImageError::Unrecognised { .. })
+        ));
         let j = jpeg(64, 64);
-        assert!(matches!(decode(p(), &j[..j.len() / 2], l), Err(ImageError::Truncated { .. })));
+        assert!(matches!(
+            decode(p(), &j[..j.len() / 2], l),
+            Err(ImageError::Truncated { .. })
+        ));
         let err = decode(p(), &png_header_claiming(30000, 30000), l).unwrap_err();
-        assert!(matches!(err, ImageError::TooLarge { width: 30000, height: 30000, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ImageError::TooLarge {
+                    width: 30000,
+                    height: 30000,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("30000×30000"), "{err}");
     }
 
@@ -284,7 +438,11 @@ mod tests {
     fn exif_orientation_is_applied() {
         let rotated = with_exif_orientation(&jpeg(40, 20), 6);
         let d = decode(p(), &rotated, ImageLimits::default()).unwrap();
-        assert_eq!((d.rgb.width(), d.rgb.height()), (20, 40), "orientation 6 turns the image a quarter");
+        assert_eq!(
+            (d.rgb.width(), d.rgb.height()),
+            (20, 40),
+            "orientation 6 turns the image a quarter"
+        );
         let upright = with_exif_orientation(&jpeg(40, 20), 1);
         let d = decode(p(), &upright, ImageLimits::default()).unwrap();
         assert_eq!((d.rgb.width(), d.rgb.height()), (40, 20));
@@ -292,8 +450,18 @@ mod tests {
 
     #[test]
     fn the_memory_limit_is_enforced_below_the_size_limit() {
-        let l = ImageLimits { max_width: 16384, max_height: 16384, max_alloc: 1000 };
+        let l = ImageLimits {
+            max_width: 16384,
+            max_height: 16384,
+            max_alloc: 1000,
+        };
         let err = decode(p(), &png(100, 100), l).unwrap_err();
-        assert!(matches!(err, ImageError::TooMuchMemory { .. } | ImageError::TooLarge { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ImageError::TooMuchMemory { .. } | ImageError::TooLarge { .. }
+            ),
+            "{err}"
+        );
     }
 }

@@ -36,19 +36,29 @@ const VENV_LIB: &str = ".venv/lib/python3*/site-packages/onnxruntime/capi";
 
 /// Finds the library. `explicit` is the flag or config value; `env` the value of `ORT_DYLIB_PATH`;
 /// `roots` the folders whose `.venv` is searched, nearest first.
-pub fn locate(explicit: Option<&Path>, env: Option<&Path>, roots: &[PathBuf]) -> Result<(PathBuf, Source), LocateError> {
+pub fn locate(
+    explicit: Option<&Path>,
+    env: Option<&Path>,
+    roots: &[PathBuf],
+) -> Result<(PathBuf, Source), LocateError> {
     if let Some(p) = explicit {
         return if p.is_file() {
             Ok((p.to_path_buf(), Source::Explicit))
         } else {
-            Err(LocateError::Missing { path: p.to_path_buf(), origin: "--ort-lib / runtime.ort_lib" })
+            Err(LocateError::Missing {
+                path: p.to_path_buf(),
+                origin: "--ort-lib / runtime.ort_lib",
+            })
         };
     }
     if let Some(p) = env.filter(|p| !p.as_os_str().is_empty()) {
         return if p.is_file() {
             Ok((p.to_path_buf(), Source::Environment))
         } else {
-            Err(LocateError::Missing { path: p.to_path_buf(), origin: "ORT_DYLIB_PATH" })
+            Err(LocateError::Missing {
+                path: p.to_path_buf(),
+                origin: "ORT_DYLIB_PATH",
+            })
         };
     }
     let mut looked = Vec::new();
@@ -70,7 +80,9 @@ fn find_in_venv(root: &Path) -> Option<PathBuf> {
             continue;
         }
         let capi = py.path().join("site-packages/onnxruntime/capi");
-        let Ok(entries) = std::fs::read_dir(&capi) else { continue };
+        let Ok(entries) = std::fs::read_dir(&capi) else {
+            continue;
+        };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.starts_with("libonnxruntime.so") && e.path().is_file() {
@@ -97,7 +109,11 @@ pub fn search_roots() -> Vec<PathBuf> {
         }
     };
     push_ancestors(std::env::current_dir().ok());
-    push_ancestors(std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)));
+    push_ancestors(
+        std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf)),
+    );
     roots
 }
 
@@ -106,7 +122,10 @@ mod tests {
     use super::*;
 
     fn fake_venv(root: &Path, py: &str) -> PathBuf {
-        let capi = root.join(".venv/lib").join(py).join("site-packages/onnxruntime/capi");
+        let capi = root
+            .join(".venv/lib")
+            .join(py)
+            .join("site-packages/onnxruntime/capi");
         std::fs::create_dir_all(&capi).unwrap();
         let lib = capi.join("libonnxruntime.so.1.31.1");
         std::fs::write(&lib, b"not really a library").unwrap();
@@ -119,8 +138,16 @@ mod tests {
         let lib = fake_venv(dir.path(), "python3.11");
         let (p, s) = locate(Some(&lib), None, &[]).unwrap();
         assert_eq!((p, s), (lib.clone(), Source::Explicit));
-        let err = locate(Some(Path::new("/nowhere/libonnxruntime.so")), Some(&lib), &[]).unwrap_err();
-        assert!(err.to_string().contains("/nowhere/libonnxruntime.so"), "{err}");
+        let err = locate(
+            Some(Path::new("/nowhere/libonnxruntime.so")),
+            Some(&lib),
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("/nowhere/libonnxruntime.so"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -139,16 +166,31 @@ mod tests {
     fn any_python3_minor_version_is_found() {
         let dir = tempfile::tempdir().unwrap();
         let lib = fake_venv(dir.path(), "python3.13");
-        assert_eq!(locate(None, None, &[dir.path().to_path_buf()]).unwrap().0, lib);
+        assert_eq!(
+            locate(None, None, &[dir.path().to_path_buf()]).unwrap().0,
+            lib
+        );
     }
 
     #[test]
     fn nothing_found_lists_every_place_and_what_to_install() {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
-        let err = locate(None, None, &[a.path().to_path_buf(), b.path().to_path_buf()]).unwrap_err();
+        let err = locate(
+            None,
+            None,
+            &[a.path().to_path_buf(), b.path().to_path_buf()],
+        )
+        .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("onnxruntime==1.31.1") && msg.contains("scripts/setup.sh"), "{msg}");
-        assert!(msg.contains(&a.path().display().to_string()) && msg.contains(&b.path().display().to_string()), "{msg}");
+        assert!(
+            msg.contains("onnxruntime==1.31.1") && msg.contains("scripts/setup.sh"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&a.path().display().to_string())
+                && msg.contains(&b.path().display().to_string()),
+            "{msg}"
+        );
     }
 }

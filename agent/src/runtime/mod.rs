@@ -44,7 +44,9 @@ impl std::str::FromStr for Provider {
             "cpu" => Ok(Provider::Cpu),
             "cuda" => Ok(Provider::Cuda),
             "tensorrt" => Ok(Provider::Tensorrt),
-            other => Err(format!("unknown execution provider {other:?} (expected cpu, cuda or tensorrt)")),
+            other => Err(format!(
+                "unknown execution provider {other:?} (expected cpu, cuda or tensorrt)"
+            )),
         }
     }
 }
@@ -62,7 +64,11 @@ pub struct RuntimeOptions {
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
-        RuntimeOptions { ort_lib: None, providers: vec![Provider::Cpu], intra_threads: None }
+        RuntimeOptions {
+            ort_lib: None,
+            providers: vec![Provider::Cpu],
+            intra_threads: None,
+        }
     }
 }
 
@@ -92,11 +98,15 @@ impl Runtime {
     /// Finds and loads the library (once per process; later calls reuse it).
     pub fn load(options: RuntimeOptions) -> Result<Runtime, RuntimeError> {
         let env = std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from);
-        let (library, source) = locate(options.ort_lib.as_deref(), env.as_deref(), &search_roots())?;
+        let (library, source) =
+            locate(options.ort_lib.as_deref(), env.as_deref(), &search_roots())?;
         // Design: ONNX Runtime allows one environment per process, and a library cannot be unloaded;
         // every Runtime (one per brand bundle) shares the first, and asking for another library fails.
-        static LOADED: Mutex<Option<(PathBuf, Arc<ort::environment::Environment>)>> = Mutex::new(None);
-        let mut loaded = LOADED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        static LOADED: Mutex<Option<(PathBuf, Arc<ort::environment::Environment>)>> =
+            Mutex::new(None);
+        let mut loaded = LOADED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let environment = match &*loaded {
             Some((path, environment)) if *path == library => environment.clone(),
             Some((path, _)) => {
@@ -108,15 +118,31 @@ impl Runtime {
             }
             None => {
                 tracing::debug!(library = %library.display(), ?source, "loading ONNX Runtime");
-                let builder = ort::init_from(&library).map_err(|e| RuntimeError::Load { path: library.clone(), message: e.to_string() })?;
-                let environment = Arc::new(builder.with_name("hallmark").build().map_err(|e| RuntimeError::Environment(e.to_string()))?);
+                let builder = ort::init_from(&library).map_err(|e| RuntimeError::Load {
+                    path: library.clone(),
+                    message: e.to_string(),
+                })?;
+                let environment = Arc::new(
+                    builder
+                        .with_name("hallmark")
+                        .build()
+                        .map_err(|e| RuntimeError::Environment(e.to_string()))?,
+                );
                 *loaded = Some((library.clone(), environment.clone()));
                 environment
             }
         };
         drop(loaded);
-        let threads = options.intra_threads.filter(|&n| n > 0).unwrap_or_else(physical_cores);
-        Ok(Runtime { environment, options, library, threads })
+        let threads = options
+            .intra_threads
+            .filter(|&n| n > 0)
+            .unwrap_or_else(physical_cores);
+        Ok(Runtime {
+            environment,
+            options,
+            library,
+            threads,
+        })
     }
 
     /// The library that was loaded.
@@ -135,7 +161,10 @@ impl Runtime {
 
     /// A session for the ONNX model at `model`.
     pub fn session(&self, model: &Path) -> Result<Session, RuntimeError> {
-        let err = |e: &dyn std::fmt::Display| RuntimeError::Session { model: model.to_path_buf(), message: e.to_string() };
+        let err = |e: &dyn std::fmt::Display| RuntimeError::Session {
+            model: model.to_path_buf(),
+            message: e.to_string(),
+        };
         let mut builder = Session::builder(&self.environment)
             .map_err(|e| err(&e))?
             .with_optimization_level(GraphOptimizationLevel::All)
@@ -149,9 +178,12 @@ impl Runtime {
                 Provider::Tensorrt => ort::ep::TensorRT::default().build(),
             }
             .error_on_failure();
-            builder = builder
-                .with_execution_providers([dispatch])
-                .map_err(|e| RuntimeError::Provider { provider, message: e.to_string() })?;
+            builder = builder.with_execution_providers([dispatch]).map_err(|e| {
+                RuntimeError::Provider {
+                    provider,
+                    message: e.to_string(),
+                }
+            })?;
         }
         builder.commit_from_file(model).map_err(|e| err(&e))
     }

@@ -6,9 +6,14 @@ use std::collections::HashSet;
 /// Physical cores from `/proc/cpuinfo` (distinct physical id / core id pairs), or the available
 /// parallelism where that cannot be read.
 pub fn physical_cores() -> usize {
-    let logical = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let logical = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     match std::fs::read_to_string("/proc/cpuinfo") {
-        Ok(text) => count_cores(&text).filter(|&n| n > 0).unwrap_or(logical).min(logical),
+        Ok(text) => count_cores(&text)
+            .filter(|&n| n > 0)
+            .unwrap_or(logical)
+            .min(logical),
         Err(_) => logical,
     }
 }

@@ -30,7 +30,12 @@ fn verdict_colour(kind: VerdictKind) -> Rgb<u8> {
 }
 
 /// Draws the detections onto `img` and returns it below a verdict banner.
-pub fn annotate(mut img: RgbImage, detections: &[Detection], verdict: &Verdict, manifest: &Manifest) -> RgbImage {
+pub fn annotate(
+    mut img: RgbImage,
+    detections: &[Detection],
+    verdict: &Verdict,
+    manifest: &Manifest,
+) -> RgbImage {
     // Design: the font is a compile-time constant known to parse; a failure here is a build defect.
     let font = FontRef::try_from_slice(FONT).expect("embedded DejaVu Sans parses");
     let (w, h) = img.dimensions();
@@ -47,19 +52,42 @@ pub fn annotate(mut img: RgbImage, detections: &[Detection], verdict: &Verdict, 
         };
         let [x1, y1, x2, y2] = d.bbox.map(|v| v.round() as i32);
         for t in 0..thickness {
-            let (bw, bh) = ((x2 - x1 - 2 * t).max(1) as u32, (y2 - y1 - 2 * t).max(1) as u32);
+            let (bw, bh) = (
+                (x2 - x1 - 2 * t).max(1) as u32,
+                (y2 - y1 - 2 * t).max(1) as u32,
+            );
             draw_hollow_rect_mut(&mut img, Rect::at(x1 + t, y1 + t).of_size(bw, bh), colour);
         }
         let label = format!("{} {:.2}", class.map_or("?", |c| c.name.as_str()), d.score);
         let (tw, th) = text_size(label_scale, &font, &label);
         let pad = (unit / 5.0) as i32;
-        let ly = if y1 - th as i32 - 2 * pad >= 0 { y1 - th as i32 - 2 * pad } else { y1 };
-        draw_filled_rect_mut(&mut img, Rect::at(x1, ly).of_size(tw + 2 * pad as u32, th + 2 * pad as u32), colour);
-        draw_text_mut(&mut img, WHITE, x1 + pad, ly + pad, label_scale, &font, &label);
+        let ly = if y1 - th as i32 - 2 * pad >= 0 {
+            y1 - th as i32 - 2 * pad
+        } else {
+            y1
+        };
+        draw_filled_rect_mut(
+            &mut img,
+            Rect::at(x1, ly).of_size(tw + 2 * pad as u32, th + 2 * pad as u32),
+            colour,
+        );
+        draw_text_mut(
+            &mut img,
+            WHITE,
+            x1 + pad,
+            ly + pad,
+            label_scale,
+            &font,
+            &label,
+        );
     }
 
     let banner_scale = PxScale::from(unit * 1.3);
-    let title = format!("{}  {:.2}", verdict.verdict.as_str().replace('_', " ").to_uppercase(), verdict.confidence);
+    let title = format!(
+        "{}  {:.2}",
+        verdict.verdict.as_str().replace('_', " ").to_uppercase(),
+        verdict.confidence
+    );
     let (_, th) = text_size(banner_scale, &font, &title);
     let reason_scale = PxScale::from(unit * 0.8);
     let (_, rh) = text_size(reason_scale, &font, &verdict.reason);
@@ -68,6 +96,14 @@ pub fn annotate(mut img: RgbImage, detections: &[Detection], verdict: &Verdict, 
     let mut out = RgbImage::from_pixel(w, h + banner_h, verdict_colour(verdict.verdict));
     image::imageops::replace(&mut out, &img, 0, banner_h as i64);
     draw_text_mut(&mut out, WHITE, pad, pad, banner_scale, &font, &title);
-    draw_text_mut(&mut out, WHITE, pad, 2 * pad + th as i32, reason_scale, &font, &verdict.reason);
+    draw_text_mut(
+        &mut out,
+        WHITE,
+        pad,
+        2 * pad + th as i32,
+        reason_scale,
+        &font,
+        &verdict.reason,
+    );
     out
 }

@@ -62,7 +62,11 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     for p in entries {
         if p.is_dir() {
             walk(&p, out);
-        } else if p.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())) {
+        } else if p
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        {
             out.push(p);
         }
     }
@@ -77,7 +81,10 @@ pub fn scan(
     out: &mut impl Write,
 ) -> Result<Summary, ScanError> {
     if let Some(dir) = annotate_dir {
-        std::fs::create_dir_all(dir).map_err(|e| ScanError::AnnotateDir { path: dir.to_path_buf(), message: e.to_string() })?;
+        std::fs::create_dir_all(dir).map_err(|e| ScanError::AnnotateDir {
+            path: dir.to_path_buf(),
+            message: e.to_string(),
+        })?;
     }
     let mut summary = Summary::default();
     let mut used_names = std::collections::HashSet::new();
@@ -91,12 +98,17 @@ pub fn scan(
             Err(message) => {
                 summary.failed += 1;
                 eprintln!("hallmark: {message}");
-                serde_json::to_string(&ErrorRecord { image: name, error: message })
+                serde_json::to_string(&ErrorRecord {
+                    image: name,
+                    error: message,
+                })
             }
         };
         // Design: serialising these plain structs cannot fail.
         let line = line.expect("scan records serialise");
-        writeln!(out, "{line}").and_then(|_| out.flush()).map_err(ScanError::Stdout)?;
+        writeln!(out, "{line}")
+            .and_then(|_| out.flush())
+            .map_err(ScanError::Stdout)?;
     }
     Ok(summary)
 }
@@ -113,8 +125,10 @@ fn scan_one(
     let decode = t0.elapsed();
     let rgb = decoded.rgb;
     let (width, height) = rgb.dimensions();
-    let frame = Frame { width, height, rgb: rgb.as_raw() };
-    let outcome = pipeline.process(frame).map_err(|e| format!("{}: {e}", path.display()))?;
+    let frame = Frame::rgb(width, height, rgb.as_raw());
+    let outcome = pipeline
+        .process(frame)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let timings = Timings {
         decode: ms(decode),
         preprocess: ms(outcome.times.preprocess),
@@ -125,23 +139,43 @@ fn scan_one(
     let detections = outcome.detections.to_vec();
     let verdict = outcome.verdict;
     let manifest = pipeline.manifest();
-    let record = ScanRecord::new(path.display().to_string(), width, height, manifest, &verdict, &detections, timings);
+    let record = ScanRecord::new(
+        path.display().to_string(),
+        width,
+        height,
+        manifest,
+        &verdict,
+        &detections,
+        timings,
+    );
     if let Some(dir) = annotate_dir {
         let annotated = annotate(rgb, &detections, &verdict, manifest);
         let target = unique_name(dir, path, used_names);
         image::DynamicImage::ImageRgb8(annotated)
             .save_with_format(&target, image::ImageFormat::Jpeg)
-            .map_err(|e| format!("{}: cannot write annotated image {}: {e}", path.display(), target.display()))?;
+            .map_err(|e| {
+                format!(
+                    "{}: cannot write annotated image {}: {e}",
+                    path.display(),
+                    target.display()
+                )
+            })?;
     }
     Ok(record)
 }
 
 /// `DIR/<stem>.jpg`, or `DIR/<stem>-2.jpg`, ... when another input of this scan had the same stem.
 fn unique_name(dir: &Path, path: &Path, used: &mut std::collections::HashSet<PathBuf>) -> PathBuf {
-    let stem = path.file_stem().map_or_else(|| "image".to_string(), |s| s.to_string_lossy().into_owned());
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "image".to_string(), |s| s.to_string_lossy().into_owned());
     let mut n = 1;
     loop {
-        let name = if n == 1 { format!("{stem}.jpg") } else { format!("{stem}-{n}.jpg") };
+        let name = if n == 1 {
+            format!("{stem}.jpg")
+        } else {
+            format!("{stem}-{n}.jpg")
+        };
         let candidate = dir.join(name);
         if used.insert(candidate.clone()) {
             return candidate;
@@ -164,7 +198,10 @@ mod tests {
         }
         let explicit = dir.path().join("notes.txt");
         let got = collect_inputs(&[dir.path().to_path_buf(), explicit.clone()]);
-        let names: Vec<_> = got.iter().map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string()).collect();
+        let names: Vec<_> = got
+            .iter()
+            .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
+            .collect();
         assert_eq!(names, ["a.png", "b.JPG", "sub/c.webp", "notes.txt"]);
     }
 
@@ -172,7 +209,13 @@ mod tests {
     fn annotated_names_do_not_collide() {
         let mut used = std::collections::HashSet::new();
         let d = Path::new("/out");
-        assert_eq!(unique_name(d, Path::new("x/a.png"), &mut used), Path::new("/out/a.jpg"));
-        assert_eq!(unique_name(d, Path::new("y/a.jpg"), &mut used), Path::new("/out/a-2.jpg"));
+        assert_eq!(
+            unique_name(d, Path::new("x/a.png"), &mut used),
+            Path::new("/out/a.jpg")
+        );
+        assert_eq!(
+            unique_name(d, Path::new("y/a.jpg"), &mut used),
+            Path::new("/out/a-2.jpg")
+        );
     }
 }

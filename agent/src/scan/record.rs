@@ -60,7 +60,15 @@ impl DetectionRecord {
 }
 
 impl ScanRecord {
-    pub fn new(image: String, width: u32, height: u32, manifest: &Manifest, verdict: &Verdict, detections: &[Detection], timings_ms: Timings) -> Self {
+    pub fn new(
+        image: String,
+        width: u32,
+        height: u32,
+        manifest: &Manifest,
+        verdict: &Verdict,
+        detections: &[Detection],
+        timings_ms: Timings,
+    ) -> Self {
         ScanRecord {
             image,
             width,
@@ -71,7 +79,10 @@ impl ScanRecord {
             confidence: round(verdict.confidence, 1e4),
             reason: verdict.reason.clone(),
             barcode: None,
-            detections: detections.iter().map(|d| DetectionRecord::new(d, manifest)).collect(),
+            detections: detections
+                .iter()
+                .map(|d| DetectionRecord::new(d, manifest))
+                .collect(),
             timings_ms,
         }
     }

@@ -15,22 +15,42 @@ use crate::detector::Detection;
 /// The verdict for one frame's detections under `manifest`.
 pub fn decide(detections: &[Detection], manifest: &Manifest) -> Verdict {
     let t = &manifest.thresholds;
-    let name = |d: &Detection| manifest.class(d.class).map_or("unknown", |c| c.name.as_str()).to_string();
+    let name = |d: &Detection| {
+        manifest
+            .class(d.class)
+            .map_or("unknown", |c| c.name.as_str())
+            .to_string()
+    };
     let role = |d: &Detection| manifest.class(d.class).map(|c| c.role);
-    let best = |r: Role| detections.iter().filter(|d| role(d) == Some(r)).max_by(|a, b| a.score.total_cmp(&b.score));
+    let best = |r: Role| {
+        detections
+            .iter()
+            .filter(|d| role(d) == Some(r))
+            .max_by(|a, b| a.score.total_cmp(&b.score))
+    };
 
     if let Some(d) = best(Role::Counterfeit).filter(|d| d.score >= t.counterfeit) {
         return Verdict {
             verdict: VerdictKind::Counterfeit,
             confidence: d.score,
-            reason: format!("counterfeit class '{}' detected at {:.2} (threshold {:.2})", name(d), d.score, t.counterfeit),
+            reason: format!(
+                "counterfeit class '{}' detected at {:.2} (threshold {:.2})",
+                name(d),
+                d.score,
+                t.counterfeit
+            ),
         };
     }
     if let Some(d) = best(Role::Genuine).filter(|d| d.score >= t.genuine) {
         return Verdict {
             verdict: VerdictKind::Genuine,
             confidence: d.score,
-            reason: format!("genuine class '{}' detected at {:.2} (threshold {:.2}), no counterfeit class", name(d), d.score, t.genuine),
+            reason: format!(
+                "genuine class '{}' detected at {:.2} (threshold {:.2}), no counterfeit class",
+                name(d),
+                d.score,
+                t.genuine
+            ),
         };
     }
     if let Some(d) = detections.iter().max_by(|a, b| a.score.total_cmp(&b.score)) {
@@ -41,7 +61,12 @@ pub fn decide(detections: &[Detection], manifest: &Manifest) -> Verdict {
         return Verdict {
             verdict: VerdictKind::Inconclusive,
             confidence: d.score,
-            reason: format!("best detection '{}' at {:.2} is below the {kind} threshold {:.2}", name(d), d.score, threshold),
+            reason: format!(
+                "best detection '{}' at {:.2} is below the {kind} threshold {:.2}",
+                name(d),
+                d.score,
+                threshold
+            ),
         };
     }
     Verdict {
@@ -67,7 +92,11 @@ mod tests {
     }
 
     fn det(class: u32, score: f32) -> Detection {
-        Detection { class, score, bbox: [0.0, 0.0, 10.0, 10.0] }
+        Detection {
+            class,
+            score,
+            bbox: [0.0, 0.0, 10.0, 10.0],
+        }
     }
 
     #[test]
@@ -87,7 +116,11 @@ mod tests {
     fn weak_detections_are_inconclusive() {
         let v = decide(&[det(0, 0.45), det(1, 0.3)], &manifest());
         assert_eq!((v.verdict, v.confidence), (VerdictKind::Inconclusive, 0.45));
-        assert!(v.reason.contains("below the genuine threshold 0.50"), "{}", v.reason);
+        assert!(
+            v.reason.contains("below the genuine threshold 0.50"),
+            "{}",
+            v.reason
+        );
     }
 
     #[test]
@@ -97,7 +130,13 @@ mod tests {
 
     #[test]
     fn thresholds_are_inclusive() {
-        assert_eq!(decide(&[det(0, 0.5)], &manifest()).verdict, VerdictKind::Genuine);
-        assert_eq!(decide(&[det(1, 0.35)], &manifest()).verdict, VerdictKind::Counterfeit);
+        assert_eq!(
+            decide(&[det(0, 0.5)], &manifest()).verdict,
+            VerdictKind::Genuine
+        );
+        assert_eq!(
+            decide(&[det(1, 0.35)], &manifest()).verdict,
+            VerdictKind::Counterfeit
+        );
     }
 }
