@@ -1,8 +1,10 @@
-"""Evaluation of an exported detector on one split, the way Hallmark runs it: ONNX Runtime, the
-reference YOLOv5 letterbox and NMS, then mAP50 and the per-item verdicts (`verdicts`).
+"""mAP50 of an exported detector on one split, with the reference YOLOv5 letterbox, NMS and metrics
+(training venv: torch, yolov5, OpenCV), and the per-item verdicts of the agent's rule (`verdicts`) on the
+same detections. The release figures (thresholds, false alarms, photos, composite set) come from
+`release`, which needs only the light venv.
 
-    python -m hallmark_models.evaluate --model model.onnx --data work/northwind/data --split test \
-        --thresholds 0.5 0.35 [--plot confusion.png]
+    python -m hallmark_models.evaluate --model model.onnx --data work/northwind/data --brand northwind \
+        --split test [--thresholds GENUINE COUNTERFEIT [--margin 0.15]]
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ def evaluate(model: Path, data: Path, split: str, brand_key: str, iou: float = 0
     rows = [json.loads(line) for line in (data / f"{split}.jsonl").read_text().splitlines()]
     index = {r["image"]: r["framing"] for r in rows}
     iouv = torch.linspace(0.5, 0.95, 10)
-    stats, matches, detections = [], [], {}
+    stats, scenes, detections = [], [], {}
     for name, framing in sorted(index.items()):
         bgr = cv2.imread(str(data / "images" / split / name))
         h, w = bgr.shape[:2]
@@ -97,7 +99,8 @@ def evaluate(model: Path, data: Path, split: str, brand_key: str, iou: float = 0
         dt = torch.from_numpy(det).float()
         correct = process_batch(dt, labels, iouv) if len(dt) else torch.zeros(0, 10, dtype=torch.bool)
         stats.append((correct, dt[:, 4], dt[:, 5], labels[:, 0]))
-        matches += V.match_items(gt, det[det[:, 4] >= CONFIDENCE] if len(det) else det, framing, roles)
+        kept = det[det[:, 4] >= CONFIDENCE] if len(det) else det
+        scenes.append(V.scene_items(name, framing, kept.tolist(), gt, roles))
     tp, conf, pcls, tcls = (torch.cat(x, 0).numpy() for x in zip(*stats))
     *_, ap, ap_class = ap_per_class(tp, conf, pcls, tcls, names=dict(enumerate(names)))
     per_class = {names[int(c)]: round(float(a), 4) for c, a in zip(ap_class, ap[:, 0])}
@@ -105,56 +108,12 @@ def evaluate(model: Path, data: Path, split: str, brand_key: str, iou: float = 0
     return {
         "map50": float(ap[:, 0].mean()) if len(ap) else 0.0,
         "map50_per_class": per_class,
-        "matches": matches,
+        "scenes": scenes,
         "detections": detections,
         "framings": index,
         "inference_ms": det_model.median_ms(sample),
         "input": det_model.size,
     }
-
-
-def false_alarms(result: dict, thr: float) -> int:
-    """Scenes with no pack of the brand where a detection would still have given a verdict."""
-    n = 0
-    for name, det in result["detections"].items():
-        if result["framings"][name] == "empty" and len(det) and (det[:, 4] >= thr).any():
-            n += 1
-    return n
-
-
-def plot_confusion(result: dict, brand_key: str, scored: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    brand = BRANDS[brand_key]
-    names = [c["name"] for c in brand.classes()]
-    n = len(names)
-    cm = np.zeros((n, n + 1), dtype=int)
-    for m in result["matches"]:
-        cm[m.gt_class, m.pred_class if m.pred_class >= 0 else n] += 1
-    fig, axes = plt.subplots(1, 2, figsize=(15, 6), gridspec_kw={"width_ratios": [3, 2]})
-    ax = axes[0]
-    ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(n + 1), names + ["missed"], rotation=35, ha="right")
-    ax.set_yticks(range(n), names)
-    ax.set_xlabel("detected as")
-    ax.set_ylabel("pack")
-    ax.set_title(f"{brand_key}: packs by detected class (held-out test)")
-    for (i, j), v in np.ndenumerate(cm):
-        ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
-    table = np.asarray(scored["table"])
-    ax = axes[1]
-    ax.imshow(table, cmap="Oranges")
-    ax.set_xticks(range(len(V.VERDICTS)), V.VERDICTS, rotation=35, ha="right")
-    ax.set_yticks(range(2), ["genuine pack", "counterfeit pack"])
-    ax.set_title(f"verdicts: accuracy {scored['verdict_accuracy']:.1%}, fakes called genuine {scored['counterfeit_called_genuine']:.1%}")
-    for (i, j), v in np.ndenumerate(table):
-        ax.text(j, i, str(v), ha="center", va="center", color="white" if v > table.max() / 2 else "black")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -164,20 +123,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--brand", required=True, choices=sorted(BRANDS))
     ap.add_argument("--split", default="test")
     ap.add_argument("--thresholds", type=float, nargs=2, metavar=("GENUINE", "COUNTERFEIT"))
-    ap.add_argument("--plot", type=Path)
+    ap.add_argument("--margin", type=float, default=V.DEFAULT_MARGIN)
     args = ap.parse_args(argv)
-    brand = BRANDS[args.brand]
-    roles = [c["role"] for c in brand.classes()]
-    products = [c["product"] for c in brand.classes()]
     result = evaluate(args.model, args.data, args.split, args.brand)
+    table = V.Table(result["scenes"], BRANDS[args.brand].classes())
     if args.thresholds:
-        tg, tc = args.thresholds
-        scored = V.score(result["matches"], roles, products, tg, tc)
+        (tg, tc), m = args.thresholds, args.margin
     else:
-        tg, tc, scored = V.choose_thresholds(result["matches"], roles, products)
-    if args.plot:
-        plot_confusion(result, args.brand, scored, args.plot)
-    print(json.dumps({"map50": round(result["map50"], 4), "thresholds": [tg, tc],
+        c = V.choose_thresholds([table], CONFIDENCE)
+        tg, tc, m = c["genuine"], c["counterfeit"], c["margin"]
+    scored = V.score(table, tg, tc, m)
+    print(json.dumps({"map50": round(result["map50"], 4), "thresholds": [tg, tc, m],
                       "inference_ms": round(result["inference_ms"], 2), **scored}, indent=2))
 
 

@@ -159,14 +159,20 @@ def tradeoff_curves(val: V.Table, test: V.Table, tg: float, m: float) -> tuple[d
 
 # ----------------------------------------------------------------------------------------------- release
 
-def evaluate_brand(brand_key: str, data: Path, composite: Path | None = None, bundle_dir: Path | None = None) -> dict:
+def evaluate_brand(brand_key: str, data: Path, composite: Path | None = None, bundle_dir: Path | None = None,
+                   model: Path | None = None) -> dict:
+    """Everything a release needs, for the bundle's model (or `model`, a new one): detections on every
+    set, the threshold choice and the scores. The bundle's current manifest (when there is one) gives
+    the previous thresholds and metrics."""
     from .detect import Detector
 
     out = bundle_dir or MODELS / brand_key
-    doc = json.loads((out / "manifest.json").read_text())
-    classes = doc["classes"]
-    sha = doc["model"]["sha256"]
-    det = Detector(out / "model.onnx")
+    prev_path = out / "manifest.json"
+    doc = json.loads(prev_path.read_text()) if prev_path.exists() else None
+    classes = BRANDS[brand_key].classes()
+    model = model or out / "model.onnx"
+    sha = bundle.sha256_file(model)
+    det = Detector(model)
     cache = data / "detections"
     sets = {}
     for split in ("val", "test"):
@@ -181,7 +187,7 @@ def evaluate_brand(brand_key: str, data: Path, composite: Path | None = None, bu
     tg, tc, m = choice["genuine"], choice["counterfeit"], choice["margin"]
     test_all = V.merge([tables["test"], tables["photos-test"]]) if sets["photos-test"] else tables["test"]
     res = {
-        "doc": doc, "sets": sets, "tables": tables, "choice": choice,
+        "doc": doc, "model": model, "sets": sets, "tables": tables, "choice": choice,
         "val": V.score(V.merge(val_tables), tg, tc, m),
         "test": V.score(tables["test"], tg, tc, m),
         "photos_test": V.score(tables["photos-test"], tg, tc, m),
@@ -195,16 +201,19 @@ def evaluate_brand(brand_key: str, data: Path, composite: Path | None = None, bu
             res["by_framing"][framing] = round(V.score(table(frames, classes), tg, tc, m)["verdict_accuracy"], 4)
     if "composite" in tables:
         res["composite"] = V.score(tables["composite"], tg, tc, m)
-    # the old thresholds, for the record; margin -1: the old rule's "counterfeit evidence is never outvoted"
-    old = doc["thresholds"]
-    res["old_test"] = V.score(tables["test"], old["genuine"], old["counterfeit"], old.get("margin", -1.0))
-    res["old_photos_test"] = V.score(tables["photos-test"], old["genuine"], old["counterfeit"], old.get("margin", -1.0))
+    if doc is not None:  # the old thresholds, for the record; margin -1: the old rule's "counterfeit evidence is never outvoted"
+        old = doc["thresholds"]
+        res["old_test"] = V.score(tables["test"], old["genuine"], old["counterfeit"], old.get("margin", -1.0))
+        res["old_photos_test"] = V.score(tables["photos-test"], old["genuine"], old["counterfeit"], old.get("margin", -1.0))
     res["curves"] = tradeoff_curves(V.merge(val_tables), test_all, tg, m)
     return res
 
 
-def metrics_of(res: dict) -> dict:
-    old = res["doc"]["metrics"]
+def metrics_of(res: dict, extra: dict | None = None) -> dict:
+    """The manifest's metrics. `extra` (mAP50, training, ...) wins over what the previous manifest said;
+    without it the previous mAP50 and training record are kept (the same model)."""
+    old = dict((res["doc"] or {}).get("metrics", {}))
+    old.update(extra or {})
     t, p, c = res["test"], res["photos_test"], res["choice"]
     m = {
         "split": "test",
@@ -264,8 +273,10 @@ def report(brand_key: str, doc: dict, res: dict) -> str:
     lines = [
         f"# {brand_key} — model revision {doc['revision']}",
         "",
-        f"Same detector as revision {doc['revision'] - 1} (model.onnx unchanged, sha256 `{doc['model']['sha256'][:16]}…`); "
-        "new thresholds chosen under a false-alarm cap, and every figure now comes from the agent's own per-item",
+        (f"Same detector as revision {res['doc']['revision']} (model.onnx unchanged, sha256 `{doc['model']['sha256'][:16]}…`); "
+         if res["doc"] and res["doc"]["model"]["sha256"] == doc["model"]["sha256"]
+         else f"Detector sha256 `{doc['model']['sha256'][:16]}…`; ")
+        + "thresholds chosen under a false-alarm cap; every figure comes from the agent's own per-item",
         "verdict rule (`hallmark_models.verdicts`, held to the shared vectors in `tests/vectors/verdict.json`).",
         "Scenes carry no decoded barcodes here: the figures are the visual rule's.",
         "",
@@ -294,7 +305,6 @@ def report(brand_key: str, doc: dict, res: dict) -> str:
             f"| composite: product-free photos with a counterfeit call; counterfeit calls on no pack | "
             f"{c.get('photo_scenes_with_false_alarm', 0)} of {c.get('photo_scenes', 0)}; {c['false_alarm_items']} |",
         ]
-    o, op = res["old_test"], res["old_photos_test"]
     lines += [
         "",
         "Verdicts per pack, held-out test (rows: what the pack is):",
@@ -303,12 +313,18 @@ def report(brand_key: str, doc: dict, res: dict) -> str:
         "|---|---|---|---|---|",
         f"| genuine pack | {' | '.join(map(str, s['table'][0]))} |",
         f"| counterfeit pack | {' | '.join(map(str, s['table'][1]))} |",
-        "",
-        f"With the previous thresholds (genuine {res['doc']['thresholds']['genuine']}, counterfeit "
-        f"{res['doc']['thresholds']['counterfeit']}, counterfeit evidence never outvoted) the same scoring gives {pct(o['verdict_accuracy'])}, "
-        f"genuine → counterfeit {pct(o['genuine_called_counterfeit'])}, empty scenes with an alarm "
-        f"{o.get('empty_scenes_with_false_alarm', 0)}, product-free photos with an alarm {op.get('photo_scenes_with_false_alarm', 0)} "
-        f"of {op.get('photo_scenes', 0)}.",
+    ]
+    if "old_test" in res:
+        o, op, pt = res["old_test"], res["old_photos_test"], res["doc"]["thresholds"]
+        lines += [
+            "",
+            f"With the previous revision's thresholds (genuine {pt['genuine']}, counterfeit {pt['counterfeit']}, "
+            f"counterfeit evidence never outvoted) the same scoring gives {pct(o['verdict_accuracy'])}, "
+            f"genuine → counterfeit {pct(o['genuine_called_counterfeit'])}, empty scenes with an alarm "
+            f"{o.get('empty_scenes_with_false_alarm', 0)}, product-free photos with an alarm "
+            f"{op.get('photo_scenes_with_false_alarm', 0)} of {op.get('photo_scenes', 0)}.",
+        ]
+    lines += [
         "",
         "Trade-off on validation (solid) and test (dashed), genuine threshold and margin fixed at the chosen values:",
         "",
@@ -324,15 +340,20 @@ def report(brand_key: str, doc: dict, res: dict) -> str:
     return "\n".join(lines)
 
 
-def release(brand_key: str, res: dict, key_path: Path, bundle_dir: Path | None = None) -> dict:
+def release(brand_key: str, res: dict, key_path: Path, bundle_dir: Path | None = None, extra: dict | None = None,
+            imgsz: int | None = None) -> dict:
+    """Writes and signs the bundle. Revisions grow with every release, a threshold-only one included
+    (a changed manifest is a new release: the agent's anti-rollback compares revisions)."""
     out = bundle_dir or MODELS / brand_key
     prev = res["doc"]
     c = res["choice"]
     thresholds = {"confidence": CONFIDENCE, "iou": IOU, "genuine": c["genuine"], "counterfeit": c["counterfeit"],
                   "margin": c["margin"]}
-    metrics = metrics_of(res)
-    doc = bundle.write(out, BRANDS[brand_key], out / "model.onnx", int(prev["model"]["input"]["width"]), thresholds,
-                       metrics, bundle.load_private(key_path), revision=int(prev["revision"]) + 1)
+    metrics = metrics_of(res, extra)
+    imgsz = imgsz or int(prev["model"]["input"]["width"])
+    revision = int(prev["revision"]) + 1 if prev else 1
+    doc = bundle.write(out, BRANDS[brand_key], res["model"], imgsz, thresholds, metrics, bundle.load_private(key_path),
+                       revision=revision)
     curves, styles = res["curves"]
     draw_tradeoff(out / "tradeoff.png", f"{brand_key} revision {doc['revision']}: accuracy and error rates against "
                   f"T_c (genuine {c['genuine']}, margin {c['margin']})", curves, c["counterfeit"], styles)

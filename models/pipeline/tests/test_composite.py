@@ -1,0 +1,51 @@
+"""The independent composite set: labels that enclose the pasted packs, and the set's layout."""
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from hallmark_models import composite
+
+
+def test_homography_maps_the_corners():
+    src = np.array([[0, 0], [10, 0], [10, 20], [0, 20]], float)
+    dst = np.array([[5, 5], [30, 8], [28, 40], [3, 35]], float)
+    h = composite.homography(src, dst)
+    for s, d in zip(src, dst):
+        p = h @ [s[0], s[1], 1]
+        assert np.allclose(p[:2] / p[2], d)
+
+
+def test_pasted_pack_lies_inside_its_label_and_the_label_inside_the_frame():
+    bg = Image.new("RGB", (640, 480), (0, 0, 0))
+    art = Image.new("RGB", (100, 140), (255, 255, 255))
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        frame, packs = composite.compose(rng, bg, [art], 1)
+        (cls, x1, y1, x2, y2), = packs
+        assert cls == 0 and 0 <= x1 < x2 <= 640 and 0 <= y1 < y2 <= 480
+        side = max(x2 - x1, y2 - y1)
+        assert 0.15 * 640 * 0.8 <= side <= 640  # scaled 15-45% of the longer side (then turned, jittered)
+        bright = np.argwhere(np.asarray(frame)[..., :].max(axis=2) > 60)
+        ys, xs = bright[:, 0], bright[:, 1]
+        assert xs.min() >= x1 - 3 and xs.max() <= x2 + 3 and ys.min() >= y1 - 3 and ys.max() <= y2 + 3
+
+
+def test_write_lays_out_a_split_with_product_free_photos(tmp_path, monkeypatch):
+    monkeypatch.setattr(composite, "class_names", lambda brand: ["earl-grey", "earl-grey-counterfeit"])
+    bgs = []
+    for k in range(2):
+        p = tmp_path / f"bg{k}.jpg"
+        Image.new("RGB", (400, 300), (30 * k, 90, 60)).save(p)
+        bgs.append(p)
+    rows = composite.write("northwind", tmp_path / "out", bgs, per_photo=3, seed=1)
+    assert len(rows) == 2 * 4 and sum(r["framing"] == "photo" for r in rows) == 2
+    index = [json.loads(l) for l in (tmp_path / "out" / "test.jsonl").read_text().splitlines()]
+    assert index == rows
+    for r in rows:
+        lines = (tmp_path / "out" / "labels" / "test" / r["image"].replace(".jpg", ".txt")).read_text().splitlines()
+        assert [int(l.split()[0]) for l in lines] == r["items"]
+        assert (tmp_path / "out" / "images" / "test" / r["image"]).exists()
+    again = composite.write("northwind", tmp_path / "again", bgs, per_photo=3, seed=1)
+    assert again == rows  # deterministic
