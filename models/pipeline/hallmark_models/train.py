@@ -13,6 +13,7 @@ the same command runs locally:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -63,23 +64,54 @@ def _coerce(value, like):
     return str(value)
 
 
-def load_hyperparameters(path: Path | None) -> dict:
-    params = dict(DEFAULTS)
+def read_overrides(path: Path | None) -> dict:
+    """Only the keys a hyperparameters file sets, coerced to the defaults' types (SageMaker passes
+    strings)."""
+    out = {}
     if path and path.exists():
         for key, value in json.loads(path.read_text()).items():
             key = key.replace("-", "_")
-            params[key] = _coerce(value, DEFAULTS[key]) if key in DEFAULTS else value
-    return params
+            out[key] = _coerce(value, DEFAULTS[key]) if key in DEFAULTS else value
+    return out
 
 
-def brand_hyperparameters(brand_key: str) -> dict:
+def load_hyperparameters(path: Path | None) -> dict:
+    return {**DEFAULTS, **read_overrides(path)}
+
+
+def brand_hyperparameters(brand_key: str, folder: Path | None = None) -> dict:
     """The pipeline's hyperparameters.json, then hyperparameters.<brand>.json over it where a brand
-    needs its own."""
-    here = Path(__file__).resolve().parents[1]
+    needs its own. Every key the brand file names wins, a value equal to the built-in default included
+    (a brand asking for SGD gets SGD, though the pipeline's file picks AdamW)."""
+    here = folder or Path(__file__).resolve().parents[1]
     params = load_hyperparameters(here / "hyperparameters.json")
-    own = load_hyperparameters(here / f"hyperparameters.{brand_key}.json")
-    params.update({k: v for k, v in own.items() if v != DEFAULTS.get(k)})
+    params.update(read_overrides(here / f"hyperparameters.{brand_key}.json"))
     return params
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def stage_record(params: dict, best: Path, device: str, epochs_run: int, seconds: float, classes) -> dict:
+    """training.json of one stage: its parameters, the SHA-256 of what it produced and, for a stage that
+    continued from a checkpoint, that checkpoint's SHA-256 and (when it lies beside it) its own record,
+    so the whole chain of stages travels with the last one."""
+    out = {"params": params, "device": device, "epochs_run": epochs_run, "seconds": round(seconds, 1),
+           "classes": classes, "sha256": sha256_file(best)}
+    if params.get("weights"):
+        parent = Path(params["weights"])
+        out["continued_from"] = {"file": parent.name, "sha256": sha256_file(parent)}
+        record = parent.parent / "training.json"
+        if record.exists():
+            prev = json.loads(record.read_text())
+            if prev.get("sha256") in (None, out["continued_from"]["sha256"]):
+                out["continued_from"]["training"] = prev
+    return out
 
 
 class _Budget:
@@ -158,7 +190,7 @@ def train(data_dir: Path, model_dir: Path, params: dict) -> Path:
     shutil.copy(best, model_dir / "best.pt")
     shutil.copy(work / "results.csv", model_dir / "results.csv")
     epochs_run = max(0, len((work / "results.csv").read_text().splitlines()) - 1)
-    summary = {"params": params, "device": device, "epochs_run": epochs_run, "seconds": round(time.time() - started, 1), "classes": data["names"]}
+    summary = stage_record(params, model_dir / "best.pt", device, epochs_run, time.time() - started, data["names"])
     (model_dir / "training.json").write_text(json.dumps(summary, indent=2))
     return model_dir / "best.pt"
 
