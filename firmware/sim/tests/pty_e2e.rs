@@ -194,8 +194,15 @@ fn counterfeit_reject_button_and_lost_heartbeat_over_a_pty() {
         matches!(e, Event::Message(Message::Trigger(Trigger { seq: 1 })))
     });
 
-    // The agent goes away: no more heartbeats, and the screen says so.
+    // The agent goes away: no more heartbeats. The counterfeit stays up, marked "link lost", so the
+    // clerk still sees it; a press acknowledges it and the screen says what is true now.
     drop(c);
+    sim.wait_for(|l| l == "screen counterfeit_link_lost");
+    assert!(
+        sim.screen_rgb() == golden("counterfeit_link_lost"),
+        "screen.png differs from the counterfeit_link_lost golden"
+    );
+    sim.press();
     sim.wait_for(|l| l == "screen offline");
     assert!(
         sim.screen_rgb() == golden("offline"),

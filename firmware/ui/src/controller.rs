@@ -9,12 +9,20 @@
 //! Rules:
 //! - Any valid message from the agent counts as a sign of life; after `offline_after_ms` without one the
 //!   screen turns to [`Screen::Offline`]. The next message brings it back.
+//! - Except a counterfeit: it survives a link drop. The screen keeps the verdict and adds a "link
+//!   lost" marker ([`VerdictView::link_lost`]) until the agent speaks again (marker off, verdict
+//!   stays), a new scan replaces it, or the clerk acknowledges it with the button (then
+//!   [`Screen::Offline`]).
 //! - A heartbeat goes out every `heartbeat_every_ms`; a hello goes out at start and in answer to the
 //!   agent's hello.
 //! - A verdict stays up until the next scan (status `Scanning`, another verdict) — a counterfeit stays
 //!   indefinitely so nobody misses it; genuine / inconclusive / no-product fall back to idle after
 //!   `verdict_hold_ms`. Status `Idle` does not wipe a verdict that is still showing.
 //! - The button sends a trigger; presses closer than `debounce_ms` to the last accepted one are ignored.
+//!
+//! Design: a counterfeit verdict leaves the screen only through an event a person or the agent caused
+//! (a new scan, a new verdict, a status that takes the screen, a button press) — never through time
+//! alone, so the clerk cannot miss it because the PC hiccuped.
 //!
 //! Design: the actuator is never left on. Every "on" carries a deadline (pulse length, capped at
 //! `max_pulse_ms`) and [`Controller::on_tick`] switches it off once the deadline passes, whatever else
@@ -75,6 +83,8 @@ pub struct Controller {
     software: &'static str,
     screen: Screen,
     last_heard: Option<u64>,
+    /// Heard within `offline_after_ms` (false at power-on).
+    link_up: bool,
     next_heartbeat: u64,
     heartbeat_seq: u32,
     trigger_seq: u32,
@@ -91,6 +101,7 @@ impl Controller {
             software,
             screen: Screen::Offline,
             last_heard: None,
+            link_up: false,
             next_heartbeat: now.saturating_add(cfg.heartbeat_every_ms),
             heartbeat_seq: 0,
             trigger_seq: 0,
@@ -119,17 +130,19 @@ impl Controller {
         self.actuator_off_at.is_some()
     }
 
-    /// Milliseconds until [`Controller::on_tick`] next has something to do (for sleeping boards).
+    /// The time at which [`Controller::on_tick`] next has something to do (for sleeping boards).
+    ///
+    /// Design: after a tick at `now` this is always later than `now` — an offline timeout that has
+    /// already fired is not a deadline any more, so a board sleeping until it cannot spin.
     pub fn next_deadline(&self) -> u64 {
         let mut t = self.next_heartbeat;
-        for d in [
-            self.actuator_off_at,
-            self.verdict_until,
-            self.last_heard
-                .map(|h| h.saturating_add(self.cfg.offline_after_ms)),
-        ]
-        .into_iter()
-        .flatten()
+        let offline_at = match (self.link_up, self.last_heard) {
+            (true, Some(h)) => Some(h.saturating_add(self.cfg.offline_after_ms)),
+            _ => None,
+        };
+        for d in [self.actuator_off_at, self.verdict_until, offline_at]
+            .into_iter()
+            .flatten()
         {
             t = t.min(d);
         }
@@ -156,13 +169,29 @@ impl Controller {
         matches!(self.screen, Screen::Verdict(_))
     }
 
+    /// Sets the "link lost" marker of a counterfeit on screen; returns whether one is on screen.
+    fn mark_counterfeit(&mut self, link_lost: bool, fx: &mut Effects) -> bool {
+        match &mut self.screen {
+            Screen::Verdict(v) if v.verdict == Verdict::Counterfeit => {
+                if v.link_lost != link_lost {
+                    v.link_lost = link_lost;
+                    fx.redraw = true;
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// A message from the agent arrived.
     pub fn on_message(&mut self, now: u64, msg: Message) -> Effects {
         let mut fx = Effects::default();
         self.last_heard = Some(now);
+        self.link_up = true;
         if self.screen == Screen::Offline {
             self.show(Screen::Idle, &mut fx);
         }
+        self.mark_counterfeit(false, &mut fx);
         match msg {
             Message::Hello(h) if h.role == Role::Agent => fx.send = Some(self.hello()),
             Message::ShowVerdict(v) => {
@@ -174,6 +203,7 @@ impl Controller {
                         brand: v.brand,
                         product: v.product,
                         confidence: v.confidence,
+                        link_lost: false,
                     }),
                     &mut fx,
                 );
@@ -225,13 +255,16 @@ impl Controller {
             }
         }
         self.last_press = Some(now);
-        self.trigger_seq = self.trigger_seq.wrapping_add(1);
-        Effects {
-            send: Some(Message::Trigger(Trigger {
-                seq: self.trigger_seq,
-            })),
-            ..Effects::default()
+        let mut fx = Effects::default();
+        // The clerk acknowledges a counterfeit kept through a link drop; what is true now is shown.
+        if matches!(&self.screen, Screen::Verdict(v) if v.link_lost) {
+            self.show(Screen::Offline, &mut fx);
         }
+        self.trigger_seq = self.trigger_seq.wrapping_add(1);
+        fx.send = Some(Message::Trigger(Trigger {
+            seq: self.trigger_seq,
+        }));
+        fx
     }
 
     /// Time passed; call at least every 100 ms or at [`Controller::next_deadline`].
@@ -243,11 +276,20 @@ impl Controller {
                 fx.actuator = Some(Actuator::Off);
             }
         }
-        let silent_since = self.last_heard.unwrap_or(0);
-        let offline = self.last_heard.is_none()
-            || now.saturating_sub(silent_since) >= self.cfg.offline_after_ms;
-        if offline {
-            self.show(Screen::Offline, &mut fx);
+        if self.link_up {
+            let silent_since = self.last_heard.unwrap_or(0);
+            if now.saturating_sub(silent_since) >= self.cfg.offline_after_ms {
+                self.link_up = false;
+                if !self.mark_counterfeit(true, &mut fx) {
+                    self.show(Screen::Offline, &mut fx);
+                }
+            }
+        }
+        if !self.link_up {
+            // Nothing but the offline screen or a kept counterfeit while the agent is silent.
+            if !matches!(&self.screen, Screen::Verdict(v) if v.link_lost) {
+                self.show(Screen::Offline, &mut fx);
+            }
         } else if let Some(until) = self.verdict_until {
             if now >= until {
                 self.show(Screen::Idle, &mut fx);

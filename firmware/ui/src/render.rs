@@ -12,7 +12,7 @@ use core::fmt::Write;
 use embedded_graphics::{
     pixelcolor::Rgb565,
     prelude::*,
-    primitives::{PrimitiveStyle, Rectangle},
+    primitives::{PrimitiveStyle, PrimitiveStyleBuilder, Rectangle, RoundedRectangle},
 };
 use hallmark_link::Verdict;
 use u8g2_fonts::{
@@ -200,7 +200,35 @@ fn verdict<D: DrawTarget<Color = Rgb565>>(v: &VerdictView, target: &mut D) -> Re
     } else {
         bg
     };
-    instruction(target, todo, strip_ink)
+    instruction(target, todo, strip_ink)?;
+    if v.link_lost {
+        link_lost_marker(target)?;
+    }
+    Ok(())
+}
+
+/// A small dark tag in the top-left corner, "LINK LOST" in the warning colour: the verdict below it
+/// is still valid, but the agent is not answering.
+fn link_lost_marker<D: DrawTarget<Color = Rgb565>>(target: &mut D) -> Result<(), D::Error> {
+    const TEXT: &str = "LINK LOST";
+    let tag = Rectangle::new(Point::new(6, 6), Size::new(width(&SMALL, TEXT) + 16, 26));
+    RoundedRectangle::with_equal_corners(tag, Size::new(6, 6))
+        .into_styled(
+            PrimitiveStyleBuilder::new()
+                .fill_color(DARK_BG)
+                .stroke_color(WARNING)
+                .stroke_width(2)
+                .build(),
+        )
+        .draw(target)?;
+    ok_or_display(SMALL.render_aligned(
+        TEXT,
+        tag.center(),
+        VerticalPosition::Center,
+        HorizontalAlignment::Center,
+        FontColor::Transparent(WARNING),
+        target,
+    ))
 }
 
 fn updating<D: DrawTarget<Color = Rgb565>>(

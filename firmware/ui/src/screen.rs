@@ -13,6 +13,9 @@ pub struct VerdictView {
     pub brand: Text<BRAND_LEN>,
     pub product: Text<PRODUCT_LEN>,
     pub confidence: Confidence,
+    /// The agent went silent while this verdict was up (only ever set on a counterfeit, which the
+    /// controller keeps on screen through a link drop): the screen carries a "link lost" marker.
+    pub link_lost: bool,
 }
 
 /// Everything the panel can show.
@@ -43,6 +46,7 @@ impl Screen {
             Screen::Scanning => "scanning",
             Screen::Verdict(v) => match v.verdict {
                 Verdict::Genuine => "genuine",
+                Verdict::Counterfeit if v.link_lost => "counterfeit_link_lost",
                 Verdict::Counterfeit => "counterfeit",
                 Verdict::Inconclusive => "inconclusive",
                 Verdict::NoProduct => "no_product",

@@ -91,6 +91,80 @@ fn counterfeit_verdict_shows_and_stays_until_the_next_scan() {
 }
 
 #[test]
+fn counterfeit_survives_a_link_drop_until_the_clerk_acknowledges_it() {
+    let mut c = online();
+    let _ = c.on_message(100, verdict(Verdict::Counterfeit, 7));
+    // The agent goes silent: the verdict stays, with a "link lost" marker.
+    assert!(!c.on_tick(3_099).redraw);
+    let fx = c.on_tick(3_100);
+    assert!(fx.redraw, "the marker needs a redraw");
+    assert_eq!(c.screen().name(), "counterfeit_link_lost");
+    match c.screen() {
+        Screen::Verdict(v) => assert_eq!((v.item_id, v.link_lost), (7, true)),
+        other => panic!("expected the counterfeit, got {other:?}"),
+    }
+    for t in (3_200..600_000).step_by(700) {
+        assert!(
+            !c.on_tick(t).redraw,
+            "nothing changes while silent ({t} ms)"
+        );
+    }
+    assert_eq!(c.screen().name(), "counterfeit_link_lost");
+    // A press acknowledges it: now the screen says what is true, and the trigger still goes out.
+    let fx = c.on_button(600_000);
+    assert!(fx.redraw);
+    assert_eq!(c.screen(), &Screen::Offline);
+    assert!(matches!(fx.send, Some(Message::Trigger(_))));
+}
+
+#[test]
+fn counterfeit_kept_through_a_link_drop_loses_its_marker_when_the_agent_returns() {
+    let mut c = online();
+    let _ = c.on_message(0, verdict(Verdict::Counterfeit, 7));
+    let _ = c.on_tick(5_000);
+    assert_eq!(c.screen().name(), "counterfeit_link_lost");
+    let fx = c.on_message(6_000, Message::Heartbeat(Heartbeat { seq: 9 }));
+    assert!(fx.redraw);
+    assert_eq!(c.screen().name(), "counterfeit");
+    // Back to the ordinary rule: the next scan replaces it.
+    let _ = c.on_message(6_100, Message::Status(Status::Scanning));
+    assert_eq!(c.screen(), &Screen::Scanning);
+}
+
+#[test]
+fn a_button_press_with_the_link_up_does_not_wipe_a_counterfeit() {
+    let mut c = online();
+    let _ = c.on_message(0, verdict(Verdict::Counterfeit, 7));
+    let fx = c.on_button(500);
+    assert!(!fx.redraw);
+    assert_eq!(c.screen().name(), "counterfeit");
+}
+
+#[test]
+fn genuine_and_inconclusive_verdicts_still_go_offline() {
+    for v in [Verdict::Genuine, Verdict::Inconclusive, Verdict::NoProduct] {
+        let mut c = online();
+        let _ = c.on_message(0, verdict(v, 1));
+        let fx = c.on_tick(3_000);
+        assert!(fx.redraw);
+        assert_eq!(c.screen(), &Screen::Offline, "{v:?}");
+    }
+}
+
+#[test]
+fn once_offline_the_next_deadline_is_in_the_future() {
+    // A board sleeps until next_deadline; a deadline already past would make it spin.
+    let mut c = online();
+    let _ = c.on_tick(3_000);
+    assert_eq!(c.screen(), &Screen::Offline);
+    assert!(c.next_deadline() > 3_000);
+    let mut c = online();
+    let _ = c.on_message(0, verdict(Verdict::Counterfeit, 1));
+    let _ = c.on_tick(3_000);
+    assert!(c.next_deadline() > 3_000);
+}
+
+#[test]
 fn genuine_verdict_falls_back_to_idle_after_the_hold_time() {
     let mut c = online();
     let _ = c.on_message(0, verdict(Verdict::Genuine, 1));

@@ -1,6 +1,8 @@
 //! Property tests of the controller's safety rules over random sequences of messages, presses and
-//! time: the actuator is never on without a recent reject, the commands it emits match its state, and
-//! the offline screen shows exactly when the agent has been silent too long.
+//! time: the actuator is never on without a recent reject, the commands it emits match its state, the
+//! offline screen (or a counterfeit kept with its "link lost" marker) shows exactly when the agent has
+//! been silent too long, a counterfeit never leaves the screen through time alone, and the next
+//! deadline always lies ahead.
 
 use hallmark_link::*;
 use hallmark_ui::{Actuator, Config, Controller, Screen};
@@ -41,6 +43,10 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
+fn is_counterfeit(s: &Screen) -> bool {
+    matches!(s, Screen::Verdict(v) if v.verdict == Verdict::Counterfeit)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -57,6 +63,15 @@ proptest! {
         let mut last_heard: Option<u64> = None;
         for (dt, s) in steps {
             now += dt;
+            let was_counterfeit = is_counterfeit(c.screen());
+            // Steps that may replace a counterfeit: a new scan or verdict, a status that takes the
+            // screen, or a press while the link is down (the clerk's acknowledgement).
+            let may_replace = match &s {
+                Step::Msg(Message::ShowVerdict(v)) => v.verdict != Verdict::Counterfeit,
+                Step::Msg(Message::Status(st)) => !matches!(st, Status::Idle),
+                Step::Button => matches!(c.screen(), Screen::Verdict(v) if v.link_lost),
+                _ => false,
+            };
             let fx = match s {
                 Step::Msg(m) => {
                     if let Message::Reject(r) = &m {
@@ -86,9 +101,16 @@ proptest! {
                 let since = now - last_reject.expect("on without any reject");
                 prop_assert!(since < u64::from(cfg.max_pulse_ms), "on {since} ms after the last reject");
             }
-            // Offline exactly when silent for the timeout (after a tick).
+            // Offline (or a counterfeit marked "link lost") exactly when silent for the timeout.
             let silent = last_heard.is_none_or(|h| now - h >= cfg.offline_after_ms);
-            prop_assert_eq!(c.screen() == &Screen::Offline, silent, "at {} ms, screen {:?}", now, c.screen());
+            let link_lost = matches!(c.screen(), Screen::Verdict(v) if v.link_lost);
+            prop_assert_eq!(c.screen() == &Screen::Offline || link_lost, silent, "at {} ms, screen {:?}", now, c.screen());
+            prop_assert!(!link_lost || is_counterfeit(c.screen()), "link-lost marker on {:?}", c.screen());
+            // A counterfeit never disappears by itself.
+            if was_counterfeit && !may_replace {
+                prop_assert!(is_counterfeit(c.screen()), "counterfeit wiped at {} ms, now {:?}", now, c.screen());
+            }
+            prop_assert!(c.next_deadline() > now, "deadline {} not after {}", c.next_deadline(), now);
         }
     }
 }

@@ -15,6 +15,7 @@ fn verdict(verdict: Verdict, brand: &str, product: &str, permille: u16) -> Scree
         brand: text_truncated(brand),
         product: text_truncated(product),
         confidence: Confidence(permille),
+        link_lost: false,
     })
 }
 
@@ -58,6 +59,13 @@ fn screens() -> Vec<(&'static str, Screen)> {
             },
         ),
         ("offline", Screen::Offline),
+        ("counterfeit_link_lost", {
+            let mut s = verdict(Verdict::Counterfeit, "Acme", "Acme Classic Watch", 912);
+            if let Screen::Verdict(v) = &mut s {
+                v.link_lost = true;
+            }
+            s
+        }),
     ]
 }
 
