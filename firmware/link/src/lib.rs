@@ -6,6 +6,8 @@
 //! - [`decoder`] — the receiving side of a byte stream: accumulates bytes, tells "need more bytes"
 //!   apart from "corrupt frame", and resynchronises on the next delimiter after garbage.
 //! - [`error`] — what can go wrong, one enum per direction.
+//! - [`pacing`] — how a receive loop pauses after failed reads, so a stream of UART errors cannot
+//!   starve the tasks beside it.
 //!
 //! `no_std`, no allocator: the controller firmware and the host agent use this same crate, so the two
 //! ends cannot drift apart.
@@ -16,6 +18,7 @@ pub mod decoder;
 pub mod error;
 pub mod frame;
 pub mod message;
+pub mod pacing;
 
 pub use decoder::Decoder;
 pub use error::{EncodeError, FrameError};
@@ -25,3 +28,4 @@ pub use message::{
     Status, Text, Trigger, UnknownVerdict, Verdict, BRAND_LEN, DETAIL_LEN, PRODUCT_LEN,
     VERSION_LEN,
 };
+pub use pacing::{Pause, ReadPacer};
