@@ -4,6 +4,10 @@
 //! per band into a small buffer and sends each band to the panel in one SPI burst. The simulator and
 //! the golden tests use a single band as tall as the screen, i.e. a plain framebuffer.
 //!
+//! [`BandPainter`] does the same in steps, one band per call, so a board can hand the CPU back to its
+//! executor between bands (a full redraw takes ~100 ms on the board; a reject must not wait for it),
+//! and can start over at once when a newer screen arrives mid-redraw.
+//!
 //! Design: the target reports the *full* screen size, so layout code never knows it is banded; pixels
 //! outside the band are dropped. Rendering is deterministic, so the bands join seamlessly — a test
 //! checks banded output against the full framebuffer pixel for pixel.
@@ -23,14 +27,82 @@ where
     D: DrawTarget<Color = Rgb565> + OriginDimensions,
 {
     let size = panel.size();
-    let mut band = BandTarget::new(buf, size.width, size.height);
-    for i in 0..band.bands() {
-        band.set_top(i * band.rows);
-        // Infallible: the band is memory.
-        let Ok(()) = crate::render::draw(screen, &mut band);
-        panel.fill_contiguous(&band.area(), band.pixels().iter().copied())?;
+    let mut painter = BandPainter::new(size.width, size.height);
+    painter.start(screen.clone());
+    while let Some(band) = painter.next_band(buf) {
+        panel.fill_contiguous(&band.area, band.pixels.iter().copied())?;
     }
     Ok(())
+}
+
+/// One rendered band: where it goes on the panel, and its pixels row by row (exactly
+/// `area.size.width × area.size.height` of them) — what one `fill_contiguous` sends.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Band<'b> {
+    pub area: Rectangle,
+    pub pixels: &'b [Rgb565],
+}
+
+/// Draws a [`Screen`](crate::Screen) in steps: each [`BandPainter::next_band`] renders the next band
+/// into the caller's buffer and returns it for sending, so the caller decides what runs in between.
+///
+/// Design: [`BandPainter::start`] always begins at the top, also in the middle of a redraw — the
+/// newest screen wins and a half-drawn older one is never finished. When the last band has been
+/// returned the painter is idle and `next_band` returns `None` until the next `start`.
+#[derive(Debug, Clone)]
+pub struct BandPainter {
+    width: u32,
+    height: u32,
+    screen: Option<crate::Screen>,
+    top: u32,
+}
+
+impl BandPainter {
+    /// An idle painter for a `width × height` panel.
+    pub fn new(width: u32, height: u32) -> Self {
+        BandPainter {
+            width,
+            height,
+            screen: None,
+            top: 0,
+        }
+    }
+
+    /// Starts drawing `screen` from the top band, dropping any drawing under way.
+    pub fn start(&mut self, screen: crate::Screen) {
+        self.screen = Some(screen);
+        self.top = 0;
+    }
+
+    /// Whether bands of a screen are still to be drawn.
+    pub fn is_busy(&self) -> bool {
+        self.screen.is_some()
+    }
+
+    /// Renders the next band into `buf` (as many rows as it holds) and returns it; `None` when idle.
+    /// A `buf` shorter than one row cannot draw anything: the drawing is dropped.
+    pub fn next_band<'b>(&mut self, buf: &'b mut [Rgb565]) -> Option<Band<'b>> {
+        let screen = self.screen.as_ref()?;
+        let mut target = BandTarget::new(buf, self.width, self.height);
+        if target.rows == 0 || self.top >= self.height {
+            self.screen = None;
+            return None;
+        }
+        target.set_top(self.top);
+        // Infallible: the band is memory.
+        let Ok(()) = crate::render::draw(screen, &mut target);
+        let area = target.area();
+        let rows = target.rows;
+        self.top += rows;
+        if self.top >= self.height {
+            self.screen = None;
+        }
+        let len = (area.size.width * area.size.height) as usize;
+        Some(Band {
+            area,
+            pixels: &buf[..len],
+        })
+    }
 }
 
 /// Rows `top .. top + rows` of a `width × height` screen, backed by a caller-provided slice.
@@ -159,5 +231,82 @@ mod tests {
             joined.extend_from_slice(band.pixels());
         }
         assert_eq!(joined, full);
+    }
+
+    use crate::{draw, Screen, HEIGHT, WIDTH};
+
+    /// `screen` drawn whole into a framebuffer.
+    fn full(screen: &Screen) -> std::vec::Vec<Rgb565> {
+        let mut fb = vec![Rgb565::BLACK; (WIDTH * HEIGHT) as usize];
+        draw(screen, &mut BandTarget::new(&mut fb, WIDTH, HEIGHT)).unwrap();
+        fb
+    }
+
+    /// Copies a band into a framebuffer the way a panel's `fill_contiguous` would.
+    fn blit(fb: &mut [Rgb565], band: &Band<'_>) {
+        let top = band.area.top_left.y as usize * WIDTH as usize;
+        fb[top..top + band.pixels.len()].copy_from_slice(band.pixels);
+    }
+
+    #[test]
+    fn each_step_draws_one_band_and_the_steps_cover_the_screen_once() {
+        let mut painter = BandPainter::new(WIDTH, HEIGHT);
+        let mut buf = vec![Rgb565::BLACK; (WIDTH * 24) as usize];
+        assert_eq!(painter.next_band(&mut buf), None, "idle before start");
+        painter.start(Screen::Scanning);
+        let mut fb = vec![Rgb565::BLACK; (WIDTH * HEIGHT) as usize];
+        let mut tops = std::vec::Vec::new();
+        while let Some(band) = painter.next_band(&mut buf) {
+            assert_eq!(band.area.size, Size::new(WIDTH, 24), "one band per step");
+            assert_eq!(band.pixels.len(), (WIDTH * 24) as usize);
+            tops.push(band.area.top_left.y);
+            blit(&mut fb, &band);
+        }
+        assert_eq!(tops, (0..10).map(|i| i * 24).collect::<std::vec::Vec<_>>());
+        assert!(!painter.is_busy());
+        assert!(fb == full(&Screen::Scanning));
+    }
+
+    #[test]
+    fn the_last_band_is_clipped_to_the_panel() {
+        let mut painter = BandPainter::new(WIDTH, HEIGHT);
+        let mut buf = vec![Rgb565::BLACK; (WIDTH * 100) as usize];
+        painter.start(Screen::Idle);
+        let heights: std::vec::Vec<u32> =
+            core::iter::from_fn(|| painter.next_band(&mut buf).map(|b| b.area.size.height))
+                .collect();
+        assert_eq!(heights, [100, 100, 40]);
+    }
+
+    #[test]
+    fn a_newer_screen_restarts_the_drawing_from_the_top() {
+        let mut painter = BandPainter::new(WIDTH, HEIGHT);
+        let mut buf = vec![Rgb565::BLACK; (WIDTH * 24) as usize];
+        let mut fb = vec![Rgb565::BLACK; (WIDTH * HEIGHT) as usize];
+        painter.start(Screen::Idle);
+        for _ in 0..4 {
+            let band = painter.next_band(&mut buf).unwrap();
+            blit(&mut fb, &band);
+        }
+        painter.start(Screen::Offline);
+        let first = painter.next_band(&mut buf).unwrap();
+        assert_eq!(first.area.top_left.y, 0);
+        blit(&mut fb, &first);
+        while let Some(band) = painter.next_band(&mut buf) {
+            blit(&mut fb, &band);
+        }
+        assert!(
+            fb == full(&Screen::Offline),
+            "no band of the older screen left"
+        );
+    }
+
+    #[test]
+    fn a_buffer_shorter_than_a_row_drops_the_drawing_instead_of_looping() {
+        let mut painter = BandPainter::new(WIDTH, HEIGHT);
+        let mut buf = vec![Rgb565::BLACK; WIDTH as usize - 1];
+        painter.start(Screen::Idle);
+        assert_eq!(painter.next_band(&mut buf), None);
+        assert!(!painter.is_busy());
     }
 }

@@ -7,7 +7,8 @@
 //! - [`theme`], [`text`], [`icons`] — colours and fonts, fitting text to a width (ellipsis), and the
 //!   check / cross / question marks.
 //! - [`band`] — a `DrawTarget` over a slice of rows, so the board can render a full screen through a
-//!   small RAM buffer, band by band (the simulator uses one band as tall as the screen).
+//!   small RAM buffer, band by band (the simulator uses one band as tall as the screen), and
+//!   [`BandPainter`], which does it one band per call so the board's executor runs between bands.
 //! - [`controller`] — the controller state machine: link messages, button presses and time in; screen,
 //!   actuator commands and link messages out. No I/O, so it is tested here on the host.
 //!
@@ -23,7 +24,7 @@ pub mod screen;
 pub mod text;
 pub mod theme;
 
-pub use band::BandTarget;
+pub use band::{Band, BandPainter, BandTarget};
 pub use controller::{Actuator, Config, Controller, Effects};
 pub use render::{draw, HEIGHT, WIDTH};
 pub use screen::{Screen, VerdictView};
