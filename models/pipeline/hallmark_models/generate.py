@@ -1,10 +1,14 @@
 """Writes a brand's dataset: YOLO splits (train / val / test), reference artwork and sample scenes.
 
     python -m hallmark_models.generate --brand northwind --out work/northwind/data \
-        --train 200 --val 50 --test 60 [--reference models/northwind/reference] [--samples DIR --sample-count 6]
+        --train 200 --val 50 --test 60 [--reference models/northwind/reference] [--samples DIR --sample-count 6] \
+        [--photo-backgrounds] [--strong-camera]
 
 Each split draws from its own random stream, so the test split is never seen in training. Samples for
 the README demo and the tests are copied from the held-out test split, with their labels.
+`--photo-backgrounds` / `--strong-camera` change the TRAINING split only (`scenes.World`): the train third of
+the real photos (`photos`) as backgrounds and as product-free hard negatives, and a stronger camera.
+Validation and test stay as they were (the real-photo checks use the other thirds of the photos).
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from .brands import BRANDS, Brand, class_table
 SPLIT_STREAM = {"train": 1, "val": 2, "test": 3}
 
 
-def write_split(brand: Brand, out: Path, split: str, count: int, seed: int, size=(960, 720)) -> list[dict]:
+def write_split(brand: Brand, out: Path, split: str, count: int, seed: int, size=(960, 720),
+                world: scenes.World | None = None) -> list[dict]:
     rng = np.random.default_rng([seed, SPLIT_STREAM[split]])
     arts = scenes.ArtCache(brand, variants=4, serial_base=SPLIT_STREAM[split] * 100000)
     img_dir, lbl_dir = out / "images" / split, out / "labels" / split
@@ -30,8 +35,8 @@ def write_split(brand: Brand, out: Path, split: str, count: int, seed: int, size
     lbl_dir.mkdir(parents=True, exist_ok=True)
     index = []
     for i in range(count):
-        framing = scenes.pick_framing(rng)
-        scene = scenes.compose(rng, arts, framing, size)
+        framing = scenes.pick_framing(rng, world)
+        scene = scenes.compose(rng, arts, framing, size, world)
         stem = f"{brand.key}-{split}-{i:04d}"
         (img_dir / f"{stem}.jpg").write_bytes(scene.jpeg(int(rng.integers(40, 96))))
         (lbl_dir / f"{stem}.txt").write_text(scene.yolo_labels())
@@ -103,13 +108,26 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--test", type=int, default=60)
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--quarter-turns", action="store_true", help="add turned copies of conveyor training scenes")
+    ap.add_argument("--photo-backgrounds", action="store_true",
+                    help="training split: the train third of the opencv-doc photos as backgrounds and hard negatives")
+    ap.add_argument("--strong-camera", action="store_true",
+                    help="training split: colour casts, vignetting, more perspective and rotation, fingers over labels")
     ap.add_argument("--reference", type=Path)
     ap.add_argument("--samples", type=Path)
     ap.add_argument("--sample-count", type=int, default=6)
     args = ap.parse_args(argv)
     brand = BRANDS[args.brand]
+    world = None
+    if args.photo_backgrounds or args.strong_camera:
+        from . import photos
+
+        bank = [photos.load(p) for p in photos.photos("train")] if args.photo_backgrounds else []
+        if args.photo_backgrounds and not bank:
+            raise SystemExit("--photo-backgrounds: no opencv-doc photos (apt-get install -y opencv-doc)")
+        world = scenes.World(bank, args.strong_camera)
     for split in ("train", "val", "test"):
-        index = write_split(brand, args.out, split, getattr(args, split), args.seed)
+        index = write_split(brand, args.out, split, getattr(args, split), args.seed,
+                            world=world if split == "train" else None)
         per_class = np.bincount([c for r in index for c in r["items"]], minlength=len(brand.classes()))
         print(f"{brand.key} {split}: {len(index)} scenes, items per class {per_class.tolist()}")
     if args.quarter_turns:

@@ -4,13 +4,19 @@ Framings the users have: `kiosk` (one pack, maybe hand-held, fills much of the v
 (several smaller packs, any orientation, motion blur), `shelf` (rows of packs among other brands), and
 `empty` (no pack of the brand: the detector must stay quiet). Every scene varies perspective, scale,
 rotation, occlusion, lighting, blur, noise and JPEG artefacts.
+
+`World` (opt-in, for training data; without it every scene is drawn exactly as before, random stream
+included): real photographs (the `photos` train third only) as backgrounds for half the scenes and as
+product-free hard negatives (framing `photo`: a real photo, sometimes with other brands' packs, no pack of
+the brand), and a stronger camera: colour casts and white-balance errors, vignetting, more perspective,
+any rotation at the kiosk, packs partly out of the frame, and fingers over the label.
 """
 
 from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -21,6 +27,31 @@ from .brands import Brand, class_table
 FRAMINGS = ("kiosk", "conveyor", "shelf", "empty")
 FRAMING_WEIGHTS = (0.42, 0.28, 0.17, 0.13)
 SKIN = ((255, 219, 172), (241, 194, 125), (224, 172, 105), (198, 134, 66), (141, 85, 36), (92, 58, 32))
+
+
+@dataclass
+class World:
+    """What makes training scenes look like the world: real photos (RGB arrays) and a stronger camera."""
+    photos: list = field(default_factory=list)
+    strong_camera: bool = True
+
+
+WORLD_FRAMINGS = ("kiosk", "conveyor", "shelf", "empty", "photo")
+WORLD_FRAMING_WEIGHTS = (0.38, 0.25, 0.15, 0.08, 0.14)
+
+
+def photo_background(rng: np.random.Generator, photo: np.ndarray, size: tuple[int, int]) -> Image.Image:
+    """A random crop of a photo (40-100% of its shorter side, the scene's aspect), scaled to size."""
+    W, H = size
+    h, w = photo.shape[:2]
+    crop_h = min(h, int(w * H / W)) * rng.uniform(0.4, 1.0)
+    crop_w = crop_h * W / H
+    x0 = rng.uniform(0, max(0.0, w - crop_w))
+    y0 = rng.uniform(0, max(0.0, h - crop_h))
+    im = Image.fromarray(photo).crop((int(x0), int(y0), int(x0 + crop_w), int(y0 + crop_h)))
+    if rng.random() < 0.5:
+        im = im.transpose(Image.FLIP_LEFT_RIGHT)  # the photo only: packs are never mirrored
+    return im.resize(size, Image.BILINEAR)
 
 
 @dataclass
@@ -101,8 +132,9 @@ def _warp(art: Image.Image, quad: np.ndarray) -> tuple[Image.Image, int, int]:
     return patch, int(x0), int(y0)
 
 
-def _hand(rng, canvas: Image.Image, quad: np.ndarray) -> Image.Image:
-    """A hand gripping the pack at one edge: returns its mask (to account for occlusion)."""
+def _hand(rng, canvas: Image.Image, quad: np.ndarray, reach: tuple[float, float] = (1.6, 2.1)) -> Image.Image:
+    """A hand gripping the pack at one edge: returns its mask (to account for occlusion). A longer
+    `reach` lays the fingers across the label."""
     w, h = canvas.size
     mask = Image.new("L", (w, h), 0)
     md = ImageDraw.Draw(mask)
@@ -120,7 +152,7 @@ def _hand(rng, canvas: Image.Image, quad: np.ndarray) -> Image.Image:
     ortho = np.array([-out[1], out[0]])
     for k in range(4):  # fingers reaching onto the pack
         base = palm + ortho * (k - 1.5) * r * 0.55
-        tip = base - out * r * rng.uniform(1.6, 2.1)
+        tip = base - out * r * rng.uniform(*reach)
         md.line([tuple(base), tuple(tip)], fill=255, width=max(3, int(r * 0.45)))
         md.ellipse([tip[0] - r * 0.22, tip[1] - r * 0.22, tip[0] + r * 0.22, tip[1] + r * 0.22], fill=255)
     arm = palm + out * r * 6
@@ -131,8 +163,9 @@ def _hand(rng, canvas: Image.Image, quad: np.ndarray) -> Image.Image:
     return mask
 
 
-def _place(rng, framing: str, n: int, W: int, H: int):
-    """Centres, longest sides and angles for `n` packs, avoiding heavy overlap."""
+def _place(rng, framing: str, n: int, W: int, H: int, strong: bool = False):
+    """Centres, longest sides and angles for `n` packs, avoiding heavy overlap. `strong`: any rotation
+    at the kiosk now and then, and packs reaching past the frame's edge."""
     placed = []
     for _ in range(n * 30):
         if len(placed) == n:
@@ -140,45 +173,56 @@ def _place(rng, framing: str, n: int, W: int, H: int):
         if framing == "kiosk":
             side = rng.uniform(0.45, 0.9) * min(W, H)
             angle = math.radians(rng.uniform(-25, 25))
+            if strong and rng.random() < 0.25:
+                angle = math.radians(rng.uniform(-180, 180))
         elif framing == "conveyor":
             side = rng.uniform(0.2, 0.36) * min(W, H)
             angle = math.radians(rng.uniform(-180, 180) if rng.random() < 0.35 else rng.uniform(-30, 30))
         else:  # shelf
             side = rng.uniform(0.22, 0.4) * min(W, H)
             angle = math.radians(rng.uniform(-8, 8))
-        margin = side * 0.45
+        margin = side * (rng.uniform(0.15, 0.45) if strong else 0.45)
         c = np.array([rng.uniform(margin, W - margin), rng.uniform(margin, H - margin)])
         if all(np.linalg.norm(c - pc) > 0.62 * (side + ps) for pc, ps, _ in placed):
             placed.append((c, side, angle))
     return placed
 
 
-def compose(rng: np.random.Generator, arts: ArtCache, framing: str, size=(960, 720)) -> Scene:
+def compose(rng: np.random.Generator, arts: ArtCache, framing: str, size=(960, 720), world: World | None = None) -> Scene:
     W, H = size
-    kind = {"kiosk": ("counter", "wall", "fabric", "shelf"), "conveyor": ("conveyor",),
-            "shelf": ("shelf",), "empty": textures.KINDS}[framing]
-    canvas = textures.background(rng, kind[int(rng.integers(len(kind)))], size)
+    strong = bool(world and world.strong_camera)
+    if framing == "photo":  # a real photo, no pack of the brand: a product-free hard negative
+        canvas = photo_background(rng, world.photos[int(rng.integers(len(world.photos)))], size)
+    elif world and world.photos and rng.random() < 0.5:
+        canvas = photo_background(rng, world.photos[int(rng.integers(len(world.photos)))], size)
+    else:
+        kind = {"kiosk": ("counter", "wall", "fabric", "shelf"), "conveyor": ("conveyor",),
+                "shelf": ("shelf",), "empty": textures.KINDS}[framing]
+        canvas = textures.background(rng, kind[int(rng.integers(len(kind)))], size)
 
     # Distractor packs of other brands, behind the brand's packs; some in the brand's own colours.
     palette = [p.colour for p in arts.brand.products] + [p.off_shade for p in arts.brand.products if any(p.off_shade)]
     n_distract = {"kiosk": int(rng.integers(0, 2)), "conveyor": int(rng.integers(0, 3)),
-                  "shelf": int(rng.integers(2, 6)), "empty": int(rng.integers(1, 5))}[framing]
-    for c, side, angle in _place(rng, "shelf" if framing == "empty" else framing, n_distract, W, H):
+                  "shelf": int(rng.integers(2, 6)), "empty": int(rng.integers(1, 5))}.get(framing, 0)
+    if framing == "photo":  # drawn apart: the dict above draws every entry, and must keep drawing as before
+        n_distract = int(rng.integers(0, 3))
+    for c, side, angle in _place(rng, "shelf" if framing in ("empty", "photo") else framing, n_distract, W, H):
         dw, dh = int(side * rng.uniform(0.5, 0.9)), int(side)
         patch, x0, y0 = _warp(textures.distractor(rng, (max(dw, 12), max(dh, 12)), palette).convert("RGBA"),
                               _quad(rng, c, (dw, dh), angle, 0.04))
         canvas.paste(patch, (x0, y0), patch)
 
     n = {"kiosk": 1 if rng.random() < 0.85 else 2, "conveyor": int(rng.integers(2, 6)),
-         "shelf": int(rng.integers(2, 6)), "empty": 0}[framing]
+         "shelf": int(rng.integers(2, 6)), "empty": 0, "photo": 0}[framing]
     n_classes = len(arts.table)
     items, quads, masks = [], [], []
-    for c, side, angle in _place(rng, framing, n, W, H):
+    for c, side, angle in _place(rng, framing, n, W, H, strong):
         class_id = int(rng.integers(n_classes))
         art = arts.get(class_id, int(rng.integers(1 << 30)))
         aspect = art.width / art.height
         size_wh = (side * aspect, side) if aspect <= 1 else (side, side / aspect)
-        quad = _quad(rng, c, size_wh, angle, 0.06 if framing == "kiosk" else 0.03)
+        jitter = 0.06 if framing == "kiosk" else 0.03
+        quad = _quad(rng, c, size_wh, angle, jitter * (rng.uniform(1, 2.2) if strong else 1))
         patch, x0, y0 = _warp(art, quad)
         # Item lighting: exposure and a specular glare across the pack.
         rgb = np.asarray(patch, dtype=np.float32)
@@ -206,7 +250,8 @@ def compose(rng: np.random.Generator, arts: ArtCache, framing: str, size=(960, 7
     # Occluders drawn over the packs: hands at the kiosk, now and then a stray pack elsewhere.
     occluder = np.zeros((H, W), dtype=bool)
     if framing == "kiosk" and quads and rng.random() < 0.55:
-        occluder |= np.asarray(_hand(rng, canvas, quads[0])) > 127
+        reach = (2.4, 3.6) if strong and rng.random() < 0.5 else (1.6, 2.1)  # fingers over the label
+        occluder |= np.asarray(_hand(rng, canvas, quads[0], reach)) > 127
     if framing in ("conveyor", "shelf") and quads and rng.random() < 0.3:
         q = quads[int(rng.integers(len(quads)))]
         corner = q[int(rng.integers(4))]
@@ -231,7 +276,22 @@ def compose(rng: np.random.Generator, arts: ArtCache, framing: str, size=(960, 7
         if visible >= 0.55 and x2 - x1 > 4 and y2 - y1 > 4:
             scene_items.append(Item(class_id, (float(x1), float(y1), float(x2), float(y2)), min(1.0, visible)))
 
-    return Scene(_camera(rng, canvas, framing), scene_items, framing)
+    image = _camera(rng, canvas, framing)
+    if strong:
+        image = _strong_camera(rng, image)
+    return Scene(image, scene_items, framing)
+
+
+def _strong_camera(rng, img: Image.Image) -> Image.Image:
+    """What cheap kiosk cameras add: a colour cast / white-balance error per channel and vignetting."""
+    arr = np.asarray(img, dtype=np.float32)
+    H, W = arr.shape[:2]
+    arr = arr * np.clip(1 + rng.normal(0, 0.1, 3), 0.7, 1.3).astype(np.float32)
+    if rng.random() < 0.6:
+        yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+        r2 = ((xx - W / 2) / (W / 2)) ** 2 + ((yy - H / 2) / (H / 2)) ** 2
+        arr = arr * (1 - rng.uniform(0.1, 0.5) * r2 / 2)[..., None]
+    return Image.fromarray(arr.clip(0, 255).astype(np.uint8))
 
 
 def _shoelace(q: np.ndarray) -> float:
@@ -261,5 +321,7 @@ def _camera(rng, img: Image.Image, framing: str) -> Image.Image:
     return Image.fromarray(arr.clip(0, 255).astype(np.uint8))
 
 
-def pick_framing(rng: np.random.Generator) -> str:
+def pick_framing(rng: np.random.Generator, world: World | None = None) -> str:
+    if world is not None and world.photos:
+        return WORLD_FRAMINGS[int(rng.choice(len(WORLD_FRAMINGS), p=WORLD_FRAMING_WEIGHTS))]
     return FRAMINGS[int(rng.choice(len(FRAMINGS), p=FRAMING_WEIGHTS))]

@@ -132,3 +132,59 @@ def test_quarter_turned_copies_keep_each_label_on_its_pack(tmp_path):
         # within 2 px: JPEG blurs the square's edge by a pixel
         assert abs((xs.min() + xs.max() + 1) / 2 - cx) <= 2 and abs((ys.min() + ys.max() + 1) / 2 - cy) <= 2, r
         assert abs(xs.max() + 1 - xs.min() - bw) <= 2 and abs(ys.max() + 1 - ys.min() - bh) <= 2, r
+
+
+def test_default_scenes_are_unchanged_by_the_world_options(tmp_path):
+    # The opt-in World must not move the default random stream: the shipped samples (held-out test
+    # scenes) are drawn again byte for byte, so test figures stay comparable across revisions.
+    from pathlib import Path
+
+    samples = Path(__file__).resolve().parents[2] / "samples" / "northwind"
+    write_split(brands.NORTHWIND, tmp_path, "test", 3, seed=2026)
+    for name in ("northwind-test-0000.jpg", "northwind-test-0001.jpg", "northwind-test-0002.jpg"):
+        assert (tmp_path / "images" / "test" / name).read_bytes() == (samples / name).read_bytes(), name
+
+
+def _bank():
+    # Two "photos" no texture generator draws: a magenta/cyan chequer and a vertical ramp.
+    yy, xx = np.mgrid[0:300, 0:400]
+    chequer = np.where((((yy // 25) + (xx // 25)) % 2)[..., None] == 1, [255, 0, 255], [0, 255, 255]).astype(np.uint8)
+    ramp = np.repeat(np.linspace(0, 255, 300, dtype=np.uint8)[:, None, None], 400, axis=1).repeat(3, axis=2)
+    return [chequer, ramp]
+
+
+def test_world_photo_scenes_are_product_free_real_backgrounds():
+    world = scenes.World(_bank(), strong_camera=False)
+    arts = scenes.ArtCache(brands.NORTHWIND, variants=1)
+    rng = np.random.default_rng(5)
+    scene = scenes.compose(rng, arts, "photo", (320, 240), world)
+    assert scene.items == [] and scene.yolo_labels() == "" and scene.framing == "photo"
+    arr = np.asarray(scene.image, dtype=float)
+    # the background came from the bank: either the chequer's saturated colours or the grey ramp
+    assert arr.std() > 20
+    framings = {scenes.pick_framing(np.random.default_rng(k), world) for k in range(200)}
+    assert framings == set(scenes.WORLD_FRAMINGS)
+    assert "photo" not in {scenes.pick_framing(np.random.default_rng(k)) for k in range(200)}
+
+
+def test_world_training_split_keeps_labels_inside_and_uses_the_strong_camera(tmp_path):
+    brand = brands.AURORA
+    plain = write_split(brand, tmp_path / "plain", "train", 6, seed=3)
+    world = write_split(brand, tmp_path / "world", "train", 6, seed=3, world=scenes.World(_bank(), True))
+    assert plain != world or any(
+        (tmp_path / "plain" / "images" / "train" / r["image"]).read_bytes()
+        != (tmp_path / "world" / "images" / "train" / r["image"]).read_bytes() for r in plain)
+    for r in world:
+        lines = (tmp_path / "world" / "labels" / "train" / r["image"].replace(".jpg", ".txt")).read_text().splitlines()
+        assert len(lines) == len(r["items"]) and (r["framing"] != "photo" or not lines)
+        for line in lines:
+            _, cx, cy, w, h = map(float, line.split())
+            assert 0 <= cx - w / 2 + 1e-6 and cx + w / 2 <= 1 + 1e-6 and 0 <= cy - h / 2 + 1e-6 and cy + h / 2 <= 1 + 1e-6
+
+
+def test_strong_camera_casts_and_vignettes():
+    img = Image.new("RGB", (200, 100), (128, 128, 128))
+    outs = [np.asarray(scenes._strong_camera(np.random.default_rng(k), img), dtype=float) for k in range(8)]
+    casts = [np.ptp(o[50, 100]) for o in outs]  # channel spread at the centre: a colour cast
+    assert max(casts) > 10
+    assert any(o[50, 100].mean() > o[2, 2].mean() + 5 for o in outs)  # darker corners
