@@ -114,6 +114,13 @@ def test_shared_vector(c):
     run_case(c)
 
 
+def test_shared_vectors_are_read():
+    if not SHARED.exists():
+        pytest.skip("tests/vectors/verdict.json (the lead's shared vectors) is not in this checkout")
+    cases = shared_cases()
+    assert len(cases) >= 20 and all("expect" in c for c in cases)
+
+
 def test_no_product_confidence_is_one_minus_the_score_filter():
     got = V.frame([], MANIFEST, 10, 10)
     assert got["verdict"] == "no_product" and got["confidence"] == pytest.approx(0.75, abs=1e-6)
