@@ -1,18 +1,29 @@
-//! The kiosk controller firmware: set up the pins, start the link and button tasks, then run the
-//! controller state machine and carry out what it decides (screen, relay, replies).
+//! The kiosk controller firmware: set up the pins, start the link, button and controller tasks, then
+//! draw whatever screen the controller asks for.
+//!
+//! Two priorities. Design: everything that can move the reject relay — the link receiver, the button,
+//! the controller state machine and its outputs — runs on an interrupt executor (USART2's unused
+//! interrupt, priority 6) that preempts thread mode. The screen is drawn in thread mode (this `main`),
+//! one 24-row band at a time with blocking SPI, yielding between bands. So a reject that arrives in
+//! the middle of a ~100 ms full redraw switches the relay within microseconds, not after the redraw;
+//! and a screen that changes mid-redraw restarts the drawing from the top rather than finishing a
+//! stale picture. (mipidsi 0.10's display interface is blocking only, so no DMA/async SPI here.)
 #![no_std]
 #![no_main]
 
-use embassy_executor::Spawner;
+use embassy_executor::{InterruptExecutor, Spawner};
 use embassy_futures::select::{select, Either};
 use embassy_stm32::exti::{self, ExtiInput};
 use embassy_stm32::gpio::{Level, Output, Pull, Speed};
+use embassy_stm32::interrupt::{InterruptExt, Priority};
 use embassy_stm32::mode::{Async, Blocking};
 use embassy_stm32::spi::{self, Spi};
 use embassy_stm32::time::Hertz;
 use embassy_stm32::usart::{self, BufferedUart, BufferedUartRx, BufferedUartTx};
 use embassy_stm32::wdg::IndependentWatchdog;
 use embassy_stm32::{bind_interrupts, interrupt, peripherals};
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use embassy_sync::signal::Signal;
 use embassy_time::{Delay, Instant, Timer};
 use embedded_graphics::pixelcolor::Rgb565;
 use embedded_graphics::prelude::{DrawTarget, OriginDimensions, RgbColor};
@@ -21,7 +32,7 @@ use embedded_io_async::Write;
 use hallmark_board::inputs::{Input, Inputs};
 use hallmark_board::{clocks, link_rx, BAND_ROWS};
 use hallmark_link::{encode, MAX_WIRE_LEN};
-use hallmark_ui::{band::draw_banded, Actuator, Config, Controller, Effects, WIDTH};
+use hallmark_ui::{Actuator, BandPainter, Config, Controller, Effects, Screen, HEIGHT, WIDTH};
 use mipidsi::interface::SpiInterface;
 use mipidsi::models::ST7789;
 use mipidsi::options::{ColorInversion, Orientation, Rotation};
@@ -33,6 +44,10 @@ bind_interrupts!(struct Irqs {
 });
 
 static INPUTS: Inputs = Inputs::new();
+/// The screen the controller wants; the drawing loop takes the newest.
+static SCREEN: Signal<CriticalSectionRawMutex, Screen> = Signal::new();
+/// Runs the link, button and controller tasks above thread mode.
+static EXECUTOR_HIGH: InterruptExecutor = InterruptExecutor::new();
 static UART_TX: StaticCell<[u8; 256]> = StaticCell::new();
 static UART_RX: StaticCell<[u8; 256]> = StaticCell::new();
 static SPI_BUF: StaticCell<[u8; 512]> = StaticCell::new();
@@ -54,12 +69,44 @@ async fn button_task(mut button: ExtiInput<'static, Async>) {
     }
 }
 
+#[interrupt]
+unsafe fn USART2() {
+    // Safety: USART2 is unused on this board; this handler exists only to poll the high-priority
+    // executor, which `main` starts before anything can pend the interrupt.
+    unsafe { EXECUTOR_HIGH.on_interrupt() }
+}
+
 fn now_ms() -> u64 {
     Instant::now().as_millis()
 }
 
+/// The controller state machine: waits for a message, a press or its next deadline, then carries out
+/// the effects. Design: the watchdog is petted here, so a stuck controller (and with it the relay
+/// logic) resets the chip, which boots with the relay off.
+#[embassy_executor::task]
+async fn controller_task(
+    mut out: Outputs,
+    mut watchdog: IndependentWatchdog<'static, peripherals::IWDG>,
+) {
+    watchdog.unleash();
+    let (mut ctrl, fx) = Controller::new(Config::default(), env!("CARGO_PKG_VERSION"), now_ms());
+    out.apply(&ctrl, fx).await;
+    loop {
+        let deadline = Instant::from_millis(ctrl.next_deadline());
+        let fx = match select(INPUTS.receive(), Timer::at(deadline)).await {
+            Either::First(Input::Message(msg)) => ctrl.on_message(now_ms(), msg),
+            Either::First(Input::Button) => ctrl.on_button(now_ms()),
+            Either::Second(()) => ctrl.on_tick(now_ms()),
+        };
+        out.apply(&ctrl, fx).await;
+        let fx = ctrl.on_tick(now_ms());
+        out.apply(&ctrl, fx).await;
+        watchdog.pet();
+    }
+}
+
 #[embassy_executor::main]
-async fn main(spawner: Spawner) {
+async fn main(_spawner: Spawner) {
     let p = embassy_stm32::init(clocks::config());
 
     // Safe state first: relay off, backlight on. (PB12 is also what the panic handler switches off.)
@@ -82,10 +129,20 @@ async fn main(spawner: Spawner) {
         halt()
     };
     let (tx, rx) = uart.split();
-    spawner.spawn(link_task(rx).unwrap_or_else(|_| halt()));
-    spawner.spawn(
+
+    // Design: the independent watchdog resets the chip (relay off at boot) if the controller loop
+    // ever stops. The loop wakes at least once per heartbeat interval (1 s); 3 s leaves room.
+    let watchdog = IndependentWatchdog::new(p.IWDG, 3_000_000);
+
+    // The relay's side, at the higher priority. It runs from here on, also while the panel
+    // initialises below; the first screen waits in SCREEN until the drawing loop starts.
+    interrupt::USART2.set_priority(Priority::P6);
+    let high = EXECUTOR_HIGH.start(interrupt::USART2);
+    high.spawn(link_task(rx).unwrap_or_else(|_| halt()));
+    high.spawn(
         button_task(ExtiInput::new(p.PA0, p.EXTI0, Pull::Up, Irqs)).unwrap_or_else(|_| halt()),
     );
+    high.spawn(controller_task(Outputs { relay, tx }, watchdog).unwrap_or_else(|_| halt()));
 
     // The panel: ST7789 240×320 turned to landscape 320×240, SPI at 24 MHz.
     let mut spi_cfg = spi::Config::default();
@@ -109,45 +166,40 @@ async fn main(spawner: Spawner) {
         halt()
     };
     let band = BAND.init([Rgb565::BLACK; WIDTH as usize * BAND_ROWS]);
+    draw_loop(panel, band).await
+}
 
-    // Design: the independent watchdog resets the chip (relay off at boot) if this loop ever stops.
-    // The loop wakes at least once per heartbeat interval (1 s), so 3 s leaves room for redraws.
-    let mut watchdog = IndependentWatchdog::new(p.IWDG, 3_000_000);
-    watchdog.unleash();
-
-    let mut out = Outputs {
-        relay,
-        tx,
-        panel,
-        band,
-    };
-    let (mut ctrl, fx) = Controller::new(Config::default(), env!("CARGO_PKG_VERSION"), now_ms());
-    out.apply(&ctrl, fx).await;
+/// Draws the newest screen from SCREEN, one band per turn, yielding in between.
+async fn draw_loop<P>(mut panel: P, band: &'static mut [Rgb565]) -> !
+where
+    P: DrawTarget<Color = Rgb565> + OriginDimensions,
+{
+    let mut painter = BandPainter::new(WIDTH, HEIGHT);
     loop {
-        let deadline = Instant::from_millis(ctrl.next_deadline());
-        let fx = match select(INPUTS.receive(), Timer::at(deadline)).await {
-            Either::First(Input::Message(msg)) => ctrl.on_message(now_ms(), msg),
-            Either::First(Input::Button) => ctrl.on_button(now_ms()),
-            Either::Second(()) => ctrl.on_tick(now_ms()),
-        };
-        out.apply(&ctrl, fx).await;
-        let fx = ctrl.on_tick(now_ms());
-        out.apply(&ctrl, fx).await;
-        watchdog.pet();
+        if !painter.is_busy() {
+            painter.start(SCREEN.wait().await);
+        } else if let Some(newer) = SCREEN.try_take() {
+            painter.start(newer);
+        }
+        if let Some(b) = painter.next_band(band) {
+            // A failed SPI transfer leaves a stale band; the next change redraws everything.
+            let _ = panel.fill_contiguous(&b.area, b.pixels.iter().copied());
+        }
+        // Let the other thread-mode work run between bands (the relay's side preempts anyway).
+        embassy_futures::yield_now().await;
     }
 }
 
-/// Where the controller's decisions land: the relay pin, the UART, the panel.
-struct Outputs<P> {
+/// Where the controller's decisions land: the relay pin, the UART, and the screen for the drawing
+/// loop.
+struct Outputs {
     relay: Output<'static>,
     tx: BufferedUartTx<'static>,
-    panel: P,
-    band: &'static mut [Rgb565; WIDTH as usize * BAND_ROWS],
 }
 
-impl<P: DrawTarget<Color = Rgb565> + OriginDimensions> Outputs<P> {
+impl Outputs {
     /// Carries out one set of effects: actuator first (it is time-critical), then the reply, then
-    /// the redraw (the slowest, ~30 ms for a full screen at 24 MHz SPI).
+    /// hands the screen to the drawing loop (which never holds this task up).
     async fn apply(&mut self, ctrl: &Controller, fx: Effects) {
         match fx.actuator {
             Some(Actuator::On) => self.relay.set_high(),
@@ -161,13 +213,8 @@ impl<P: DrawTarget<Color = Rgb565> + OriginDimensions> Outputs<P> {
                 let _ = self.tx.write_all(&frame[..n]).await;
             }
         }
-        // Design: drawing is blocking SPI and holds this task for a few tens of milliseconds per
-        // redraw. Received bytes meanwhile collect in the UART's 256-byte interrupt-fed buffer (about
-        // 22 ms at 115200 baud of back-to-back traffic; the agent sends a few frames a second), and the
-        // actuator was already switched above, so a reject is never delayed by a redraw.
         if fx.redraw {
-            // A failed SPI transfer leaves a stale picture; the next change redraws everything.
-            let _ = draw_banded(ctrl.screen(), &mut self.band[..], &mut self.panel);
+            SCREEN.signal(ctrl.screen().clone());
         }
     }
 }
