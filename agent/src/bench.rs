@@ -103,7 +103,13 @@ pub fn run(
 
     // Warm up (first runs allocate arenas, spin up threads).
     for img in frames.iter().take(3) {
-        pipeline.process(frame(img))?;
+        pipeline.process(
+            frame(img),
+            &crate::pipeline::Context {
+                today: "2000-01-01",
+                seen: &|_| false,
+            },
+        )?;
         pipeline.detector.run_bare()?;
     }
 
@@ -122,7 +128,15 @@ pub fn run(
         let t = Instant::now();
         let (dets, times) = pipeline.detector.detect(frame(img))?;
         let tv = Instant::now();
-        let v = verdict::decide(dets, pipeline.bundle.manifest());
+        let size = (img.width(), img.height());
+        let v = verdict::judge(
+            dets,
+            &[],
+            pipeline.bundle.manifest(),
+            size,
+            "2000-01-01",
+            &|_| false,
+        );
         let end = Instant::now();
         std::hint::black_box(v);
         full.push(end - t);

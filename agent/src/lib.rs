@@ -6,13 +6,15 @@
 //! - [`bundle`]: signed model bundles (manifest, signature, model digest).
 //! - [`imageio`]: image files to upright RGB frames, safely.
 //! - [`detector`]: the YOLOv5 detector (letterbox, inference, decode, NMS), pure stages around one session.
-//! - [`verdict`]: what the detections say about the product.
+//! - [`verdict`]: items (one per physical pack) and the one rule that judges each.
+//! - [`clock`]: today's date for expiry checks.
 //! - [`pipeline`]: bundle + detector + verdict, as `scan`, `bench` and the agent use them.
 //! - [`scan`] and [`bench`]: the `hallmark scan` and `hallmark bench` commands; [`cli`] parses the command line.
 
 pub mod bench;
 pub mod bundle;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod detector;
 pub mod imageio;

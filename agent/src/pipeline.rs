@@ -1,5 +1,5 @@
-//! The pipeline: a verified bundle, its detector and the verdict rule, ready for frames. `scan`,
-//! `bench` and (later) the agent daemon all go through it.
+//! The pipeline: a verified bundle, its detector and the per-item verdict rule, ready for frames.
+//! `scan`, `bench` and the agent daemon all go through it.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -9,7 +9,7 @@ use thiserror::Error;
 use crate::bundle::{Bundle, BundleError, Manifest, TrustError, TrustedKeys};
 use crate::detector::{Detection, Detector, DetectorError, Frame, StageTimes};
 use crate::runtime::{Runtime, RuntimeError, RuntimeOptions};
-use crate::verdict::{self, Verdict};
+use crate::verdict::{self, FrameVerdict};
 
 #[derive(Debug, Error)]
 pub enum PipelineError {
@@ -30,10 +30,18 @@ pub struct Pipeline {
     pub detector: Detector,
 }
 
+/// What the verdict rule needs besides the frame: today's date (`YYYY-MM-DD`, for expiry dates) and
+/// whether a serial was already seen on another item.
+pub struct Context<'a> {
+    pub today: &'a str,
+    pub seen: &'a dyn Fn(&str) -> bool,
+}
+
 /// The result of one frame.
 pub struct Outcome<'a> {
     pub detections: &'a [Detection],
-    pub verdict: Verdict,
+    /// Every item's verdict, and the primary item's as the frame's.
+    pub judged: FrameVerdict,
     pub times: StageTimes,
     /// Preprocess to verdict.
     pub total: Duration,
@@ -62,14 +70,26 @@ impl Pipeline {
         self.bundle.manifest()
     }
 
-    /// Detector and verdict on one decoded frame.
-    pub fn process(&mut self, frame: Frame<'_>) -> Result<Outcome<'_>, DetectorError> {
+    /// Detector, barcodes and the per-item verdicts on one frame.
+    pub fn process(
+        &mut self,
+        frame: Frame<'_>,
+        ctx: &Context<'_>,
+    ) -> Result<Outcome<'_>, DetectorError> {
         let t0 = Instant::now();
         let (detections, times) = self.detector.detect(frame)?;
-        let verdict = verdict::decide(detections, self.bundle.manifest());
+        let size = (frame.width, frame.height);
+        let judged = verdict::judge(
+            detections,
+            &[],
+            self.bundle.manifest(),
+            size,
+            ctx.today,
+            ctx.seen,
+        );
         Ok(Outcome {
             detections,
-            verdict,
+            judged,
             times,
             total: t0.elapsed(),
         })

@@ -11,11 +11,16 @@ use ed25519_dalek::{Signer, SigningKey};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn models() -> PathBuf {
-    std::env::var_os("HALLMARK_TEST_MODELS").map(PathBuf::from).unwrap_or_else(|| repo().join("models"))
+    std::env::var_os("HALLMARK_TEST_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("models"))
 }
 
 fn bundle() -> PathBuf {
@@ -27,7 +32,12 @@ fn samples() -> PathBuf {
 }
 
 fn sample_files() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(samples()).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "jpg")).collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(samples())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
     v.sort();
     assert!(!v.is_empty(), "no sample images in {}", samples().display());
     v
@@ -42,7 +52,10 @@ fn hallmark() -> Command {
             cmd.env_remove(k);
         }
     }
-    cmd.env("HALLMARK_TRUST_PUBLIC_KEYS", repo().join("models/keys/demo-publisher.pub.pem"));
+    cmd.env(
+        "HALLMARK_TRUST_PUBLIC_KEYS",
+        repo().join("models/keys/demo-publisher.pub.pem"),
+    );
     cmd
 }
 
@@ -61,19 +74,39 @@ fn stderr(out: &Output) -> String {
 #[test]
 fn scan_of_the_samples_prints_one_valid_record_per_image_and_annotates_them() {
     let dir = tempfile::tempdir().unwrap();
-    let out = hallmark().arg("scan").arg("--model").arg(bundle()).arg("--annotate").arg(dir.path()).arg(samples()).output().unwrap();
+    let out = hallmark()
+        .arg("scan")
+        .arg("--model")
+        .arg(bundle())
+        .arg("--annotate")
+        .arg(dir.path())
+        .arg(samples())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let records = lines(&out);
     let files = sample_files();
     assert_eq!(records.len(), files.len());
-    let manifest: Value = serde_json::from_slice(&std::fs::read(bundle().join("manifest.json")).unwrap()).unwrap();
-    let class_names: Vec<&str> = manifest["classes"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(bundle().join("manifest.json")).unwrap()).unwrap();
+    let class_names: Vec<&str> = manifest["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     let mut detections = 0;
     for (r, file) in records.iter().zip(&files) {
         assert_eq!(r["image"].as_str(), Some(file.to_str().unwrap()));
         assert_eq!(r["brand"], manifest["brand"]);
         assert_eq!(r["model_revision"], manifest["revision"]);
-        assert!(matches!(r["verdict"].as_str(), Some("genuine" | "counterfeit" | "inconclusive" | "no_product")), "{r}");
+        assert!(
+            matches!(
+                r["verdict"].as_str(),
+                Some("genuine" | "counterfeit" | "inconclusive" | "no_product")
+            ),
+            "{r}"
+        );
         let c = r["confidence"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&c));
         assert!(!r["reason"].as_str().unwrap().is_empty());
@@ -84,21 +117,45 @@ fn scan_of_the_samples_prints_one_valid_record_per_image_and_annotates_them() {
         for d in r["detections"].as_array().unwrap() {
             detections += 1;
             assert!(class_names.contains(&d["class"].as_str().unwrap()), "{d}");
-            assert!(matches!(d["role"].as_str(), Some("genuine" | "counterfeit")));
-            let b: Vec<f64> = d["box"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
-            assert!(b[0] >= 0.0 && b[0] < b[2] && b[2] <= w && b[1] >= 0.0 && b[1] < b[3] && b[3] <= h, "{d}");
-            assert!(d["confidence"].as_f64().unwrap() >= manifest["thresholds"]["confidence"].as_f64().unwrap() - 1e-4);
+            assert!(matches!(
+                d["role"].as_str(),
+                Some("genuine" | "counterfeit")
+            ));
+            let b: Vec<f64> = d["box"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            assert!(
+                b[0] >= 0.0 && b[0] < b[2] && b[2] <= w && b[1] >= 0.0 && b[1] < b[3] && b[3] <= h,
+                "{d}"
+            );
+            assert!(
+                d["confidence"].as_f64().unwrap()
+                    >= manifest["thresholds"]["confidence"].as_f64().unwrap() - 1e-4
+            );
         }
         for k in ["decode", "preprocess", "inference", "postprocess", "total"] {
             assert!(r["timings_ms"][k].as_f64().unwrap() >= 0.0, "{k}");
         }
         // The annotated copy exists: a JPEG of the image's width, with the verdict banner above it.
-        let ann = dir.path().join(format!("{}.jpg", file.file_stem().unwrap().to_str().unwrap()));
+        let ann = dir.path().join(format!(
+            "{}.jpg",
+            file.file_stem().unwrap().to_str().unwrap()
+        ));
         let a = image::open(&ann).unwrap_or_else(|e| panic!("{}: {e}", ann.display()));
         assert_eq!(a.width(), img.width());
-        assert!(a.height() > img.height() && a.height() < img.height() * 2, "{}", a.height());
+        assert!(
+            a.height() > img.height() && a.height() < img.height() * 2,
+            "{}",
+            a.height()
+        );
     }
-    assert!(detections > 0, "the demo bundle found nothing in any sample image");
+    assert!(
+        detections > 0,
+        "the demo bundle found nothing in any sample image"
+    );
 }
 
 #[test]
@@ -109,18 +166,44 @@ fn bad_inputs_each_get_their_own_error_the_rest_is_scanned_and_the_exit_is_non_z
     std::fs::copy(good, dir.path().join("a-good.jpg")).unwrap();
     std::fs::write(dir.path().join("b-truncated.jpg"), &jpeg[..jpeg.len() / 2]).unwrap();
     std::fs::write(dir.path().join("c-empty.jpg"), b"").unwrap();
-    std::fs::write(dir.path().join("d-text.jpg"), b"this is a text file, not a photo\n").unwrap();
-    std::fs::write(dir.path().join("e-bomb.png"), png_header_claiming(30000, 30000)).unwrap();
+    std::fs::write(
+        dir.path().join("d-text.jpg"),
+        b"this is a text file, not a photo\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("e-bomb.png"),
+        png_header_claiming(30000, 30000),
+    )
+    .unwrap();
 
-    let out = hallmark().arg("scan").arg("--model").arg(bundle()).arg(dir.path()).output().unwrap();
+    let out = hallmark()
+        .arg("scan")
+        .arg("--model")
+        .arg(bundle())
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(!err.contains("panicked"), "{err}");
     let records = lines(&out);
     assert_eq!(records.len(), 5);
-    assert!(records[0]["verdict"].is_string() && records[0].get("error").is_none(), "{}", records[0]);
-    let errors: Vec<&str> = records[1..].iter().map(|r| r["error"].as_str().unwrap()).collect();
-    let expect = ["truncated JPEG", "empty file", "not a JPEG, PNG or WebP", "30000×30000"];
+    assert!(
+        records[0]["verdict"].is_string() && records[0].get("error").is_none(),
+        "{}",
+        records[0]
+    );
+    let errors: Vec<&str> = records[1..]
+        .iter()
+        .map(|r| r["error"].as_str().unwrap())
+        .collect();
+    let expect = [
+        "truncated JPEG",
+        "empty file",
+        "not a JPEG, PNG or WebP",
+        "30000×30000",
+    ];
     for (e, want) in errors.iter().zip(expect) {
         assert!(e.contains(want), "{e:?} should say {want:?}");
         assert!(err.contains(e), "stderr carries the message: {e}");
@@ -132,11 +215,19 @@ fn bad_inputs_each_get_their_own_error_the_rest_is_scanned_and_the_exit_is_non_z
 #[test]
 fn a_missing_onnx_runtime_library_gives_one_clear_message() {
     // An explicit path that is not there.
-    let out = hallmark().args(["scan", "--ort-lib", "/nowhere/libonnxruntime.so", "--model"]).arg(bundle()).arg(&sample_files()[0]).output().unwrap();
+    let out = hallmark()
+        .args(["scan", "--ort-lib", "/nowhere/libonnxruntime.so", "--model"])
+        .arg(bundle())
+        .arg(&sample_files()[0])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("/nowhere/libonnxruntime.so") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("/nowhere/libonnxruntime.so") && err.contains("does not exist"),
+        "{err}"
+    );
 
     // Nothing anywhere: a copy of the binary outside the checkout, started outside it.
     let dir = tempfile::tempdir().unwrap();
@@ -145,7 +236,10 @@ fn a_missing_onnx_runtime_library_gives_one_clear_message() {
     let out = Command::new(&exe)
         .current_dir(dir.path())
         .env_remove("ORT_DYLIB_PATH")
-        .env("HALLMARK_TRUST_PUBLIC_KEYS", repo().join("models/keys/demo-publisher.pub.pem"))
+        .env(
+            "HALLMARK_TRUST_PUBLIC_KEYS",
+            repo().join("models/keys/demo-publisher.pub.pem"),
+        )
         .args(["scan", "--model"])
         .arg(bundle())
         .arg(&sample_files()[0])
@@ -154,8 +248,15 @@ fn a_missing_onnx_runtime_library_gives_one_clear_message() {
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("ONNX Runtime shared library not found") && err.contains("onnxruntime==1.31.1"), "{err}");
-    assert!(err.contains(&dir.path().join(".venv").display().to_string()), "names where it looked: {err}");
+    assert!(
+        err.contains("ONNX Runtime shared library not found")
+            && err.contains("onnxruntime==1.31.1"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&dir.path().join(".venv").display().to_string()),
+        "names where it looked: {err}"
+    );
 }
 
 /// A copy of the demo bundle with its manifest changed by `tweak` and signed by a fresh key; returns
@@ -164,7 +265,8 @@ fn altered_bundle(dir: &Path, tweak: impl FnOnce(&mut Value)) -> (PathBuf, PathB
     let b = dir.join("bundle");
     std::fs::create_dir_all(&b).unwrap();
     std::fs::copy(bundle().join("model.onnx"), b.join("model.onnx")).unwrap();
-    let mut m: Value = serde_json::from_slice(&std::fs::read(bundle().join("manifest.json")).unwrap()).unwrap();
+    let mut m: Value =
+        serde_json::from_slice(&std::fs::read(bundle().join("manifest.json")).unwrap()).unwrap();
     tweak(&mut m);
     let body = serde_json::to_vec_pretty(&m).unwrap();
     std::fs::write(b.join("manifest.json"), &body).unwrap();
@@ -172,12 +274,25 @@ fn altered_bundle(dir: &Path, tweak: impl FnOnce(&mut Value)) -> (PathBuf, PathB
     let sig = base64::engine::general_purpose::STANDARD.encode(key.sign(&body).to_bytes());
     std::fs::write(b.join("manifest.sig"), format!("{sig}\n")).unwrap();
     let pem = dir.join("test.pub.pem");
-    std::fs::write(&pem, key.verifying_key().to_public_key_pem(Default::default()).unwrap()).unwrap();
+    std::fs::write(
+        &pem,
+        key.verifying_key()
+            .to_public_key_pem(Default::default())
+            .unwrap(),
+    )
+    .unwrap();
     (b, pem)
 }
 
 fn scan_with(bundle: &Path, key: &Path) -> Output {
-    hallmark().env("HALLMARK_TRUST_PUBLIC_KEYS", key).arg("scan").arg("--model").arg(bundle).arg(&sample_files()[0]).output().unwrap()
+    hallmark()
+        .env("HALLMARK_TRUST_PUBLIC_KEYS", key)
+        .arg("scan")
+        .arg("--model")
+        .arg(bundle)
+        .arg(&sample_files()[0])
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -191,11 +306,19 @@ fn a_manifest_that_disagrees_with_its_model_is_refused_with_one_clear_message() 
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("model/manifest mismatch") && err.contains("[1, 3, 640, 640]"), "{err}");
+    assert!(
+        err.contains("model/manifest mismatch") && err.contains("[1, 3, 640, 640]"),
+        "{err}"
+    );
 
-    let (b, key) = altered_bundle(&dir.path().join("names"), |m| m["model"]["input"]["name"] = "input".into());
+    let (b, key) = altered_bundle(&dir.path().join("names"), |m| {
+        m["model"]["input"]["name"] = "input".into()
+    });
     let err = stderr(&scan_with(&b, &key));
-    assert!(err.contains("model/manifest mismatch") && err.contains("\"input\""), "{err}");
+    assert!(
+        err.contains("model/manifest mismatch") && err.contains("\"input\""),
+        "{err}"
+    );
 }
 
 #[test]
@@ -218,7 +341,11 @@ fn an_unknown_output_layout_is_refused_with_one_clear_message() {
 
 #[test]
 fn a_tampered_bundle_fails_verification_and_the_shipped_one_passes() {
-    let out = hallmark().args(["models", "verify"]).arg(bundle()).output().unwrap();
+    let out = hallmark()
+        .args(["models", "verify"])
+        .arg(bundle())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok "));
 
@@ -232,12 +359,20 @@ fn a_tampered_bundle_fails_verification_and_the_shipped_one_passes() {
     let n = model.len();
     model[n - 1] ^= 1;
     std::fs::write(b.join("model.onnx"), model).unwrap();
-    let out = hallmark().args(["models", "verify"]).arg(&b).output().unwrap();
+    let out = hallmark()
+        .args(["models", "verify"])
+        .arg(&b)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("digest mismatch"), "{}", stderr(&out));
 
     std::fs::remove_file(b.join("manifest.sig")).unwrap();
-    let out = hallmark().args(["models", "verify"]).arg(&b).output().unwrap();
+    let out = hallmark()
+        .args(["models", "verify"])
+        .arg(&b)
+        .output()
+        .unwrap();
     assert!(stderr(&out).contains("unsigned"), "{}", stderr(&out));
 }
 
@@ -248,37 +383,73 @@ fn exif_orientation_is_applied_before_detection() {
     let dir = tempfile::tempdir().unwrap();
     let src = &sample_files()[0];
     let jpeg = std::fs::read(src).unwrap();
-    std::fs::write(dir.path().join("a-exif.jpg"), with_exif_orientation(&jpeg, 6)).unwrap();
-    let upright = hallmark_agent::imageio::load(src, Default::default()).unwrap().rgb;
+    std::fs::write(
+        dir.path().join("a-exif.jpg"),
+        with_exif_orientation(&jpeg, 6),
+    )
+    .unwrap();
+    let upright = hallmark_agent::imageio::load(src, Default::default())
+        .unwrap()
+        .rgb;
     let turned = image::imageops::rotate90(&upright);
     turned.save(dir.path().join("b-turned.png")).unwrap();
 
-    let out = hallmark().arg("scan").arg("--model").arg(bundle()).arg(dir.path()).output().unwrap();
+    let out = hallmark()
+        .arg("scan")
+        .arg("--model")
+        .arg(bundle())
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let r = lines(&out);
     let orig = image::open(src).unwrap();
-    assert_eq!((r[0]["width"].as_u64(), r[0]["height"].as_u64()), (Some(orig.height() as u64), Some(orig.width() as u64)));
+    assert_eq!(
+        (r[0]["width"].as_u64(), r[0]["height"].as_u64()),
+        (Some(orig.height() as u64), Some(orig.width() as u64))
+    );
     assert_eq!(r[0]["detections"], r[1]["detections"]);
     assert_eq!(r[0]["verdict"], r[1]["verdict"]);
 }
 
 #[test]
 fn a_provider_that_cannot_register_is_an_error_not_a_silent_cpu_fallback() {
-    let out = hallmark().env("HALLMARK_RUNTIME_PROVIDERS", "cuda").arg("scan").arg("--model").arg(bundle()).arg(&sample_files()[0]).output().unwrap();
+    let out = hallmark()
+        .env("HALLMARK_RUNTIME_PROVIDERS", "cuda")
+        .arg("scan")
+        .arg("--model")
+        .arg(bundle())
+        .arg(&sample_files()[0])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("execution provider cuda failed to register"), "{err}");
+    assert!(
+        err.contains("execution provider cuda failed to register"),
+        "{err}"
+    );
 }
 
 #[test]
 fn bench_reports_the_ratio_to_a_bare_run_as_json() {
-    let out = hallmark().args(["bench", "--iterations", "5", "--json", "--model"]).arg(bundle()).arg("--images").arg(samples()).output().unwrap();
+    let out = hallmark()
+        .args(["bench", "--iterations", "5", "--json", "--model"])
+        .arg(bundle())
+        .arg("--images")
+        .arg(samples())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let r = &lines(&out)[0];
     let ratio = r["ratio_pipeline_to_bare_run"].as_f64().unwrap();
     let expected = r["pipeline_ms"].as_f64().unwrap() / r["bare_run_ms"].as_f64().unwrap();
     assert!((ratio - expected).abs() < 0.01, "{r}");
-    assert!(r["frame_1080p"]["letterbox_plus_postprocess_ms"].as_f64().unwrap() > 0.0);
+    assert!(
+        r["frame_1080p"]["letterbox_plus_postprocess_ms"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
     assert_eq!(r["iterations"], 5);
 }
 
@@ -292,7 +463,11 @@ fn png_header_claiming(w: u32, h: u32) -> Vec<u8> {
     for &b in &ihdr {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();

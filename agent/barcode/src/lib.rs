@@ -1,1 +1,20 @@
-//! GS1 barcodes for Hallmark (work in progress).
+//! GS1 barcodes for Hallmark: what a pack's barcodes say, and whether it adds up.
+//!
+//! - [`gs1`]: pure GS1 arithmetic and parsing — check digits, GTIN-14 normalisation, the company-prefix
+//!   test, element strings (`(01)…(17)…(10)…(21)…`) with their dates.
+//! - [`decode`]: [`decode_crop`] finds and reads the EAN-13 / UPC-A / GS1 DataMatrix symbols in one
+//!   item's RGB crop, at any rotation, and returns [`Barcode`]s with the GS1 fields and whether the
+//!   check digit is right — a counterfeit's wrong check digit is reported, never silently dropped.
+//! - `engine`: the barcode-reading library behind `decode` (zxing-cpp by default, rxing behind a
+//!   feature for the measurement in the README).
+
+#[cfg(not(any(feature = "zxing-cpp", feature = "rxing")))]
+compile_error!("hallmark-barcode needs a decoding engine: enable the `zxing-cpp` (default) or `rxing` feature");
+
+pub mod decode;
+mod engine;
+pub mod gs1;
+
+pub use decode::{decode_crop, decode_crop_with, Barcode, Format};
+pub use engine::Engine;
+pub use gs1::{Date, Gs1Error, Gtin};

@@ -65,10 +65,25 @@ pub enum Role {
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Thresholds {
+    /// Score filter: weaker detections are dropped before anything else.
     pub confidence: f32,
+    /// NMS overlap (per class).
     pub iou: f32,
+    /// An item's best genuine score must reach this to be called genuine.
     pub genuine: f32,
+    /// An item's best counterfeit score must reach this (and beat genuine by `margin`) to be called
+    /// counterfeit. Must lie above `confidence`, or it decides nothing.
     pub counterfeit: f32,
+    /// How far counterfeit must beat genuine on one item; a closer call is inconclusive.
+    #[serde(default = "default_margin")]
+    pub margin: f32,
+}
+
+/// The margin of manifests that predate it.
+pub const DEFAULT_MARGIN: f32 = 0.15;
+
+fn default_margin() -> f32 {
+    DEFAULT_MARGIN
 }
 
 #[derive(Debug, Error, PartialEq)]
@@ -176,6 +191,18 @@ impl Manifest {
                 );
             }
         }
+        if !(t.margin >= 0.0 && t.margin < 1.0) {
+            return bad(
+                "thresholds.margin",
+                format!("{} is not in [0, 1)", t.margin),
+            );
+        }
+        if t.counterfeit <= t.confidence {
+            return bad(
+                "thresholds.counterfeit",
+                format!("{} must lie above thresholds.confidence {} (at or below it, the counterfeit threshold decides nothing)", t.counterfeit, t.confidence),
+            );
+        }
         Ok(())
     }
 
@@ -214,6 +241,22 @@ pub(crate) mod tests {
         assert_eq!(m.brand, "northwind");
         assert_eq!(m.classes[1].role, Role::Counterfeit);
         assert_eq!(m.thresholds.iou, 0.45);
+        assert_eq!(
+            m.thresholds.margin, DEFAULT_MARGIN,
+            "manifests without a margin get the default"
+        );
+    }
+
+    #[test]
+    fn a_counterfeit_threshold_at_the_score_filter_is_refused() {
+        let mut v = sample_json();
+        v["thresholds"]["counterfeit"] = 0.25.into();
+        let err = parse(&v).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("must lie above thresholds.confidence"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -230,7 +273,7 @@ pub(crate) mod tests {
 
     #[test]
     fn each_bad_field_is_named() {
-        let cases: [(&str, serde_json::Value); 5] = [
+        let cases: [(&str, serde_json::Value); 6] = [
             ("brand", serde_json::json!("North Wind")),
             (
                 "classes",
@@ -239,6 +282,7 @@ pub(crate) mod tests {
             ("model.file", serde_json::json!("../etc/passwd")),
             ("thresholds.iou", serde_json::json!(1.5)),
             ("model.sha256", serde_json::json!("abc")),
+            ("thresholds.counterfeit", serde_json::json!(0.25)),
         ];
         for (field, value) in cases {
             let mut v = sample_json();

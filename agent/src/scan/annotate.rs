@@ -1,6 +1,6 @@
-//! Annotated copies of scanned images: each detection's box with its class name and confidence, and a
-//! banner above the image (which is left whole) with the verdict and its reason, coloured by kind, so a person sees at a glance what was
-//! found. Text uses DejaVu Sans Bold (Bitstream Vera licence, `assets/DejaVuSans-LICENSE.txt`), built
+//! Annotated copies of scanned images: each item's box coloured by its verdict (the primary item's drawn
+//! thicker), labelled with verdict, confidence and best class, and a banner above the image (which is
+//! left whole) with the primary item's verdict and reason, so a person sees at a glance what was found. Text uses DejaVu Sans Bold (Bitstream Vera licence, `assets/DejaVuSans-LICENSE.txt`), built
 //! into the binary.
 
 use ab_glyph::{FontRef, PxScale};
@@ -8,9 +8,9 @@ use image::{Rgb, RgbImage};
 use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut, draw_text_mut, text_size};
 use imageproc::rect::Rect;
 
-use crate::bundle::{Manifest, Role};
+use crate::bundle::Manifest;
 use crate::detector::Detection;
-use crate::verdict::{Verdict, VerdictKind};
+use crate::verdict::{FrameVerdict, ItemVerdict, VerdictKind};
 
 static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans-Bold.ttf");
 
@@ -29,11 +29,12 @@ fn verdict_colour(kind: VerdictKind) -> Rgb<u8> {
     }
 }
 
-/// Draws the detections onto `img` and returns it below a verdict banner.
+/// Draws each item's box, coloured by its verdict and labelled with it, onto `img`, and returns it
+/// below a banner with the primary item's verdict and reason.
 pub fn annotate(
     mut img: RgbImage,
+    judged: &FrameVerdict,
     detections: &[Detection],
-    verdict: &Verdict,
     manifest: &Manifest,
 ) -> RgbImage {
     // Design: the font is a compile-time constant known to parse; a failure here is a build defect.
@@ -43,22 +44,32 @@ pub fn annotate(
     let thickness = ((unit / 6.0).round() as i32).max(2);
     let label_scale = PxScale::from(unit);
 
-    // Weakest first, so the strongest label ends up on top.
-    for d in detections.iter().rev() {
-        let class = manifest.class(d.class);
-        let colour = match class.map(|c| c.role) {
-            Some(Role::Counterfeit) => RED,
-            _ => GREEN,
+    // Last item first, so the primary item's label ends up on top when labels overlap.
+    let mut order: Vec<&ItemVerdict> = judged.items.iter().collect();
+    order.sort_by_key(|it| Some(it.index) == judged.primary);
+    for item in order {
+        let colour = verdict_colour(item.decision.verdict);
+        let [x1, y1, x2, y2] = item.bbox.map(|v| v.round() as i32);
+        let t = if Some(item.index) == judged.primary {
+            thickness * 2
+        } else {
+            thickness
         };
-        let [x1, y1, x2, y2] = d.bbox.map(|v| v.round() as i32);
-        for t in 0..thickness {
+        for k in 0..t {
             let (bw, bh) = (
-                (x2 - x1 - 2 * t).max(1) as u32,
-                (y2 - y1 - 2 * t).max(1) as u32,
+                (x2 - x1 - 2 * k).max(1) as u32,
+                (y2 - y1 - 2 * k).max(1) as u32,
             );
-            draw_hollow_rect_mut(&mut img, Rect::at(x1 + t, y1 + t).of_size(bw, bh), colour);
+            draw_hollow_rect_mut(&mut img, Rect::at(x1 + k, y1 + k).of_size(bw, bh), colour);
         }
-        let label = format!("{} {:.2}", class.map_or("?", |c| c.name.as_str()), d.score);
+        let best = &detections[item.members[0]];
+        let class = manifest.class(best.class).map_or("?", |c| c.name.as_str());
+        let label = format!(
+            "#{} {} {:.2} ({class})",
+            item.index,
+            item.decision.verdict.as_str().to_uppercase(),
+            item.decision.confidence
+        );
         let (tw, th) = text_size(label_scale, &font, &label);
         let pad = (unit / 5.0) as i32;
         let ly = if y1 - th as i32 - 2 * pad >= 0 {
@@ -81,6 +92,7 @@ pub fn annotate(
             &label,
         );
     }
+    let verdict = &judged.verdict;
 
     let banner_scale = PxScale::from(unit * 1.3);
     let title = format!(

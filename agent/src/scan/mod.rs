@@ -14,11 +14,11 @@ use std::time::Instant;
 use thiserror::Error;
 
 pub use annotate::annotate;
-pub use record::{ms, DetectionRecord, ErrorRecord, ScanRecord, Timings};
+pub use record::{ms, DetectionRecord, ErrorRecord, ItemRecord, ScanRecord, Timings};
 
 use crate::detector::Frame;
 use crate::imageio::{self, ImageLimits};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Context, Pipeline};
 
 /// File name endings taken from folders (files named explicitly are always tried).
 const EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
@@ -126,8 +126,13 @@ fn scan_one(
     let rgb = decoded.rgb;
     let (width, height) = rgb.dimensions();
     let frame = Frame::rgb(width, height, rgb.as_raw());
+    let today = crate::clock::today_utc();
+    let ctx = Context {
+        today: &today,
+        seen: &|_| false,
+    };
     let outcome = pipeline
-        .process(frame)
+        .process(frame, &ctx)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let timings = Timings {
         decode: ms(decode),
@@ -137,19 +142,18 @@ fn scan_one(
         total: ms(decode + outcome.total),
     };
     let detections = outcome.detections.to_vec();
-    let verdict = outcome.verdict;
+    let judged = outcome.judged;
     let manifest = pipeline.manifest();
     let record = ScanRecord::new(
         path.display().to_string(),
-        width,
-        height,
+        (width, height),
         manifest,
-        &verdict,
+        &judged,
         &detections,
         timings,
     );
     if let Some(dir) = annotate_dir {
-        let annotated = annotate(rgb, &detections, &verdict, manifest);
+        let annotated = annotate(rgb, &judged, &detections, manifest);
         let target = unique_name(dir, path, used_names);
         image::DynamicImage::ImageRgb8(annotated)
             .save_with_format(&target, image::ImageFormat::Jpeg)

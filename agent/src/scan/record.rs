@@ -1,11 +1,13 @@
-//! The JSON Lines record `hallmark scan` prints per image (see the conventions): the verdict, the
-//! detections in the original image's pixels, and the time of each stage. Pure data shaping.
+//! The JSON Lines record `hallmark scan` prints per image (see the conventions): one entry per item
+//! (physical pack) with its verdict, the primary item's verdict at the top level, every detection in
+//! the original image's pixels, and the time of each stage. Pure data shaping; the daemon's verdict
+//! events reuse [`ItemRecord`] and [`DetectionRecord`].
 
 use serde::Serialize;
 
 use crate::bundle::{Manifest, Role};
 use crate::detector::Detection;
-use crate::verdict::{Verdict, VerdictKind};
+use crate::verdict::{Code, FrameVerdict, ItemVerdict, VerdictKind};
 
 #[derive(Debug, Serialize)]
 pub struct ScanRecord {
@@ -14,15 +16,33 @@ pub struct ScanRecord {
     pub height: u32,
     pub brand: String,
     pub model_revision: u64,
+    pub items: Vec<ItemRecord>,
     pub verdict: VerdictKind,
     pub confidence: f32,
     pub reason: String,
-    pub barcode: Option<String>,
+    /// The primary item's id, when there is one.
+    pub primary: Option<u32>,
     pub detections: Vec<DetectionRecord>,
     pub timings_ms: Timings,
 }
 
-#[derive(Debug, Serialize)]
+/// One physical pack and its verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemRecord {
+    pub id: u32,
+    #[serde(rename = "box")]
+    pub bbox: [f32; 4],
+    pub product: String,
+    pub gtin: String,
+    pub verdict: VerdictKind,
+    pub confidence: f32,
+    pub reason: String,
+    /// The first code read inside the item, if any.
+    pub barcode: Option<Code>,
+    pub detections: Vec<DetectionRecord>,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct DetectionRecord {
     pub class: String,
     pub role: Option<Role>,
@@ -59,13 +79,34 @@ impl DetectionRecord {
     }
 }
 
+impl ItemRecord {
+    /// `id` is the caller's: the item's index in a scan, a unique counter in the daemon.
+    pub fn new(id: u32, item: &ItemVerdict, detections: &[Detection], manifest: &Manifest) -> Self {
+        let d = &item.decision;
+        ItemRecord {
+            id,
+            bbox: item.bbox.map(|v| round(v, 1e2)),
+            product: d.product.clone(),
+            gtin: d.gtin.clone(),
+            verdict: d.verdict,
+            confidence: round(d.confidence, 1e4),
+            reason: d.reason.clone(),
+            barcode: item.codes.first().cloned(),
+            detections: item
+                .members
+                .iter()
+                .map(|&i| DetectionRecord::new(&detections[i], manifest))
+                .collect(),
+        }
+    }
+}
+
 impl ScanRecord {
     pub fn new(
         image: String,
-        width: u32,
-        height: u32,
+        (width, height): (u32, u32),
         manifest: &Manifest,
-        verdict: &Verdict,
+        judged: &FrameVerdict,
         detections: &[Detection],
         timings_ms: Timings,
     ) -> Self {
@@ -75,10 +116,15 @@ impl ScanRecord {
             height,
             brand: manifest.brand.clone(),
             model_revision: manifest.revision,
-            verdict: verdict.verdict,
-            confidence: round(verdict.confidence, 1e4),
-            reason: verdict.reason.clone(),
-            barcode: None,
+            items: judged
+                .items
+                .iter()
+                .map(|it| ItemRecord::new(it.index as u32, it, detections, manifest))
+                .collect(),
+            verdict: judged.verdict.verdict,
+            confidence: round(judged.verdict.confidence, 1e4),
+            reason: judged.verdict.reason.clone(),
+            primary: judged.primary.map(|p| p as u32),
             detections: detections
                 .iter()
                 .map(|d| DetectionRecord::new(d, manifest))

@@ -1,33 +1,33 @@
-//! Verdicts: what a frame's detections say about the product in front of the camera.
+//! Verdicts: what the detections (and barcodes) say about each physical pack in view.
 //!
-//! The verdict kinds and their serialised form live here; the rule that picks one lives in
-//! [`simple`] alone, so a fuller verdict engine (barcodes, tracking) replaces that one file.
+//! One rule, evaluated as it runs: the model pipeline scores the same rule in Python, and both
+//! implementations pass the shared vectors in `tests/vectors/verdict.json`.
+//! - [`items`]: detections of any class that overlap are one item (one physical pack).
+//! - [`rule`]: an item's genuine and counterfeit evidence → `genuine` / `counterfeit` / `inconclusive`,
+//!   with a margin so a near tie is never a counterfeit.
+//! - [`code`]: barcode facts inside an item (check digit, GS1 prefix, another product's GTIN, a cloned
+//!   serial, an expiry date) as counterfeit or inconclusive signals.
+//! - [`frame`]: a whole frame judged item by item, and its primary item (kiosk framing).
+//! - [`aggregate`]: a tracked item's evidence over many frames (conveyor), decided by the same rule.
+//!
+//! Everything here is pure: values in, values out.
 
-mod simple;
+pub mod aggregate;
+pub mod code;
+pub mod frame;
+pub mod items;
+pub mod rule;
 
 use serde::Serialize;
 
-pub use simple::decide;
+/// The verdict kinds are the link's, so the screen, the JSON and MQTT share one type.
+pub use hallmark_link::Verdict as VerdictKind;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VerdictKind {
-    Genuine,
-    Counterfeit,
-    Inconclusive,
-    NoProduct,
-}
-
-impl VerdictKind {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            VerdictKind::Genuine => "genuine",
-            VerdictKind::Counterfeit => "counterfeit",
-            VerdictKind::Inconclusive => "inconclusive",
-            VerdictKind::NoProduct => "no_product",
-        }
-    }
-}
+pub use aggregate::Aggregate;
+pub use code::{Code, Signal};
+pub use frame::{judge, FrameVerdict, ItemVerdict};
+pub use items::{group, Item, ITEM_IOU};
+pub use rule::{decide, Decision, Evidence};
 
 /// A verdict with its confidence and a reason a person can read.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -57,8 +57,13 @@ pub struct Hello {
     pub software: Text<VERSION_LEN>,
 }
 
-/// The four outcomes of a scan, as in the shared conventions.
+/// The four outcomes of a scan, as in the shared conventions. The agent uses this one type everywhere
+/// (JSON, MQTT, the link).
+///
+/// Design: postcard encodes a variant by its index, so the snake_case names (what self-describing
+/// formats such as JSON see) do not change the wire format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Genuine,
     Counterfeit,

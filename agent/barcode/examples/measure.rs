@@ -1,0 +1,90 @@
+//! Decode rate and time per item crop, for each compiled-in engine, on the item crops of the shipped
+//! reference artwork and sample scenes (the measurement in the README). Single thread.
+//!
+//! ```sh
+//! cargo run --release -p hallmark-barcode --features rxing --example measure [-- --repeat N] [--verbose]
+//! ```
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::Instant;
+
+use hallmark_barcode::{decode_crop_with, Barcode, Engine, Format};
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+struct Tally {
+    crops: usize,
+    ean_right: usize,
+    ean_wrong: usize,
+    dm_expected: usize,
+    dm_right: usize,
+    ms: Vec<f64>,
+}
+
+fn run(engine: Engine, crops: &[common::Crop], repeat: usize, verbose: bool) -> Tally {
+    let mut t = Tally { crops: crops.len(), ean_right: 0, ean_wrong: 0, dm_expected: 0, dm_right: 0, ms: Vec::new() };
+    for c in crops {
+        let stride = c.width as usize * 3;
+        let mut found: Vec<Barcode> = Vec::new();
+        let mut times = Vec::with_capacity(repeat);
+        for _ in 0..repeat {
+            let start = Instant::now();
+            found = decode_crop_with(engine, &c.rgb, c.width, c.height, stride);
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        t.ms.push(percentile(&times, 0.5));
+        let want = format!("{:0>14}", c.printed);
+        let linear: Vec<&Barcode> = found.iter().filter(|b| b.format.is_linear()).collect();
+        if linear.iter().any(|b| b.gtin.as_deref() == Some(want.as_str())) {
+            t.ean_right += 1;
+        }
+        t.ean_wrong += linear.iter().filter(|b| b.gtin.as_deref() != Some(want.as_str())).count();
+        if let Some(dm) = &c.datamatrix_gtin {
+            t.dm_expected += 1;
+            if found.iter().any(|b| b.format == Format::DataMatrix && b.gtin.as_deref() == Some(dm.as_str())) {
+                t.dm_right += 1;
+            }
+        }
+        if verbose {
+            let got: Vec<String> = found.iter().map(|b| format!("{:?} {} ok={}", b.format, b.text, b.check_digit_ok)).collect();
+            println!("{:<10} {:<40} {:>4}x{:<4} {:>7.2} ms  want {}  got {:?}", engine.name(), c.source, c.width, c.height, t.ms.last().unwrap_or(&0.0), c.printed, got);
+        }
+    }
+    t.ms.sort_by(f64::total_cmp);
+    t
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let repeat = args.iter().position(|a| a == "--repeat").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(5);
+    let verbose = args.iter().any(|a| a == "--verbose");
+    let sets = [("reference PNGs", common::reference_crops()), ("sample-scene crops", common::sample_crops())];
+    println!("| engine | crops | EAN-13/UPC-A right GTIN | wrong GTIN read | GS1 DataMatrix right GTIN | p50 ms | p95 ms | max ms |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (set, crops) in &sets {
+        for &engine in Engine::ALL {
+            let t = run(engine, crops, repeat, verbose);
+            println!(
+                "| {} ({set}) | {} | {}/{} | {} | {}/{} | {:.2} | {:.2} | {:.2} |",
+                engine.name(),
+                t.crops,
+                t.ean_right,
+                t.crops,
+                t.ean_wrong,
+                t.dm_right,
+                t.dm_expected,
+                percentile(&t.ms, 0.5),
+                percentile(&t.ms, 0.95),
+                t.ms.last().unwrap_or(&f64::NAN),
+            );
+        }
+    }
+}

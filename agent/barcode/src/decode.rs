@@ -1,0 +1,303 @@
+//! Finding and reading the barcodes in one item's crop: an RGB8 picture of a single pack, as the
+//! detector boxed it (axis-aligned, the pack at any rotation inside). The crop goes to luma, the engine
+//! reads it as is, then turned a quarter, then turned by 45° and 135° while no EAN-13/UPC-A has been
+//! found; each symbol is interpreted as GS1 (GTIN, check digit, expiry, batch, serial) and placed back
+//! in the crop's pixels.
+
+use serde::Serialize;
+
+use crate::engine::{Engine, Symbol, Wanted};
+use crate::gs1::{self, Date, Gtin};
+
+/// A barcode symbology Hallmark reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Ean13,
+    UpcA,
+    DataMatrix,
+}
+
+impl Format {
+    pub fn is_linear(self) -> bool {
+        matches!(self, Format::Ean13 | Format::UpcA)
+    }
+}
+
+/// One barcode read in a crop.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Barcode {
+    pub format: Format,
+    /// EAN-13: the 13 digits; UPC-A: the 12 digits; GS1 DataMatrix: the element string in its
+    /// human-readable form `(01)…(17)…(10)…(21)…` (any other DataMatrix: its text as read).
+    pub text: String,
+    /// The GTIN in its 14-digit form, as printed (its check digit may be wrong: see `check_digit_ok`).
+    pub gtin: Option<String>,
+    /// True when a GTIN was read and its check digit is right.
+    pub check_digit_ok: bool,
+    pub serial: Option<String>,
+    pub batch: Option<String>,
+    pub expiry: Option<Date>,
+    /// `[x1, y1, x2, y2]` around the symbol, in the crop's pixels.
+    pub bbox: [f32; 4],
+}
+
+/// Reads the barcodes in an RGB8 crop (`stride` bytes per row, at least `3 * width`) with the default
+/// engine. A buffer too small for its dimensions gives no barcode.
+pub fn decode_crop(rgb: &[u8], width: u32, height: u32, stride: usize) -> Vec<Barcode> {
+    match Engine::default_engine() {
+        Some(engine) => decode_crop_with(engine, rgb, width, height, stride),
+        None => Vec::new(),
+    }
+}
+
+/// [`decode_crop`] with a chosen engine (to compare them).
+pub fn decode_crop_with(engine: Engine, rgb: &[u8], width: u32, height: u32, stride: usize) -> Vec<Barcode> {
+    let (w, h) = (width as usize, height as usize);
+    let Some(luma) = to_luma(rgb, w, h, stride) else {
+        tracing::debug!(width, height, stride, len = rgb.len(), "crop buffer does not match its dimensions");
+        return Vec::new();
+    };
+    let mut symbols = engine.read(&luma, w, h, Wanted::All);
+    // Design: a pack turns on a conveyor, so the symbol can lie at any angle; a row scan reads an EAN-13
+    // up to about ±20° off its axis (its bars are a third as tall as it is wide), so 0°, 90°, 45° and
+    // 135° cover every angle. The DataMatrix detector is rotation-invariant: only linear symbols are
+    // looked for after the first pass.
+    for turn in [Turn::Quarter, Turn::Eighth, Turn::ThreeEighths] {
+        if symbols.iter().any(|s| s.format.is_linear()) {
+            break;
+        }
+        let (turned, tw, th) = turn.apply(&luma, w, h);
+        for mut s in engine.read(&turned, tw, th, Wanted::Linear) {
+            for c in &mut s.corners {
+                *c = turn.back(*c, w, h);
+            }
+            symbols.push(s);
+        }
+    }
+    symbols.iter().map(|s| interpret(s, width as f32, height as f32)).collect()
+}
+
+/// BT.601 luma of an RGB8 picture, in a tight `w * h` buffer; `None` if the buffer is too small.
+fn to_luma(rgb: &[u8], w: usize, h: usize, stride: usize) -> Option<Vec<u8>> {
+    if w == 0 || h == 0 || stride < w.checked_mul(3)? {
+        return None;
+    }
+    let needed = stride.checked_mul(h - 1)?.checked_add(w * 3)?;
+    if rgb.len() < needed {
+        return None;
+    }
+    let mut out = Vec::with_capacity(w * h);
+    for row in rgb.chunks(stride).take(h) {
+        out.extend(row[..w * 3].chunks_exact(3).map(|p| {
+            ((77 * u32::from(p[0]) + 150 * u32::from(p[1]) + 29 * u32::from(p[2]) + 128) >> 8) as u8
+        }));
+    }
+    Some(out)
+}
+
+/// A rotation of the crop tried when no linear symbol was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    /// 90° clockwise, exact.
+    Quarter,
+    /// 45° and 135°: resampled onto a canvas that holds the whole turned crop.
+    Eighth,
+    ThreeEighths,
+}
+
+impl Turn {
+    fn angle(self) -> f32 {
+        match self {
+            Turn::Quarter => std::f32::consts::FRAC_PI_2,
+            Turn::Eighth => std::f32::consts::FRAC_PI_4,
+            Turn::ThreeEighths => 3.0 * std::f32::consts::FRAC_PI_4,
+        }
+    }
+
+    /// The turned luma picture and its size.
+    fn apply(self, luma: &[u8], w: usize, h: usize) -> (Vec<u8>, usize, usize) {
+        match self {
+            Turn::Quarter => {
+                // R(x', y') = L(y', h - 1 - x'), R is h wide and w tall.
+                let mut out = vec![0u8; w * h];
+                for (yr, row) in out.chunks_exact_mut(h).enumerate() {
+                    for (xr, px) in row.iter_mut().enumerate() {
+                        *px = luma[(h - 1 - xr) * w + yr];
+                    }
+                }
+                (out, h, w)
+            }
+            _ => rotate_bilinear(luma, w, h, self.angle()),
+        }
+    }
+
+    /// Where a point of the turned picture lies in the original crop.
+    fn back(self, p: [f32; 2], w: usize, h: usize) -> [f32; 2] {
+        match self {
+            Turn::Quarter => [p[1], h as f32 - 1.0 - p[0]],
+            _ => {
+                let (tw, th) = rotated_size(w, h, self.angle());
+                let (s, c) = self.angle().sin_cos();
+                let (dx, dy) = (p[0] - tw as f32 / 2.0, p[1] - th as f32 / 2.0);
+                // Inverse of the clockwise turn used in `rotate_bilinear`.
+                [w as f32 / 2.0 + c * dx + s * dy, h as f32 / 2.0 - s * dx + c * dy]
+            }
+        }
+    }
+}
+
+fn rotated_size(w: usize, h: usize, angle: f32) -> (usize, usize) {
+    let (s, c) = (angle.sin().abs(), angle.cos().abs());
+    let (w, h) = (w as f32, h as f32);
+    ((w * c + h * s).ceil() as usize, (w * s + h * c).ceil() as usize)
+}
+
+/// The picture turned clockwise by `angle` about its centre, bilinear, white outside the crop (a quiet
+/// zone rather than a dark edge that could look like a bar).
+fn rotate_bilinear(luma: &[u8], w: usize, h: usize, angle: f32) -> (Vec<u8>, usize, usize) {
+    let (tw, th) = rotated_size(w, h, angle);
+    let (s, c) = angle.sin_cos();
+    let mut out = vec![255u8; tw * th];
+    let (cx, cy, tcx, tcy) = (w as f32 / 2.0, h as f32 / 2.0, tw as f32 / 2.0, th as f32 / 2.0);
+    for (yr, row) in out.chunks_exact_mut(tw).enumerate() {
+        let dy = yr as f32 + 0.5 - tcy;
+        for (xr, px) in row.iter_mut().enumerate() {
+            let dx = xr as f32 + 0.5 - tcx;
+            let x = cx + c * dx + s * dy - 0.5;
+            let y = cy - s * dx + c * dy - 0.5;
+            if x < 0.0 || y < 0.0 || x > (w - 1) as f32 || y > (h - 1) as f32 {
+                continue;
+            }
+            let (x0, y0) = (x as usize, y as usize);
+            let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+            let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+            let at = |xx: usize, yy: usize| f32::from(luma[yy * w + xx]);
+            let top = at(x0, y0) * (1.0 - fx) + at(x1, y0) * fx;
+            let bottom = at(x0, y1) * (1.0 - fx) + at(x1, y1) * fx;
+            *px = (top * (1.0 - fy) + bottom * fy + 0.5) as u8;
+        }
+    }
+    (out, tw, th)
+}
+
+/// A symbol read by an engine, as GS1 data placed in a `w`×`h` crop.
+fn interpret(s: &Symbol, w: f32, h: f32) -> Barcode {
+    let xs = s.corners.map(|c| c[0]);
+    let ys = s.corners.map(|c| c[1]);
+    let bbox = [
+        xs.iter().copied().fold(f32::INFINITY, f32::min).clamp(0.0, w),
+        ys.iter().copied().fold(f32::INFINITY, f32::min).clamp(0.0, h),
+        xs.iter().copied().fold(f32::NEG_INFINITY, f32::max).clamp(0.0, w),
+        ys.iter().copied().fold(f32::NEG_INFINITY, f32::max).clamp(0.0, h),
+    ];
+    let mut b = Barcode {
+        format: s.format,
+        text: s.text.clone(),
+        gtin: None,
+        check_digit_ok: false,
+        serial: None,
+        batch: None,
+        expiry: None,
+        bbox,
+    };
+    match s.format {
+        Format::Ean13 | Format::UpcA => {
+            b.gtin = gs1::to_gtin14(&s.text).ok();
+            b.check_digit_ok = Gtin::parse(&s.text).is_ok();
+        }
+        Format::DataMatrix => match gs1::parse_element_string(&s.text) {
+            Ok(es) => {
+                b.text = es.to_hri();
+                b.check_digit_ok = es.gtin.as_deref().is_some_and(|g| Gtin::parse(g).is_ok());
+                b.gtin = es.gtin;
+                b.serial = es.serial;
+                b.batch = es.batch;
+                b.expiry = es.expiry;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "DataMatrix is not a GS1 element string");
+                b.text = s.text.trim_start_matches(gs1::GS).to_string();
+            }
+        },
+    }
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn symbol(format: Format, text: &str) -> Symbol {
+        Symbol { format, text: text.to_string(), corners: [[10.0, 20.0], [110.0, 22.0], [111.0, 60.0], [9.0, 58.0]] }
+    }
+
+    #[test]
+    fn an_ean13_gives_its_gtin14_and_whether_its_check_digit_is_right() {
+        for (format, text, gtin, ok) in [
+            (Format::Ean13, "9501101010215", "09501101010215", true),
+            (Format::Ean13, "9501101010218", "09501101010218", false), // Earl Grey counterfeit
+            (Format::UpcA, "614141200115", "00614141200115", true),
+            (Format::UpcA, "614141200116", "00614141200116", false),
+        ] {
+            let b = interpret(&symbol(format, text), 200.0, 100.0);
+            assert_eq!((b.gtin.as_deref(), b.check_digit_ok, b.text.as_str()), (Some(gtin), ok, text));
+            assert_eq!(b.bbox, [9.0, 20.0, 111.0, 60.0]);
+        }
+    }
+
+    #[test]
+    fn a_gs1_datamatrix_gives_its_fields_and_its_human_readable_text() {
+        let b = interpret(&symbol(Format::DataMatrix, "]d2010061414120011517281130\u{1d}10B1001\u{1d}21SN00000001"), 200.0, 100.0);
+        assert_eq!(b.text, "(01)00614141200115(17)281130(10)B1001(21)SN00000001");
+        assert_eq!(b.gtin.as_deref(), Some("00614141200115"));
+        assert!(b.check_digit_ok);
+        assert_eq!(b.serial.as_deref(), Some("SN00000001"));
+        assert_eq!(b.batch.as_deref(), Some("B1001"));
+        assert_eq!(b.expiry, Some(Date { year: 2028, month: 11, day: 30 }));
+        let plain = interpret(&symbol(Format::DataMatrix, "]d1hello"), 200.0, 100.0);
+        assert_eq!((plain.text.as_str(), plain.gtin, plain.check_digit_ok), ("]d1hello", None, false));
+    }
+
+    #[test]
+    fn barcodes_serialise_as_the_agent_prints_them() {
+        let b = interpret(&symbol(Format::DataMatrix, "\u{1d}010061414120011517281100\u{1d}21X"), 50.0, 50.0);
+        let json = serde_json::to_value(&b).unwrap_or_default();
+        assert_eq!(json["format"], "datamatrix");
+        assert_eq!(json["expiry"], "2028-11-30");
+        assert_eq!(json["bbox"], serde_json::json!([9.0, 20.0, 50.0, 50.0]));
+        assert_eq!(serde_json::to_value(Format::UpcA).unwrap_or_default(), "upca");
+        assert_eq!(serde_json::to_value(Format::Ean13).unwrap_or_default(), "ean13");
+    }
+
+    #[test]
+    fn luma_honours_the_stride_and_refuses_short_buffers() {
+        // 2×2 crop, stride 8 (2 bytes of padding per row).
+        let rgb = [255, 255, 255, 0, 0, 0, 9, 9, 255, 0, 0, 0, 255, 0, 9, 9];
+        assert_eq!(to_luma(&rgb, 2, 2, 8), Some(vec![255, 0, 77, 150]));
+        assert_eq!(to_luma(&rgb[..13], 2, 2, 8), None);
+        assert_eq!(to_luma(&rgb, 2, 2, 5), None);
+        assert_eq!(to_luma(&rgb, 0, 2, 8), None);
+        assert!(decode_crop(&rgb[..3], 2, 2, 6).is_empty());
+    }
+
+    #[test]
+    fn turned_points_map_back_to_the_crop() {
+        let (w, h) = (7usize, 4usize);
+        // A distinct value per pixel: find where pixel (5, 1) went in each turn, map it back.
+        let luma: Vec<u8> = (0..(w * h) as u8).map(|v| v * 9).collect();
+        let (q, qw, qh) = Turn::Quarter.apply(&luma, w, h);
+        assert_eq!((qw, qh), (h, w));
+        let at = q.iter().position(|&v| v == luma[w + 5]).unwrap_or(usize::MAX);
+        assert_eq!(Turn::Quarter.back([(at % qw) as f32, (at / qw) as f32], w, h), [5.0, 1.0]);
+        for turn in [Turn::Eighth, Turn::ThreeEighths] {
+            let (tw, th) = rotated_size(w, h, turn.angle());
+            // The centre of pixel (5, 1) goes to the turned picture and back.
+            let (s, c) = turn.angle().sin_cos();
+            let (dx, dy) = (5.5 - w as f32 / 2.0, 1.5 - h as f32 / 2.0);
+            let fwd = [tw as f32 / 2.0 + c * dx - s * dy, th as f32 / 2.0 + s * dx + c * dy];
+            let back = turn.back(fwd, w, h);
+            assert!((back[0] - 5.5).abs() < 1e-4 && (back[1] - 1.5).abs() < 1e-4, "{turn:?}: {back:?}");
+        }
+    }
+}

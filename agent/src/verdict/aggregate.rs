@@ -1,0 +1,148 @@
+//! A tracked item's evidence over the frames it was seen in, decided once by the same rule.
+//!
+//! Per class, the mean score over the item's frames (0 in a frame where that class was absent); the
+//! best genuine and best counterfeit class by mean then go through [`rule::decide`]. A mean, not a
+//! maximum: a single frame's spurious counterfeit box must not reject a genuine pack. Frames in which the
+//! item touches the edge of the view are left out while any other frame exists: a pack cut off by the
+//! frame edge shows too little of itself, and measured on the conveyor recordings, that is where the
+//! model confuses roles. Barcodes are pooled (each distinct code once).
+
+use hallmark_detect::Detection;
+
+use super::code::{Code, Signal};
+use super::rule::{self, Decision, Evidence};
+use crate::bundle::Manifest;
+
+/// Pixels from the frame edge within which a box counts as cut off.
+pub const EDGE_PX: f32 = 2.0;
+
+/// Evidence gathered for one tracked item.
+#[derive(Debug, Clone, Default)]
+pub struct Aggregate {
+    /// Per class: score sum over whole-view frames, and over edge frames.
+    inner: Vec<f32>,
+    edge: Vec<f32>,
+    inner_frames: u32,
+    edge_frames: u32,
+    anchor_inner: Vec<u32>,
+    anchor_edge: Vec<u32>,
+    codes: Vec<Code>,
+}
+
+impl Aggregate {
+    pub fn new(classes: usize) -> Aggregate {
+        Aggregate {
+            inner: vec![0.0; classes],
+            edge: vec![0.0; classes],
+            anchor_inner: vec![0; classes],
+            anchor_edge: vec![0; classes],
+            ..Aggregate::default()
+        }
+    }
+
+    /// Frames seen so far.
+    pub fn frames(&self) -> u32 {
+        self.inner_frames + self.edge_frames
+    }
+
+    /// Adds one frame: the item's member detections (best first), its box, the frame size, its codes.
+    pub fn add(
+        &mut self,
+        members: &[&Detection],
+        bbox: [f32; 4],
+        (width, height): (u32, u32),
+        codes: &[Code],
+    ) {
+        let cut = bbox[0] <= EDGE_PX
+            || bbox[1] <= EDGE_PX
+            || bbox[2] >= width as f32 - EDGE_PX
+            || bbox[3] >= height as f32 - EDGE_PX;
+        let (sums, anchors, frames) = if cut {
+            (&mut self.edge, &mut self.anchor_edge, &mut self.edge_frames)
+        } else {
+            (
+                &mut self.inner,
+                &mut self.anchor_inner,
+                &mut self.inner_frames,
+            )
+        };
+        *frames += 1;
+        let mut best = vec![0f32; sums.len()];
+        for d in members {
+            if let Some(b) = best.get_mut(d.class as usize) {
+                *b = b.max(d.score);
+            }
+        }
+        for (s, b) in sums.iter_mut().zip(best) {
+            *s += b;
+        }
+        if let Some(a) = members
+            .first()
+            .and_then(|d| anchors.get_mut(d.class as usize))
+        {
+            *a += 1;
+        }
+        for c in codes {
+            if !self
+                .codes
+                .iter()
+                .any(|k| k.text == c.text && k.format == c.format)
+            {
+                self.codes.push(c.clone());
+            }
+        }
+    }
+
+    /// The pooled codes.
+    pub fn codes(&self) -> &[Code] {
+        &self.codes
+    }
+
+    /// The mean evidence: per role, the class with the best mean score.
+    pub fn evidence(&self, manifest: &Manifest) -> Evidence {
+        let (sums, anchors, n) = if self.inner_frames > 0 {
+            (&self.inner, &self.anchor_inner, self.inner_frames)
+        } else {
+            (&self.edge, &self.anchor_edge, self.edge_frames.max(1))
+        };
+        let best = |role| {
+            manifest
+                .classes
+                .iter()
+                .filter(|c| c.role == role)
+                .filter_map(|c| sums.get(c.id as usize).map(|s| (c.id, s / n as f32)))
+                .filter(|&(_, s)| s > 0.0)
+                .fold(None, |acc: Option<(u32, f32)>, (id, s)| match acc {
+                    Some((_, bs)) if bs >= s => acc,
+                    _ => Some((id, s)),
+                })
+        };
+        let anchor_class = anchors
+            .iter()
+            .enumerate()
+            .max_by_key(|&(i, &n)| (n, std::cmp::Reverse(i)))
+            .map_or(0, |(i, _)| i as u32);
+        Evidence {
+            genuine: best(crate::bundle::Role::Genuine),
+            counterfeit: best(crate::bundle::Role::Counterfeit),
+            anchor_class,
+        }
+    }
+
+    /// The item's one verdict.
+    pub fn decide(
+        &self,
+        manifest: &Manifest,
+        today: &str,
+        seen: &dyn Fn(&str) -> bool,
+    ) -> Decision {
+        let e = self.evidence(manifest);
+        let product = rule::product_of(&e, manifest);
+        let signals: Vec<Signal> = self
+            .codes
+            .iter()
+            .flat_map(|c| c.signals(&product, manifest, today, seen))
+            .collect();
+        rule::decide(&e, &signals, manifest)
+    }
+}
