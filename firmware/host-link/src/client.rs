@@ -3,7 +3,8 @@
 //! One thread owns the port. Each connection begins with the agent's hello; then the thread loops:
 //! write queued messages, write a heartbeat when due, read with a short timeout and decode. Any I/O
 //! error other than a timeout ends the connection ([`Event::Disconnected`]); the thread reopens the
-//! path with exponential backoff until it succeeds or the client is dropped.
+//! path with exponential backoff until it succeeds or the client is dropped. The backoff starts over
+//! only after a connection on which the controller spoke (see [`backoff`](crate::backoff)).
 //!
 //! Design: messages queued while no port is open are discarded, not delivered late — a reject pulse
 //! for an item that passed the gate a minute ago must never fire on reconnect. Events go through a
@@ -24,6 +25,7 @@ use hallmark_link::{
 };
 use serialport::SerialPort;
 
+use crate::backoff::Backoff;
 use crate::error::LinkError;
 use crate::port;
 
@@ -163,15 +165,16 @@ impl Worker {
     }
 
     fn run(mut self) {
-        let mut backoff = self.opts.reconnect_min;
+        let mut backoff = Backoff::new(self.opts.reconnect_min, self.opts.reconnect_max);
         let mut logged_failure = false;
         while !self.stopped() {
+            let mut heard = false;
             match port::open(&self.path, self.opts.baud) {
                 Ok(mut port) => {
-                    backoff = self.opts.reconnect_min;
                     logged_failure = false;
                     tracing::info!(port = %self.path.display(), "link connected");
-                    let reason = self.session(&mut *port);
+                    let (reason, session_heard) = self.session(&mut *port);
+                    heard = session_heard;
                     drop(port);
                     if self.stopped() {
                         break;
@@ -193,8 +196,7 @@ impl Worker {
                     "messages queued while the link was down were discarded"
                 );
             }
-            self.sleep(backoff);
-            backoff = (backoff * 2).min(self.opts.reconnect_max);
+            self.sleep(backoff.after_attempt(heard));
         }
     }
 
@@ -210,8 +212,15 @@ impl Worker {
         }
     }
 
-    /// One connection, until an I/O error (returned as the reason) or the stop flag.
-    fn session(&mut self, port: &mut dyn SerialPort) -> String {
+    /// One connection, until an I/O error or the stop flag. Returns why it ended, and whether the
+    /// controller said anything valid during it.
+    fn session(&mut self, port: &mut dyn SerialPort) -> (String, bool) {
+        let mut heard = false;
+        let reason = self.converse(port, &mut heard);
+        (reason, heard)
+    }
+
+    fn converse(&mut self, port: &mut dyn SerialPort, heard: &mut bool) -> String {
         let hello = Message::Hello(Hello {
             role: Role::Agent,
             protocol: PROTOCOL_VERSION,
@@ -245,7 +254,10 @@ impl Worker {
                 Ok(n) => {
                     for r in decoder.feed(&buf[..n]).collect::<Vec<_>>() {
                         match r {
-                            Ok(m) => self.emit(Event::Message(m)),
+                            Ok(m) => {
+                                *heard = true;
+                                self.emit(Event::Message(m));
+                            }
                             Err(e) => {
                                 tracing::debug!(error = %e, "damaged frame from controller skipped");
                                 self.emit(Event::Dropped(e));
