@@ -280,9 +280,8 @@ impl Controller {
             let silent_since = self.last_heard.unwrap_or(0);
             if now.saturating_sub(silent_since) >= self.cfg.offline_after_ms {
                 self.link_up = false;
-                if !self.mark_counterfeit(true, &mut fx) {
-                    self.show(Screen::Offline, &mut fx);
-                }
+                // A counterfeit on screen stays, marked; anything else gives way below.
+                self.mark_counterfeit(true, &mut fx);
             }
         }
         if !self.link_up {
