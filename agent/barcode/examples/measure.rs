@@ -66,7 +66,21 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let repeat = args.iter().position(|a| a == "--repeat").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(5);
     let verbose = args.iter().any(|a| a == "--verbose");
-    let sets = [("reference PNGs", common::reference_crops()), ("sample-scene crops", common::sample_crops())];
+    if let Some(dir) = args.iter().position(|a| a == "--dump").and_then(|i| args.get(i + 1)) {
+        // Writes the sample-scene crops as PNGs, to look at what the decoder is given.
+        for c in common::sample_crops() {
+            let name = c.source.replace(['/', '#'], "_").replace(".jpg", "") + ".png";
+            if let Err(e) = image::save_buffer(format!("{dir}/{name}"), &c.rgb, c.width, c.height, image::ColorType::Rgb8) {
+                eprintln!("{name}: {e}");
+            }
+        }
+        return;
+    }
+    let sets = [
+        ("reference PNGs", common::reference_crops()),
+        ("reference PNGs turned 15°…345°", common::turned_reference_crops()),
+        ("sample-scene crops", common::sample_crops()),
+    ];
     println!("| engine | crops | EAN-13/UPC-A right GTIN | wrong GTIN read | GS1 DataMatrix right GTIN | p50 ms | p95 ms | max ms |");
     println!("|---|---|---|---|---|---|---|---|");
     for (set, crops) in &sets {

@@ -373,7 +373,7 @@ mod tests {
             ("61414120011", 5),    // the same as a GTIN-12 (UPC-A) body
             ("0950110101021", 5),  // GTIN-14 body with indicator 0
             ("9638507", 4),        // GTIN-8 96385074
-            ("400638100001", 8),   // a 4006381 GTIN-13
+            ("400638100001", 7),   // a 4006381 GTIN-13
             ("0000000000000", 0),
         ] {
             assert_eq!(check_digit(body), Ok(want), "body {body}");

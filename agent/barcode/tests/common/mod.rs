@@ -156,3 +156,56 @@ pub fn sample_crops() -> Vec<Crop> {
     }
     out
 }
+
+/// A crop turned clockwise by `degrees` about its centre onto a canvas that holds all of it, the corners
+/// filled with grey: what the detector's axis-aligned box holds when the pack lies at that angle.
+pub fn turned(c: &Crop, degrees: f32) -> Crop {
+    let a = degrees.to_radians();
+    let (s, co) = a.sin_cos();
+    let (w, h) = (c.width as f32, c.height as f32);
+    let tw = (w * co.abs() + h * s.abs()).ceil() as u32;
+    let th = (w * s.abs() + h * co.abs()).ceil() as u32;
+    let mut rgb = vec![128u8; (tw * th * 3) as usize];
+    for yr in 0..th {
+        for xr in 0..tw {
+            let (dx, dy) = (xr as f32 + 0.5 - tw as f32 / 2.0, yr as f32 + 0.5 - th as f32 / 2.0);
+            let x = w / 2.0 + co * dx + s * dy - 0.5;
+            let y = h / 2.0 - s * dx + co * dy - 0.5;
+            if x < 0.0 || y < 0.0 || x > w - 1.0 || y > h - 1.0 {
+                continue;
+            }
+            // Bilinear, as a camera's optics would blend neighbouring bars.
+            let (x0, y0) = (x as usize, y as usize);
+            let (x1, y1) = ((x0 + 1).min(c.width as usize - 1), (y0 + 1).min(c.height as usize - 1));
+            let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+            let at = |xx: usize, yy: usize, k: usize| f32::from(c.rgb[(yy * c.width as usize + xx) * 3 + k]);
+            for k in 0..3 {
+                let top = at(x0, y0, k) * (1.0 - fx) + at(x1, y0, k) * fx;
+                let bottom = at(x0, y1, k) * (1.0 - fx) + at(x1, y1, k) * fx;
+                rgb[((yr * tw + xr) * 3) as usize + k] = (top * (1.0 - fy) + bottom * fy + 0.5) as u8;
+            }
+        }
+    }
+    Crop {
+        source: format!("{}@{degrees}°", c.source),
+        brand: c.brand.clone(),
+        class: c.class.clone(),
+        rgb,
+        width: tw,
+        height: th,
+        printed: c.printed.clone(),
+        datamatrix_gtin: c.datamatrix_gtin.clone(),
+    }
+}
+
+/// Every reference PNG turned by 15°, 30°, … 345° (not 0°): the rotation coverage.
+pub fn turned_reference_crops() -> Vec<Crop> {
+    let refs = reference_crops();
+    let mut out = Vec::new();
+    for c in &refs {
+        for k in 1..24 {
+            out.push(turned(c, k as f32 * 15.0));
+        }
+    }
+    out
+}
