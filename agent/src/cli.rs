@@ -88,7 +88,7 @@ pub enum ModelsCommand {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let mut config = Config::load(cli.global.config.as_deref(), |k| std::env::var(k).ok())?;
+    let mut config = Config::load_env(cli.global.config.as_deref())?;
     if let Some(lib) = cli.global.ort_lib {
         config.runtime.ort_lib = Some(lib);
     }
@@ -101,7 +101,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             annotate,
             paths,
         } => {
-            let bundle = model.unwrap_or_else(|| config.bundle.clone());
+            let bundle = model.unwrap_or_else(|| config.bundle().to_path_buf());
             let mut pipeline =
                 Pipeline::open(config.runtime.clone(), &bundle, &config.public_keys)?;
             let inputs = scan::collect_inputs(&paths);
@@ -129,7 +129,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             iterations,
             json,
         } => {
-            let bundle = model.unwrap_or_else(|| config.bundle.clone());
+            let bundle = model.unwrap_or_else(|| config.bundle().to_path_buf());
             let mut pipeline =
                 Pipeline::open(config.runtime.clone(), &bundle, &config.public_keys)?;
             let dir = images.unwrap_or_else(|| {

@@ -1,57 +1,211 @@
 //! Configuration: one TOML file, every key with a default, each overridable by a `HALLMARK_*`
-//! environment variable (`HALLMARK_<SECTION>_<KEY>`, lists comma-separated), then by command-line flags.
+//! environment variable, then by command-line flags; layered with `figment` and validated into the
+//! typed [`Config`].
+//!
+//! An environment variable `HALLMARK_<SECTION>_<KEY>` sets `section.key`: the first `_` after the prefix
+//! separates the two (`HALLMARK_AGENT_STATE_DIR` is `agent.state_dir`). Lists are comma-separated there.
+//! Variables whose section Hallmark does not have (such as `HALLMARK_LOG`) are not configuration. An
+//! unknown key in a known section, in the file or the environment, is an error that names it.
 //!
 //! ```toml
-//! [runtime]
-//! ort_lib = "/opt/onnxruntime/lib/libonnxruntime.so.1.31.1"  # default: ORT_DYLIB_PATH, then .venv
-//! providers = ["cpu"]        # cpu | cuda | tensorrt, in order; each must register
-//! intra_threads = 0          # 0 = physical cores
+//! [agent]
+//! mode = "kiosk"             # kiosk | conveyor
+//! thing = "store-12-kiosk-1" # default: AWS_IOT_THING_NAME, else the host name
+//! state_dir = "/var/lib/hallmark"
+//! [source]
+//! kind = "replay"            # replay | camera
+//! path = "models/samples/northwind"
+//! fps = 2.0                  # 0 = as fast as possible
+//! loop = false
+//! device = "0"               # camera: index, /dev/videoN or a name
 //! [model]
-//! bundle = "models/northwind"
-//! [trust]
-//! public_keys = ["models/keys/demo-publisher.pub.pem"]
-//! [image]
-//! max_width = 16384
-//! max_height = 16384
-//! max_alloc_mib = 1024
+//! bundles = ["models/northwind"]
+//! [kiosk]
+//! trigger = "frame"          # frame | button | auto
+//! [link]
+//! port = "/dev/ttyUSB0"
+//! [evidence]
+//! max_files = 500
+//! max_mib = 200
 //! ```
 //! Relative paths in a file are taken from the file's folder; the defaults are looked up from the
 //! current folder and from the executable's folder upwards (so a built `hallmark` finds the shipped
 //! bundle and demo key of its checkout wherever it is started).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use serde::Deserialize;
+use figment::providers::{Format, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::{Deserialize, Deserializer};
 use thiserror::Error;
 
 use crate::imageio::ImageLimits;
-use crate::runtime::{Provider, RuntimeOptions};
+use crate::runtime::{Provider as ExecutionProvider, RuntimeOptions};
 
 pub const DEFAULT_BUNDLE: &str = "models/northwind";
 pub const DEFAULT_PUBLIC_KEY: &str = "models/keys/demo-publisher.pub.pem";
+pub const DEFAULT_REPLAY: &str = "models/samples/northwind";
+const ENV_PREFIX: &str = "HALLMARK_";
+const SECTIONS: [&str; 12] = [
+    "runtime", "model", "trust", "image", "agent", "source", "kiosk", "conveyor", "link",
+    "evidence", "output", "verdict",
+];
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {message}")]
     Read { path: PathBuf, message: String },
-    #[error("config {path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("environment variable {name}={value:?}: {message}")]
-    Env {
-        name: String,
-        value: String,
-        message: String,
-    },
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(e: figment::Error) -> Self {
+        // Design: figment's message names the key and where its value came from (file or variable).
+        ConfigError::Invalid(e.to_string().replace("unknown field", "unknown key"))
+    }
 }
 
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub runtime: RuntimeOptions,
-    pub bundle: PathBuf,
+    /// Bundles served; the first is the default brand.
+    pub bundles: Vec<PathBuf>,
     pub public_keys: Vec<PathBuf>,
     pub image: ImageLimits,
+    pub agent: AgentConfig,
+    pub source: SourceConfig,
+    pub kiosk: KioskConfig,
+    pub conveyor: ConveyorConfig,
+    pub link: LinkConfig,
+    pub evidence: EvidenceConfig,
+    pub output: OutputConfig,
+    pub verdict: VerdictConfig,
 }
+
+impl Config {
+    /// The first bundle (what `scan` and `bench` use without `--model`).
+    pub fn bundle(&self) -> &Path {
+        &self.bundles[0]
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Kiosk,
+    Conveyor,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Kiosk => "kiosk",
+            Mode::Conveyor => "conveyor",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentConfig {
+    pub mode: Mode,
+    pub thing: String,
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Replay,
+    Camera,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceConfig {
+    pub kind: SourceKind,
+    pub path: PathBuf,
+    /// Replay pace (0 = unthrottled); camera: requested frame rate (0 = the camera's default).
+    pub fps: f64,
+    pub looping: bool,
+    /// Decode a replay's files once at start (benchmarks).
+    pub preload: bool,
+    pub device: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub format: Option<String>,
+    /// No frame for this long: the camera is reopened.
+    pub stall_timeout: Duration,
+    /// When inference is slower than the source, keep only the freshest frame (count the rest as
+    /// dropped) instead of making the source wait. Default: on for a camera, off for a replay (a
+    /// recording's every frame counts).
+    pub drop_when_busy: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// Every frame is a scan (replays, demos).
+    Frame,
+    /// A scan starts on the controller's button, Enter on a terminal, or a `scan` command.
+    Button,
+    /// A scan starts when an item is held still in view.
+    Auto,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KioskConfig {
+    pub trigger: Trigger,
+    /// Frames one scan looks at.
+    pub scan_frames: u32,
+    /// A triggered scan that sees no frame for this long ends.
+    pub scan_timeout: Duration,
+    /// `auto`: frames the item must stay (nearly) still before a scan starts.
+    pub still_frames: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConveyorConfig {
+    pub track_iou: f32,
+    pub max_missed: u32,
+    pub max_frames: u32,
+    /// Tracks seen in fewer frames get no verdict (a glimpse is not a pack).
+    pub min_frames: u32,
+    pub reject_pulse_ms: u16,
+    /// Divert inconclusive items too, for a person to check.
+    pub reject_inconclusive: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkConfig {
+    pub port: Option<PathBuf>,
+    pub baud: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvidenceConfig {
+    pub enabled: bool,
+    pub max_files: usize,
+    pub max_mib: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputConfig {
+    /// Verdict events as JSON Lines on stdout.
+    pub stdout: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerdictConfig {
+    /// The same serial seen again within this window is the same pack scanned again, not a clone.
+    pub serial_rescan_window: Duration,
+    /// Serials remembered (oldest forgotten first).
+    pub serial_memory: usize,
+}
+
+// ---- the file's shape (every key optional) ----
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -60,13 +214,22 @@ struct File {
     model: ModelSection,
     trust: TrustSection,
     image: ImageSection,
+    agent: AgentSection,
+    source: SourceSection,
+    kiosk: KioskSection,
+    conveyor: ConveyorSection,
+    link: LinkSection,
+    evidence: EvidenceSection,
+    output: OutputSection,
+    verdict: VerdictSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct RuntimeSection {
     ort_lib: Option<PathBuf>,
-    providers: Option<Vec<Provider>>,
+    #[serde(deserialize_with = "list")]
+    providers: Option<Vec<String>>,
     intra_threads: Option<usize>,
 }
 
@@ -74,12 +237,15 @@ struct RuntimeSection {
 #[serde(default, deny_unknown_fields)]
 struct ModelSection {
     bundle: Option<PathBuf>,
+    #[serde(deserialize_with = "list")]
+    bundles: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct TrustSection {
-    public_keys: Option<Vec<PathBuf>>,
+    #[serde(deserialize_with = "list")]
+    public_keys: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -90,102 +256,234 @@ struct ImageSection {
     max_alloc_mib: Option<u64>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct AgentSection {
+    mode: Option<Mode>,
+    thing: Option<String>,
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct SourceSection {
+    kind: Option<SourceKind>,
+    path: Option<PathBuf>,
+    fps: Option<f64>,
+    #[serde(rename = "loop")]
+    looping: Option<bool>,
+    preload: Option<bool>,
+    device: Option<String>,
+    width: Option<u32>,
+    height: Option<u32>,
+    format: Option<String>,
+    stall_timeout_ms: Option<u64>,
+    drop_when_busy: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct KioskSection {
+    trigger: Option<Trigger>,
+    scan_frames: Option<u32>,
+    scan_timeout_ms: Option<u64>,
+    still_frames: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ConveyorSection {
+    track_iou: Option<f32>,
+    max_missed: Option<u32>,
+    max_frames: Option<u32>,
+    min_frames: Option<u32>,
+    reject_pulse_ms: Option<u16>,
+    reject_inconclusive: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct LinkSection {
+    port: Option<PathBuf>,
+    baud: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct EvidenceSection {
+    enabled: Option<bool>,
+    max_files: Option<usize>,
+    max_mib: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct OutputSection {
+    stdout: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct VerdictSection {
+    serial_rescan_window_s: Option<u64>,
+    serial_memory: Option<usize>,
+}
+
+/// A list given as a TOML array or as one comma-separated string (environment variables).
+fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(Option::<OneOrMany>::deserialize(d)?.map(|v| match v {
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect(),
+        OneOrMany::Many(v) => v,
+    }))
+}
+
+/// `HALLMARK_<SECTION>_<KEY>` variables as a figment provider (raw strings; figment's lossy extraction
+/// turns them into numbers and booleans where a key wants one).
+struct EnvVars(Vec<(String, String)>);
+
+impl Provider for EnvVars {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("environment variable")
+            .interpolater(|_, keys| format!("{ENV_PREFIX}{}", keys.join("_").to_ascii_uppercase()))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut root = Dict::new();
+        for (name, value) in &self.0 {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let Some((section, key)) = rest
+                .to_ascii_lowercase()
+                .split_once('_')
+                .map(|(s, k)| (s.to_string(), k.to_string()))
+            else {
+                continue;
+            };
+            if !SECTIONS.contains(&section.as_str()) || value.trim().is_empty() {
+                continue;
+            }
+            let entry = root
+                .entry(section)
+                .or_insert_with(|| Value::from(Dict::new()));
+            if let Value::Dict(_, dict) = entry {
+                dict.insert(key, Value::from(value.clone()));
+            }
+        }
+        Ok(Profile::Default.collect(root))
+    }
+}
+
 impl Config {
     /// Defaults, then the file (if any), then `HALLMARK_*` variables from `env`.
     pub fn load(
         file: Option<&Path>,
-        env: impl Fn(&str) -> Option<String>,
+        env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let (mut f, base) = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-                    path: path.into(),
-                    message: e.to_string(),
-                })?;
-                let f: File = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-                    path: path.into(),
-                    message: e.to_string(),
-                })?;
-                (f, path.parent().map(Path::to_path_buf))
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            // Design: figment treats a missing file as empty; a named file that is not there is an error.
+            std::fs::metadata(path).map_err(|e| ConfigError::Read {
+                path: path.into(),
+                message: e.to_string(),
+            })?;
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let figment = figment.merge(EnvVars(env.into_iter().collect()));
+        let f: File = figment.extract_lossy()?;
+        // A relative path from the file is relative to the file's folder.
+        let rel = |key: &str, p: PathBuf| -> PathBuf {
+            let from_file = figment
+                .find_metadata(key)
+                .and_then(|m| m.source.as_ref())
+                .and_then(|s| s.file_path())
+                .and_then(Path::parent);
+            match from_file {
+                Some(dir) if p.is_relative() => dir.join(p),
+                _ => p,
             }
-            None => (File::default(), None),
         };
-        let rel = |p: PathBuf| match &base {
-            Some(b) if p.is_relative() => b.join(p),
-            _ => p,
-        };
-        f.runtime.ort_lib = f.runtime.ort_lib.map(rel);
-        f.model.bundle = f.model.bundle.map(rel);
-        f.trust.public_keys = f
-            .trust
-            .public_keys
-            .map(|v| v.into_iter().map(rel).collect());
+        let bad = |m: String| ConfigError::Invalid(m);
 
-        let var = |name: &str| {
-            env(name)
-                .filter(|v| !v.trim().is_empty())
-                .map(|v| (name.to_string(), v))
+        let providers = match f.runtime.providers {
+            Some(list) => list
+                .iter()
+                .map(|p| p.parse::<ExecutionProvider>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|m| bad(format!("runtime.providers: {m}")))?,
+            None => vec![ExecutionProvider::Cpu],
         };
-        let bad = |(name, value): (String, String), message: String| ConfigError::Env {
-            name,
-            value,
-            message,
+        if providers.is_empty() {
+            return Err(bad("runtime.providers is empty".into()));
+        }
+        let bundles = match (f.model.bundles, f.model.bundle) {
+            (Some(list), _) => list
+                .into_iter()
+                .map(|p| rel("model.bundles", p.into()))
+                .collect::<Vec<_>>(),
+            (None, Some(one)) => vec![rel("model.bundle", one)],
+            (None, None) => vec![project_path(DEFAULT_BUNDLE)],
         };
-        if let Some((_, v)) = var("HALLMARK_RUNTIME_ORT_LIB") {
-            f.runtime.ort_lib = Some(v.into());
+        if bundles.is_empty() {
+            return Err(bad("model.bundles is empty".into()));
         }
-        if let Some(kv) = var("HALLMARK_RUNTIME_PROVIDERS") {
-            let parsed: Result<Vec<Provider>, String> = kv.1.split(',').map(str::parse).collect();
-            f.runtime.providers = Some(parsed.map_err(|m| bad(kv.clone(), m))?);
-        }
-        if let Some(kv) = var("HALLMARK_RUNTIME_INTRA_THREADS") {
-            f.runtime.intra_threads = Some(
-                kv.1.trim()
-                    .parse()
-                    .map_err(|_| bad(kv.clone(), "not a whole number".into()))?,
-            );
-        }
-        if let Some((_, v)) = var("HALLMARK_MODEL_BUNDLE") {
-            f.model.bundle = Some(v.into());
-        }
-        if let Some((_, v)) = var("HALLMARK_TRUST_PUBLIC_KEYS") {
-            f.trust.public_keys = Some(v.split(',').map(|s| PathBuf::from(s.trim())).collect());
-        }
-        for (name, slot) in [
-            ("HALLMARK_IMAGE_MAX_WIDTH", &mut f.image.max_width),
-            ("HALLMARK_IMAGE_MAX_HEIGHT", &mut f.image.max_height),
-        ] {
-            if let Some(kv) = var(name) {
-                *slot = Some(
-                    kv.1.trim()
-                        .parse()
-                        .map_err(|_| bad(kv.clone(), "not a whole number".into()))?,
-                );
-            }
-        }
-        if let Some(kv) = var("HALLMARK_IMAGE_MAX_ALLOC_MIB") {
-            f.image.max_alloc_mib = Some(
-                kv.1.trim()
-                    .parse()
-                    .map_err(|_| bad(kv.clone(), "not a whole number".into()))?,
-            );
-        }
-
+        let public_keys = match f.trust.public_keys {
+            Some(list) => list
+                .into_iter()
+                .map(|p| rel("trust.public_keys", p.into()))
+                .collect(),
+            None => vec![project_path(DEFAULT_PUBLIC_KEY)],
+        };
         let limits = ImageLimits::default();
+        let kind = f.source.kind.unwrap_or(SourceKind::Replay);
+        let fps = f.source.fps.unwrap_or(match kind {
+            SourceKind::Replay => 0.0,
+            SourceKind::Camera => 0.0,
+        });
+        if !(fps >= 0.0 && fps.is_finite()) {
+            return Err(bad(format!("source.fps {fps} must be 0 or positive")));
+        }
+        let mode = f.agent.mode.unwrap_or(Mode::Kiosk);
+        let conveyor = ConveyorConfig {
+            track_iou: f.conveyor.track_iou.unwrap_or(0.2),
+            max_missed: f.conveyor.max_missed.unwrap_or(3),
+            max_frames: f.conveyor.max_frames.unwrap_or(30),
+            min_frames: f.conveyor.min_frames.unwrap_or(2),
+            reject_pulse_ms: f.conveyor.reject_pulse_ms.unwrap_or(300),
+            reject_inconclusive: f.conveyor.reject_inconclusive.unwrap_or(true),
+        };
+        if !(conveyor.track_iou > 0.0 && conveyor.track_iou < 1.0) || conveyor.max_frames == 0 {
+            return Err(bad(
+                "conveyor.track_iou must be in (0, 1) and conveyor.max_frames above 0".into(),
+            ));
+        }
+        let kiosk = KioskConfig {
+            trigger: f.kiosk.trigger.unwrap_or(match kind {
+                SourceKind::Replay => Trigger::Frame,
+                SourceKind::Camera => Trigger::Button,
+            }),
+            scan_frames: f.kiosk.scan_frames.unwrap_or(5).max(1),
+            scan_timeout: Duration::from_millis(f.kiosk.scan_timeout_ms.unwrap_or(3000)),
+            still_frames: f.kiosk.still_frames.unwrap_or(3).max(1),
+        };
         Ok(Config {
             runtime: RuntimeOptions {
-                ort_lib: f.runtime.ort_lib,
-                providers: f.runtime.providers.unwrap_or_else(|| vec![Provider::Cpu]),
+                ort_lib: f.runtime.ort_lib.map(|p| rel("runtime.ort_lib", p)),
+                providers,
                 intra_threads: f.runtime.intra_threads.filter(|&n| n > 0),
             },
-            bundle: f
-                .model
-                .bundle
-                .unwrap_or_else(|| project_path(DEFAULT_BUNDLE)),
-            public_keys: f
-                .trust
-                .public_keys
-                .unwrap_or_else(|| vec![project_path(DEFAULT_PUBLIC_KEY)]),
+            bundles,
+            public_keys,
             image: ImageLimits {
                 max_width: f.image.max_width.unwrap_or(limits.max_width),
                 max_height: f.image.max_height.unwrap_or(limits.max_height),
@@ -195,7 +493,96 @@ impl Config {
                     .map(|m| m << 20)
                     .unwrap_or(limits.max_alloc),
             },
+            agent: AgentConfig {
+                mode,
+                thing: f
+                    .agent
+                    .thing
+                    .filter(|t| !t.trim().is_empty())
+                    .unwrap_or_else(default_thing),
+                state_dir: f
+                    .agent
+                    .state_dir
+                    .map(|p| rel("agent.state_dir", p))
+                    .unwrap_or_else(default_state_dir),
+            },
+            source: SourceConfig {
+                kind,
+                path: f
+                    .source
+                    .path
+                    .map(|p| rel("source.path", p))
+                    .unwrap_or_else(|| project_path(DEFAULT_REPLAY)),
+                fps,
+                looping: f.source.looping.unwrap_or(false),
+                preload: f.source.preload.unwrap_or(false),
+                device: f.source.device.unwrap_or_else(|| "0".into()),
+                width: f.source.width,
+                height: f.source.height,
+                format: f.source.format,
+                stall_timeout: Duration::from_millis(f.source.stall_timeout_ms.unwrap_or(2000)),
+                drop_when_busy: f
+                    .source
+                    .drop_when_busy
+                    .unwrap_or(kind == SourceKind::Camera),
+            },
+            kiosk,
+            conveyor,
+            link: LinkConfig {
+                port: f.link.port.map(|p| rel("link.port", p)),
+                baud: f.link.baud.unwrap_or(115_200),
+            },
+            evidence: EvidenceConfig {
+                enabled: f.evidence.enabled.unwrap_or(true),
+                max_files: f.evidence.max_files.unwrap_or(500),
+                max_mib: f.evidence.max_mib.unwrap_or(200),
+            },
+            output: OutputConfig {
+                stdout: f.output.stdout.unwrap_or(true),
+            },
+            verdict: VerdictConfig {
+                serial_rescan_window: Duration::from_secs(
+                    f.verdict.serial_rescan_window_s.unwrap_or(600),
+                ),
+                serial_memory: f.verdict.serial_memory.unwrap_or(100_000).max(1),
+            },
         })
+    }
+
+    /// Loads with the process environment.
+    pub fn load_env(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load(
+            file,
+            std::env::vars().filter(|(k, _)| k.starts_with(ENV_PREFIX)),
+        )
+    }
+}
+
+/// `AWS_IOT_THING_NAME` (Greengrass sets it), else the host name.
+fn default_thing() -> String {
+    std::env::var("AWS_IOT_THING_NAME")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "hallmark".into())
+}
+
+/// `$STATE_DIRECTORY` (systemd), else `$XDG_STATE_HOME/hallmark`, else `~/.local/state/hallmark`.
+fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("STATE_DIRECTORY").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("hallmark");
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".local/state/hallmark"),
+        None => std::env::temp_dir().join("hallmark-state"),
     }
 }
 
@@ -220,44 +607,65 @@ pub fn project_path(rel: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
-    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = vars
-            .iter()
+    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        vars.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| map.get(k).cloned()
+            .collect()
     }
 
     #[test]
     fn defaults_need_no_file() {
         let c = Config::load(None, env(&[])).unwrap();
-        assert_eq!(c.runtime.providers, vec![Provider::Cpu]);
+        assert_eq!(c.runtime.providers, vec![ExecutionProvider::Cpu]);
         assert_eq!(c.runtime.intra_threads, None);
-        assert!(c.bundle.ends_with("models/northwind"));
+        assert!(c.bundle().ends_with("models/northwind"));
         assert_eq!(c.image, ImageLimits::default());
+        assert_eq!(
+            (c.agent.mode, c.source.kind, c.kiosk.trigger),
+            (Mode::Kiosk, SourceKind::Replay, Trigger::Frame)
+        );
+        assert!(c.source.path.ends_with("models/samples/northwind"));
+        assert!(!c.source.looping && !c.source.drop_when_busy && c.output.stdout);
     }
 
     #[test]
     fn file_values_are_taken_relative_to_the_file_and_env_wins() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hallmark.toml");
-        std::fs::write(&path, "[runtime]\nproviders = [\"cuda\", \"cpu\"]\nintra_threads = 3\n[model]\nbundle = \"b\"\n").unwrap();
+        std::fs::write(&path, "[runtime]\nproviders = [\"cuda\", \"cpu\"]\nintra_threads = 3\n[model]\nbundle = \"b\"\n[agent]\nstate_dir = \"state\"\nmode = \"conveyor\"\n").unwrap();
         let c = Config::load(Some(&path), env(&[])).unwrap();
-        assert_eq!(c.runtime.providers, vec![Provider::Cuda, Provider::Cpu]);
+        assert_eq!(
+            c.runtime.providers,
+            vec![ExecutionProvider::Cuda, ExecutionProvider::Cpu]
+        );
         assert_eq!(c.runtime.intra_threads, Some(3));
-        assert_eq!(c.bundle, dir.path().join("b"));
+        assert_eq!(c.bundles, vec![dir.path().join("b")]);
+        assert_eq!(c.agent.state_dir, dir.path().join("state"));
+        assert_eq!(c.agent.mode, Mode::Conveyor);
         let c = Config::load(
             Some(&path),
             env(&[
                 ("HALLMARK_RUNTIME_PROVIDERS", "tensorrt"),
                 ("HALLMARK_RUNTIME_INTRA_THREADS", "1"),
+                ("HALLMARK_AGENT_STATE_DIR", "/tmp/s"),
+                ("HALLMARK_MODEL_BUNDLES", "x, y"),
+                ("HALLMARK_SOURCE_LOOP", "true"),
+                ("HALLMARK_AGENT_THING", "0042"),
+                ("HALLMARK_LOG", "debug"),
             ]),
         )
         .unwrap();
-        assert_eq!(c.runtime.providers, vec![Provider::Tensorrt]);
+        assert_eq!(c.runtime.providers, vec![ExecutionProvider::Tensorrt]);
         assert_eq!(c.runtime.intra_threads, Some(1));
+        assert_eq!(
+            c.agent.state_dir,
+            PathBuf::from("/tmp/s"),
+            "the first _ after the prefix separates section and key"
+        );
+        assert_eq!(c.bundles, vec![PathBuf::from("x"), PathBuf::from("y")]);
+        assert!(c.source.looping);
+        assert_eq!(c.agent.thing, "0042");
     }
 
     #[test]
@@ -265,15 +673,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hallmark.toml");
         std::fs::write(&path, "[runtime]\nprovider = [\"cpu\"]\n").unwrap();
-        assert!(Config::load(Some(&path), env(&[]))
-            .unwrap_err()
-            .to_string()
-            .contains("provider"));
-        let err = Config::load(None, env(&[("HALLMARK_RUNTIME_PROVIDERS", "gpu")])).unwrap_err();
+        let err = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
         assert!(
-            err.to_string().contains("HALLMARK_RUNTIME_PROVIDERS")
-                && err.to_string().contains("gpu"),
+            err.contains("provider") && err.contains("unknown key"),
             "{err}"
         );
+        let err = Config::load(None, env(&[("HALLMARK_RUNTIME_PROVIDERS", "gpu")])).unwrap_err();
+        assert!(
+            err.to_string().contains("runtime.providers") && err.to_string().contains("gpu"),
+            "{err}"
+        );
+        let err = Config::load(None, env(&[("HALLMARK_AGENT_MODES", "kiosk")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("modes"), "{err}");
+        let err = Config::load(None, env(&[("HALLMARK_SOURCE_FPS", "fast")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("HALLMARK_SOURCE_FPS"), "{err}");
+        std::fs::write(&path, "[agent\nmode = 1").unwrap();
+        assert!(Config::load(Some(&path), env(&[])).is_err());
+        assert!(matches!(
+            Config::load(Some(&dir.path().join("none.toml")), env(&[])),
+            Err(ConfigError::Read { .. })
+        ));
     }
 }

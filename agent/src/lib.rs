@@ -13,6 +13,7 @@
 
 pub mod bench;
 pub mod bundle;
+pub mod capture;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod imageio;
 pub mod pipeline;
 pub mod runtime;
 pub mod scan;
+pub mod track;
 pub mod verdict;
 
 pub use bundle::{Bundle, Manifest, TrustedKeys};
