@@ -51,6 +51,9 @@ DEFAULTS = {
     "translate": 0.1,
     "mosaic": 1.0,
     "cls": 0.5,  # the class loss's gain (the recipe's 0.5); Aurora's subtle classes want it louder
+    # Another dataset folder whose images/val to validate on (e.g. training scenes drawn with
+    # generate --photo-backgrounds into their own folder, validated on the usual split); empty = own.
+    "val_data": "",
 }
 
 
@@ -166,6 +169,8 @@ def train(data_dir: Path, model_dir: Path, params: dict) -> Path:
     # data.yaml names the dataset by absolute path; point it at wherever the channel is mounted.
     data = yaml.safe_load((data_dir / "data.yaml").read_text())
     data["path"] = str(data_dir.resolve())
+    if params.get("val_data"):
+        data["val"] = str((Path(params["val_data"]) / "images" / "val").resolve())
     data_path = model_dir / "data.yaml"
     data_path.write_text(yaml.safe_dump(data))
     cfg = params["cfg"] if "/" in params["cfg"] else str(pkg / "models" / params["cfg"])
