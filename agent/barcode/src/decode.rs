@@ -4,6 +4,8 @@
 //! found; each symbol is interpreted as GS1 (GTIN, check digit, expiry, batch, serial) and placed back
 //! in the crop's pixels.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::engine::{Engine, Symbol, Wanted};
@@ -58,24 +60,119 @@ pub fn decode_crop_with(engine: Engine, rgb: &[u8], width: u32, height: u32, str
         tracing::debug!(width, height, stride, len = rgb.len(), "crop buffer does not match its dimensions");
         return Vec::new();
     };
-    let mut symbols = engine.read(&luma, w, h, Wanted::All);
-    // Design: a pack turns on a conveyor, so the symbol can lie at any angle; a row scan reads an EAN-13
-    // up to about ±20° off its axis (its bars are a third as tall as it is wide), so 0°, 90°, 45° and
-    // 135° cover every angle. The DataMatrix detector is rotation-invariant: only linear symbols are
-    // looked for after the first pass.
-    for turn in [Turn::Quarter, Turn::Eighth, Turn::ThreeEighths] {
-        if symbols.iter().any(|s| s.format.is_linear()) {
+    read_views(engine, &luma, w, h).iter().map(|s| interpret(s, width as f32, height as f32)).collect()
+}
+
+/// The turns of the crop tried, in order, until an EAN-13/UPC-A is read.
+///
+/// Design: a pack turns on a conveyor, so the symbol can lie at any angle. A row scan reads an EAN-13
+/// up to about ±20° off its axis (its bars are a third as tall as it is wide), and the engine reads
+/// each row both ways, so 0°, 90°, 45° and 135° cover every angle. The DataMatrix detector is
+/// rotation-invariant: only linear symbols are looked for after the first view.
+const VIEWS: [f32; 4] = [0.0, 90.0, 45.0, 135.0];
+
+/// How far the two resampled views of a read symbol are turned from the view that found it.
+const RESAMPLE_DEGREES: f32 = 6.0;
+
+/// Reads the symbols of a luma crop; corners in the crop's pixels.
+///
+/// Design: an EAN-13 read is only returned when two of three samplings of it agree on all 13 digits:
+/// the view that found it, and the symbol's neighbourhood turned ±6°, which puts every bar edge on
+/// other pixels. A misread (a bar-width bias at a half-pixel phase, aliasing at 45°) is a property of
+/// one sampling and does not survive that, whether its check digit passes (a wrong GTIN: one misread
+/// in ten) or not (a false "wrong check digit"); a real symbol reads alike in all three. A false
+/// COUNTERFEIT is the worst outcome, so no agreement means no EAN-13 (the verdict falls back to the
+/// detector) rather than a guess. Each sampling is read twice, with the engine's errors allowed and
+/// not: allowed, a misread can out-count the right reading on the same rows and hide it.
+fn read_views(engine: Engine, luma: &[u8], w: usize, h: usize) -> Vec<Symbol> {
+    let mut out = Vec::new();
+    for (i, &degrees) in VIEWS.iter().enumerate() {
+        let view = View::new(luma, w, h, degrees);
+        let wanted = if i == 0 { Wanted::All } else { Wanted::Linear };
+        let mut first = view.read(engine, wanted, true);
+        if i == 0 {
+            out.extend(first.iter().filter(|s| !s.format.is_linear()).cloned());
+        }
+        first.retain(|s| s.format.is_linear());
+        if first.is_empty() {
+            continue;
+        }
+        if let Some(agreed) = agree(engine, luma, w, h, degrees, first) {
+            out.push(agreed);
             break;
         }
-        let (turned, tw, th) = turn.apply(&luma, w, h);
-        for mut s in engine.read(&turned, tw, th, Wanted::Linear) {
+    }
+    out
+}
+
+/// The linear symbol that two of three samplings agree on (see `read_views`), given what the first
+/// sampling (a whole view turned by `degrees`) read.
+fn agree(engine: Engine, luma: &[u8], w: usize, h: usize, degrees: f32, first: Vec<Symbol>) -> Option<Symbol> {
+    // The neighbourhood of what was read: the box around every read, grown by a quarter of its size
+    // (the quiet zones, and the rows above and below the ones that were read).
+    let xs = first.iter().flat_map(|s| s.corners.map(|c| c[0]));
+    let ys = first.iter().flat_map(|s| s.corners.map(|c| c[1]));
+    let (x1, x2) = xs.fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
+    let (y1, y2) = ys.fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), y| (a.min(y), b.max(y)));
+    let grow = 0.25 * (x2 - x1).max(y2 - y1) + 8.0;
+    let clamp = |v: f32, hi: usize| (v.max(0.0) as usize).min(hi);
+    let (rx1, ry1) = (clamp(x1 - grow, w), clamp(y1 - grow, h));
+    let (rx2, ry2) = (clamp(x2 + grow + 1.0, w), clamp(y2 + grow + 1.0, h));
+    let (rw, rh) = (rx2.saturating_sub(rx1), ry2.saturating_sub(ry1));
+    if rw < 2 || rh < 2 {
+        return None;
+    }
+    let mut region = Vec::with_capacity(rw * rh);
+    for y in ry1..ry2 {
+        region.extend_from_slice(&luma[y * w + rx1..y * w + rx2]);
+    }
+    let mut samplings = vec![first];
+    for offset in [-RESAMPLE_DEGREES, RESAMPLE_DEGREES] {
+        let view = View::new(&region, rw, rh, degrees + offset);
+        let mut read = view.read(engine, Wanted::Linear, true);
+        read.extend(view.read(engine, Wanted::Linear, false));
+        if offset < 0.0 {
+            // The first sampling read once more, errors not allowed, on the neighbourhood alone.
+            let unturned = View::new(&region, rw, rh, degrees);
+            samplings[0].extend(unturned.read(engine, Wanted::Linear, false).into_iter().map(|mut s| {
+                for c in &mut s.corners {
+                    *c = [c[0] + rx1 as f32, c[1] + ry1 as f32];
+                }
+                s
+            }));
+        }
+        for s in &mut read {
             for c in &mut s.corners {
-                *c = turn.back(*c, w, h);
+                *c = [c[0] + rx1 as f32, c[1] + ry1 as f32];
             }
-            symbols.push(s);
+        }
+        samplings.push(read);
+    }
+    // Every text with the number of samplings that read it; valid ones first, then the best supported.
+    let mut votes: Vec<(&Symbol, usize)> = Vec::new();
+    for s in samplings.iter().flatten() {
+        if votes.iter().any(|(v, _)| v.text == s.text) {
+            continue;
+        }
+        let n = samplings.iter().filter(|read| read.iter().any(|r| r.text == s.text)).count();
+        votes.push((s, n));
+    }
+    votes.retain(|&(_, n)| n >= 2);
+    let key = |&(s, n): &(&Symbol, usize)| (Gtin::parse(&s.text).is_err(), std::cmp::Reverse(n));
+    votes.sort_by_key(key);
+    if let [a, b, ..] = votes[..] {
+        if key(&a) == key(&b) {
+            tracing::debug!(a = %a.0.text, b = %b.0.text, "two readings of one symbol as well supported: neither returned");
+            return None;
         }
     }
-    symbols.iter().map(|s| interpret(s, width as f32, height as f32)).collect()
+    match votes.first() {
+        Some((s, _)) => Some((*s).clone()),
+        None => {
+            tracing::debug!(degrees, "no two samplings agree on a linear symbol: none returned");
+            None
+        }
+    }
 }
 
 /// BT.601 luma of an RGB8 picture, in a tight `w * h` buffer; `None` if the buffer is too small.
@@ -96,65 +193,67 @@ fn to_luma(rgb: &[u8], w: usize, h: usize, stride: usize) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// A rotation of the crop tried when no linear symbol was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Turn {
-    /// 90° clockwise, exact.
-    Quarter,
-    /// 45° and 135°: resampled onto a canvas that holds the whole turned crop.
-    Eighth,
-    ThreeEighths,
+/// The crop turned clockwise by some angle about its centre, on a canvas that holds all of it.
+struct View<'a> {
+    pixels: Cow<'a, [u8]>,
+    width: usize,
+    height: usize,
+    /// The crop's size and the turn, to map points back.
+    crop: (usize, usize),
+    radians: f32,
 }
 
-impl Turn {
-    fn angle(self) -> f32 {
-        match self {
-            Turn::Quarter => std::f32::consts::FRAC_PI_2,
-            Turn::Eighth => std::f32::consts::FRAC_PI_4,
-            Turn::ThreeEighths => 3.0 * std::f32::consts::FRAC_PI_4,
-        }
-    }
-
-    /// The turned luma picture and its size.
-    fn apply(self, luma: &[u8], w: usize, h: usize) -> (Vec<u8>, usize, usize) {
-        match self {
-            Turn::Quarter => {
-                // R(x', y') = L(y', h - 1 - x'), R is h wide and w tall.
-                let mut out = vec![0u8; w * h];
-                for (yr, row) in out.chunks_exact_mut(h).enumerate() {
-                    for (xr, px) in row.iter_mut().enumerate() {
-                        *px = luma[(h - 1 - xr) * w + yr];
-                    }
+impl<'a> View<'a> {
+    fn new(luma: &'a [u8], w: usize, h: usize, degrees: f32) -> View<'a> {
+        let degrees = degrees.rem_euclid(360.0);
+        let radians = degrees.to_radians();
+        let (pixels, width, height) = if degrees == 0.0 {
+            (Cow::Borrowed(luma), w, h)
+        } else if degrees == 90.0 {
+            // Exact: R(x', y') = L(y', h - 1 - x'), h wide and w tall.
+            let mut out = vec![0u8; w * h];
+            for (yr, row) in out.chunks_exact_mut(h).enumerate() {
+                for (xr, px) in row.iter_mut().enumerate() {
+                    *px = luma[(h - 1 - xr) * w + yr];
                 }
-                (out, h, w)
             }
-            _ => rotate_bilinear(luma, w, h, self.angle()),
-        }
+            (Cow::Owned(out), h, w)
+        } else {
+            let (out, tw, th) = rotate_bilinear(luma, w, h, radians);
+            (Cow::Owned(out), tw, th)
+        };
+        View { pixels, width, height, crop: (w, h), radians }
     }
 
-    /// Where a point of the turned picture lies in the original crop.
-    fn back(self, p: [f32; 2], w: usize, h: usize) -> [f32; 2] {
-        match self {
-            Turn::Quarter => [p[1], h as f32 - 1.0 - p[0]],
-            _ => {
-                let (tw, th) = rotated_size(w, h, self.angle());
-                let (s, c) = self.angle().sin_cos();
-                let (dx, dy) = (p[0] - tw as f32 / 2.0, p[1] - th as f32 / 2.0);
-                // Inverse of the clockwise turn used in `rotate_bilinear`.
-                [w as f32 / 2.0 + c * dx + s * dy, h as f32 / 2.0 - s * dx + c * dy]
+    /// The engine's symbols, corners mapped back to the crop.
+    fn read(&self, engine: Engine, wanted: Wanted, errors: bool) -> Vec<Symbol> {
+        let mut found = engine.read(&self.pixels, self.width, self.height, wanted, errors);
+        for s in &mut found {
+            for c in &mut s.corners {
+                *c = self.back(*c);
             }
         }
+        found
+    }
+
+    /// Where a pixel of the view lies in the crop (the inverse of the turn in `rotate_bilinear`).
+    fn back(&self, p: [f32; 2]) -> [f32; 2] {
+        let (w, h) = (self.crop.0 as f32, self.crop.1 as f32);
+        let (s, c) = self.radians.sin_cos();
+        let (dx, dy) = (p[0] + 0.5 - self.width as f32 / 2.0, p[1] + 0.5 - self.height as f32 / 2.0);
+        [w / 2.0 + c * dx + s * dy - 0.5, h / 2.0 - s * dx + c * dy - 0.5]
     }
 }
 
 fn rotated_size(w: usize, h: usize, angle: f32) -> (usize, usize) {
     let (s, c) = (angle.sin().abs(), angle.cos().abs());
     let (w, h) = (w as f32, h as f32);
-    ((w * c + h * s).ceil() as usize, (w * s + h * c).ceil() as usize)
+    // Design: the epsilon keeps a turn by a multiple of 90° from gaining a pixel to rounding.
+    (((w * c + h * s) - 1e-3).ceil() as usize, ((w * s + h * c) - 1e-3).ceil() as usize)
 }
 
-/// The picture turned clockwise by `angle` about its centre, bilinear, white outside the crop (a quiet
-/// zone rather than a dark edge that could look like a bar).
+/// The picture turned clockwise by `angle` (radians) about its centre, bilinear, white outside the
+/// crop (a quiet zone rather than a dark edge that could look like a bar).
 fn rotate_bilinear(luma: &[u8], w: usize, h: usize, angle: f32) -> (Vec<u8>, usize, usize) {
     let (tw, th) = rotated_size(w, h, angle);
     let (s, c) = angle.sin_cos();
@@ -284,20 +383,21 @@ mod tests {
     #[test]
     fn turned_points_map_back_to_the_crop() {
         let (w, h) = (7usize, 4usize);
-        // A distinct value per pixel: find where pixel (5, 1) went in each turn, map it back.
+        // A distinct value per pixel: find where pixel (5, 1) went in the exact quarter turn.
         let luma: Vec<u8> = (0..(w * h) as u8).map(|v| v * 9).collect();
-        let (q, qw, qh) = Turn::Quarter.apply(&luma, w, h);
-        assert_eq!((qw, qh), (h, w));
-        let at = q.iter().position(|&v| v == luma[w + 5]).unwrap_or(usize::MAX);
-        assert_eq!(Turn::Quarter.back([(at % qw) as f32, (at / qw) as f32], w, h), [5.0, 1.0]);
-        for turn in [Turn::Eighth, Turn::ThreeEighths] {
-            let (tw, th) = rotated_size(w, h, turn.angle());
-            // The centre of pixel (5, 1) goes to the turned picture and back.
-            let (s, c) = turn.angle().sin_cos();
+        let q = View::new(&luma, w, h, 90.0);
+        assert_eq!((q.width, q.height), (h, w));
+        let at = q.pixels.iter().position(|&v| v == luma[w + 5]).unwrap_or(usize::MAX);
+        let back = q.back([(at % q.width) as f32, (at / q.width) as f32]);
+        assert!((back[0] - 5.0).abs() < 1e-4 && (back[1] - 1.0).abs() < 1e-4, "{back:?}");
+        for degrees in [45.0f32, 135.0, 39.0, -6.0] {
+            let v = View::new(&luma, w, h, degrees);
+            // Pixel (5, 1) goes to the turned picture and back.
+            let (s, c) = degrees.rem_euclid(360.0).to_radians().sin_cos();
             let (dx, dy) = (5.5 - w as f32 / 2.0, 1.5 - h as f32 / 2.0);
-            let fwd = [tw as f32 / 2.0 + c * dx - s * dy, th as f32 / 2.0 + s * dx + c * dy];
-            let back = turn.back(fwd, w, h);
-            assert!((back[0] - 5.5).abs() < 1e-4 && (back[1] - 1.5).abs() < 1e-4, "{turn:?}: {back:?}");
+            let fwd = [v.width as f32 / 2.0 + c * dx - s * dy - 0.5, v.height as f32 / 2.0 + s * dx + c * dy - 0.5];
+            let back = v.back(fwd);
+            assert!((back[0] - 5.0).abs() < 1e-3 && (back[1] - 1.0).abs() < 1e-3, "{degrees}: {back:?}");
         }
     }
 }

@@ -68,12 +68,17 @@ impl Engine {
         }
     }
 
-    pub(crate) fn read(self, luma: &[u8], width: usize, height: usize, wanted: Wanted) -> Vec<Symbol> {
+    /// The symbols in a luma picture. `errors`: also return EAN-13/UPC-A symbols whose check digit is
+    /// wrong, where the engine can (zxing-cpp); rxing never returns them.
+    pub(crate) fn read(self, luma: &[u8], width: usize, height: usize, wanted: Wanted, errors: bool) -> Vec<Symbol> {
         match self {
             #[cfg(feature = "zxing-cpp")]
-            Engine::ZxingCpp => zxing::read(luma, width, height, wanted),
+            Engine::ZxingCpp => zxing::read(luma, width, height, wanted, errors),
             #[cfg(feature = "rxing")]
-            Engine::Rxing => rx::read(luma, width, height, wanted),
+            Engine::Rxing => {
+                let _ = errors;
+                rx::read(luma, width, height, wanted)
+            }
         }
     }
 }
@@ -84,7 +89,7 @@ mod zxing {
     use crate::decode::Format;
     use zxingcpp::{BarcodeFormat, BarcodeReader, ImageFormat, ImageView, TextMode};
 
-    pub(super) fn read(luma: &[u8], width: usize, height: usize, wanted: Wanted) -> Vec<Symbol> {
+    pub(super) fn read(luma: &[u8], width: usize, height: usize, wanted: Wanted, errors: bool) -> Vec<Symbol> {
         let view = match ImageView::from_slice(luma, width, height, ImageFormat::Lum) {
             Ok(v) => v,
             Err(e) => {
@@ -97,18 +102,19 @@ mod zxing {
             Wanted::Linear => &[BarcodeFormat::EAN13, BarcodeFormat::UPCA],
         };
         // Design: ReturnErrors makes zxing-cpp keep an EAN-13 whose check digit is wrong (a counterfeit's)
-        // instead of dropping it; it still has to be read alike on MinLineCount (2) rows, and a symbol in
-        // error that overlaps a valid one is discarded, so a misread does not turn into a bad check digit.
-        // Rotation is done by the caller (`decode`), so TryRotate stays off.
+        // instead of dropping it; it still has to be read alike on MinLineCount (2) rows. That alone does
+        // not make such a read trustworthy: `decode` confirms it. Rotation is done by `decode` too, so
+        // TryRotate stays off.
         let reader = BarcodeReader::new()
             .formats(formats)
             .try_harder(true)
             .try_rotate(false)
             .try_invert(false)
             .try_downscale(true)
-            .return_errors(true)
+            .return_errors(errors)
             .min_line_count(2)
             .text_mode(TextMode::Plain);
+        let t0 = std::time::Instant::now();
         let found = match reader.from(view) {
             Ok(found) => found,
             Err(e) => {
@@ -116,6 +122,7 @@ mod zxing {
                 return Vec::new();
             }
         };
+        tracing::trace!(width, height, ?wanted, errors, found = found.len(), ms = t0.elapsed().as_secs_f64() * 1e3, "zxing-cpp read");
         found
             .iter()
             .filter_map(|b| {
