@@ -9,7 +9,9 @@
 //! so the detector converts at most once. [`Source::next`] never blocks for long: it returns within
 //! about [`POLL`] even when a camera is wedged, so the daemon can always shut down.
 
+pub mod camera;
 pub mod replay;
+pub mod watchdog;
 
 use std::time::{Duration, Instant};
 

@@ -98,9 +98,22 @@ pub fn header(jpeg: &[u8]) -> Result<(u32, u32, bool), String> {
 /// Decodes a whole JPEG of the given size (from [`header`]) to packed RGB8. Warnings (such as
 /// extraneous bytes) are not errors, as in the reference; fatal errors are.
 pub fn decode_rgb(jpeg: &[u8], width: u32, height: u32) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    decode_rgb_into(jpeg, width, height, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode_rgb`] into `out`, resized to width × height × 3 and reusing its allocation (a camera
+/// decodes every frame into a recycled buffer). On an error `out` holds no meaningful pixels.
+pub fn decode_rgb_into(
+    jpeg: &[u8],
+    width: u32,
+    height: u32,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
     let h = Handle::new()?;
     let len = width as usize * height as usize * 3;
-    let mut out = vec![0u8; len];
+    out.resize(len, 0);
     // SAFETY: `out` holds exactly width × height × 3 bytes, which is what TJPF_RGB with pitch 0
     // (= width × 3) and this width and height write; the input pointer and length come from one slice.
     let r = unsafe {
@@ -120,5 +133,5 @@ pub fn decode_rgb(jpeg: &[u8], width: u32, height: u32) -> Result<Vec<u8>, Strin
     if r != 0 && unsafe { tjGetErrorCode(h.0) } != TJERR_WARNING {
         return Err(h.error());
     }
-    Ok(out)
+    Ok(())
 }
