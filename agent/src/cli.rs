@@ -38,6 +38,10 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The agent daemon: capture (camera or replay) → detector → one verdict per item → stdout, evidence,
+    /// the kiosk controller. With no config: the demo bundle on a replay of its sample images, kiosk mode.
+    /// Stops on SIGINT/SIGTERM (finishing the frames in flight) or when a non-looping replay ends.
+    Run,
     /// Detect and judge products in image files or folders; one JSON object per image on stdout.
     Scan {
         /// Model bundle folder (default: model.bundle, i.e. the shipped demo bundle models/northwind).
@@ -96,6 +100,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         config.runtime.intra_threads = Some(n).filter(|&n| n > 0);
     }
     match cli.command {
+        Command::Run => {
+            let summary = crate::daemon::run(config, shutdown_signal())?;
+            eprintln!(
+                "hallmark: run ended: {} frames, {} verdicts ({} counterfeit), {} frames dropped, {} skipped",
+                summary.frames, summary.verdicts, summary.counterfeit, summary.dropped, summary.skipped
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Scan {
             model,
             annotate,
@@ -209,5 +221,29 @@ fn models(command: ModelsCommand, config: &Config) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the agent");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

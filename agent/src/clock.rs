@@ -10,6 +10,21 @@ pub fn today_utc() -> String {
     civil_date(secs)
 }
 
+/// RFC 3339 in UTC with milliseconds, e.g. `2026-11-27T10:15:00.123Z`.
+pub fn rfc3339_utc(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let day = secs % 86_400;
+    format!(
+        "{}T{:02}:{:02}:{:02}.{:03}Z",
+        civil_date(secs),
+        day / 3600,
+        day % 3600 / 60,
+        day % 60,
+        d.subsec_millis()
+    )
+}
+
 /// `YYYY-MM-DD` of a Unix time (proleptic Gregorian, UTC), by Howard Hinnant's days-to-civil algorithm.
 pub fn civil_date(unix_secs: u64) -> String {
     let z = (unix_secs / 86_400) as i64 + 719_468;
@@ -33,5 +48,7 @@ mod tests {
         assert_eq!(civil_date(0), "1970-01-01");
         assert_eq!(civil_date(951_782_400), "2000-02-29");
         assert_eq!(civil_date(1_795_737_600), "2026-11-27");
+        let t = UNIX_EPOCH + std::time::Duration::from_millis(1_795_737_600_000 + 3_723_045);
+        assert_eq!(rfc3339_utc(t), "2026-11-27T01:02:03.045Z");
     }
 }

@@ -16,12 +16,15 @@ pub mod bundle;
 pub mod capture;
 pub mod cli;
 pub mod clock;
+pub mod codes;
 pub mod config;
+pub mod daemon;
 pub mod detector;
 pub mod imageio;
 pub mod pipeline;
 pub mod runtime;
 pub mod scan;
+pub mod sink;
 pub mod track;
 pub mod verdict;
 

@@ -28,6 +28,8 @@ pub struct Pipeline {
     pub runtime: Runtime,
     pub bundle: Bundle,
     pub detector: Detector,
+    /// Frames in other layouts as packed RGB, for the barcode reader (reused).
+    scratch: Vec<u8>,
 }
 
 /// What the verdict rule needs besides the frame: today's date (`YYYY-MM-DD`, for expiry dates) and
@@ -63,6 +65,7 @@ impl Pipeline {
             runtime,
             bundle,
             detector,
+            scratch: Vec::new(),
         })
     }
 
@@ -79,9 +82,11 @@ impl Pipeline {
         let t0 = Instant::now();
         let (detections, times) = self.detector.detect(frame)?;
         let size = (frame.width, frame.height);
+        let boxes: Vec<[f32; 4]> = verdict::group(detections).iter().map(|i| i.bbox).collect();
+        let codes = crate::codes::read(frame, &boxes, &mut self.scratch);
         let judged = verdict::judge(
             detections,
-            &[],
+            &codes,
             self.bundle.manifest(),
             size,
             ctx.today,

@@ -58,14 +58,14 @@ impl DetectorError {
 /// A loaded model with its reused buffers.
 pub struct Detector {
     session: Session,
-    input: Tensor<f32>,
+    /// The input `detect` uses; `None` only while it is lent to `infer`.
+    own: Option<Input>,
     output_name: String,
     layout: Layout,
     width: u32,
     height: u32,
     settings: Settings,
-    pre: Preprocessor,
-    letterbox: Option<Letterbox>,
+    pre: Prep,
     candidates: Vec<Candidate>,
     order: Vec<usize>,
     keep: Vec<usize>,
@@ -123,15 +123,10 @@ impl Detector {
             source,
         })?;
         let (width, height) = (manifest.model.input.width, manifest.model.input.height);
-        let len = 3 * width as usize * height as usize;
-        let input = Tensor::from_array((
-            [1usize, 3, height as usize, width as usize],
-            vec![0f32; len],
-        ))
-        .map_err(|e| DetectorError::Inference(e.to_string()))?;
+        let own = Input::new(width, height)?;
         Ok(Detector {
             session,
-            input,
+            own: Some(own),
             output_name: manifest.model.output.name.clone(),
             layout,
             width,
@@ -141,8 +136,7 @@ impl Detector {
                 iou: manifest.thresholds.iou,
                 max_detections: MAX_DETECTIONS,
             },
-            pre: Preprocessor::new(),
-            letterbox: None,
+            pre: Prep::new(width, height),
             candidates: Vec::with_capacity(1024),
             order: Vec::with_capacity(1024),
             keep: Vec::with_capacity(MAX_DETECTIONS),
@@ -181,24 +175,49 @@ impl Detector {
         ))
     }
 
-    /// Stage 1: letterboxes the frame into the input tensor.
-    pub fn preprocess(&mut self, frame: Frame<'_>) -> Result<Letterbox, DetectorError> {
-        let (_, data) = self.input.extract_tensor_mut();
-        let lb = self.pre.run(frame, self.width, self.height, data)?;
-        self.letterbox = Some(lb);
-        Ok(lb)
+    /// An input tensor of this model's size, for a pre-processing stage that runs beside inference.
+    pub fn new_input(&self) -> Result<Input, DetectorError> {
+        Input::new(self.width, self.height)
     }
 
-    /// Stages 2 and 3: runs the model on the prepared input, then decodes, suppresses and scales back.
-    /// Returns the time of each.
+    /// A pre-processing stage for this model, to run on another thread than inference.
+    pub fn new_prep(&self) -> Prep {
+        Prep::new(self.width, self.height)
+    }
+
+    /// Stage 1 on the detector's own input: letterboxes the frame into it.
+    pub fn preprocess(&mut self, frame: Frame<'_>) -> Result<Letterbox, DetectorError> {
+        let own = self
+            .own
+            .as_mut()
+            .ok_or_else(|| DetectorError::Inference("input is in use".into()))?;
+        self.pre.run(frame, own)
+    }
+
+    /// Stages 2 and 3 on the detector's own input. Returns the time of each.
     pub fn infer_and_postprocess(&mut self) -> Result<(Duration, Duration), DetectorError> {
-        let lb = self
+        let own = self
+            .own
+            .take()
+            .ok_or_else(|| DetectorError::Inference("input is in use".into()))?;
+        let result = self.infer(&own).map(|(_, i, p)| (i, p));
+        self.own = Some(own);
+        result
+    }
+
+    /// Stages 2 and 3: runs the model on a prepared input, then decodes, suppresses and scales back.
+    /// Returns the detections and the time of each stage.
+    pub fn infer(
+        &mut self,
+        input: &Input,
+    ) -> Result<(&[Detection], Duration, Duration), DetectorError> {
+        let lb = input
             .letterbox
             .ok_or_else(|| DetectorError::Inference("no frame was preprocessed".into()))?;
         let t0 = Instant::now();
         let outputs = self
             .session
-            .run(ort::inputs![&self.input])
+            .run(ort::inputs![&input.tensor])
             .map_err(|e| DetectorError::Inference(e.to_string()))?;
         let t1 = Instant::now();
         let output = outputs.get(self.output_name.as_str()).ok_or_else(|| {
@@ -218,14 +237,18 @@ impl Detector {
             &mut self.detections,
         );
         let t2 = Instant::now();
-        Ok((t1 - t0, t2 - t1))
+        Ok((&self.detections, t1 - t0, t2 - t1))
     }
 
     /// A bare `session.run` on the current input tensor, its output dropped (the benchmark's baseline).
     pub fn run_bare(&mut self) -> Result<(), DetectorError> {
+        let own = self
+            .own
+            .as_ref()
+            .ok_or_else(|| DetectorError::Inference("input is in use".into()))?;
         let outputs = self
             .session
-            .run(ort::inputs![&self.input])
+            .run(ort::inputs![&own.tensor])
             .map_err(|e| DetectorError::Inference(e.to_string()))?;
         drop(outputs);
         Ok(())
@@ -234,5 +257,51 @@ impl Detector {
     /// The detections of the last frame.
     pub fn detections(&self) -> &[Detection] {
         &self.detections
+    }
+}
+
+/// A model input: the float32 NCHW tensor and the letterbox of the frame in it.
+pub struct Input {
+    tensor: Tensor<f32>,
+    letterbox: Option<Letterbox>,
+}
+
+impl Input {
+    fn new(width: u32, height: u32) -> Result<Input, DetectorError> {
+        let len = 3 * width as usize * height as usize;
+        let tensor = Tensor::from_array((
+            [1usize, 3, height as usize, width as usize],
+            vec![0f32; len],
+        ))
+        .map_err(|e| DetectorError::Inference(e.to_string()))?;
+        Ok(Input {
+            tensor,
+            letterbox: None,
+        })
+    }
+}
+
+/// The pre-processing stage: letterboxes frames into [`Input`]s of one model size.
+pub struct Prep {
+    pre: Preprocessor,
+    width: u32,
+    height: u32,
+}
+
+impl Prep {
+    fn new(width: u32, height: u32) -> Prep {
+        Prep {
+            pre: Preprocessor::new(),
+            width,
+            height,
+        }
+    }
+
+    /// Letterboxes `frame` into `input`.
+    pub fn run(&mut self, frame: Frame<'_>, input: &mut Input) -> Result<Letterbox, DetectorError> {
+        let (_, data) = input.tensor.extract_tensor_mut();
+        let lb = self.pre.run(frame, self.width, self.height, data)?;
+        input.letterbox = Some(lb);
+        Ok(lb)
     }
 }

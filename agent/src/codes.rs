@@ -1,0 +1,70 @@
+//! Barcodes in a frame: each item's box (a little enlarged, since a detector's box may clip the label's
+//! edge) is cropped without a copy (the crop is a window of the frame's rows) and handed to
+//! `hallmark-barcode`; what it reads becomes a [`Code`] in frame pixels for the verdict rule.
+
+use hallmark_detect::Frame;
+
+use crate::verdict::Code;
+
+/// How much each side of an item's box is widened before looking for codes, as a share of its size.
+const MARGIN: f32 = 0.04;
+
+/// Reads the codes inside each of `boxes`. `scratch` holds the frame as packed RGB when it arrives in
+/// another layout (reused across frames).
+pub fn read(frame: Frame<'_>, boxes: &[[f32; 4]], scratch: &mut Vec<u8>) -> Vec<Code> {
+    if boxes.is_empty() || frame.validate().is_err() {
+        return Vec::new();
+    }
+    let (data, stride): (&[u8], usize) = if frame.format == hallmark_detect::PixelFormat::Rgb8 {
+        (frame.data, frame.stride)
+    } else {
+        frame.to_packed_rgb(scratch);
+        (scratch.as_slice(), frame.width as usize * 3)
+    };
+    let (fw, fh) = (frame.width as f32, frame.height as f32);
+    let mut out: Vec<Code> = Vec::new();
+    for b in boxes {
+        let (mx, my) = ((b[2] - b[0]) * MARGIN, (b[3] - b[1]) * MARGIN);
+        let x1 = (b[0] - mx).clamp(0.0, fw) as usize;
+        let y1 = (b[1] - my).clamp(0.0, fh) as usize;
+        let x2 = (b[2] + mx).clamp(0.0, fw) as usize;
+        let y2 = (b[3] + my).clamp(0.0, fh) as usize;
+        if x2 <= x1 + 8 || y2 <= y1 + 8 {
+            continue;
+        }
+        let start = y1 * stride + x1 * 3;
+        let end = (y2 - 1) * stride + x2 * 3;
+        let Some(window) = data.get(start..end) else {
+            continue;
+        };
+        for bc in hallmark_barcode::decode_crop(window, (x2 - x1) as u32, (y2 - y1) as u32, stride)
+        {
+            let bbox = [
+                bc.bbox[0] + x1 as f32,
+                bc.bbox[1] + y1 as f32,
+                bc.bbox[2] + x1 as f32,
+                bc.bbox[3] + y1 as f32,
+            ];
+            let code = Code {
+                format: serde_json::to_value(bc.format)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                text: bc.text,
+                gtin: bc.gtin,
+                serial: bc.serial,
+                expiry: bc.expiry.map(|d| d.to_string()),
+                check_digit_ok: bc.check_digit_ok,
+                bbox,
+            };
+            // Overlapping boxes may see the same symbol twice.
+            if !out
+                .iter()
+                .any(|c| c.text == code.text && c.format == code.format && c.bbox == code.bbox)
+            {
+                out.push(code);
+            }
+        }
+    }
+    out
+}

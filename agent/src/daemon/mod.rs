@@ -1,0 +1,601 @@
+//! `hallmark run`: the agent daemon. Capture → pre-process → inference → items, barcodes, verdicts,
+//! tracking → sinks, each stage on its own thread, joined by bounded hand-overs:
+//!
+//! ```text
+//! capture ──slot(1)──▶ prep ──(1)──▶ inference ──(2)──▶ judge ──▶ stdout · evidence · controller
+//!                        ▲   2 inputs   │
+//!                        └──────────────┘
+//! ```
+//! - capture never waits for inference when the source is a camera (the freshest frame wins, the rest
+//!   are counted as dropped); a replay waits instead, so a recording's every frame is judged;
+//! - pre-processing of frame N+1 runs while frame N is inferred (two input tensors take turns);
+//! - barcodes, the verdict rule, tracking and the modes ([`modes`]) run after inference, so the model
+//!   never waits for them; sinks have their own threads and queues, so a slow sink never stalls it.
+//!
+//! Shutdown is a future handed in (the CLI passes SIGINT/SIGTERM; tests pass their own): capture stops,
+//! the frames in flight are finished, open items are decided, the sinks are flushed, and `run` returns.
+
+pub mod decided;
+pub mod event;
+pub mod modes;
+pub mod serials;
+pub mod slot;
+pub mod tracks;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use hallmark_detect::Detection;
+use hallmark_host_link::link::{ShowVerdict, Status};
+use thiserror::Error;
+
+use crate::bundle::Manifest;
+use crate::capture::{Next, OwnedFrame, Source, SourceError, SourceState};
+use crate::config::{Config, Mode, SourceKind};
+use crate::detector::{DetectorError, Input};
+use crate::pipeline::{Pipeline, PipelineError};
+use crate::sink::{evidence, link::Link, stdout, Queue};
+use crate::verdict::{self, VerdictKind};
+use decided::Decided;
+use event::{Origin, VerdictEvent};
+use modes::{Conveyor, Kiosk, Modes, IDLE_TICK};
+use serials::SerialLedger;
+use slot::FrameSlot;
+use tracks::Judging;
+
+#[derive(Debug, Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("state folder {path}: {source}")]
+    StateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+    #[error("inference failed and cannot go on: {0}")]
+    Detector(#[from] DetectorError),
+}
+
+/// Counters the daemon keeps (read by status and, later, metrics).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub frames: AtomicU64,
+    pub skipped: AtomicU64,
+    pub verdicts: AtomicU64,
+    pub counterfeit: AtomicU64,
+    pub inconclusive: AtomicU64,
+    pub genuine: AtomicU64,
+    pub no_product: AtomicU64,
+    pub frame_errors: AtomicU64,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Summary {
+    pub frames: u64,
+    pub dropped: u64,
+    pub skipped: u64,
+    pub verdicts: u64,
+    pub counterfeit: u64,
+    pub sink_drops: u64,
+}
+
+/// Opens the configured source (a clear error when it cannot start).
+pub fn open_source(config: &Config) -> Result<Box<dyn Source>, SourceError> {
+    match config.source.kind {
+        SourceKind::Replay => Ok(Box::new(crate::capture::Replay::open(
+            crate::capture::replay::ReplayOptions {
+                path: config.source.path.clone(),
+                fps: config.source.fps,
+                looping: config.source.looping,
+                preload: config.source.preload,
+                limits: config.image,
+            },
+        )?)),
+        SourceKind::Camera => open_camera(config),
+    }
+}
+
+#[allow(unused_variables)]
+fn open_camera(config: &Config) -> Result<Box<dyn Source>, SourceError> {
+    Err(SourceError::Open(
+        "camera sources are not wired into this build yet".into(),
+    ))
+}
+
+/// Runs the daemon until the source ends or `shutdown` completes.
+pub fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Summary, DaemonError> {
+    let state_dir = config.agent.state_dir.clone();
+    std::fs::create_dir_all(&state_dir).map_err(|source| DaemonError::StateDir {
+        path: state_dir.display().to_string(),
+        source,
+    })?;
+    // Model first (its errors are the likelier ones), then the source: both before anything runs.
+    let mut pipeline =
+        Pipeline::open(config.runtime.clone(), config.bundle(), &config.public_keys)?;
+    let mut source = open_source(&config)?;
+    let manifest = Arc::new(pipeline.manifest().clone());
+    tracing::info!(brand = %manifest.brand, revision = manifest.revision, source = %source.name(), mode = config.agent.mode.as_str(), "hallmark run: model loaded, source open");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    spawn_shutdown_watch(shutdown, done_rx, stop.clone()).map_err(DaemonError::Thread)?;
+
+    let stats = Arc::new(Stats::default());
+    let source_state = Arc::new(Mutex::new(SourceState::Opening));
+    let slot = Arc::new(FrameSlot::default());
+    let origin = Origin {
+        thing: config.agent.thing.clone(),
+        source: source.name(),
+        mode: config.agent.mode,
+    };
+
+    // Capture.
+    let capture = {
+        let (slot, stop, stats, state) = (
+            slot.clone(),
+            stop.clone(),
+            stats.clone(),
+            source_state.clone(),
+        );
+        let drop_when_busy = config.source.drop_when_busy;
+        std::thread::Builder::new()
+            .name("hallmark-capture".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match source.next() {
+                        Next::Frame(f) => {
+                            if !slot.put(f, drop_when_busy) {
+                                break;
+                            }
+                        }
+                        Next::Skipped { origin, reason } => {
+                            stats.skipped.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(%origin, %reason, "frame skipped");
+                            eprintln!("hallmark: skipped {origin}: {reason}");
+                        }
+                        Next::State(s) => {
+                            tracing::info!(state = ?s, "source state");
+                            if let Ok(mut g) = state.lock() {
+                                *g = s;
+                            }
+                        }
+                        Next::Idle => {}
+                        Next::End => break,
+                    }
+                }
+                slot.close();
+            })
+            .map_err(DaemonError::Thread)?
+    };
+
+    // Pre-processing, with two inputs taking turns with inference.
+    let (input_back, inputs) = channel::<Input>();
+    for _ in 0..2 {
+        let _ = input_back.send(pipeline.detector.new_input()?);
+    }
+    let (prepared_tx, prepared_rx) = sync_channel::<(OwnedFrame, Input)>(1);
+    let prep = {
+        let slot = slot.clone();
+        let stats = stats.clone();
+        let mut prep = pipeline.detector.new_prep();
+        std::thread::Builder::new()
+            .name("hallmark-prep".into())
+            .spawn(move || {
+                let mut spare: Option<Input> = None;
+                while let Some(frame) = slot.take() {
+                    let Some(mut input) = spare.take().or_else(|| inputs.recv().ok()) else { break };
+                    match prep.run(frame.view(), &mut input) {
+                        Ok(_) => {
+                            if prepared_tx.send((frame, input)).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            stats.frame_errors.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(origin = %frame.origin, error = %e, "frame cannot be pre-processed; skipped");
+                            spare = Some(input);
+                        }
+                    }
+                }
+            })
+            .map_err(DaemonError::Thread)?
+    };
+
+    // Judge: barcodes, verdicts, modes, sinks.
+    let (inferred_tx, inferred_rx) = sync_channel::<Inferred>(2);
+    let (trigger_tx, trigger_rx) = channel::<()>();
+    let judge = {
+        let judge = Judge::new(&config, manifest.clone(), origin, stats.clone(), trigger_tx)?;
+        std::thread::Builder::new()
+            .name("hallmark-judge".into())
+            .spawn(move || judge.run(inferred_rx, trigger_rx))
+            .map_err(DaemonError::Thread)?
+    };
+
+    // Inference, on this thread.
+    let mut fatal = None;
+    for (frame, input) in prepared_rx {
+        let result = pipeline.detector.infer(&input).map(|(d, _, _)| d.to_vec());
+        let _ = input_back.send(input);
+        match result {
+            Ok(detections) => {
+                stats.frames.fetch_add(1, Ordering::Relaxed);
+                if inferred_tx
+                    .send(Inferred {
+                        frame: Arc::new(frame),
+                        detections,
+                    })
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            Err(e) if e.is_transient() => {
+                stats.frame_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(origin = %frame.origin, error = %e, "inference failed on a frame; skipped");
+            }
+            Err(e) => {
+                fatal = Some(e);
+                stop.store(true, Ordering::Relaxed);
+                break;
+            }
+        }
+    }
+    drop(inferred_tx);
+    stop.store(true, Ordering::Relaxed);
+    slot.close();
+    let sink_drops = judge.join().unwrap_or_default();
+    let _ = prep.join();
+    let _ = capture.join();
+    let _ = done_tx.send(());
+    if let Some(e) = fatal {
+        return Err(e.into());
+    }
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    Ok(Summary {
+        frames: load(&stats.frames),
+        dropped: slot.dropped(),
+        skipped: load(&stats.skipped),
+        verdicts: load(&stats.verdicts),
+        counterfeit: load(&stats.counterfeit),
+        sink_drops,
+    })
+}
+
+/// Completes `shutdown` on a small runtime of its own; sets `stop` when it fires. Ends when the daemon
+/// says it is done.
+fn spawn_shutdown_watch(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    done: tokio::sync::oneshot::Receiver<()>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("hallmark-shutdown".into())
+        .spawn(move || {
+            rt.block_on(async {
+                tokio::select! {
+                    _ = shutdown => {
+                        tracing::info!("shutting down: finishing the frames in flight");
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    _ = done => {}
+                }
+            });
+        })?;
+    Ok(())
+}
+
+/// A frame and what the detector found in it.
+struct Inferred {
+    frame: Arc<OwnedFrame>,
+    detections: Vec<Detection>,
+}
+
+/// The judge stage: everything after inference.
+struct Judge {
+    manifest: Arc<Manifest>,
+    origin: Origin,
+    stats: Arc<Stats>,
+    modes: Modes,
+    serials: SerialLedger,
+    stdout: Option<Queue<Arc<VerdictEvent>>>,
+    evidence: Option<Queue<evidence::Job>>,
+    link: Option<Link>,
+    mode: Mode,
+    reject_pulse_ms: u16,
+    reject_inconclusive: bool,
+    next_item: u32,
+    frame_no: u64,
+    scratch: Vec<u8>,
+    /// Keeps the trigger channel open for the link (and later a command topic).
+    _triggers: std::sync::mpsc::Sender<()>,
+}
+
+impl Judge {
+    fn new(
+        config: &Config,
+        manifest: Arc<Manifest>,
+        origin: Origin,
+        stats: Arc<Stats>,
+        triggers: std::sync::mpsc::Sender<()>,
+    ) -> Result<Judge, DaemonError> {
+        let state_dir = &config.agent.state_dir;
+        let io = |source: std::io::Error| DaemonError::StateDir {
+            path: state_dir.display().to_string(),
+            source,
+        };
+        let modes = match config.agent.mode {
+            Mode::Kiosk => Modes::Kiosk(Kiosk::new(config.kiosk.clone())),
+            Mode::Conveyor => Modes::Conveyor(Conveyor::new(&config.conveyor)),
+        };
+        let stdout = if config.output.stdout {
+            Some(stdout::spawn(4096).map_err(DaemonError::Thread)?)
+        } else {
+            None
+        };
+        let evidence = if config.evidence.enabled {
+            let store = evidence::Store::open(
+                &state_dir.join("evidence"),
+                config.evidence.max_files,
+                config.evidence.max_mib,
+            )
+            .map_err(io)?;
+            Some(evidence::spawn(store, 16).map_err(DaemonError::Thread)?)
+        } else {
+            None
+        };
+        let link = match &config.link.port {
+            Some(port) => Some(
+                Link::spawn(port.clone(), config.link.baud, triggers.clone())
+                    .map_err(DaemonError::Thread)?,
+            ),
+            None => None,
+        };
+        if config.agent.mode == Mode::Kiosk
+            && config.kiosk.trigger == crate::config::Trigger::Button
+        {
+            spawn_terminal_trigger(triggers.clone());
+        }
+        let serials = SerialLedger::open(
+            &state_dir.join("serials.log"),
+            config.verdict.serial_memory,
+            config.verdict.serial_rescan_window,
+        );
+        Ok(Judge {
+            manifest,
+            origin,
+            stats,
+            modes,
+            serials,
+            stdout,
+            evidence,
+            link,
+            mode: config.agent.mode,
+            reject_pulse_ms: config.conveyor.reject_pulse_ms,
+            reject_inconclusive: config.conveyor.reject_inconclusive,
+            next_item: 1,
+            frame_no: 0,
+            scratch: Vec::new(),
+            _triggers: triggers,
+        })
+    }
+
+    /// Runs until inference ends; returns how many events the sinks dropped.
+    fn run(mut self, inferred: Receiver<Inferred>, triggers: Receiver<()>) -> u64 {
+        if let Some(link) = &self.link {
+            link.status(Status::Idle);
+        }
+        loop {
+            while triggers.try_recv().is_ok() {
+                self.modes.trigger();
+            }
+            match inferred.recv_timeout(IDLE_TICK) {
+                Ok(item) => self.on_frame(item),
+                Err(RecvTimeoutError::Timeout) => {
+                    let decided = {
+                        let today = crate::clock::today_utc();
+                        let seen = |_: &str| false;
+                        let j = Judging {
+                            manifest: &self.manifest,
+                            today: &today,
+                            seen: &seen,
+                        };
+                        self.modes.on_idle(&j, Instant::now())
+                    };
+                    self.emit(decided);
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let decided = {
+            let today = crate::clock::today_utc();
+            let now = unix_now();
+            let serials = &self.serials;
+            let seen = |s: &str| serials.is_clone(s, now);
+            let j = Judging {
+                manifest: &self.manifest,
+                today: &today,
+                seen: &seen,
+            };
+            self.modes.finish(&j)
+        };
+        self.emit(decided);
+        let mut drops = 0;
+        if let Some(q) = self.stdout.take() {
+            drops += q.dropped();
+            q.close();
+        }
+        if let Some(q) = self.evidence.take() {
+            drops += q.dropped();
+            q.close();
+        }
+        if let Some(link) = self.link.take() {
+            link.close();
+        }
+        drops
+    }
+
+    fn on_frame(&mut self, Inferred { frame, detections }: Inferred) {
+        self.frame_no += 1;
+        let boxes: Vec<[f32; 4]> = verdict::group(&detections).iter().map(|i| i.bbox).collect();
+        let codes = crate::codes::read(frame.view(), &boxes, &mut self.scratch);
+        let today = crate::clock::today_utc();
+        let now = unix_now();
+        // A serial on two items of one frame is a clone, whatever the memory says.
+        let mut in_frame: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for c in &codes {
+            if let Some(s) = c.serial.as_deref() {
+                *in_frame.entry(s).or_default() += 1;
+            }
+        }
+        let step = {
+            let serials = &self.serials;
+            let seen =
+                |s: &str| serials.is_clone(s, now) || in_frame.get(s).is_some_and(|&n| n > 1);
+            let judged = verdict::judge(
+                &detections,
+                &codes,
+                &self.manifest,
+                (frame.width, frame.height),
+                &today,
+                &seen,
+            );
+            let j = Judging {
+                manifest: &self.manifest,
+                today: &today,
+                seen: &seen,
+            };
+            self.modes.on_frame(
+                self.frame_no,
+                &frame,
+                &judged,
+                &detections,
+                &j,
+                Instant::now(),
+            )
+        };
+        if step.scan_started {
+            if let Some(link) = &self.link {
+                link.status(Status::Scanning);
+            }
+        }
+        self.emit(step.decided);
+    }
+
+    fn emit(&mut self, decided: Vec<Decided>) {
+        let now = unix_now();
+        for d in &decided {
+            for s in d.serials() {
+                self.serials.record(s, now);
+            }
+        }
+        for d in decided {
+            let item_id = self.next_item;
+            self.next_item = self.next_item.wrapping_add(1);
+            let latency = d
+                .last
+                .as_ref()
+                .map_or(0.0, |l| l.frame.captured.elapsed().as_secs_f64() * 1e3);
+            let id = uuid::Uuid::now_v7().to_string();
+            let ts = crate::clock::rfc3339_utc(SystemTime::now());
+            let mut event = VerdictEvent::new(
+                id.clone(),
+                ts.clone(),
+                item_id,
+                &self.origin,
+                &self.manifest,
+                &d,
+                latency,
+            );
+            let kind = d.decision.verdict;
+            let count = match kind {
+                VerdictKind::Genuine => &self.stats.genuine,
+                VerdictKind::Counterfeit => &self.stats.counterfeit,
+                VerdictKind::Inconclusive => &self.stats.inconclusive,
+                VerdictKind::NoProduct => &self.stats.no_product,
+            };
+            count.fetch_add(1, Ordering::Relaxed);
+            self.stats.verdicts.fetch_add(1, Ordering::Relaxed);
+            if matches!(kind, VerdictKind::Counterfeit | VerdictKind::Inconclusive)
+                && d.last.is_some()
+            {
+                if let Some(q) = &self.evidence {
+                    let name = format!(
+                        "{}-{}-{}.jpg",
+                        ts.replace([':', '.'], ""),
+                        kind.as_str(),
+                        &id[id.len() - 12..]
+                    );
+                    if q.offer(evidence::Job {
+                        name: name.clone(),
+                        decided: d.clone(),
+                        manifest: self.manifest.clone(),
+                    }) {
+                        event.evidence = Some(name);
+                    }
+                }
+            }
+            if let Some(link) = &self.link {
+                let reject = self.mode == Mode::Conveyor
+                    && (kind == VerdictKind::Counterfeit
+                        || (self.reject_inconclusive && kind == VerdictKind::Inconclusive));
+                // Design: the reject goes out before the screen update, so it never waits behind one.
+                if reject {
+                    link.reject(item_id, self.reject_pulse_ms);
+                }
+                if d.primary || self.mode == Mode::Conveyor {
+                    link.show(ShowVerdict::new(
+                        item_id,
+                        kind,
+                        &self.manifest.brand,
+                        &d.decision.product,
+                        d.decision.confidence,
+                    ));
+                }
+            }
+            if let Some(q) = &self.stdout {
+                q.offer(Arc::new(event));
+            }
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `trigger = button` on a terminal: Enter starts a scan.
+fn spawn_terminal_trigger(triggers: std::sync::mpsc::Sender<()>) {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return;
+    }
+    eprintln!("hallmark: press Enter to scan");
+    let _ = std::thread::Builder::new()
+        .name("hallmark-stdin".into())
+        .spawn(move || {
+            let mut line = String::new();
+            while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
+                line.clear();
+                if triggers.send(()).is_err() {
+                    break;
+                }
+            }
+        });
+}
