@@ -1324,6 +1324,7 @@ mod tests {
     fn policy() -> Policy {
         Policy {
             stall_after: Duration::from_millis(150),
+            first_frame_within: Duration::from_millis(150),
             open_timeout: Duration::from_millis(300),
             backoff_first: Duration::from_millis(10),
             backoff_max: Duration::from_millis(40),

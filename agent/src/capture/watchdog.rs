@@ -22,8 +22,10 @@ use super::SourceState;
 /// How the watchdog times things.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Policy {
-    /// No good frame for this long while streaming (or after an open): the stream is abandoned.
+    /// No good frame for this long while streaming: the stream is abandoned.
     pub stall_after: Duration,
+    /// The first frame must come this long after an open (cameras take a while to settle exposure).
+    pub first_frame_within: Duration,
     /// Longest an open may take before it counts as failed (a driver that hangs in an ioctl).
     pub open_timeout: Duration,
     /// Wait before the first reopen after a loss.
@@ -36,11 +38,12 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// The defaults around a given stall time: open timeout 10 s, backoff 250 ms doubling to 8 s,
-    /// jitter 25 %.
+    /// The defaults around a given stall time: the first frame within 5 s (or the stall time if
+    /// longer), open timeout 10 s, backoff 250 ms doubling to 8 s, jitter 25 %.
     pub fn new(stall_after: Duration) -> Policy {
         Policy {
             stall_after,
+            first_frame_within: stall_after.max(Duration::from_secs(5)),
             open_timeout: Duration::from_secs(10),
             backoff_first: Duration::from_millis(250),
             backoff_max: Duration::from_secs(8),
@@ -178,8 +181,9 @@ impl Watchdog {
 
             (Phase::Opening { .. }, Event::Opened) => {
                 self.ever_opened = true;
-                // Design: the first frame must come within `stall_after` of the open, like any other.
-                let deadline = now + self.policy.stall_after;
+                // Design: a slow first frame is a stall too (after a longer grace): an open alone
+                // proves nothing.
+                let deadline = now + self.policy.first_frame_within;
                 self.phase = Phase::Opening {
                     opened: true,
                     deadline,
@@ -293,6 +297,7 @@ mod tests {
     fn policy() -> Policy {
         Policy {
             stall_after: MS(2000),
+            first_frame_within: MS(3000),
             open_timeout: MS(5000),
             backoff_first: MS(250),
             backoff_max: MS(8000),
@@ -348,7 +353,7 @@ mod tests {
         let t0 = Instant::now();
         let mut wd = started(t0);
         let mut rows = vec![
-            (100, Opened, A::Wait(2100), None),
+            (100, Opened, A::Wait(3100), None),
             (400, Frame, A::Wait(2400), Some(Streaming)),
         ];
         // 30 fps for a while, with ticks in between: never a stall, never a state change.
@@ -370,7 +375,7 @@ mod tests {
             &mut wd,
             t0,
             &[
-                (100, Opened, A::Wait(2100), None),
+                (100, Opened, A::Wait(3100), None),
                 (200, Frame, A::Wait(2200), Some(Streaming)),
                 (1000, Frame, A::Wait(3000), None),
                 (2999, Tick, A::Wait(3000), None),
@@ -378,7 +383,7 @@ mod tests {
                 (3000, Tick, A::Close, Some(Reconnecting)),
                 (3100, Tick, A::Wait(3250), None),
                 (3250, Tick, A::Open, Some(Opening)),
-                (3300, Opened, A::Wait(5300), None),
+                (3300, Opened, A::Wait(6300), None),
                 (3400, Frame, A::Wait(5400), Some(Streaming)),
             ],
         );
@@ -393,7 +398,7 @@ mod tests {
             &mut wd,
             t0,
             &[
-                (0, Opened, A::Wait(2000), None),
+                (0, Opened, A::Wait(3000), None),
                 (10, Frame, A::Wait(2010), Some(Streaming)),
                 (20, ReadError, A::Close, Some(Reconnecting)),
                 (270, Tick, A::Open, Some(Opening)),
@@ -410,7 +415,7 @@ mod tests {
             &mut wd,
             t0,
             &[
-                (0, Opened, A::Wait(2000), None),
+                (0, Opened, A::Wait(3000), None),
                 (10, Frame, A::Wait(2010), Some(Streaming)),
             ],
         );
@@ -429,7 +434,7 @@ mod tests {
         t += 8000;
         let rows = [
             (t, Tick, A::Open, Some(Opening)),
-            (t + 50, Opened, A::Wait(t + 2050), None),
+            (t + 50, Opened, A::Wait(t + 3050), None),
             (t + 80, Frame, A::Wait(t + 2080), Some(Streaming)),
             (t + 100, ReadError, A::Close, Some(Reconnecting)),
             (t + 349, Tick, A::Wait(t + 350), None),
@@ -446,19 +451,21 @@ mod tests {
             &mut wd,
             t0,
             &[
-                (0, Opened, A::Wait(2000), None),
+                (0, Opened, A::Wait(3000), None),
                 (10, Frame, A::Wait(2010), Some(Streaming)),
                 (20, ReadError, A::Close, Some(Reconnecting)),
                 (270, Tick, A::Open, Some(Opening)),
-                (300, Opened, A::Wait(2300), None),
-                // No first frame within stall_after of the open: lost again, and the wait doubled.
-                (2300, Tick, A::Close, Some(Reconnecting)),
-                (2799, Tick, A::Wait(2800), None),
-                (2800, Tick, A::Open, Some(Opening)),
+                (300, Opened, A::Wait(3300), None),
+                // No first frame within first_frame_within of the open: lost again, and the wait
+                // doubled.
+                (3299, Tick, A::Wait(3300), None),
+                (3300, Tick, A::Close, Some(Reconnecting)),
+                (3799, Tick, A::Wait(3800), None),
+                (3800, Tick, A::Open, Some(Opening)),
                 // An open that hangs in the driver times out.
-                (7799, Tick, A::Wait(7800), None),
-                (7800, Tick, A::Close, Some(Reconnecting)),
-                (8800, Tick, A::Open, Some(Opening)),
+                (8799, Tick, A::Wait(8800), None),
+                (8800, Tick, A::Close, Some(Reconnecting)),
+                (9800, Tick, A::Open, Some(Opening)),
             ],
         );
         assert_eq!(wd.reconnects(), 3);
@@ -484,11 +491,11 @@ mod tests {
             &mut wd,
             t0,
             &[
-                (0, Opened, A::Wait(2000), None),
+                (0, Opened, A::Wait(3000), None),
                 // Opened at start-up, but no frame ever: a stall, not a missing camera.
-                (2000, Tick, A::Close, Some(Reconnecting)),
-                (2250, Tick, A::Open, Some(Opening)),
-                (2260, OpenFailed, A::Close, Some(Reconnecting)),
+                (3000, Tick, A::Close, Some(Reconnecting)),
+                (3250, Tick, A::Open, Some(Opening)),
+                (3260, OpenFailed, A::Close, Some(Reconnecting)),
             ],
         );
     }
@@ -501,7 +508,7 @@ mod tests {
             &mut wd,
             t0,
             &[
-                (0, Opened, A::Wait(2000), None),
+                (0, Opened, A::Wait(3000), None),
                 (10, Frame, A::Wait(2010), Some(Streaming)),
                 (20, ReadError, A::Close, Some(Reconnecting)),
                 (30, Frame, A::Wait(270), None),
