@@ -8,6 +8,7 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
+use crate::ean13::{self, Opinion};
 use crate::engine::{Engine, Symbol, Wanted};
 use crate::gs1::{self, Date, Gtin};
 
@@ -83,7 +84,8 @@ const RESAMPLE_DEGREES: f32 = 6.0;
 /// in ten) or not (a false "wrong check digit"); a real symbol reads alike in all three. A false
 /// COUNTERFEIT is the worst outcome, so no agreement means no EAN-13 (the verdict falls back to the
 /// detector) rather than a guess, and where two readings both got two votes a valid one wins over
-/// one with a wrong check digit. Each sampling is read twice, with the engine's errors allowed and
+/// one with a wrong check digit. The reading chosen then goes to the strict reader (`ean13`), which
+/// must not read other digits, and must agree where the check digit is wrong. Each sampling is read twice, with the engine's errors allowed and
 /// not: allowed, a misread can out-count the right reading on the same rows and hide it.
 fn read_views(engine: Engine, luma: &[u8], w: usize, h: usize) -> Vec<Symbol> {
     let mut out = Vec::new();
@@ -168,11 +170,31 @@ fn agree(engine: Engine, luma: &[u8], w: usize, h: usize, degrees: f32, first: V
             return None;
         }
     }
-    match votes.first() {
-        Some((s, _)) => Some((*s).clone()),
-        None => {
-            tracing::debug!(degrees, "no two samplings agree on a linear symbol: none returned");
+    let Some(&(chosen, _)) = votes.first() else {
+        tracing::debug!(degrees, "no two samplings agree on a linear symbol: none returned");
+        return None;
+    };
+    second_opinion(luma, w, h, chosen, &samplings)
+}
+
+/// The strict reader's word on the engine's chosen reading (see `ean13`): it must not read other
+/// digits, and a wrong check digit needs its agreement. Where it reads, on several lines, digits that
+/// one of the samplings also read, those win (the engine's bar-width bias on a blurred symbol).
+fn second_opinion(luma: &[u8], w: usize, h: usize, chosen: &Symbol, samplings: &[Vec<Symbol>]) -> Option<Symbol> {
+    let check_ok = Gtin::parse(&chosen.text).is_ok();
+    // The engine gives UPC-A as 12 digits: the strict reader reads the EAN-13 with its leading 0.
+    let as_ean13 = if chosen.text.len() == 12 { format!("0{}", chosen.text) } else { chosen.text.clone() };
+    match ean13::check(luma, w, h, &chosen.corners, &as_ean13) {
+        Opinion::Agrees => Some(chosen.clone()),
+        Opinion::Unsure if check_ok => Some(chosen.clone()),
+        Opinion::Unsure => {
+            tracing::debug!(text = %chosen.text, "wrong check digit not confirmed by the strict reader: none returned");
             None
+        }
+        Opinion::ReadsOther(other) => {
+            let seen = samplings.iter().flatten().find(|s| s.text == other || format!("0{}", s.text) == other);
+            tracing::debug!(engine = %chosen.text, strict = %other, seen = seen.is_some(), "the strict reader reads other digits");
+            seen.map(|s| Symbol { corners: chosen.corners, ..s.clone() })
         }
     }
 }

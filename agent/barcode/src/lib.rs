@@ -5,6 +5,8 @@
 //! - [`decode`]: [`decode_crop`] finds and reads the EAN-13 / UPC-A / GS1 DataMatrix symbols in one
 //!   item's RGB crop, at any rotation, and returns [`Barcode`]s with the GS1 fields and whether the
 //!   check digit is right — a counterfeit's wrong check digit is reported, never silently dropped.
+//! - `ean13`: a strict EAN-13 scanline reader (edge-to-similar-edge measures), the second opinion
+//!   that every EAN-13 the engine reads must not contradict, and that a wrong check digit needs.
 //! - `engine`: the barcode-reading library behind `decode` (zxing-cpp by default, rxing behind a
 //!   feature for the measurement in the README).
 
@@ -12,6 +14,7 @@
 compile_error!("hallmark-barcode needs a decoding engine: enable the `zxing-cpp` (default) or `rxing` feature");
 
 pub mod decode;
+mod ean13;
 mod engine;
 pub mod gs1;
 
