@@ -1,7 +1,7 @@
 //! Finding and reading the barcodes in one item's crop: an RGB8 picture of a single pack, as the
 //! detector boxed it (axis-aligned, the pack at any rotation inside). The crop goes to luma, the engine
-//! reads it as is, then turned a quarter, then turned by 45° and 135° while no EAN-13/UPC-A has been
-//! found; each symbol is interpreted as GS1 (GTIN, check digit, expiry, batch, serial) and placed back
+//! reads it as is (rows and columns), then turned by 45° while no EAN-13/UPC-A has been found; every
+//! EAN-13 reading is confirmed by resampling and by a strict reader of our own; each symbol is interpreted as GS1 (GTIN, check digit, expiry, batch, serial) and placed back
 //! in the crop's pixels.
 
 use std::borrow::Cow;
@@ -67,10 +67,11 @@ pub fn decode_crop_with(engine: Engine, rgb: &[u8], width: u32, height: u32, str
 /// The turns of the crop tried, in order, until an EAN-13/UPC-A is read.
 ///
 /// Design: a pack turns on a conveyor, so the symbol can lie at any angle. A row scan reads an EAN-13
-/// up to about ±20° off its axis (its bars are a third as tall as it is wide), and the engine reads
-/// each row both ways, so 0°, 90°, 45° and 135° cover every angle. The DataMatrix detector is
-/// rotation-invariant: only linear symbols are looked for after the first view.
-const VIEWS: [f32; 4] = [0.0, 90.0, 45.0, 135.0];
+/// up to about ±20° off its axis (its bars are a third as tall as it is wide); the engine scans rows
+/// and columns (TryRotate), each both ways, so the crop as it is covers 0°, 90°, 180° and 270°, and
+/// the crop turned 45° covers the diagonals. The DataMatrix detector is rotation-invariant with
+/// TryRotate: only linear symbols are looked for in the turned view.
+const VIEWS: [f32; 2] = [0.0, 45.0];
 
 /// How far the two resampled views of a read symbol are turned from the view that found it.
 const RESAMPLE_DEGREES: f32 = 6.0;

@@ -103,12 +103,13 @@ mod zxing {
         };
         // Design: ReturnErrors makes zxing-cpp keep an EAN-13 whose check digit is wrong (a counterfeit's)
         // instead of dropping it; it still has to be read alike on MinLineCount (2) rows. That alone does
-        // not make such a read trustworthy: `decode` confirms it. Rotation is done by `decode` too, so
-        // TryRotate stays off.
+        // not make such a read trustworthy: `decode` confirms it. TryRotate reads the picture turned a
+        // quarter as well: linear symbols in columns, and the DataMatrix detector, which misses a symbol
+        // turned more than about 30° without it.
         let reader = BarcodeReader::new()
             .formats(formats)
             .try_harder(true)
-            .try_rotate(false)
+            .try_rotate(true)
             .try_invert(false)
             .try_downscale(true)
             .return_errors(errors)
