@@ -16,19 +16,53 @@ use hallmark_barcode::decode_crop;
 fn bench(c: &mut Criterion) {
     let refs = common::reference_crops();
     let samples = common::sample_crops();
-    let pick = |set: &[common::Crop], source: &str| set.iter().find(|c| c.source == source).map(|c| common::turned(c, 0.0));
+    let pick = |set: &[common::Crop], source: &str| {
+        set.iter()
+            .find(|c| c.source == source)
+            .map(|c| common::turned(c, 0.0))
+    };
     let cases = [
-        ("reference earl-grey 360x500", refs.iter().find(|c| c.class == "earl-grey").map(|c| common::turned(c, 0.0))),
-        ("reference ibuprofen-200 520x320 (+DataMatrix)", refs.iter().find(|c| c.class == "ibuprofen-200").map(|c| common::turned(c, 0.0))),
-        ("reference earl-grey turned 45deg", refs.iter().find(|c| c.class == "earl-grey").map(|c| common::turned(c, 45.0))),
-        ("sample pack, legible (northwind-test-0005#0)", pick(&samples, "northwind/northwind-test-0005.jpg#0")),
-        ("sample pack, illegible (northwind-test-0003#3)", pick(&samples, "northwind/northwind-test-0003.jpg#3")),
+        (
+            "reference earl-grey 360x500",
+            refs.iter()
+                .find(|c| c.class == "earl-grey")
+                .map(|c| common::turned(c, 0.0)),
+        ),
+        (
+            "reference ibuprofen-200 520x320 (+DataMatrix)",
+            refs.iter()
+                .find(|c| c.class == "ibuprofen-200")
+                .map(|c| common::turned(c, 0.0)),
+        ),
+        (
+            "reference earl-grey turned 45deg",
+            refs.iter()
+                .find(|c| c.class == "earl-grey")
+                .map(|c| common::turned(c, 45.0)),
+        ),
+        (
+            "sample pack, legible (northwind-test-0005#0)",
+            pick(&samples, "northwind/northwind-test-0005.jpg#0"),
+        ),
+        (
+            "sample pack, illegible (northwind-test-0003#3)",
+            pick(&samples, "northwind/northwind-test-0003.jpg#3"),
+        ),
     ];
     let mut group = c.benchmark_group("decode_crop");
     for (name, crop) in cases {
-        let Some(crop) = crop else { panic!("missing crop for {name}") };
+        let Some(crop) = crop else {
+            panic!("missing crop for {name}")
+        };
         group.bench_function(name, |b| {
-            b.iter(|| decode_crop(black_box(&crop.rgb), crop.width, crop.height, crop.width as usize * 3))
+            b.iter(|| {
+                decode_crop(
+                    black_box(&crop.rgb),
+                    crop.width,
+                    crop.height,
+                    crop.width as usize * 3,
+                )
+            })
         });
     }
     group.finish();

@@ -29,7 +29,14 @@ struct Tally {
 }
 
 fn run(engine: Engine, crops: &[common::Crop], repeat: usize, verbose: bool) -> Tally {
-    let mut t = Tally { crops: crops.len(), ean_right: 0, ean_wrong: 0, dm_expected: 0, dm_right: 0, ms: Vec::new() };
+    let mut t = Tally {
+        crops: crops.len(),
+        ean_right: 0,
+        ean_wrong: 0,
+        dm_expected: 0,
+        dm_right: 0,
+        ms: Vec::new(),
+    };
     for c in crops {
         let stride = c.width as usize * 3;
         let mut found: Vec<Barcode> = Vec::new();
@@ -43,19 +50,40 @@ fn run(engine: Engine, crops: &[common::Crop], repeat: usize, verbose: bool) -> 
         t.ms.push(percentile(&times, 0.5));
         let want = format!("{:0>14}", c.printed);
         let linear: Vec<&Barcode> = found.iter().filter(|b| b.format.is_linear()).collect();
-        if linear.iter().any(|b| b.gtin.as_deref() == Some(want.as_str())) {
+        if linear
+            .iter()
+            .any(|b| b.gtin.as_deref() == Some(want.as_str()))
+        {
             t.ean_right += 1;
         }
-        t.ean_wrong += linear.iter().filter(|b| b.gtin.as_deref() != Some(want.as_str())).count();
+        t.ean_wrong += linear
+            .iter()
+            .filter(|b| b.gtin.as_deref() != Some(want.as_str()))
+            .count();
         if let Some(dm) = &c.datamatrix_gtin {
             t.dm_expected += 1;
-            if found.iter().any(|b| b.format == Format::DataMatrix && b.gtin.as_deref() == Some(dm.as_str())) {
+            if found
+                .iter()
+                .any(|b| b.format == Format::DataMatrix && b.gtin.as_deref() == Some(dm.as_str()))
+            {
                 t.dm_right += 1;
             }
         }
         if verbose {
-            let got: Vec<String> = found.iter().map(|b| format!("{:?} {} ok={}", b.format, b.text, b.check_digit_ok)).collect();
-            println!("{:<10} {:<40} {:>4}x{:<4} {:>7.2} ms  want {}  got {:?}", engine.name(), c.source, c.width, c.height, t.ms.last().unwrap_or(&0.0), c.printed, got);
+            let got: Vec<String> = found
+                .iter()
+                .map(|b| format!("{:?} {} ok={}", b.format, b.text, b.check_digit_ok))
+                .collect();
+            println!(
+                "{:<10} {:<40} {:>4}x{:<4} {:>7.2} ms  want {}  got {:?}",
+                engine.name(),
+                c.source,
+                c.width,
+                c.height,
+                t.ms.last().unwrap_or(&0.0),
+                c.printed,
+                got
+            );
         }
     }
     t.ms.sort_by(f64::total_cmp);
@@ -64,13 +92,28 @@ fn run(engine: Engine, crops: &[common::Crop], repeat: usize, verbose: bool) -> 
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let repeat = args.iter().position(|a| a == "--repeat").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(5);
+    let repeat = args
+        .iter()
+        .position(|a| a == "--repeat")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     let verbose = args.iter().any(|a| a == "--verbose");
-    if let Some(dir) = args.iter().position(|a| a == "--dump").and_then(|i| args.get(i + 1)) {
+    if let Some(dir) = args
+        .iter()
+        .position(|a| a == "--dump")
+        .and_then(|i| args.get(i + 1))
+    {
         // Writes the sample-scene crops as PNGs, to look at what the decoder is given.
         for c in common::sample_crops() {
             let name = c.source.replace(['/', '#'], "_").replace(".jpg", "") + ".png";
-            if let Err(e) = image::save_buffer(format!("{dir}/{name}"), &c.rgb, c.width, c.height, image::ColorType::Rgb8) {
+            if let Err(e) = image::save_buffer(
+                format!("{dir}/{name}"),
+                &c.rgb,
+                c.width,
+                c.height,
+                image::ColorType::Rgb8,
+            ) {
                 eprintln!("{name}: {e}");
             }
         }
@@ -78,7 +121,10 @@ fn main() {
     }
     let sets = [
         ("reference PNGs", common::reference_crops()),
-        ("reference PNGs turned 15°…345°", common::turned_reference_crops()),
+        (
+            "reference PNGs turned 15°…345°",
+            common::turned_reference_crops(),
+        ),
         ("sample-scene crops", common::sample_crops()),
     ];
     println!("| engine | crops | EAN-13/UPC-A right GTIN | wrong GTIN read | GS1 DataMatrix right GTIN | p50 ms | p95 ms | max ms |");

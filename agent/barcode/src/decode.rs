@@ -55,13 +55,28 @@ pub fn decode_crop(rgb: &[u8], width: u32, height: u32, stride: usize) -> Vec<Ba
 }
 
 /// [`decode_crop`] with a chosen engine (to compare them).
-pub fn decode_crop_with(engine: Engine, rgb: &[u8], width: u32, height: u32, stride: usize) -> Vec<Barcode> {
+pub fn decode_crop_with(
+    engine: Engine,
+    rgb: &[u8],
+    width: u32,
+    height: u32,
+    stride: usize,
+) -> Vec<Barcode> {
     let (w, h) = (width as usize, height as usize);
     let Some(luma) = to_luma(rgb, w, h, stride) else {
-        tracing::debug!(width, height, stride, len = rgb.len(), "crop buffer does not match its dimensions");
+        tracing::debug!(
+            width,
+            height,
+            stride,
+            len = rgb.len(),
+            "crop buffer does not match its dimensions"
+        );
         return Vec::new();
     };
-    read_views(engine, &luma, w, h).iter().map(|s| interpret(s, width as f32, height as f32)).collect()
+    read_views(engine, &luma, w, h)
+        .iter()
+        .map(|s| interpret(s, width as f32, height as f32))
+        .collect()
 }
 
 /// The turns of the crop tried, in order, until an EAN-13/UPC-A is read.
@@ -78,16 +93,18 @@ const RESAMPLE_DEGREES: f32 = 6.0;
 
 /// Reads the symbols of a luma crop; corners in the crop's pixels.
 ///
-/// Design: an EAN-13 read is only returned when two of three samplings of it agree on all 13 digits:
-/// the view that found it, and the symbol's neighbourhood turned ±6°, which puts every bar edge on
-/// other pixels. A misread (a bar-width bias at a half-pixel phase, aliasing at 45°) is a property of
-/// one sampling and does not survive that, whether its check digit passes (a wrong GTIN: one misread
-/// in ten) or not (a false "wrong check digit"); a real symbol reads alike in all three. A false
-/// COUNTERFEIT is the worst outcome, so no agreement means no EAN-13 (the verdict falls back to the
-/// detector) rather than a guess, and where two readings both got two votes a valid one wins over
-/// one with a wrong check digit. The reading chosen then goes to the strict reader (`ean13`), which
-/// must not read other digits, and must agree where the check digit is wrong. Each sampling is read twice, with the engine's errors allowed and
-/// not: allowed, a misread can out-count the right reading on the same rows and hide it.
+/// Design: a wrong check digit is exactly what a misread looks like, and a false COUNTERFEIT is the
+/// worst outcome, so an EAN-13 reading has to pass two checks before it is returned:
+/// 1. two of three samplings agree on all 13 digits: the view that found it (read twice, with the
+///    engine's errors allowed and not, since allowed a misread can out-count the right reading on the
+///    same rows) and the symbol's neighbourhood turned -6° and +6°, which puts every bar edge on other
+///    pixels. Where two readings both get two votes, a valid one wins over a wrong check digit.
+/// 2. the strict reader (`ean13`) must not read other digits on lines across the symbol, and must
+///    agree where the check digit is wrong. Resampling alone is not enough: on a blurred symbol at a
+///    half-pixel phase the engine's bar-width bias survives it (the Earl Grey counterfeit's
+///    9501101010218 read as 0567161010212, a valid number, in two of three samplings).
+///
+/// Anything less means no EAN-13 (the verdict falls back to the detector) rather than a guess.
 fn read_views(engine: Engine, luma: &[u8], w: usize, h: usize) -> Vec<Symbol> {
     let mut out = Vec::new();
     for (i, &degrees) in VIEWS.iter().enumerate() {
@@ -111,13 +128,24 @@ fn read_views(engine: Engine, luma: &[u8], w: usize, h: usize) -> Vec<Symbol> {
 
 /// The linear symbol that two of three samplings agree on (see `read_views`), given what the first
 /// sampling (a whole view turned by `degrees`) read.
-fn agree(engine: Engine, luma: &[u8], w: usize, h: usize, degrees: f32, first: Vec<Symbol>) -> Option<Symbol> {
+fn agree(
+    engine: Engine,
+    luma: &[u8],
+    w: usize,
+    h: usize,
+    degrees: f32,
+    first: Vec<Symbol>,
+) -> Option<Symbol> {
     // The neighbourhood of what was read: the box around every read, grown by a quarter of its size
     // (the quiet zones, and the rows above and below the ones that were read).
     let xs = first.iter().flat_map(|s| s.corners.map(|c| c[0]));
     let ys = first.iter().flat_map(|s| s.corners.map(|c| c[1]));
-    let (x1, x2) = xs.fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
-    let (y1, y2) = ys.fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), y| (a.min(y), b.max(y)));
+    let (x1, x2) = xs.fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), x| {
+        (a.min(x), b.max(x))
+    });
+    let (y1, y2) = ys.fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), y| {
+        (a.min(y), b.max(y))
+    });
     let grow = 0.25 * (x2 - x1).max(y2 - y1) + 8.0;
     let clamp = |v: f32, hi: usize| (v.max(0.0) as usize).min(hi);
     let (rx1, ry1) = (clamp(x1 - grow, w), clamp(y1 - grow, h));
@@ -138,12 +166,17 @@ fn agree(engine: Engine, luma: &[u8], w: usize, h: usize, degrees: f32, first: V
         if offset < 0.0 {
             // The first sampling read once more, errors not allowed, on the neighbourhood alone.
             let unturned = View::new(&region, rw, rh, degrees);
-            samplings[0].extend(unturned.read(engine, Wanted::Linear, false).into_iter().map(|mut s| {
-                for c in &mut s.corners {
-                    *c = [c[0] + rx1 as f32, c[1] + ry1 as f32];
-                }
-                s
-            }));
+            samplings[0].extend(
+                unturned
+                    .read(engine, Wanted::Linear, false)
+                    .into_iter()
+                    .map(|mut s| {
+                        for c in &mut s.corners {
+                            *c = [c[0] + rx1 as f32, c[1] + ry1 as f32];
+                        }
+                        s
+                    }),
+            );
         }
         for s in &mut read {
             for c in &mut s.corners {
@@ -158,7 +191,10 @@ fn agree(engine: Engine, luma: &[u8], w: usize, h: usize, degrees: f32, first: V
         if votes.iter().any(|(v, _)| v.text == s.text) {
             continue;
         }
-        let n = samplings.iter().filter(|read| read.iter().any(|r| r.text == s.text)).count();
+        let n = samplings
+            .iter()
+            .filter(|read| read.iter().any(|r| r.text == s.text))
+            .count();
         votes.push((s, n));
     }
     votes.retain(|&(_, n)| n >= 2);
@@ -172,7 +208,10 @@ fn agree(engine: Engine, luma: &[u8], w: usize, h: usize, degrees: f32, first: V
         }
     }
     let Some(&(chosen, _)) = votes.first() else {
-        tracing::debug!(degrees, "no two samplings agree on a linear symbol: none returned");
+        tracing::debug!(
+            degrees,
+            "no two samplings agree on a linear symbol: none returned"
+        );
         return None;
     };
     second_opinion(luma, w, h, chosen, &samplings)
@@ -181,10 +220,20 @@ fn agree(engine: Engine, luma: &[u8], w: usize, h: usize, degrees: f32, first: V
 /// The strict reader's word on the engine's chosen reading (see `ean13`): it must not read other
 /// digits, and a wrong check digit needs its agreement. Where it reads, on several lines, digits that
 /// one of the samplings also read, those win (the engine's bar-width bias on a blurred symbol).
-fn second_opinion(luma: &[u8], w: usize, h: usize, chosen: &Symbol, samplings: &[Vec<Symbol>]) -> Option<Symbol> {
+fn second_opinion(
+    luma: &[u8],
+    w: usize,
+    h: usize,
+    chosen: &Symbol,
+    samplings: &[Vec<Symbol>],
+) -> Option<Symbol> {
     let check_ok = Gtin::parse(&chosen.text).is_ok();
     // The engine gives UPC-A as 12 digits: the strict reader reads the EAN-13 with its leading 0.
-    let as_ean13 = if chosen.text.len() == 12 { format!("0{}", chosen.text) } else { chosen.text.clone() };
+    let as_ean13 = if chosen.text.len() == 12 {
+        format!("0{}", chosen.text)
+    } else {
+        chosen.text.clone()
+    };
     match ean13::check(luma, w, h, &chosen.corners, &as_ean13) {
         Opinion::Agrees => Some(chosen.clone()),
         Opinion::Unsure if check_ok => Some(chosen.clone()),
@@ -193,9 +242,15 @@ fn second_opinion(luma: &[u8], w: usize, h: usize, chosen: &Symbol, samplings: &
             None
         }
         Opinion::ReadsOther(other) => {
-            let seen = samplings.iter().flatten().find(|s| s.text == other || format!("0{}", s.text) == other);
+            let seen = samplings
+                .iter()
+                .flatten()
+                .find(|s| s.text == other || format!("0{}", s.text) == other);
             tracing::debug!(engine = %chosen.text, strict = %other, seen = seen.is_some(), "the strict reader reads other digits");
-            seen.map(|s| Symbol { corners: chosen.corners, ..s.clone() })
+            seen.map(|s| Symbol {
+                corners: chosen.corners,
+                ..s.clone()
+            })
         }
     }
 }
@@ -247,7 +302,13 @@ impl<'a> View<'a> {
             let (out, tw, th) = rotate_bilinear(luma, w, h, radians);
             (Cow::Owned(out), tw, th)
         };
-        View { pixels, width, height, crop: (w, h), radians }
+        View {
+            pixels,
+            width,
+            height,
+            crop: (w, h),
+            radians,
+        }
     }
 
     /// The engine's symbols, corners mapped back to the crop.
@@ -265,8 +326,14 @@ impl<'a> View<'a> {
     fn back(&self, p: [f32; 2]) -> [f32; 2] {
         let (w, h) = (self.crop.0 as f32, self.crop.1 as f32);
         let (s, c) = self.radians.sin_cos();
-        let (dx, dy) = (p[0] + 0.5 - self.width as f32 / 2.0, p[1] + 0.5 - self.height as f32 / 2.0);
-        [w / 2.0 + c * dx + s * dy - 0.5, h / 2.0 - s * dx + c * dy - 0.5]
+        let (dx, dy) = (
+            p[0] + 0.5 - self.width as f32 / 2.0,
+            p[1] + 0.5 - self.height as f32 / 2.0,
+        );
+        [
+            w / 2.0 + c * dx + s * dy - 0.5,
+            h / 2.0 - s * dx + c * dy - 0.5,
+        ]
     }
 }
 
@@ -274,7 +341,10 @@ fn rotated_size(w: usize, h: usize, angle: f32) -> (usize, usize) {
     let (s, c) = (angle.sin().abs(), angle.cos().abs());
     let (w, h) = (w as f32, h as f32);
     // Design: the epsilon keeps a turn by a multiple of 90° from gaining a pixel to rounding.
-    (((w * c + h * s) - 1e-3).ceil() as usize, ((w * s + h * c) - 1e-3).ceil() as usize)
+    (
+        ((w * c + h * s) - 1e-3).ceil() as usize,
+        ((w * s + h * c) - 1e-3).ceil() as usize,
+    )
 }
 
 /// The picture turned clockwise by `angle` (radians) about its centre, bilinear, white outside the
@@ -290,7 +360,12 @@ fn rotate_bilinear(luma: &[u8], w: usize, h: usize, angle: f32) -> (Vec<u8>, usi
     if w < 2 || h < 2 {
         return (out, tw, th);
     }
-    let (cx, cy, tcx, tcy) = (w as f64 / 2.0, h as f64 / 2.0, tw as f64 / 2.0, th as f64 / 2.0);
+    let (cx, cy, tcx, tcy) = (
+        w as f64 / 2.0,
+        h as f64 / 2.0,
+        tw as f64 / 2.0,
+        th as f64 / 2.0,
+    );
     let (max_x, max_y) = (((w - 1) as i64) << 16, ((h - 1) as i64) << 16);
     let (step_x, step_y) = ((c * ONE).round() as i64, (-s * ONE).round() as i64);
     for (yr, row) in out.chunks_exact_mut(tw).enumerate() {
@@ -321,10 +396,22 @@ fn interpret(s: &Symbol, w: f32, h: f32) -> Barcode {
     let xs = s.corners.map(|c| c[0]);
     let ys = s.corners.map(|c| c[1]);
     let bbox = [
-        xs.iter().copied().fold(f32::INFINITY, f32::min).clamp(0.0, w),
-        ys.iter().copied().fold(f32::INFINITY, f32::min).clamp(0.0, h),
-        xs.iter().copied().fold(f32::NEG_INFINITY, f32::max).clamp(0.0, w),
-        ys.iter().copied().fold(f32::NEG_INFINITY, f32::max).clamp(0.0, h),
+        xs.iter()
+            .copied()
+            .fold(f32::INFINITY, f32::min)
+            .clamp(0.0, w),
+        ys.iter()
+            .copied()
+            .fold(f32::INFINITY, f32::min)
+            .clamp(0.0, h),
+        xs.iter()
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max)
+            .clamp(0.0, w),
+        ys.iter()
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max)
+            .clamp(0.0, h),
     ];
     let mut b = Barcode {
         format: s.format,
@@ -364,7 +451,11 @@ mod tests {
     use super::*;
 
     fn symbol(format: Format, text: &str) -> Symbol {
-        Symbol { format, text: text.to_string(), corners: [[10.0, 20.0], [110.0, 22.0], [111.0, 60.0], [9.0, 58.0]] }
+        Symbol {
+            format,
+            text: text.to_string(),
+            corners: [[10.0, 20.0], [110.0, 22.0], [111.0, 60.0], [9.0, 58.0]],
+        }
     }
 
     #[test]
@@ -376,33 +467,69 @@ mod tests {
             (Format::UpcA, "614141200116", "00614141200116", false),
         ] {
             let b = interpret(&symbol(format, text), 200.0, 100.0);
-            assert_eq!((b.gtin.as_deref(), b.check_digit_ok, b.text.as_str()), (Some(gtin), ok, text));
+            assert_eq!(
+                (b.gtin.as_deref(), b.check_digit_ok, b.text.as_str()),
+                (Some(gtin), ok, text)
+            );
             assert_eq!(b.bbox, [9.0, 20.0, 111.0, 60.0]);
         }
     }
 
     #[test]
     fn a_gs1_datamatrix_gives_its_fields_and_its_human_readable_text() {
-        let b = interpret(&symbol(Format::DataMatrix, "]d2010061414120011517281130\u{1d}10B1001\u{1d}21SN00000001"), 200.0, 100.0);
-        assert_eq!(b.text, "(01)00614141200115(17)281130(10)B1001(21)SN00000001");
+        let b = interpret(
+            &symbol(
+                Format::DataMatrix,
+                "]d2010061414120011517281130\u{1d}10B1001\u{1d}21SN00000001",
+            ),
+            200.0,
+            100.0,
+        );
+        assert_eq!(
+            b.text,
+            "(01)00614141200115(17)281130(10)B1001(21)SN00000001"
+        );
         assert_eq!(b.gtin.as_deref(), Some("00614141200115"));
         assert!(b.check_digit_ok);
         assert_eq!(b.serial.as_deref(), Some("SN00000001"));
         assert_eq!(b.batch.as_deref(), Some("B1001"));
-        assert_eq!(b.expiry, Some(Date { year: 2028, month: 11, day: 30 }));
+        assert_eq!(
+            b.expiry,
+            Some(Date {
+                year: 2028,
+                month: 11,
+                day: 30
+            })
+        );
         let plain = interpret(&symbol(Format::DataMatrix, "]d1hello"), 200.0, 100.0);
-        assert_eq!((plain.text.as_str(), plain.gtin, plain.check_digit_ok), ("]d1hello", None, false));
+        assert_eq!(
+            (plain.text.as_str(), plain.gtin, plain.check_digit_ok),
+            ("]d1hello", None, false)
+        );
     }
 
     #[test]
     fn barcodes_serialise_as_the_agent_prints_them() {
-        let b = interpret(&symbol(Format::DataMatrix, "\u{1d}010061414120011517281100\u{1d}21X"), 50.0, 50.0);
+        let b = interpret(
+            &symbol(
+                Format::DataMatrix,
+                "\u{1d}010061414120011517281100\u{1d}21X",
+            ),
+            50.0,
+            50.0,
+        );
         let json = serde_json::to_value(&b).unwrap_or_default();
         assert_eq!(json["format"], "datamatrix");
         assert_eq!(json["expiry"], "2028-11-30");
         assert_eq!(json["bbox"], serde_json::json!([9.0, 20.0, 50.0, 50.0]));
-        assert_eq!(serde_json::to_value(Format::UpcA).unwrap_or_default(), "upca");
-        assert_eq!(serde_json::to_value(Format::Ean13).unwrap_or_default(), "ean13");
+        assert_eq!(
+            serde_json::to_value(Format::UpcA).unwrap_or_default(),
+            "upca"
+        );
+        assert_eq!(
+            serde_json::to_value(Format::Ean13).unwrap_or_default(),
+            "ean13"
+        );
     }
 
     #[test]
@@ -423,17 +550,30 @@ mod tests {
         let luma: Vec<u8> = (0..(w * h) as u8).map(|v| v * 9).collect();
         let q = View::new(&luma, w, h, 90.0);
         assert_eq!((q.width, q.height), (h, w));
-        let at = q.pixels.iter().position(|&v| v == luma[w + 5]).unwrap_or(usize::MAX);
+        let at = q
+            .pixels
+            .iter()
+            .position(|&v| v == luma[w + 5])
+            .unwrap_or(usize::MAX);
         let back = q.back([(at % q.width) as f32, (at / q.width) as f32]);
-        assert!((back[0] - 5.0).abs() < 1e-4 && (back[1] - 1.0).abs() < 1e-4, "{back:?}");
+        assert!(
+            (back[0] - 5.0).abs() < 1e-4 && (back[1] - 1.0).abs() < 1e-4,
+            "{back:?}"
+        );
         for degrees in [45.0f32, 135.0, 39.0, -6.0] {
             let v = View::new(&luma, w, h, degrees);
             // Pixel (5, 1) goes to the turned picture and back.
             let (s, c) = degrees.rem_euclid(360.0).to_radians().sin_cos();
             let (dx, dy) = (5.5 - w as f32 / 2.0, 1.5 - h as f32 / 2.0);
-            let fwd = [v.width as f32 / 2.0 + c * dx - s * dy - 0.5, v.height as f32 / 2.0 + s * dx + c * dy - 0.5];
+            let fwd = [
+                v.width as f32 / 2.0 + c * dx - s * dy - 0.5,
+                v.height as f32 / 2.0 + s * dx + c * dy - 0.5,
+            ];
             let back = v.back(fwd);
-            assert!((back[0] - 5.0).abs() < 1e-3 && (back[1] - 1.0).abs() < 1e-3, "{degrees}: {back:?}");
+            assert!(
+                (back[0] - 5.0).abs() < 1e-3 && (back[1] - 1.0).abs() < 1e-3,
+                "{degrees}: {back:?}"
+            );
         }
     }
 }

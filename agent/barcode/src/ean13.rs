@@ -47,7 +47,11 @@ const OVERSAMPLE: f32 = 4.0;
 /// Decodes one symbol character from its four element widths. `reversed` reads the widths backwards
 /// (the G set). Returns the digit.
 fn decode_char(e: &[f32], reversed: bool) -> Option<u8> {
-    let e: [f32; 4] = if reversed { [e[3], e[2], e[1], e[0]] } else { [e[0], e[1], e[2], e[3]] };
+    let e: [f32; 4] = if reversed {
+        [e[3], e[2], e[1], e[0]]
+    } else {
+        [e[0], e[1], e[2], e[3]]
+    };
     let total: f32 = e.iter().sum();
     if total <= 0.0 {
         return None;
@@ -62,7 +66,15 @@ fn decode_char(e: &[f32], reversed: bool) -> Option<u8> {
         .iter()
         .enumerate()
         .filter(|(_, w)| f32::from(w[0] + w[1]) == r1 && f32::from(w[1] + w[2]) == r2)
-        .map(|(d, w)| (d as u8, w.iter().zip(e).map(|(&m, x)| (f32::from(m) - x / unit).abs()).sum()))
+        .map(|(d, w)| {
+            (
+                d as u8,
+                w.iter()
+                    .zip(e)
+                    .map(|(&m, x)| (f32::from(m) - x / unit).abs())
+                    .sum(),
+            )
+        })
         .collect();
     // 1/7 and 2/8 share their edge-to-similar-edge distances; their element widths differ by a whole
     // module in every element, so the nearer pattern must be clearly nearer.
@@ -80,7 +92,11 @@ fn decode_edges(edges: &[f32], start: usize) -> Option<String> {
     let e = edges.get(start..start + 60)?;
     let w: Vec<f32> = e.windows(2).map(|p| p[1] - p[0]).collect();
     let module = (e[59] - e[0]) / 95.0;
-    let guard_ok = |range: std::ops::Range<usize>| w[range].iter().all(|&x| x > 0.4 * module && x < 1.8 * module);
+    let guard_ok = |range: std::ops::Range<usize>| {
+        w[range]
+            .iter()
+            .all(|&x| x > 0.4 * module && x < 1.8 * module)
+    };
     if !(guard_ok(0..3) && guard_ok(27..32) && guard_ok(56..59)) {
         return None;
     }
@@ -89,7 +105,11 @@ fn decode_edges(edges: &[f32], start: usize) -> Option<String> {
     // edge-to-similar-edge distances alone cannot tell.
     let mean = |idx: &[usize]| idx.iter().map(|&i| w[i]).sum::<f32>() / idx.len() as f32;
     let growth = (mean(&[0, 2, 28, 30, 56, 58]) - mean(&[1, 27, 29, 31, 57])) / 2.0;
-    let w: Vec<f32> = w.iter().enumerate().map(|(k, &x)| if k % 2 == 0 { x - growth } else { x + growth }).collect();
+    let w: Vec<f32> = w
+        .iter()
+        .enumerate()
+        .map(|(k, &x)| if k % 2 == 0 { x - growth } else { x + growth })
+        .collect();
     let mut digits = [0u8; 13];
     let mut parity = [false; 6];
     for i in 0..6 {
@@ -111,13 +131,19 @@ fn decode_edges(edges: &[f32], start: usize) -> Option<String> {
 /// Reads an EAN-13 on a luma profile sampled along a line crossing the whole symbol and some of its
 /// quiet zones, in either direction.
 pub(crate) fn read_profile(profile: &[f32]) -> Option<String> {
-    let (lo, hi) = profile.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = profile
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     if hi - lo < 32.0 {
         return None;
     }
     let threshold = (lo + hi) / 2.0;
     for reversed in [false, true] {
-        let samples: Vec<f32> = if reversed { profile.iter().rev().copied().collect() } else { profile.to_vec() };
+        let samples: Vec<f32> = if reversed {
+            profile.iter().rev().copied().collect()
+        } else {
+            profile.to_vec()
+        };
         let mut edges = Vec::new();
         let mut dark = samples[0] < threshold;
         if dark {
@@ -135,8 +161,16 @@ pub(crate) fn read_profile(profile: &[f32]) -> Option<String> {
         let mut start = 0;
         while start + 60 <= edges.len() {
             let module = (edges[start + 59] - edges[start]) / 95.0;
-            let before = if start == 0 { edges[0] } else { edges[start] - edges[start - 1] };
-            let after = edges.get(start + 60).map_or(samples.len() as f32 - edges[start + 59], |&e| e - edges[start + 59]);
+            let before = if start == 0 {
+                edges[0]
+            } else {
+                edges[start] - edges[start - 1]
+            };
+            let after = edges
+                .get(start + 60)
+                .map_or(samples.len() as f32 - edges[start + 59], |&e| {
+                    e - edges[start + 59]
+                });
             if before >= 5.0 * module && after >= 5.0 * module {
                 if let Some(digits) = decode_edges(&edges, start) {
                     return Some(digits);
@@ -174,7 +208,13 @@ pub(crate) enum Opinion {
 
 /// Reads lines across a symbol the engine located (`corners`: the ends of the first and the last row
 /// it was read on, in `luma`'s pixels, first digit first) and compares with the engine's `text`.
-pub(crate) fn check(luma: &[u8], w: usize, h: usize, corners: &[[f32; 2]; 4], text: &str) -> Opinion {
+pub(crate) fn check(
+    luma: &[u8],
+    w: usize,
+    h: usize,
+    corners: &[[f32; 2]; 4],
+    text: &str,
+) -> Opinion {
     if w < 2 || h < 2 {
         return Opinion::Unsure;
     }
@@ -224,7 +264,10 @@ mod tests {
         let pattern = |widths: [u8; 4], first_dark: bool| {
             let mut out = Vec::new();
             for (i, &n) in widths.iter().enumerate() {
-                out.extend(std::iter::repeat_n((i % 2 == 0) == first_dark, usize::from(n)));
+                out.extend(std::iter::repeat_n(
+                    (i % 2 == 0) == first_dark,
+                    usize::from(n),
+                ));
             }
             out
         };
@@ -253,19 +296,28 @@ mod tests {
         let n = (len * OVERSAMPLE) as usize;
         let dark_at = |x: f32| {
             let u = (x - quiet) / px;
-            if u < 0.0 || u >= 95.0 {
+            if !(0.0..95.0).contains(&u) {
                 return false;
             }
             let i = u as usize;
             // Grow every bar by growth/2 on each side.
             let g = growth / 2.0 / px;
-            m[i] || (i > 0 && m[i - 1] && u - (i as f32) < g) || (i + 1 < 95 && m[i + 1] && (i as f32 + 1.0) - u < g)
+            m[i] || (i > 0 && m[i - 1] && u - (i as f32) < g)
+                || (i + 1 < 95 && m[i + 1] && (i as f32 + 1.0) - u < g)
         };
         (0..n)
             .map(|k| {
                 let x = k as f32 / OVERSAMPLE + phase;
                 // Box blur over one pixel.
-                let v: f32 = (0..8).map(|j| if dark_at(x - 0.5 + j as f32 / 8.0) { 0.0 } else { 255.0 }).sum();
+                let v: f32 = (0..8)
+                    .map(|j| {
+                        if dark_at(x - 0.5 + j as f32 / 8.0) {
+                            0.0
+                        } else {
+                            255.0
+                        }
+                    })
+                    .sum();
                 v / 8.0
             })
             .collect()
@@ -273,21 +325,42 @@ mod tests {
 
     #[test]
     fn reads_every_digit_in_every_parity_both_ways() {
-        for digits in ["9501101010215", "9501101010218", "0614141200115", "4006381010450", "1234567890128", "5901234123457"] {
+        for digits in [
+            "9501101010215",
+            "9501101010218",
+            "0614141200115",
+            "4006381010450",
+            "1234567890128",
+            "5901234123457",
+        ] {
             let p = profile(digits, 2.0, 0.0, 0.0);
             assert_eq!(read_profile(&p).as_deref(), Some(digits), "{digits}");
             let mut back = p.clone();
             back.reverse();
-            assert_eq!(read_profile(&back).as_deref(), Some(digits), "{digits} backwards");
+            assert_eq!(
+                read_profile(&back).as_deref(),
+                Some(digits),
+                "{digits} backwards"
+            );
         }
     }
 
     #[test]
     fn bar_growth_and_a_half_pixel_phase_do_not_change_the_reading() {
         // The case that made the engine misread 9501101010218 as 0567161010212.
-        for (px, growth, phase) in [(2.0, 0.0, 0.5), (2.0, 0.6, 0.5), (2.0, -0.6, 0.25), (3.0, 1.0, 0.5), (1.5, 0.0, 0.5)] {
+        for (px, growth, phase) in [
+            (2.0, 0.0, 0.5),
+            (2.0, 0.6, 0.5),
+            (2.0, -0.6, 0.25),
+            (3.0, 1.0, 0.5),
+            (1.5, 0.0, 0.5),
+        ] {
             let p = profile("9501101010218", px, growth, phase);
-            assert_eq!(read_profile(&p).as_deref(), Some("9501101010218"), "px {px} growth {growth} phase {phase}");
+            assert_eq!(
+                read_profile(&p).as_deref(),
+                Some("9501101010218"),
+                "px {px} growth {growth} phase {phase}"
+            );
         }
     }
 
@@ -297,12 +370,19 @@ mod tests {
         // Cut short: the right guard is missing.
         assert_eq!(read_profile(&p[..p.len() * 3 / 4]), None);
         // Two symbols side by side, quiet zones shared: each is whole, the first is read.
-        let two: Vec<f32> = p.iter().chain(profile("4006381010450", 2.0, 0.0, 0.0).iter()).copied().collect();
+        let two: Vec<f32> = p
+            .iter()
+            .chain(profile("4006381010450", 2.0, 0.0, 0.0).iter())
+            .copied()
+            .collect();
         assert_eq!(read_profile(&two).as_deref(), Some("9501101010215"));
         // No contrast.
         assert_eq!(read_profile(&vec![128.0; 400]), None);
         // Starting inside a bar.
-        assert_eq!(read_profile(&p[(11.0 * 2.0 * OVERSAMPLE) as usize + 1..p.len() - 60]), None);
+        assert_eq!(
+            read_profile(&p[(11.0 * 2.0 * OVERSAMPLE) as usize + 1..p.len() - 60]),
+            None
+        );
     }
 
     #[test]
@@ -333,7 +413,10 @@ mod tests {
         }
         let corners = [[30.0, 12.0], [219.0, 12.0], [219.0, 47.0], [30.0, 47.0]];
         assert_eq!(check(&luma, w, h, &corners, digits), Opinion::Agrees);
-        assert_eq!(check(&luma, w, h, &corners, "0567161010212"), Opinion::ReadsOther(digits.to_string()));
+        assert_eq!(
+            check(&luma, w, h, &corners, "0567161010212"),
+            Opinion::ReadsOther(digits.to_string())
+        );
         // Read from the other end (an engine reading it upside down).
         let flipped = [corners[1], corners[0], corners[3], corners[2]];
         assert_eq!(check(&luma, w, h, &flipped, digits), Opinion::Agrees);

@@ -70,7 +70,14 @@ impl Engine {
 
     /// The symbols in a luma picture. `errors`: also return EAN-13/UPC-A symbols whose check digit is
     /// wrong, where the engine can (zxing-cpp); rxing never returns them.
-    pub(crate) fn read(self, luma: &[u8], width: usize, height: usize, wanted: Wanted, errors: bool) -> Vec<Symbol> {
+    pub(crate) fn read(
+        self,
+        luma: &[u8],
+        width: usize,
+        height: usize,
+        wanted: Wanted,
+        errors: bool,
+    ) -> Vec<Symbol> {
         match self {
             #[cfg(feature = "zxing-cpp")]
             Engine::ZxingCpp => zxing::read(luma, width, height, wanted, errors),
@@ -89,7 +96,13 @@ mod zxing {
     use crate::decode::Format;
     use zxingcpp::{BarcodeFormat, BarcodeReader, ImageFormat, ImageView, TextMode};
 
-    pub(super) fn read(luma: &[u8], width: usize, height: usize, wanted: Wanted, errors: bool) -> Vec<Symbol> {
+    pub(super) fn read(
+        luma: &[u8],
+        width: usize,
+        height: usize,
+        wanted: Wanted,
+        errors: bool,
+    ) -> Vec<Symbol> {
         let view = match ImageView::from_slice(luma, width, height, ImageFormat::Lum) {
             Ok(v) => v,
             Err(e) => {
@@ -98,7 +111,11 @@ mod zxing {
             }
         };
         let formats: &[BarcodeFormat] = match wanted {
-            Wanted::All => &[BarcodeFormat::EAN13, BarcodeFormat::UPCA, BarcodeFormat::DataMatrix],
+            Wanted::All => &[
+                BarcodeFormat::EAN13,
+                BarcodeFormat::UPCA,
+                BarcodeFormat::DataMatrix,
+            ],
             Wanted::Linear => &[BarcodeFormat::EAN13, BarcodeFormat::UPCA],
         };
         // Design: ReturnErrors makes zxing-cpp keep an EAN-13 whose check digit is wrong (a counterfeit's)
@@ -123,7 +140,15 @@ mod zxing {
                 return Vec::new();
             }
         };
-        tracing::trace!(width, height, ?wanted, errors, found = found.len(), ms = t0.elapsed().as_secs_f64() * 1e3, "zxing-cpp read");
+        tracing::trace!(
+            width,
+            height,
+            ?wanted,
+            errors,
+            found = found.len(),
+            ms = t0.elapsed().as_secs_f64() * 1e3,
+            "zxing-cpp read"
+        );
         found
             .iter()
             .filter_map(|b| {
@@ -146,8 +171,13 @@ mod zxing {
                     _ => b.text(),
                 };
                 let p = b.position();
-                let corners = [p.top_left, p.top_right, p.bottom_right, p.bottom_left].map(|q| [q.x as f32, q.y as f32]);
-                Some(Symbol { format, text, corners })
+                let corners = [p.top_left, p.top_right, p.bottom_right, p.bottom_left]
+                    .map(|q| [q.x as f32, q.y as f32]);
+                Some(Symbol {
+                    format,
+                    text,
+                    corners,
+                })
             })
             .collect()
     }
@@ -162,15 +192,26 @@ mod rx {
     use rxing::{BarcodeFormat, DecodeHints};
 
     pub(super) fn read(luma: &[u8], width: usize, height: usize, wanted: Wanted) -> Vec<Symbol> {
-        let mut formats: HashSet<BarcodeFormat> = [BarcodeFormat::EAN_13, BarcodeFormat::UPC_A].into_iter().collect();
+        let mut formats: HashSet<BarcodeFormat> = [BarcodeFormat::EAN_13, BarcodeFormat::UPC_A]
+            .into_iter()
+            .collect();
         if wanted == Wanted::All {
             formats.insert(BarcodeFormat::DATA_MATRIX);
         }
-        let mut hints = DecodeHints { PossibleFormats: Some(formats), TryHarder: Some(true), ..Default::default() };
+        let mut hints = DecodeHints {
+            PossibleFormats: Some(formats),
+            TryHarder: Some(true),
+            ..Default::default()
+        };
         let (Ok(w), Ok(h)) = (u32::try_from(width), u32::try_from(height)) else {
             return Vec::new();
         };
-        let found = match rxing::helpers::detect_multiple_in_luma_with_hints(luma.to_vec(), w, h, &mut hints) {
+        let found = match rxing::helpers::detect_multiple_in_luma_with_hints(
+            luma.to_vec(),
+            w,
+            h,
+            &mut hints,
+        ) {
             Ok(found) => found,
             Err(e) => {
                 tracing::trace!(error = %e, "rxing found nothing");
@@ -194,7 +235,11 @@ mod rx {
                     [a, b, c] => [*a, *b, *c, *c],
                     [a, b, c, d, ..] => [*a, *b, *c, *d],
                 };
-                Some(Symbol { format, text: r.getText().to_string(), corners })
+                Some(Symbol {
+                    format,
+                    text: r.getText().to_string(),
+                    corners,
+                })
             })
             .collect()
     }

@@ -21,9 +21,17 @@ pub enum Gs1Error {
     #[error("unknown application identifier at {0:?}")]
     UnknownAi(String),
     #[error("AI ({ai}) needs {expected} characters, got {found}")]
-    Truncated { ai: String, expected: usize, found: usize },
+    Truncated {
+        ai: String,
+        expected: usize,
+        found: usize,
+    },
     #[error("AI ({ai}) takes at most {max} characters, got {found}")]
-    TooLong { ai: String, max: usize, found: usize },
+    TooLong {
+        ai: String,
+        max: usize,
+        found: usize,
+    },
     #[error("AI ({ai}) has an empty value")]
     EmptyValue { ai: String },
     #[error("AI ({ai}) must be numeric, got {value:?}")]
@@ -101,7 +109,10 @@ pub fn in_prefix(gtin14: &str, prefix: &str) -> bool {
     let Ok(gtin14) = to_gtin14(gtin14) else {
         return false;
     };
-    !prefix.is_empty() && prefix.len() <= 12 && prefix.bytes().all(|b| b.is_ascii_digit()) && gtin14[1..].starts_with(prefix)
+    !prefix.is_empty()
+        && prefix.len() <= 12
+        && prefix.bytes().all(|b| b.is_ascii_digit())
+        && gtin14[1..].starts_with(prefix)
 }
 
 /// A calendar date (GS1 dates are YYMMDD). Orders chronologically; shows and serialises as `YYYY-MM-DD`.
@@ -182,7 +193,10 @@ pub struct ElementString {
 impl ElementString {
     /// The human-readable form, `(01)…(17)…(10)…(21)…`.
     pub fn to_hri(&self) -> String {
-        self.elements.iter().map(|e| format!("({}){}", e.ai, e.value)).collect()
+        self.elements
+            .iter()
+            .map(|e| format!("({}){}", e.ai, e.value))
+            .collect()
     }
 }
 
@@ -253,7 +267,10 @@ const AIS: &[(&str, Len, Kind)] = &[
 /// The AI at the start of `s`: its digits (4 for the measures 310n–369n) and spec.
 fn lookup_ai(s: &str) -> Option<(&str, Len, Kind)> {
     // Measures: 31nn–36nn, 4-digit AIs with 6 digits of value.
-    if s.len() >= 4 && s.as_bytes()[..4].iter().all(u8::is_ascii_digit) && ("31".."37").contains(&&s[..2]) {
+    if s.len() >= 4
+        && s.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+        && ("31".."37").contains(&&s[..2])
+    {
         return Some((&s[..4], Len::Fixed(6), Kind::Numeric));
     }
     AIS.iter()
@@ -275,7 +292,11 @@ pub fn parse_element_string(s: &str) -> Result<ElementString, Gs1Error> {
     if rest.is_empty() {
         return Err(Gs1Error::Empty);
     }
-    let pairs = if rest.starts_with('(') { split_hri(rest)? } else { split_raw(rest)? };
+    let pairs = if rest.starts_with('(') {
+        split_hri(rest)?
+    } else {
+        split_raw(rest)?
+    };
     let mut out = ElementString::default();
     for (ai, value) in pairs {
         if let Some(prev) = out.elements.iter().find(|e| e.ai == ai) {
@@ -293,9 +314,15 @@ pub fn parse_element_string(s: &str) -> Result<ElementString, Gs1Error> {
             _ => {}
         }
         if kind == Kind::Date && Date::from_yymmdd(value).is_none() {
-            return Err(Gs1Error::BadDate { ai: ai.to_string(), value: value.to_string() });
+            return Err(Gs1Error::BadDate {
+                ai: ai.to_string(),
+                value: value.to_string(),
+            });
         }
-        out.elements.push(Element { ai: ai.to_string(), value: value.to_string() });
+        out.elements.push(Element {
+            ai: ai.to_string(),
+            value: value.to_string(),
+        });
     }
     Ok(out)
 }
@@ -305,16 +332,29 @@ fn check_value(ai: &str, value: &str, len: Len, kind: Kind) -> Result<(), Gs1Err
     let n = value.chars().count();
     match len {
         Len::Fixed(want) if n != want => {
-            return Err(Gs1Error::Truncated { ai: ai.to_string(), expected: want, found: n });
+            return Err(Gs1Error::Truncated {
+                ai: ai.to_string(),
+                expected: want,
+                found: n,
+            });
         }
-        Len::Var(max) if n > max => return Err(Gs1Error::TooLong { ai: ai.to_string(), max, found: n }),
+        Len::Var(max) if n > max => {
+            return Err(Gs1Error::TooLong {
+                ai: ai.to_string(),
+                max,
+                found: n,
+            })
+        }
         _ => {}
     }
     if n == 0 {
         return Err(Gs1Error::EmptyValue { ai: ai.to_string() });
     }
     if kind != Kind::Text && !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Gs1Error::NotNumeric { ai: ai.to_string(), value: value.to_string() });
+        return Err(Gs1Error::NotNumeric {
+            ai: ai.to_string(),
+            value: value.to_string(),
+        });
     }
     Ok(())
 }
@@ -322,7 +362,8 @@ fn check_value(ai: &str, value: &str, len: Len, kind: Kind) -> Result<(), Gs1Err
 fn split_raw(mut rest: &str) -> Result<Vec<(&str, &str)>, Gs1Error> {
     let mut out = Vec::new();
     while !rest.is_empty() {
-        let (ai, len, kind) = lookup_ai(rest).ok_or_else(|| Gs1Error::UnknownAi(rest.chars().take(4).collect()))?;
+        let (ai, len, kind) =
+            lookup_ai(rest).ok_or_else(|| Gs1Error::UnknownAi(rest.chars().take(4).collect()))?;
         let after = &rest[ai.len()..];
         let (value, next) = match len {
             Len::Fixed(n) => {
@@ -343,8 +384,11 @@ fn split_hri(s: &str) -> Result<Vec<(&str, &str)>, Gs1Error> {
     let mut out = Vec::new();
     let mut rest = s;
     while let Some(body) = rest.strip_prefix('(') {
-        let (ai, after) = body.split_once(')').ok_or_else(|| Gs1Error::UnknownAi(body.to_string()))?;
-        let (spec_ai, len, kind) = lookup_ai(ai).ok_or_else(|| Gs1Error::UnknownAi(ai.to_string()))?;
+        let (ai, after) = body
+            .split_once(')')
+            .ok_or_else(|| Gs1Error::UnknownAi(body.to_string()))?;
+        let (spec_ai, len, kind) =
+            lookup_ai(ai).ok_or_else(|| Gs1Error::UnknownAi(ai.to_string()))?;
         if spec_ai != ai {
             return Err(Gs1Error::UnknownAi(ai.to_string()));
         }
@@ -367,13 +411,13 @@ mod tests {
     #[test]
     fn check_digit_matches_gs1_examples_for_every_length() {
         for (body, want) in [
-            ("950110101021", 5),   // GTIN-13 9501101010215 (Northwind Earl Grey)
-            ("950110101038", 3),   // Green Jasmine
-            ("061414120011", 5),   // Aurora Ibuprofen, GTIN-13 form
-            ("61414120011", 5),    // the same as a GTIN-12 (UPC-A) body
-            ("0950110101021", 5),  // GTIN-14 body with indicator 0
-            ("9638507", 4),        // GTIN-8 96385074
-            ("400638100001", 7),   // a 4006381 GTIN-13
+            ("950110101021", 5),  // GTIN-13 9501101010215 (Northwind Earl Grey)
+            ("950110101038", 3),  // Green Jasmine
+            ("061414120011", 5),  // Aurora Ibuprofen, GTIN-13 form
+            ("61414120011", 5),   // the same as a GTIN-12 (UPC-A) body
+            ("0950110101021", 5), // GTIN-14 body with indicator 0
+            ("9638507", 4),       // GTIN-8 96385074
+            ("400638100001", 7),  // a 4006381 GTIN-13
             ("0000000000000", 0),
         ] {
             assert_eq!(check_digit(body), Ok(want), "body {body}");
@@ -383,7 +427,11 @@ mod tests {
     #[test]
     fn check_digit_refuses_what_is_not_digits() {
         for body in ["", "95011O1", "12 34", "-1"] {
-            assert_eq!(check_digit(body), Err(Gs1Error::NotDigits(body.to_string())), "body {body:?}");
+            assert_eq!(
+                check_digit(body),
+                Err(Gs1Error::NotDigits(body.to_string())),
+                "body {body:?}"
+            );
         }
     }
 
@@ -395,14 +443,41 @@ mod tests {
             ("614141200115", Ok("00614141200115")),
             ("96385074", Ok("00000096385074")),
             // Earl Grey counterfeit: check digit 5 printed as 8.
-            ("9501101010218", Err(Gs1Error::CheckDigit { expected: 5, found: 8 })),
-            ("0614141200288", Err(Gs1Error::CheckDigit { expected: 3, found: 8 })),
+            (
+                "9501101010218",
+                Err(Gs1Error::CheckDigit {
+                    expected: 5,
+                    found: 8,
+                }),
+            ),
+            (
+                "0614141200288",
+                Err(Gs1Error::CheckDigit {
+                    expected: 3,
+                    found: 8,
+                }),
+            ),
             // 12 digits read as a GTIN-12: shaped right, check digit wrong.
-            ("950110101021", Err(Gs1Error::CheckDigit { expected: 2, found: 1 })),
-            ("95011010102155", Err(Gs1Error::CheckDigit { expected: 6, found: 5 })),
+            (
+                "950110101021",
+                Err(Gs1Error::CheckDigit {
+                    expected: 2,
+                    found: 1,
+                }),
+            ),
+            (
+                "95011010102155",
+                Err(Gs1Error::CheckDigit {
+                    expected: 6,
+                    found: 5,
+                }),
+            ),
             ("9501101", Err(Gs1Error::BadLength(7))),
             ("950110101021500", Err(Gs1Error::BadLength(15))),
-            ("95011010102x5", Err(Gs1Error::NotDigits("95011010102x5".into()))),
+            (
+                "95011010102x5",
+                Err(Gs1Error::NotDigits("95011010102x5".into())),
+            ),
             ("", Err(Gs1Error::NotDigits(String::new()))),
         ];
         for (input, want) in cases {
@@ -421,8 +496,8 @@ mod tests {
             ("9501101010215", "9501101", true),
             ("19501101010212", "9501101", true), // GTIN-14 with indicator 1
             ("00614141200115", "0614141", true),
-            ("614141200115", "0614141", true), // UPC-A
-            ("0614141200115", "0614141", true), // its EAN-13 form
+            ("614141200115", "0614141", true),    // UPC-A
+            ("0614141200115", "0614141", true),   // its EAN-13 form
             ("04006381010215", "9501101", false), // Chai Spice counterfeit: another company
             ("09501101010215", "0614141", false),
             ("09501101010215", "", false),
@@ -435,7 +510,13 @@ mod tests {
 
     #[test]
     fn dates_read_yymmdd_with_day_zero_as_the_end_of_the_month() {
-        let d = |y, m, day| Some(Date { year: y, month: m, day });
+        let d = |y, m, day| {
+            Some(Date {
+                year: y,
+                month: m,
+                day,
+            })
+        };
         for (value, want) in [
             ("281130", d(2028, 11, 30)),
             ("281100", d(2028, 11, 30)),
@@ -455,14 +536,32 @@ mod tests {
 
     #[test]
     fn dates_order_chronologically_and_show_as_iso() {
-        let a = Date { year: 2027, month: 12, day: 31 };
-        let b = Date { year: 2028, month: 1, day: 1 };
+        let a = Date {
+            year: 2027,
+            month: 12,
+            day: 31,
+        };
+        let b = Date {
+            year: 2028,
+            month: 1,
+            day: 1,
+        };
         assert!(a < b);
         assert_eq!(b.to_string(), "2028-01-01");
-        assert_eq!(serde_json::to_string(&a).ok().as_deref(), Some("\"2027-12-31\""));
+        assert_eq!(
+            serde_json::to_string(&a).ok().as_deref(),
+            Some("\"2027-12-31\"")
+        );
     }
 
-    fn fields(s: &str) -> (Option<String>, Option<String>, Option<String>, Option<String>) {
+    fn fields(
+        s: &str,
+    ) -> (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) {
         let e = parse_element_string(s).unwrap_or_else(|err| panic!("{s:?}: {err}"));
         (e.gtin, e.expiry.map(|d| d.to_string()), e.batch, e.serial)
     }
@@ -497,12 +596,23 @@ mod tests {
         let e = parse_element_string("(01)00614141200283(17)281130(10)B1042(21)SN00000042");
         let e = e.unwrap_or_default();
         assert_eq!(e.gtin.as_deref(), Some("00614141200283"));
-        assert_eq!(e.expiry, Some(Date { year: 2028, month: 11, day: 30 }));
+        assert_eq!(
+            e.expiry,
+            Some(Date {
+                year: 2028,
+                month: 11,
+                day: 30
+            })
+        );
         assert_eq!(e.batch.as_deref(), Some("B1042"));
         assert_eq!(e.serial.as_deref(), Some("SN00000042"));
-        assert_eq!(e.to_hri(), "(01)00614141200283(17)281130(10)B1042(21)SN00000042");
+        assert_eq!(
+            e.to_hri(),
+            "(01)00614141200283(17)281130(10)B1042(21)SN00000042"
+        );
         // Cetirizine counterfeit: a foreign GTIN, still parsed; the prefix test catches it.
-        let e = parse_element_string("(01)04006381200357(17)281130(10)B1007(21)SN00000007").unwrap_or_default();
+        let e = parse_element_string("(01)04006381200357(17)281130(10)B1007(21)SN00000007")
+            .unwrap_or_default();
         assert_eq!(e.gtin.as_deref(), Some("04006381200357"));
         assert!(!in_prefix("04006381200357", "0614141"));
     }
@@ -511,8 +621,21 @@ mod tests {
     fn element_strings_with_measures_and_other_ais() {
         let e = parse_element_string("]d2010950110101021531030001251523123110ABC\u{1d}400PO-7");
         let e = e.unwrap_or_default();
-        let ais: Vec<_> = e.elements.iter().map(|e| (e.ai.as_str(), e.value.as_str())).collect();
-        assert_eq!(ais, [("01", "09501101010215"), ("3103", "000125"), ("15", "231231"), ("10", "ABC"), ("400", "PO-7")]);
+        let ais: Vec<_> = e
+            .elements
+            .iter()
+            .map(|e| (e.ai.as_str(), e.value.as_str()))
+            .collect();
+        assert_eq!(
+            ais,
+            [
+                ("01", "09501101010215"),
+                ("3103", "000125"),
+                ("15", "231231"),
+                ("10", "ABC"),
+                ("400", "PO-7")
+            ]
+        );
         assert_eq!(e.expiry, None);
     }
 
@@ -521,16 +644,59 @@ mod tests {
         let cases: &[(&str, Gs1Error)] = &[
             ("", Gs1Error::Empty),
             ("]d2", Gs1Error::Empty),
-            ("01095011010102", Gs1Error::Truncated { ai: "01".into(), expected: 14, found: 12 }),
-            ("0109501101010215172811", Gs1Error::Truncated { ai: "17".into(), expected: 6, found: 4 }),
-            ("0109501101010215171399", Gs1Error::Truncated { ai: "17".into(), expected: 6, found: 4 }),
-            ("010950110101021517131301", Gs1Error::BadDate { ai: "17".into(), value: "131301".into() }),
-            ("01095011010102X5", Gs1Error::NotNumeric { ai: "01".into(), value: "095011010102X5".into() }),
-            ("21123456789012345678901", Gs1Error::TooLong { ai: "21".into(), max: 20, found: 21 }),
+            (
+                "01095011010102",
+                Gs1Error::Truncated {
+                    ai: "01".into(),
+                    expected: 14,
+                    found: 12,
+                },
+            ),
+            (
+                "0109501101010215172811",
+                Gs1Error::Truncated {
+                    ai: "17".into(),
+                    expected: 6,
+                    found: 4,
+                },
+            ),
+            (
+                "0109501101010215171399",
+                Gs1Error::Truncated {
+                    ai: "17".into(),
+                    expected: 6,
+                    found: 4,
+                },
+            ),
+            (
+                "010950110101021517131301",
+                Gs1Error::BadDate {
+                    ai: "17".into(),
+                    value: "131301".into(),
+                },
+            ),
+            (
+                "01095011010102X5",
+                Gs1Error::NotNumeric {
+                    ai: "01".into(),
+                    value: "095011010102X5".into(),
+                },
+            ),
+            (
+                "21123456789012345678901",
+                Gs1Error::TooLong {
+                    ai: "21".into(),
+                    max: 20,
+                    found: 21,
+                },
+            ),
             ("10\u{1d}21X", Gs1Error::EmptyValue { ai: "10".into() }),
             ("8xyz", Gs1Error::UnknownAi("8xyz".into())),
             ("(01)09501101010215(5)1", Gs1Error::UnknownAi("5".into())),
-            ("(0109501101010215", Gs1Error::UnknownAi("0109501101010215".into())),
+            (
+                "(0109501101010215",
+                Gs1Error::UnknownAi("0109501101010215".into()),
+            ),
             ("10A\u{1d}10B", Gs1Error::Duplicate { ai: "10".into() }),
             ("hello", Gs1Error::UnknownAi("hell".into())),
         ];

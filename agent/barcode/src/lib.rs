@@ -11,7 +11,9 @@
 //!   feature for the measurement in the README).
 
 #[cfg(not(any(feature = "zxing-cpp", feature = "rxing")))]
-compile_error!("hallmark-barcode needs a decoding engine: enable the `zxing-cpp` (default) or `rxing` feature");
+compile_error!(
+    "hallmark-barcode needs a decoding engine: enable the `zxing-cpp` (default) or `rxing` feature"
+);
 
 pub mod decode;
 mod ean13;

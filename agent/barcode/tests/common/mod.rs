@@ -28,14 +28,30 @@ pub struct Brand {
 pub fn brand(key: &str) -> Brand {
     let path = repo_root().join("models").join(key).join("manifest.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let m: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let m: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
     let classes = m["classes"]
         .as_array()
-        .map(|a| a.iter().map(|c| Class { name: s(&c["name"]), gtin: s(&c["gtin"]), role: s(&c["role"]) }).collect())
+        .map(|a| {
+            a.iter()
+                .map(|c| Class {
+                    name: s(&c["name"]),
+                    gtin: s(&c["gtin"]),
+                    role: s(&c["role"]),
+                })
+                .collect()
+        })
         .unwrap_or_default();
-    let prefixes = m["gs1_prefixes"].as_array().map(|a| a.iter().map(s).collect()).unwrap_or_default();
-    Brand { key: key.to_string(), classes, prefixes }
+    let prefixes = m["gs1_prefixes"]
+        .as_array()
+        .map(|a| a.iter().map(s).collect())
+        .unwrap_or_default();
+    Brand {
+        key: key.to_string(),
+        classes,
+        prefixes,
+    }
 }
 
 pub const BRANDS: [&str; 2] = ["northwind", "aurora"];
@@ -60,7 +76,11 @@ pub fn printed_digits(brand: &Brand, class: &str) -> String {
             format!("{}{}", &gtin13[..12], (last + 3) % 10)
         }
         "green-jasmine" | "ibuprofen-200" => {
-            let other = brand.classes.iter().find(|o| o.role == "genuine" && o.name != product).map(|o| o.gtin.clone());
+            let other = brand
+                .classes
+                .iter()
+                .find(|o| o.role == "genuine" && o.name != product)
+                .map(|o| o.gtin.clone());
             other.unwrap_or_default()[1..].to_string()
         }
         "chai-spice" | "cetirizine-10" => with_check(&format!("4006381{}", &gtin13[7..12])),
@@ -75,7 +95,12 @@ pub fn datamatrix_gtin(brand: &Brand, class: &str) -> String {
     if gs1::Gtin::parse(&printed).is_ok() {
         return format!("0{printed}");
     }
-    brand.classes.iter().find(|c| c.name == class).map(|c| c.gtin.clone()).unwrap_or_default()
+    brand
+        .classes
+        .iter()
+        .find(|c| c.name == class)
+        .map(|c| c.gtin.clone())
+        .unwrap_or_default()
 }
 
 /// An item crop: RGB8, tight rows.
@@ -93,7 +118,9 @@ pub struct Crop {
 }
 
 fn load_rgb(path: &Path) -> image::RgbImage {
-    image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgb8()
+    image::open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .to_rgb8()
 }
 
 fn crop_for(brand: &Brand, source: String, class: &str, rgb: image::RgbImage) -> Crop {
@@ -117,7 +144,12 @@ pub fn reference_crops() -> Vec<Crop> {
         let brand = brand(key);
         for c in &brand.classes {
             let path = repo_root().join(format!("models/{key}/reference/{}.png", c.name));
-            out.push(crop_for(&brand, format!("{key}/reference/{}.png", c.name), &c.name, load_rgb(&path)));
+            out.push(crop_for(
+                &brand,
+                format!("{key}/reference/{}.png", c.name),
+                &c.name,
+                load_rgb(&path),
+            ));
         }
     }
     out
@@ -141,16 +173,29 @@ pub fn sample_crops() -> Vec<Crop> {
             let img = load_rgb(&path);
             let (iw, ih) = (img.width() as f32, img.height() as f32);
             for (i, line) in labels.lines().enumerate() {
-                let v: Vec<f32> = line.split_whitespace().filter_map(|t| t.parse().ok()).collect();
+                let v: Vec<f32> = line
+                    .split_whitespace()
+                    .filter_map(|t| t.parse().ok())
+                    .collect();
                 let [cls, cx, cy, w, h] = v[..] else { continue };
-                let Some(class) = brand.classes.get(cls as usize) else { continue };
+                let Some(class) = brand.classes.get(cls as usize) else {
+                    continue;
+                };
                 let x1 = ((cx - w / 2.0) * iw).max(0.0) as u32;
                 let y1 = ((cy - h / 2.0) * ih).max(0.0) as u32;
                 let x2 = (((cx + w / 2.0) * iw).ceil() as u32).min(img.width());
                 let y2 = (((cy + h / 2.0) * ih).ceil() as u32).min(img.height());
                 let cut = image::imageops::crop_imm(&img, x1, y1, x2 - x1, y2 - y1).to_image();
-                let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-                out.push(crop_for(&brand, format!("{key}/{name}#{i}"), &class.name, cut));
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                out.push(crop_for(
+                    &brand,
+                    format!("{key}/{name}#{i}"),
+                    &class.name,
+                    cut,
+                ));
             }
         }
     }
@@ -170,7 +215,10 @@ pub fn turned(c: &Crop, degrees: f32) -> Crop {
     let mut rgb = vec![128u8; (tw * th * 3) as usize];
     for yr in 0..th {
         for xr in 0..tw {
-            let (dx, dy) = (xr as f32 + 0.5 - tw as f32 / 2.0, yr as f32 + 0.5 - th as f32 / 2.0);
+            let (dx, dy) = (
+                xr as f32 + 0.5 - tw as f32 / 2.0,
+                yr as f32 + 0.5 - th as f32 / 2.0,
+            );
             let x = w / 2.0 + co * dx + s * dy - 0.5;
             let y = h / 2.0 - s * dx + co * dy - 0.5;
             if x < 0.0 || y < 0.0 || x > w - 1.0 || y > h - 1.0 {
@@ -178,13 +226,19 @@ pub fn turned(c: &Crop, degrees: f32) -> Crop {
             }
             // Bilinear, as a camera's optics would blend neighbouring bars.
             let (x0, y0) = (x as usize, y as usize);
-            let (x1, y1) = ((x0 + 1).min(c.width as usize - 1), (y0 + 1).min(c.height as usize - 1));
+            let (x1, y1) = (
+                (x0 + 1).min(c.width as usize - 1),
+                (y0 + 1).min(c.height as usize - 1),
+            );
             let (fx, fy) = (x - x0 as f32, y - y0 as f32);
-            let at = |xx: usize, yy: usize, k: usize| f32::from(c.rgb[(yy * c.width as usize + xx) * 3 + k]);
+            let at = |xx: usize, yy: usize, k: usize| {
+                f32::from(c.rgb[(yy * c.width as usize + xx) * 3 + k])
+            };
             for k in 0..3 {
                 let top = at(x0, y0, k) * (1.0 - fx) + at(x1, y0, k) * fx;
                 let bottom = at(x0, y1, k) * (1.0 - fx) + at(x1, y1, k) * fx;
-                rgb[((yr * tw + xr) * 3) as usize + k] = (top * (1.0 - fy) + bottom * fy + 0.5) as u8;
+                rgb[((yr * tw + xr) * 3) as usize + k] =
+                    (top * (1.0 - fy) + bottom * fy + 0.5) as u8;
             }
         }
     }
