@@ -37,12 +37,7 @@ use tracing::{debug, info, warn};
 use super::watchdog::{Action, Event, Policy, Step, Watchdog};
 use super::{Next, OwnedFrame, Source, SourceError, SourceState, POLL};
 
-// Design: `imageio::jpeg` is private to `imageio` (whose mod.rs is not this module's to change), so
-// the same TurboJPEG binding is compiled here a second time. Once `imageio` declares
-// `pub(crate) mod jpeg;`, this becomes `use crate::imageio::jpeg;`.
-#[allow(dead_code, clippy::duplicate_mod)]
-#[path = "../imageio/jpeg.rs"]
-mod jpeg;
+use crate::imageio::jpeg;
 
 /// What to open and how (the `source.*` configuration keys).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -103,11 +103,17 @@ pub fn open_source(config: &Config) -> Result<Box<dyn Source>, SourceError> {
     }
 }
 
-#[allow(unused_variables)]
 fn open_camera(config: &Config) -> Result<Box<dyn Source>, SourceError> {
-    Err(SourceError::Open(
-        "camera sources are not wired into this build yet".into(),
-    ))
+    let s = &config.source;
+    let opts = crate::capture::camera::CameraOptions {
+        device: s.device.clone(),
+        width: s.width,
+        height: s.height,
+        fps: Some(s.fps.round() as u32).filter(|&f| f > 0),
+        format: s.format.clone(),
+        stall_after: s.stall_timeout,
+    };
+    Ok(Box::new(crate::capture::camera::Camera::open(&opts)?))
 }
 
 /// Runs the daemon until the source ends or `shutdown` completes.

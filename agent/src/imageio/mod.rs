@@ -10,7 +10,7 @@
 use std::io::{BufReader, Cursor};
 use std::path::{Path, PathBuf};
 
-mod jpeg;
+pub(crate) mod jpeg;
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
 use thiserror::Error;

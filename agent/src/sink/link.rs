@@ -20,6 +20,9 @@ use hallmark_host_link::{Event, LinkClient, Options};
 /// A controller that sent nothing for this long is silent (its heartbeat is every second).
 pub const SILENT_AFTER: Duration = Duration::from_secs(3);
 
+/// Time the client gets to write what is queued before the link closes.
+const FLUSH_WAIT: Duration = Duration::from_millis(150);
+
 /// What others can read about the link.
 #[derive(Debug, Default)]
 pub struct LinkState {
@@ -79,7 +82,12 @@ impl Link {
                         }
                     }
                     Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => break,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        // Design: the client writes its queue every read timeout (20 ms) and discards it
+                        // when dropped; give it time to write the last verdict and reject.
+                        std::thread::sleep(FLUSH_WAIT);
+                        break;
+                    }
                 }
                 while let Some(event) = client.try_recv() {
                     let resend = match event {
