@@ -95,6 +95,48 @@ pub fn header(jpeg: &[u8]) -> Result<(u32, u32, bool), String> {
     Ok((w as u32, ht as u32, cs != TJCS_CMYK && cs != TJCS_YCCK))
 }
 
+/// How a strict decode failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Damage {
+    /// libjpeg could not decode at all.
+    Fatal(String),
+    /// libjpeg decoded, but warned that the data is damaged (a file cut short, bytes missing between
+    /// markers): part of the picture is made up.
+    Warning(String),
+}
+
+/// Decodes a whole JPEG to packed RGB8 and refuses a picture that libjpeg had to patch up: its own
+/// warning decides, so a file cut short is refused while bytes appended after the end-of-image marker
+/// (phones write trailers there), which libjpeg never reads, are fine.
+pub fn decode_rgb_strict(jpeg: &[u8], width: u32, height: u32) -> Result<Vec<u8>, Damage> {
+    let h = Handle::new().map_err(Damage::Fatal)?;
+    let mut out = vec![0u8; width as usize * height as usize * 3];
+    // SAFETY: as in `decode_rgb_into`: `out` holds exactly width × height × 3 bytes.
+    let r = unsafe {
+        tjDecompress2(
+            h.0,
+            jpeg.as_ptr(),
+            jpeg.len() as c_ulong,
+            out.as_mut_ptr(),
+            width as c_int,
+            0,
+            height as c_int,
+            TJPF_RGB,
+            0,
+        )
+    };
+    if r != 0 {
+        // SAFETY: valid handle.
+        let code = unsafe { tjGetErrorCode(h.0) };
+        return Err(if code == TJERR_WARNING {
+            Damage::Warning(h.error())
+        } else {
+            Damage::Fatal(h.error())
+        });
+    }
+    Ok(out)
+}
+
 /// Decodes a whole JPEG of the given size (from [`header`]) to packed RGB8. Warnings (such as
 /// extraneous bytes) are not errors, as in the reference; fatal errors are.
 pub fn decode_rgb(jpeg: &[u8], width: u32, height: u32) -> Result<Vec<u8>, String> {

@@ -70,6 +70,12 @@ pub enum ImageError {
     },
     #[error("{path}: truncated {format} (the data ends before the image does)")]
     Truncated { path: PathBuf, format: &'static str },
+    #[error("{path}: damaged or truncated {format}: the decoder had to make up part of the picture ({message}); refused")]
+    Damaged {
+        path: PathBuf,
+        format: &'static str,
+        message: String,
+    },
     #[error("{path}: corrupt {format}: {message}")]
     Corrupt {
         path: PathBuf,
@@ -116,15 +122,6 @@ pub fn decode(path: &Path, bytes: &[u8], limits: ImageLimits) -> Result<Decoded,
         path: p(),
         start: printable_start(bytes),
     })?;
-    if format == ImageFormat::Jpeg && !has_jpeg_end(bytes) {
-        // Design: JPEG decoders fill a cut-off scan with grey and report success; a missing
-        // end-of-image marker is how a truncated file is told apart.
-        return Err(ImageError::Truncated {
-            path: p(),
-            format: name,
-        });
-    }
-
     let mut reader = ImageReader::with_format(BufReader::new(Cursor::new(bytes)), format);
     let mut lim = image::Limits::default();
     lim.max_image_width = Some(limits.max_width);
@@ -193,12 +190,18 @@ pub fn decode(path: &Path, bytes: &[u8], limits: ImageLimits) -> Result<Decoded,
                 message: format!("inconsistent header ({jw}×{jh} vs {width}×{height})"),
             });
         }
-        let rgb =
-            jpeg::decode_rgb(bytes, width, height).map_err(|message| ImageError::Corrupt {
+        let rgb = jpeg::decode_rgb_strict(bytes, width, height).map_err(|damage| match damage {
+            jpeg::Damage::Fatal(message) => ImageError::Corrupt {
                 path: p(),
                 format: name,
                 message,
-            })?;
+            },
+            jpeg::Damage::Warning(message) => ImageError::Damaged {
+                path: p(),
+                format: name,
+                message,
+            },
+        })?;
         let rgb = RgbImage::from_raw(width, height, rgb).ok_or_else(|| ImageError::Corrupt {
             path: p(),
             format: name,
@@ -245,25 +248,26 @@ fn too_large(
     }
 }
 
+/// A decoder error as an [`ImageError`]: truncated when the decoder's own error chain holds an
+/// unexpected end of file, corrupt otherwise (with the decoder's message).
 fn classify(path: &Path, format: &'static str, e: image::ImageError) -> ImageError {
-    let message = e.to_string();
-    let lower = message.to_ascii_lowercase();
-    if lower.contains("eof")
-        || lower.contains("end of file")
-        || lower.contains("unexpected end")
-        || lower.contains("fill whole buffer")
-        || lower.contains("truncat")
-    {
-        ImageError::Truncated {
-            path: path.to_path_buf(),
-            format,
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(err) = source {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof)
+        {
+            return ImageError::Truncated {
+                path: path.to_path_buf(),
+                format,
+            };
         }
-    } else {
-        ImageError::Corrupt {
-            path: path.to_path_buf(),
-            format,
-            message,
-        }
+        source = err.source();
+    }
+    ImageError::Corrupt {
+        path: path.to_path_buf(),
+        format,
+        message: e.to_string(),
     }
 }
 
@@ -289,12 +293,6 @@ fn sniff(bytes: &[u8]) -> Option<(ImageFormat, &'static str)> {
     } else {
         None
     }
-}
-
-/// An end-of-image marker near the end (some writers append a few padding bytes after it).
-fn has_jpeg_end(bytes: &[u8]) -> bool {
-    let tail = &bytes[bytes.len().saturating_sub(64)..];
-    tail.windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
 fn printable_start(bytes: &[u8]) -> String {
@@ -396,10 +394,18 @@ mod tests {
             Err(ImageError::Unrecognised { .. })
         ));
         let j = jpeg(64, 64);
-        assert!(matches!(
-            decode(p(), &j[..j.len() / 2], l),
-            Err(ImageError::Truncated { .. })
-        ));
+        let err = decode(p(), &j[..j.len() / 2], l).unwrap_err();
+        assert!(matches!(err, ImageError::Damaged { .. }), "{err}");
+        assert!(err.to_string().contains("truncated"), "{err}");
+        let png = png(64, 64);
+        let err = decode(p(), &png[..png.len() - 20], l).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ImageError::Truncated { .. } | ImageError::Corrupt { .. }
+            ),
+            "{err}"
+        );
         let err = decode(p(), &png_header_claiming(30000, 30000), l).unwrap_err();
         assert!(
             matches!(
@@ -432,6 +438,18 @@ mod tests {
         out.extend_from_slice(&app1);
         out.extend_from_slice(&jpeg[2..]);
         out
+    }
+
+    #[test]
+    fn a_jpeg_with_bytes_after_its_end_marker_decodes_as_without_them() {
+        // Phones (Samsung among them) append a trailer after the end-of-image marker.
+        let j = jpeg(48, 32);
+        let mut with_trailer = j.clone();
+        with_trailer.extend_from_slice(b"SEFHtrailer written by the phone's camera app");
+        with_trailer.extend(std::iter::repeat_n(0xAB_u8, 4096));
+        let a = decode(p(), &j, ImageLimits::default()).unwrap();
+        let b = decode(p(), &with_trailer, ImageLimits::default()).unwrap();
+        assert_eq!(a.rgb, b.rgb);
     }
 
     #[test]
