@@ -68,6 +68,10 @@ pub enum Command {
         /// Print the report as one JSON object.
         #[arg(long)]
         json: bool,
+        /// Instead: run the whole daemon for SECONDS on a preloaded, unthrottled replay of the images
+        /// and compare its frames per second with a bare ONNX Runtime run in the same process.
+        #[arg(long, value_name = "SECONDS")]
+        daemon: Option<f64>,
     },
     /// The local model store.
     Models {
@@ -140,8 +144,29 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             images,
             iterations,
             json,
+            daemon,
         } => {
             let bundle = model.unwrap_or_else(|| config.bundle().to_path_buf());
+            if let Some(seconds) = daemon {
+                config.bundles = vec![bundle];
+                let brand = crate::bundle::Bundle::open(
+                    config.bundle(),
+                    &TrustedKeys::from_pem_files(&config.public_keys)?,
+                )?
+                .manifest()
+                .brand
+                .clone();
+                let dir =
+                    images.unwrap_or_else(|| project_path(&format!("models/samples/{brand}")));
+                let report = crate::bench_daemon::run(&config, &dir, seconds)?;
+                let mut out = std::io::stdout().lock();
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(&report)?)?;
+                } else {
+                    writeln!(out, "{}", report.human())?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let mut pipeline =
                 Pipeline::open(config.runtime.clone(), &bundle, &config.public_keys)?;
             let dir = images.unwrap_or_else(|| {

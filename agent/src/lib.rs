@@ -12,6 +12,7 @@
 //! - [`scan`] and [`bench`]: the `hallmark scan` and `hallmark bench` commands; [`cli`] parses the command line.
 
 pub mod bench;
+pub mod bench_daemon;
 pub mod bundle;
 pub mod capture;
 pub mod cli;

@@ -85,6 +85,8 @@ pub struct Summary {
     pub verdicts: u64,
     pub counterfeit: u64,
     pub sink_drops: u64,
+    /// From the first inferred frame to the last (throughput = (frames − 1) / busy).
+    pub busy: std::time::Duration,
 }
 
 /// Opens the configured source (a clear error when it cannot start).
@@ -231,12 +233,16 @@ pub fn run(
 
     // Inference, on this thread.
     let mut fatal = None;
+    let (mut first_at, mut last_at) = (None, None);
     for (frame, input) in prepared_rx {
         let result = pipeline.detector.infer(&input).map(|(d, _, _)| d.to_vec());
         let _ = input_back.send(input);
         match result {
             Ok(detections) => {
                 stats.frames.fetch_add(1, Ordering::Relaxed);
+                let now = Instant::now();
+                first_at.get_or_insert(now);
+                last_at = Some(now);
                 if inferred_tx
                     .send(Inferred {
                         frame: Arc::new(frame),
@@ -276,6 +282,10 @@ pub fn run(
         verdicts: load(&stats.verdicts),
         counterfeit: load(&stats.counterfeit),
         sink_drops,
+        busy: match (first_at, last_at) {
+            (Some(a), Some(b)) => b - a,
+            _ => std::time::Duration::ZERO,
+        },
     })
 }
 

@@ -137,16 +137,9 @@ pub fn decode_rgb_strict(jpeg: &[u8], width: u32, height: u32) -> Result<Vec<u8>
     Ok(out)
 }
 
-/// Decodes a whole JPEG of the given size (from [`header`]) to packed RGB8. Warnings (such as
-/// extraneous bytes) are not errors, as in the reference; fatal errors are.
-pub fn decode_rgb(jpeg: &[u8], width: u32, height: u32) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    decode_rgb_into(jpeg, width, height, &mut out)?;
-    Ok(out)
-}
-
-/// [`decode_rgb`] into `out`, resized to width × height × 3 and reusing its allocation (a camera
-/// decodes every frame into a recycled buffer). On an error `out` holds no meaningful pixels.
+/// Decodes a whole JPEG of the given size (from [`header`]) to packed RGB8 into `out`, resized to width × height × 3 and reusing its allocation (a camera
+/// decodes every frame into a recycled buffer). Warnings are not errors here (a camera's MJPEG frame
+/// with a few damaged bytes is still a frame); fatal errors are. On an error `out` holds no meaningful pixels.
 pub fn decode_rgb_into(
     jpeg: &[u8],
     width: u32,
