@@ -158,26 +158,30 @@ fn agree(
     for y in ry1..ry2 {
         region.extend_from_slice(&luma[y * w + rx1..y * w + rx2]);
     }
+    // Design: the resampled views are turned so that the symbol lies along their rows (its reading
+    // direction, from the first corner to the second, made horizontal), so they need no column scan.
+    let [tl, tr, _, _] = first[0].corners;
+    let along = -(tr[1] - tl[1]).atan2(tr[0] - tl[0]).to_degrees().round();
+    let first_valid = first.iter().any(|s| Gtin::parse(&s.text).is_ok());
     let mut samplings = vec![first];
+    if !first_valid {
+        // The first sampling read once more, errors not allowed, on the neighbourhood alone.
+        let view = View::new(&region, rw, rh, along);
+        samplings[0].extend(
+            view.read(engine, Wanted::LinearAlongRows, false)
+                .into_iter()
+                .map(|mut s| {
+                    for c in &mut s.corners {
+                        *c = [c[0] + rx1 as f32, c[1] + ry1 as f32];
+                    }
+                    s
+                }),
+        );
+    }
     for offset in [-RESAMPLE_DEGREES, RESAMPLE_DEGREES] {
-        let view = View::new(&region, rw, rh, degrees + offset);
-        let mut read = view.read(engine, Wanted::Linear, true);
-        read.extend(view.read(engine, Wanted::Linear, false));
-        if offset < 0.0 {
-            // The first sampling read once more, errors not allowed, on the neighbourhood alone.
-            let unturned = View::new(&region, rw, rh, degrees);
-            samplings[0].extend(
-                unturned
-                    .read(engine, Wanted::Linear, false)
-                    .into_iter()
-                    .map(|mut s| {
-                        for c in &mut s.corners {
-                            *c = [c[0] + rx1 as f32, c[1] + ry1 as f32];
-                        }
-                        s
-                    }),
-            );
-        }
+        let view = View::new(&region, rw, rh, along + offset);
+        let mut read = view.read(engine, Wanted::LinearAlongRows, true);
+        read.extend(view.read(engine, Wanted::LinearAlongRows, false));
         for s in &mut read {
             for c in &mut s.corners {
                 *c = [c[0] + rx1 as f32, c[1] + ry1 as f32];

@@ -21,6 +21,8 @@ pub(crate) struct Symbol {
 pub(crate) enum Wanted {
     All,
     Linear,
+    /// Linear, the symbol known to lie along the rows: no quarter-turned scan.
+    LinearAlongRows,
 }
 
 /// A barcode-reading library.
@@ -116,7 +118,9 @@ mod zxing {
                 BarcodeFormat::UPCA,
                 BarcodeFormat::DataMatrix,
             ],
-            Wanted::Linear => &[BarcodeFormat::EAN13, BarcodeFormat::UPCA],
+            Wanted::Linear | Wanted::LinearAlongRows => {
+                &[BarcodeFormat::EAN13, BarcodeFormat::UPCA]
+            }
         };
         // Design: ReturnErrors makes zxing-cpp keep an EAN-13 whose check digit is wrong (a counterfeit's)
         // instead of dropping it; it still has to be read alike on MinLineCount (2) rows. That alone does
@@ -126,7 +130,7 @@ mod zxing {
         let reader = BarcodeReader::new()
             .formats(formats)
             .try_harder(true)
-            .try_rotate(true)
+            .try_rotate(wanted != Wanted::LinearAlongRows)
             .try_invert(false)
             .try_downscale(true)
             .return_errors(errors)

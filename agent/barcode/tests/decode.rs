@@ -206,11 +206,11 @@ fn turned_labels_never_misread_and_mostly_read() {
     }
     // Measured: all 132 read at these angles; the floor leaves room for a different engine build.
     assert!(
-        read * 100 >= total * 90,
+        read * 100 >= total * 95,
         "{read}/{total} turned labels read"
     );
     assert!(
-        bad_check_seen >= 18,
+        bad_check_seen >= 20,
         "{bad_check_seen} of 22 wrong check digits seen"
     );
 }
