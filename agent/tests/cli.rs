@@ -110,7 +110,23 @@ fn scan_of_the_samples_prints_one_valid_record_per_image_and_annotates_them() {
         let c = r["confidence"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&c));
         assert!(!r["reason"].as_str().unwrap().is_empty());
-        assert!(r["barcode"].is_null());
+        // One item per pack; the top-level verdict is the primary item's.
+        let items = r["items"].as_array().unwrap();
+        match r["primary"].as_u64() {
+            Some(p) => {
+                let primary = items.iter().find(|i| i["id"].as_u64() == Some(p)).unwrap();
+                assert_eq!(primary["verdict"], r["verdict"], "{r}");
+            }
+            None => {
+                assert!(items.is_empty());
+                assert_eq!(r["verdict"], "no_product");
+            }
+        }
+        for item in items {
+            assert!(matches!(item["verdict"].as_str(), Some("genuine" | "counterfeit" | "inconclusive")), "{item}");
+            assert!(!item["detections"].as_array().unwrap().is_empty(), "{item}");
+            assert!(item["reason"].as_str().is_some_and(|s| !s.is_empty()));
+        }
         let (w, h) = (r["width"].as_f64().unwrap(), r["height"].as_f64().unwrap());
         let img = image::open(file).unwrap();
         assert_eq!((w as u32, h as u32), (img.width(), img.height()));
