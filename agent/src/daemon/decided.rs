@@ -1,5 +1,5 @@
 //! What the modes hand to the sinks: one decided item (a pack's one verdict), with the frame it was
-//! last seen in, for the evidence picture.
+//! seen best in, for the evidence picture.
 
 use std::sync::Arc;
 
@@ -8,7 +8,8 @@ use hallmark_detect::Detection;
 use crate::capture::OwnedFrame;
 use crate::verdict::{Code, Decision};
 
-/// The last sighting of an item: the frame, its box there, and its detections there.
+/// A sighting of an item (the best one, for a tracked item): the frame, its box there, and its
+/// detections there.
 #[derive(Debug, Clone)]
 pub struct Sighting {
     pub frame: Arc<OwnedFrame>,

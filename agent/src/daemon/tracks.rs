@@ -67,7 +67,11 @@ impl Tracks {
                 decided: false,
             });
             state.agg.add(&members, item.bbox, size, &item.codes);
-            state.last = sighting;
+            // Design: the evidence and the event show the item where it was seen best: whole in view
+            // rather than cut by the edge, then larger.
+            if better(&sighting, &state.last) {
+                state.last = sighting;
+            }
         }
         let mut out = Vec::new();
         for e in events {
@@ -126,6 +130,19 @@ impl Tracks {
         }
         decided
     }
+}
+
+/// Whether `a` shows its item better than `b`: not cut by the frame's edge, then a larger box.
+fn better(a: &Sighting, b: &Sighting) -> bool {
+    let cut = |s: &Sighting| {
+        let e = crate::verdict::aggregate::EDGE_PX;
+        s.bbox[0] <= e
+            || s.bbox[1] <= e
+            || s.bbox[2] >= s.frame.width as f32 - e
+            || s.bbox[3] >= s.frame.height as f32 - e
+    };
+    let area = |s: &Sighting| (s.bbox[2] - s.bbox[0]) * (s.bbox[3] - s.bbox[1]);
+    (!cut(a), area(a)) >= (!cut(b), area(b))
 }
 
 /// Marks as primary the decided item whose last box is the largest nearest the centre.

@@ -72,6 +72,8 @@ pub fn annotate(
         );
         let (tw, th) = text_size(label_scale, &font, &label);
         let pad = (unit / 5.0) as i32;
+        // Keep the label inside the picture when the box touches its right edge.
+        let lx = x1.min(w as i32 - tw as i32 - 2 * pad).max(0);
         let ly = if y1 - th as i32 - 2 * pad >= 0 {
             y1 - th as i32 - 2 * pad
         } else {
@@ -79,13 +81,13 @@ pub fn annotate(
         };
         draw_filled_rect_mut(
             &mut img,
-            Rect::at(x1, ly).of_size(tw + 2 * pad as u32, th + 2 * pad as u32),
+            Rect::at(lx, ly).of_size(tw + 2 * pad as u32, th + 2 * pad as u32),
             colour,
         );
         draw_text_mut(
             &mut img,
             WHITE,
-            x1 + pad,
+            lx + pad,
             ly + pad,
             label_scale,
             &font,
