@@ -274,3 +274,163 @@ fn no_product(j: &Judging<'_>) -> Decided {
 
 /// How long the daemon waits for a frame before calling [`Modes::on_idle`].
 pub const IDLE_TICK: Duration = Duration::from_millis(200);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::Manifest;
+    use crate::verdict::judge;
+    use hallmark_detect::PixelFormat;
+
+    fn manifest() -> Manifest {
+        let v = serde_json::json!({
+            "schema": "hallmark.model/1", "brand": "b", "revision": 1,
+            "model": {"file": "model.onnx", "sha256": "0".repeat(64), "format": "yolov5",
+                      "input": {"name": "images", "width": 320, "height": 320}, "output": {"name": "output0"}},
+            "classes": [{"id": 0, "name": "tea", "product": "Tea", "role": "genuine"},
+                        {"id": 1, "name": "tea-fake", "product": "Tea", "role": "counterfeit"}],
+            "thresholds": {"confidence": 0.25, "iou": 0.45, "genuine": 0.8, "counterfeit": 0.5}
+        });
+        Manifest::parse(&serde_json::to_vec(&v).unwrap()).unwrap()
+    }
+
+    fn frame() -> Arc<OwnedFrame> {
+        Arc::new(OwnedFrame {
+            seq: 0,
+            captured: Instant::now(),
+            origin: "f".into(),
+            width: 960,
+            height: 720,
+            stride: 2880,
+            format: PixelFormat::Rgb8,
+            data: vec![0; 960 * 720 * 3],
+        })
+    }
+
+    fn det(class: u32, score: f32, x: f32) -> Detection {
+        Detection {
+            class,
+            score,
+            bbox: [x, 200.0, x + 200.0, 500.0],
+        }
+    }
+
+    /// Feeds `frames` (detections per frame) to `modes`, pressing the trigger before frame `press`.
+    fn feed(
+        modes: &mut Modes,
+        frames: &[Vec<Detection>],
+        press: Option<usize>,
+    ) -> Vec<(usize, Step)> {
+        let m = manifest();
+        let seen = |_: &str| false;
+        let j = Judging {
+            manifest: &m,
+            today: "2026-01-01",
+            seen: &seen,
+        };
+        let f = frame();
+        let mut out = Vec::new();
+        for (i, dets) in frames.iter().enumerate() {
+            if press == Some(i) {
+                modes.trigger();
+            }
+            let judged = judge(dets, &[], &m, (960, 720), "2026-01-01", &seen);
+            out.push((
+                i,
+                modes.on_frame(i as u64, &f, &judged, dets, &j, Instant::now()),
+            ));
+        }
+        out
+    }
+
+    fn kiosk(trigger: Trigger) -> Modes {
+        Modes::Kiosk(Kiosk::new(KioskConfig {
+            trigger,
+            scan_frames: 3,
+            scan_timeout: Duration::from_secs(3),
+            still_frames: 2,
+        }))
+    }
+
+    #[test]
+    fn a_button_scan_follows_its_items_over_the_scan_frames_and_decides_each_once() {
+        let mut k = kiosk(Trigger::Button);
+        let frames: Vec<Vec<Detection>> = (0..8)
+            .map(|_| vec![det(0, 0.9, 380.0), det(1, 0.95, 0.0)])
+            .collect();
+        let steps = feed(&mut k, &frames, Some(2));
+        let decided: Vec<(usize, &Decided)> = steps
+            .iter()
+            .flat_map(|(i, s)| s.decided.iter().map(move |d| (*i, d)))
+            .collect();
+        assert!(
+            steps[2].1.scan_started && steps.iter().filter(|(_, s)| s.scan_started).count() == 1
+        );
+        assert_eq!(decided.len(), 2, "two packs, one verdict each");
+        assert!(decided.iter().all(|(i, d)| *i == 4 && d.frames == 3));
+        let primary: Vec<_> = decided.iter().filter(|(_, d)| d.primary).collect();
+        assert_eq!(primary.len(), 1);
+        assert_eq!(
+            primary[0].1.decision.verdict,
+            VerdictKind::Genuine,
+            "the centred pack is the one on the screen"
+        );
+    }
+
+    #[test]
+    fn a_scan_of_an_empty_view_says_no_product() {
+        let mut k = kiosk(Trigger::Button);
+        let steps = feed(&mut k, &vec![Vec::new(); 4], Some(0));
+        let decided: Vec<&Decided> = steps.iter().flat_map(|(_, s)| &s.decided).collect();
+        assert_eq!(decided.len(), 1);
+        assert_eq!(decided[0].decision.verdict, VerdictKind::NoProduct);
+    }
+
+    #[test]
+    fn auto_scans_an_item_held_still_once_until_the_view_clears() {
+        let mut k = kiosk(Trigger::Auto);
+        let held = vec![det(0, 0.9, 380.0)];
+        let mut frames = vec![held.clone(); 8];
+        frames.push(Vec::new());
+        frames.extend(vec![held.clone(); 6]);
+        let steps = feed(&mut k, &frames, None);
+        let starts: Vec<usize> = steps
+            .iter()
+            .filter(|(_, s)| s.scan_started)
+            .map(|(i, _)| *i)
+            .collect();
+        assert_eq!(
+            starts,
+            vec![1, 10],
+            "held still for two frames; again only after the view cleared"
+        );
+        let verdicts = steps.iter().map(|(_, s)| s.decided.len()).sum::<usize>();
+        assert_eq!(verdicts, 2);
+    }
+
+    #[test]
+    fn every_frame_is_a_scan_with_trigger_frame() {
+        let mut k = kiosk(Trigger::Frame);
+        let steps = feed(
+            &mut k,
+            &[
+                vec![det(0, 0.9, 380.0)],
+                vec![],
+                vec![det(1, 0.9, 380.0), det(0, 0.85, 0.0)],
+            ],
+            None,
+        );
+        let kinds: Vec<Vec<VerdictKind>> = steps
+            .iter()
+            .map(|(_, s)| s.decided.iter().map(|d| d.decision.verdict).collect())
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                vec![VerdictKind::Genuine],
+                vec![VerdictKind::NoProduct],
+                vec![VerdictKind::Counterfeit, VerdictKind::Genuine]
+            ]
+        );
+    }
+}

@@ -146,3 +146,84 @@ impl Aggregate {
         rule::decide(&e, &signals, manifest)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::VerdictKind;
+
+    fn manifest() -> Manifest {
+        let v = serde_json::json!({
+            "schema": "hallmark.model/1", "brand": "b", "revision": 1,
+            "model": {"file": "model.onnx", "sha256": "0".repeat(64), "format": "yolov5",
+                      "input": {"name": "images", "width": 320, "height": 320}, "output": {"name": "output0"}},
+            "classes": [{"id": 0, "name": "tea", "product": "Tea", "role": "genuine"},
+                        {"id": 1, "name": "tea-fake", "product": "Tea", "role": "counterfeit"}],
+            "thresholds": {"confidence": 0.25, "iou": 0.45, "genuine": 0.8, "counterfeit": 0.5}
+        });
+        Manifest::parse(&serde_json::to_vec(&v).unwrap()).unwrap()
+    }
+
+    const INSIDE: [f32; 4] = [300.0, 200.0, 500.0, 500.0];
+    const AT_EDGE: [f32; 4] = [0.0, 200.0, 150.0, 500.0];
+
+    fn add(a: &mut Aggregate, dets: &[Detection], bbox: [f32; 4]) {
+        let refs: Vec<&Detection> = dets.iter().collect();
+        a.add(&refs, bbox, (960, 720), &[]);
+    }
+
+    fn d(class: u32, score: f32) -> Detection {
+        Detection {
+            class,
+            score,
+            bbox: INSIDE,
+        }
+    }
+
+    #[test]
+    fn one_spurious_counterfeit_frame_does_not_outweigh_a_pack_seen_genuine() {
+        let m = manifest();
+        let mut a = Aggregate::new(2);
+        for _ in 0..5 {
+            add(&mut a, &[d(0, 0.92)], INSIDE);
+        }
+        add(&mut a, &[d(1, 0.9), d(0, 0.3)], INSIDE);
+        let v = a.decide(&m, "2026-01-01", &|_| false);
+        assert_eq!(v.verdict, VerdictKind::Genuine, "{}", v.reason);
+        assert!((v.confidence - (0.92 * 5.0 + 0.3) / 6.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn frames_cut_by_the_edge_are_left_out_while_whole_ones_exist() {
+        let m = manifest();
+        let mut a = Aggregate::new(2);
+        add(&mut a, &[d(1, 0.95)], AT_EDGE);
+        add(&mut a, &[d(0, 0.9)], INSIDE);
+        add(&mut a, &[d(0, 0.88)], INSIDE);
+        assert_eq!(a.frames(), 3);
+        assert_eq!(
+            a.decide(&m, "2026-01-01", &|_| false).verdict,
+            VerdictKind::Genuine
+        );
+        let mut only_edge = Aggregate::new(2);
+        add(&mut only_edge, &[d(1, 0.95)], AT_EDGE);
+        assert_eq!(
+            only_edge.decide(&m, "2026-01-01", &|_| false).verdict,
+            VerdictKind::Counterfeit,
+            "an edge frame is all there is"
+        );
+    }
+
+    #[test]
+    fn a_counterfeit_seen_throughout_is_counterfeit() {
+        let m = manifest();
+        let mut a = Aggregate::new(2);
+        for _ in 0..4 {
+            add(&mut a, &[d(1, 0.9), d(0, 0.4)], INSIDE);
+        }
+        assert_eq!(
+            a.decide(&m, "2026-01-01", &|_| false).verdict,
+            VerdictKind::Counterfeit
+        );
+    }
+}
