@@ -123,7 +123,13 @@ fn scan_of_the_samples_prints_one_valid_record_per_image_and_annotates_them() {
             }
         }
         for item in items {
-            assert!(matches!(item["verdict"].as_str(), Some("genuine" | "counterfeit" | "inconclusive")), "{item}");
+            assert!(
+                matches!(
+                    item["verdict"].as_str(),
+                    Some("genuine" | "counterfeit" | "inconclusive")
+                ),
+                "{item}"
+            );
             assert!(!item["detections"].as_array().unwrap().is_empty(), "{item}");
             assert!(item["reason"].as_str().is_some_and(|s| !s.is_empty()));
         }
