@@ -94,7 +94,8 @@ const RESAMPLE_DEGREES: f32 = 6.0;
 /// Reads the symbols of a luma crop; corners in the crop's pixels.
 ///
 /// Design: a wrong check digit is exactly what a misread looks like, and a false COUNTERFEIT is the
-/// worst outcome, so an EAN-13 reading has to pass two checks before it is returned:
+/// worst outcome, so an EAN-13 reading has to pass two checks before it is returned (a single valid
+/// reading that the strict reader confirms skips the first):
 /// 1. two of three samplings agree on all 13 digits: the view that found it (read twice, with the
 ///    engine's errors allowed and not, since allowed a misread can out-count the right reading on the
 ///    same rows) and the symbol's neighbourhood turned -6° and +6°, which puts every bar edge on other
@@ -136,6 +137,14 @@ fn agree(
     degrees: f32,
     first: Vec<Symbol>,
 ) -> Option<Symbol> {
+    // Design: the common case, a genuine label read cleanly, takes a shortcut: one valid reading, and
+    // the strict reader, a different algorithm on its own lines, reads the same 13 digits. A wrong
+    // check digit, or any doubt, goes through the resampled views.
+    if let [only] = &first[..] {
+        if Gtin::parse(&only.text).is_ok() && strict_agrees(luma, w, h, only) {
+            return Some(only.clone());
+        }
+    }
     // The neighbourhood of what was read: the box around every read, grown by a quarter of its size
     // (the quiet zones, and the rows above and below the ones that were read).
     let xs = first.iter().flat_map(|s| s.corners.map(|c| c[0]));
@@ -219,6 +228,15 @@ fn agree(
         return None;
     };
     second_opinion(luma, w, h, chosen, &samplings)
+}
+
+fn strict_agrees(luma: &[u8], w: usize, h: usize, s: &Symbol) -> bool {
+    let as_ean13 = if s.text.len() == 12 {
+        format!("0{}", s.text)
+    } else {
+        s.text.clone()
+    };
+    ean13::check(luma, w, h, &s.corners, &as_ean13) == Opinion::Agrees
 }
 
 /// The strict reader's word on the engine's chosen reading (see `ean13`): it must not read other
