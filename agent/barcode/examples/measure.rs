@@ -148,6 +148,10 @@ fn main() {
             "reference PNGs turned 15°…345°",
             common::turned_reference_crops(),
         ),
+        (
+            "reference PNGs scaled 0.5…0.9, turned",
+            common::scaled_reference_crops(),
+        ),
         ("sample-scene crops", common::sample_crops()),
     ];
     println!("| engine | crops | EAN-13/UPC-A right GTIN | wrong GTIN read | GS1 DataMatrix right GTIN | CPU p50 ms | CPU p95 ms | CPU max ms | wall p50 ms |");

@@ -265,3 +265,45 @@ pub fn turned_reference_crops() -> Vec<Crop> {
     }
     out
 }
+
+/// A crop scaled by `factor` (triangle filter, as a camera farther away would see it).
+pub fn scaled(c: &Crop, factor: f32) -> Crop {
+    let (w, h) = (
+        (c.width as f32 * factor).round() as u32,
+        (c.height as f32 * factor).round() as u32,
+    );
+    let Some(img) = image::RgbImage::from_raw(c.width, c.height, c.rgb.clone()) else {
+        panic!("{}: buffer does not match its size", c.source);
+    };
+    let small = image::imageops::resize(
+        &img,
+        w.max(1),
+        h.max(1),
+        image::imageops::FilterType::Triangle,
+    );
+    Crop {
+        source: format!("{}×{factor}", c.source),
+        brand: c.brand.clone(),
+        class: c.class.clone(),
+        rgb: small.into_raw(),
+        width: w.max(1),
+        height: h.max(1),
+        printed: c.printed.clone(),
+        datamatrix_gtin: c.datamatrix_gtin.clone(),
+    }
+}
+
+/// Every reference PNG scaled to 0.5, 0.6, … 0.9 and turned 0°, 20°, 45°, 70° and 160°: labels
+/// farther from the camera, down to a module of one pixel.
+pub fn scaled_reference_crops() -> Vec<Crop> {
+    let mut out = Vec::new();
+    for c in &reference_crops() {
+        for factor in [0.5f32, 0.6, 0.7, 0.8, 0.9] {
+            let s = scaled(c, factor);
+            for degrees in [0.0f32, 20.0, 45.0, 70.0, 160.0] {
+                out.push(turned(&s, degrees));
+            }
+        }
+    }
+    out
+}
