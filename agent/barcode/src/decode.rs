@@ -1,8 +1,9 @@
 //! Finding and reading the barcodes in one item's crop: an RGB8 picture of a single pack, as the
-//! detector boxed it (axis-aligned, the pack at any rotation inside). The crop goes to luma, the engine
+//! detector boxed it (axis-aligned, the pack at any rotation inside). The crop goes to luma; the engine
 //! reads it as is (rows and columns), then turned by 45° while no EAN-13/UPC-A has been found; every
-//! EAN-13 reading is confirmed by resampling and by a strict reader of our own; each symbol is interpreted as GS1 (GTIN, check digit, expiry, batch, serial) and placed back
-//! in the crop's pixels.
+//! EAN-13 reading is checked by resampling and by a strict reader of our own before it is returned;
+//! each symbol is interpreted as GS1 (GTIN, check digit, expiry, batch, serial) and placed back in the
+//! crop's pixels.
 
 use std::borrow::Cow;
 
@@ -96,10 +97,11 @@ const RESAMPLE_DEGREES: f32 = 6.0;
 /// Design: a wrong check digit is exactly what a misread looks like, and a false COUNTERFEIT is the
 /// worst outcome, so an EAN-13 reading has to pass two checks before it is returned (a single valid
 /// reading that the strict reader confirms skips the first):
-/// 1. two of three samplings agree on all 13 digits: the view that found it (read twice, with the
-///    engine's errors allowed and not, since allowed a misread can out-count the right reading on the
-///    same rows) and the symbol's neighbourhood turned -6° and +6°, which puts every bar edge on other
-///    pixels. Where two readings both get two votes, a valid one wins over a wrong check digit.
+/// 1. two of three samplings agree on all 13 digits: the view that found it and the symbol's
+///    neighbourhood turned -6° and +6°, which puts every bar edge on other pixels. Each is read with
+///    the engine's errors allowed and again without (the first view only when it gave no valid
+///    reading): allowed, a misread can out-count the right reading on the same rows and hide it. Where two readings both
+///    get two votes, a valid one wins over a wrong check digit.
 /// 2. the strict reader (`ean13`) must not read other digits on lines across the symbol, and must
 ///    agree where the check digit is wrong. Resampling alone is not enough: on a blurred symbol at a
 ///    half-pixel phase the engine's bar-width bias survives it (the Earl Grey counterfeit's
