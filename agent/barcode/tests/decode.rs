@@ -179,6 +179,27 @@ fn a_padded_stride_reads_the_same() {
     assert_eq!(decode_crop(&padded, c.width, c.height, stride), decode(&c));
 }
 
+#[test]
+fn a_window_of_a_larger_frame_reads_the_same() {
+    // As the agent hands a box over: the frame's rows, from the box's first pixel to its last, no copy.
+    let c = reference("earl-grey-counterfeit");
+    let (fw, x0, y0) = (c.width as usize + 100, 40usize, 7usize);
+    let stride = fw * 3;
+    let mut frame = vec![90u8; stride * (c.height as usize + 20)];
+    for (y, src) in c.rgb.chunks(c.width as usize * 3).enumerate() {
+        let at = (y0 + y) * stride + x0 * 3;
+        frame[at..at + src.len()].copy_from_slice(src);
+    }
+    let start = y0 * stride + x0 * 3;
+    let end = (y0 + c.height as usize - 1) * stride + (x0 + c.width as usize) * 3;
+    assert_eq!(
+        decode_crop(&frame[start..end], c.width, c.height, stride),
+        decode(&c)
+    );
+    // One byte short of the last row: refused, not read out of bounds.
+    assert!(decode_crop(&frame[start..end - 1], c.width, c.height, stride).is_empty());
+}
+
 /// Design: the safety property. Turned through a full circle, a GENUINE label never yields a wrong
 /// check digit or another GTIN (a false COUNTERFEIT); counterfeits' wrong check digits are still seen.
 #[test]
