@@ -89,6 +89,10 @@ pub fn decode_crop_with(
 /// TryRotate: only linear symbols are looked for in the turned view.
 const VIEWS: [f32; 2] = [0.0, 45.0];
 
+/// Crops larger than this (an item crop is up to ~600×600) are only read as they are: a turned view
+/// of a whole 4K frame would cost hundreds of milliseconds and ~25 MB.
+const TURN_MAX_PIXELS: usize = 1_500_000;
+
 /// How far the two resampled views of a read symbol are turned from the view that found it.
 const RESAMPLE_DEGREES: f32 = 6.0;
 
@@ -111,6 +115,10 @@ const RESAMPLE_DEGREES: f32 = 6.0;
 fn read_views(engine: Engine, luma: &[u8], w: usize, h: usize) -> Vec<Symbol> {
     let mut out = Vec::new();
     for (i, &degrees) in VIEWS.iter().enumerate() {
+        if i > 0 && w * h > TURN_MAX_PIXELS {
+            tracing::debug!(w, h, "crop too large to turn: only read as it is");
+            break;
+        }
         let view = View::new(luma, w, h, degrees);
         let wanted = if i == 0 { Wanted::All } else { Wanted::Linear };
         let mut first = view.read(engine, wanted, true);
