@@ -21,6 +21,8 @@ pub struct DaemonReport {
     pub frames: u64,
     pub dropped: u64,
     pub intra_threads: usize,
+    /// Whether barcodes were read in every item of every frame (`verdict.barcodes`).
+    pub barcodes: bool,
     pub rss_mib: f64,
     pub peak_rss_mib: f64,
 }
@@ -32,6 +34,7 @@ impl DaemonReport {
              daemon, whole pipeline     {:>8.1} fps  over {} frames, {} dropped\n\
              ratio (fps × bare run)     {:>8.3}  (goal ≥ 0.95)\n\
              intra-op threads           {:>8}\n\
+             barcodes read              {:>8}\n\
              RSS now / peak             {:>8.1} / {:.1} MiB",
             self.bare_run_ms,
             self.target_fps,
@@ -40,6 +43,7 @@ impl DaemonReport {
             self.dropped,
             self.ratio,
             self.intra_threads,
+            self.barcodes,
             self.rss_mib,
             self.peak_rss_mib
         )
@@ -64,6 +68,7 @@ pub fn run(
     images: &std::path::Path,
     seconds: f64,
 ) -> anyhow::Result<DaemonReport> {
+    let barcodes = config.verdict.barcodes;
     let mut pipeline =
         Pipeline::open(config.runtime.clone(), config.bundle(), &config.public_keys)?;
     let first = crate::scan::collect_inputs(&[images.to_path_buf()])
@@ -112,6 +117,7 @@ pub fn run(
         frames: summary.frames,
         dropped: summary.dropped,
         intra_threads: pipeline.runtime.threads(),
+        barcodes,
         rss_mib: rss,
         peak_rss_mib: peak,
     })

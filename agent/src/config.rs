@@ -203,6 +203,8 @@ pub struct VerdictConfig {
     pub serial_rescan_window: Duration,
     /// Serials remembered (oldest forgotten first).
     pub serial_memory: usize,
+    /// Read barcodes inside each item (off: the detector alone decides, e.g. for packs without codes).
+    pub barcodes: bool,
 }
 
 // ---- the file's shape (every key optional) ----
@@ -327,6 +329,7 @@ struct OutputSection {
 struct VerdictSection {
     serial_rescan_window_s: Option<u64>,
     serial_memory: Option<usize>,
+    barcodes: Option<bool>,
 }
 
 /// A list given as a TOML array or as one comma-separated string (environment variables).
@@ -545,6 +548,7 @@ impl Config {
                     f.verdict.serial_rescan_window_s.unwrap_or(600),
                 ),
                 serial_memory: f.verdict.serial_memory.unwrap_or(100_000).max(1),
+                barcodes: f.verdict.barcodes.unwrap_or(true),
             },
         })
     }

@@ -336,6 +336,7 @@ struct Judge {
     reject_inconclusive: bool,
     next_item: u32,
     frame_no: u64,
+    barcodes: bool,
     scratch: Vec<u8>,
     /// Keeps the trigger channel open for the link (and later a command topic).
     _triggers: std::sync::mpsc::Sender<()>,
@@ -405,6 +406,7 @@ impl Judge {
             reject_inconclusive: config.conveyor.reject_inconclusive,
             next_item: 1,
             frame_no: 0,
+            barcodes: config.verdict.barcodes,
             scratch: Vec::new(),
             _triggers: triggers,
         })
@@ -468,7 +470,11 @@ impl Judge {
     fn on_frame(&mut self, Inferred { frame, detections }: Inferred) {
         self.frame_no += 1;
         let boxes: Vec<[f32; 4]> = verdict::group(&detections).iter().map(|i| i.bbox).collect();
-        let codes = crate::codes::read(frame.view(), &boxes, &mut self.scratch);
+        let codes = if self.barcodes {
+            crate::codes::read(frame.view(), &boxes, &mut self.scratch)
+        } else {
+            Vec::new()
+        };
         let today = crate::clock::today_utc();
         let now = unix_now();
         // A serial on two items of one frame is a clone, whatever the memory says.
