@@ -268,12 +268,13 @@ fn sample_scene_crops_read_at_the_measured_rate_and_never_wrong() {
 }
 
 /// Labels farther from the camera (modules of 1–1.8 px), turned: the engine reads few of them, but what
-/// is returned is never wrong.
+/// is returned is never wrong. (A third of the measured set, to keep the debug-build test short.)
 #[test]
 fn scaled_labels_never_misread() {
     let mut read = 0;
-    for c in common::scaled_reference_crops() {
-        let found = decode(&c);
+    let crops = common::scaled_crops(&[0.5, 0.7, 0.9], &[0.0, 45.0, 160.0]);
+    for c in &crops {
+        let found = decode(c);
         let want = format!("0{}", c.printed);
         for b in linear(&found) {
             assert_eq!(
@@ -285,6 +286,6 @@ fn scaled_labels_never_misread() {
             read += 1;
         }
     }
-    // Measured: 66 of 300 (zxing-cpp alone, rows and columns, no checks: 36, one of them wrong).
-    assert!(read >= 55, "{read} of 300 scaled labels read");
+    // Measured: 47 of 108.
+    assert!(read >= 40, "{read} of {} scaled labels read", crops.len());
 }

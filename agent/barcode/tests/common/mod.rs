@@ -293,17 +293,23 @@ pub fn scaled(c: &Crop, factor: f32) -> Crop {
     }
 }
 
-/// Every reference PNG scaled to 0.5, 0.6, … 0.9 and turned 0°, 20°, 45°, 70° and 160°: labels
-/// farther from the camera, down to a module of one pixel.
-pub fn scaled_reference_crops() -> Vec<Crop> {
+/// Every reference PNG scaled by each of `factors` and turned by each of `angles`: labels farther from
+/// the camera.
+pub fn scaled_crops(factors: &[f32], angles: &[f32]) -> Vec<Crop> {
     let mut out = Vec::new();
     for c in &reference_crops() {
-        for factor in [0.5f32, 0.6, 0.7, 0.8, 0.9] {
+        for &factor in factors {
             let s = scaled(c, factor);
-            for degrees in [0.0f32, 20.0, 45.0, 70.0, 160.0] {
+            for &degrees in angles {
                 out.push(turned(&s, degrees));
             }
         }
     }
     out
+}
+
+/// Every reference PNG scaled to 0.5, 0.6, … 0.9 and turned 0°, 20°, 45°, 70° and 160°: labels
+/// farther from the camera, down to a module of one pixel.
+pub fn scaled_reference_crops() -> Vec<Crop> {
+    scaled_crops(&[0.5, 0.6, 0.7, 0.8, 0.9], &[0.0, 20.0, 45.0, 70.0, 160.0])
 }
