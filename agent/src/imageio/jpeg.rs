@@ -109,46 +109,31 @@ pub enum Damage {
 /// warning decides, so a file cut short is refused while bytes appended after the end-of-image marker
 /// (phones write trailers there), which libjpeg never reads, are fine.
 pub fn decode_rgb_strict(jpeg: &[u8], width: u32, height: u32) -> Result<Vec<u8>, Damage> {
-    let h = Handle::new().map_err(Damage::Fatal)?;
-    let mut out = vec![0u8; width as usize * height as usize * 3];
-    // SAFETY: as in `decode_rgb_into`: `out` holds exactly width × height × 3 bytes.
-    let r = unsafe {
-        tjDecompress2(
-            h.0,
-            jpeg.as_ptr(),
-            jpeg.len() as c_ulong,
-            out.as_mut_ptr(),
-            width as c_int,
-            0,
-            height as c_int,
-            TJPF_RGB,
-            0,
-        )
-    };
-    if r != 0 {
-        // SAFETY: valid handle.
-        let code = unsafe { tjGetErrorCode(h.0) };
-        return Err(if code == TJERR_WARNING {
-            Damage::Warning(h.error())
-        } else {
-            Damage::Fatal(h.error())
-        });
-    }
+    let mut out = Vec::new();
+    decompress(jpeg, width, height, &mut out)?;
     Ok(out)
 }
 
-/// Decodes a whole JPEG of the given size (from [`header`]) to packed RGB8 into `out`, resized to width × height × 3 and reusing its allocation (a camera
-/// decodes every frame into a recycled buffer). Warnings are not errors here (a camera's MJPEG frame
-/// with a few damaged bytes is still a frame); fatal errors are. On an error `out` holds no meaningful pixels.
+/// Decodes a whole JPEG of the given size (from [`header`]) to packed RGB8 into `out`, resized to
+/// width × height × 3 and reusing its allocation (a camera decodes every frame into a recycled buffer).
+/// Warnings are not errors here (a camera's MJPEG frame with a few damaged bytes is still a frame);
+/// fatal errors are. On an error `out` holds no meaningful pixels.
 pub fn decode_rgb_into(
     jpeg: &[u8],
     width: u32,
     height: u32,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
-    let h = Handle::new()?;
-    let len = width as usize * height as usize * 3;
-    out.resize(len, 0);
+    match decompress(jpeg, width, height, out) {
+        Ok(()) | Err(Damage::Warning(_)) => Ok(()),
+        Err(Damage::Fatal(message)) => Err(message),
+    }
+}
+
+/// One TurboJPEG decompression into `out` (resized to fit), telling warnings from fatal errors.
+fn decompress(jpeg: &[u8], width: u32, height: u32, out: &mut Vec<u8>) -> Result<(), Damage> {
+    let h = Handle::new().map_err(Damage::Fatal)?;
+    out.resize(width as usize * height as usize * 3, 0);
     // SAFETY: `out` holds exactly width × height × 3 bytes, which is what TJPF_RGB with pitch 0
     // (= width × 3) and this width and height write; the input pointer and length come from one slice.
     let r = unsafe {
@@ -164,9 +149,13 @@ pub fn decode_rgb_into(
             0,
         )
     };
-    // SAFETY: valid handle.
-    if r != 0 && unsafe { tjGetErrorCode(h.0) } != TJERR_WARNING {
-        return Err(h.error());
+    if r == 0 {
+        return Ok(());
     }
-    Ok(())
+    // SAFETY: valid handle.
+    Err(if unsafe { tjGetErrorCode(h.0) } == TJERR_WARNING {
+        Damage::Warning(h.error())
+    } else {
+        Damage::Fatal(h.error())
+    })
 }

@@ -36,3 +36,17 @@ pub struct Verdict {
     pub confidence: f32,
     pub reason: String,
 }
+
+/// A two-class manifest (genuine "tea", counterfeit "tea-fake"; thresholds 0.8 / 0.5) for unit tests.
+#[cfg(test)]
+pub(crate) fn test_manifest() -> crate::bundle::Manifest {
+    let v = serde_json::json!({
+        "schema": "hallmark.model/1", "brand": "b", "revision": 1,
+        "model": {"file": "model.onnx", "sha256": "0".repeat(64), "format": "yolov5",
+                  "input": {"name": "images", "width": 320, "height": 320}, "output": {"name": "output0"}},
+        "classes": [{"id": 0, "name": "tea", "product": "Tea", "role": "genuine"},
+                    {"id": 1, "name": "tea-fake", "product": "Tea", "role": "counterfeit"}],
+        "thresholds": {"confidence": 0.25, "iou": 0.45, "genuine": 0.8, "counterfeit": 0.5}
+    });
+    crate::bundle::Manifest::parse(&serde_json::to_vec(&v).unwrap()).unwrap()
+}
