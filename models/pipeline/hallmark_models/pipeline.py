@@ -87,6 +87,8 @@ def _stage(t: dict) -> dict:
            "device": "cpu" if t.get("device", "cpu") == "cpu" else "cuda", "minutes": round(t["seconds"] / 60, 1)}
     if t.get("sha256"):
         out["sha256"] = t["sha256"]
+    if t.get("recovered_from_onnx"):
+        out["recovered_from_onnx_sha256"] = t["recovered_from_onnx"]["sha256"]
     return out
 
 

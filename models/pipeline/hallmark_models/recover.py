@@ -13,7 +13,8 @@ The Detect layer's anchors come from the graph's anchor grids and are written in
 yolov5's train.py takes anchors from the cfg rather than from the checkpoint.
 
 Writes <out>/recovered.pt (a yolov5 checkpoint), <out>/model.yaml (the cfg with the recovered anchors
-and class count) and <out>/recovered.json (what was loaded, the check against the ONNX model).
+and class count), <out>/recovered.json (what was loaded, the check against the ONNX model) and
+<out>/training.json (a stage record naming the ONNX model's SHA-256, for the chain of stages).
 """
 
 from __future__ import annotations
@@ -107,6 +108,13 @@ def recover(onnx_path: Path, out: Path, cfg: str = "yolov5n.yaml") -> dict:
     report = {"onnx": str(onnx_path), "cfg": cfg, "nc": nc, "anchors": anchors, "modules_loaded": len(loaded),
               "max_abs_diff_vs_onnx": diff}
     (out / "recovered.json").write_text(json.dumps(report, indent=2))
+    # A stage record like train's, so a fine-tune that continues from recovered.pt carries its origin.
+    from .train import sha256_file
+
+    record = {"params": {"cfg": cfg, "epochs": 0, "weights": "", "optimizer": "none"}, "device": "cpu",
+              "epochs_run": 0, "seconds": 0.0, "sha256": sha256_file(out / "recovered.pt"),
+              "recovered_from_onnx": {"file": Path(onnx_path).name, "sha256": sha256_file(Path(onnx_path))}}
+    (out / "training.json").write_text(json.dumps(record, indent=2))
     return report
 
 

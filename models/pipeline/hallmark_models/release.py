@@ -201,7 +201,8 @@ def evaluate_brand(brand_key: str, data: Path, composite: Path | None = None, bu
             res["by_framing"][framing] = round(V.score(table(frames, classes), tg, tc, m)["verdict_accuracy"], 4)
     if "composite" in tables:
         res["composite"] = V.score(tables["composite"], tg, tc, m)
-    if doc is not None:  # the old thresholds, for the record; margin -1: the old rule's "counterfeit evidence is never outvoted"
+    if doc is not None and doc["model"]["sha256"] == sha:  # same model, old thresholds, for the record;
+        # margin -1: the old rule's "counterfeit evidence is never outvoted"
         old = doc["thresholds"]
         res["old_test"] = V.score(tables["test"], old["genuine"], old["counterfeit"], old.get("margin", -1.0))
         res["old_photos_test"] = V.score(tables["photos-test"], old["genuine"], old["counterfeit"], old.get("margin", -1.0))
@@ -295,7 +296,7 @@ def report(brand_key: str, doc: dict, res: dict) -> str:
         f"| product-free real photos (opencv-doc, test third) with a counterfeit call | {p.get('photo_scenes_with_false_alarm', 0)} of {p.get('photo_scenes', 0)} |",
         f"| counterfeit calls on items that are no pack (all test scenes) | {s['false_alarm_items']} |",
         f"| accuracy by framing | {', '.join(f'{k} {pct(v)}' for k, v in res['by_framing'].items())} |",
-        f"| mAP50 (unchanged model) | {m['map50']} |",
+        f"| mAP50 | {m['map50']} |",
     ]
     if "composite" in res:
         c = res["composite"]
@@ -305,6 +306,13 @@ def report(brand_key: str, doc: dict, res: dict) -> str:
             f"| composite: product-free photos with a counterfeit call; counterfeit calls on no pack | "
             f"{c.get('photo_scenes_with_false_alarm', 0)} of {c.get('photo_scenes', 0)}; {c['false_alarm_items']} |",
         ]
+    tr = m.get("training") or {}
+    if tr:
+        stage = (f"last stage {tr.get('epochs')} epochs ({tr.get('optimizer')}, {tr.get('device')}, {tr.get('minutes')} min)"
+                 + (f", continued from `{tr['continued_from']}`" if tr.get("continued_from") else ""))
+        if tr.get("continued_from_sha256"):
+            stage += f" (sha256 `{tr['continued_from_sha256'][:16]}…`)"
+        lines += ["", f"Training: {tr.get('cfg', 'yolov5n')}, {stage}; every stage in the manifest's `metrics.training`."]
     lines += [
         "",
         "Verdicts per pack, held-out test (rows: what the pack is):",

@@ -32,3 +32,10 @@ def test_recovered_model_computes_what_the_onnx_model_computes(tmp_path):
     assert report["max_abs_diff_vs_onnx"]["scores"] < 1e-4
     assert report["max_abs_diff_vs_onnx"]["boxes_px"] < 1e-2
     assert (tmp_path / "recovered.pt").exists() and (tmp_path / "model.yaml").exists()
+    import json
+
+    from hallmark_models import train
+
+    record = json.loads((tmp_path / "training.json").read_text())
+    assert record["sha256"] == train.sha256_file(tmp_path / "recovered.pt")
+    assert record["recovered_from_onnx"]["sha256"] == train.sha256_file(MODELS / "northwind" / "model.onnx")
