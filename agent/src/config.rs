@@ -233,6 +233,7 @@ struct RuntimeSection {
     #[serde(deserialize_with = "list")]
     providers: Option<Vec<String>>,
     intra_threads: Option<usize>,
+    spinning: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -484,6 +485,7 @@ impl Config {
                 ort_lib: f.runtime.ort_lib.map(|p| rel("runtime.ort_lib", p)),
                 providers,
                 intra_threads: f.runtime.intra_threads.filter(|&n| n > 0),
+                spinning: f.runtime.spinning.unwrap_or(true),
             },
             bundles,
             public_keys,
