@@ -424,35 +424,15 @@ impl Judge {
             match inferred.recv_timeout(IDLE_TICK) {
                 Ok(item) => self.on_frame(item),
                 Err(RecvTimeoutError::Timeout) => {
-                    let decided = {
-                        let today = crate::clock::today_utc();
-                        let now = unix_now();
-                        let serials = &self.serials;
-                        let seen = |s: &str| serials.is_clone(s, now);
-                        let j = Judging {
-                            manifest: &self.manifest,
-                            today: &today,
-                            seen: &seen,
-                        };
-                        self.modes.on_idle(&j, Instant::now())
-                    };
+                    let decided = judging(&self.manifest, &self.serials, |j| {
+                        self.modes.on_idle(j, Instant::now())
+                    });
                     self.emit(decided);
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        let decided = {
-            let today = crate::clock::today_utc();
-            let now = unix_now();
-            let serials = &self.serials;
-            let seen = |s: &str| serials.is_clone(s, now);
-            let j = Judging {
-                manifest: &self.manifest,
-                today: &today,
-                seen: &seen,
-            };
-            self.modes.finish(&j)
-        };
+        let decided = judging(&self.manifest, &self.serials, |j| self.modes.finish(j));
         self.emit(decided);
         let mut drops = 0;
         if let Some(q) = self.stdout.take() {
@@ -596,6 +576,18 @@ impl Judge {
             }
         }
     }
+}
+
+/// Calls `f` with what the verdict rule needs outside a frame: today's date and the serial memory.
+fn judging<R>(manifest: &Manifest, serials: &SerialLedger, f: impl FnOnce(&Judging<'_>) -> R) -> R {
+    let today = crate::clock::today_utc();
+    let now = unix_now();
+    let seen = |s: &str| serials.is_clone(s, now);
+    f(&Judging {
+        manifest,
+        today: &today,
+        seen: &seen,
+    })
 }
 
 fn unix_now() -> u64 {
