@@ -128,6 +128,10 @@ pub fn run(
         path: state_dir.display().to_string(),
         source,
     })?;
+    if config.bundles.len() > 1 {
+        // Design: one detector per daemon until brand routing (GS1 prefix, memory budget) lands.
+        tracing::warn!(served = %config.bundle().display(), ignored = config.bundles.len() - 1, "several bundles configured; only the first is served");
+    }
     // Model first (its errors are the likelier ones), then the source: both before anything runs.
     let mut pipeline =
         Pipeline::open(config.runtime.clone(), config.bundle(), &config.public_keys)?;
