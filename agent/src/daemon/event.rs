@@ -30,7 +30,8 @@ pub struct VerdictEvent {
     pub detections: Vec<DetectionRecord>,
     /// File name of the annotated picture in the evidence folder (counterfeit and inconclusive only).
     pub evidence: Option<String>,
-    /// From the capture of the item's last frame to this verdict.
+    /// From the capture of the frame the item is shown in (its best sighting) to this verdict; for a
+    /// tracked pack this includes the frames it stayed in view after that.
     pub latency_ms: f64,
     /// The item a kiosk scan is about (the one on the screen).
     pub primary: bool,
