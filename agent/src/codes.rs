@@ -57,10 +57,11 @@ pub fn read(frame: Frame<'_>, boxes: &[[f32; 4]], scratch: &mut Vec<u8>) -> Vec<
                 check_digit_ok: bc.check_digit_ok,
                 bbox,
             };
-            // Overlapping boxes may see the same symbol twice.
+            // Overlapping boxes may see the same symbol twice (at boxes a pixel apart): one symbol is
+            // one code, or a DataMatrix serial would look cloned.
             if !out
                 .iter()
-                .any(|c| c.text == code.text && c.format == code.format && c.bbox == code.bbox)
+                .any(|c| c.text == code.text && c.format == code.format)
             {
                 out.push(code);
             }

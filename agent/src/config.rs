@@ -546,8 +546,13 @@ impl Config {
                 stdout: f.output.stdout.unwrap_or(true),
             },
             verdict: VerdictConfig {
+                // Design: at a kiosk the same pack is often scanned twice; on a conveyor each pack
+                // passes once, so a serial seen again is a clone however soon.
                 serial_rescan_window: Duration::from_secs(
-                    f.verdict.serial_rescan_window_s.unwrap_or(600),
+                    f.verdict.serial_rescan_window_s.unwrap_or(match mode {
+                        Mode::Kiosk => 600,
+                        Mode::Conveyor => 0,
+                    }),
                 ),
                 serial_memory: f.verdict.serial_memory.unwrap_or(100_000).max(1),
                 barcodes: f.verdict.barcodes.unwrap_or(true),

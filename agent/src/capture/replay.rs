@@ -13,6 +13,9 @@ use hallmark_detect::PixelFormat;
 use super::{Next, OwnedFrame, Source, SourceError, SourceState, POLL};
 use crate::imageio::{self, ImageLimits};
 
+/// The slowest pace a replay takes (one frame every 1000 s).
+pub const MIN_FPS: f64 = 0.001;
+
 /// How a replay runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplayOptions {
@@ -54,9 +57,9 @@ impl Replay {
                 path.display()
             )));
         }
-        if !(opts.fps >= 0.0 && opts.fps.is_finite()) {
+        if !(opts.fps == 0.0 || (opts.fps >= MIN_FPS && opts.fps.is_finite())) {
             return Err(SourceError::Open(format!(
-                "replay fps {} must be 0 (unthrottled) or positive",
+                "replay fps {} must be 0 (unthrottled) or at least {MIN_FPS}",
                 opts.fps
             )));
         }

@@ -152,6 +152,16 @@ pub fn run(
         mode: config.agent.mode,
     };
 
+    // Everything that can fail is set up before the first thread starts, so an error leaves nothing
+    // running behind it.
+    let (input_back, inputs) = channel::<Input>();
+    for _ in 0..2 {
+        let _ = input_back.send(pipeline.detector.new_input()?);
+    }
+    let (inferred_tx, inferred_rx) = sync_channel::<Inferred>(2);
+    let (trigger_tx, trigger_rx) = channel::<()>();
+    let judge = Judge::new(&config, manifest.clone(), origin, stats.clone(), trigger_tx)?;
+
     // Capture.
     let capture = {
         let (slot, stop, stats, state) = (
@@ -164,6 +174,9 @@ pub fn run(
         std::thread::Builder::new()
             .name("hallmark-capture".into())
             .spawn(move || {
+                // Design: the slot closes however this thread ends (a panic in a source included), so
+                // pre-processing and inference always see the end and the daemon can stop.
+                let _close = CloseOnDrop(slot.clone());
                 while !stop.load(Ordering::Relaxed) {
                     match source.next() {
                         Next::Frame(f) => {
@@ -192,10 +205,6 @@ pub fn run(
     };
 
     // Pre-processing, with two inputs taking turns with inference.
-    let (input_back, inputs) = channel::<Input>();
-    for _ in 0..2 {
-        let _ = input_back.send(pipeline.detector.new_input()?);
-    }
     let (prepared_tx, prepared_rx) = sync_channel::<(OwnedFrame, Input)>(1);
     let prep = {
         let slot = slot.clone();
@@ -225,10 +234,7 @@ pub fn run(
     };
 
     // Judge: barcodes, verdicts, modes, sinks.
-    let (inferred_tx, inferred_rx) = sync_channel::<Inferred>(2);
-    let (trigger_tx, trigger_rx) = channel::<()>();
     let judge = {
-        let judge = Judge::new(&config, manifest.clone(), origin, stats.clone(), trigger_tx)?;
         std::thread::Builder::new()
             .name("hallmark-judge".into())
             .spawn(move || judge.run(inferred_rx, trigger_rx))
@@ -291,6 +297,15 @@ pub fn run(
             _ => std::time::Duration::ZERO,
         },
     })
+}
+
+/// Closes the frame slot when dropped.
+struct CloseOnDrop(Arc<FrameSlot>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 /// Completes `shutdown` on a small runtime of its own; sets `stop` when it fires. Ends when the daemon

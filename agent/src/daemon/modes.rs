@@ -59,7 +59,11 @@ impl Modes {
     /// A scan was asked for (button, Enter, command). Ignored by the conveyor and while scanning.
     pub fn trigger(&mut self) {
         if let Modes::Kiosk(k) = self {
-            k.requested = true;
+            // Design: a press during a scan (or a bouncing button) must not queue a second scan of the
+            // same pack.
+            if k.scan.is_none() {
+                k.requested = true;
+            }
         }
     }
 
@@ -366,6 +370,24 @@ mod tests {
             primary[0].1.decision.verdict,
             VerdictKind::Genuine,
             "the centred pack is the one on the screen"
+        );
+    }
+
+    #[test]
+    fn a_press_during_a_scan_does_not_queue_a_second_scan() {
+        let mut k = kiosk(Trigger::Button);
+        let frames: Vec<Vec<Detection>> = (0..4).map(|_| vec![det(0, 0.9, 380.0)]).collect();
+        feed(&mut k, &frames[..2], Some(0));
+        k.trigger();
+        let steps = feed(&mut k, &frames, None);
+        assert!(
+            steps.iter().all(|(_, s)| !s.scan_started),
+            "the press during the scan was ignored"
+        );
+        assert_eq!(
+            steps.iter().map(|(_, s)| s.decided.len()).sum::<usize>(),
+            1,
+            "one pack, one verdict"
         );
     }
 

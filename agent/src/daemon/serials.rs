@@ -49,11 +49,12 @@ impl SerialLedger {
         ledger
     }
 
-    /// Whether `serial` at time `now` is a clone: already seen on a pack before the re-scan window.
+    /// Whether `serial` at time `now` is a clone: already seen on a pack at least the re-scan window
+    /// ago (with a zero window, any earlier sighting).
     pub fn is_clone(&self, serial: &str, now: u64) -> bool {
         self.first_seen
             .get(serial)
-            .is_some_and(|&t| now.saturating_sub(t) > self.window.as_secs())
+            .is_some_and(|&t| now.saturating_sub(t) >= self.window.as_secs())
     }
 
     /// Records a serial seen now (the first sighting is what counts).
