@@ -48,9 +48,9 @@ pub const DEFAULT_BUNDLE: &str = "models/northwind";
 pub const DEFAULT_PUBLIC_KEY: &str = "models/keys/demo-publisher.pub.pem";
 pub const DEFAULT_REPLAY: &str = "models/samples/northwind";
 const ENV_PREFIX: &str = "HALLMARK_";
-const SECTIONS: [&str; 12] = [
+const SECTIONS: [&str; 17] = [
     "runtime", "model", "trust", "image", "agent", "source", "kiosk", "conveyor", "link",
-    "evidence", "output", "verdict",
+    "evidence", "output", "verdict", "mqtt", "spool", "http", "health", "log",
 ];
 
 #[derive(Debug, Error)]
@@ -84,6 +84,11 @@ pub struct Config {
     pub evidence: EvidenceConfig,
     pub output: OutputConfig,
     pub verdict: VerdictConfig,
+    pub mqtt: MqttConfig,
+    pub spool: SpoolConfig,
+    pub http: HttpConfig,
+    pub health: HealthConfig,
+    pub log: LogConfig,
 }
 
 impl Config {
@@ -207,6 +212,62 @@ pub struct VerdictConfig {
     pub barcodes: bool,
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct MqttConfig {
+    /// Off (the default): no broker; verdicts go to the other sinks only.
+    pub enabled: bool,
+    pub host: String,
+    /// 1883, or 8883 when `ca` is set. Port 443 adds the ALPN protocol AWS IoT Core wants there.
+    pub port: u16,
+    /// Stable across restarts (the broker keeps the session under it): default the thing name.
+    pub client_id: String,
+    pub prefix: String,
+    /// PEM files; `ca` turns TLS on, `cert` + `key` add a client certificate (mutual TLS).
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub keep_alive: Duration,
+    /// Telemetry period (0: none).
+    pub telemetry_interval: Duration,
+    /// Reconnect backoff: from 0.5 s, doubling up to this, with jitter.
+    pub backoff_max: Duration,
+    /// Verdicts published and not yet acknowledged, at most.
+    pub max_inflight: u16,
+    /// On shutdown, how long to wait for the spool to empty while connected.
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpoolConfig {
+    /// Bound of the verdict spool in payload bytes (`spool.max_mib`, fractions allowed); when full
+    /// the oldest are dropped and counted.
+    pub max_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpConfig {
+    /// `/metrics` and `/healthz`; empty: no listener.
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthConfig {
+    /// `/healthz` answers 200 only while the source delivered a frame within this.
+    pub max_frame_age: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
 // ---- the file's shape (every key optional) ----
 
 #[derive(Debug, Default, Deserialize)]
@@ -224,6 +285,11 @@ struct File {
     evidence: EvidenceSection,
     output: OutputSection,
     verdict: VerdictSection,
+    mqtt: MqttSection,
+    spool: SpoolSection,
+    http: HttpSection,
+    health: HealthSection,
+    log: LogSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -331,6 +397,58 @@ struct VerdictSection {
     serial_rescan_window_s: Option<u64>,
     serial_memory: Option<usize>,
     barcodes: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct MqttSection {
+    enabled: Option<bool>,
+    host: Option<String>,
+    port: Option<u16>,
+    client_id: Option<String>,
+    prefix: Option<String>,
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    keep_alive_s: Option<u64>,
+    telemetry_interval_s: Option<f64>,
+    backoff_max_s: Option<f64>,
+    max_inflight: Option<u16>,
+    drain_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct SpoolSection {
+    max_mib: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct HttpSection {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct HealthSection {
+    /// Seconds.
+    max_frame_age: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct LogSection {
+    format: Option<LogFormat>,
+}
+
+/// A positive, finite number of seconds as a duration.
+fn seconds(key: &str, v: f64) -> Result<Duration, ConfigError> {
+    Duration::try_from_secs_f64(v).map_err(|_| {
+        ConfigError::Invalid(format!(
+            "{key} {v} must be 0 or a positive number of seconds"
+        ))
+    })
 }
 
 /// A list given as a TOML array or as one comma-separated string (environment variables).
@@ -480,7 +598,74 @@ impl Config {
             scan_timeout: Duration::from_millis(f.kiosk.scan_timeout_ms.unwrap_or(3000)),
             still_frames: f.kiosk.still_frames.unwrap_or(3).max(1),
         };
+        let thing = f
+            .agent
+            .thing
+            .filter(|t| !t.trim().is_empty())
+            .unwrap_or_else(default_thing);
+        let ca = f.mqtt.ca.map(|p| rel("mqtt.ca", p));
+        let cert = f.mqtt.cert.map(|p| rel("mqtt.cert", p));
+        let key = f.mqtt.key.map(|p| rel("mqtt.key", p));
+        if cert.is_some() != key.is_some() {
+            return Err(bad(
+                "mqtt.cert and mqtt.key go together (a client certificate needs its key)".into(),
+            ));
+        }
+        let mqtt = MqttConfig {
+            enabled: f.mqtt.enabled.unwrap_or(false),
+            host: f.mqtt.host.unwrap_or_else(|| "localhost".into()),
+            port: f
+                .mqtt
+                .port
+                .unwrap_or(if ca.is_some() { 8883 } else { 1883 }),
+            client_id: f
+                .mqtt
+                .client_id
+                .filter(|c| !c.trim().is_empty())
+                .unwrap_or_else(|| thing.clone()),
+            prefix: f
+                .mqtt
+                .prefix
+                .map(|p| p.trim_end_matches('/').to_string())
+                .unwrap_or_else(|| "hallmark".into()),
+            ca,
+            cert,
+            key,
+            keep_alive: Duration::from_secs(f.mqtt.keep_alive_s.unwrap_or(30).max(5)),
+            telemetry_interval: seconds(
+                "mqtt.telemetry_interval_s",
+                f.mqtt.telemetry_interval_s.unwrap_or(60.0),
+            )?,
+            backoff_max: seconds("mqtt.backoff_max_s", f.mqtt.backoff_max_s.unwrap_or(30.0))?
+                .max(Duration::from_millis(500)),
+            max_inflight: f.mqtt.max_inflight.unwrap_or(32).clamp(1, 1000),
+            drain_timeout: Duration::from_millis(f.mqtt.drain_timeout_ms.unwrap_or(5000)),
+        };
+        let spool_mib = f.spool.max_mib.unwrap_or(64.0);
+        if !(spool_mib > 0.0 && spool_mib.is_finite()) {
+            return Err(bad(format!("spool.max_mib {spool_mib} must be positive")));
+        }
         Ok(Config {
+            mqtt,
+            spool: SpoolConfig {
+                max_bytes: ((spool_mib * 1024.0 * 1024.0) as u64).max(1024),
+            },
+            http: HttpConfig {
+                listen: match f.http.listen {
+                    Some(l) if l.trim().is_empty() => None,
+                    Some(l) => Some(l.trim().to_string()),
+                    None => Some("127.0.0.1:9464".into()),
+                },
+            },
+            health: HealthConfig {
+                max_frame_age: seconds(
+                    "health.max_frame_age",
+                    f.health.max_frame_age.unwrap_or(10.0),
+                )?,
+            },
+            log: LogConfig {
+                format: f.log.format.unwrap_or(LogFormat::Text),
+            },
             runtime: RuntimeOptions {
                 ort_lib: f.runtime.ort_lib.map(|p| rel("runtime.ort_lib", p)),
                 providers,
@@ -500,11 +685,7 @@ impl Config {
             },
             agent: AgentConfig {
                 mode,
-                thing: f
-                    .agent
-                    .thing
-                    .filter(|t| !t.trim().is_empty())
-                    .unwrap_or_else(default_thing),
+                thing,
                 state_dir: f
                     .agent
                     .state_dir
