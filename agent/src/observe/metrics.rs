@@ -1,0 +1,184 @@
+//! The Prometheus registry and its metric families, named `hallmark_*` in the style of Frigate's
+//! `frigate_camera_fps` / `frigate_detector_inference_speed_seconds`. Every handle is an atomic (or a
+//! family behind a read-mostly lock), so updating one per frame costs next to nothing.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+/// The content type of [`prometheus_client::encoding::text::encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// What the source (camera or replay) can be doing, as `hallmark_source_state{state}`.
+pub const CAMERA_STATES: [&str; 5] = ["opening", "streaming", "stalled", "reopening", "ended"];
+/// The controller link's states, as `hallmark_link_state{state}`.
+pub const LINK_STATES: [&str; 3] = ["none", "connected", "disconnected"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BrandLabel {
+    pub brand: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabel {
+    pub stage: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerdictLabel {
+    pub verdict: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: String,
+}
+
+fn stage_histogram() -> Histogram {
+    // 1 ms to ~2 s in doublings: 1, 2, 4, ... 2048 ms.
+    Histogram::new(exponential_buckets(0.001, 2.0, 12))
+}
+
+/// The registry and a handle on each family.
+pub struct Metrics {
+    pub registry: Registry,
+    pub model_revision: Family<BrandLabel, Gauge>,
+    pub frames: Counter,
+    pub frames_dropped: Counter,
+    pub frame_errors: Counter,
+    pub fps: Gauge<f64, AtomicU64>,
+    pub stage_seconds: Family<StageLabel, Histogram, fn() -> Histogram>,
+    pub verdicts: Family<VerdictLabel, Counter>,
+    pub spool_depth: Gauge,
+    pub spool_bytes: Gauge,
+    pub spool_dropped: Counter,
+    pub mqtt_connected: Gauge,
+    pub mqtt_reconnects: Counter,
+    pub published: Counter,
+    pub commands: Family<OutcomeLabel, Counter>,
+    pub source_state: Family<StateLabel, Gauge>,
+    pub link_state: Family<StateLabel, Gauge>,
+}
+
+impl Metrics {
+    pub fn new(thing: &str) -> Metrics {
+        let mut registry = Registry::default();
+        // Counters are registered without `_total`: the encoder appends it.
+        registry.register(
+            "hallmark",
+            "The agent's version and thing name",
+            Info::new(vec![
+                ("version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+                ("thing".to_string(), thing.to_string()),
+            ]),
+        );
+        let mut m = Metrics {
+            registry,
+            model_revision: Family::default(),
+            frames: Counter::default(),
+            frames_dropped: Counter::default(),
+            frame_errors: Counter::default(),
+            fps: Gauge::default(),
+            stage_seconds: Family::new_with_constructor(stage_histogram),
+            verdicts: Family::default(),
+            spool_depth: Gauge::default(),
+            spool_bytes: Gauge::default(),
+            spool_dropped: Counter::default(),
+            mqtt_connected: Gauge::default(),
+            mqtt_reconnects: Counter::default(),
+            published: Counter::default(),
+            commands: Family::default(),
+            source_state: Family::default(),
+            link_state: Family::default(),
+        };
+        let r = &mut m.registry;
+        r.register(
+            "hallmark_model_revision",
+            "Revision of the model bundle served, per brand",
+            m.model_revision.clone(),
+        );
+        r.register("hallmark_frames", "Frames inferred", m.frames.clone());
+        r.register(
+            "hallmark_frames_dropped",
+            "Frames the source delivered that were dropped because inference was busy",
+            m.frames_dropped.clone(),
+        );
+        r.register(
+            "hallmark_frame_errors",
+            "Frames that could not be processed",
+            m.frame_errors.clone(),
+        );
+        r.register(
+            "hallmark_fps",
+            "Frames inferred per second over the last few seconds",
+            m.fps.clone(),
+        );
+        r.register(
+            "hallmark_stage_seconds",
+            "Time spent per stage (preprocess, inference, judge; verdict: decision to event; publish: verdict to broker acknowledgement)",
+            m.stage_seconds.clone(),
+        );
+        r.register(
+            "hallmark_verdicts",
+            "Verdicts decided, by kind",
+            m.verdicts.clone(),
+        );
+        r.register(
+            "hallmark_spool_depth",
+            "Verdicts waiting in the spool for the broker",
+            m.spool_depth.clone(),
+        );
+        r.register(
+            "hallmark_spool_bytes",
+            "Payload bytes waiting in the spool",
+            m.spool_bytes.clone(),
+        );
+        r.register(
+            "hallmark_spool_dropped",
+            "Verdicts dropped from a full spool (oldest first)",
+            m.spool_dropped.clone(),
+        );
+        r.register(
+            "hallmark_mqtt_connected",
+            "1 while connected to the MQTT broker",
+            m.mqtt_connected.clone(),
+        );
+        r.register(
+            "hallmark_mqtt_reconnects",
+            "Reconnections to the MQTT broker",
+            m.mqtt_reconnects.clone(),
+        );
+        r.register(
+            "hallmark_verdicts_published",
+            "Verdicts acknowledged by the broker (PUBACK)",
+            m.published.clone(),
+        );
+        r.register(
+            "hallmark_commands",
+            "Commands received, by outcome",
+            m.commands.clone(),
+        );
+        r.register(
+            "hallmark_source_state",
+            "1 for the source's current state, 0 for the others",
+            m.source_state.clone(),
+        );
+        r.register(
+            "hallmark_link_state",
+            "1 for the controller link's current state, 0 for the others",
+            m.link_state.clone(),
+        );
+        m
+    }
+}
