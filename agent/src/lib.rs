@@ -26,6 +26,7 @@ pub mod observe;
 pub mod pipeline;
 pub mod runtime;
 pub mod scan;
+pub mod service;
 pub mod sink;
 pub mod track;
 pub mod verdict;
