@@ -9,9 +9,9 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
 use crate::bundle::{Bundle, TrustedKeys};
-use crate::config::{project_path, Config};
+use crate::config::{project_path, Config, LogFormat};
 use crate::pipeline::Pipeline;
-use crate::{bench, scan};
+use crate::{bench, logging, scan};
 
 /// Hallmark: decides whether the product in front of a camera is genuine or counterfeit.
 #[derive(Debug, Parser)]
@@ -102,6 +102,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     if let Some(n) = cli.global.threads {
         config.runtime.intra_threads = Some(n).filter(|&n| n > 0);
+    }
+    // The daemon logs as configured (JSON for a log pipeline); one-shot commands keep text.
+    match cli.command {
+        Command::Run => logging::init(config.log.format, logging::DAEMON_FILTER),
+        _ => logging::init(LogFormat::Text, logging::COMMAND_FILTER),
     }
     match cli.command {
         Command::Run => {

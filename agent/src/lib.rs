@@ -22,6 +22,7 @@ pub mod config;
 pub mod daemon;
 pub mod detector;
 pub mod imageio;
+pub mod logging;
 pub mod observe;
 pub mod pipeline;
 pub mod runtime;

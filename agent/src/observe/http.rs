@@ -89,7 +89,7 @@ pub fn serve(
         .name("hallmark-http".into())
         .spawn(move || run(runtime, listener, app, stopped))
         .map_err(setup)?;
-    tracing::info!(%addr, "serving /metrics and /healthz");
+    tracing::debug!(%addr, "http server started");
     Ok(HttpServer {
         addr,
         stop,
