@@ -20,6 +20,7 @@ pub mod clock;
 pub mod codes;
 pub mod config;
 pub mod daemon;
+pub mod delivery;
 pub mod detector;
 pub mod imageio;
 pub mod logging;

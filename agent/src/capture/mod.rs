@@ -66,6 +66,18 @@ pub enum SourceState {
     Ended,
 }
 
+impl SourceState {
+    /// The label in metrics and telemetry.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceState::Opening => "opening",
+            SourceState::Streaming => "streaming",
+            SourceState::Reconnecting => "reconnecting",
+            SourceState::Ended => "ended",
+        }
+    }
+}
+
 /// What one call to [`Source::next`] produced.
 #[derive(Debug)]
 pub enum Next {

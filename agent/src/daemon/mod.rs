@@ -2,15 +2,19 @@
 //! tracking → sinks, each stage on its own thread, joined by bounded hand-overs:
 //!
 //! ```text
-//! capture ──slot(1)──▶ prep ──(1)──▶ inference ──(2)──▶ judge ──▶ stdout · evidence · controller
-//!                        ▲   2 inputs   │
+//! capture ──slot(1)──▶ prep ──(1)──▶ inference ──(2)──▶ judge ──▶ spool ─▶ MQTT
+//!                        ▲   2 inputs   │                       └─▶ stdout · evidence · controller
 //!                        └──────────────┘
 //! ```
 //! - capture never waits for inference when the source is a camera (the freshest frame wins, the rest
 //!   are counted as dropped); a replay waits instead, so a recording's every frame is judged;
 //! - pre-processing of frame N+1 runs while frame N is inferred (two input tensors take turns);
 //! - barcodes, the verdict rule, tracking and the modes ([`modes`]) run after inference, so the model
-//!   never waits for them; sinks have their own threads and queues, so a slow sink never stalls it.
+//!   never waits for them; sinks have their own threads and queues, so a slow sink never stalls it;
+//! - with MQTT on, each batch of verdicts is committed to the spool (fsync) before anything acts on
+//!   it — screen, reject gate, stdout — so every verdict anyone saw reaches the broker
+//!   ([`crate::delivery`]);
+//! - [`crate::observe`] counts and times every stage for `/metrics`, `/healthz` and telemetry.
 //!
 //! Shutdown is a future handed in (the CLI passes SIGINT/SIGTERM; tests pass their own): capture stops,
 //! the frames in flight are finished, open items are decided, the sinks are flushed, and `run` returns.
@@ -35,7 +39,9 @@ use thiserror::Error;
 use crate::bundle::Manifest;
 use crate::capture::{Next, OwnedFrame, Source, SourceError, SourceState};
 use crate::config::{Config, Mode, SourceKind};
+use crate::delivery::{Delivery, DeliveryError};
 use crate::detector::{DetectorError, Input};
+use crate::observe::{Observer, Stage};
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::sink::{evidence, link::Link, stdout, Queue};
 use crate::verdict::{self, VerdictKind};
@@ -61,6 +67,8 @@ pub enum DaemonError {
     Thread(std::io::Error),
     #[error("inference failed and cannot go on: {0}")]
     Detector(#[from] DetectorError),
+    #[error(transparent)]
+    Delivery(#[from] DeliveryError),
 }
 
 /// Counters the daemon keeps (read by status and, later, metrics).
@@ -144,6 +152,31 @@ pub fn run(
     spawn_shutdown_watch(shutdown, done_rx, stop.clone()).map_err(DaemonError::Thread)?;
 
     let stats = Arc::new(Stats::default());
+    let observer = Arc::new(Observer::new(&config.agent.thing));
+    observer.camera_state(SourceState::Opening.as_str());
+    observer.model_loaded(&manifest.brand, manifest.revision);
+    observer.link_state(if config.link.port.is_some() {
+        "disconnected"
+    } else {
+        "none"
+    });
+    let http = match &config.http.listen {
+        // Design: metrics are for people watching; a busy port must not stop verdicts.
+        Some(listen) => {
+            match crate::observe::http::serve(listen, observer.clone(), config.health.max_frame_age)
+            {
+                Ok(server) => {
+                    tracing::info!(addr = %server.local_addr(), "serving /metrics and /healthz");
+                    Some(server)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "no /metrics or /healthz");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     let source_state = Arc::new(Mutex::new(SourceState::Opening));
     let slot = Arc::new(FrameSlot::default());
     let origin = Origin {
@@ -160,15 +193,39 @@ pub fn run(
     }
     let (inferred_tx, inferred_rx) = sync_channel::<Inferred>(2);
     let (trigger_tx, trigger_rx) = channel::<()>();
-    let judge = Judge::new(&config, manifest.clone(), origin, stats.clone(), trigger_tx)?;
+    let delivery = if config.mqtt.enabled {
+        let models = [(manifest.brand.clone(), manifest.revision)].into();
+        Some(Delivery::start(
+            &config,
+            models,
+            observer.clone(),
+            trigger_tx.clone(),
+        )?)
+    } else {
+        None
+    };
+    let heartbeat = Arc::new(AtomicU64::new(0));
+    let judge = Judge::new(
+        &config,
+        manifest.clone(),
+        origin,
+        stats.clone(),
+        trigger_tx,
+        Sinks {
+            delivery,
+            observer: observer.clone(),
+            heartbeat: heartbeat.clone(),
+        },
+    )?;
 
     // Capture.
     let capture = {
-        let (slot, stop, stats, state) = (
+        let (slot, stop, stats, state, observer) = (
             slot.clone(),
             stop.clone(),
             stats.clone(),
             source_state.clone(),
+            observer.clone(),
         );
         let drop_when_busy = config.source.drop_when_busy;
         std::thread::Builder::new()
@@ -177,20 +234,29 @@ pub fn run(
                 // Design: the slot closes however this thread ends (a panic in a source included), so
                 // pre-processing and inference always see the end and the daemon can stop.
                 let _close = CloseOnDrop(slot.clone());
+                // A replay reports no states of its own: its first frame means it streams.
+                let mut streaming = false;
                 while !stop.load(Ordering::Relaxed) {
                     match source.next() {
                         Next::Frame(f) => {
+                            if !streaming {
+                                streaming = true;
+                                observer.camera_state(SourceState::Streaming.as_str());
+                            }
                             if !slot.put(f, drop_when_busy) {
                                 break;
                             }
                         }
                         Next::Skipped { origin, reason } => {
                             stats.skipped.fetch_add(1, Ordering::Relaxed);
+                            observer.frame_error();
                             tracing::warn!(%origin, %reason, "frame skipped");
                             eprintln!("hallmark: skipped {origin}: {reason}");
                         }
                         Next::State(s) => {
                             tracing::info!(state = ?s, "source state");
+                            observer.camera_state(s.as_str());
+                            streaming = s == SourceState::Streaming;
                             if let Ok(mut g) = state.lock() {
                                 *g = s;
                             }
@@ -209,6 +275,7 @@ pub fn run(
     let prep = {
         let slot = slot.clone();
         let stats = stats.clone();
+        let observer = observer.clone();
         let mut prep = pipeline.detector.new_prep();
         std::thread::Builder::new()
             .name("hallmark-prep".into())
@@ -216,14 +283,17 @@ pub fn run(
                 let mut spare: Option<Input> = None;
                 while let Some(frame) = slot.take() {
                     let Some(mut input) = spare.take().or_else(|| inputs.recv().ok()) else { break };
+                    let started = Instant::now();
                     match prep.run(frame.view(), &mut input) {
                         Ok(_) => {
+                            observer.stage(Stage::Preprocess, started.elapsed());
                             if prepared_tx.send((frame, input)).is_err() {
                                 break;
                             }
                         }
                         Err(e) => {
                             stats.frame_errors.fetch_add(1, Ordering::Relaxed);
+                            observer.frame_error();
                             tracing::warn!(origin = %frame.origin, error = %e, "frame cannot be pre-processed; skipped");
                             spare = Some(input);
                         }
@@ -241,15 +311,23 @@ pub fn run(
             .map_err(DaemonError::Thread)?
     };
 
+    // The model is loaded and the source open: tell systemd, and let its watchdog follow the judge.
+    crate::service::notify_ready();
+    let _watchdog = crate::service::spawn_watchdog(heartbeat);
+
     // Inference, on this thread.
     let mut fatal = None;
     let (mut first_at, mut last_at) = (None, None);
     for (frame, input) in prepared_rx {
+        let started = Instant::now();
         let result = pipeline.detector.infer(&input).map(|(d, _, _)| d.to_vec());
+        observer.stage(Stage::Inference, started.elapsed());
         let _ = input_back.send(input);
         match result {
             Ok(detections) => {
                 stats.frames.fetch_add(1, Ordering::Relaxed);
+                observer.frame();
+                observer.set_dropped(slot.dropped());
                 let now = Instant::now();
                 first_at.get_or_insert(now);
                 last_at = Some(now);
@@ -265,6 +343,7 @@ pub fn run(
             }
             Err(e) if e.is_transient() => {
                 stats.frame_errors.fetch_add(1, Ordering::Relaxed);
+                observer.frame_error();
                 tracing::warn!(origin = %frame.origin, error = %e, "inference failed on a frame; skipped");
             }
             Err(e) => {
@@ -281,6 +360,10 @@ pub fn run(
     let _ = prep.join();
     let _ = capture.join();
     let _ = done_tx.send(());
+    crate::service::notify_stopping();
+    if let Some(server) = http {
+        server.close();
+    }
     if let Some(e) = fatal {
         return Err(e.into());
     }
@@ -357,8 +440,19 @@ struct Judge {
     frame_no: u64,
     barcodes: bool,
     scratch: Vec<u8>,
-    /// Keeps the trigger channel open for the link (and later a command topic).
+    delivery: Option<Delivery>,
+    observer: Arc<Observer>,
+    /// Bumped every loop (≤ 100 ms apart): systemd's watchdog is fed while it moves.
+    heartbeat: Arc<AtomicU64>,
+    /// Keeps the trigger channel open for the link and the command topic.
     _triggers: std::sync::mpsc::Sender<()>,
+}
+
+/// The judge's outputs that come from outside (delivery and observability).
+struct Sinks {
+    delivery: Option<Delivery>,
+    observer: Arc<Observer>,
+    heartbeat: Arc<AtomicU64>,
 }
 
 impl Judge {
@@ -368,6 +462,7 @@ impl Judge {
         origin: Origin,
         stats: Arc<Stats>,
         triggers: std::sync::mpsc::Sender<()>,
+        sinks: Sinks,
     ) -> Result<Judge, DaemonError> {
         let state_dir = &config.agent.state_dir;
         let io = |source: std::io::Error| DaemonError::StateDir {
@@ -427,6 +522,9 @@ impl Judge {
             frame_no: 0,
             barcodes: config.verdict.barcodes,
             scratch: Vec::new(),
+            delivery: sinks.delivery,
+            observer: sinks.observer,
+            heartbeat: sinks.heartbeat,
             _triggers: triggers,
         })
     }
@@ -437,11 +535,23 @@ impl Judge {
             link.status(Status::Idle);
         }
         loop {
+            self.heartbeat.fetch_add(1, Ordering::Relaxed);
+            if let Some(link) = &self.link {
+                self.observer.link_state(if link.state.connected() {
+                    "connected"
+                } else {
+                    "disconnected"
+                });
+            }
             while triggers.try_recv().is_ok() {
                 self.modes.trigger();
             }
             match inferred.recv_timeout(IDLE_TICK) {
-                Ok(item) => self.on_frame(item),
+                Ok(item) => {
+                    let started = Instant::now();
+                    self.on_frame(item);
+                    self.observer.stage(Stage::Judge, started.elapsed());
+                }
                 Err(RecvTimeoutError::Timeout) => {
                     let decided = judging(&self.manifest, &self.serials, |j| {
                         self.modes.on_idle(j, Instant::now())
@@ -464,6 +574,9 @@ impl Judge {
         }
         if let Some(link) = self.link.take() {
             link.close();
+        }
+        if let Some(delivery) = self.delivery.take() {
+            delivery.close();
         }
         drops
     }
@@ -520,12 +633,16 @@ impl Judge {
     }
 
     fn emit(&mut self, decided: Vec<Decided>) {
+        if decided.is_empty() {
+            return;
+        }
         let now = unix_now();
         for d in &decided {
             for s in d.serials() {
                 self.serials.record(s, now);
             }
         }
+        let mut out = Vec::with_capacity(decided.len());
         for d in decided {
             let item_id = self.next_item;
             self.next_item = self.next_item.wrapping_add(1);
@@ -572,6 +689,25 @@ impl Judge {
                     }
                 }
             }
+            self.observer.verdict(kind.as_str());
+            self.observer.stage(
+                Stage::Verdict,
+                std::time::Duration::from_secs_f64(latency / 1e3),
+            );
+            out.push((item_id, kind, d, event));
+        }
+        // Durable first: nothing acts on a verdict the spool does not hold.
+        if let Some(delivery) = &self.delivery {
+            let payloads: Vec<Vec<u8>> = out
+                .iter()
+                .filter_map(|(.., event)| serde_json::to_vec(event).ok())
+                .collect();
+            let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+            if let Err(e) = delivery.submit(&refs) {
+                tracing::error!(error = %e, verdicts = refs.len(), "verdicts cannot be spooled; they will not reach the broker");
+            }
+        }
+        for (item_id, kind, d, event) in out {
             if let Some(link) = &self.link {
                 let reject = self.mode == Mode::Conveyor
                     && (kind == VerdictKind::Counterfeit

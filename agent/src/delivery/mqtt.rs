@@ -1,0 +1,487 @@
+//! The broker connection (rumqttc), on its own thread with a single-threaded tokio runtime.
+//!
+//! Three loops share one task, so they interleave only at `.await` points and share plain state:
+//! - events: drives rumqttc's event loop — connects, matches acknowledgements ([`Outbox`]), removes
+//!   acknowledged verdicts from the spool, takes commands, and on any error forgets everything in
+//!   flight (rumqttc's own replay queue included), waits a capped, jittered backoff and reconnects;
+//! - pump: on each connect and each new verdict, publishes from the spool in order, a window at a
+//!   time;
+//! - telemetry: every `mqtt.telemetry_interval_s` while connected.
+//!
+//! The session is persistent (`clean_session = false`, a stable client id), so the broker queues
+//! commands while the device is away; verdicts never rely on it — the spool is the truth, and
+//! everything unacknowledged is sent again after a reconnect (a duplicate is possible, a loss is not).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, Incoming, LastWill, MqttOptions, Outgoing, QoS,
+    TlsConfiguration, Transport,
+};
+use serde_json::json;
+
+use super::backoff::Backoff;
+use super::command::{self, Command};
+use super::outbox::{Outbox, Request};
+use super::tls::{self, TlsFiles};
+use super::{DeliveryError, Shared, Topics};
+use crate::config::{Config, MqttConfig};
+use crate::observe::Stage;
+
+/// Largest packet accepted from the broker: a command is a few bytes, but a larger one must be
+/// rejected and counted rather than end the connection (the broker would deliver it again).
+const MAX_INCOMING_PACKET: usize = 2 << 20;
+/// How long shutdown waits for `online: false` to be acknowledged and for the disconnect to go out.
+const GOODBYE_WAIT: Duration = Duration::from_secs(2);
+
+pub(crate) struct Connection {
+    options: MqttOptions,
+    settings: MqttConfig,
+    topics: Topics,
+    models: BTreeMap<String, u64>,
+    shared: Arc<Shared>,
+    triggers: Sender<()>,
+}
+
+/// What the three loops share (one task: a `RefCell` is enough; never held across `.await`).
+struct State {
+    outbox: Outbox,
+    connected: bool,
+    /// Shutdown said goodbye: no more verdicts go out on this connection.
+    goodbye: bool,
+    /// The disconnect went out (shutdown).
+    disconnected: bool,
+    backoff: Backoff,
+}
+
+impl Connection {
+    pub fn new(
+        config: &Config,
+        models: BTreeMap<String, u64>,
+        shared: Arc<Shared>,
+        triggers: Sender<()>,
+    ) -> Result<Connection, DeliveryError> {
+        let m = &config.mqtt;
+        if m.host.trim().is_empty() {
+            return Err(DeliveryError::Setup("mqtt.host is empty".into()));
+        }
+        let topics = Topics::new(&m.prefix, &config.agent.thing);
+        let mut options = MqttOptions::new(m.client_id.clone(), m.host.clone(), m.port);
+        options
+            .set_clean_session(false)
+            .set_keep_alive(m.keep_alive)
+            .set_inflight(m.max_inflight.saturating_add(8))
+            .set_request_channel_capacity(usize::from(m.max_inflight) + 16)
+            .set_max_packet_size(MAX_INCOMING_PACKET, 1 << 20)
+            .set_last_will(LastWill::new(
+                topics.online.clone(),
+                online_payload(false, &models),
+                QoS::AtLeastOnce,
+                true,
+            ));
+        if let Some(ca) = &m.ca {
+            let files = TlsFiles {
+                ca,
+                client: m.cert.as_deref().zip(m.key.as_deref()),
+                alpn_443: m.port == 443,
+            };
+            let config = tls::client_config(&files)?;
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));
+        } else if m.cert.is_some() {
+            return Err(DeliveryError::Setup(
+                "mqtt.cert is set but mqtt.ca is not: mutual TLS needs the CA that signed the broker's certificate".into(),
+            ));
+        }
+        Ok(Connection {
+            options,
+            settings: m.clone(),
+            topics,
+            models,
+            shared,
+            triggers,
+        })
+    }
+
+    /// Runs until shutdown has said goodbye (or could not).
+    pub fn run(self) {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the MQTT runtime; verdicts stay in the spool");
+                return;
+            }
+        };
+        rt.block_on(self.serve());
+    }
+
+    async fn serve(self) {
+        let cap = usize::from(self.settings.max_inflight) + 16;
+        let (client, mut eventloop) = AsyncClient::new(self.options.clone(), cap);
+        let state = RefCell::new(State {
+            outbox: Outbox::new(usize::from(self.settings.max_inflight)),
+            connected: false,
+            goodbye: false,
+            disconnected: false,
+            backoff: Backoff::new(Duration::from_millis(500), self.settings.backoff_max),
+        });
+        tracing::info!(
+            broker = %format!("{}:{}", self.settings.host, self.settings.port),
+            client_id = %self.options.client_id(),
+            tls = self.settings.ca.is_some(),
+            "mqtt: connecting"
+        );
+        tokio::select! {
+            _ = self.events(&mut eventloop, &client, &state) => {}
+            _ = self.pump(&client, &state) => {}
+            _ = self.telemetry(&client, &state) => {}
+            _ = self.closing(&client, &state) => {}
+        }
+    }
+
+    async fn events(
+        &self,
+        eventloop: &mut EventLoop,
+        client: &AsyncClient,
+        state: &RefCell<State>,
+    ) {
+        let broker = format!("{}:{}", self.settings.host, self.settings.port);
+        loop {
+            let event = eventloop.poll().await;
+            let desync = match event {
+                Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
+                    let attempts = {
+                        let mut s = state.borrow_mut();
+                        s.connected = true;
+                        s.outbox.reset();
+                        let n = s.backoff.attempt();
+                        s.backoff.reset();
+                        n
+                    };
+                    tracing::info!(%broker, session_present = ack.session_present, after_failures = attempts, "mqtt: connected");
+                    self.shared.observer.mqtt_connected(true);
+                    self.on_connected(client, state);
+                    None
+                }
+                Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
+                    state.borrow_mut().outbox.on_publish(pkid).err()
+                }
+                Ok(Event::Outgoing(Outgoing::Subscribe(_))) => {
+                    state.borrow_mut().outbox.on_subscribe().err()
+                }
+                Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => Some(super::outbox::Desync(
+                    format!("packet id {pkid} collided with an unacknowledged publish"),
+                )),
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                    state.borrow_mut().disconnected = true;
+                    None
+                }
+                Ok(Event::Incoming(Incoming::PubAck(ack))) => {
+                    let acked = state.borrow_mut().outbox.on_puback(ack.pkid);
+                    if let Some(Request::Verdict(seq)) = acked {
+                        self.acknowledged(seq);
+                    }
+                    None
+                }
+                Ok(Event::Incoming(Incoming::Publish(p))) => {
+                    if p.topic == self.topics.commands {
+                        self.command(&p.payload);
+                    } else {
+                        tracing::debug!(topic = %p.topic, "mqtt: message on a topic not ours; ignored");
+                    }
+                    None
+                }
+                Ok(Event::Incoming(Incoming::SubAck(ack))) => {
+                    if ack
+                        .return_codes
+                        .iter()
+                        .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                    {
+                        tracing::warn!(topic = %self.topics.commands, "mqtt: the broker refused the command subscription (check its policy)");
+                    }
+                    None
+                }
+                Ok(_) => None,
+                Err(e) => {
+                    self.lost(eventloop, state, &broker, &e).await;
+                    continue;
+                }
+            };
+            if let Some(d) = desync {
+                tracing::error!(reason = %d.0, "mqtt: acknowledgements no longer match requests; reconnecting and sending the spool again");
+                eventloop.clean();
+                let e = ConnectionError::Io(std::io::Error::other("reset after a desync"));
+                self.lost(eventloop, state, &broker, &e).await;
+            }
+        }
+    }
+
+    /// The connection ended: forget what was in flight, back off, and let `poll` reconnect.
+    async fn lost(
+        &self,
+        eventloop: &mut EventLoop,
+        state: &RefCell<State>,
+        broker: &str,
+        e: &ConnectionError,
+    ) {
+        // Design: rumqttc keeps unacknowledged publishes and queued requests to replay on the next
+        // connection; dropping them keeps every request-to-event pairing on one connection. The
+        // spool re-sends all of it.
+        eventloop.pending.clear();
+        let (was_connected, delay, attempt) = {
+            let mut s = state.borrow_mut();
+            let was = s.connected;
+            s.connected = false;
+            s.outbox.reset();
+            let attempt = s.backoff.attempt();
+            (was, s.backoff.next(rand::random::<f64>()), attempt)
+        };
+        if was_connected {
+            self.shared.observer.mqtt_connected(false);
+            self.shared.observer.mqtt_reconnect();
+        }
+        if self.shared.closing.load(Ordering::SeqCst) && !was_connected {
+            // Shutting down with no broker: nothing to wait for (`closing` ends the task).
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return;
+        }
+        let message = explain(e, self.settings.cert.is_some());
+        // Design: every failure of a long outage would flood the log; the first few and then each
+        // power of two are enough to see it.
+        if was_connected || attempt < 3 || attempt.is_power_of_two() {
+            tracing::warn!(%broker, error = %message, retry_in_ms = delay.as_millis() as u64, attempt, "mqtt: connection lost or refused; verdicts wait in the spool");
+        }
+        tokio::time::sleep(delay).await;
+    }
+
+    /// Just connected: the retained `online` status, the command subscription, then the spool.
+    fn on_connected(&self, client: &AsyncClient, state: &RefCell<State>) {
+        let mut s = state.borrow_mut();
+        if client
+            .try_publish(
+                &self.topics.online,
+                QoS::AtLeastOnce,
+                true,
+                online_payload(true, &self.models),
+            )
+            .is_ok()
+        {
+            s.outbox.requested(Request::Online);
+        }
+        if client
+            .try_subscribe(&self.topics.commands, QoS::AtLeastOnce)
+            .is_ok()
+        {
+            s.outbox.requested(Request::Subscribe);
+        }
+        drop(s);
+        self.shared.wake.notify_one();
+    }
+
+    fn acknowledged(&self, seq: u64) {
+        if let Err(e) = self.shared.spool.remove(&[seq]) {
+            // The verdict stays spooled and is sent again: a duplicate, not a loss.
+            tracing::error!(error = %e, seq, "cannot remove an acknowledged verdict from the spool");
+        }
+        let spooled = self
+            .shared
+            .spooled_at
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(&seq));
+        if let Some(at) = spooled {
+            self.shared.observer.stage(Stage::Publish, at.elapsed());
+        }
+        self.shared.observer.published();
+        self.shared.report_level();
+        self.shared.wake.notify_one();
+    }
+
+    fn command(&self, payload: &[u8]) {
+        match command::parse(payload) {
+            Ok(Command::Scan) => {
+                self.shared.observer.command("accepted");
+                tracing::info!("mqtt: scan command");
+                let _ = self.triggers.send(());
+            }
+            Err(rejected) => {
+                self.shared.observer.command(rejected.outcome());
+                tracing::warn!(reason = %rejected, "mqtt: command rejected");
+            }
+        }
+    }
+
+    /// Publishes spooled verdicts in order while connected and the window has room.
+    async fn pump(&self, client: &AsyncClient, state: &RefCell<State>) {
+        loop {
+            self.shared.wake.notified().await;
+            loop {
+                let (room, after) = {
+                    let s = state.borrow();
+                    if !s.connected || s.goodbye {
+                        break;
+                    }
+                    (s.outbox.room(), s.outbox.last_verdict())
+                };
+                if room == 0 {
+                    break;
+                }
+                let batch = match self.shared.spool.after(after, room) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the verdict spool");
+                        break;
+                    }
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                self.request_verdicts(client, state, batch);
+                // Let the event loop take what was queued before reading the spool again.
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    fn request_verdicts(
+        &self,
+        client: &AsyncClient,
+        state: &RefCell<State>,
+        batch: Vec<(u64, Vec<u8>)>,
+    ) {
+        let mut s = state.borrow_mut();
+        for (seq, payload) in batch {
+            if client
+                .try_publish(&self.topics.verdicts, QoS::AtLeastOnce, false, payload)
+                .is_err()
+            {
+                // The request channel is full: the next acknowledgement wakes us again.
+                break;
+            }
+            s.outbox.requested(Request::Verdict(seq));
+        }
+    }
+
+    async fn telemetry(&self, client: &AsyncClient, state: &RefCell<State>) {
+        let period = self.settings.telemetry_interval;
+        if period.is_zero() {
+            return std::future::pending().await;
+        }
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if !state.borrow().connected {
+                continue;
+            }
+            let mut payload =
+                serde_json::to_value(self.shared.observer.snapshot()).unwrap_or_else(|_| json!({}));
+            if let Some(obj) = payload.as_object_mut() {
+                obj.insert(
+                    "ts".into(),
+                    json!(crate::clock::rfc3339_utc(std::time::SystemTime::now())),
+                );
+            }
+            let bytes = payload.to_string().into_bytes();
+            if client
+                .try_publish(&self.topics.telemetry, QoS::AtMostOnce, false, bytes)
+                .is_ok()
+            {
+                state.borrow_mut().outbox.requested(Request::Telemetry);
+            }
+        }
+    }
+
+    /// Waits for shutdown, then: drain the spool while connected (bounded), `online: false`,
+    /// disconnect. Returning ends the task.
+    async fn closing(&self, client: &AsyncClient, state: &RefCell<State>) {
+        while !self.shared.closing.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let deadline = Instant::now() + self.settings.drain_timeout;
+        while state.borrow().connected
+            && self.shared.spool.level().depth > 0
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let left = self.shared.spool.level().depth;
+        if !state.borrow().connected {
+            tracing::info!(
+                spooled = left,
+                "mqtt: shutting down while disconnected; the spool is sent on the next start"
+            );
+            return;
+        }
+        if left > 0 {
+            tracing::warn!(
+                spooled = left,
+                "mqtt: shutdown drain timed out; the rest is sent on the next start"
+            );
+        }
+        state.borrow_mut().goodbye = true;
+        let sent = client
+            .try_publish(
+                &self.topics.online,
+                QoS::AtLeastOnce,
+                true,
+                online_payload(false, &self.models),
+            )
+            .is_ok();
+        if sent {
+            state.borrow_mut().outbox.requested(Request::Online);
+        }
+        let until = Instant::now() + GOODBYE_WAIT;
+        // Wait for `online: false` to be acknowledged (retained on the broker), then disconnect.
+        while sent
+            && state.borrow().connected
+            && state.borrow().outbox.awaits_online()
+            && Instant::now() < until
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = client.try_disconnect();
+        while !state.borrow().disconnected && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tracing::info!("mqtt: disconnected");
+    }
+}
+
+/// The retained status: `{"online", "version", "models"}`.
+pub fn online_payload(online: bool, models: &BTreeMap<String, u64>) -> Vec<u8> {
+    json!({
+        "online": online,
+        "version": env!("CARGO_PKG_VERSION"),
+        "models": models,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// A connection error in words an operator can act on.
+fn explain(e: &ConnectionError, client_cert: bool) -> String {
+    let text = e.to_string();
+    let hint = if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") {
+        Some("the broker's certificate is not signed by mqtt.ca (or names another host)")
+    } else if text.contains("alert") && client_cert {
+        Some("the broker refused the TLS handshake: is the client certificate (mqtt.cert) issued by a CA the broker trusts?")
+    } else if text.contains("alert") || text.contains("CertificateRequired") {
+        Some("the broker refused the TLS handshake: does it require a client certificate (mqtt.cert, mqtt.key)?")
+    } else if matches!(e, ConnectionError::ConnectionRefused(_)) {
+        Some("the broker refused the client (credentials, client id or policy)")
+    } else {
+        None
+    };
+    match hint {
+        Some(h) => format!("{text} — {h}"),
+        None => text,
+    }
+}

@@ -1,0 +1,418 @@
+//! What the delivery tests share: a real `mosquitto` on a free loopback port (stopped and started
+//! at will, its state kept between), a recording MQTT subscriber, `hallmark` processes, and plain
+//! HTTP GETs. Every wait is bounded; children are killed when dropped.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
+use serde_json::Value;
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `cond` every 20 ms until it holds or `limit` passes; returns whether it held.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn mosquitto_bin() -> PathBuf {
+    for dir in std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .chain(["/usr/sbin", "/usr/local/sbin"])
+    {
+        let p = Path::new(dir).join("mosquitto");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("mosquitto not found: install it (scripts/apt-packages.txt) or run scripts/setup.sh");
+}
+
+/// A real mosquitto on 127.0.0.1, persistent (retained messages and sessions survive a restart).
+pub struct Broker {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    conf: PathBuf,
+    child: Option<Child>,
+}
+
+impl Broker {
+    /// A plain listener on a free port.
+    pub fn start() -> Broker {
+        Broker::with_config(|port, _| format!("listener {port} 127.0.0.1\n"))
+    }
+
+    /// A plain listener on `port` (a broker that comes where an agent already tries to connect).
+    pub fn start_on(port: u16) -> Broker {
+        Broker::on(port, |port, _| format!("listener {port} 127.0.0.1\n"))
+    }
+
+    /// `listeners(port, dir)` writes the listener lines (the persistence settings are added).
+    pub fn with_config(listeners: impl FnOnce(u16, &Path) -> String) -> Broker {
+        Broker::on(free_port(), listeners)
+    }
+
+    fn on(port: u16, listeners: impl FnOnce(u16, &Path) -> String) -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("mosquitto.conf");
+        let text = format!(
+            "{}allow_anonymous true\npersistence true\npersistence_location {}/\nmax_queued_messages 1000000\nmax_inflight_messages 0\nlog_dest file {}/mosquitto.log\nlog_type error\nlog_type warning\nlog_type notice\n",
+            listeners(port, dir.path()),
+            dir.path().display(),
+            dir.path().display(),
+        );
+        std::fs::write(&conf, text).unwrap();
+        let mut b = Broker {
+            port,
+            dir,
+            conf,
+            child: None,
+        };
+        b.up();
+        b
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Starts it (again) and waits until it accepts connections.
+    pub fn up(&mut self) {
+        assert!(self.child.is_none());
+        let child = Command::new(mosquitto_bin())
+            .arg("-c")
+            .arg(&self.conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        self.child = Some(child);
+        let port = self.port;
+        assert!(
+            wait_until(Duration::from_secs(10), || TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
+            "mosquitto did not come up on {port}: {}",
+            std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+        );
+    }
+
+    /// Stops it the way a service manager does (SIGTERM: it saves its state) and waits.
+    pub fn down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(&child, "TERM");
+            if !wait_exit(&mut child, Duration::from_secs(10)) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn signal(child: &Child, sig: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status();
+}
+
+pub fn wait_exit(child: &mut Child, limit: Duration) -> bool {
+    wait_until(limit, || matches!(child.try_wait(), Ok(Some(_))))
+}
+
+/// One received message.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub retain: bool,
+}
+
+impl Message {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.payload)
+            .unwrap_or_else(|e| panic!("not JSON on {}: {e}", self.topic))
+    }
+}
+
+/// A subscriber with a persistent session that records everything and reconnects by itself.
+pub struct Subscriber {
+    got: Arc<Mutex<Vec<Message>>>,
+    subscribed: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    client: Client,
+}
+
+impl Subscriber {
+    pub fn start(port: u16, id: &str, topics: &[&str]) -> Subscriber {
+        let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+        opts.set_clean_session(false)
+            .set_keep_alive(Duration::from_secs(5))
+            .set_max_packet_size(4 << 20, 4 << 20);
+        let (client, mut connection) = Client::new(opts, 64);
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let subscribed = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+        let thread = {
+            let (got, subscribed, stop, client) = (
+                got.clone(),
+                subscribed.clone(),
+                stop.clone(),
+                client.clone(),
+            );
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match connection.recv_timeout(Duration::from_millis(100)) {
+                        Ok(Ok(Event::Incoming(Incoming::ConnAck(_)))) => {
+                            for t in &topics {
+                                let _ = client.try_subscribe(t.clone(), QoS::AtLeastOnce);
+                            }
+                        }
+                        Ok(Ok(Event::Incoming(Incoming::SubAck(_)))) => {
+                            subscribed.store(true, Ordering::Relaxed);
+                        }
+                        Ok(Ok(Event::Incoming(Incoming::Publish(p)))) => {
+                            got.lock().unwrap().push(Message {
+                                topic: p.topic.clone(),
+                                payload: p.payload.to_vec(),
+                                retain: p.retain,
+                            });
+                        }
+                        Ok(Ok(_)) => {}
+                        Ok(Err(_)) => std::thread::sleep(Duration::from_millis(100)),
+                        Err(_) => {}
+                    }
+                }
+            })
+        };
+        let s = Subscriber {
+            got,
+            subscribed,
+            stop,
+            thread: Some(thread),
+            client,
+        };
+        assert!(
+            wait_until(Duration::from_secs(10), || s
+                .subscribed
+                .load(Ordering::Relaxed)),
+            "the test subscriber could not subscribe on {port}"
+        );
+        s
+    }
+
+    pub fn messages(&self) -> Vec<Message> {
+        self.got.lock().unwrap().clone()
+    }
+
+    pub fn on(&self, topic_end: &str) -> Vec<Message> {
+        self.messages()
+            .into_iter()
+            .filter(|m| m.topic.ends_with(topic_end))
+            .collect()
+    }
+
+    /// Publishes (QoS 1) from the test.
+    pub fn publish(&self, topic: &str, payload: Vec<u8>) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .unwrap();
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.client.try_disconnect();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `hallmark run` with a clean environment, its state in `state`, on the sample replay.
+pub fn hallmark_run(state: &Path, env: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hallmark"));
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("HALLMARK_") || k == "ORT_DYLIB_PATH" || k == "AWS_IOT_THING_NAME" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.arg("run")
+        .current_dir(repo())
+        .env("HALLMARK_AGENT_STATE_DIR", state)
+        .env("HALLMARK_RUNTIME_INTRA_THREADS", "1")
+        .env("HALLMARK_LOG", "hallmark_agent=info")
+        .env("HALLMARK_EVIDENCE_ENABLED", "false");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd
+}
+
+/// A running agent whose stdout (verdict events) and stderr are collected as they come.
+pub struct Agent {
+    pub child: Child,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl Agent {
+    pub fn spawn(mut cmd: Command) -> Agent {
+        let mut child = cmd.spawn().expect("start hallmark");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        for (pipe, sink) in [
+            (Box::new(out) as Box<dyn Read + Send>, stdout.clone()),
+            (Box::new(err) as Box<dyn Read + Send>, stderr.clone()),
+        ] {
+            readers.push(std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    sink.lock().unwrap().push(line);
+                }
+            }));
+        }
+        Agent {
+            child,
+            stdout,
+            stderr,
+            readers,
+        }
+    }
+
+    /// The verdict ids printed so far (a line cut by a kill is not an event).
+    pub fn ids(&self) -> Vec<String> {
+        self.stdout
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| v["id"].as_str().map(String::from))
+            .collect()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    /// SIGTERM, then waits for the exit; returns the exit code.
+    pub fn terminate(mut self) -> (Option<i32>, Vec<String>, String) {
+        signal(&self.child, "TERM");
+        assert!(
+            wait_exit(&mut self.child, Duration::from_secs(30)),
+            "hallmark did not stop on SIGTERM: {}",
+            self.stderr()
+        );
+        self.finish()
+    }
+
+    /// SIGKILL (no goodbye).
+    pub fn kill(mut self) -> (Option<i32>, Vec<String>, String) {
+        let _ = self.child.kill();
+        self.finish()
+    }
+
+    /// Waits for a run that ends by itself.
+    pub fn wait(mut self, limit: Duration) -> (Option<i32>, Vec<String>, String) {
+        assert!(
+            wait_exit(&mut self.child, limit),
+            "hallmark did not finish within {limit:?}: {}",
+            self.stderr()
+        );
+        self.finish()
+    }
+
+    fn finish(&mut self) -> (Option<i32>, Vec<String>, String) {
+        let status = self.child.wait().unwrap();
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        (status.code(), self.ids(), self.stderr())
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GET `path` on 127.0.0.1:`port`: (status, body). None when nothing answers.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+/// The value of one metric line (`name{labels} value`) in a Prometheus text page.
+pub fn metric(page: &str, name_and_labels: &str) -> Option<f64> {
+    page.lines()
+        .find(|l| l.starts_with(name_and_labels) && l[name_and_labels.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
