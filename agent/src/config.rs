@@ -246,7 +246,7 @@ pub struct SpoolConfig {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpConfig {
-    /// `/metrics` and `/healthz`; empty: no listener.
+    /// `/metrics` and `/healthz`; `""` or `"off"`: no listener.
     pub listen: Option<String>,
 }
 
@@ -652,7 +652,8 @@ impl Config {
             },
             http: HttpConfig {
                 listen: match f.http.listen {
-                    Some(l) if l.trim().is_empty() => None,
+                    // "off" too: an empty environment variable means "not set".
+                    Some(l) if l.trim().is_empty() || l.trim() == "off" => None,
                     Some(l) => Some(l.trim().to_string()),
                     None => Some("127.0.0.1:9464".into()),
                 },

@@ -218,17 +218,18 @@ fn every_verdict_arrives_although_the_broker_restarts_three_times() {
     let state = tempfile::tempdir().unwrap();
     let agent = spawn(
         state.path(),
-        &env_of(&[mqtt_env(broker.port, free_port()), looping("15")]),
+        // Unpaced: restarts land while publishes are on the wire.
+        &env_of(&[mqtt_env(broker.port, free_port()), looping("0")]),
     );
     assert!(
         wait_until(Duration::from_secs(60), || !received(&sub).is_empty()),
         "first verdicts: {}",
         agent.stderr()
     );
-    for _ in 0..3 {
-        std::thread::sleep(Duration::from_millis(700));
+    for pause in [400, 900, 650] {
+        std::thread::sleep(Duration::from_millis(pause));
         broker.down();
-        std::thread::sleep(Duration::from_millis(1200));
+        std::thread::sleep(Duration::from_millis(pause));
         broker.up();
     }
     std::thread::sleep(Duration::from_millis(1500));
@@ -541,4 +542,79 @@ fn mutual_tls_connects_with_a_good_certificate_and_refuses_one_from_another_ca()
         err.contains("good.pem") && err.contains("bad.key"),
         "names the files: {err}"
     );
+}
+
+/// The soak of the closing note (outside CI: `HALLMARK_SOAK_VERDICTS=10000 cargo test --release -p
+/// hallmark-agent --test delivery soak -- --ignored --nocapture`): verdicts with broker restarts
+/// spread over the run and three agent SIGKILLs; prints lost (must be 0) and duplicates.
+#[test]
+#[ignore]
+fn soak() {
+    let target: usize = std::env::var("HALLMARK_SOAK_VERDICTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let restarts: usize = std::env::var("HALLMARK_SOAK_RESTARTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let kills = 3;
+    let mut broker = Broker::start();
+    let sub = Subscriber::start(broker.port, "t-soak", &[&topic("verdicts")]);
+    let state = tempfile::tempdir().unwrap();
+    let mut env = env_of(&[mqtt_env(broker.port, free_port()), looping("0")]);
+    env.push(("HALLMARK_MQTT_TELEMETRY_INTERVAL_S", "5".into()));
+    let started = std::time::Instant::now();
+    let mut expected: Vec<String> = Vec::new();
+    let mut agent = spawn(state.path(), &env);
+    let (mut restarts_done, mut kills_done) = (0, 0);
+    // Spread restarts and kills evenly over the target count.
+    let restart_every = target / (restarts + 1);
+    let kill_every = target / (kills + 1);
+    let mut next_restart = restart_every;
+    let mut next_kill = kill_every;
+    loop {
+        let printed = expected.len() + agent.ids().len();
+        if printed >= target {
+            break;
+        }
+        if restarts_done < restarts && printed >= next_restart {
+            broker.down();
+            std::thread::sleep(Duration::from_millis(300 + (printed % 700) as u64));
+            broker.up();
+            restarts_done += 1;
+            next_restart += restart_every;
+        }
+        if kills_done < kills && printed >= next_kill {
+            let (_, ids, _) = agent.kill();
+            expected.extend(ids);
+            kills_done += 1;
+            next_kill += kill_every;
+            agent = spawn(state.path(), &env);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            started.elapsed() < Duration::from_secs(3600),
+            "soak ran over an hour"
+        );
+    }
+    let (code, ids, err) = agent.terminate();
+    assert_eq!(code, Some(0), "{err}");
+    expected.extend(ids);
+    let got = wait_until(Duration::from_secs(120), || {
+        let got = received(&sub);
+        expected.iter().all(|id| got.contains_key(id))
+    });
+    let seen = received(&sub);
+    let lost = expected.iter().filter(|id| !seen.contains_key(*id)).count();
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    let unique: HashSet<&String> = expected.iter().collect();
+    eprintln!(
+        "soak: {} verdicts printed ({} unique ids), {} received, lost {lost}, duplicates {duplicates}, {restarts_done} broker restarts, {kills_done} agent SIGKILLs, {:.0} s",
+        expected.len(),
+        unique.len(),
+        seen.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(got && lost == 0, "lost {lost}");
 }

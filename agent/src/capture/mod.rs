@@ -72,7 +72,7 @@ impl SourceState {
         match self {
             SourceState::Opening => "opening",
             SourceState::Streaming => "streaming",
-            SourceState::Reconnecting => "reconnecting",
+            SourceState::Reconnecting => "reopening",
             SourceState::Ended => "ended",
         }
     }

@@ -232,9 +232,12 @@ impl Connection {
         e: &ConnectionError,
     ) {
         // Design: rumqttc keeps unacknowledged publishes and queued requests to replay on the next
-        // connection; dropping them keeps every request-to-event pairing on one connection. The
+        // connection, and events it queued before the failure (an `Outgoing::Publish` whose write
+        // then failed, acknowledgements read before the socket closed) would be yielded after the
+        // next ConnAck. Dropping both keeps every request-to-event pairing on one connection; the
         // spool re-sends all of it.
         eventloop.pending.clear();
+        eventloop.state.events.clear();
         let (was_connected, delay, attempt) = {
             let mut s = state.borrow_mut();
             let was = s.connected;
