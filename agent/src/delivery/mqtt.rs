@@ -238,6 +238,13 @@ impl Connection {
         // spool re-sends all of it.
         eventloop.pending.clear();
         eventloop.state.events.clear();
+        if state.borrow().goodbye {
+            // Our own disconnect at shutdown: the broker closing the socket is the expected end.
+            state.borrow_mut().connected = false;
+            self.shared.observer.mqtt_connected(false);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return;
+        }
         let (was_connected, delay, attempt) = {
             let mut s = state.borrow_mut();
             let was = s.connected;
