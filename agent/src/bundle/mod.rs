@@ -3,12 +3,16 @@
 //! key (before anything in it is believed), that it is a valid `hallmark.model/1` manifest, and that the
 //! model file's SHA-256 is the one the manifest names. Whether the ONNX graph itself agrees with the
 //! manifest is checked when a session is built (`hallmark_detect::check`).
+//!
+//! Design: the model file is read once, hashed, and its bytes kept in the `Bundle`; sessions are built
+//! from those bytes (`Bundle::model_bytes`), never by reading the file again, so a file swapped on disk
+//! after the check can never be what runs.
 
 mod manifest;
 mod signature;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -16,7 +20,10 @@ use thiserror::Error;
 pub use manifest::{
     ClassSpec, InputSpec, Manifest, ManifestError, ModelSpec, OutputSpec, Role, Thresholds, SCHEMA,
 };
-pub use signature::{SignatureError, TrustError, TrustedKey, TrustedKeys};
+pub use signature::{
+    generate_signing_key, KeyError, SignatureError, SigningKeyFile, TrustError, TrustedKey,
+    TrustedKeys,
+};
 
 #[derive(Debug, Error)]
 pub enum BundleError {
@@ -48,11 +55,25 @@ pub enum BundleError {
 }
 
 /// A bundle whose signature, manifest and model digest have been checked.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Bundle {
     dir: PathBuf,
     manifest: Manifest,
     signer: PathBuf,
+    /// The exact bytes whose SHA-256 matched the manifest (shared, not copied, by clones).
+    model: Arc<[u8]>,
+}
+
+impl std::fmt::Debug for Bundle {
+    // The model bytes are megabytes: show their size only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bundle")
+            .field("dir", &self.dir)
+            .field("manifest", &self.manifest)
+            .field("signer", &self.signer)
+            .field("model_bytes", &self.model.len())
+            .finish()
+    }
 }
 
 impl Bundle {
@@ -95,14 +116,20 @@ impl Bundle {
                 source,
             })?;
 
-        let model = dir.join(&manifest.model.file);
-        if !model.is_file() {
+        let model_path = dir.join(&manifest.model.file);
+        if !model_path.is_file() {
             return Err(BundleError::ModelMissing {
                 bundle: dir.to_path_buf(),
                 file: manifest.model.file.clone(),
             });
         }
-        let actual = sha256_file(&model)?;
+        let model: Arc<[u8]> = std::fs::read(&model_path)
+            .map_err(|e| BundleError::Read {
+                path: model_path.clone(),
+                message: e.to_string(),
+            })?
+            .into();
+        let actual = hex::encode(Sha256::digest(&model));
         if !actual.eq_ignore_ascii_case(&manifest.model.sha256) {
             return Err(BundleError::Digest {
                 bundle: dir.to_path_buf(),
@@ -116,6 +143,7 @@ impl Bundle {
             dir: dir.to_path_buf(),
             manifest,
             signer,
+            model,
         })
     }
 
@@ -127,32 +155,20 @@ impl Bundle {
         &self.manifest
     }
 
+    /// Where the model was read from (for messages; the bytes that run are [`Bundle::model_bytes`]).
     pub fn model_path(&self) -> PathBuf {
         self.dir.join(&self.manifest.model.file)
+    }
+
+    /// The model's bytes, exactly those whose digest was checked.
+    pub fn model_bytes(&self) -> &Arc<[u8]> {
+        &self.model
     }
 
     /// The trusted key file that signed this bundle.
     pub fn signer(&self) -> &Path {
         &self.signer
     }
-}
-
-fn sha256_file(path: &Path) -> Result<String, BundleError> {
-    let err = |e: std::io::Error| BundleError::Read {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    let mut file = std::fs::File::open(path).map_err(err)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf).map_err(err)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
 }
 
 #[cfg(test)]
@@ -186,6 +202,16 @@ mod tests {
         let b = Bundle::open(dir.path(), &trusted(1)).unwrap();
         assert_eq!(b.manifest().brand, "northwind");
         assert_eq!(b.model_path(), dir.path().join("model.onnx"));
+        assert_eq!(&b.model_bytes()[..], b"model");
+    }
+
+    #[test]
+    fn the_kept_bytes_are_the_verified_ones_even_if_the_file_changes_later() {
+        let dir = tempfile::tempdir().unwrap();
+        write_bundle(dir.path(), b"model", Some(1), |_| {});
+        let b = Bundle::open(dir.path(), &trusted(1)).unwrap();
+        std::fs::write(dir.path().join("model.onnx"), b"swapped").unwrap();
+        assert_eq!(&b.model_bytes()[..], b"model");
     }
 
     #[test]

@@ -3,11 +3,17 @@
 //! Keys are SPKI PEM files (`-----BEGIN PUBLIC KEY-----`, as `openssl genpkey -algorithm ed25519`
 //! writes them); a signature is one line of standard base64 over the exact bytes of `manifest.json`.
 //! Verification is strict (no malleable signatures, no weak keys).
+//!
+//! Signing lives here too ([`SigningKeyFile`]), so `hallmark publish` writes `manifest.sig` exactly as
+//! the model pipeline does (`models/pipeline/hallmark_models/bundle.py`: standard base64 of the 64-byte
+//! signature, padding kept, one trailing newline). Ed25519 is deterministic, so both produce the same
+//! bytes for the same key and manifest.
 
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
-use ed25519_dalek::{pkcs8::DecodePublicKey, Signature, VerifyingKey};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -102,10 +108,93 @@ impl TrustedKeys {
     }
 }
 
+#[derive(Debug, Error)]
+pub enum KeyError {
+    #[error("cannot read private key {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("{path} is not an Ed25519 private key in PKCS#8 PEM form: {message}")]
+    Key { path: PathBuf, message: String },
+    #[error("cannot encode the key as PEM: {0}")]
+    Encode(String),
+}
+
+/// A publisher's private key, with where it came from.
+pub struct SigningKeyFile {
+    pub source: PathBuf,
+    key: SigningKey,
+}
+
+impl std::fmt::Debug for SigningKeyFile {
+    // Never print key material.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyFile")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fresh random key (from the operating system's generator, through `rand`).
+pub fn generate_signing_key() -> SigningKeyFile {
+    SigningKeyFile {
+        source: PathBuf::from("(generated)"),
+        key: SigningKey::from_bytes(&rand::random::<[u8; 32]>()),
+    }
+}
+
+impl SigningKeyFile {
+    /// Reads a PKCS#8 PEM private key (`-----BEGIN PRIVATE KEY-----`, as `openssl genpkey -algorithm
+    /// ed25519` and `hallmark keygen` write it).
+    pub fn from_pem_file(path: &Path) -> Result<SigningKeyFile, KeyError> {
+        let pem = std::fs::read_to_string(path).map_err(|e| KeyError::Read {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let key = SigningKey::from_pkcs8_pem(pem.trim()).map_err(|e| KeyError::Key {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Ok(SigningKeyFile {
+            source: path.to_path_buf(),
+            key,
+        })
+    }
+
+    /// The private key as PKCS#8 PEM.
+    pub fn private_pem(&self) -> Result<String, KeyError> {
+        self.key
+            .to_pkcs8_pem(Default::default())
+            .map(|pem| pem.to_string())
+            .map_err(|e| KeyError::Encode(e.to_string()))
+    }
+
+    /// The public key as SPKI PEM (what agents list in `trust.public_keys`).
+    pub fn public_pem(&self) -> Result<String, KeyError> {
+        self.key
+            .verifying_key()
+            .to_public_key_pem(Default::default())
+            .map_err(|e| KeyError::Encode(e.to_string()))
+    }
+
+    /// The public half as a trusted key (to check what was just signed).
+    pub fn trusted(&self) -> TrustedKeys {
+        TrustedKeys::from_keys(vec![TrustedKey {
+            source: self.source.clone(),
+            key: self.key.verifying_key(),
+        }])
+    }
+
+    /// The contents of `manifest.sig` for `manifest` (the exact bytes of `manifest.json`).
+    pub fn sign_manifest(&self, manifest: &[u8]) -> String {
+        format!(
+            "{}\n",
+            base64::engine::general_purpose::STANDARD.encode(self.key.sign(manifest).to_bytes())
+        )
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use ed25519_dalek::{pkcs8::EncodePublicKey, Signer, SigningKey};
 
     pub(crate) fn signing_key(seed: u8) -> SigningKey {
         SigningKey::from_bytes(&[seed; 32])
@@ -174,6 +263,42 @@ pub(crate) mod tests {
         assert!(matches!(
             TrustedKeys::from_pem_files(&[]),
             Err(TrustError::NoKeys)
+        ));
+    }
+
+    #[test]
+    fn a_generated_key_round_trips_through_pem_and_signs_what_verify_accepts() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = generate_signing_key();
+        let (private, public) = (dir.path().join("k.pem"), dir.path().join("p.pem"));
+        std::fs::write(&private, key.private_pem().unwrap()).unwrap();
+        std::fs::write(&public, key.public_pem().unwrap()).unwrap();
+        let again = SigningKeyFile::from_pem_file(&private).unwrap();
+        let sig = again.sign_manifest(b"manifest");
+        assert_eq!(sig, key.sign_manifest(b"manifest"));
+        assert!(sig.ends_with('\n') && sig.len() == 89, "{sig:?}");
+        let trust = TrustedKeys::from_pem_files(&[public]).unwrap();
+        assert!(trust.verify(b"manifest", sig.as_bytes()).is_ok());
+        assert!(key.trusted().verify(b"manifest", sig.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn the_same_format_as_the_test_helper_and_the_pipeline() {
+        let key = SigningKeyFile {
+            source: PathBuf::from("seed"),
+            key: signing_key(3),
+        };
+        assert_eq!(key.sign_manifest(b"m"), sign(3, b"m"));
+    }
+
+    #[test]
+    fn a_public_key_is_not_a_private_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p.pem");
+        std::fs::write(&p, generate_signing_key().public_pem().unwrap()).unwrap();
+        assert!(matches!(
+            SigningKeyFile::from_pem_file(&p),
+            Err(KeyError::Key { .. })
         ));
     }
 }

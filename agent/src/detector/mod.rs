@@ -73,9 +73,10 @@ pub struct Detector {
 }
 
 impl Detector {
-    /// Builds a session for the bundle's model and checks the graph against its manifest.
+    /// Builds a session for the bundle's model and checks the graph against its manifest. The session
+    /// is built from the bytes the bundle verified, not from the file.
     pub fn new(runtime: &Runtime, bundle: &Bundle) -> Result<Detector, DetectorError> {
-        let session = runtime.session(&bundle.model_path())?;
+        let session = runtime.session_from_memory(&bundle.model_path(), bundle.model_bytes())?;
         Self::from_session(
             session,
             bundle.manifest(),

@@ -164,8 +164,28 @@ impl Runtime {
         &self.options.providers
     }
 
-    /// A session for the ONNX model at `model`.
+    /// A session for the ONNX model at `model` (read by ONNX Runtime itself).
     pub fn session(&self, model: &Path) -> Result<Session, RuntimeError> {
+        self.builder(model)?
+            .commit_from_file(model)
+            .map_err(|e| RuntimeError::Session {
+                model: model.to_path_buf(),
+                message: e.to_string(),
+            })
+    }
+
+    /// A session for the ONNX model held in `bytes` (ONNX Runtime copies them); `label` names it in
+    /// errors. This is how verified bundles are loaded: the bytes hashed are the bytes that run.
+    pub fn session_from_memory(&self, label: &Path, bytes: &[u8]) -> Result<Session, RuntimeError> {
+        self.builder(label)?
+            .commit_from_memory(bytes)
+            .map_err(|e| RuntimeError::Session {
+                model: label.to_path_buf(),
+                message: e.to_string(),
+            })
+    }
+
+    fn builder(&self, model: &Path) -> Result<ort::session::builder::SessionBuilder, RuntimeError> {
         let err = |e: &dyn std::fmt::Display| RuntimeError::Session {
             model: model.to_path_buf(),
             message: e.to_string(),
@@ -192,6 +212,6 @@ impl Runtime {
                 }
             })?;
         }
-        builder.commit_from_file(model).map_err(|e| err(&e))
+        Ok(builder)
     }
 }
