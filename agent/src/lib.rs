@@ -30,6 +30,7 @@ pub mod runtime;
 pub mod scan;
 pub mod service;
 pub mod sink;
+pub mod store;
 pub mod track;
 pub mod verdict;
 

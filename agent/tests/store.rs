@@ -1,0 +1,351 @@
+//! The model store on real bundles: the shipped Northwind bundle (signed by the demo publisher) and
+//! re-signed copies of it, installed from folders and tars, activated, rolled back and pruned; what
+//! it refuses (tampered model, untrusted key, malicious archives, a changed bundle under the same
+//! revision); and recovery from what a crash mid-install or mid-activation leaves behind.
+
+use std::path::{Path, PathBuf};
+
+use hallmark_agent::bundle::{
+    generate_signing_key, BundleError, SignatureError, SigningKeyFile, TrustedKeys,
+};
+use hallmark_agent::store::{archive, ArchiveError, Store, StoreError};
+
+const MAX: u64 = 64 << 20;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn northwind() -> PathBuf {
+    repo().join("models/northwind")
+}
+
+fn demo_trust() -> TrustedKeys {
+    TrustedKeys::from_pem_files(&[repo().join("models/keys/demo-publisher.pub.pem")]).unwrap()
+}
+
+/// Trusts the demo publisher and `key`.
+fn trust_with(key: &SigningKeyFile) -> TrustedKeys {
+    let demo = repo().join("models/keys/demo-publisher.pub.pem");
+    TrustedKeys::from_keys(vec![
+        TrustedKeys::parse(&demo, &std::fs::read_to_string(&demo).unwrap()).unwrap(),
+        TrustedKeys::parse(Path::new("test-key"), &key.public_pem().unwrap()).unwrap(),
+    ])
+}
+
+/// Northwind's model and manifest as `revision`, signed by `key`, in `dir`.
+fn resigned(dir: &Path, revision: u64, key: &SigningKeyFile) -> PathBuf {
+    let b = dir.join(format!("northwind-{revision}"));
+    std::fs::create_dir_all(&b).unwrap();
+    std::fs::copy(northwind().join("model.onnx"), b.join("model.onnx")).unwrap();
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(northwind().join("manifest.json")).unwrap()).unwrap();
+    m["revision"] = revision.into();
+    let bytes = serde_json::to_vec_pretty(&m).unwrap();
+    std::fs::write(b.join("manifest.json"), &bytes).unwrap();
+    std::fs::write(b.join("manifest.sig"), key.sign_manifest(&bytes)).unwrap();
+    b
+}
+
+fn tar_of(folder: &Path, to: &Path) -> PathBuf {
+    archive::pack(folder, to, &[], MAX).unwrap();
+    to.to_path_buf()
+}
+
+/// No staging or trash folder, no temporary pointer anywhere in the store.
+fn assert_clean(root: &Path) {
+    for dir in [root.to_path_buf(), root.join("northwind")] {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            assert!(
+                !name.starts_with('.') && !name.ends_with(".tmp"),
+                "leftover {name} in {}",
+                dir.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn install_from_folder_and_tar_then_activate_rollback_and_prune() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("models");
+    let store = Store::open(&root).unwrap();
+
+    let i = store.install(&northwind(), &demo_trust(), MAX).unwrap();
+    assert_eq!((i.brand.as_str(), i.revision), ("northwind", 7));
+    assert_eq!(i.dir, store.dir("northwind", 7));
+    assert!(i.dir.join("model.onnx").is_file() && i.dir.join("reference").is_dir());
+    // The same revision again, from a folder and from a tar: a no-op.
+    assert_eq!(store.install(&northwind(), &demo_trust(), MAX).unwrap(), i);
+    let tar = tar_of(&northwind(), &tmp.path().join("nw7.tar"));
+    assert_eq!(store.install(&tar, &demo_trust(), MAX).unwrap(), i);
+    assert_eq!(store.active("northwind").unwrap(), None);
+
+    let key = generate_signing_key();
+    let trust = trust_with(&key);
+    for rev in [8, 9] {
+        let t = tar_of(
+            &resigned(tmp.path(), rev, &key),
+            &tmp.path().join(format!("nw{rev}.tar")),
+        );
+        assert_eq!(store.install(&t, &trust, MAX).unwrap().revision, rev);
+    }
+    for rev in [7, 8, 9] {
+        store.activate("northwind", rev).unwrap();
+    }
+    assert_eq!(store.active("northwind").unwrap(), Some(9));
+    assert_eq!(store.previous("northwind").unwrap(), Some(8));
+    assert_eq!(store.verify("northwind", &trust).unwrap().revision, 9);
+    // The demo key alone does not trust revision 9's signer.
+    assert!(matches!(
+        store.verify("northwind", &demo_trust()),
+        Err(StoreError::Bundle {
+            source: BundleError::Signature { .. },
+            ..
+        })
+    ));
+
+    assert_eq!(store.rollback("northwind").unwrap(), 8);
+    assert_eq!(store.active("northwind").unwrap(), Some(8));
+    assert_eq!(store.previous("northwind").unwrap(), None);
+    assert!(matches!(
+        store.rollback("northwind"),
+        Err(StoreError::NoPrevious { .. })
+    ));
+    let bundle = store.active_bundle("northwind", &trust).unwrap();
+    assert_eq!(bundle.manifest().revision, 8);
+    assert_eq!(
+        &bundle.model_bytes()[..],
+        &std::fs::read(northwind().join("model.onnx")).unwrap()[..]
+    );
+
+    store.activate("northwind", 9).unwrap();
+    // active 9, previous 8: 7 is the only one prunable.
+    assert_eq!(store.prune("northwind", 0).unwrap(), vec![7]);
+    let list = store.list().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (&list[0].revisions, list[0].active, list[0].previous),
+        (&vec![8, 9], Some(9), Some(8))
+    );
+    assert_clean(&root);
+}
+
+#[test]
+fn the_same_revision_with_a_different_manifest_is_a_conflict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("models")).unwrap();
+    let key = generate_signing_key();
+    store.install(&northwind(), &demo_trust(), MAX).unwrap();
+    let other = resigned(tmp.path(), 7, &key);
+    let err = store.install(&other, &trust_with(&key), MAX).unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { revision: 7, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("different manifest"), "{err}");
+    assert_clean(&tmp.path().join("models"));
+}
+
+#[test]
+fn a_tampered_model_or_an_untrusted_signer_is_refused_and_nothing_is_installed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("models");
+    let store = Store::open(&root).unwrap();
+    let key = generate_signing_key();
+    let b = resigned(tmp.path(), 8, &key);
+
+    let err = store.install(&b, &demo_trust(), MAX).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Bundle {
+                source: BundleError::Signature {
+                    source: SignatureError::Untrusted { .. },
+                    ..
+                },
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    let mut model = std::fs::read(b.join("model.onnx")).unwrap();
+    let n = model.len() / 2;
+    model[n] ^= 0x40;
+    std::fs::write(b.join("model.onnx"), model).unwrap();
+    let tar = tar_of(&b, &tmp.path().join("tampered.tar"));
+    let err = store.install(&tar, &trust_with(&key), MAX).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Bundle {
+                source: BundleError::Digest { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("digest mismatch"), "{err}");
+    assert!(err.to_string().contains("SHA-256"), "{err}");
+    assert!(store.list().unwrap().is_empty());
+    assert_clean(&root);
+}
+
+/// Raw tar bytes: one header per entry, written byte by byte (as an attacker's tool would).
+fn evil_tar(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, kind, data) in entries {
+        let mut h = tar::Header::new_old();
+        h.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+        h.set_entry_type(*kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        if matches!(kind, tar::EntryType::Symlink | tar::EntryType::Link) {
+            h.set_link_name("../../outside").unwrap();
+        }
+        h.set_cksum();
+        b.append(&h, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn malicious_archives_are_refused_with_the_entry_named_and_nothing_written_outside() {
+    use tar::EntryType as T;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("models");
+    let store = Store::open(&root).unwrap();
+    let manifest = std::fs::read(northwind().join("manifest.json")).unwrap();
+    let cases: Vec<(&str, Vec<u8>, u64)> = vec![
+        (
+            "../../escaped",
+            evil_tar(&[
+                ("manifest.json", T::Regular, &manifest),
+                ("../../escaped", T::Regular, b"x"),
+            ]),
+            MAX,
+        ),
+        ("/tmp/abs", evil_tar(&[("/tmp/abs", T::Regular, b"x")]), MAX),
+        (
+            "model.onnx",
+            evil_tar(&[("model.onnx", T::Symlink, b"")]),
+            MAX,
+        ),
+        ("model.onnx", evil_tar(&[("model.onnx", T::Link, b"")]), MAX),
+        ("null", evil_tar(&[("null", T::Char, b"")]), MAX),
+        (
+            "a/b/c.png",
+            evil_tar(&[("a/b/c.png", T::Regular, b"x")]),
+            MAX,
+        ),
+        (
+            "model.onnx",
+            evil_tar(&[("model.onnx", T::Regular, &[0u8; 2048])]),
+            1024,
+        ),
+    ];
+    for (name, bytes, max) in cases {
+        let tar = tmp.path().join("evil.tar");
+        std::fs::write(&tar, bytes).unwrap();
+        let err = store.install(&tar, &demo_trust(), max).unwrap_err();
+        assert!(matches!(err, StoreError::Archive { .. }), "{name}: {err}");
+        assert!(err.to_string().contains(name), "{name}: {err}");
+    }
+    assert!(!tmp.path().join("escaped").exists());
+    assert!(!Path::new("/tmp/abs").exists() || std::fs::read("/tmp/abs").unwrap() != b"x");
+    assert!(store.list().unwrap().is_empty());
+    assert_clean(&root);
+    // The error type a device reports as its cause.
+    let tar = tmp.path().join("evil.tar");
+    std::fs::write(&tar, evil_tar(&[("../x", T::Regular, b"x")])).unwrap();
+    assert!(matches!(
+        store.install(&tar, &demo_trust(), MAX),
+        Err(StoreError::Archive {
+            source: ArchiveError::Traversal { .. },
+            ..
+        })
+    ));
+}
+
+/// A store with northwind 7 (demo key) and 8 (test key) installed, 8 active and 7 previous.
+fn two_revisions(tmp: &Path) -> (PathBuf, TrustedKeys) {
+    let root = tmp.join("models");
+    let store = Store::open(&root).unwrap();
+    let key = generate_signing_key();
+    let trust = trust_with(&key);
+    store.install(&northwind(), &trust, MAX).unwrap();
+    store.install(&resigned(tmp, 8, &key), &trust, MAX).unwrap();
+    store.activate("northwind", 7).unwrap();
+    store.activate("northwind", 8).unwrap();
+    (root, trust)
+}
+
+#[test]
+fn a_crash_mid_install_or_mid_pointer_write_recovers_to_the_same_active_revision() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, trust) = two_revisions(tmp.path());
+    // An install that died while unpacking, a prune that died while deleting, and an activation of
+    // 9 that died before its rename.
+    std::fs::create_dir_all(root.join(".staging-0192abc/selftest")).unwrap();
+    std::fs::write(root.join(".staging-0192abc/model.onnx"), b"half").unwrap();
+    std::fs::create_dir_all(root.join("northwind/.trash-0192def")).unwrap();
+    std::fs::write(root.join("northwind/active.tmp"), b"9").unwrap();
+    std::fs::write(root.join("northwind/previous.tmp"), b"").unwrap();
+
+    let (store, rec) = Store::open_recovering(&root).unwrap();
+    assert_eq!(rec.removed.len(), 4, "{rec:?}");
+    assert!(rec.fell_back.is_empty());
+    assert_eq!(store.active("northwind").unwrap(), Some(8));
+    assert_eq!(store.previous("northwind").unwrap(), Some(7));
+    assert_eq!(store.verify("northwind", &trust).unwrap().revision, 8);
+    assert_clean(&root);
+}
+
+#[test]
+fn an_active_pointer_to_a_missing_or_damaged_revision_falls_back_to_previous() {
+    for damage in ["missing", "corrupt pointer", "no model"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, trust) = two_revisions(tmp.path());
+        match damage {
+            "missing" => std::fs::remove_dir_all(root.join("northwind/8")).unwrap(),
+            "corrupt pointer" => std::fs::write(root.join("northwind/active"), b"8\0\0").unwrap(),
+            _ => std::fs::remove_file(root.join("northwind/8/model.onnx")).unwrap(),
+        }
+        let (store, rec) = Store::open_recovering(&root).unwrap();
+        assert_eq!(rec.fell_back.len(), 1, "{damage}: {rec:?}");
+        assert_eq!(store.active("northwind").unwrap(), Some(7), "{damage}");
+        assert_eq!(store.previous("northwind").unwrap(), None, "{damage}");
+        let ok = store.verify("northwind", &trust).unwrap();
+        assert_eq!(
+            (ok.revision, ok.dir),
+            (7, store.dir("northwind", 7)),
+            "{damage}"
+        );
+        // And a second open finds nothing more to do.
+        let (_, rec) = Store::open_recovering(&root).unwrap();
+        assert_eq!(rec, Default::default(), "{damage}");
+    }
+}
+
+#[test]
+fn a_half_done_activation_is_one_consistent_active_revision() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, trust) = two_revisions(tmp.path());
+    let store = Store::open(&root).unwrap();
+    store.rollback("northwind").unwrap();
+    // activate(8) stopped after `previous := 7` and before `active := 8`.
+    std::fs::write(root.join("northwind/previous"), b"7\n").unwrap();
+    let store = Store::open(&root).unwrap();
+    assert_eq!(store.active("northwind").unwrap(), Some(7));
+    assert_eq!(store.previous("northwind").unwrap(), None);
+    assert!(!root.join("northwind/previous").exists());
+    assert_eq!(store.verify("northwind", &trust).unwrap().revision, 7);
+}
