@@ -2,16 +2,19 @@
 //! the component for each command. Errors leave here as `anyhow` with context; `main` prints them.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
-use crate::bundle::{Bundle, TrustedKeys};
+use crate::bundle::{generate_signing_key, Bundle, Manifest, SigningKeyFile, TrustedKeys};
 use crate::config::{project_path, Config, LogFormat};
 use crate::pipeline::Pipeline;
-use crate::{bench, logging, scan};
+use crate::store::Store;
+use crate::{bench, fleet, logging, scan};
+use sha2::{Digest, Sha256};
 
 /// Hallmark: decides whether the product in front of a camera is genuine or counterfeit.
 #[derive(Debug, Parser)]
@@ -73,26 +76,106 @@ pub enum Command {
         #[arg(long, value_name = "SECONDS")]
         daemon: Option<f64>,
     },
-    /// The local model store.
+    /// The local model store (agent.state_dir/models), and bundle folders.
     Models {
         #[command(subcommand)]
         command: ModelsCommand,
+    },
+    /// Make a publisher key pair: publisher.key.pem (PKCS#8, mode 0600) and publisher.pub.pem (SPKI,
+    /// what agents list in trust.public_keys). Refuses to overwrite.
+    Keygen {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Sign a bundle with KEY, pack it as DIR/<brand>-<revision>.tar and announce the release
+    /// (retained, QoS 1) on the fleet topic, or on one device's topic with --thing (a canary).
+    /// Without --broker the release JSON is printed only.
+    Publish {
+        #[arg(value_name = "BUNDLE")]
+        bundle: PathBuf,
+        /// The publisher's private key (PKCS#8 PEM).
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        /// Where DIR is served; the release's url is URL/<file>.
+        #[arg(long, value_name = "URL")]
+        url_base: String,
+        /// Folder the .tar is written to.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Announce to this device only (`{prefix}/things/THING/models/{brand}`).
+        #[arg(long, value_name = "THING")]
+        thing: Option<String>,
+        /// The MQTT broker (plain TCP).
+        #[arg(long, value_name = "HOST:PORT")]
+        broker: Option<String>,
+        /// Topic prefix (default: mqtt.prefix).
+        #[arg(long, value_name = "PREFIX")]
+        prefix: Option<String>,
+        /// Ask devices to go back to this (lower) revision.
+        #[arg(long)]
+        rollback: bool,
+    },
+    /// The fleet as seen on the broker.
+    Fleet {
+        #[command(subcommand)]
+        command: FleetCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Each device: online, the revision active per brand, the last update state and its cause, and
+    /// whether it is BEHIND the release meant for it.
+    Status {
+        /// The MQTT broker (default: mqtt.host:mqtt.port).
+        #[arg(long, value_name = "HOST:PORT")]
+        broker: Option<String>,
+        /// Topic prefix (default: mqtt.prefix).
+        #[arg(long, value_name = "PREFIX")]
+        prefix: Option<String>,
+        /// How long to collect the retained messages, in milliseconds.
+        #[arg(long, default_value_t = 1500, value_name = "MS")]
+        wait_ms: u64,
+        /// Print the view as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
-    /// Check bundles' signature, manifest and model digest (and, with the runtime, the graph).
+    /// Check bundles' signature, manifest and model digest; with --store, every brand's active
+    /// revision in the store.
     Verify {
-        #[arg(required = true, value_name = "BUNDLE")]
+        #[arg(required_unless_present = "store", value_name = "BUNDLE")]
         bundles: Vec<PathBuf>,
+        #[arg(long)]
+        store: bool,
     },
-    /// List the bundles in a folder (default: models/).
+    /// List the store (brand, revisions, active, previous), or with DIR the bundle folders in DIR.
     List {
         #[arg(value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Verify a bundle folder or .tar against the trusted keys and install it into the store.
+    Install {
+        #[arg(value_name = "BUNDLE_OR_TAR")]
+        source: PathBuf,
+        /// Also make it the active revision of its brand.
+        #[arg(long)]
+        activate: bool,
+    },
+    /// Make the previous revision of BRAND active again.
+    Rollback {
+        #[arg(value_name = "BRAND")]
+        brand: String,
+    },
 }
+
+/// The most an installed bundle may unpack to.
+const MAX_BUNDLE_BYTES: u64 = 2 << 30;
+/// How long `publish` waits for the broker's acknowledgement.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -194,15 +277,204 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Models { command } => models(command, &config),
+        Command::Keygen { out } => keygen(&out),
+        Command::Publish {
+            bundle,
+            key,
+            url_base,
+            out,
+            thing,
+            broker,
+            prefix,
+            rollback,
+        } => {
+            let prefix = prefix.unwrap_or_else(|| config.mqtt.prefix.clone());
+            publish(&Publish {
+                bundle: &bundle,
+                key: &key,
+                url_base: &url_base,
+                out: &out,
+                thing: thing.as_deref(),
+                broker: broker.as_deref(),
+                prefix: &prefix,
+                rollback,
+            })
+        }
+        Command::Fleet {
+            command:
+                FleetCommand::Status {
+                    broker,
+                    prefix,
+                    wait_ms,
+                    json,
+                },
+        } => {
+            let broker =
+                broker.unwrap_or_else(|| format!("{}:{}", config.mqtt.host, config.mqtt.port));
+            let (host, port) = fleet::parse_broker(&broker).map_err(anyhow::Error::msg)?;
+            let prefix = prefix.unwrap_or_else(|| config.mqtt.prefix.clone());
+            let messages = fleet::publish::collect(
+                &host,
+                port,
+                &fleet::status::filters(&prefix),
+                Duration::from_millis(wait_ms),
+                Duration::from_secs(10),
+            )?;
+            let view = fleet::status::build(&prefix, &messages);
+            for topic in &view.ignored {
+                eprintln!("hallmark: ignored an unreadable payload on {topic}");
+            }
+            let mut out = std::io::stdout().lock();
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&view)?)?;
+            } else {
+                write!(out, "{}", fleet::status::table(&view))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let private = out.join("publisher.key.pem");
+    let public = out.join("publisher.pub.pem");
+    for p in [&private, &public] {
+        if p.exists() {
+            bail!("{} already exists; not overwriting a key", p.display());
+        }
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let key = generate_signing_key();
+    let write = |path: &Path, text: &str, mode: u32| -> anyhow::Result<()> {
+        // create_new: a file that appeared meanwhile is still never overwritten.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        Ok(())
+    };
+    write(&private, &key.private_pem()?, 0o600)?;
+    write(&public, &key.public_pem()?, 0o644)?;
+    println!("{}\n{}", private.display(), public.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Publish<'a> {
+    bundle: &'a Path,
+    key: &'a Path,
+    url_base: &'a str,
+    out: &'a Path,
+    thing: Option<&'a str>,
+    broker: Option<&'a str>,
+    prefix: &'a str,
+    rollback: bool,
+}
+
+fn publish(p: &Publish<'_>) -> anyhow::Result<ExitCode> {
+    let key = SigningKeyFile::from_pem_file(p.key)?;
+    let manifest_path = p.bundle.join("manifest.json");
+    let manifest_bytes = std::fs::read(&manifest_path)
+        .with_context(|| format!("cannot read {}", manifest_path.display()))?;
+    let manifest = Manifest::parse(&manifest_bytes)
+        .with_context(|| format!("{} is not a valid manifest", manifest_path.display()))?;
+    let broker = p
+        .broker
+        .map(fleet::parse_broker)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let sig = key.sign_manifest(&manifest_bytes);
+    std::fs::create_dir_all(p.out).with_context(|| format!("cannot create {}", p.out.display()))?;
+    let name = format!("{}-{}.tar", manifest.brand, manifest.revision);
+    let tar = p.out.join(&name);
+    let tmp = p.out.join(format!(".{name}.tmp"));
+    crate::store::archive::pack(
+        p.bundle,
+        &tmp,
+        &[("manifest.sig", sig.as_bytes())],
+        MAX_BUNDLE_BYTES,
+    )
+    .with_context(|| format!("cannot pack {}", p.bundle.display()))?;
+    // Design: check the archive the way a device will (unpack, signature with the new key, model
+    // digest) before announcing it: a release every device would reject is caught here.
+    let check = p
+        .out
+        .join(format!(".check-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir(&check)?;
+    let checked = crate::store::archive::unpack(&tmp, &check, MAX_BUNDLE_BYTES)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| Bundle::open(&check, &key.trusted()).map_err(anyhow::Error::from));
+    let _ = std::fs::remove_dir_all(&check);
+    if let Err(e) = checked {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.context(format!(
+            "the packed bundle {} does not verify",
+            p.bundle.display()
+        )));
+    }
+    std::fs::rename(&tmp, &tar).with_context(|| format!("cannot write {}", tar.display()))?;
+    let bytes = std::fs::read(&tar)?;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let release = fleet::Release::new(
+        &manifest.brand,
+        manifest.revision,
+        p.url_base,
+        &name,
+        &sha256,
+        bytes.len() as u64,
+        p.rollback,
+    );
+    let json = serde_json::to_string(&release)?;
+    println!("{json}");
+    if let Some((host, port)) = broker {
+        let topic = match p.thing {
+            Some(thing) => fleet::thing_topic(p.prefix, thing, &manifest.brand),
+            None => fleet::fleet_topic(p.prefix, &manifest.brand),
+        };
+        fleet::publish::publish(&host, port, &topic, json.as_bytes(), true, PUBLISH_TIMEOUT)?;
+        eprintln!(
+            "hallmark: published {name} (revision {}) to {topic}",
+            manifest.revision
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn models(command: ModelsCommand, config: &Config) -> anyhow::Result<ExitCode> {
     let trust = TrustedKeys::from_pem_files(&config.public_keys)?;
     let mut out = std::io::stdout().lock();
     match command {
-        ModelsCommand::Verify { bundles } => {
+        ModelsCommand::Verify { bundles, store } => {
             let mut failed = 0;
+            if store {
+                let store = Store::open(&store_root(config))?;
+                let entries = store.list()?;
+                for e in entries.iter().filter(|e| e.active.is_some()) {
+                    match store.verify(&e.brand, &trust) {
+                        Ok(i) => writeln!(
+                            out,
+                            "ok {} brand={} revision={} active",
+                            i.dir.display(),
+                            i.brand,
+                            i.revision
+                        )?,
+                        Err(e) => {
+                            failed += 1;
+                            eprintln!("hallmark: {e}");
+                        }
+                    }
+                }
+                if !entries.iter().any(|e| e.active.is_some()) {
+                    eprintln!(
+                        "hallmark: no active revision in the store {}",
+                        store.root().display()
+                    );
+                }
+            }
             for dir in &bundles {
                 match Bundle::open(dir, &trust) {
                     Ok(b) => {
@@ -228,8 +500,48 @@ fn models(command: ModelsCommand, config: &Config) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        ModelsCommand::List { dir } => {
-            let dir = dir.unwrap_or_else(|| project_path("models"));
+        ModelsCommand::List { dir: None } => {
+            let store = Store::open(&store_root(config))?;
+            writeln!(out, "BRAND\tACTIVE\tPREVIOUS\tREVISIONS")?;
+            let opt = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+            for e in store.list()? {
+                let revs: Vec<String> = e.revisions.iter().map(u64::to_string).collect();
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}",
+                    e.brand,
+                    opt(e.active),
+                    opt(e.previous),
+                    revs.join(",")
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelsCommand::Install { source, activate } => {
+            let store = Store::open(&store_root(config))?;
+            let i = store.install(&source, &trust, MAX_BUNDLE_BYTES)?;
+            if activate {
+                store.activate(&i.brand, i.revision)?;
+            }
+            writeln!(
+                out,
+                "installed {} revision {} in {}{}",
+                i.brand,
+                i.revision,
+                i.dir.display(),
+                if activate { " (active)" } else { "" }
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelsCommand::Rollback { brand } => {
+            let store = Store::open(&store_root(config))?;
+            let from = store.active(&brand)?;
+            let to = store.rollback(&brand)?;
+            let from = from.map_or_else(|| "-".to_string(), |v| v.to_string());
+            writeln!(out, "{brand}: rolled back from revision {from} to {to}")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelsCommand::List { dir: Some(dir) } => {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
                 .with_context(|| format!("cannot list {}", dir.display()))?
                 .flatten()
@@ -252,6 +564,11 @@ fn models(command: ModelsCommand, config: &Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The model store's folder.
+fn store_root(config: &Config) -> PathBuf {
+    config.agent.state_dir.join("models")
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -22,6 +22,7 @@ pub mod config;
 pub mod daemon;
 pub mod delivery;
 pub mod detector;
+pub mod fleet;
 pub mod imageio;
 pub mod logging;
 pub mod observe;

@@ -266,6 +266,13 @@ impl Subscriber {
             .publish(topic, QoS::AtLeastOnce, false, payload)
             .unwrap();
     }
+
+    /// Publishes (QoS 1) a retained message from the test.
+    pub fn publish_retained(&self, topic: &str, payload: Vec<u8>) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, true, payload)
+            .unwrap();
+    }
 }
 
 impl Drop for Subscriber {

@@ -1,0 +1,409 @@
+//! `hallmark fleet status`: the fleet as its retained topics tell it. A pure function turns the
+//! collected messages into a [`FleetView`] (one row per device and brand), which prints as a table or
+//! as JSON.
+//!
+//! A device's target for a brand is its own canary release if it has one (it wins over the fleet
+//! topic, as on the device), else the fleet release; a device is BEHIND when the revision it reports
+//! active is lower than that target.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::publish::Received;
+use super::Release;
+
+/// The topic filters the view needs.
+pub fn filters(prefix: &str) -> Vec<String> {
+    vec![
+        format!("{prefix}/things/+/online"),
+        format!("{prefix}/things/+/models/+/status"),
+        format!("{prefix}/things/+/models/+"),
+        format!("{prefix}/fleet/models/+"),
+    ]
+}
+
+/// What a device publishes retained on `things/{thing}/online`.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct Online {
+    online: bool,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    models: BTreeMap<String, u64>,
+}
+
+/// What a device publishes retained on `things/{thing}/models/{brand}/status`.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct Status {
+    #[serde(default)]
+    revision: Option<u64>,
+    state: String,
+    #[serde(default)]
+    detail: Option<String>,
+    #[serde(default)]
+    progress: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FleetView {
+    /// The fleet release per brand.
+    pub releases: BTreeMap<String, u64>,
+    pub devices: Vec<DeviceView>,
+    /// Topics whose payload could not be read (skipped).
+    pub ignored: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceView {
+    pub thing: String,
+    /// `None`: the device never published its online status.
+    pub online: Option<bool>,
+    pub version: Option<String>,
+    pub brands: Vec<BrandView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BrandView {
+    pub brand: String,
+    /// The revision the device reports active.
+    pub active: Option<u64>,
+    /// The revision it should run: its canary release, else the fleet release.
+    pub target: Option<u64>,
+    /// Whether `target` comes from a per-device (canary) release.
+    pub canary: bool,
+    /// The last update status: its revision, state, detail and progress.
+    pub revision: Option<u64>,
+    pub state: Option<String>,
+    pub detail: Option<String>,
+    pub progress: Option<f64>,
+    pub behind: bool,
+}
+
+#[derive(Default)]
+struct Device {
+    online: Option<Online>,
+    status: BTreeMap<String, Status>,
+    canary: BTreeMap<String, u64>,
+}
+
+/// Builds the view from messages in arrival order (a later message on a topic replaces an earlier).
+pub fn build(prefix: &str, messages: &[Received]) -> FleetView {
+    let mut releases = BTreeMap::new();
+    let mut devices: BTreeMap<String, Device> = BTreeMap::new();
+    let mut ignored = Vec::new();
+    let head = format!("{prefix}/");
+    for m in messages {
+        let Some(rest) = m.topic.strip_prefix(&head) else {
+            continue;
+        };
+        let parts: Vec<&str> = rest.split('/').collect();
+        let ok = match parts.as_slice() {
+            ["fleet", "models", brand] => serde_json::from_slice::<Release>(&m.payload)
+                .map(|r| {
+                    releases.insert(brand.to_string(), r.revision);
+                })
+                .is_ok(),
+            ["things", thing, "online"] => serde_json::from_slice::<Online>(&m.payload)
+                .map(|o| devices.entry(thing.to_string()).or_default().online = Some(o))
+                .is_ok(),
+            ["things", thing, "models", brand] => serde_json::from_slice::<Release>(&m.payload)
+                .map(|r| {
+                    devices
+                        .entry(thing.to_string())
+                        .or_default()
+                        .canary
+                        .insert(brand.to_string(), r.revision);
+                })
+                .is_ok(),
+            ["things", thing, "models", brand, "status"] => {
+                serde_json::from_slice::<Status>(&m.payload)
+                    .map(|s| {
+                        devices
+                            .entry(thing.to_string())
+                            .or_default()
+                            .status
+                            .insert(brand.to_string(), s);
+                    })
+                    .is_ok()
+            }
+            _ => true,
+        };
+        if !ok {
+            ignored.push(m.topic.clone());
+        }
+    }
+    let devices = devices
+        .into_iter()
+        .map(|(thing, d)| {
+            let models = d
+                .online
+                .as_ref()
+                .map(|o| o.models.clone())
+                .unwrap_or_default();
+            let mut brands: Vec<String> = models
+                .keys()
+                .chain(d.status.keys())
+                .chain(d.canary.keys())
+                .cloned()
+                .collect();
+            brands.sort();
+            brands.dedup();
+            let brands = brands
+                .into_iter()
+                .map(|brand| {
+                    let active = models.get(&brand).copied();
+                    let canary = d.canary.get(&brand).copied();
+                    let target = canary.or_else(|| releases.get(&brand).copied());
+                    let status = d.status.get(&brand);
+                    BrandView {
+                        behind: matches!((active, target), (Some(a), Some(t)) if a < t),
+                        active,
+                        target,
+                        canary: canary.is_some(),
+                        revision: status.and_then(|s| s.revision),
+                        state: status.map(|s| s.state.clone()),
+                        detail: status.and_then(|s| s.detail.clone()),
+                        progress: status.and_then(|s| s.progress),
+                        brand,
+                    }
+                })
+                .collect();
+            DeviceView {
+                online: d.online.as_ref().map(|o| o.online),
+                version: d.online.and_then(|o| o.version),
+                thing,
+                brands,
+            }
+        })
+        .collect();
+    FleetView {
+        releases,
+        devices,
+        ignored,
+    }
+}
+
+/// The view as an aligned text table, one line per device and brand, then the fleet releases.
+pub fn table(view: &FleetView) -> String {
+    let dash = || "-".to_string();
+    let opt = |v: Option<u64>| v.map_or_else(dash, |v| v.to_string());
+    let mut rows = vec![[
+        "DEVICE", "ONLINE", "VERSION", "BRAND", "ACTIVE", "TARGET", "STATE", "DETAIL", "BEHIND",
+    ]
+    .map(String::from)];
+    for d in &view.devices {
+        let online = match d.online {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "?",
+        };
+        let version = d.version.clone().unwrap_or_else(dash);
+        let mut push = |b: Option<&BrandView>| {
+            let (brand, active, target, state, detail, behind) = match b {
+                Some(b) => (
+                    b.brand.clone(),
+                    opt(b.active),
+                    format!(
+                        "{}{}",
+                        opt(b.target),
+                        if b.canary { " (canary)" } else { "" }
+                    ),
+                    b.state.as_ref().map_or_else(dash, |s| {
+                        let rev = b.revision.map(|r| format!(" r{r}")).unwrap_or_default();
+                        let pct = b
+                            .progress
+                            .filter(|_| s == "downloading")
+                            .map(|p| format!(" {:.0}%", p * 100.0))
+                            .unwrap_or_default();
+                        format!("{s}{rev}{pct}")
+                    }),
+                    b.detail
+                        .clone()
+                        .filter(|d| !d.is_empty())
+                        .unwrap_or_else(dash),
+                    if b.behind { "BEHIND" } else { "" }.to_string(),
+                ),
+                None => (dash(), dash(), dash(), dash(), dash(), String::new()),
+            };
+            rows.push([
+                d.thing.clone(),
+                online.to_string(),
+                version.clone(),
+                brand,
+                active,
+                target,
+                state,
+                detail,
+                behind,
+            ]);
+        };
+        if d.brands.is_empty() {
+            push(None);
+        }
+        for b in &d.brands {
+            push(Some(b));
+        }
+    }
+    let widths: Vec<usize> = (0..9)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in &rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    if view.releases.is_empty() {
+        out.push_str("fleet releases: none\n");
+    } else {
+        let list: Vec<String> = view
+            .releases
+            .iter()
+            .map(|(b, r)| format!("{b} {r}"))
+            .collect();
+        out.push_str(&format!("fleet releases: {}\n", list.join(", ")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(topic: &str, payload: serde_json::Value) -> Received {
+        Received {
+            topic: topic.into(),
+            payload: serde_json::to_vec(&payload).unwrap(),
+            retain: true,
+        }
+    }
+
+    fn release(brand: &str, rev: u64) -> serde_json::Value {
+        serde_json::to_value(Release::new(
+            brand, rev, "http://h", "x.tar", "00", 1, false,
+        ))
+        .unwrap()
+    }
+
+    fn sample() -> Vec<Received> {
+        use serde_json::json;
+        vec![
+            msg("hm/fleet/models/acme", release("acme", 8)),
+            msg(
+                "hm/things/k1/online",
+                json!({"online": true, "version": "0.1.0", "models": {"acme": 8}}),
+            ),
+            msg(
+                "hm/things/k2/online",
+                json!({"online": false, "version": "0.1.0", "models": {"acme": 7, "zeta": 2}}),
+            ),
+            msg(
+                "hm/things/k2/models/acme/status",
+                json!({"revision": 8, "state": "failed", "detail": "HTTP 404", "progress": 0.0}),
+            ),
+            msg("hm/things/k3/models/acme", release("acme", 9)),
+            msg(
+                "hm/things/k3/online",
+                json!({"online": true, "models": {"acme": 8}}),
+            ),
+            msg(
+                "hm/things/k4/models/acme/status",
+                json!({"state": "downloading", "progress": 0.5}),
+            ),
+            Received {
+                topic: "hm/things/k5/online".into(),
+                payload: b"not json".to_vec(),
+                retain: true,
+            },
+            msg("other/things/k9/online", json!({"online": true})),
+        ]
+    }
+
+    #[test]
+    fn behind_is_active_below_the_target_and_a_canary_wins() {
+        let v = build("hm", &sample());
+        assert_eq!(v.releases, BTreeMap::from([("acme".to_string(), 8)]));
+        assert_eq!(v.ignored, vec!["hm/things/k5/online".to_string()]);
+        let things: Vec<&str> = v.devices.iter().map(|d| d.thing.as_str()).collect();
+        assert_eq!(things, ["k1", "k2", "k3", "k4"]);
+        let k1 = &v.devices[0];
+        assert_eq!(
+            (k1.online, k1.brands[0].active, k1.brands[0].behind),
+            (Some(true), Some(8), false)
+        );
+        let k2 = &v.devices[1];
+        assert_eq!(k2.online, Some(false));
+        let acme = &k2.brands[0];
+        assert_eq!(
+            (acme.active, acme.target, acme.behind),
+            (Some(7), Some(8), true)
+        );
+        assert_eq!(
+            (acme.state.as_deref(), acme.detail.as_deref()),
+            (Some("failed"), Some("HTTP 404"))
+        );
+        // No release for zeta: not behind anything.
+        assert_eq!(
+            (k2.brands[1].brand.as_str(), k2.brands[1].behind),
+            ("zeta", false)
+        );
+        let k3 = &v.devices[2].brands[0];
+        assert_eq!((k3.target, k3.canary, k3.behind), (Some(9), true, true));
+        // Status only, never online: unknown online state, no active revision, not behind.
+        let k4 = &v.devices[3];
+        assert_eq!(
+            (k4.online, k4.brands[0].active, k4.brands[0].behind),
+            (None, None, false)
+        );
+    }
+
+    #[test]
+    fn a_later_message_on_a_topic_replaces_the_earlier() {
+        let mut m = sample();
+        m.push(msg(
+            "hm/things/k2/online",
+            serde_json::json!({"online": true, "models": {"acme": 8}}),
+        ));
+        let v = build("hm", &m);
+        assert_eq!(
+            (v.devices[1].online, v.devices[1].brands[0].behind),
+            (Some(true), false)
+        );
+    }
+
+    #[test]
+    fn the_table_has_one_line_per_device_and_brand_and_marks_the_behind() {
+        let t = table(&build("hm", &sample()));
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("DEVICE  ONLINE"), "{t}");
+        assert_eq!(lines.len(), 1 + 5 + 1, "{t}");
+        let k2 = lines
+            .iter()
+            .find(|l| l.starts_with("k2") && l.contains("acme"))
+            .unwrap();
+        assert!(
+            k2.contains("failed r8") && k2.contains("HTTP 404") && k2.ends_with("BEHIND"),
+            "{k2}"
+        );
+        let k1 = lines.iter().find(|l| l.starts_with("k1")).unwrap();
+        assert!(!k1.contains("BEHIND"), "{k1}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("k3") && l.contains("9 (canary)")),
+            "{t}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("k4") && l.contains("downloading 50%")),
+            "{t}"
+        );
+        assert_eq!(*lines.last().unwrap(), "fleet releases: acme 8");
+    }
+}

@@ -1,0 +1,372 @@
+//! Publishing for the fleet: `hallmark keygen`, `hallmark publish` (sign, pack, announce) and
+//! `hallmark fleet status`, as an operator runs them, against a real mosquitto.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use support::{repo, wait_until, Broker, Subscriber};
+
+fn hallmark() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hallmark"));
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("HALLMARK_") || k == "AWS_IOT_THING_NAME" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.current_dir(repo());
+    cmd
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn northwind() -> PathBuf {
+    repo().join("models/northwind")
+}
+
+fn keygen(dir: &Path) -> (PathBuf, PathBuf) {
+    ok(hallmark()
+        .args(["keygen", "--out"])
+        .arg(dir)
+        .output()
+        .unwrap());
+    (dir.join("publisher.key.pem"), dir.join("publisher.pub.pem"))
+}
+
+/// `hallmark publish` of the shipped bundle; returns the release it printed.
+fn publish(key: &Path, out: &Path, extra: &[&str]) -> Value {
+    let stdout = ok(hallmark()
+        .arg("publish")
+        .arg(northwind())
+        .arg("--key")
+        .arg(key)
+        .args(["--url-base", "http://127.0.0.1:8000/models/"])
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap());
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+fn extract(tar: &Path, into: &Path) {
+    std::fs::create_dir_all(into).unwrap();
+    hallmark_agent::store::archive::unpack(tar, into, 64 << 20).unwrap();
+}
+
+fn verify_with(key: &Path, bundle: &Path) -> Output {
+    hallmark()
+        .args(["models", "verify"])
+        .arg(bundle)
+        .env("HALLMARK_TRUST_PUBLIC_KEYS", key)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn keygen_writes_a_private_key_only_its_owner_reads_and_never_overwrites() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let (private, public) = keygen(tmp.path());
+    let mode = std::fs::metadata(&private).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(std::fs::read_to_string(&private)
+        .unwrap()
+        .starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(std::fs::read_to_string(&public)
+        .unwrap()
+        .starts_with("-----BEGIN PUBLIC KEY-----"));
+    let before = std::fs::read(&private).unwrap();
+    let out = hallmark()
+        .args(["keygen", "--out"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("already exists"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&private).unwrap(), before);
+}
+
+#[test]
+fn a_published_tar_verifies_with_the_new_key_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (private, public) = keygen(&tmp.path().join("keys"));
+    let out = tmp.path().join("out");
+    let release = publish(&private, &out, &[]);
+    let tar = out.join("northwind-7.tar");
+    let bytes = std::fs::read(&tar).unwrap();
+    assert_eq!(
+        release,
+        json!({"schema": "hallmark.release/1", "brand": "northwind", "revision": 7,
+            "url": "http://127.0.0.1:8000/models/northwind-7.tar",
+            "sha256": hex::encode(Sha256::digest(&bytes)), "size": bytes.len()})
+    );
+    // Nothing but the tar is left in the out folder.
+    let names: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("northwind-7.tar")]);
+
+    let unpacked = tmp.path().join("unpacked");
+    extract(&tar, &unpacked);
+    let stdout = ok(verify_with(&public, &unpacked));
+    assert!(
+        stdout.starts_with("ok ") && stdout.contains("revision=7"),
+        "{stdout}"
+    );
+    let demo = repo().join("models/keys/demo-publisher.pub.pem");
+    let refused = verify_with(&demo, &unpacked);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("does not verify"),
+        "{}",
+        text(&refused.stderr)
+    );
+    // The same bundle and key give the same archive (and the same release digest).
+    assert_eq!(publish(&private, &out, &[]), release);
+    // And the store installs it when the key is trusted.
+    let state = tmp.path().join("state");
+    let stdout = ok(hallmark()
+        .args(["models", "install", "--activate"])
+        .arg(&tar)
+        .env("HALLMARK_TRUST_PUBLIC_KEYS", &public)
+        .env("HALLMARK_AGENT_STATE_DIR", &state)
+        .output()
+        .unwrap());
+    assert!(
+        stdout.contains("installed northwind revision 7"),
+        "{stdout}"
+    );
+    let stdout = ok(hallmark()
+        .args(["models", "list"])
+        .env("HALLMARK_TRUST_PUBLIC_KEYS", &public)
+        .env("HALLMARK_AGENT_STATE_DIR", &state)
+        .output()
+        .unwrap());
+    assert!(
+        stdout.lines().any(|l| l == "northwind\t7\t-\t7"),
+        "{stdout}"
+    );
+    ok(hallmark()
+        .args(["models", "verify", "--store"])
+        .env("HALLMARK_TRUST_PUBLIC_KEYS", &public)
+        .env("HALLMARK_AGENT_STATE_DIR", &state)
+        .output()
+        .unwrap());
+}
+
+/// The pipeline signs with Python (`bundle.py`), publish with Rust: with the same key, the bytes of
+/// `manifest.sig` must be the same (Ed25519 is deterministic). Runs where the demo private key was
+/// generated (it is not in git).
+#[test]
+fn publish_signs_exactly_as_the_pipeline_does() {
+    let key = repo().join("models/keys/demo-publisher.key.pem");
+    if !key.is_file() {
+        eprintln!("skipped: {} is absent", key.display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    publish(&key, tmp.path(), &[]);
+    let unpacked = tmp.path().join("u");
+    extract(&tmp.path().join("northwind-7.tar"), &unpacked);
+    let ours = std::fs::read(unpacked.join("manifest.sig")).unwrap();
+    let pipeline = std::fs::read(northwind().join("manifest.sig")).unwrap();
+    let demo_pub = hallmark_agent::bundle::SigningKeyFile::from_pem_file(&key)
+        .unwrap()
+        .public_pem()
+        .unwrap();
+    if demo_pub.trim()
+        == std::fs::read_to_string(repo().join("models/keys/demo-publisher.pub.pem"))
+            .unwrap()
+            .trim()
+    {
+        assert_eq!(text(&ours), text(&pipeline));
+    }
+    ok(verify_with(
+        &repo().join("models/keys/demo-publisher.pub.pem"),
+        &unpacked,
+    ));
+}
+
+#[test]
+fn the_release_is_retained_on_the_fleet_topic_and_on_the_canary_topic() {
+    let broker = Broker::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (private, _) = keygen(&tmp.path().join("keys"));
+    let addr = format!("127.0.0.1:{}", broker.port);
+    let out = tmp.path().join("out");
+    let fleet = publish(&private, &out, &["--broker", &addr]);
+    let canary = publish(
+        &private,
+        &out,
+        &[
+            "--broker", &addr, "--thing", "kiosk-9", "--prefix", "hallmark",
+        ],
+    );
+    assert_eq!(fleet, canary);
+
+    // Subscribed after both were published: only retained messages can arrive.
+    let sub = Subscriber::start(
+        broker.port,
+        "publish-test",
+        &["hallmark/fleet/models/#", "hallmark/things/+/models/#"],
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || sub.messages().len() >= 2),
+        "{:?}",
+        sub.messages()
+    );
+    let bytes = std::fs::read(out.join("northwind-7.tar")).unwrap();
+    let mut topics = Vec::new();
+    for m in sub.messages() {
+        assert!(m.retain, "{} not retained", m.topic);
+        let v = m.json();
+        assert_eq!(v["sha256"], hex::encode(Sha256::digest(&bytes)));
+        assert_eq!(v["size"], bytes.len());
+        assert_eq!(v["revision"], 7);
+        assert!(v.get("rollback").is_none());
+        topics.push(m.topic);
+    }
+    topics.sort();
+    assert_eq!(
+        topics,
+        [
+            "hallmark/fleet/models/northwind",
+            "hallmark/things/kiosk-9/models/northwind"
+        ]
+    );
+
+    // A rollback release says so.
+    publish(&private, &out, &["--broker", &addr, "--rollback"]);
+    assert!(wait_until(Duration::from_secs(10), || sub
+        .on("fleet/models/northwind")
+        .iter()
+        .any(|m| m.json()["rollback"] == true)));
+}
+
+#[test]
+fn publishing_to_a_broker_that_is_not_there_fails_with_the_cause() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (private, _) = keygen(&tmp.path().join("keys"));
+    let port = support::free_port();
+    let out = hallmark()
+        .arg("publish")
+        .arg(northwind())
+        .arg("--key")
+        .arg(&private)
+        .args([
+            "--url-base",
+            "http://h",
+            "--broker",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--out")
+        .arg(tmp.path().join("out"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+}
+
+#[test]
+fn fleet_status_lists_each_device_with_its_revisions_and_marks_the_one_behind() {
+    let broker = Broker::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (private, _) = keygen(&tmp.path().join("keys"));
+    let addr = format!("127.0.0.1:{}", broker.port);
+    publish(&private, &tmp.path().join("out"), &["--broker", &addr]);
+
+    let sub = Subscriber::start(broker.port, "fake-devices", &["hallmark/things/+/online"]);
+    let json = |v: Value| serde_json::to_vec(&v).unwrap();
+    sub.publish_retained(
+        "hallmark/things/kiosk-1/online",
+        json(json!({"online": true, "version": "0.1.0", "models": {"northwind": 7}})),
+    );
+    sub.publish_retained(
+        "hallmark/things/kiosk-1/models/northwind/status",
+        json(json!({"revision": 7, "state": "active", "detail": "", "progress": 1.0})),
+    );
+    sub.publish_retained(
+        "hallmark/things/belt-2/online",
+        json(json!({"online": false, "version": "0.1.0", "models": {"northwind": 6}})),
+    );
+    sub.publish_retained(
+        "hallmark/things/belt-2/models/northwind/status",
+        json(json!({"revision": 7, "state": "failed", "detail": "download: HTTP 404", "progress": 0.0})),
+    );
+    assert!(wait_until(Duration::from_secs(10), || sub.messages().len() >= 2));
+
+    let table = ok(hallmark()
+        .args(["fleet", "status", "--broker", &addr, "--wait-ms", "800"])
+        .output()
+        .unwrap());
+    let line = |thing: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(thing))
+            .unwrap_or_else(|| panic!("{thing} missing:\n{table}"))
+            .to_string()
+    };
+    let k = line("kiosk-1");
+    assert!(
+        k.contains("yes") && k.contains("northwind") && k.contains("active r7"),
+        "{table}"
+    );
+    assert!(!k.contains("BEHIND"), "{table}");
+    let b = line("belt-2");
+    assert!(
+        b.contains(" no ") && b.contains("failed r7") && b.contains("download: HTTP 404"),
+        "{table}"
+    );
+    assert!(b.ends_with("BEHIND"), "{table}");
+    assert!(table.contains("fleet releases: northwind 7"), "{table}");
+
+    let v: Value = serde_json::from_str(
+        ok(hallmark()
+            .args([
+                "fleet",
+                "status",
+                "--json",
+                "--wait-ms",
+                "800",
+                "--broker",
+                &addr,
+            ])
+            .output()
+            .unwrap())
+        .trim(),
+    )
+    .unwrap();
+    assert_eq!(v["releases"]["northwind"], 7);
+    let devices = v["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 2, "{v}");
+    let belt = devices.iter().find(|d| d["thing"] == "belt-2").unwrap();
+    assert_eq!(belt["brands"][0]["active"], 6);
+    assert_eq!(belt["brands"][0]["behind"], true);
+    let kiosk = devices.iter().find(|d| d["thing"] == "kiosk-1").unwrap();
+    assert_eq!(kiosk["brands"][0]["behind"], false);
+}
