@@ -33,6 +33,7 @@ pub mod service;
 pub mod sink;
 pub mod store;
 pub mod track;
+pub mod update;
 pub mod verdict;
 
 pub use bundle::{Bundle, Manifest, TrustedKeys};
