@@ -14,8 +14,42 @@
 //!    downloads): `rejected` for bad bytes, else `failed` and a retry after [`Retry`]'s delay, until
 //!    the tries are spent. [`Attempt::status`] gives the retained status payload at every step.
 
+pub mod download;
 pub mod machine;
 pub mod release;
 
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+pub use download::{remove_stale, DownloadError, Downloader, Timeouts};
 pub use machine::{decide, Attempt, Decision, Fault, Retry, State, Status};
 pub use release::{parse, redact_url, topic_brand, Change, Release, ReleaseError, Releases, Scope};
+
+/// Downloads `release` into `dir` (created if missing) and returns the verified archive
+/// `dir/<sha256>.tar`, logging the outcome. Blocks; see [`Downloader::fetch`]. Leftovers of superseded
+/// releases are the caller's to remove with [`remove_stale`] (it knows which downloads are still wanted).
+pub fn stage(
+    release: &Release,
+    downloader: &Downloader,
+    dir: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+    cancel: &AtomicBool,
+) -> Result<PathBuf, DownloadError> {
+    let start = Instant::now();
+    let result = downloader.fetch(release, dir, progress, cancel);
+    match &result {
+        Ok(path) => tracing::info!(
+            brand = %release.brand,
+            revision = release.revision,
+            bytes = release.size,
+            ms = start.elapsed().as_millis() as u64,
+            path = %path.display(),
+            "bundle downloaded and its digest checked"
+        ),
+        Err(e) => {
+            tracing::warn!(brand = %release.brand, revision = release.revision, "{}", e.cause())
+        }
+    }
+    result
+}
