@@ -558,11 +558,19 @@ fn soak() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let kills = 3;
+    let kills: usize = std::env::var("HALLMARK_SOAK_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    // HALLMARK_SOAK_OUTAGE=cut: the agent's connection is cut by a proxy instead of the broker
+    // restarting (an uplink loss, with the broker up).
+    let cut = std::env::var("HALLMARK_SOAK_OUTAGE").is_ok_and(|v| v == "cut");
     let mut broker = Broker::start();
+    let proxy = Proxy::start(broker.port);
     let sub = Subscriber::start(broker.port, "t-soak", &[&topic("verdicts")]);
     let state = tempfile::tempdir().unwrap();
-    let mut env = env_of(&[mqtt_env(broker.port, free_port()), looping("0")]);
+    let agent_port = if cut { proxy.port } else { broker.port };
+    let mut env = env_of(&[mqtt_env(agent_port, free_port()), looping("0")]);
     env.push(("HALLMARK_MQTT_TELEMETRY_INTERVAL_S", "5".into()));
     let started = std::time::Instant::now();
     let mut expected: Vec<String> = Vec::new();
@@ -570,7 +578,8 @@ fn soak() {
     let (mut restarts_done, mut kills_done) = (0, 0);
     // Spread restarts and kills evenly over the target count.
     let restart_every = target / (restarts + 1);
-    let kill_every = target / (kills + 1);
+    let kill_every = target / (kills + 1).max(1);
+    let mut runs: Vec<usize> = Vec::new();
     let mut next_restart = restart_every;
     let mut next_kill = kill_every;
     loop {
@@ -579,14 +588,19 @@ fn soak() {
             break;
         }
         if restarts_done < restarts && printed >= next_restart {
-            broker.down();
-            std::thread::sleep(Duration::from_millis(300 + (printed % 700) as u64));
-            broker.up();
+            if cut {
+                proxy.cut();
+            } else {
+                broker.down();
+                std::thread::sleep(Duration::from_millis(300 + (printed % 700) as u64));
+                broker.up();
+            }
             restarts_done += 1;
             next_restart += restart_every;
         }
         if kills_done < kills && printed >= next_kill {
             let (_, ids, _) = agent.kill();
+            runs.push(ids.len());
             expected.extend(ids);
             kills_done += 1;
             next_kill += kill_every;
@@ -600,6 +614,7 @@ fn soak() {
     }
     let (code, ids, err) = agent.terminate();
     assert_eq!(code, Some(0), "{err}");
+    runs.push(ids.len());
     expected.extend(ids);
     let got = wait_until(Duration::from_secs(120), || {
         let got = received(&sub);
@@ -616,5 +631,20 @@ fn soak() {
         seen.len(),
         started.elapsed().as_secs_f64()
     );
+    if lost > 0 {
+        // Where the lost ones were: (run, position in that run's output).
+        let mut at = Vec::new();
+        let (mut run, mut start) = (0, 0);
+        for (i, id) in expected.iter().enumerate() {
+            while run < runs.len() && i >= start + runs[run] {
+                start += runs[run];
+                run += 1;
+            }
+            if !seen.contains_key(id) {
+                at.push((run, i - start));
+            }
+        }
+        eprintln!("soak: runs printed {runs:?}; lost at (run, index) {at:?}");
+    }
     assert!(got && lost == 0, "lost {lost}");
 }

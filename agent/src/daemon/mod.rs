@@ -200,6 +200,7 @@ pub fn run(
             models,
             observer.clone(),
             trigger_tx.clone(),
+            None,
         )?)
     } else {
         None

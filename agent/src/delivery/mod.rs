@@ -52,6 +52,11 @@ pub struct Topics {
     pub online: String,
     pub telemetry: String,
     pub commands: String,
+    /// Model releases for every device (`{prefix}/fleet/models/+`, retained).
+    pub fleet_releases: String,
+    /// Model releases for this device only (`{prefix}/things/{thing}/models/+`, retained).
+    pub device_releases: String,
+    base: String,
 }
 
 impl Topics {
@@ -62,7 +67,53 @@ impl Topics {
             online: format!("{base}/online"),
             telemetry: format!("{base}/telemetry"),
             commands: format!("{base}/commands"),
+            fleet_releases: format!("{prefix}/fleet/models/+"),
+            device_releases: format!("{base}/models/+"),
+            base,
         }
+    }
+
+    /// Where this device reports a brand's model update (`…/models/{brand}/status`, retained).
+    pub fn model_status(&self, brand: &str) -> String {
+        format!("{}/models/{brand}/status", self.base)
+    }
+}
+
+/// A message from the broker for another part of the agent (model releases).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    pub topic: String,
+    pub payload: Vec<u8>,
+}
+
+/// Retained statuses to (re)publish: the latest payload per topic, and whether it still has to go
+/// out on this connection. Every connect marks them all again (the broker may have lost them).
+#[derive(Debug, Default)]
+pub(crate) struct Retained {
+    pub latest: std::collections::BTreeMap<String, (Vec<u8>, bool)>,
+}
+
+impl Retained {
+    pub fn set(&mut self, topic: String, payload: Vec<u8>) {
+        self.latest.insert(topic, (payload, true));
+    }
+
+    pub fn mark_all(&mut self) {
+        for v in self.latest.values_mut() {
+            v.1 = true;
+        }
+    }
+
+    /// The statuses still to publish, oldest topic name first; marks them taken.
+    pub fn take_due(&mut self) -> Vec<(String, Vec<u8>)> {
+        self.latest
+            .iter_mut()
+            .filter(|(_, v)| v.1)
+            .map(|(t, v)| {
+                v.1 = false;
+                (t.clone(), v.0.clone())
+            })
+            .collect()
     }
 }
 
@@ -75,9 +126,25 @@ pub(crate) struct Shared {
     pub closing: AtomicBool,
     /// When each verdict was spooled (for the verdict → PUBACK latency); this run's only.
     pub spooled_at: Mutex<HashMap<u64, Instant>>,
+    pub retained: Mutex<Retained>,
+    /// The models served, for the `online` status.
+    pub models: Mutex<BTreeMap<String, u64>>,
+    pub topics: Topics,
 }
 
 impl Shared {
+    /// Sets the retained `online` status (with the models served now).
+    pub fn set_online(&self, online: bool) {
+        let models = self.models.lock().map(|m| m.clone()).unwrap_or_default();
+        if let Ok(mut r) = self.retained.lock() {
+            r.set(
+                self.topics.online.clone(),
+                mqtt::online_payload(online, &models),
+            );
+        }
+        self.wake.notify_one();
+    }
+
     /// Mirrors the spool's level into the metrics.
     pub fn report_level(&self) {
         let level = self.spool.level();
@@ -101,6 +168,7 @@ impl Delivery {
         models: BTreeMap<String, u64>,
         observer: Arc<Observer>,
         triggers: Sender<()>,
+        releases: Option<Sender<Inbound>>,
     ) -> Result<Delivery, DeliveryError> {
         let spool = Spool::open(
             &config.agent.state_dir.join("spool.redb"),
@@ -112,7 +180,11 @@ impl Delivery {
             wake: tokio::sync::Notify::new(),
             closing: AtomicBool::new(false),
             spooled_at: Mutex::new(HashMap::new()),
+            retained: Mutex::new(Retained::default()),
+            models: Mutex::new(models.clone()),
+            topics: Topics::new(&config.mqtt.prefix, &config.agent.thing),
         });
+        shared.set_online(true);
         shared.report_level();
         let level = shared.spool.level();
         if level.depth > 0 {
@@ -121,7 +193,7 @@ impl Delivery {
                 "verdict spool holds undelivered verdicts from before; they go first"
             );
         }
-        let connection = mqtt::Connection::new(config, models, shared.clone(), triggers)?;
+        let connection = mqtt::Connection::new(config, models, shared.clone(), triggers, releases)?;
         let thread = std::thread::Builder::new()
             .name("hallmark-mqtt".into())
             .spawn(move || connection.run())
@@ -151,6 +223,27 @@ impl Delivery {
         self.shared.report_level();
         self.shared.wake.notify_one();
         Ok(())
+    }
+
+    /// Publishes `payload` retained (QoS 1) on `topic` now, or as soon as connected; a newer payload for
+    /// the same topic replaces one not yet sent.
+    pub fn publish_retained(&self, topic: String, payload: Vec<u8>) {
+        if let Ok(mut r) = self.shared.retained.lock() {
+            r.set(topic, payload);
+        }
+        self.shared.wake.notify_one();
+    }
+
+    /// The models served changed: the retained `online` status says so.
+    pub fn set_models(&self, models: BTreeMap<String, u64>) {
+        if let Ok(mut m) = self.shared.models.lock() {
+            *m = models;
+        }
+        self.shared.set_online(true);
+    }
+
+    pub fn topics(&self) -> &Topics {
+        &self.shared.topics
     }
 
     /// Publishes what the spool holds if connected (bounded by `mqtt.drain_timeout`), publishes

@@ -29,7 +29,7 @@ use super::backoff::Backoff;
 use super::command::{self, Command};
 use super::outbox::{Outbox, Request};
 use super::tls::{self, TlsFiles};
-use super::{DeliveryError, Shared, Topics};
+use super::{DeliveryError, Inbound, Shared, Topics};
 use crate::config::{Config, MqttConfig};
 use crate::observe::Stage;
 
@@ -43,9 +43,10 @@ pub(crate) struct Connection {
     options: MqttOptions,
     settings: MqttConfig,
     topics: Topics,
-    models: BTreeMap<String, u64>,
     shared: Arc<Shared>,
     triggers: Sender<()>,
+    /// Model releases go here (none: the agent takes no updates).
+    releases: Option<Sender<Inbound>>,
 }
 
 /// What the three loops share (one task: a `RefCell` is enough; never held across `.await`).
@@ -65,6 +66,7 @@ impl Connection {
         models: BTreeMap<String, u64>,
         shared: Arc<Shared>,
         triggers: Sender<()>,
+        releases: Option<Sender<Inbound>>,
     ) -> Result<Connection, DeliveryError> {
         let m = &config.mqtt;
         if m.host.trim().is_empty() {
@@ -101,9 +103,9 @@ impl Connection {
             options,
             settings: m.clone(),
             topics,
-            models,
             shared,
             triggers,
+            releases,
         })
     }
 
@@ -193,6 +195,15 @@ impl Connection {
                 Ok(Event::Incoming(Incoming::Publish(p))) => {
                     if p.topic == self.topics.commands {
                         self.command(&p.payload);
+                    } else if let Some(releases) = self
+                        .releases
+                        .as_ref()
+                        .filter(|_| self.is_release_topic(&p.topic))
+                    {
+                        let _ = releases.send(Inbound {
+                            topic: p.topic.clone(),
+                            payload: p.payload.to_vec(),
+                        });
                     } else {
                         tracing::debug!(topic = %p.topic, "mqtt: message on a topic not ours; ignored");
                     }
@@ -271,28 +282,56 @@ impl Connection {
         tokio::time::sleep(delay).await;
     }
 
-    /// Just connected: the retained `online` status, the command subscription, then the spool.
+    /// Just connected: the retained statuses (`online` first), the subscriptions, then the spool.
     fn on_connected(&self, client: &AsyncClient, state: &RefCell<State>) {
-        let mut s = state.borrow_mut();
-        if client
-            .try_publish(
-                &self.topics.online,
-                QoS::AtLeastOnce,
-                true,
-                online_payload(true, &self.models),
-            )
-            .is_ok()
-        {
-            s.outbox.requested(Request::Online);
+        if let Ok(mut r) = self.shared.retained.lock() {
+            r.mark_all();
         }
-        if client
-            .try_subscribe(&self.topics.commands, QoS::AtLeastOnce)
-            .is_ok()
-        {
-            s.outbox.requested(Request::Subscribe);
+        let mut s = state.borrow_mut();
+        let mut topics = vec![self.topics.commands.clone()];
+        if self.releases.is_some() {
+            topics.push(self.topics.fleet_releases.clone());
+            topics.push(self.topics.device_releases.clone());
+        }
+        for t in topics {
+            if client.try_subscribe(&t, QoS::AtLeastOnce).is_ok() {
+                s.outbox.requested(Request::Subscribe);
+            }
         }
         drop(s);
         self.shared.wake.notify_one();
+    }
+
+    /// `{prefix}/fleet/models/{brand}` or `{prefix}/things/{thing}/models/{brand}` (not `…/status`).
+    fn is_release_topic(&self, topic: &str) -> bool {
+        [&self.topics.fleet_releases, &self.topics.device_releases]
+            .iter()
+            .any(|pattern| {
+                let stem = pattern.trim_end_matches('+');
+                topic
+                    .strip_prefix(stem)
+                    .is_some_and(|brand| !brand.is_empty() && !brand.contains('/'))
+            })
+    }
+
+    /// Publishes the retained statuses that are due.
+    fn request_statuses(&self, client: &AsyncClient, state: &RefCell<State>) {
+        let due = match self.shared.retained.lock() {
+            Ok(mut r) => r.take_due(),
+            Err(_) => return,
+        };
+        let mut s = state.borrow_mut();
+        for (topic, payload) in due {
+            if client
+                .try_publish(&topic, QoS::AtLeastOnce, true, payload.clone())
+                .is_ok()
+            {
+                s.outbox.requested(Request::Status);
+            } else if let Ok(mut r) = self.shared.retained.lock() {
+                // The request channel is full: keep it due (unless a newer one came meanwhile).
+                r.latest.entry(topic).or_insert((payload, true)).1 = true;
+            }
+        }
     }
 
     fn acknowledged(&self, seq: u64) {
@@ -340,6 +379,7 @@ impl Connection {
                     }
                     (s.outbox.room(), s.outbox.last_verdict())
                 };
+                self.request_statuses(client, state);
                 if room == 0 {
                     break;
                 }
@@ -437,22 +477,14 @@ impl Connection {
             );
         }
         state.borrow_mut().goodbye = true;
-        let sent = client
-            .try_publish(
-                &self.topics.online,
-                QoS::AtLeastOnce,
-                true,
-                online_payload(false, &self.models),
-            )
-            .is_ok();
-        if sent {
-            state.borrow_mut().outbox.requested(Request::Online);
-        }
+        self.shared.set_online(false);
+        self.request_statuses(client, state);
+        let sent = state.borrow().outbox.awaits_status();
         let until = Instant::now() + GOODBYE_WAIT;
         // Wait for `online: false` to be acknowledged (retained on the broker), then disconnect.
         while sent
             && state.borrow().connected
-            && state.borrow().outbox.awaits_online()
+            && state.borrow().outbox.awaits_status()
             && Instant::now() < until
         {
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -17,8 +17,8 @@ use std::collections::{HashMap, VecDeque};
 pub enum Request {
     /// A spooled verdict (QoS 1), by spool sequence number.
     Verdict(u64),
-    /// The retained `online` status (QoS 1).
-    Online,
+    /// A retained status (QoS 1): `online`, or a model update's status.
+    Status,
     /// Telemetry (QoS 0: no packet id, no acknowledgement).
     Telemetry,
     Subscribe,
@@ -70,10 +70,10 @@ impl Outbox {
         self.window.saturating_sub(open)
     }
 
-    /// An `online` status is requested and not yet acknowledged.
-    pub fn awaits_online(&self) -> bool {
-        self.requested.contains(&Request::Online)
-            || self.awaiting.values().any(|r| *r == Request::Online)
+    /// A retained status is requested and not yet acknowledged.
+    pub fn awaits_status(&self) -> bool {
+        self.requested.contains(&Request::Status)
+            || self.awaiting.values().any(|r| *r == Request::Status)
     }
 
     /// Records a request just handed to the client.
@@ -93,7 +93,7 @@ impl Outbox {
         })?;
         match r {
             Request::Telemetry if pkid == 0 => Ok(()),
-            Request::Verdict(_) | Request::Online if pkid != 0 => {
+            Request::Verdict(_) | Request::Status if pkid != 0 => {
                 if let Some(old) = self.awaiting.insert(pkid, r) {
                     return Err(Desync(format!(
                         "packet id {pkid} reused while {old:?} was unacknowledged"
@@ -130,7 +130,7 @@ mod tests {
     #[test]
     fn acknowledgements_name_the_verdict_they_are_for() {
         let mut o = Outbox::new(3);
-        o.requested(Request::Online);
+        o.requested(Request::Status);
         o.requested(Request::Subscribe);
         o.requested(Request::Verdict(7));
         o.requested(Request::Telemetry);
@@ -144,7 +144,7 @@ mod tests {
         o.on_publish(3).unwrap();
         // Out of order acknowledgements are fine; each names its own verdict.
         assert_eq!(o.on_puback(3), Some(Request::Verdict(8)));
-        assert_eq!(o.on_puback(1), Some(Request::Online));
+        assert_eq!(o.on_puback(1), Some(Request::Status));
         assert_eq!(o.on_puback(2), Some(Request::Verdict(7)));
         assert_eq!(o.on_puback(2), None, "a second ack of one id names nothing");
         assert_eq!(o.room(), 3);

@@ -85,6 +85,12 @@ impl Broker {
 
     fn on(port: u16, listeners: impl FnOnce(u16, &Path) -> String) -> Broker {
         let dir = tempfile::tempdir().unwrap();
+        // Design: started as root, mosquitto drops to its own user; it must still be able to write
+        // its database and log here, or "persistent" would silently mean "forgotten on restart".
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
         let conf = dir.path().join("mosquitto.conf");
         let text = format!(
             "{}allow_anonymous true\npersistence true\npersistence_location {}/\nmax_queued_messages 1000000\nmax_inflight_messages 0\nlog_dest file {}/mosquitto.log\nlog_type error\nlog_type warning\nlog_type notice\n",
@@ -287,7 +293,11 @@ impl Drop for Subscriber {
 
 /// `hallmark run` with a clean environment, its state in `state`, on the sample replay.
 pub fn hallmark_run(state: &Path, env: &[(&str, String)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hallmark"));
+    // HALLMARK_TEST_BIN: a copy of the binary, so a long soak is not hit by a rebuild.
+    let bin = std::env::var_os("HALLMARK_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hallmark")));
+    let mut cmd = Command::new(bin);
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();
         if k.starts_with("HALLMARK_") || k == "ORT_DYLIB_PATH" || k == "AWS_IOT_THING_NAME" {
@@ -422,4 +432,64 @@ pub fn metric(page: &str, name_and_labels: &str) -> Option<f64> {
         .find(|l| l.starts_with(name_and_labels) && l[name_and_labels.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
+}
+
+/// A TCP proxy in front of a broker whose connections can be cut at will: an uplink that drops,
+/// with the broker itself staying up.
+pub struct Proxy {
+    pub port: u16,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    pub fn start(target: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let (conns, stop) = (conns.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok((client, _)) = listener.accept() else {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    };
+                    let _ = client.set_nonblocking(false);
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                        continue;
+                    };
+                    let mut list = conns.lock().unwrap();
+                    for (mut from, mut to) in [
+                        (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                        (server.try_clone().unwrap(), client.try_clone().unwrap()),
+                    ] {
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut from, &mut to);
+                            let _ = to.shutdown(std::net::Shutdown::Both);
+                        });
+                    }
+                    list.push(client);
+                    list.push(server);
+                }
+            });
+        }
+        Proxy { port, conns, stop }
+    }
+
+    /// Drops every connection through the proxy (both ends see a reset).
+    pub fn cut(&self) {
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.cut();
+    }
 }
