@@ -75,6 +75,7 @@ pub struct Config {
     /// Bundles served; the first is the default brand.
     pub bundles: Vec<PathBuf>,
     pub public_keys: Vec<PathBuf>,
+    pub updates: UpdatesConfig,
     pub image: ImageLimits,
     pub agent: AgentConfig,
     pub source: SourceConfig,
@@ -212,6 +213,17 @@ pub struct VerdictConfig {
     pub barcodes: bool,
 }
 
+/// Fleet model updates (`model.updates`, `model.max_bundle_mib`, `model.keep_revisions`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpdatesConfig {
+    /// Take new revisions from the fleet's release topics (needs `mqtt.enabled`).
+    pub enabled: bool,
+    /// Largest release archive accepted.
+    pub max_bundle_bytes: u64,
+    /// Revisions kept per brand in the store besides the active and previous ones.
+    pub keep_revisions: usize,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct MqttConfig {
     /// Off (the default): no broker; verdicts go to the other sinks only.
@@ -308,6 +320,9 @@ struct ModelSection {
     bundle: Option<PathBuf>,
     #[serde(deserialize_with = "list")]
     bundles: Option<Vec<String>>,
+    updates: Option<bool>,
+    max_bundle_mib: Option<u64>,
+    keep_revisions: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -646,6 +661,11 @@ impl Config {
             return Err(bad(format!("spool.max_mib {spool_mib} must be positive")));
         }
         Ok(Config {
+            updates: UpdatesConfig {
+                enabled: f.model.updates.unwrap_or(true),
+                max_bundle_bytes: f.model.max_bundle_mib.unwrap_or(256).max(1) << 20,
+                keep_revisions: f.model.keep_revisions.unwrap_or(1),
+            },
             mqtt,
             spool: SpoolConfig {
                 max_bytes: ((spool_mib * 1024.0 * 1024.0) as u64).max(1024),

@@ -22,9 +22,11 @@
 pub mod decided;
 pub mod event;
 pub mod modes;
+pub mod selftest;
 pub mod serials;
 pub mod slot;
 pub mod tracks;
+pub mod updates;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -143,6 +145,7 @@ pub fn run(
     // Model first (its errors are the likelier ones), then the source: both before anything runs.
     let mut pipeline =
         Pipeline::open(config.runtime.clone(), config.bundle(), &config.public_keys)?;
+    let store = open_store(&config, &mut pipeline)?;
     let mut source = open_source(&config)?;
     let manifest = Arc::new(pipeline.manifest().clone());
     tracing::info!(brand = %manifest.brand, revision = manifest.revision, source = %source.name(), mode = config.agent.mode.as_str(), "hallmark run: model loaded, source open");
@@ -193,6 +196,8 @@ pub fn run(
     }
     let (inferred_tx, inferred_rx) = sync_channel::<Inferred>(2);
     let (trigger_tx, trigger_rx) = channel::<()>();
+    let updates_on = config.mqtt.enabled && config.updates.enabled;
+    let (releases_tx, releases_rx) = channel();
     let delivery = if config.mqtt.enabled {
         let models = [(manifest.brand.clone(), manifest.revision)].into();
         Some(Delivery::start(
@@ -200,10 +205,31 @@ pub fn run(
             models,
             observer.clone(),
             trigger_tx.clone(),
-            None,
+            updates_on.then_some(releases_tx),
         )?)
     } else {
         None
+    };
+    let (swap_tx, swaps) = channel::<updates::Swap>();
+    let (fault_tx, faults) = channel::<updates::RuntimeFault>();
+    let updater = match (&delivery, updates_on) {
+        (Some(d), true) => Some(updates::Updater::new(
+            &config,
+            store,
+            crate::bundle::TrustedKeys::from_pem_files(&config.public_keys)
+                .map_err(PipelineError::from)?,
+            &manifest,
+            (pipeline.detector.layout(), pipeline.detector.input_size()),
+            updates::Wiring {
+                releases: releases_rx,
+                faults,
+                swaps: swap_tx,
+                publisher: d.publisher(),
+                observer: observer.clone(),
+                stop: stop.clone(),
+            },
+        )),
+        _ => None,
     };
     let heartbeat = Arc::new(AtomicU64::new(0));
     let judge = Judge::new(
@@ -316,14 +342,64 @@ pub fn run(
     crate::service::notify_ready();
     let _watchdog = crate::service::spawn_watchdog(heartbeat);
 
+    let updater = match updater {
+        Some(u) => Some(
+            std::thread::Builder::new()
+                .name("hallmark-update".into())
+                .spawn(move || u.run())
+                .map_err(DaemonError::Thread)?,
+        ),
+        None => None,
+    };
+
     // Inference, on this thread.
     let mut fatal = None;
     let (mut first_at, mut last_at) = (None, None);
-    for (frame, input) in prepared_rx {
+    let mut serving = manifest.clone();
+    // The model a swap replaced, kept until the new one has proved itself on frames.
+    let mut previous: Option<(crate::detector::Detector, Arc<Manifest>)> = None;
+    let mut failures_in_a_row = 0u32;
+    loop {
+        // Design: a swap happens here, between two frames: no frame waits for it or is dropped by it.
+        while let Ok(swap) = swaps.try_recv() {
+            let old = std::mem::replace(&mut pipeline.detector, swap.detector);
+            previous = Some((old, serving.clone()));
+            serving = swap.manifest;
+            failures_in_a_row = 0;
+            tracing::info!(brand = %serving.brand, revision = serving.revision, "new model swapped in");
+            let _ = swap.done.send(());
+        }
+        let (frame, input) = match prepared_rx.recv_timeout(IDLE_TICK) {
+            Ok(next) => next,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         let started = Instant::now();
         let result = pipeline.detector.infer(&input).map(|(d, _, _)| d.to_vec());
         observer.stage(Stage::Inference, started.elapsed());
         let _ = input_back.send(input);
+        // A swapped-in model that fails while serving goes back to the one it replaced.
+        let failed_here = match &result {
+            Err(e) if !e.is_transient() => Some(e.to_string()),
+            Err(e) if failures_in_a_row + 1 >= SWAP_FAILURES => Some(e.to_string()),
+            _ => None,
+        };
+        failures_in_a_row = if result.is_ok() {
+            0
+        } else {
+            failures_in_a_row + 1
+        };
+        if let (Some(cause), Some((old, old_manifest))) = (failed_here, previous.take()) {
+            let _ = fault_tx.send(updates::RuntimeFault {
+                brand: serving.brand.clone(),
+                revision: serving.revision,
+                cause,
+            });
+            pipeline.detector = old;
+            serving = old_manifest;
+            failures_in_a_row = 0;
+            continue;
+        }
         match result {
             Ok(detections) => {
                 stats.frames.fetch_add(1, Ordering::Relaxed);
@@ -336,6 +412,7 @@ pub fn run(
                     .send(Inferred {
                         frame: Arc::new(frame),
                         detections,
+                        manifest: serving.clone(),
                     })
                     .is_err()
                 {
@@ -355,9 +432,13 @@ pub fn run(
         }
     }
     drop(inferred_tx);
+    drop(swaps);
     stop.store(true, Ordering::Relaxed);
     slot.close();
     let sink_drops = judge.join().unwrap_or_default();
+    if let Some(u) = updater {
+        let _ = u.join();
+    }
     let _ = prep.join();
     let _ = capture.join();
     let _ = done_tx.send(());
@@ -381,6 +462,56 @@ pub fn run(
             _ => std::time::Duration::ZERO,
         },
     })
+}
+
+/// Transient inference errors in a row after which a swapped-in model counts as failing.
+const SWAP_FAILURES: u32 = 3;
+
+/// Opens the model store (`state_dir/models`, recovering from a crash) and serves its active revision
+/// of the configured brand when that is newer than the configured bundle and verifies.
+fn open_store(
+    config: &Config,
+    pipeline: &mut Pipeline,
+) -> Result<crate::store::Store, DaemonError> {
+    let root = config.agent.state_dir.join("models");
+    let (store, recovery) =
+        crate::store::Store::open_recovering(&root).map_err(|e| DaemonError::StateDir {
+            path: root.display().to_string(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    if !recovery.removed.is_empty() || !recovery.fell_back.is_empty() {
+        tracing::warn!(
+            ?recovery,
+            "model store recovered from an interrupted change"
+        );
+    }
+    let brand = pipeline.manifest().brand.clone();
+    let configured = pipeline.manifest().revision;
+    if let Ok(Some(active)) = store.active(&brand) {
+        if active > configured {
+            let trust = crate::bundle::TrustedKeys::from_pem_files(&config.public_keys)
+                .map_err(PipelineError::from)?;
+            let loaded = store
+                .active_bundle(&brand, &trust)
+                .map_err(|e| e.to_string())
+                .and_then(|b| {
+                    crate::detector::Detector::new(&pipeline.runtime, &b)
+                        .map(|d| (b, d))
+                        .map_err(|e| e.to_string())
+                });
+            match loaded {
+                Ok((bundle, detector)) => {
+                    tracing::info!(%brand, revision = active, configured, "serving the store's active revision");
+                    pipeline.bundle = bundle;
+                    pipeline.detector = detector;
+                }
+                Err(e) => {
+                    tracing::error!(%brand, revision = active, error = %e, "the store's active revision does not load; serving the configured bundle");
+                }
+            }
+        }
+    }
+    Ok(store)
 }
 
 /// Closes the frame slot when dropped.
@@ -420,6 +551,8 @@ fn spawn_shutdown_watch(
 
 /// A frame and what the detector found in it.
 struct Inferred {
+    /// The model that judged it (a swap may come between two frames).
+    manifest: Arc<Manifest>,
     frame: Arc<OwnedFrame>,
     detections: Vec<Detection>,
 }
@@ -582,7 +715,17 @@ impl Judge {
         drops
     }
 
-    fn on_frame(&mut self, Inferred { frame, detections }: Inferred) {
+    fn on_frame(
+        &mut self,
+        Inferred {
+            frame,
+            detections,
+            manifest,
+        }: Inferred,
+    ) {
+        if !Arc::ptr_eq(&manifest, &self.manifest) {
+            self.manifest = manifest;
+        }
         self.frame_no += 1;
         let boxes: Vec<[f32; 4]> = verdict::group(&detections).iter().map(|i| i.bbox).collect();
         let codes = if self.barcodes {

@@ -153,6 +153,30 @@ impl Shared {
     }
 }
 
+/// Publishes retained statuses and the models served from any thread (the updater's).
+#[derive(Clone)]
+pub struct Publisher(Arc<Shared>);
+
+impl Publisher {
+    pub fn publish_retained(&self, topic: String, payload: Vec<u8>) {
+        if let Ok(mut r) = self.0.retained.lock() {
+            r.set(topic, payload);
+        }
+        self.0.wake.notify_one();
+    }
+
+    pub fn set_models(&self, models: BTreeMap<String, u64>) {
+        if let Ok(mut m) = self.0.models.lock() {
+            *m = models;
+        }
+        self.0.set_online(true);
+    }
+
+    pub fn topics(&self) -> &Topics {
+        &self.0.topics
+    }
+}
+
 /// The delivery side of the daemon: spool and MQTT connection.
 pub struct Delivery {
     shared: Arc<Shared>,
@@ -244,6 +268,11 @@ impl Delivery {
 
     pub fn topics(&self) -> &Topics {
         &self.shared.topics
+    }
+
+    /// A handle for other threads to publish retained statuses through this connection.
+    pub fn publisher(&self) -> Publisher {
+        Publisher(self.shared.clone())
     }
 
     /// Publishes what the spool holds if connected (bounded by `mqtt.drain_timeout`), publishes

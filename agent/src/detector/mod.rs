@@ -149,6 +149,11 @@ impl Detector {
         self.layout
     }
 
+    /// The model's input width and height (frames are letterboxed to it).
+    pub fn input_size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
     pub fn settings(&self) -> Settings {
         self.settings
     }

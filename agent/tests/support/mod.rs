@@ -352,6 +352,11 @@ impl Agent {
         }
     }
 
+    /// Every stdout line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
     /// The verdict ids printed so far (a line cut by a kill is not an event).
     pub fn ids(&self) -> Vec<String> {
         self.stdout
@@ -491,5 +496,39 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         self.cut();
+    }
+}
+
+/// A real HTTP server (axum + tower-http's ServeDir, which honours `Range`) serving a folder on
+/// loopback, for model downloads.
+pub struct FileServer {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl FileServer {
+    pub fn start() -> FileServer {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // The server lives on its own thread and runtime until the test process ends.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                let router =
+                    axum::Router::new().fallback_service(tower_http::services::ServeDir::new(root));
+                axum::serve(listener, router).await.unwrap();
+            });
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        FileServer {
+            url: format!("http://{addr}"),
+            dir,
+        }
     }
 }

@@ -1,0 +1,434 @@
+//! The updater: fleet releases → a new model serving, between two frames, or a status saying why not.
+//!
+//! It runs on its own thread, so detection never waits for it:
+//! release (MQTT) → [`decide`] → download (resumable, size-limited, SHA-256) → install into the store
+//! (archive checks, Ed25519 signature, model digest) → build the detector from the verified bytes →
+//! self-test → hand it to the inference loop, which swaps it in between two frames → the store's
+//! active pointer moves (atomically) → status `active`. Any failure leaves the serving model as it
+//! is and ends in `failed` (retried with backoff, then given up) or `rejected` (never retried for the
+//! same bytes), with its cause. A model that fails at run time after the swap is swapped back by the
+//! inference loop at once; the updater then rolls the store back and reports `rolled_back`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::bundle::{Bundle, Manifest, TrustedKeys};
+use crate::config::Config;
+use crate::delivery::{Inbound, Publisher};
+use crate::detector::{Detector, Layout};
+use crate::observe::Observer;
+use crate::runtime::{Runtime, RuntimeOptions};
+use crate::store::Store;
+use crate::update::{
+    decide, Attempt, Decision, Downloader, Fault, Release, Releases, Retry, State, Status, Timeouts,
+};
+
+use super::selftest;
+
+/// A model ready to serve, handed to the inference loop.
+pub struct Swap {
+    pub detector: Detector,
+    pub manifest: Arc<Manifest>,
+    /// The inference loop says whether it swapped (it refuses while it has no frames to judge with
+    /// the old model… it never refuses today; the channel only confirms the moment).
+    pub done: Sender<()>,
+}
+
+/// From the inference loop: the model swapped in failed at run time and was swapped back.
+#[derive(Debug)]
+pub struct RuntimeFault {
+    pub brand: String,
+    pub revision: u64,
+    pub cause: String,
+}
+
+/// What the updater needs from the daemon.
+pub struct Wiring {
+    pub releases: Receiver<Inbound>,
+    pub faults: Receiver<RuntimeFault>,
+    pub swaps: Sender<Swap>,
+    pub publisher: Publisher,
+    pub observer: Arc<Observer>,
+    pub stop: Arc<AtomicBool>,
+}
+
+pub struct Updater {
+    store: Store,
+    trust: TrustedKeys,
+    runtime_options: RuntimeOptions,
+    runtime: Option<Runtime>,
+    downloads: PathBuf,
+    downloader: Option<Downloader>,
+    prefix: String,
+    thing: String,
+    max_bundle: u64,
+    keep: usize,
+    image_limits: crate::imageio::ImageLimits,
+    /// The brand served and its revision now.
+    brand: String,
+    serving: u64,
+    /// The serving model's output layout and input size: a new model must match to swap in place.
+    shape: (Layout, (u32, u32)),
+    releases: Releases,
+    attempts: HashMap<String, Attempt>,
+    /// A retry waiting: when, for which release.
+    retry_at: Option<(Instant, Release)>,
+    retry: Retry,
+    w: Wiring,
+}
+
+impl Updater {
+    pub fn new(
+        config: &Config,
+        store: Store,
+        trust: TrustedKeys,
+        manifest: &Manifest,
+        shape: (Layout, (u32, u32)),
+        w: Wiring,
+    ) -> Updater {
+        Updater {
+            store,
+            trust,
+            runtime_options: config.runtime.clone(),
+            runtime: None,
+            downloads: config.agent.state_dir.join("downloads"),
+            downloader: None,
+            prefix: config.mqtt.prefix.clone(),
+            thing: config.agent.thing.clone(),
+            max_bundle: config.updates.max_bundle_bytes,
+            keep: config.updates.keep_revisions,
+            image_limits: config.image,
+            brand: manifest.brand.clone(),
+            serving: manifest.revision,
+            shape,
+            releases: Releases::new(),
+            attempts: HashMap::new(),
+            retry_at: None,
+            retry: Retry::default(),
+            w,
+        }
+    }
+
+    pub fn run(mut self) {
+        loop {
+            if self.w.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            while let Ok(fault) = self.w.faults.try_recv() {
+                self.on_fault(fault);
+            }
+            if let Some((at, release)) = self.retry_at.clone() {
+                if Instant::now() >= at {
+                    self.retry_at = None;
+                    self.consider(&release, true);
+                }
+            }
+            match self.w.releases.recv_timeout(Duration::from_millis(200)) {
+                Ok(msg) => self.on_message(msg),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    fn status_topic(&self, brand: &str) -> String {
+        self.w.publisher.topics().model_status(brand)
+    }
+
+    fn report(&self, brand: &str, status: &Status) {
+        tracing::info!(brand, revision = status.revision, state = status.state.as_str(), detail = %status.detail, "model update");
+        self.w
+            .publisher
+            .publish_retained(self.status_topic(brand), status.to_json());
+    }
+
+    fn on_message(&mut self, msg: Inbound) {
+        let change = self.releases.on_message(
+            &msg.topic,
+            &msg.payload,
+            &self.prefix,
+            &self.thing,
+            self.max_bundle,
+        );
+        match change {
+            None => {}
+            Some(Err(e)) => {
+                // A malformed release names no revision it could be for; the brand comes from the topic.
+                let brand = crate::update::topic_brand(&msg.topic, &self.prefix, &self.thing)
+                    .map(|(_, b)| b)
+                    .unwrap_or_default();
+                tracing::warn!(topic = %msg.topic, error = %e, "release refused");
+                if brand == self.brand {
+                    self.report(
+                        &brand,
+                        &Status {
+                            revision: 0,
+                            state: State::Rejected,
+                            detail: e.to_string(),
+                            progress: None,
+                        },
+                    );
+                }
+            }
+            Some(Ok(change)) if change.brand == self.brand => {
+                if let Some(release) = self.releases.effective(&change.brand).cloned() {
+                    self.consider(&release, false);
+                }
+            }
+            Some(Ok(change)) => {
+                tracing::debug!(brand = %change.brand, "release for a brand this device does not serve; ignored");
+            }
+        }
+    }
+
+    /// Acts on the effective release of the served brand.
+    fn consider(&mut self, release: &Release, retrying: bool) {
+        let last = self.attempts.get(&release.brand);
+        if !retrying && self.retry_at.as_ref().is_some_and(|(_, r)| r == release) {
+            // The same release again (a retained redelivery) while its retry waits: keep the schedule.
+            return;
+        }
+        match decide(Some(self.serving), release, last) {
+            Decision::Ignore(why) => {
+                tracing::info!(brand = %release.brand, revision = release.revision, %why, "release ignored");
+            }
+            Decision::Install | Decision::Rollback => {
+                self.retry_at = None;
+                let attempt = Attempt::start(release, last);
+                self.attempts.insert(release.brand.clone(), attempt);
+                self.install(release);
+            }
+        }
+    }
+
+    fn attempt(&mut self, brand: &str) -> &mut Attempt {
+        self.attempts
+            .get_mut(brand)
+            .expect("an attempt is started before it is used")
+    }
+
+    fn set(&mut self, brand: &str, state: State, detail: String, progress: Option<f64>) {
+        let status = {
+            let a = self.attempt(brand);
+            a.set(state, detail);
+            a.status(progress)
+        };
+        self.report(brand, &status);
+    }
+
+    fn fail(&mut self, brand: &str, fault: Fault, cause: String, release: &Release) {
+        let unit = rand::random::<f64>();
+        let retry = self.retry.clone();
+        let (delay, status) = {
+            let a = self.attempt(brand);
+            let delay = a.fail(fault, &cause, &retry, unit);
+            (delay, a.status(None))
+        };
+        self.report(brand, &status);
+        if let Some(d) = delay {
+            self.retry_at = Some((Instant::now() + d, release.clone()));
+        }
+    }
+
+    /// Download → install → load → self-test → swap → activate.
+    fn install(&mut self, release: &Release) {
+        let brand = release.brand.clone();
+        let started = Instant::now();
+        self.set(
+            &brand,
+            State::Downloading,
+            format!("revision {}", release.revision),
+            Some(0.0),
+        );
+        let downloader = match self.downloader.take() {
+            Some(d) => d,
+            None => match Downloader::new(Timeouts::default()) {
+                Ok(d) => d,
+                Err(e) => {
+                    return self.fail(&brand, e.fault(), e.cause(), release);
+                }
+            },
+        };
+        let mut last_report = Instant::now();
+        let publisher = self.w.publisher.clone();
+        let topic = self.status_topic(&brand);
+        let revision = release.revision;
+        let mut progress = |done: u64, total: u64| {
+            // Design: the status topic is for people; one update a second is plenty.
+            if last_report.elapsed() >= Duration::from_secs(1) && total > 0 {
+                last_report = Instant::now();
+                let status = Status {
+                    revision,
+                    state: State::Downloading,
+                    detail: format!("{done} of {total} bytes"),
+                    progress: Some(done as f64 / total as f64),
+                };
+                publisher.publish_retained(topic.clone(), status.to_json());
+            }
+        };
+        let fetched = crate::update::stage(
+            release,
+            &downloader,
+            &self.downloads,
+            &mut progress,
+            &self.w.stop,
+        );
+        self.downloader = Some(downloader);
+        let archive = match fetched {
+            Ok(p) => p,
+            Err(e) => return self.fail(&brand, e.fault(), e.cause(), release),
+        };
+        self.set(
+            &brand,
+            State::Verifying,
+            "signature, model digest, self-test".into(),
+            None,
+        );
+        match self.verify_and_load(release, &archive) {
+            Ok((detector, manifest, dir, tested)) => {
+                self.swap_in(release, detector, manifest, &dir, tested, started)
+            }
+            Err((fault, cause)) => self.fail(&brand, fault, cause, release),
+        }
+        let _ = crate::update::remove_stale(&self.downloads, &[]);
+    }
+
+    /// Installs the archive into the store and builds and self-tests its detector. Nothing serves it yet.
+    #[allow(clippy::type_complexity)]
+    fn verify_and_load(
+        &mut self,
+        release: &Release,
+        archive: &std::path::Path,
+    ) -> Result<(Detector, Arc<Manifest>, PathBuf, selftest::Outcome), (Fault, String)> {
+        let rejected = |cause: String| (Fault::Permanent, cause);
+        let installed = self
+            .store
+            .install(archive, &self.trust, self.max_bundle)
+            .map_err(|e| rejected(e.to_string()))?;
+        if installed.brand != release.brand || installed.revision != release.revision {
+            return Err(rejected(format!(
+                "the archive holds {} revision {}, the release announced {} revision {}",
+                installed.brand, installed.revision, release.brand, release.revision
+            )));
+        }
+        let bundle =
+            Bundle::open(&installed.dir, &self.trust).map_err(|e| rejected(e.to_string()))?;
+        if self.runtime.is_none() {
+            self.runtime = Some(
+                Runtime::load(self.runtime_options.clone())
+                    .map_err(|e| (Fault::Transient, e.to_string()))?,
+            );
+        }
+        let runtime = self.runtime.as_ref().expect("loaded above");
+        let mut detector = Detector::new(runtime, &bundle)
+            .map_err(|e| rejected(format!("the model does not load: {e}")))?;
+        let shape = (detector.layout(), detector.input_size());
+        if shape != self.shape {
+            return Err(rejected(format!(
+                "the model's shape ({shape:?}) differs from the serving model's ({:?}); a restart takes it",
+                self.shape
+            )));
+        }
+        let manifest = Arc::new(bundle.manifest().clone());
+        let tested = selftest::run(&installed.dir, &mut detector, &manifest, self.image_limits)
+            .map_err(rejected)?;
+        Ok((detector, manifest, installed.dir, tested))
+    }
+
+    fn swap_in(
+        &mut self,
+        release: &Release,
+        detector: Detector,
+        manifest: Arc<Manifest>,
+        dir: &std::path::Path,
+        tested: selftest::Outcome,
+        started: Instant,
+    ) {
+        let brand = release.brand.clone();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        if self
+            .w
+            .swaps
+            .send(Swap {
+                detector,
+                manifest,
+                done: done_tx,
+            })
+            .is_err()
+            || done_rx.recv_timeout(Duration::from_secs(30)).is_err()
+        {
+            // The daemon is stopping: nothing changed.
+            return self.fail(
+                &brand,
+                Fault::Transient,
+                "the agent is stopping".into(),
+                release,
+            );
+        }
+        let was = self.serving;
+        self.serving = release.revision;
+        // Design: the pointer moves after the swap; a crash in between restarts on the old revision,
+        // which is consistent, and the retained release then installs the new one again.
+        if let Err(e) = self.store.activate(&brand, release.revision) {
+            tracing::error!(error = %e, "the store's active pointer could not be moved; the new model serves until a restart");
+        }
+        if let Ok(pruned) = self.store.prune(&brand, self.keep) {
+            if !pruned.is_empty() {
+                tracing::info!(brand = %brand, ?pruned, "older revisions removed");
+            }
+        }
+        self.w.observer.model_loaded(&brand, release.revision);
+        self.w
+            .publisher
+            .set_models(BTreeMap::from([(brand.clone(), release.revision)]));
+        let test = match tested {
+            selftest::Outcome::Passed(n) => format!("self-test passed ({n} images)"),
+            selftest::Outcome::Absent => "no self-test in the bundle".into(),
+        };
+        self.set(
+            &brand,
+            State::Active,
+            format!(
+                "serving revision {} (was {was}); {test}; {} ms from release to active; {}",
+                release.revision,
+                started.elapsed().as_millis(),
+                dir.display()
+            ),
+            None,
+        );
+    }
+
+    fn on_fault(&mut self, fault: RuntimeFault) {
+        tracing::error!(brand = %fault.brand, revision = fault.revision, cause = %fault.cause, "the new model failed while serving; rolled back");
+        let back_to = match self.store.rollback(&fault.brand) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "store rollback failed");
+                self.serving
+            }
+        };
+        let failed = self.serving;
+        self.serving = back_to;
+        self.w.observer.model_loaded(&fault.brand, back_to);
+        self.w
+            .publisher
+            .set_models(BTreeMap::from([(fault.brand.clone(), back_to)]));
+        let status = Status {
+            revision: failed,
+            state: State::RolledBack,
+            detail: format!(
+                "revision {failed} failed while serving ({}); back to {back_to}",
+                fault.cause
+            ),
+            progress: None,
+        };
+        if let Some(a) = self.attempts.get_mut(&fault.brand) {
+            a.set(State::RolledBack, status.detail.clone());
+        }
+        self.report(&fault.brand, &status);
+    }
+}

@@ -1,0 +1,441 @@
+//! Fleet model updates end to end: `hallmark publish` announces a signed bundle on a real mosquitto,
+//! a real HTTP server serves it, and `hallmark run` (real ONNX Runtime, sample replay) takes it
+//! without a restart — or refuses it with a cause while the old model keeps serving.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::*;
+
+const BRAND: &str = "northwind";
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hallmark"));
+    c.current_dir(repo()).env_remove("HALLMARK_MQTT_PREFIX");
+    c
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A publisher key pair in `dir`: (private, public).
+fn keygen(dir: &Path) -> (PathBuf, PathBuf) {
+    run_ok(bin().arg("keygen").arg("--out").arg(dir));
+    (dir.join("publisher.key.pem"), dir.join("publisher.pub.pem"))
+}
+
+/// The shipped northwind bundle as revision `revision` in a new folder (signed later by `publish`).
+fn bundle(revision: u64, selftest: Option<&str>) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let src = repo().join("models").join(BRAND);
+    for f in ["manifest.sig", "model.onnx"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+    }
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(src.join("manifest.json")).unwrap()).unwrap();
+    manifest["revision"] = revision.into();
+    std::fs::write(
+        dir.path().join("manifest.json"),
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+    if let Some(verdict) = selftest {
+        let st = dir.path().join("selftest");
+        std::fs::create_dir(&st).unwrap();
+        let sample = std::fs::read_dir(repo().join("models/samples/northwind"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "jpg" || x == "png"))
+            .unwrap();
+        let name = sample.file_name().unwrap().to_string_lossy().into_owned();
+        std::fs::copy(&sample, st.join(&name)).unwrap();
+        std::fs::write(
+            st.join("expected.json"),
+            format!(r#"{{"images": [{{"file": "{name}", "verdict": "{verdict}"}}]}}"#),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+/// `hallmark publish` of `bundle` with `key` into the file server, announced on `broker`.
+fn publish(
+    bundle: &Path,
+    key: &Path,
+    files: &FileServer,
+    broker: u16,
+    thing: Option<&str>,
+) -> Value {
+    let mut cmd = bin();
+    cmd.arg("publish")
+        .arg(bundle)
+        .arg("--key")
+        .arg(key)
+        .arg("--url-base")
+        .arg(&files.url)
+        .arg("--out")
+        .arg(files.dir.path())
+        .arg("--broker")
+        .arg(format!("127.0.0.1:{broker}"));
+    if let Some(t) = thing {
+        cmd.arg("--thing").arg(t);
+    }
+    let out = run_ok(&mut cmd);
+    serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap_or(Value::Null)
+}
+
+fn agent_env(broker: u16, http: u16, thing: &str, trusted: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("HALLMARK_MQTT_ENABLED", "true".into()),
+        ("HALLMARK_MQTT_HOST", "127.0.0.1".into()),
+        ("HALLMARK_MQTT_PORT", broker.to_string()),
+        ("HALLMARK_AGENT_THING", thing.into()),
+        ("HALLMARK_MQTT_TELEMETRY_INTERVAL_S", "0".into()),
+        ("HALLMARK_HTTP_LISTEN", format!("127.0.0.1:{http}")),
+        (
+            "HALLMARK_TRUST_PUBLIC_KEYS",
+            format!(
+                "{},{}",
+                repo().join("models/keys/demo-publisher.pub.pem").display(),
+                trusted.display()
+            ),
+        ),
+        ("HALLMARK_SOURCE_LOOP", "true".into()),
+        ("HALLMARK_SOURCE_FPS", "30".into()),
+    ]
+}
+
+fn status_topic(thing: &str) -> String {
+    format!("hallmark/things/{thing}/models/{BRAND}/status")
+}
+
+/// The statuses seen so far for `thing` (as JSON).
+fn statuses(sub: &Subscriber, thing: &str) -> Vec<Value> {
+    let topic = status_topic(thing);
+    sub.messages()
+        .iter()
+        .filter(|m| m.topic == topic && !m.payload.is_empty())
+        .map(Message::json)
+        .collect()
+}
+
+fn wait_state(sub: &Subscriber, thing: &str, revision: u64, state: &str, agent: &Agent) -> Value {
+    let mut found = Value::Null;
+    let ok = wait_until(Duration::from_secs(120), || {
+        found = statuses(sub, thing)
+            .into_iter()
+            .rev()
+            .find(|s| s["revision"] == revision && s["state"] == state)
+            .unwrap_or(Value::Null);
+        !found.is_null()
+    });
+    assert!(
+        ok,
+        "no {state} status for revision {revision}: {:?}\n{}",
+        statuses(sub, thing),
+        agent.stderr()
+    );
+    found
+}
+
+/// The model revision of the verdicts printed after the first `skip`.
+fn revisions_after(agent: &Agent, skip: usize) -> Vec<u64> {
+    agent
+        .lines()
+        .iter()
+        .skip(skip)
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["model_revision"].as_u64())
+        .collect()
+}
+
+fn dropped(http: u16) -> f64 {
+    http_get(http, "/metrics")
+        .and_then(|(_, p)| metric(&p, "hallmark_frames_dropped_total"))
+        .unwrap_or(-1.0)
+}
+
+#[test]
+fn a_published_revision_is_downloaded_verified_and_swapped_in_without_a_restart_or_a_dropped_frame()
+{
+    let broker = Broker::start();
+    let files = FileServer::start();
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(keys.path());
+    let sub = Subscriber::start(broker.port, "t-upd", &["hallmark/#"]);
+    let state = tempfile::tempdir().unwrap();
+    let http = free_port();
+    let agent = Agent::spawn(hallmark_run(
+        state.path(),
+        &agent_env(broker.port, http, "kiosk-a", &public),
+    ));
+    assert!(
+        wait_until(Duration::from_secs(60), || agent.ids().len() >= 3),
+        "{}",
+        agent.stderr()
+    );
+    let pid = agent.child.id();
+    assert!(revisions_after(&agent, 0).iter().all(|&r| r == 7));
+    let dropped_before = dropped(http);
+    let rev8 = bundle(8, Some("counterfeit"));
+    let release = publish(rev8.path(), &key, &files, broker.port, None);
+    let active = wait_state(&sub, "kiosk-a", 8, "active", &agent);
+    eprintln!("status: {active}");
+    assert!(
+        active["detail"]
+            .as_str()
+            .unwrap()
+            .contains("self-test passed"),
+        "{active}"
+    );
+    // Statuses went downloading → verifying → active.
+    let states: Vec<String> = statuses(&sub, "kiosk-a")
+        .iter()
+        .map(|s| s["state"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        states.contains(&"downloading".into()) && states.contains(&"verifying".into()),
+        "{states:?}"
+    );
+    // Later verdicts come from revision 8, from the same process: once the first one does, every
+    // one after it (frames already in flight at the swap finish on revision 7).
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            let r = revisions_after(&agent, 0);
+            r.iter()
+                .position(|&x| x == 8)
+                .is_some_and(|i| r.len() >= i + 3)
+        }),
+        "{}",
+        agent.stderr()
+    );
+    let r = revisions_after(&agent, 0);
+    let first8 = r.iter().position(|&x| x == 8).unwrap();
+    assert!(
+        r[..first8].iter().all(|&x| x == 7) && r[first8..].iter().all(|&x| x == 8),
+        "{r:?}"
+    );
+    assert_eq!(agent.child.id(), pid);
+    assert_eq!(dropped(http), dropped_before, "the swap dropped no frame");
+    assert_eq!(dropped_before, 0.0);
+    assert!(
+        wait_until(Duration::from_secs(10), || sub
+            .on("/online")
+            .iter()
+            .any(|m| m.json()["models"][BRAND] == 8)),
+        "online says revision 8"
+    );
+    // The operator's view lists the device on revision 8, not behind the fleet release.
+    let table = run_ok(
+        bin()
+            .args(["fleet", "status", "--json", "--broker"])
+            .arg(format!("127.0.0.1:{}", broker.port)),
+    );
+    assert!(table.contains("kiosk-a"), "{table}");
+    let _ = release;
+    let (code, _, err) = agent.terminate();
+    assert_eq!(code, Some(0), "{err}");
+    // The store holds revision 8 as active, and it verifies.
+    let list = run_ok(
+        bin()
+            .args(["models", "verify", "--store"])
+            .env("HALLMARK_AGENT_STATE_DIR", state.path())
+            .env(
+                "HALLMARK_TRUST_PUBLIC_KEYS",
+                format!(
+                    "{},{}",
+                    repo().join("models/keys/demo-publisher.pub.pem").display(),
+                    public.display()
+                ),
+            ),
+    );
+    assert!(list.contains('8'), "{list}");
+}
+
+#[test]
+fn bad_releases_are_refused_with_their_cause_and_the_old_model_keeps_serving() {
+    let broker = Broker::start();
+    let files = FileServer::start();
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(keys.path());
+    let other = tempfile::tempdir().unwrap();
+    let (untrusted_key, _) = keygen(other.path());
+    let sub = Subscriber::start(broker.port, "t-bad", &["hallmark/#"]);
+    let state = tempfile::tempdir().unwrap();
+    let agent = Agent::spawn(hallmark_run(
+        state.path(),
+        &agent_env(broker.port, free_port(), "kiosk-b", &public),
+    ));
+    assert!(wait_until(Duration::from_secs(60), || !agent
+        .ids()
+        .is_empty()));
+    let fleet = format!("hallmark/fleet/models/{BRAND}");
+
+    // Malformed and unknown-schema releases.
+    sub.publish_retained(&fleet, b"{not json".to_vec());
+    assert!(wait_until(Duration::from_secs(20), || statuses(
+        &sub, "kiosk-b"
+    )
+    .iter()
+    .any(
+        |s| s["state"] == "rejected" && s["detail"].as_str().unwrap_or("").contains("release")
+    )));
+    sub.publish_retained(
+        &fleet,
+        br#"{"schema":"hallmark.release/9","brand":"northwind","revision":9,"url":"http://x/y.tar","sha256":"00","size":1}"#.to_vec(),
+    );
+    assert!(wait_until(Duration::from_secs(20), || statuses(
+        &sub, "kiosk-b"
+    )
+    .iter()
+    .any(|s| s["detail"].as_str().unwrap_or("").contains("schema"))));
+
+    // Signed by a key the device does not trust.
+    let b9 = bundle(9, None);
+    publish(b9.path(), &untrusted_key, &files, broker.port, None);
+    let r = wait_state(&sub, "kiosk-b", 9, "rejected", &agent);
+    assert!(
+        r["detail"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("trust")
+            || r["detail"].as_str().unwrap().contains("signature"),
+        "{r}"
+    );
+
+    // A self-test the model fails.
+    let b10 = bundle(10, Some("genuine-but-wrong"));
+    let _ = b10;
+    let b10 = bundle(10, Some("no_product"));
+    publish(b10.path(), &key, &files, broker.port, None);
+    let r = wait_state(&sub, "kiosk-b", 10, "rejected", &agent);
+    assert!(r["detail"].as_str().unwrap().contains("self-test"), "{r}");
+
+    // Tampered model bytes behind a correct archive digest.
+    let b11 = bundle(11, None);
+    let release = publish(b11.path(), &key, &files, broker.port, None);
+    let _ = release;
+    let tar_path = files.dir.path().join(format!("{BRAND}-11.tar"));
+    let mut bytes = std::fs::read(&tar_path).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x5a;
+    std::fs::write(&tar_path, &bytes).unwrap();
+    let digest = sha256_hex(&bytes);
+    let release = serde_json::json!({"schema": "hallmark.release/1", "brand": BRAND, "revision": 12,
+        "url": format!("{}/{BRAND}-11.tar", files.url), "sha256": digest, "size": bytes.len()});
+    // Announced as revision 12 whose archive is revision 11's with a byte flipped.
+    sub.publish_retained(&fleet, release.to_string().into_bytes());
+    let r = wait_state(&sub, "kiosk-b", 12, "rejected", &agent);
+    eprintln!("tampered: {r}");
+
+    // A file that is not there: failed with the cause, retried later.
+    let missing = serde_json::json!({"schema": "hallmark.release/1", "brand": BRAND, "revision": 13,
+        "url": format!("{}/none.tar", files.url), "sha256": "a".repeat(64), "size": 1000});
+    sub.publish_retained(&fleet, missing.to_string().into_bytes());
+    let r = wait_state(&sub, "kiosk-b", 13, "failed", &agent);
+    assert!(r["detail"].as_str().unwrap().contains("404"), "{r}");
+
+    // Through all of it revision 7 kept judging.
+    let seen = agent.lines().len();
+    assert!(wait_until(Duration::from_secs(20), || revisions_after(
+        &agent, seen
+    )
+    .len()
+        >= 2));
+    assert!(revisions_after(&agent, 0).iter().all(|&r| r == 7));
+    let (code, _, err) = agent.terminate();
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn a_canary_release_wins_over_the_fleet_release_for_that_device_only() {
+    let broker = Broker::start();
+    let files = FileServer::start();
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(keys.path());
+    let sub = Subscriber::start(broker.port, "t-canary", &["hallmark/#"]);
+    let b8 = bundle(8, None);
+    let b9 = bundle(9, None);
+    publish(b8.path(), &key, &files, broker.port, None);
+    publish(b9.path(), &key, &files, broker.port, Some("canary"));
+    let (s1, s2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let canary = Agent::spawn(hallmark_run(
+        s1.path(),
+        &agent_env(broker.port, free_port(), "canary", &public),
+    ));
+    let other = Agent::spawn(hallmark_run(
+        s2.path(),
+        &agent_env(broker.port, free_port(), "other", &public),
+    ));
+    wait_state(&sub, "canary", 9, "active", &canary);
+    wait_state(&sub, "other", 8, "active", &other);
+    assert!(statuses(&sub, "other").iter().all(|s| s["revision"] != 9));
+    canary.terminate();
+    other.terminate();
+}
+
+#[test]
+fn a_sigkill_during_an_update_leaves_exactly_one_consistent_revision() {
+    let broker = Broker::start();
+    let files = FileServer::start();
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(keys.path());
+    let sub = Subscriber::start(broker.port, "t-kill-upd", &["hallmark/#"]);
+    let state = tempfile::tempdir().unwrap();
+    let env = agent_env(broker.port, free_port(), "kiosk-k", &public);
+    let trust = format!(
+        "{},{}",
+        repo().join("models/keys/demo-publisher.pub.pem").display(),
+        public.display()
+    );
+    let mut revision = 7;
+    for delay_ms in [150u64, 600, 1200] {
+        let agent = Agent::spawn(hallmark_run(state.path(), &env));
+        assert!(wait_until(Duration::from_secs(60), || !agent
+            .ids()
+            .is_empty()));
+        revision += 1;
+        let b = bundle(revision, Some("counterfeit"));
+        publish(b.path(), &key, &files, broker.port, None);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        agent.kill();
+        // Whatever the moment: the store opens, one revision is active, and it verifies.
+        let out = run_ok(
+            bin()
+                .args(["models", "verify", "--store"])
+                .env("HALLMARK_AGENT_STATE_DIR", state.path())
+                .env("HALLMARK_TRUST_PUBLIC_KEYS", &trust),
+        );
+        eprintln!("after a kill at {delay_ms} ms: {}", out.trim());
+    }
+    // The next start serves the newest revision (taking the retained release if it had not yet).
+    let agent = Agent::spawn(hallmark_run(state.path(), &env));
+    wait_state(&sub, "kiosk-k", revision, "active", &agent);
+    assert!(wait_until(Duration::from_secs(30), || {
+        let r = revisions_after(&agent, 0);
+        r.iter()
+            .position(|&x| x == revision)
+            .is_some_and(|i| r.len() >= i + 2)
+    }));
+    let r = revisions_after(&agent, 0);
+    let first = r.iter().position(|&x| x == revision).unwrap();
+    assert!(r[first..].iter().all(|&x| x == revision), "{r:?}");
+    agent.terminate();
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
