@@ -18,8 +18,10 @@
 //! fps = 2.0                  # 0 = as fast as possible
 //! loop = false
 //! device = "0"               # camera: index, /dev/videoN or a name
+//! brand = "northwind"        # shown when no barcode names a brand (default: the first bundle's)
 //! [model]
-//! bundles = ["models/northwind"]
+//! bundles = ["models/northwind"]  # several: routed per frame by barcode GS1 prefix
+//! memory_budget_mib = 512    # detectors loaded at once (least recently used unloaded first)
 //! [kiosk]
 //! trigger = "frame"          # frame | button | auto
 //! [link]
@@ -76,6 +78,7 @@ pub struct Config {
     pub bundles: Vec<PathBuf>,
     pub public_keys: Vec<PathBuf>,
     pub updates: UpdatesConfig,
+    pub brands: BrandsConfig,
     pub image: ImageLimits,
     pub agent: AgentConfig,
     pub source: SourceConfig,
@@ -148,6 +151,8 @@ pub struct SourceConfig {
     /// dropped) instead of making the source wait. Default: on for a camera, off for a replay (a
     /// recording's every frame counts).
     pub drop_when_busy: bool,
+    /// The brand this source shows when no barcode says otherwise (`None`: the first bundle's).
+    pub brand: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -222,6 +227,14 @@ pub struct UpdatesConfig {
     pub max_bundle_bytes: u64,
     /// Revisions kept per brand in the store besides the active and previous ones.
     pub keep_revisions: usize,
+}
+
+/// Many brands on one device (`model.memory_budget_mib`): every bundle in `model.bundles` serves; the
+/// detectors loaded at once stay within the budget (least recently used unloaded first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrandsConfig {
+    /// Estimated memory the loaded detectors may take together.
+    pub memory_budget_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -323,6 +336,7 @@ struct ModelSection {
     updates: Option<bool>,
     max_bundle_mib: Option<u64>,
     keep_revisions: Option<usize>,
+    memory_budget_mib: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -363,6 +377,7 @@ struct SourceSection {
     format: Option<String>,
     stall_timeout_ms: Option<u64>,
     drop_when_busy: Option<bool>,
+    brand: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -666,6 +681,9 @@ impl Config {
                 max_bundle_bytes: f.model.max_bundle_mib.unwrap_or(256).max(1) << 20,
                 keep_revisions: f.model.keep_revisions.unwrap_or(1),
             },
+            brands: BrandsConfig {
+                memory_budget_bytes: f.model.memory_budget_mib.unwrap_or(512).max(1) << 20,
+            },
             mqtt,
             spool: SpoolConfig {
                 max_bytes: ((spool_mib * 1024.0 * 1024.0) as u64).max(1024),
@@ -732,6 +750,7 @@ impl Config {
                     .source
                     .drop_when_busy
                     .unwrap_or(kind == SourceKind::Camera),
+                brand: f.source.brand.filter(|b| !b.trim().is_empty()),
             },
             kiosk,
             conveyor,
@@ -879,6 +898,19 @@ mod tests {
         assert_eq!(c.bundles, vec![PathBuf::from("x"), PathBuf::from("y")]);
         assert!(c.source.looping);
         assert_eq!(c.agent.thing, "0042");
+        let c = Config::load(
+            None,
+            env(&[
+                ("HALLMARK_MODEL_MEMORY_BUDGET_MIB", "40"),
+                ("HALLMARK_SOURCE_BRAND", "aurora"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.brands.memory_budget_bytes, 40 << 20);
+        assert_eq!(c.source.brand.as_deref(), Some("aurora"));
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.brands.memory_budget_bytes, 512 << 20);
+        assert_eq!(c.source.brand, None);
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! Shutdown is a future handed in (the CLI passes SIGINT/SIGTERM; tests pass their own): capture stops,
 //! the frames in flight are finished, open items are decided, the sinks are flushed, and `run` returns.
 
+pub mod brands;
 pub mod decided;
 pub mod event;
 pub mod modes;

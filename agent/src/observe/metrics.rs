@@ -69,6 +69,10 @@ pub struct Metrics {
     pub commands: Family<OutcomeLabel, Counter>,
     pub source_state: Family<StateLabel, Gauge>,
     pub link_state: Family<StateLabel, Gauge>,
+    pub model_loads: Counter,
+    pub model_evictions: Counter,
+    pub models_loaded: Gauge,
+    pub model_load_seconds: Histogram,
 }
 
 impl Metrics {
@@ -101,6 +105,11 @@ impl Metrics {
             commands: Family::default(),
             source_state: Family::default(),
             link_state: Family::default(),
+            model_loads: Counter::default(),
+            model_evictions: Counter::default(),
+            models_loaded: Gauge::default(),
+            // 10 ms to ~20 s in doublings.
+            model_load_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
         };
         let r = &mut m.registry;
         r.register(
@@ -178,6 +187,26 @@ impl Metrics {
             "hallmark_link_state",
             "1 for the controller link's current state, 0 for the others",
             m.link_state.clone(),
+        );
+        r.register(
+            "hallmark_model_loads",
+            "Detectors built (at start, on demand for a routed brand, or for an update)",
+            m.model_loads.clone(),
+        );
+        r.register(
+            "hallmark_model_evictions",
+            "Detectors unloaded to stay within model.memory_budget_mib (least recently used first)",
+            m.model_evictions.clone(),
+        );
+        r.register(
+            "hallmark_models_loaded",
+            "Brands whose detector is in memory now",
+            m.models_loaded.clone(),
+        );
+        r.register(
+            "hallmark_model_load_seconds",
+            "Time to build a brand's detector on demand (the frame that needed it waited this long)",
+            m.model_load_seconds.clone(),
         );
         m
     }

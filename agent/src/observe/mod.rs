@@ -221,6 +221,22 @@ impl Observer {
     }
 
     /// One frame inferred.
+    /// A brand's detector was built in `took` (`hallmark_model_loads_total`, `hallmark_model_load_seconds`).
+    pub fn model_built(&self, took: Duration) {
+        self.metrics.model_loads.inc();
+        self.metrics.model_load_seconds.observe(took.as_secs_f64());
+    }
+
+    /// A brand's detector was unloaded to stay within the memory budget.
+    pub fn model_evicted(&self) {
+        self.metrics.model_evictions.inc();
+    }
+
+    /// How many brands' detectors are in memory now (`hallmark_models_loaded`).
+    pub fn models_in_memory(&self, n: usize) {
+        self.metrics.models_loaded.set(n as i64);
+    }
+
     pub fn frame(&self) {
         let now = Instant::now();
         self.metrics.frames.inc();
@@ -429,6 +445,26 @@ mod tests {
         assert_eq!(
             (s.camera.as_deref(), s.link.as_deref()),
             (Some("warming"), Some("connected"))
+        );
+    }
+
+    #[test]
+    fn model_loads_and_evictions_are_counted() {
+        let o = Observer::new("t");
+        o.model_built(Duration::from_millis(80));
+        o.model_built(Duration::from_millis(90));
+        o.model_evicted();
+        o.models_in_memory(1);
+        let text = o.encode();
+        assert!(text.contains("hallmark_model_loads_total 2\n"), "{text}");
+        assert!(
+            text.contains("hallmark_model_evictions_total 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("hallmark_models_loaded 1\n"), "{text}");
+        assert!(
+            text.contains("hallmark_model_load_seconds_count 2\n"),
+            "{text}"
         );
     }
 

@@ -1,0 +1,479 @@
+//! Many brands on one device: which brand a frame shows ([`Router`]) and which brands' detectors are in
+//! memory ([`Registry`]).
+//!
+//! Every configured bundle is verified at start and kept (its model bytes are in memory already); a
+//! brand's detector is built when a frame first needs it and unloaded, least recently used first, when
+//! the detectors in memory would otherwise pass `model.memory_budget_mib`. The brand a frame is routed
+//! to is never the one unloaded for it. A detector's memory is estimated from its model's size
+//! ([`ESTIMATE_FACTOR`]), measured with ONNX Runtime's CPU provider.
+//!
+//! Both parts are pure (the registry is handed a loader; the router a list of GTINs read), so their
+//! rules are tested without a model.
+
+use std::time::{Duration, Instant};
+
+/// Estimated resident memory of one loaded detector, as a multiple of its model's bytes.
+///
+/// Measured (`cargo test -p hallmark-agent --lib daemon::brands::tests::measure_rss -- --ignored
+/// --nocapture`; CPU provider, 2 intra-op threads, the shipped 7.2 MB YOLOv5n bundles, each after one
+/// inference): a second and a third detector each added 3.2–5.0 MB of VmRSS (0.46–0.71× the model);
+/// the first added 35 MB, most of it the runtime's one-off state (allocators, kernels, threads), which
+/// no eviction gives back. The bundle's own bytes (1×) stay in memory whether its detector is loaded or
+/// not. 1 rounds the per-detector cost up.
+pub const ESTIMATE_FACTOR: u64 = 1;
+
+/// A brand's detector's estimated memory, from its model's size.
+pub fn estimate(model_bytes: usize) -> u64 {
+    model_bytes as u64 * ESTIMATE_FACTOR
+}
+
+/// One served brand.
+struct Entry<S, D> {
+    brand: String,
+    /// What a detector is built from (the verified bundle and its manifest).
+    source: S,
+    /// Estimated memory of its detector.
+    cost: u64,
+    detector: Option<D>,
+    last_use: u64,
+}
+
+/// What [`Registry::ensure_loaded`] did.
+#[derive(Debug, Default, PartialEq)]
+pub struct Loaded {
+    /// Brands unloaded to make room (least recently used first).
+    pub evicted: Vec<String>,
+    /// Set when the detector had to be built: how long that took.
+    pub built_in: Option<Duration>,
+}
+
+/// The served brands, their sources and the detectors in memory, within a memory budget.
+pub struct Registry<S, D> {
+    entries: Vec<Entry<S, D>>,
+    budget: u64,
+    tick: u64,
+    pub loads: u64,
+    pub evictions: u64,
+    /// Time spent building detectors on demand, in all.
+    pub load_time: Duration,
+}
+
+impl<S, D> Registry<S, D> {
+    pub fn new(budget: u64) -> Self {
+        Registry {
+            entries: Vec::new(),
+            budget,
+            tick: 0,
+            loads: 0,
+            evictions: 0,
+            load_time: Duration::ZERO,
+        }
+    }
+
+    /// Adds a brand (or replaces its source, unloading its detector) with the detector's estimated cost.
+    pub fn add(&mut self, brand: &str, source: S, cost: u64) {
+        match self.entries.iter_mut().find(|e| e.brand == brand) {
+            Some(e) => {
+                e.source = source;
+                e.cost = cost;
+                e.detector = None;
+            }
+            None => self.entries.push(Entry {
+                brand: brand.to_string(),
+                source,
+                cost,
+                detector: None,
+                last_use: 0,
+            }),
+        }
+    }
+
+    pub fn brands(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|e| e.brand.as_str())
+    }
+
+    pub fn source(&self, brand: &str) -> Option<&S> {
+        self.entry(brand).map(|e| &e.source)
+    }
+
+    /// Brands whose detector is in memory.
+    pub fn loaded(&self) -> Vec<&str> {
+        self.entries
+            .iter()
+            .filter(|e| e.detector.is_some())
+            .map(|e| e.brand.as_str())
+            .collect()
+    }
+
+    /// Estimated memory of the detectors in memory.
+    pub fn in_memory(&self) -> u64 {
+        self.entries
+            .iter()
+            .filter(|e| e.detector.is_some())
+            .map(|e| e.cost)
+            .sum()
+    }
+
+    fn entry(&self, brand: &str) -> Option<&Entry<S, D>> {
+        self.entries.iter().find(|e| e.brand == brand)
+    }
+
+    fn index(&self, brand: &str) -> Option<usize> {
+        self.entries.iter().position(|e| e.brand == brand)
+    }
+
+    /// The brand's detector, built with `load` when it is not in memory, after unloading the least
+    /// recently used others while the estimate would pass the budget (a brand that does not fit even
+    /// alone is loaded all the same: a device must serve the brand in front of it). `None` for a brand
+    /// not served.
+    pub fn ensure_loaded<E>(
+        &mut self,
+        brand: &str,
+        load: impl FnOnce(&S) -> Result<D, E>,
+    ) -> Option<Result<(&mut D, Loaded), E>> {
+        let i = self.index(brand)?;
+        self.tick += 1;
+        self.entries[i].last_use = self.tick;
+        let mut done = Loaded::default();
+        if self.entries[i].detector.is_none() {
+            let need = self.entries[i].cost;
+            while self.in_memory() + need > self.budget {
+                let Some(victim) = self
+                    .entries
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, e)| *j != i && e.detector.is_some())
+                    .min_by_key(|(_, e)| e.last_use)
+                    .map(|(j, _)| j)
+                else {
+                    break;
+                };
+                self.entries[victim].detector = None;
+                self.evictions += 1;
+                done.evicted.push(self.entries[victim].brand.clone());
+            }
+            let started = Instant::now();
+            match load(&self.entries[i].source) {
+                Ok(d) => {
+                    let took = started.elapsed();
+                    self.loads += 1;
+                    self.load_time += took;
+                    done.built_in = Some(took);
+                    self.entries[i].detector = Some(d);
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        let d = self.entries[i].detector.as_mut().expect("loaded above");
+        Some(Ok((d, done)))
+    }
+
+    /// Puts a detector built elsewhere (an update, or the one a failed update replaced) in as the
+    /// brand's, with its source; returns what it replaced. The brand counts as just used; others are
+    /// unloaded (least recently used first) while the estimate passes the budget.
+    #[allow(clippy::type_complexity)]
+    pub fn replace(
+        &mut self,
+        brand: &str,
+        source: S,
+        detector: Option<D>,
+        cost: u64,
+    ) -> (Option<(S, Option<D>)>, Vec<String>) {
+        self.tick += 1;
+        let tick = self.tick;
+        let old = match self.index(brand) {
+            Some(i) => {
+                let e = &mut self.entries[i];
+                let old_source = std::mem::replace(&mut e.source, source);
+                let old_detector = std::mem::replace(&mut e.detector, detector);
+                e.cost = cost;
+                e.last_use = tick;
+                Some((old_source, old_detector))
+            }
+            None => {
+                self.entries.push(Entry {
+                    brand: brand.to_string(),
+                    source,
+                    cost,
+                    detector,
+                    last_use: tick,
+                });
+                None
+            }
+        };
+        let mut evicted = Vec::new();
+        let keep = self.index(brand).expect("just set");
+        while self.in_memory() > self.budget {
+            let Some(victim) = self
+                .entries
+                .iter()
+                .enumerate()
+                .filter(|(j, e)| *j != keep && e.detector.is_some())
+                .min_by_key(|(_, e)| e.last_use)
+                .map(|(j, _)| j)
+            else {
+                break;
+            };
+            self.entries[victim].detector = None;
+            self.evictions += 1;
+            evicted.push(self.entries[victim].brand.clone());
+        }
+        (old, evicted)
+    }
+}
+
+/// Gives freed heap pages back to the system after a detector is unloaded (glibc keeps them
+/// otherwise: measured, dropping a detector left VmRSS unchanged until this ran, then 19 MB lower).
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: malloc_trim only returns free heap pages to the system; it takes no pointers.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+}
+
+/// A brand and the GS1 company prefixes of its GTINs.
+#[derive(Debug, Clone)]
+pub struct BrandPrefixes {
+    pub brand: String,
+    pub prefixes: Vec<String>,
+}
+
+/// Decides which brand a frame shows: the brand whose GS1 prefix a GTIN read in it matches; else the
+/// brand last routed by a barcode if that was within `hold`; else the source's default brand.
+pub struct Router {
+    brands: Vec<BrandPrefixes>,
+    default: usize,
+    hold: Duration,
+    last: Option<(usize, Instant)>,
+}
+
+/// How long a brand a barcode named keeps frames without a readable barcode.
+pub const HOLD: Duration = Duration::from_secs(2);
+
+impl Router {
+    /// `default`: an index into `brands`.
+    pub fn new(brands: Vec<BrandPrefixes>, default: usize, hold: Duration) -> Router {
+        Router {
+            brands,
+            default,
+            hold,
+            last: None,
+        }
+    }
+
+    pub fn brand(&self, i: usize) -> &str {
+        &self.brands[i].brand
+    }
+
+    /// The brand (an index) of GTINs (14-digit) read in one frame at `now`.
+    pub fn route<'a>(&mut self, gtins: impl IntoIterator<Item = &'a str>, now: Instant) -> usize {
+        let by_code = gtins.into_iter().find_map(|g| {
+            self.brands.iter().position(|b| {
+                b.prefixes
+                    .iter()
+                    .any(|p| hallmark_barcode::gs1::in_prefix(g, p))
+            })
+        });
+        match by_code {
+            Some(i) => {
+                self.last = Some((i, now));
+                i
+            }
+            None => match self.last {
+                Some((i, at)) if now.saturating_duration_since(at) <= self.hold => i,
+                _ => self.default,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(budget: u64) -> Registry<&'static str, String> {
+        let mut r = Registry::new(budget);
+        for b in ["a", "b", "c"] {
+            r.add(b, b, 10);
+        }
+        r
+    }
+
+    fn load(s: &&str) -> Result<String, String> {
+        Ok(format!("detector {s}"))
+    }
+
+    #[test]
+    fn brands_load_on_demand_and_the_least_recently_used_goes_first() {
+        let mut r = registry(20);
+        assert!(r.loaded().is_empty());
+        let (d, l) = r.ensure_loaded("a", load).unwrap().unwrap();
+        assert_eq!(d, "detector a");
+        assert!(l.built_in.is_some() && l.evicted.is_empty());
+        r.ensure_loaded("b", load).unwrap().unwrap();
+        // Used again: built once.
+        let (_, l) = r.ensure_loaded("a", load).unwrap().unwrap();
+        assert_eq!(l, Loaded::default());
+        assert_eq!(r.loaded(), ["a", "b"]);
+        // c needs room: b was used longest ago.
+        let (_, l) = r.ensure_loaded("c", load).unwrap().unwrap();
+        assert_eq!(l.evicted, ["b"]);
+        assert_eq!(r.loaded(), ["a", "c"]);
+        assert_eq!((r.loads, r.evictions), (3, 1));
+        assert_eq!(r.in_memory(), 20);
+        assert!(r.ensure_loaded("d", load).is_none(), "not served");
+    }
+
+    #[test]
+    fn a_budget_for_one_keeps_only_the_brand_in_use() {
+        let mut r = registry(15);
+        for b in ["a", "b", "a", "a", "c", "b"] {
+            let (d, _) = r.ensure_loaded(b, load).unwrap().unwrap();
+            assert_eq!(*d, format!("detector {b}"));
+            assert_eq!(r.loaded(), [b]);
+        }
+        assert_eq!((r.loads, r.evictions), (5, 4));
+        // A budget below one model still serves the brand asked for.
+        let mut r = registry(5);
+        r.ensure_loaded("c", load).unwrap().unwrap();
+        assert_eq!(r.loaded(), ["c"]);
+    }
+
+    #[test]
+    fn a_failed_load_leaves_the_brand_unloaded_and_is_reported() {
+        let mut r = registry(100);
+        let e = r
+            .ensure_loaded("a", |_| Err::<String, _>("bad model"))
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(e, "bad model");
+        assert!(r.loaded().is_empty());
+        assert_eq!(r.loads, 0);
+    }
+
+    #[test]
+    fn replacing_a_brand_swaps_its_detector_and_keeps_within_the_budget() {
+        let mut r = registry(20);
+        r.ensure_loaded("a", load).unwrap().unwrap();
+        r.ensure_loaded("b", load).unwrap().unwrap();
+        let (old, evicted) = r.replace("a", "a2", Some("new a".into()), 10);
+        assert_eq!(old, Some(("a", Some("detector a".to_string()))));
+        assert!(evicted.is_empty());
+        assert_eq!(r.source("a"), Some(&"a2"));
+        // A bigger model: b goes.
+        let (_, evicted) = r.replace("a", "a3", Some("big a".into()), 15);
+        assert_eq!(evicted, ["b"]);
+        let (d, l) = r.ensure_loaded("a", load).unwrap().unwrap();
+        assert_eq!((d.as_str(), l), ("big a", Loaded::default()));
+    }
+
+    fn router() -> Router {
+        Router::new(
+            vec![
+                BrandPrefixes {
+                    brand: "northwind".into(),
+                    prefixes: vec!["9501101".into()],
+                },
+                BrandPrefixes {
+                    brand: "aurora".into(),
+                    prefixes: vec!["0614141".into()],
+                },
+            ],
+            0,
+            HOLD,
+        )
+    }
+
+    #[test]
+    fn a_gtin_routes_to_its_brand_and_holds_for_a_while() {
+        let mut r = router();
+        let t = Instant::now();
+        assert_eq!(r.route([], t), 0, "nothing read: the default brand");
+        assert_eq!(r.route(["00614141200283"], t), 1);
+        assert_eq!(r.brand(1), "aurora");
+        assert_eq!(r.route([], t + Duration::from_secs(1)), 1, "held");
+        assert_eq!(
+            r.route(["12345678901231"], t + HOLD),
+            1,
+            "unknown prefix: held"
+        );
+        assert_eq!(
+            r.route([], t + HOLD + Duration::from_millis(1)),
+            0,
+            "after the hold: the default"
+        );
+        assert_eq!(r.route(["09501101530003"], t), 0);
+        assert_eq!(
+            r.route(["00000000000000", "00614141200115"], t),
+            1,
+            "the first GTIN with a known prefix"
+        );
+    }
+
+    fn vm_rss_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    /// Measures what one and two loaded detectors add to the resident memory, and the load time.
+    #[test]
+    #[ignore = "a measurement (needs ONNX Runtime); run with --ignored --nocapture"]
+    fn measure_rss() {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let trust = crate::bundle::TrustedKeys::from_pem_files(&[
+            repo.join("models/keys/demo-publisher.pub.pem")
+        ])
+        .unwrap();
+        let runtime = crate::runtime::Runtime::load(crate::runtime::RuntimeOptions {
+            intra_threads: Some(2),
+            ..Default::default()
+        })
+        .unwrap();
+        let frame = vec![114u8; 640 * 480 * 3];
+        let start = vm_rss_kib();
+        let mut last = start;
+        let mut keep = Vec::new();
+        for brand in ["northwind", "aurora", "northwind"] {
+            let bundle =
+                crate::bundle::Bundle::open(&repo.join("models").join(brand), &trust).unwrap();
+            let opened = vm_rss_kib();
+            println!("{brand}: bundle opened, VmRSS +{} KiB", opened - last);
+            last = opened;
+            let t = Instant::now();
+            let mut d = crate::detector::Detector::new(&runtime, &bundle).unwrap();
+            let built = t.elapsed();
+            d.detect(crate::detector::Frame::rgb(640, 480, &frame))
+                .unwrap();
+            let now = vm_rss_kib();
+            println!(
+                "{brand}: model {} bytes, built in {built:?}, VmRSS +{} KiB ({:.2}x the model); total +{} KiB",
+                bundle.model_bytes().len(),
+                now - last,
+                ((now - last) * 1024) as f64 / bundle.model_bytes().len() as f64,
+                now - start
+            );
+            last = now;
+            keep.push(d);
+        }
+        drop(keep.pop());
+        println!("one dropped: total +{} KiB", vm_rss_kib() - start);
+        release_freed_memory();
+        println!(
+            "after release_freed_memory: total +{} KiB",
+            vm_rss_kib() - start
+        );
+    }
+}
