@@ -72,6 +72,8 @@ pub enum DaemonError {
     Detector(#[from] DetectorError),
     #[error(transparent)]
     Delivery(#[from] DeliveryError),
+    #[error("model bundles: {0}")]
+    Brands(String),
 }
 
 /// Counters the daemon keeps (read by status and, later, metrics).
@@ -139,17 +141,26 @@ pub fn run(
         path: state_dir.display().to_string(),
         source,
     })?;
-    if config.bundles.len() > 1 {
-        // Design: one detector per daemon until brand routing (GS1 prefix, memory budget) lands.
-        tracing::warn!(served = %config.bundle().display(), ignored = config.bundles.len() - 1, "several bundles configured; only the first is served");
-    }
-    // Model first (its errors are the likelier ones), then the source: both before anything runs.
-    let mut pipeline =
-        Pipeline::open(config.runtime.clone(), config.bundle(), &config.public_keys)?;
-    let store = open_store(&config, &mut pipeline)?;
+    // Models first (their errors are the likelier ones), then the source: both before anything runs.
+    let pipeline = Pipeline::open(config.runtime.clone(), config.bundle(), &config.public_keys)?;
+    let store = open_store(&config)?;
+    let trust = crate::bundle::TrustedKeys::from_pem_files(&config.public_keys)
+        .map_err(PipelineError::from)?;
+    let Served {
+        runtime,
+        mut registry,
+        names,
+        default,
+        shape,
+        first_load,
+    } = serve_brands(&config, pipeline, &store, &trust)?;
     let mut source = open_source(&config)?;
-    let manifest = Arc::new(pipeline.manifest().clone());
-    tracing::info!(brand = %manifest.brand, revision = manifest.revision, source = %source.name(), mode = config.agent.mode.as_str(), "hallmark run: model loaded, source open");
+    let manifest = registry
+        .source(&names[default])
+        .expect("the default brand is served")
+        .manifest
+        .clone();
+    tracing::info!(brand = %manifest.brand, revision = manifest.revision, brands = names.len(), source = %source.name(), mode = config.agent.mode.as_str(), "hallmark run: model loaded, source open");
 
     let stop = Arc::new(AtomicBool::new(false));
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
@@ -158,7 +169,15 @@ pub fn run(
     let stats = Arc::new(Stats::default());
     let observer = Arc::new(Observer::new(&config.agent.thing));
     observer.camera_state(SourceState::Opening.as_str());
-    observer.model_loaded(&manifest.brand, manifest.revision);
+    let revisions: std::collections::BTreeMap<String, u64> = names
+        .iter()
+        .filter_map(|b| registry.source(b).map(|s| (b.clone(), s.manifest.revision)))
+        .collect();
+    for (brand, revision) in &revisions {
+        observer.model_loaded(brand, *revision);
+    }
+    observer.model_built(first_load);
+    observer.models_in_memory(registry.loaded().len());
     observer.link_state(if config.link.port.is_some() {
         "disconnected"
     } else {
@@ -193,17 +212,16 @@ pub fn run(
     // running behind it.
     let (input_back, inputs) = channel::<Input>();
     for _ in 0..2 {
-        let _ = input_back.send(pipeline.detector.new_input()?);
+        let _ = input_back.send(Input::new(shape.1 .0, shape.1 .1)?);
     }
     let (inferred_tx, inferred_rx) = sync_channel::<Inferred>(2);
     let (trigger_tx, trigger_rx) = channel::<()>();
     let updates_on = config.mqtt.enabled && config.updates.enabled;
     let (releases_tx, releases_rx) = channel();
     let delivery = if config.mqtt.enabled {
-        let models = [(manifest.brand.clone(), manifest.revision)].into();
         Some(Delivery::start(
             &config,
-            models,
+            revisions.clone(),
             observer.clone(),
             trigger_tx.clone(),
             updates_on.then_some(releases_tx),
@@ -217,10 +235,9 @@ pub fn run(
         (Some(d), true) => Some(updates::Updater::new(
             &config,
             store,
-            crate::bundle::TrustedKeys::from_pem_files(&config.public_keys)
-                .map_err(PipelineError::from)?,
-            &manifest,
-            (pipeline.detector.layout(), pipeline.detector.input_size()),
+            trust,
+            &revisions,
+            shape,
             updates::Wiring {
                 releases: releases_rx,
                 faults,
@@ -299,12 +316,30 @@ pub fn run(
     };
 
     // Pre-processing, with two inputs taking turns with inference.
-    let (prepared_tx, prepared_rx) = sync_channel::<(OwnedFrame, Input)>(1);
+    // With several brands each frame is routed to one by the barcodes read in it (see [`brands`]).
+    let mut router = (names.len() > 1).then(|| {
+        brands::Router::new(
+            names
+                .iter()
+                .map(|b| brands::BrandPrefixes {
+                    brand: b.clone(),
+                    prefixes: registry
+                        .source(b)
+                        .map(|s| s.manifest.gs1_prefixes.clone())
+                        .unwrap_or_default(),
+                })
+                .collect(),
+            default,
+            brands::HOLD,
+        )
+    });
+    let (prepared_tx, prepared_rx) = sync_channel::<(OwnedFrame, Input, usize)>(1);
     let prep = {
         let slot = slot.clone();
         let stats = stats.clone();
         let observer = observer.clone();
-        let mut prep = pipeline.detector.new_prep();
+        let mut prep = crate::detector::Prep::new(shape.1 .0, shape.1 .1);
+        let mut scratch = Vec::new();
         std::thread::Builder::new()
             .name("hallmark-prep".into())
             .spawn(move || {
@@ -314,8 +349,12 @@ pub fn run(
                     let started = Instant::now();
                     match prep.run(frame.view(), &mut input) {
                         Ok(_) => {
+                            let brand = match router.as_mut() {
+                                Some(router) => route(router, &frame, &mut scratch),
+                                None => default,
+                            };
                             observer.stage(Stage::Preprocess, started.elapsed());
-                            if prepared_tx.send((frame, input)).is_err() {
+                            if prepared_tx.send((frame, input, brand)).is_err() {
                                 break;
                             }
                         }
@@ -356,28 +395,63 @@ pub fn run(
     // Inference, on this thread.
     let mut fatal = None;
     let (mut first_at, mut last_at) = (None, None);
-    let mut serving = manifest.clone();
-    // The model a swap replaced, kept until the new one has proved itself on frames.
-    let mut previous: Option<(crate::detector::Detector, Arc<Manifest>)> = None;
+    // The model a swap replaced (brand, bundle, detector if still loaded), kept until the new one has
+    // proved itself on frames.
+    let mut previous: Option<(String, Brand, Option<crate::detector::Detector>)> = None;
     let mut failures_in_a_row = 0u32;
+    let load = |b: &Brand| crate::detector::Detector::new(&runtime, &b.bundle);
     loop {
         // Design: a swap happens here, between two frames: no frame waits for it or is dropped by it.
         while let Ok(swap) = swaps.try_recv() {
-            let old = std::mem::replace(&mut pipeline.detector, swap.detector);
-            previous = Some((old, serving.clone()));
-            serving = swap.manifest;
+            let brand = swap.manifest.brand.clone();
+            let cost = brands::estimate(swap.bundle.model_bytes().len());
+            let (old, evicted) = registry.replace(
+                &brand,
+                Brand {
+                    bundle: swap.bundle,
+                    manifest: swap.manifest.clone(),
+                },
+                Some(swap.detector),
+                cost,
+            );
+            evicted_now(&observer, &evicted, registry.loaded().len());
+            previous = old.map(|(b, d)| (brand.clone(), b, d));
             failures_in_a_row = 0;
-            tracing::info!(brand = %serving.brand, revision = serving.revision, "new model swapped in");
+            tracing::info!(%brand, revision = swap.manifest.revision, "new model swapped in");
             let _ = swap.done.send(());
         }
-        let (frame, input) = match prepared_rx.recv_timeout(IDLE_TICK) {
+        let (frame, input, routed) = match prepared_rx.recv_timeout(IDLE_TICK) {
             Ok(next) => next,
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        let started = Instant::now();
-        let result = pipeline.detector.infer(&input).map(|(d, _, _)| d.to_vec());
-        observer.stage(Stage::Inference, started.elapsed());
+        let brand = &names[routed];
+        let serving = registry
+            .source(brand)
+            .expect("routed to a served brand")
+            .manifest
+            .clone();
+        let result = match registry.ensure_loaded(brand, load) {
+            Some(Ok((detector, loaded))) => {
+                if let Some(took) = loaded.built_in {
+                    observer.model_built(took);
+                    tracing::info!(%brand, evicted = ?loaded.evicted, ms = took.as_millis() as u64, "detector loaded for a routed frame");
+                }
+                let started = Instant::now();
+                let result = detector.infer(&input).map(|(d, _, _)| d.to_vec());
+                observer.stage(Stage::Inference, started.elapsed());
+                if !loaded.evicted.is_empty() || loaded.built_in.is_some() {
+                    evicted_now(&observer, &loaded.evicted, registry.loaded().len());
+                }
+                result
+            }
+            Some(Err(e)) => {
+                // A model that loaded at start and cannot now: the frame is lost, the next may load.
+                tracing::error!(%brand, error = %e, "detector cannot be loaded; frame skipped");
+                Err(DetectorError::Inference(format!("{brand}: {e}")))
+            }
+            None => unreachable!("routed to a served brand"),
+        };
         let _ = input_back.send(input);
         // A swapped-in model that fails while serving goes back to the one it replaced.
         let failed_here = match &result {
@@ -390,16 +464,20 @@ pub fn run(
         } else {
             failures_in_a_row + 1
         };
-        if let (Some(cause), Some((old, old_manifest))) = (failed_here, previous.take()) {
-            let _ = fault_tx.send(updates::RuntimeFault {
-                brand: serving.brand.clone(),
-                revision: serving.revision,
-                cause,
-            });
-            pipeline.detector = old;
-            serving = old_manifest;
-            failures_in_a_row = 0;
-            continue;
+        if let Some(cause) = failed_here {
+            if previous.as_ref().is_some_and(|(b, ..)| b == brand) {
+                let (b, old, old_detector) = previous.take().expect("checked");
+                let _ = fault_tx.send(updates::RuntimeFault {
+                    brand: b.clone(),
+                    revision: serving.revision,
+                    cause,
+                });
+                let cost = brands::estimate(old.bundle.model_bytes().len());
+                let (_, evicted) = registry.replace(&b, old, old_detector, cost);
+                evicted_now(&observer, &evicted, registry.loaded().len());
+                failures_in_a_row = 0;
+                continue;
+            }
         }
         match result {
             Ok(detections) => {
@@ -413,7 +491,7 @@ pub fn run(
                     .send(Inferred {
                         frame: Arc::new(frame),
                         detections,
-                        manifest: serving.clone(),
+                        manifest: serving,
                     })
                     .is_err()
                 {
@@ -468,12 +546,8 @@ pub fn run(
 /// Transient inference errors in a row after which a swapped-in model counts as failing.
 const SWAP_FAILURES: u32 = 3;
 
-/// Opens the model store (`state_dir/models`, recovering from a crash) and serves its active revision
-/// of the configured brand when that is newer than the configured bundle and verifies.
-fn open_store(
-    config: &Config,
-    pipeline: &mut Pipeline,
-) -> Result<crate::store::Store, DaemonError> {
+/// Opens the model store (`state_dir/models`, recovering from a crash).
+fn open_store(config: &Config) -> Result<crate::store::Store, DaemonError> {
     let root = config.agent.state_dir.join("models");
     let (store, recovery) =
         crate::store::Store::open_recovering(&root).map_err(|e| DaemonError::StateDir {
@@ -486,33 +560,176 @@ fn open_store(
             "model store recovered from an interrupted change"
         );
     }
-    let brand = pipeline.manifest().brand.clone();
-    let configured = pipeline.manifest().revision;
-    if let Ok(Some(active)) = store.active(&brand) {
-        if active > configured {
-            let trust = crate::bundle::TrustedKeys::from_pem_files(&config.public_keys)
-                .map_err(PipelineError::from)?;
-            let loaded = store
-                .active_bundle(&brand, &trust)
-                .map_err(|e| e.to_string())
-                .and_then(|b| {
-                    crate::detector::Detector::new(&pipeline.runtime, &b)
-                        .map(|d| (b, d))
-                        .map_err(|e| e.to_string())
-                });
-            match loaded {
-                Ok((bundle, detector)) => {
-                    tracing::info!(%brand, revision = active, configured, "serving the store's active revision");
-                    pipeline.bundle = bundle;
-                    pipeline.detector = detector;
-                }
-                Err(e) => {
-                    tracing::error!(%brand, revision = active, error = %e, "the store's active revision does not load; serving the configured bundle");
-                }
-            }
+    Ok(store)
+}
+
+/// One served brand: its verified bundle (model bytes in memory) and manifest.
+pub(crate) struct Brand {
+    pub bundle: crate::bundle::Bundle,
+    pub manifest: Arc<Manifest>,
+}
+
+/// Every configured brand, ready to serve.
+struct Served {
+    runtime: crate::runtime::Runtime,
+    registry: brands::Registry<Brand, crate::detector::Detector>,
+    /// The brands in configuration order (frames are routed to an index into this).
+    names: Vec<String>,
+    /// The brand a frame shows when no barcode says otherwise (`source.brand`).
+    default: usize,
+    /// The output layout and input size every brand shares.
+    shape: (crate::detector::Layout, (u32, u32)),
+    /// How long the default brand's detector took to build.
+    first_load: std::time::Duration,
+}
+
+/// Verifies every configured bundle (the store's newer active revision of a brand serves instead of
+/// its configured bundle when it verifies and loads), checks that all share one input size and output
+/// layout (the two circulating inputs and the pre-processing fit every brand), and keeps the default
+/// brand's detector loaded; the others load when a frame needs them.
+fn serve_brands(
+    config: &Config,
+    pipeline: Pipeline,
+    store: &crate::store::Store,
+    trust: &crate::bundle::TrustedKeys,
+) -> Result<Served, DaemonError> {
+    let Pipeline {
+        runtime,
+        bundle,
+        detector,
+        ..
+    } = pipeline;
+    let mut loaded = vec![(bundle, detector)];
+    for path in &config.bundles[1..] {
+        let bundle = crate::bundle::Bundle::open(path, trust).map_err(PipelineError::from)?;
+        let detector =
+            crate::detector::Detector::new(&runtime, &bundle).map_err(PipelineError::from)?;
+        loaded.push((bundle, detector));
+    }
+    let shape_of = |d: &crate::detector::Detector| (d.layout(), d.input_size());
+    let shape = shape_of(&loaded[0].1);
+    for (b, d) in &loaded[1..] {
+        if shape_of(d) != shape {
+            return Err(DaemonError::Brands(format!(
+                "{} ({}: input {:?}, output {:?}) and {} ({}: input {:?}, output {:?}) differ; every bundle served on one device must share the input size and output layout",
+                loaded[0].0.dir().display(),
+                loaded[0].0.manifest().brand,
+                shape.1,
+                shape.0,
+                b.dir().display(),
+                b.manifest().brand,
+                d.input_size(),
+                d.layout(),
+            )));
         }
     }
-    Ok(store)
+    let mut names: Vec<String> = Vec::new();
+    for (b, _) in &loaded {
+        let brand = &b.manifest().brand;
+        if names.contains(brand) {
+            return Err(DaemonError::Brands(format!(
+                "brand {brand} is configured twice (the second is {})",
+                b.dir().display()
+            )));
+        }
+        names.push(brand.clone());
+    }
+    let default = match &config.source.brand {
+        Some(b) => names.iter().position(|n| n == b).ok_or_else(|| {
+            DaemonError::Brands(format!(
+                "source.brand {b} is not among the brands served ({})",
+                names.join(", ")
+            ))
+        })?,
+        None => 0,
+    };
+    let mut registry = brands::Registry::new(config.brands.memory_budget_bytes);
+    let mut first_load = std::time::Duration::ZERO;
+    for (i, (bundle, detector)) in loaded.into_iter().enumerate() {
+        let (bundle, detector) = match newer_from_store(store, &bundle, trust, &runtime) {
+            Some((b, d)) if shape_of(&d) == shape => (b, d),
+            Some((b, _)) => {
+                tracing::error!(brand = %b.manifest().brand, revision = b.manifest().revision, "the store's active revision has another input size or output layout; serving the configured bundle");
+                (bundle, detector)
+            }
+            None => (bundle, detector),
+        };
+        let brand = Brand {
+            manifest: Arc::new(bundle.manifest().clone()),
+            bundle,
+        };
+        let cost = brands::estimate(brand.bundle.model_bytes().len());
+        registry.add(&names[i], brand, cost);
+        if i == default {
+            let started = Instant::now();
+            let _ = registry.ensure_loaded(&names[i], |_| Ok::<_, DetectorError>(detector));
+            first_load = started.elapsed();
+        }
+    }
+    Ok(Served {
+        runtime,
+        registry,
+        names,
+        default,
+        shape,
+        first_load,
+    })
+}
+
+/// The store's active revision of the bundle's brand, verified and loaded, when it is newer.
+fn newer_from_store(
+    store: &crate::store::Store,
+    bundle: &crate::bundle::Bundle,
+    trust: &crate::bundle::TrustedKeys,
+    runtime: &crate::runtime::Runtime,
+) -> Option<(crate::bundle::Bundle, crate::detector::Detector)> {
+    let brand = &bundle.manifest().brand;
+    let configured = bundle.manifest().revision;
+    let active = store.active(brand).ok().flatten()?;
+    if active <= configured {
+        return None;
+    }
+    let loaded = store
+        .active_bundle(brand, trust)
+        .map_err(|e| e.to_string())
+        .and_then(|b| {
+            crate::detector::Detector::new(runtime, &b)
+                .map(|d| (b, d))
+                .map_err(|e| e.to_string())
+        });
+    match loaded {
+        Ok(pair) => {
+            tracing::info!(%brand, revision = active, configured, "serving the store's active revision");
+            Some(pair)
+        }
+        Err(e) => {
+            tracing::error!(%brand, revision = active, error = %e, "the store's active revision does not load; serving the configured bundle");
+            None
+        }
+    }
+}
+
+/// Reads the barcodes of the whole frame and routes it to a brand.
+fn route(router: &mut brands::Router, frame: &OwnedFrame, scratch: &mut Vec<u8>) -> usize {
+    let view = frame.view();
+    let whole = [[0.0, 0.0, view.width as f32, view.height as f32]];
+    let codes = crate::codes::read(view, &whole, scratch);
+    router.route(
+        codes.iter().filter_map(|c| c.gtin.as_deref()),
+        Instant::now(),
+    )
+}
+
+/// Counts detectors unloaded for room, gives their memory back, and shows how many are loaded.
+fn evicted_now(observer: &Observer, evicted: &[String], loaded: usize) {
+    for brand in evicted {
+        observer.model_evicted();
+        tracing::info!(%brand, "detector unloaded to stay within model.memory_budget_mib");
+    }
+    if !evicted.is_empty() {
+        brands::release_freed_memory();
+    }
+    observer.models_in_memory(loaded);
 }
 
 /// Closes the frame slot when dropped.
@@ -725,6 +942,12 @@ impl Judge {
         }: Inferred,
     ) {
         if !Arc::ptr_eq(&manifest, &self.manifest) {
+            if manifest.brand != self.manifest.brand {
+                // Design: the items seen so far are this brand's: decided by its model's rules, before
+                // the next brand's frames start items of their own.
+                let decided = judging(&self.manifest, &self.serials, |j| self.modes.finish(j));
+                self.emit(decided);
+            }
             self.manifest = manifest;
         }
         self.frame_no += 1;

@@ -32,6 +32,9 @@ use super::selftest;
 /// A model ready to serve, handed to the inference loop.
 pub struct Swap {
     pub detector: Detector,
+    /// The verified bundle (kept: the detector is rebuilt from it after an eviction); its brand is
+    /// the manifest's.
+    pub bundle: Bundle,
     pub manifest: Arc<Manifest>,
     /// The inference loop says whether it swapped (it refuses while it has no frames to judge with
     /// the old model… it never refuses today; the channel only confirms the moment).
@@ -68,15 +71,14 @@ pub struct Updater {
     max_bundle: u64,
     keep: usize,
     image_limits: crate::imageio::ImageLimits,
-    /// The brand served and its revision now.
-    brand: String,
-    serving: u64,
-    /// The serving model's output layout and input size: a new model must match to swap in place.
+    /// The brands served and their revisions now.
+    serving: BTreeMap<String, u64>,
+    /// The served models' output layout and input size: a new model must match to swap in place.
     shape: (Layout, (u32, u32)),
     releases: Releases,
     attempts: HashMap<String, Attempt>,
-    /// A retry waiting: when, for which release.
-    retry_at: Option<(Instant, Release)>,
+    /// Retries waiting, per brand: when, for which release.
+    retry_at: HashMap<String, (Instant, Release)>,
     retry: Retry,
     w: Wiring,
 }
@@ -86,7 +88,7 @@ impl Updater {
         config: &Config,
         store: Store,
         trust: TrustedKeys,
-        manifest: &Manifest,
+        serving: &BTreeMap<String, u64>,
         shape: (Layout, (u32, u32)),
         w: Wiring,
     ) -> Updater {
@@ -102,12 +104,11 @@ impl Updater {
             max_bundle: config.updates.max_bundle_bytes,
             keep: config.updates.keep_revisions,
             image_limits: config.image,
-            brand: manifest.brand.clone(),
-            serving: manifest.revision,
+            serving: serving.clone(),
             shape,
             releases: Releases::new(),
             attempts: HashMap::new(),
-            retry_at: None,
+            retry_at: HashMap::new(),
             retry: Retry::default(),
             w,
         }
@@ -121,11 +122,16 @@ impl Updater {
             while let Ok(fault) = self.w.faults.try_recv() {
                 self.on_fault(fault);
             }
-            if let Some((at, release)) = self.retry_at.clone() {
-                if Instant::now() >= at {
-                    self.retry_at = None;
-                    self.consider(&release, true);
-                }
+            let now = Instant::now();
+            let due: Vec<Release> = self
+                .retry_at
+                .values()
+                .filter(|(at, _)| now >= *at)
+                .map(|(_, r)| r.clone())
+                .collect();
+            for release in due {
+                self.retry_at.remove(&release.brand);
+                self.consider(&release, true);
             }
             match self.w.releases.recv_timeout(Duration::from_millis(200)) {
                 Ok(msg) => self.on_message(msg),
@@ -162,7 +168,7 @@ impl Updater {
                     .map(|(_, b)| b)
                     .unwrap_or_default();
                 tracing::warn!(topic = %msg.topic, error = %e, "release refused");
-                if brand == self.brand {
+                if self.serving.contains_key(&brand) {
                     self.report(
                         &brand,
                         &Status {
@@ -174,7 +180,7 @@ impl Updater {
                     );
                 }
             }
-            Some(Ok(change)) if change.brand == self.brand => {
+            Some(Ok(change)) if self.serving.contains_key(&change.brand) => {
                 if let Some(release) = self.releases.effective(&change.brand).cloned() {
                     self.consider(&release, false);
                 }
@@ -185,19 +191,25 @@ impl Updater {
         }
     }
 
-    /// Acts on the effective release of the served brand.
+    /// Acts on the effective release of a served brand.
     fn consider(&mut self, release: &Release, retrying: bool) {
         let last = self.attempts.get(&release.brand);
-        if !retrying && self.retry_at.as_ref().is_some_and(|(_, r)| r == release) {
+        if !retrying
+            && self
+                .retry_at
+                .get(&release.brand)
+                .is_some_and(|(_, r)| r == release)
+        {
             // The same release again (a retained redelivery) while its retry waits: keep the schedule.
             return;
         }
-        match decide(Some(self.serving), release, last) {
+        let serving = self.serving.get(&release.brand).copied();
+        match decide(serving, release, last) {
             Decision::Ignore(why) => {
                 tracing::info!(brand = %release.brand, revision = release.revision, %why, "release ignored");
             }
             Decision::Install | Decision::Rollback => {
-                self.retry_at = None;
+                self.retry_at.remove(&release.brand);
                 let attempt = Attempt::start(release, last);
                 self.attempts.insert(release.brand.clone(), attempt);
                 self.install(release);
@@ -230,7 +242,8 @@ impl Updater {
         };
         self.report(brand, &status);
         if let Some(d) = delay {
-            self.retry_at = Some((Instant::now() + d, release.clone()));
+            self.retry_at
+                .insert(brand.to_string(), (Instant::now() + d, release.clone()));
         }
     }
 
@@ -289,8 +302,8 @@ impl Updater {
             None,
         );
         match self.verify_and_load(release, &archive) {
-            Ok((detector, manifest, dir, tested)) => {
-                self.swap_in(release, detector, manifest, &dir, tested, started)
+            Ok((detector, bundle, dir, tested)) => {
+                self.swap_in(release, detector, bundle, &dir, tested, started)
             }
             Err((fault, cause)) => self.fail(&brand, fault, cause, release),
         }
@@ -303,7 +316,7 @@ impl Updater {
         &mut self,
         release: &Release,
         archive: &std::path::Path,
-    ) -> Result<(Detector, Arc<Manifest>, PathBuf, selftest::Outcome), (Fault, String)> {
+    ) -> Result<(Detector, Bundle, PathBuf, selftest::Outcome), (Fault, String)> {
         let rejected = |cause: String| (Fault::Permanent, cause);
         let installed = self
             .store
@@ -336,14 +349,14 @@ impl Updater {
         let manifest = Arc::new(bundle.manifest().clone());
         let tested = selftest::run(&installed.dir, &mut detector, &manifest, self.image_limits)
             .map_err(rejected)?;
-        Ok((detector, manifest, installed.dir, tested))
+        Ok((detector, bundle, installed.dir, tested))
     }
 
     fn swap_in(
         &mut self,
         release: &Release,
         detector: Detector,
-        manifest: Arc<Manifest>,
+        bundle: Bundle,
         dir: &std::path::Path,
         tested: selftest::Outcome,
         started: Instant,
@@ -355,7 +368,8 @@ impl Updater {
             .swaps
             .send(Swap {
                 detector,
-                manifest,
+                manifest: Arc::new(bundle.manifest().clone()),
+                bundle,
                 done: done_tx,
             })
             .is_err()
@@ -369,8 +383,10 @@ impl Updater {
                 release,
             );
         }
-        let was = self.serving;
-        self.serving = release.revision;
+        let was = self
+            .serving
+            .insert(brand.clone(), release.revision)
+            .unwrap_or_default();
         // Design: the pointer moves after the swap; a crash in between restarts on the old revision,
         // which is consistent, and the retained release then installs the new one again.
         if let Err(e) = self.store.activate(&brand, release.revision) {
@@ -382,9 +398,7 @@ impl Updater {
             }
         }
         self.w.observer.model_loaded(&brand, release.revision);
-        self.w
-            .publisher
-            .set_models(BTreeMap::from([(brand.clone(), release.revision)]));
+        self.w.publisher.set_models(self.serving.clone());
         let test = match tested {
             selftest::Outcome::Passed(n) => format!("self-test passed ({n} images)"),
             selftest::Outcome::Absent => "no self-test in the bundle".into(),
@@ -404,19 +418,21 @@ impl Updater {
 
     fn on_fault(&mut self, fault: RuntimeFault) {
         tracing::error!(brand = %fault.brand, revision = fault.revision, cause = %fault.cause, "the new model failed while serving; rolled back");
+        let failed = self
+            .serving
+            .get(&fault.brand)
+            .copied()
+            .unwrap_or(fault.revision);
         let back_to = match self.store.rollback(&fault.brand) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "store rollback failed");
-                self.serving
+                failed
             }
         };
-        let failed = self.serving;
-        self.serving = back_to;
+        self.serving.insert(fault.brand.clone(), back_to);
         self.w.observer.model_loaded(&fault.brand, back_to);
-        self.w
-            .publisher
-            .set_models(BTreeMap::from([(fault.brand.clone(), back_to)]));
+        self.w.publisher.set_models(self.serving.clone());
         let status = Status {
             revision: failed,
             state: State::RolledBack,

@@ -273,7 +273,8 @@ pub struct Input {
 }
 
 impl Input {
-    fn new(width: u32, height: u32) -> Result<Input, DetectorError> {
+    /// An input for any model of this input size (brands served together share one).
+    pub fn new(width: u32, height: u32) -> Result<Input, DetectorError> {
         let len = 3 * width as usize * height as usize;
         let tensor = Tensor::from_array((
             [1usize, 3, height as usize, width as usize],
@@ -295,7 +296,8 @@ pub struct Prep {
 }
 
 impl Prep {
-    fn new(width: u32, height: u32) -> Prep {
+    /// Pre-processing for any model of this input size.
+    pub fn new(width: u32, height: u32) -> Prep {
         Prep {
             pre: Preprocessor::new(),
             width,
