@@ -1,7 +1,10 @@
 //! ONNX Runtime: loading the shared library once per process, and building inference sessions with the
 //! configured execution providers and threads.
 //!
-//! Sessions get full graph optimisation and `intra_threads` threads (default: the physical cores). The
+//! Sessions get full graph optimisation and share one intra-op thread pool of `intra_threads` threads
+//! (default: the physical cores), ONNX Runtime's global pool: a device serving several brands runs one
+//! pool, not one per loaded model (only one session runs at a time, on the inference thread). The pool
+//! is made with the process's one environment, so the first `Runtime` loaded sets its size. The
 //! execution providers are tried in the configured order and each must register: a provider that fails
 //! is an error naming it, never a silent fall back to the CPU.
 
@@ -107,14 +110,17 @@ impl Runtime {
             locate(options.ort_lib.as_deref(), env.as_deref(), &search_roots())?;
         // Design: ONNX Runtime allows one environment per process, and a library cannot be unloaded;
         // every Runtime (one per brand bundle) shares the first, and asking for another library fails.
-        static LOADED: Mutex<Option<(PathBuf, Arc<ort::environment::Environment>)>> =
+        #[allow(clippy::type_complexity)]
+        static LOADED: Mutex<Option<(PathBuf, Arc<ort::environment::Environment>, usize)>> =
             Mutex::new(None);
         let mut loaded = LOADED
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let environment = match &*loaded {
-            Some((path, environment)) if *path == library => environment.clone(),
-            Some((path, _)) => {
+        let (environment, threads) = match &*loaded {
+            Some((path, environment, threads)) if *path == library => {
+                (environment.clone(), *threads)
+            }
+            Some((path, ..)) => {
                 return Err(RuntimeError::Environment(format!(
                     "{} is already loaded in this process; cannot also load {}",
                     path.display(),
@@ -127,21 +133,29 @@ impl Runtime {
                     path: library.clone(),
                     message: e.to_string(),
                 })?;
+                // Design: one intra-op pool for every session (each brand's detector): sessions built
+                // in an environment with a global pool run on it (ort disables their own threads).
+                let threads = options
+                    .intra_threads
+                    .filter(|&n| n > 0)
+                    .unwrap_or_else(physical_cores);
+                let pool = ort::environment::GlobalThreadPoolOptions::default()
+                    .with_intra_threads(threads)
+                    .and_then(|p| p.with_inter_threads(1))
+                    .and_then(|p| p.with_spin_control(options.spinning))
+                    .map_err(|e| RuntimeError::Environment(e.to_string()))?;
                 let environment = Arc::new(
                     builder
                         .with_name("hallmark")
+                        .with_global_thread_pool(pool)
                         .build()
                         .map_err(|e| RuntimeError::Environment(e.to_string()))?,
                 );
-                *loaded = Some((library.clone(), environment.clone()));
-                environment
+                *loaded = Some((library.clone(), environment.clone(), threads));
+                (environment, threads)
             }
         };
         drop(loaded);
-        let threads = options
-            .intra_threads
-            .filter(|&n| n > 0)
-            .unwrap_or_else(physical_cores);
         Ok(Runtime {
             environment,
             options,
@@ -155,7 +169,7 @@ impl Runtime {
         &self.library
     }
 
-    /// Intra-op threads each session uses.
+    /// Intra-op threads of the shared pool (as asked by the first `Runtime` of the process).
     pub fn threads(&self) -> usize {
         self.threads
     }
@@ -190,13 +204,10 @@ impl Runtime {
             model: model.to_path_buf(),
             message: e.to_string(),
         };
+        // The threads and spinning are the global pool's (set with the environment).
         let mut builder = Session::builder(&self.environment)
             .map_err(|e| err(&e))?
             .with_optimization_level(GraphOptimizationLevel::All)
-            .map_err(|e| err(&e))?
-            .with_intra_threads(self.threads)
-            .map_err(|e| err(&e))?
-            .with_intra_op_spinning(self.options.spinning)
             .map_err(|e| err(&e))?;
         for &provider in &self.options.providers {
             let dispatch = match provider {
