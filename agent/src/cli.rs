@@ -48,8 +48,10 @@ pub enum Command {
     /// Detect and judge products in image files or folders; one JSON object per image on stdout.
     Scan {
         /// Model bundle folder (default: model.bundle, i.e. the shipped demo bundle models/northwind).
+        /// Repeat for several brands: each image goes to the brand whose GS1 prefix a barcode in it
+        /// carries, else to the first.
         #[arg(long, value_name = "BUNDLE")]
-        model: Option<PathBuf>,
+        model: Vec<PathBuf>,
         /// Write a copy of each image with boxes, labels and the verdict drawn on it into DIR.
         #[arg(long, value_name = "DIR")]
         annotate: Option<PathBuf>,
@@ -205,13 +207,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             annotate,
             paths,
         } => {
-            let bundle = model.unwrap_or_else(|| config.bundle().to_path_buf());
-            let mut pipeline =
-                Pipeline::open(config.runtime.clone(), &bundle, &config.public_keys)?;
+            let bundles = if model.is_empty() {
+                vec![config.bundle().to_path_buf()]
+            } else {
+                model
+            };
+            let mut pipelines = bundles
+                .iter()
+                .map(|b| Pipeline::open(config.runtime.clone(), b, &config.public_keys))
+                .collect::<Result<Vec<_>, _>>()?;
             let inputs = scan::collect_inputs(&paths);
             let stdout = std::io::stdout();
             let summary = scan::scan(
-                &mut pipeline,
+                &mut pipelines,
                 &inputs,
                 config.image,
                 annotate.as_deref(),

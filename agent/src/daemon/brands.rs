@@ -237,6 +237,33 @@ pub fn release_freed_memory() {
     }
 }
 
+/// The GTINs of the barcodes anywhere in a frame, for routing it to a brand. The frame is read as four
+/// overlapping quarters (55% of each side): measured on the samples, that finds every code the whole
+/// frame gives and one more (a small EAN-13 the whole 960×720 frame misses), at 26–46 ms against
+/// 13–34 ms for the whole frame (release build, 2 busy cores). It runs on the pre-processing thread,
+/// beside inference, and only when more than one brand is served.
+pub fn frame_gtins(frame: hallmark_detect::Frame<'_>, scratch: &mut Vec<u8>) -> Vec<String> {
+    let (w, h) = (frame.width as f32, frame.height as f32);
+    let quarters = [(0.0, 0.0), (0.45, 0.0), (0.0, 0.45), (0.45, 0.45)]
+        .map(|(x, y)| [x * w, y * h, (x + 0.55) * w, (y + 0.55) * h]);
+    crate::codes::read(frame, &quarters, scratch)
+        .into_iter()
+        .filter_map(|c| c.gtin)
+        .collect()
+}
+
+/// The index of the first brand whose GS1 prefixes one of `gtins` matches.
+pub fn brand_of<'a>(
+    gtins: impl IntoIterator<Item = &'a str>,
+    prefixes: &[&[String]],
+) -> Option<usize> {
+    gtins.into_iter().find_map(|g| {
+        prefixes
+            .iter()
+            .position(|ps| ps.iter().any(|p| hallmark_barcode::gs1::in_prefix(g, p)))
+    })
+}
+
 /// A brand and the GS1 company prefixes of its GTINs.
 #[derive(Debug, Clone)]
 pub struct BrandPrefixes {
@@ -273,13 +300,8 @@ impl Router {
 
     /// The brand (an index) of GTINs (14-digit) read in one frame at `now`.
     pub fn route<'a>(&mut self, gtins: impl IntoIterator<Item = &'a str>, now: Instant) -> usize {
-        let by_code = gtins.into_iter().find_map(|g| {
-            self.brands.iter().position(|b| {
-                b.prefixes
-                    .iter()
-                    .any(|p| hallmark_barcode::gs1::in_prefix(g, p))
-            })
-        });
+        let prefixes: Vec<&[String]> = self.brands.iter().map(|b| b.prefixes.as_slice()).collect();
+        let by_code = brand_of(gtins, &prefixes);
         match by_code {
             Some(i) => {
                 self.last = Some((i, now));

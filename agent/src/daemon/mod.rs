@@ -709,15 +709,10 @@ fn newer_from_store(
     }
 }
 
-/// Reads the barcodes of the whole frame and routes it to a brand.
+/// Reads the barcodes anywhere in the frame and routes it to a brand.
 fn route(router: &mut brands::Router, frame: &OwnedFrame, scratch: &mut Vec<u8>) -> usize {
-    let view = frame.view();
-    let whole = [[0.0, 0.0, view.width as f32, view.height as f32]];
-    let codes = crate::codes::read(view, &whole, scratch);
-    router.route(
-        codes.iter().filter_map(|c| c.gtin.as_deref()),
-        Instant::now(),
-    )
+    let gtins = brands::frame_gtins(frame.view(), scratch);
+    router.route(gtins.iter().map(String::as_str), Instant::now())
 }
 
 /// Counts detectors unloaded for room, gives their memory back, and shows how many are loaded.

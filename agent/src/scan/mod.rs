@@ -72,9 +72,11 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Scans `inputs`, writing JSON Lines to `out` and annotated images to `annotate_dir`.
+/// Scans `inputs`, writing JSON Lines to `out` and annotated images to `annotate_dir`. With several
+/// pipelines (brands), each image goes to the one whose GS1 prefixes a barcode read anywhere in it
+/// matches, else to the first.
 pub fn scan(
-    pipeline: &mut Pipeline,
+    pipelines: &mut [Pipeline],
     inputs: &[PathBuf],
     limits: ImageLimits,
     annotate_dir: Option<&Path>,
@@ -90,7 +92,7 @@ pub fn scan(
     let mut used_names = std::collections::HashSet::new();
     for path in inputs {
         let name = path.display().to_string();
-        let line = match scan_one(pipeline, path, limits, annotate_dir, &mut used_names) {
+        let line = match scan_one(pipelines, path, limits, annotate_dir, &mut used_names) {
             Ok(record) => {
                 summary.scanned += 1;
                 serde_json::to_string(&record)
@@ -113,8 +115,22 @@ pub fn scan(
     Ok(summary)
 }
 
+/// The pipeline whose brand's GS1 prefixes a GTIN read anywhere in the image matches, else the first
+/// (each image stands alone: no brand is held from the image before).
+fn route(pipelines: &[Pipeline], frame: Frame<'_>) -> usize {
+    if pipelines.len() < 2 {
+        return 0;
+    }
+    let gtins = crate::daemon::brands::frame_gtins(frame, &mut Vec::new());
+    let prefixes: Vec<&[String]> = pipelines
+        .iter()
+        .map(|p| p.manifest().gs1_prefixes.as_slice())
+        .collect();
+    crate::daemon::brands::brand_of(gtins.iter().map(String::as_str), &prefixes).unwrap_or(0)
+}
+
 fn scan_one(
-    pipeline: &mut Pipeline,
+    pipelines: &mut [Pipeline],
     path: &Path,
     limits: ImageLimits,
     annotate_dir: Option<&Path>,
@@ -126,6 +142,7 @@ fn scan_one(
     let rgb = decoded.rgb;
     let (width, height) = rgb.dimensions();
     let frame = Frame::rgb(width, height, rgb.as_raw());
+    let pipeline = &mut pipelines[route(pipelines, frame)];
     let today = crate::clock::today_utc();
     let ctx = Context {
         today: &today,

@@ -1,0 +1,265 @@
+//! Many brands on one device: `hallmark run` and `hallmark scan` with the Northwind and Aurora bundles
+//! together, frames routed by the GS1 prefix of the barcodes in them, and (`run`) a memory budget that
+//! holds one detector only, so every change of brand unloads one and loads the other.
+//!
+//! Every wait is bounded; child processes are killed when a test ends, pass or fail.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{free_port, hallmark_run, http_get, metric, repo, wait_until, Agent};
+
+/// A replay of both brands. Of the samples, only aurora-test-0002 and -0005 and northwind-test-0005
+/// show a barcode (read on the whole frame) with their brand's GS1 prefix; the others show none, or
+/// only a foreign code. So the brand changes on those frames, and the frames after them, without a
+/// code, are the brand last routed (within 2 s) — the rule a kiosk relies on between two scans.
+const REPLAY: [(&str, &str); 8] = [
+    ("aurora", "aurora-test-0002"),
+    ("aurora", "aurora-test-0000"),
+    ("northwind", "northwind-test-0005"),
+    ("northwind", "northwind-test-0002"),
+    ("aurora", "aurora-test-0005"),
+    ("aurora", "aurora-test-0006"),
+    ("northwind", "northwind-test-0005"),
+    ("northwind", "northwind-test-0006"),
+];
+
+/// For `scan` (each image on its own): the coded ones, and one without a code (the first model).
+const SCAN: [(&str, &str); 4] = [
+    ("aurora", "aurora-test-0002"),
+    ("northwind", "northwind-test-0002"),
+    ("aurora", "aurora-test-0005"),
+    ("northwind", "northwind-test-0005"),
+];
+
+/// The samples copied into one folder in the given order (`00-aurora-…`, `01-…`), with their label
+/// files; returns (file name, brand) pairs.
+fn mixed_replay(dir: &Path, samples: &[(&str, &str)]) -> Vec<(String, String)> {
+    samples
+        .iter()
+        .enumerate()
+        .map(|(i, (brand, stem))| {
+            let from = repo().join(format!("models/samples/{brand}/{stem}"));
+            let name = format!("{i:02}-{stem}");
+            for ext in ["jpg", "txt"] {
+                std::fs::copy(from.with_extension(ext), dir.join(format!("{name}.{ext}"))).unwrap();
+            }
+            (format!("{name}.jpg"), brand.to_string())
+        })
+        .collect()
+}
+
+fn manifest(brand: &str) -> Value {
+    serde_json::from_slice(
+        &std::fs::read(repo().join(format!("models/{brand}/manifest.json"))).unwrap(),
+    )
+    .unwrap()
+}
+
+/// The labelled packs of a sample image: (role, product, box in pixels) — as in `run.rs`.
+fn labels(brand: &str, image: &Path) -> Vec<(String, String, Vec<f64>)> {
+    let m = manifest(brand);
+    let (w, h) = image::image_dimensions(image).unwrap();
+    let text = std::fs::read_to_string(image.with_extension("txt")).unwrap();
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Vec<f64> = l.split_whitespace().map(|x| x.parse().unwrap()).collect();
+            let class = &m["classes"][v[0] as usize];
+            let (cx, cy, bw, bh) = (
+                v[1] * w as f64,
+                v[2] * h as f64,
+                v[3] * w as f64,
+                v[4] * h as f64,
+            );
+            (
+                class["role"].as_str().unwrap().to_string(),
+                class["product"].as_str().unwrap().to_string(),
+                vec![cx - bw / 2.0, cy - bh / 2.0, cx + bw / 2.0, cy + bh / 2.0],
+            )
+        })
+        .collect()
+}
+
+fn iou(a: &[f64], b: &[f64]) -> f64 {
+    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = iw * ih;
+    let union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
+    if union > 0.0 {
+        inter / union
+    } else {
+        0.0
+    }
+}
+
+fn boxed(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// Checks one item's verdict (`verdict`, `product`, `box`) against the labels of its image; returns
+/// whether it is right (a genuine pack called inconclusive is safe, not right), or the problem.
+fn check_item(
+    labelled: &[(String, String, Vec<f64>)],
+    verdict: &str,
+    product: &Value,
+    bbox: &[f64],
+) -> Result<bool, String> {
+    let Some((role, want, _)) = labelled.iter().find(|(.., b)| iou(bbox, b) >= 0.5) else {
+        return if verdict == "counterfeit" {
+            Err("a counterfeit where no pack is labelled".into())
+        } else {
+            Ok(false)
+        };
+    };
+    match (role.as_str(), verdict) {
+        ("genuine", "genuine") if product == want.as_str() => Ok(true),
+        ("genuine", "inconclusive") => Ok(false),
+        ("counterfeit", "counterfeit" | "inconclusive") => Ok(true),
+        _ => Err(format!("a {role} {want} pack was called {verdict}")),
+    }
+}
+
+#[test]
+fn run_routes_each_frame_to_its_brand_and_swaps_detectors_within_a_budget_for_one() {
+    let replay = tempfile::tempdir().unwrap();
+    let images = mixed_replay(replay.path(), &REPLAY);
+    let state = tempfile::tempdir().unwrap();
+    let http = free_port();
+    let agent = Agent::spawn(hallmark_run(
+        state.path(),
+        &[
+            (
+                "HALLMARK_MODEL_BUNDLES",
+                "models/northwind,models/aurora".into(),
+            ),
+            // One 7.2 MB model is estimated at 6.9 MiB: a budget of 10 holds one detector.
+            ("HALLMARK_MODEL_MEMORY_BUDGET_MIB", "10".into()),
+            ("HALLMARK_SOURCE_PATH", replay.path().display().to_string()),
+            ("HALLMARK_SOURCE_LOOP", "true".into()),
+            ("HALLMARK_HTTP_LISTEN", format!("127.0.0.1:{http}")),
+        ],
+    ));
+    // Two passes over the replay, then the metrics.
+    let mut page = String::new();
+    let passed = wait_until(Duration::from_secs(120), || {
+        page = http_get(http, "/metrics").map(|r| r.1).unwrap_or_default();
+        metric(&page, "hallmark_frames_total").unwrap_or(0.0) >= 2.0 * images.len() as f64
+    });
+    let lines = agent.lines();
+    let (code, _, stderr) = agent.terminate();
+    assert!(passed, "two passes in time: {page}\n{stderr}");
+    assert_eq!(code, Some(0), "{stderr}");
+    let evictions = metric(&page, "hallmark_model_evictions_total").unwrap_or(0.0);
+    let loads = metric(&page, "hallmark_model_loads_total").unwrap_or(0.0);
+    assert!(evictions > 0.0, "evictions counted: {page}");
+    assert!(loads > evictions, "{page}");
+    assert_eq!(metric(&page, "hallmark_models_loaded"), Some(1.0), "{page}");
+    for brand in ["northwind", "aurora"] {
+        assert!(
+            metric(
+                &page,
+                &format!("hallmark_model_revision{{brand=\"{brand}\"}}")
+            )
+            .is_some(),
+            "{brand} served: {page}"
+        );
+    }
+
+    let events: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON event: {l}: {e}")))
+        .collect();
+    let (mut items, mut right) = (0, 0);
+    let mut problems = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for e in &events {
+        let frame = e["item"]["frame"].as_str().unwrap_or_default();
+        let name = Path::new(frame).file_name().unwrap().to_str().unwrap();
+        let Some((_, brand)) = images.iter().find(|(n, _)| n == name) else {
+            panic!("an event for a frame not in the replay: {e}");
+        };
+        assert_eq!(e["brand"], brand.as_str(), "the brand of {name}: {e}");
+        assert_eq!(
+            e["model_revision"],
+            manifest(brand)["revision"],
+            "{brand}'s model judged {name}"
+        );
+        seen.insert(name.to_string());
+        let labelled = labels(brand, &replay.path().join(name));
+        items += 1;
+        match check_item(
+            &labelled,
+            e["verdict"].as_str().unwrap(),
+            &e["item"]["product"],
+            &boxed(&e["item"]["box"]),
+        ) {
+            Ok(true) => right += 1,
+            Ok(false) => {}
+            Err(p) => problems.push(format!("{name}: {p}: {}", e["reason"])),
+        }
+    }
+    assert_eq!(seen.len(), images.len(), "every image judged: {seen:?}");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(right * 10 >= items * 8, "{right} of {items} verdicts right");
+}
+
+#[test]
+fn scan_with_two_models_routes_each_image_to_its_brand() {
+    let replay = tempfile::tempdir().unwrap();
+    let images = mixed_replay(replay.path(), &SCAN);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hallmark"));
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("HALLMARK_") || k == "ORT_DYLIB_PATH" {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .current_dir(repo())
+        .env("HALLMARK_RUNTIME_INTRA_THREADS", "1")
+        .args([
+            "scan",
+            "--model",
+            "models/northwind",
+            "--model",
+            "models/aurora",
+        ])
+        .arg(replay.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let records: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), images.len());
+    let mut problems = Vec::new();
+    for (r, (name, brand)) in records.iter().zip(&images) {
+        let image = PathBuf::from(r["image"].as_str().unwrap());
+        assert_eq!(image.file_name().unwrap().to_str(), Some(name.as_str()));
+        assert_eq!(r["brand"], brand.as_str(), "{name}: {r}");
+        let labelled = labels(brand, &image);
+        for item in r["items"].as_array().unwrap() {
+            if let Err(p) = check_item(
+                &labelled,
+                item["verdict"].as_str().unwrap(),
+                &item["product"],
+                &boxed(&item["box"]),
+            ) {
+                problems.push(format!("{name}: {p}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
