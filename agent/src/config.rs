@@ -19,6 +19,7 @@
 //! loop = false
 //! device = "0"               # camera: index, /dev/videoN or a name
 //! brand = "northwind"        # shown when no barcode names a brand (default: the first bundle's)
+//! route_every = 1            # several brands: read the routing barcodes on 1 frame in N
 //! [model]
 //! bundles = ["models/northwind"]  # several: routed per frame by barcode GS1 prefix
 //! memory_budget_mib = 512    # detectors loaded at once (least recently used unloaded first)
@@ -153,6 +154,9 @@ pub struct SourceConfig {
     pub drop_when_busy: bool,
     /// The brand this source shows when no barcode says otherwise (`None`: the first bundle's).
     pub brand: Option<String>,
+    /// With several brands: read the barcodes that route frames to a brand on one frame in this many
+    /// (1, the default: every frame; the frames between take the brand last read).
+    pub route_every: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -378,6 +382,7 @@ struct SourceSection {
     stall_timeout_ms: Option<u64>,
     drop_when_busy: Option<bool>,
     brand: Option<String>,
+    route_every: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -751,6 +756,7 @@ impl Config {
                     .drop_when_busy
                     .unwrap_or(kind == SourceKind::Camera),
                 brand: f.source.brand.filter(|b| !b.trim().is_empty()),
+                route_every: f.source.route_every.unwrap_or(1).max(1),
             },
             kiosk,
             conveyor,
@@ -903,9 +909,11 @@ mod tests {
             env(&[
                 ("HALLMARK_MODEL_MEMORY_BUDGET_MIB", "40"),
                 ("HALLMARK_SOURCE_BRAND", "aurora"),
+                ("HALLMARK_SOURCE_ROUTE_EVERY", "4"),
             ]),
         )
         .unwrap();
+        assert_eq!(c.source.route_every, 4);
         assert_eq!(c.brands.memory_budget_bytes, 40 << 20);
         assert_eq!(c.source.brand.as_deref(), Some("aurora"));
         let c = Config::load(None, env(&[])).unwrap();

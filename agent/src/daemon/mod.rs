@@ -142,7 +142,9 @@ pub fn run(
         source,
     })?;
     // Models first (their errors are the likelier ones), then the source: both before anything runs.
+    let opening = Instant::now();
     let pipeline = Pipeline::open(config.runtime.clone(), config.bundle(), &config.public_keys)?;
+    let opened_in = opening.elapsed();
     let store = open_store(&config)?;
     let trust = crate::bundle::TrustedKeys::from_pem_files(&config.public_keys)
         .map_err(PipelineError::from)?;
@@ -153,7 +155,7 @@ pub fn run(
         default,
         shape,
         first_load,
-    } = serve_brands(&config, pipeline, &store, &trust)?;
+    } = serve_brands(&config, (pipeline, opened_in), &store, &trust)?;
     let mut source = open_source(&config)?;
     let manifest = registry
         .source(&names[default])
@@ -340,6 +342,8 @@ pub fn run(
         let observer = observer.clone();
         let mut prep = crate::detector::Prep::new(shape.1 .0, shape.1 .1);
         let mut scratch = Vec::new();
+        let route_every = config.source.route_every.max(1);
+        let mut since_read = 0u32;
         std::thread::Builder::new()
             .name("hallmark-prep".into())
             .spawn(move || {
@@ -350,9 +354,14 @@ pub fn run(
                     match prep.run(frame.view(), &mut input) {
                         Ok(_) => {
                             let brand = match router.as_mut() {
-                                Some(router) => route(router, &frame, &mut scratch),
+                                Some(router) if since_read % route_every == 0 => {
+                                    route(router, &frame, &mut scratch)
+                                }
+                                // Between two reads: the brand last read (within the hold).
+                                Some(router) => router.route([], Instant::now()),
                                 None => default,
                             };
+                            since_read = since_read.wrapping_add(1);
                             observer.stage(Stage::Preprocess, started.elapsed());
                             if prepared_tx.send((frame, input, brand)).is_err() {
                                 break;
@@ -579,7 +588,7 @@ struct Served {
     default: usize,
     /// The output layout and input size every brand shares.
     shape: (crate::detector::Layout, (u32, u32)),
-    /// How long the default brand's detector took to build.
+    /// How long the default brand's detector took to build (the first bundle's: with the runtime).
     first_load: std::time::Duration,
 }
 
@@ -589,7 +598,7 @@ struct Served {
 /// brand's detector loaded; the others load when a frame needs them.
 fn serve_brands(
     config: &Config,
-    pipeline: Pipeline,
+    (pipeline, opened_in): (Pipeline, std::time::Duration),
     store: &crate::store::Store,
     trust: &crate::bundle::TrustedKeys,
 ) -> Result<Served, DaemonError> {
@@ -600,10 +609,13 @@ fn serve_brands(
         ..
     } = pipeline;
     let mut loaded = vec![(bundle, detector)];
+    let mut took = vec![opened_in];
     for path in &config.bundles[1..] {
         let bundle = crate::bundle::Bundle::open(path, trust).map_err(PipelineError::from)?;
+        let started = Instant::now();
         let detector =
             crate::detector::Detector::new(&runtime, &bundle).map_err(PipelineError::from)?;
+        took.push(started.elapsed());
         loaded.push((bundle, detector));
     }
     let shape_of = |d: &crate::detector::Detector| (d.layout(), d.input_size());
@@ -644,7 +656,7 @@ fn serve_brands(
         None => 0,
     };
     let mut registry = brands::Registry::new(config.brands.memory_budget_bytes);
-    let mut first_load = std::time::Duration::ZERO;
+    let first_load = took[default];
     for (i, (bundle, detector)) in loaded.into_iter().enumerate() {
         let (bundle, detector) = match newer_from_store(store, &bundle, trust, &runtime) {
             Some((b, d)) if shape_of(&d) == shape => (b, d),
@@ -661,9 +673,7 @@ fn serve_brands(
         let cost = brands::estimate(brand.bundle.model_bytes().len());
         registry.add(&names[i], brand, cost);
         if i == default {
-            let started = Instant::now();
             let _ = registry.ensure_loaded(&names[i], |_| Ok::<_, DetectorError>(detector));
-            first_load = started.elapsed();
         }
     }
     Ok(Served {
