@@ -263,3 +263,34 @@ fn scan_with_two_models_routes_each_image_to_its_brand() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+#[test]
+fn a_brand_configured_twice_or_an_unknown_source_brand_is_refused_at_start() {
+    for (env, says) in [
+        (
+            [
+                (
+                    "HALLMARK_MODEL_BUNDLES",
+                    "models/northwind,models/northwind",
+                ),
+                ("HALLMARK_SOURCE_BRAND", ""),
+            ],
+            "configured twice",
+        ),
+        (
+            [
+                ("HALLMARK_MODEL_BUNDLES", "models/northwind,models/aurora"),
+                ("HALLMARK_SOURCE_BRAND", "acme"),
+            ],
+            "source.brand acme is not among the brands served (northwind, aurora)",
+        ),
+    ] {
+        let state = tempfile::tempdir().unwrap();
+        let out = hallmark_run(state.path(), &env.map(|(k, v)| (k, v.to_string())))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
+}

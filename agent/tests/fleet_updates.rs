@@ -439,3 +439,99 @@ fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+#[test]
+fn with_two_brands_a_release_updates_its_brand_only_and_online_lists_both() {
+    let broker = Broker::start();
+    let files = FileServer::start();
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(keys.path());
+    let sub = Subscriber::start(broker.port, "t-upd-2", &["hallmark/#"]);
+    let state = tempfile::tempdir().unwrap();
+    // Two coded samples, one of each brand, so frames alternate between them.
+    let replay = tempfile::tempdir().unwrap();
+    for (i, (brand, stem)) in [
+        ("aurora", "aurora-test-0002"),
+        (BRAND, "northwind-test-0005"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        std::fs::copy(
+            repo().join(format!("models/samples/{brand}/{stem}.jpg")),
+            replay.path().join(format!("{i:02}-{stem}.jpg")),
+        )
+        .unwrap();
+    }
+    let http = free_port();
+    let mut env = agent_env(broker.port, http, "kiosk-2", &public);
+    env.extend([
+        (
+            "HALLMARK_MODEL_BUNDLES",
+            "models/northwind,models/aurora".to_string(),
+        ),
+        ("HALLMARK_MODEL_MEMORY_BUDGET_MIB", "10".into()),
+        ("HALLMARK_SOURCE_PATH", replay.path().display().to_string()),
+    ]);
+    let agent = Agent::spawn(hallmark_run(state.path(), &env));
+    let aurora_rev = manifest_revision("aurora");
+    assert!(
+        wait_until(Duration::from_secs(60), || sub.on("/online").iter().any(
+            |m| m.json()["models"]["aurora"] == aurora_rev && m.json()["models"][BRAND] == 7
+        )),
+        "online lists both brands: {}",
+        agent.stderr()
+    );
+    let rev8 = bundle(8, None);
+    publish(rev8.path(), &key, &files, broker.port, None);
+    wait_state(&sub, "kiosk-2", 8, "active", &agent);
+    assert!(
+        wait_until(Duration::from_secs(10), || sub.on("/online").iter().any(
+            |m| m.json()["models"][BRAND] == 8 && m.json()["models"]["aurora"] == aurora_rev
+        )),
+        "online says northwind 8, aurora unchanged"
+    );
+    // After the swap, Northwind frames are judged by revision 8 and Aurora frames still by theirs.
+    let skip = agent.lines().len();
+    let by_brand = || -> Vec<(String, u64)> {
+        agent
+            .lines()
+            .iter()
+            .skip(skip + 4)
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|v| {
+                (
+                    v["brand"].as_str().unwrap().to_string(),
+                    v["model_revision"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            let seen = by_brand();
+            seen.iter().any(|(b, _)| b == BRAND) && seen.iter().any(|(b, _)| b == "aurora")
+        }),
+        "{}",
+        agent.stderr()
+    );
+    for (brand, revision) in by_brand() {
+        let want = if brand == BRAND { 8 } else { aurora_rev };
+        assert_eq!(revision, want, "{brand}");
+    }
+    let page = http_get(http, "/metrics").unwrap().1;
+    assert!(
+        metric(&page, "hallmark_model_evictions_total").unwrap_or(0.0) > 0.0,
+        "{page}"
+    );
+    let (code, _, err) = agent.terminate();
+    assert_eq!(code, Some(0), "{err}");
+}
+
+fn manifest_revision(brand: &str) -> u64 {
+    let m: Value = serde_json::from_slice(
+        &std::fs::read(repo().join(format!("models/{brand}/manifest.json"))).unwrap(),
+    )
+    .unwrap();
+    m["revision"].as_u64().unwrap()
+}
