@@ -323,10 +323,21 @@ fn bad_releases_are_refused_with_their_cause_and_the_old_model_keeps_serving() {
     let r = wait_state(&sub, "kiosk-b", 10, "rejected", &agent);
     assert!(r["detail"].as_str().unwrap().contains("self-test"), "{r}");
 
-    // Tampered model bytes behind a correct archive digest.
+    // Tampered model bytes behind a correct archive digest. Revision 11 is packed, not announced: an
+    // announced valid revision 11 could be taken before its archive is tampered with (it was, on a
+    // loaded machine).
     let b11 = bundle(11, None);
-    let release = publish(b11.path(), &key, &files, broker.port, None);
-    let _ = release;
+    run_ok(
+        bin()
+            .arg("publish")
+            .arg(b11.path())
+            .arg("--key")
+            .arg(&key)
+            .arg("--url-base")
+            .arg(&files.url)
+            .arg("--out")
+            .arg(files.dir.path()),
+    );
     let tar_path = files.dir.path().join(format!("{BRAND}-11.tar"));
     let mut bytes = std::fs::read(&tar_path).unwrap();
     let n = bytes.len();
