@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --release --locked -p hallmark-agent
 hallmark=target/release/hallmark
+# A release build trusts only the keys its configuration names: the shipped bundles are signed with the
+# demo publisher's key.
+export HALLMARK_TRUST_PUBLIC_KEYS=models/keys/demo-publisher.pub.pem
 for manifest in models/*/manifest.json; do
   bundle=$(dirname "$manifest")
   brand=$(basename "$bundle")

@@ -583,6 +583,8 @@ impl Config {
         if providers.is_empty() {
             return Err(bad("runtime.providers is empty".into()));
         }
+        // The demo configuration: no bundle named, so the shipped demo bundle.
+        let demo = f.model.bundles.is_none() && f.model.bundle.is_none();
         let bundles = match (f.model.bundles, f.model.bundle) {
             (Some(list), _) => list
                 .into_iter()
@@ -599,7 +601,14 @@ impl Config {
                 .into_iter()
                 .map(|p| rel("trust.public_keys", p.into()))
                 .collect(),
-            None => vec![project_path(DEFAULT_PUBLIC_KEY)],
+            // Design: a release build trusts only the keys its configuration names; the demo key is
+            // the default only for the demo bundle (and in debug builds, for tests and development).
+            None if demo || cfg!(debug_assertions) => vec![project_path(DEFAULT_PUBLIC_KEY)],
+            None => {
+                return Err(bad(
+                    "trust.public_keys is not set: name the publisher keys to trust (a release build trusts the demo key only for the demo bundle)".into(),
+                ))
+            }
         };
         let limits = ImageLimits::default();
         let kind = f.source.kind.unwrap_or(SourceKind::Replay);

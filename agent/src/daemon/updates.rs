@@ -115,6 +115,7 @@ impl Updater {
     }
 
     pub fn run(mut self) {
+        lower_priority();
         loop {
             if self.w.stop.load(Ordering::Relaxed) {
                 return;
@@ -446,5 +447,23 @@ impl Updater {
             a.set(State::RolledBack, status.detail.clone());
         }
         self.report(&fault.brand, &status);
+    }
+}
+
+/// Design: unpacking, hashing, graph optimisation and the self-test of a new model share the cores
+/// with live inference; at a lower priority they take what inference leaves, so an update does not
+/// make a camera drop frames. (Sessions run on the runtime's shared pool, whose threads keep their
+/// priority: only this thread's own work is demoted.)
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain syscalls on this thread's own id.
+        let rc = unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, 10)
+        };
+        if rc != 0 {
+            tracing::debug!("could not lower the updater's priority");
+        }
     }
 }
