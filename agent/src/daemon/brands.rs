@@ -106,6 +106,28 @@ impl<S, D> Registry<S, D> {
     }
 
     /// Estimated memory of the detectors in memory.
+    /// Unloads the least recently used detectors other than `keep` until `need` more bytes fit the
+    /// budget (or nothing else is loaded); returns the brands unloaded.
+    fn evict_for(&mut self, keep: usize, need: u64) -> Vec<String> {
+        let mut evicted = Vec::new();
+        while self.in_memory() + need > self.budget {
+            let Some(victim) = self
+                .entries
+                .iter()
+                .enumerate()
+                .filter(|(j, e)| *j != keep && e.detector.is_some())
+                .min_by_key(|(_, e)| e.last_use)
+                .map(|(j, _)| j)
+            else {
+                break;
+            };
+            self.entries[victim].detector = None;
+            self.evictions += 1;
+            evicted.push(self.entries[victim].brand.clone());
+        }
+        evicted
+    }
+
     pub fn in_memory(&self) -> u64 {
         self.entries
             .iter()
@@ -137,21 +159,7 @@ impl<S, D> Registry<S, D> {
         let mut done = Loaded::default();
         if self.entries[i].detector.is_none() {
             let need = self.entries[i].cost;
-            while self.in_memory() + need > self.budget {
-                let Some(victim) = self
-                    .entries
-                    .iter()
-                    .enumerate()
-                    .filter(|(j, e)| *j != i && e.detector.is_some())
-                    .min_by_key(|(_, e)| e.last_use)
-                    .map(|(j, _)| j)
-                else {
-                    break;
-                };
-                self.entries[victim].detector = None;
-                self.evictions += 1;
-                done.evicted.push(self.entries[victim].brand.clone());
-            }
+            done.evicted = self.evict_for(i, need);
             let started = Instant::now();
             match load(&self.entries[i].source) {
                 Ok(d) => {
@@ -201,23 +209,8 @@ impl<S, D> Registry<S, D> {
                 None
             }
         };
-        let mut evicted = Vec::new();
         let keep = self.index(brand).expect("just set");
-        while self.in_memory() > self.budget {
-            let Some(victim) = self
-                .entries
-                .iter()
-                .enumerate()
-                .filter(|(j, e)| *j != keep && e.detector.is_some())
-                .min_by_key(|(_, e)| e.last_use)
-                .map(|(j, _)| j)
-            else {
-                break;
-            };
-            self.entries[victim].detector = None;
-            self.evictions += 1;
-            evicted.push(self.entries[victim].brand.clone());
-        }
+        let evicted = self.evict_for(keep, 0);
         (old, evicted)
     }
 }
