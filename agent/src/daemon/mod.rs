@@ -233,6 +233,7 @@ pub fn run(
     };
     let (swap_tx, swaps) = channel::<updates::Swap>();
     let (fault_tx, faults) = channel::<updates::RuntimeFault>();
+    let (screen_tx, screen_rx) = channel::<Status>();
     let updater = match (&delivery, updates_on) {
         (Some(d), true) => Some(updates::Updater::new(
             &config,
@@ -247,6 +248,7 @@ pub fn run(
                 publisher: d.publisher(),
                 observer: observer.clone(),
                 stop: stop.clone(),
+                screen: screen_tx,
             },
         )),
         _ => None,
@@ -262,6 +264,7 @@ pub fn run(
             delivery,
             observer: observer.clone(),
             heartbeat: heartbeat.clone(),
+            screen: screen_rx,
         },
     )?;
 
@@ -801,6 +804,7 @@ struct Judge {
     observer: Arc<Observer>,
     /// Bumped every loop (≤ 100 ms apart): systemd's watchdog is fed while it moves.
     heartbeat: Arc<AtomicU64>,
+    screen: Receiver<Status>,
     /// Keeps the trigger channel open for the link and the command topic.
     _triggers: std::sync::mpsc::Sender<()>,
 }
@@ -810,6 +814,8 @@ struct Sinks {
     delivery: Option<Delivery>,
     observer: Arc<Observer>,
     heartbeat: Arc<AtomicU64>,
+    /// Screen statuses from the updater (model updating), shown on the controller.
+    screen: Receiver<Status>,
 }
 
 impl Judge {
@@ -882,6 +888,7 @@ impl Judge {
             delivery: sinks.delivery,
             observer: sinks.observer,
             heartbeat: sinks.heartbeat,
+            screen: sinks.screen,
             _triggers: triggers,
         })
     }
@@ -893,6 +900,11 @@ impl Judge {
         }
         loop {
             self.heartbeat.fetch_add(1, Ordering::Relaxed);
+            while let Ok(status) = self.screen.try_recv() {
+                if let Some(link) = &self.link {
+                    link.status(status);
+                }
+            }
             if let Some(link) = &self.link {
                 self.observer.link_state(if link.state.connected() {
                     "connected"

@@ -57,6 +57,34 @@ pub struct Wiring {
     pub publisher: Publisher,
     pub observer: Arc<Observer>,
     pub stop: Arc<AtomicBool>,
+    /// The kiosk/conveyor screen's status ("updating northwind 40 %"), through the judge's link.
+    pub screen: Sender<hallmark_host_link::link::Status>,
+}
+
+/// The controller screen's status for an update step: updating while it runs, idle when it ends.
+pub fn screen_status(
+    brand: &str,
+    state: State,
+    progress: Option<f64>,
+) -> hallmark_host_link::link::Status {
+    use hallmark_host_link::link::Status as Screen;
+    if !state.in_progress() {
+        return Screen::Idle;
+    }
+    let mut text = hallmark_link::Text::new();
+    for c in brand.chars() {
+        if text.push(c).is_err() {
+            break;
+        }
+    }
+    let percent = match state {
+        State::Verifying => 100.0,
+        _ => progress.unwrap_or(0.0) * 100.0,
+    };
+    Screen::ModelUpdating {
+        brand: text,
+        progress: hallmark_link::Progress(percent.clamp(0.0, 100.0) as u8),
+    }
 }
 
 pub struct Updater {
@@ -148,6 +176,10 @@ impl Updater {
 
     fn report(&self, brand: &str, status: &Status) {
         tracing::info!(brand, revision = status.revision, state = status.state.as_str(), detail = %status.detail, "model update");
+        let _ = self
+            .w
+            .screen
+            .send(screen_status(brand, status.state, status.progress));
         self.w
             .publisher
             .publish_retained(self.status_topic(brand), status.to_json());
@@ -269,8 +301,10 @@ impl Updater {
         };
         let mut last_report = Instant::now();
         let publisher = self.w.publisher.clone();
+        let screen = self.w.screen.clone();
         let topic = self.status_topic(&brand);
         let revision = release.revision;
+        let status_brand = brand.clone();
         let mut progress = |done: u64, total: u64| {
             // Design: the status topic is for people; one update a second is plenty.
             if last_report.elapsed() >= Duration::from_secs(1) && total > 0 {
@@ -282,6 +316,11 @@ impl Updater {
                     progress: Some(done as f64 / total as f64),
                 };
                 publisher.publish_retained(topic.clone(), status.to_json());
+                let _ = screen.send(screen_status(
+                    &status_brand,
+                    State::Downloading,
+                    status.progress,
+                ));
             }
         };
         let fetched = crate::update::stage(
@@ -464,6 +503,34 @@ fn lower_priority() {
         };
         if rc != 0 {
             tracing::debug!("could not lower the updater's priority");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hallmark_host_link::link::Status as Screen;
+
+    #[test]
+    fn the_screen_says_updating_while_an_update_runs_and_idle_when_it_ends() {
+        match screen_status("northwind", State::Downloading, Some(0.42)) {
+            Screen::ModelUpdating { brand, progress } => {
+                assert_eq!((brand.as_str(), progress.0), ("northwind", 42));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            screen_status("a-brand-name-longer-than-the-screen-has-room-for-at-all", State::Verifying, None),
+            Screen::ModelUpdating { progress, .. } if progress.0 == 100
+        ));
+        for end in [
+            State::Active,
+            State::Failed,
+            State::Rejected,
+            State::RolledBack,
+        ] {
+            assert_eq!(screen_status("northwind", end, None), Screen::Idle);
         }
     }
 }
