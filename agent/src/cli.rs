@@ -107,7 +107,8 @@ pub enum Command {
         /// Announce to this device only (`{prefix}/things/THING/models/{brand}`).
         #[arg(long, value_name = "THING")]
         thing: Option<String>,
-        /// The MQTT broker (plain TCP).
+        /// The MQTT broker to announce on (without it the release is only printed); TLS and a client
+        /// certificate come from mqtt.ca, mqtt.cert and mqtt.key as for the agent.
         #[arg(long, value_name = "HOST:PORT")]
         broker: Option<String>,
         /// Topic prefix (default: mqtt.prefix).
@@ -129,7 +130,7 @@ pub enum FleetCommand {
     /// Each device: online, the revision active per brand, the last update state and its cause, and
     /// whether it is BEHIND the release meant for it.
     Status {
-        /// The MQTT broker (default: mqtt.host:mqtt.port).
+        /// The MQTT broker (default: mqtt.host:mqtt.port); TLS from mqtt.ca, mqtt.cert, mqtt.key.
         #[arg(long, value_name = "HOST:PORT")]
         broker: Option<String>,
         /// Topic prefix (default: mqtt.prefix).
@@ -297,6 +298,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rollback,
         } => {
             let prefix = prefix.unwrap_or_else(|| config.mqtt.prefix.clone());
+            let port = broker
+                .as_deref()
+                .and_then(|b| fleet::parse_broker(b).ok())
+                .map_or(0, |(_, port)| port);
+            let tls = operator_tls(&config, port)?;
             publish(&Publish {
                 bundle: &bundle,
                 key: &key,
@@ -306,6 +312,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 broker: broker.as_deref(),
                 prefix: &prefix,
                 rollback,
+                tls,
             })
         }
         Command::Fleet {
@@ -327,6 +334,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &fleet::status::filters(&prefix),
                 Duration::from_millis(wait_ms),
                 Duration::from_secs(10),
+                &operator_tls(&config, port)?,
             )?;
             let view = fleet::status::build(&prefix, &messages);
             for topic in &view.ignored {
@@ -381,6 +389,21 @@ struct Publish<'a> {
     broker: Option<&'a str>,
     prefix: &'a str,
     rollback: bool,
+    tls: fleet::publish::Tls,
+}
+
+/// TLS for `publish` and `fleet status` from the configuration's `mqtt.ca` (+ `cert`/`key`), as the
+/// agent connects: a fleet operator reaches AWS IoT Core the same way a device does.
+fn operator_tls(config: &Config, port: u16) -> anyhow::Result<fleet::publish::Tls> {
+    let Some(ca) = &config.mqtt.ca else {
+        return Ok(None);
+    };
+    let files = crate::delivery::tls::TlsFiles {
+        ca,
+        client: config.mqtt.cert.as_deref().zip(config.mqtt.key.as_deref()),
+        alpn_443: port == 443,
+    };
+    Ok(Some(crate::delivery::tls::client_config(&files)?))
 }
 
 fn publish(p: &Publish<'_>) -> anyhow::Result<ExitCode> {
@@ -443,7 +466,15 @@ fn publish(p: &Publish<'_>) -> anyhow::Result<ExitCode> {
             Some(thing) => fleet::thing_topic(p.prefix, thing, &manifest.brand),
             None => fleet::fleet_topic(p.prefix, &manifest.brand),
         };
-        fleet::publish::publish(&host, port, &topic, json.as_bytes(), true, PUBLISH_TIMEOUT)?;
+        fleet::publish::publish(
+            &host,
+            port,
+            &topic,
+            json.as_bytes(),
+            true,
+            PUBLISH_TIMEOUT,
+            &p.tls,
+        )?;
         eprintln!(
             "hallmark: published {name} (revision {}) to {topic}",
             manifest.revision

@@ -532,6 +532,44 @@ fn mutual_tls_connects_with_a_good_certificate_and_refuses_one_from_another_ca()
     );
     assert!(!err.contains("PRIVATE KEY"), "key material never in logs");
 
+    // A fleet operator publishes a release over the same mutual TLS (mqtt.ca/cert/key).
+    let releases = Subscriber::start(plain, "t-tls-release", &["hallmark/fleet/models/#"]);
+    let keys = tempfile::tempdir().unwrap();
+    let run = |cmd: &mut std::process::Command| {
+        let out = cmd.current_dir(repo()).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(std::process::Command::new(env!("CARGO_BIN_EXE_hallmark"))
+        .args(["keygen", "--out"])
+        .arg(keys.path()));
+    run(std::process::Command::new(env!("CARGO_BIN_EXE_hallmark"))
+        .args([
+            "publish",
+            "models/northwind",
+            "--url-base",
+            "http://127.0.0.1:9/r",
+            "--key",
+        ])
+        .arg(keys.path().join("publisher.key.pem"))
+        .arg("--out")
+        .arg(keys.path().join("out"))
+        .arg("--broker")
+        .arg(format!("127.0.0.1:{}", broker.port))
+        .env("HALLMARK_MQTT_CA", &ca)
+        .env("HALLMARK_MQTT_CERT", &good_cert)
+        .env("HALLMARK_MQTT_KEY", &good_key));
+    assert!(
+        wait_until(Duration::from_secs(10), || releases
+            .on("/northwind")
+            .iter()
+            .any(|m| m.json()["schema"] == "hallmark.release/1")),
+        "the release arrived through the TLS listener"
+    );
+
     // A key that is not the certificate's: one message at start, non-zero exit.
     let state = tempfile::tempdir().unwrap();
     let (code, _, err) =

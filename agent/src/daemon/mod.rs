@@ -22,6 +22,7 @@
 pub mod brands;
 pub mod decided;
 pub mod event;
+pub mod failing;
 pub mod modes;
 pub mod selftest;
 pub mod serials;
@@ -410,7 +411,7 @@ pub fn run(
     // The model a swap replaced (brand, bundle, detector if still loaded), kept until the new one has
     // proved itself on frames.
     let mut previous: Option<(String, Brand, Option<crate::detector::Detector>)> = None;
-    let mut failures_in_a_row = 0u32;
+    let mut watch = failing::FailureWatch::new(SWAP_FAILURES);
     let load = |b: &Brand| crate::detector::Detector::new(&runtime, &b.bundle);
     loop {
         // Design: a swap happens here, between two frames: no frame waits for it or is dropped by it.
@@ -428,7 +429,7 @@ pub fn run(
             );
             evicted_now(&observer, &evicted, registry.loaded().len());
             previous = old.map(|(b, d)| (brand.clone(), b, d));
-            failures_in_a_row = 0;
+            watch.reset();
             tracing::info!(%brand, revision = swap.manifest.revision, "new model swapped in");
             let _ = swap.done.send(());
         }
@@ -466,16 +467,15 @@ pub fn run(
         };
         let _ = input_back.send(input);
         // A swapped-in model that fails while serving goes back to the one it replaced.
-        let failed_here = match &result {
-            Err(e) if !e.is_transient() => Some(e.to_string()),
-            Err(e) if failures_in_a_row + 1 >= SWAP_FAILURES => Some(e.to_string()),
-            _ => None,
+        let outcome = match &result {
+            Ok(_) => failing::Outcome::Ok,
+            Err(e) if e.is_transient() => failing::Outcome::Transient,
+            Err(_) => failing::Outcome::Fatal,
         };
-        failures_in_a_row = if result.is_ok() {
-            0
-        } else {
-            failures_in_a_row + 1
-        };
+        let failed_here = watch
+            .record(outcome)
+            .then(|| result.as_ref().err().map(|e| e.to_string()))
+            .flatten();
         if let Some(cause) = failed_here {
             if previous.as_ref().is_some_and(|(b, ..)| b == brand) {
                 let (b, old, old_detector) = previous.take().expect("checked");
@@ -487,7 +487,7 @@ pub fn run(
                 let cost = brands::estimate(old.bundle.model_bytes().len());
                 let (_, evicted) = registry.replace(&b, old, old_detector, cost);
                 evicted_now(&observer, &evicted, registry.loaded().len());
-                failures_in_a_row = 0;
+                watch.reset();
                 continue;
             }
         }

@@ -1,9 +1,12 @@
 //! One-shot MQTT: publish one retained message and wait for its PUBACK, or collect what a broker
-//! holds (retained) on some topic filters for a while. Plain TCP, a clean session, bounded waits.
+//! holds (retained) on some topic filters for a while. Plain TCP, or TLS (mutual with a client
+//! certificate) from the same `mqtt.ca`/`cert`/`key` settings the agent uses; a clean session,
+//! bounded waits.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rumqttc::{Client, Connection, Event, Incoming, MqttOptions, QoS};
+use rumqttc::{Client, Connection, Event, Incoming, MqttOptions, QoS, TlsConfiguration, Transport};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -32,12 +35,20 @@ pub struct Received {
     pub retain: bool,
 }
 
-fn client(host: &str, port: u16, role: &str) -> (Client, Connection) {
+/// TLS for the one-shot connections (`None`: plain TCP).
+pub type Tls = Option<Arc<rustls::ClientConfig>>;
+
+fn client(host: &str, port: u16, role: &str, tls: &Tls) -> (Client, Connection) {
     let id = format!("hallmark-{role}-{}", uuid::Uuid::now_v7().simple());
     let mut opts = MqttOptions::new(id, host, port);
     opts.set_clean_session(true)
         .set_keep_alive(Duration::from_secs(10))
         .set_max_packet_size(1 << 20, 1 << 20);
+    if let Some(config) = tls {
+        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            config.clone(),
+        )));
+    }
     Client::new(opts, 16)
 }
 
@@ -50,9 +61,10 @@ pub fn publish(
     payload: &[u8],
     retain: bool,
     timeout: Duration,
+    tls: &Tls,
 ) -> Result<(), PublishError> {
     let broker = format!("{host}:{port}");
-    let (client, mut connection) = client(host, port, "publish");
+    let (client, mut connection) = client(host, port, "publish", tls);
     client
         .publish(topic, QoS::AtLeastOnce, retain, payload.to_vec())
         .map_err(|e| PublishError::Connection {
@@ -112,9 +124,10 @@ pub fn collect(
     filters: &[String],
     wait: Duration,
     connect_timeout: Duration,
+    tls: &Tls,
 ) -> Result<Vec<Received>, PublishError> {
     let broker = format!("{host}:{port}");
-    let (client, mut connection) = client(host, port, "status");
+    let (client, mut connection) = client(host, port, "status", tls);
     for f in filters {
         client
             .subscribe(f.clone(), QoS::AtLeastOnce)
