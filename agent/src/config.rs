@@ -45,7 +45,7 @@ use serde::{Deserialize, Deserializer};
 use thiserror::Error;
 
 use crate::imageio::ImageLimits;
-use crate::runtime::{Provider as ExecutionProvider, RuntimeOptions};
+use crate::runtime::{GpuOptions, Provider as ExecutionProvider, RuntimeOptions};
 
 pub const DEFAULT_BUNDLE: &str = "models/northwind";
 pub const DEFAULT_PUBLIC_KEY: &str = "models/keys/demo-publisher.pub.pem";
@@ -329,6 +329,13 @@ struct RuntimeSection {
     providers: Option<Vec<String>>,
     intra_threads: Option<usize>,
     spinning: Option<bool>,
+    device_id: Option<u32>,
+    fp16: Option<bool>,
+    int8_calibration: Option<PathBuf>,
+    dla_core: Option<u32>,
+    trt_workspace_mib: Option<u64>,
+    cuda_graphs: Option<bool>,
+    fallback: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -689,6 +696,11 @@ impl Config {
         if !(spool_mib > 0.0 && spool_mib.is_finite()) {
             return Err(bad(format!("spool.max_mib {spool_mib} must be positive")));
         }
+        let state_dir = f
+            .agent
+            .state_dir
+            .map(|p| rel("agent.state_dir", p))
+            .unwrap_or_else(default_state_dir);
         Ok(Config {
             updates: UpdatesConfig {
                 enabled: f.model.updates.unwrap_or(true),
@@ -724,6 +736,20 @@ impl Config {
                 providers,
                 intra_threads: f.runtime.intra_threads.filter(|&n| n > 0),
                 spinning: f.runtime.spinning.unwrap_or(true),
+                gpu: GpuOptions {
+                    device_id: f.runtime.device_id.unwrap_or(0),
+                    fp16: f.runtime.fp16.unwrap_or(false),
+                    int8_calibration: f
+                        .runtime
+                        .int8_calibration
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .map(|p| rel("runtime.int8_calibration", p)),
+                    dla_core: f.runtime.dla_core,
+                    trt_workspace_mib: f.runtime.trt_workspace_mib.filter(|&m| m > 0),
+                    cuda_graphs: f.runtime.cuda_graphs.unwrap_or(false),
+                },
+                fallback: f.runtime.fallback.unwrap_or(false),
+                engine_dir: Some(state_dir.join("engines")),
             },
             bundles,
             public_keys,
@@ -739,11 +765,7 @@ impl Config {
             agent: AgentConfig {
                 mode,
                 thing,
-                state_dir: f
-                    .agent
-                    .state_dir
-                    .map(|p| rel("agent.state_dir", p))
-                    .unwrap_or_else(default_state_dir),
+                state_dir: state_dir.clone(),
             },
             source: SourceConfig {
                 kind,
@@ -959,5 +981,96 @@ mod tests {
             Config::load(Some(&dir.path().join("none.toml")), env(&[])),
             Err(ConfigError::Read { .. })
         ));
+    }
+
+    #[test]
+    fn gpu_provider_options_have_defaults_file_values_and_env_overrides() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.runtime.gpu, GpuOptions::default());
+        assert!(!c.runtime.fallback);
+        assert_eq!(
+            c.runtime.engine_dir.as_deref(),
+            Some(c.agent.state_dir.join("engines").as_path())
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hallmark.toml");
+        std::fs::write(
+            &path,
+            "[runtime]\nproviders = [\"tensorrt\", \"cuda\"]\ndevice_id = 1\nfp16 = true\nint8_calibration = \"cal.table\"\ndla_core = 0\ntrt_workspace_mib = 1024\ncuda_graphs = true\nfallback = true\n[agent]\nstate_dir = \"state\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), env(&[])).unwrap();
+        assert_eq!(
+            c.runtime.gpu,
+            GpuOptions {
+                device_id: 1,
+                fp16: true,
+                int8_calibration: Some(dir.path().join("cal.table")),
+                dla_core: Some(0),
+                trt_workspace_mib: Some(1024),
+                cuda_graphs: true,
+            }
+        );
+        assert!(c.runtime.fallback);
+        assert_eq!(c.runtime.engine_dir, Some(dir.path().join("state/engines")));
+        let c = Config::load(
+            Some(&path),
+            env(&[
+                ("HALLMARK_RUNTIME_DEVICE_ID", "2"),
+                ("HALLMARK_RUNTIME_FP16", "false"),
+                ("HALLMARK_RUNTIME_DLA_CORE", "1"),
+                ("HALLMARK_RUNTIME_TRT_WORKSPACE_MIB", "64"),
+                ("HALLMARK_RUNTIME_CUDA_GRAPHS", "false"),
+                ("HALLMARK_RUNTIME_FALLBACK", "false"),
+                ("HALLMARK_RUNTIME_INT8_CALIBRATION", "/abs/t.cache"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.runtime.gpu.device_id,
+                c.runtime.gpu.fp16,
+                c.runtime.gpu.dla_core
+            ),
+            (2, false, Some(1))
+        );
+        assert_eq!(c.runtime.gpu.trt_workspace_mib, Some(64));
+        assert!(!c.runtime.gpu.cuda_graphs && !c.runtime.fallback);
+        assert_eq!(
+            c.runtime.gpu.int8_calibration,
+            Some(PathBuf::from("/abs/t.cache"))
+        );
+    }
+
+    #[test]
+    fn bad_gpu_provider_options_name_the_key() {
+        for (var, value) in [
+            ("HALLMARK_RUNTIME_DEVICE_ID", "-1"),
+            ("HALLMARK_RUNTIME_DEVICE_ID", "gpu0"),
+            ("HALLMARK_RUNTIME_FP16", "maybe"),
+            ("HALLMARK_RUNTIME_DLA_CORE", "x"),
+            ("HALLMARK_RUNTIME_TRT_WORKSPACE_MIB", "1GB"),
+            ("HALLMARK_RUNTIME_CUDA_GRAPHS", "2"),
+            ("HALLMARK_RUNTIME_FALLBACK", "yes please"),
+        ] {
+            let err = Config::load(None, env(&[(var, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(var), "{var}={value}: {err}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hallmark.toml");
+        std::fs::write(&path, "[runtime]\nfp16 = \"fast\"\n").unwrap();
+        let err = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(
+            err.contains("runtime.fp16") || err.contains("fp16"),
+            "{err}"
+        );
+        std::fs::write(&path, "[runtime]\ndevice = 0\n").unwrap();
+        let err = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(
+            err.contains("device") && err.contains("unknown key"),
+            "{err}"
+        );
     }
 }

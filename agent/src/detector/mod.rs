@@ -17,7 +17,7 @@ use ort::value::{Tensor, TensorElementType, ValueType};
 use thiserror::Error;
 
 use crate::bundle::{Bundle, Manifest};
-use crate::runtime::{Runtime, RuntimeError};
+use crate::runtime::{ModelInfo, Provider, Runtime, RuntimeError};
 
 /// How long each stage of one `detect` took.
 #[derive(Debug, Clone, Copy, Default)]
@@ -58,6 +58,7 @@ impl DetectorError {
 /// A loaded model with its reused buffers.
 pub struct Detector {
     session: Session,
+    provider: Provider,
     /// The input `detect` uses; `None` only while it is lent to `infer`.
     own: Option<Input>,
     output_name: String,
@@ -76,12 +77,33 @@ impl Detector {
     /// Builds a session for the bundle's model and checks the graph against its manifest. The session
     /// is built from the bytes the bundle verified, not from the file.
     pub fn new(runtime: &Runtime, bundle: &Bundle) -> Result<Detector, DetectorError> {
-        let session = runtime.session_from_memory(&bundle.model_path(), bundle.model_bytes())?;
-        Self::from_session(
-            session,
-            bundle.manifest(),
+        let manifest = bundle.manifest();
+        let loaded = runtime.load_from_memory(
+            &bundle.model_path(),
+            bundle.model_bytes(),
+            Some(ModelInfo {
+                sha256: &manifest.model.sha256,
+                input: (manifest.model.input.width, manifest.model.input.height),
+            }),
+        )?;
+        let mut detector = Self::from_session(
+            loaded.session,
+            manifest,
             &bundle.dir().display().to_string(),
-        )
+        )?;
+        detector.provider = loaded.provider;
+        tracing::info!(
+            bundle = %bundle.dir().display(),
+            provider = %loaded.provider,
+            requested = ?runtime.providers().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "detector loaded"
+        );
+        Ok(detector)
+    }
+
+    /// The execution provider this detector's session really got (after any allowed fall back).
+    pub fn provider(&self) -> Provider {
+        self.provider
     }
 
     fn from_session(
@@ -127,6 +149,7 @@ impl Detector {
         let own = Input::new(width, height)?;
         Ok(Detector {
             session,
+            provider: Provider::Cpu,
             own: Some(own),
             output_name: manifest.model.output.name.clone(),
             layout,

@@ -6,8 +6,10 @@
 //! pool, not one per loaded model (only one session runs at a time, on the inference thread). The pool
 //! is made with the process's one environment, so the first `Runtime` loaded sets its size. The
 //! execution providers are tried in the configured order and each must register: a provider that fails
-//! is an error naming it, never a silent fall back to the CPU.
+//! is an error naming it, never a silent fall back to the CPU — unless `runtime.fallback` allows it,
+//! and then the fall back is logged at error level and the provider really in use is reported.
 
+pub mod engine_cache;
 mod locate;
 mod threads;
 
@@ -67,6 +69,14 @@ pub struct RuntimeOptions {
     /// capture, pre-processing and judging between inferences, but measured here it lowers throughput
     /// (2 cores: 115 against 138 frames/s), so it stays on unless a device needs the CPU elsewhere.
     pub spinning: bool,
+    /// Options of the CUDA and TensorRT providers.
+    pub gpu: GpuOptions,
+    /// A requested GPU provider that cannot register falls back to the next one / the CPU (logged at
+    /// error level) instead of failing.
+    pub fallback: bool,
+    /// TensorRT's engine and timing caches live in per-engine folders here (`state_dir/engines`);
+    /// `None`: no cache.
+    pub engine_dir: Option<PathBuf>,
 }
 
 impl Default for RuntimeOptions {
@@ -76,8 +86,75 @@ impl Default for RuntimeOptions {
             providers: vec![Provider::Cpu],
             intra_threads: None,
             spinning: true,
+            gpu: GpuOptions::default(),
+            fallback: false,
+            engine_dir: None,
         }
     }
+}
+
+/// The GPU providers' options (`runtime.device_id`, `runtime.fp16`, ...).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GpuOptions {
+    pub device_id: u32,
+    /// TensorRT FP16 kernels.
+    pub fp16: bool,
+    /// A TensorRT INT8 calibration table; INT8 is on when set.
+    pub int8_calibration: Option<PathBuf>,
+    /// Run TensorRT on this DLA core (Jetson).
+    pub dla_core: Option<u32>,
+    /// TensorRT's builder workspace; `None`: TensorRT's default.
+    pub trt_workspace_mib: Option<u64>,
+    /// CUDA graphs (CUDA provider, and TensorRT's own).
+    pub cuda_graphs: bool,
+}
+
+/// What a built session needs to know about its model for the engine cache.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelInfo<'a> {
+    pub sha256: &'a str,
+    /// Static input (width, height).
+    pub input: (u32, u32),
+}
+
+/// A session and the provider it really got: the first requested that registered, or the CPU.
+pub struct Loaded {
+    pub session: Session,
+    pub provider: Provider,
+}
+
+/// The CUDA provider with `gpu`'s options.
+pub fn cuda_provider(gpu: &GpuOptions) -> ort::ep::CUDA {
+    ort::ep::CUDA::default()
+        .with_device_id(i32::try_from(gpu.device_id).unwrap_or(i32::MAX))
+        .with_cuda_graph(gpu.cuda_graphs)
+}
+
+/// The TensorRT provider with `gpu`'s options; its engine and timing caches in `cache` when given.
+pub fn tensorrt_provider(gpu: &GpuOptions, cache: Option<&Path>) -> ort::ep::TensorRT {
+    let mut trt = ort::ep::TensorRT::default()
+        .with_device_id(i32::try_from(gpu.device_id).unwrap_or(i32::MAX))
+        .with_fp16(gpu.fp16)
+        .with_cuda_graph(gpu.cuda_graphs);
+    if let Some(table) = &gpu.int8_calibration {
+        trt = trt
+            .with_int8(true)
+            .with_int8_calibration_table_name(table.display());
+    }
+    if let Some(core) = gpu.dla_core {
+        trt = trt.with_dla(true).with_dla_core(core);
+    }
+    if let Some(mib) = gpu.trt_workspace_mib {
+        trt = trt.with_max_workspace_size(usize::try_from(mib << 20).unwrap_or(usize::MAX));
+    }
+    if let Some(dir) = cache {
+        trt = trt
+            .with_engine_cache(true)
+            .with_engine_cache_path(dir.display())
+            .with_timing_cache(true)
+            .with_timing_cache_path(dir.display());
+    }
+    trt
 }
 
 #[derive(Debug, Error)]
@@ -88,7 +165,7 @@ pub enum RuntimeError {
     Load { path: PathBuf, message: String },
     #[error("ONNX Runtime environment: {0}")]
     Environment(String),
-    #[error("execution provider {provider} failed to register (no fall back to CPU): {message}")]
+    #[error("execution provider {provider} failed to register (no fall back to CPU; runtime.fallback = true allows one): {message}")]
     Provider { provider: Provider, message: String },
     #[error("could not create an inference session for {model}: {message}")]
     Session { model: PathBuf, message: String },
@@ -180,7 +257,8 @@ impl Runtime {
 
     /// A session for the ONNX model at `model` (read by ONNX Runtime itself).
     pub fn session(&self, model: &Path) -> Result<Session, RuntimeError> {
-        self.builder(model)?
+        let (mut builder, _) = self.builder(model, None)?;
+        builder
             .commit_from_file(model)
             .map_err(|e| RuntimeError::Session {
                 model: model.to_path_buf(),
@@ -191,15 +269,58 @@ impl Runtime {
     /// A session for the ONNX model held in `bytes` (ONNX Runtime copies them); `label` names it in
     /// errors. This is how verified bundles are loaded: the bytes hashed are the bytes that run.
     pub fn session_from_memory(&self, label: &Path, bytes: &[u8]) -> Result<Session, RuntimeError> {
-        self.builder(label)?
+        Ok(self.load_from_memory(label, bytes, None)?.session)
+    }
+
+    /// As `session_from_memory`, and says which provider the session got; `model` keys TensorRT's
+    /// engine cache.
+    pub fn load_from_memory(
+        &self,
+        label: &Path,
+        bytes: &[u8],
+        model: Option<ModelInfo<'_>>,
+    ) -> Result<Loaded, RuntimeError> {
+        let (mut builder, provider) = self.builder(label, model)?;
+        let session = builder
             .commit_from_memory(bytes)
             .map_err(|e| RuntimeError::Session {
                 model: label.to_path_buf(),
                 message: e.to_string(),
-            })
+            })?;
+        Ok(Loaded { session, provider })
     }
 
-    fn builder(&self, model: &Path) -> Result<ort::session::builder::SessionBuilder, RuntimeError> {
+    /// The engine cache folder for `model` (TensorRT and the GPU are not known before TensorRT
+    /// runs, so they are not in the key yet).
+    fn engine_cache(&self, model: Option<ModelInfo<'_>>) -> Option<PathBuf> {
+        let (dir, model) = (self.options.engine_dir.as_ref()?, model?);
+        let calibration =
+            self.options
+                .gpu
+                .int8_calibration
+                .as_ref()
+                .map(|p| match std::fs::read(p) {
+                    Ok(b) => hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&b)),
+                    Err(_) => format!("unreadable {}", p.display()),
+                });
+        let key = engine_cache::EngineKey {
+            model_sha256: model.sha256,
+            onnxruntime: ort::info(),
+            tensorrt: None,
+            gpu: None,
+            fp16: self.options.gpu.fp16,
+            int8_calibration_sha256: calibration.as_deref(),
+            dla_core: self.options.gpu.dla_core,
+            input: model.input,
+        };
+        Some(dir.join(key.dir_name()))
+    }
+
+    fn builder(
+        &self,
+        model: &Path,
+        info: Option<ModelInfo<'_>>,
+    ) -> Result<(ort::session::builder::SessionBuilder, Provider), RuntimeError> {
         let err = |e: &dyn std::fmt::Display| RuntimeError::Session {
             model: model.to_path_buf(),
             message: e.to_string(),
@@ -209,20 +330,100 @@ impl Runtime {
             .map_err(|e| err(&e))?
             .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(|e| err(&e))?;
+        let mut in_use = None;
         for &provider in &self.options.providers {
             let dispatch = match provider {
                 Provider::Cpu => ort::ep::CPU::default().build(),
-                Provider::Cuda => ort::ep::CUDA::default().build(),
-                Provider::Tensorrt => ort::ep::TensorRT::default().build(),
+                Provider::Cuda => cuda_provider(&self.options.gpu).build(),
+                Provider::Tensorrt => {
+                    let cache = self.engine_cache(info);
+                    if let Some(dir) = &cache {
+                        std::fs::create_dir_all(dir).map_err(|e| RuntimeError::Provider {
+                            provider,
+                            message: format!("engine cache {}: {e}", dir.display()),
+                        })?;
+                    }
+                    tensorrt_provider(&self.options.gpu, cache.as_deref()).build()
+                }
             }
             .error_on_failure();
-            builder = builder.with_execution_providers([dispatch]).map_err(|e| {
-                RuntimeError::Provider {
-                    provider,
-                    message: e.to_string(),
+            // Registered one by one on the same builder, so a failure leaves the builder usable.
+            match dispatch.register(&mut builder) {
+                Ok(()) => {
+                    in_use.get_or_insert(provider);
                 }
-            })?;
+                Err(e) if self.options.fallback && provider != Provider::Cpu => {
+                    tracing::error!(
+                        %provider,
+                        error = %e,
+                        "execution provider failed to register; falling back (runtime.fallback = true)"
+                    );
+                }
+                Err(e) => {
+                    return Err(RuntimeError::Provider {
+                        provider,
+                        message: e.to_string(),
+                    })
+                }
+            }
         }
-        Ok(builder)
+        let in_use = match in_use {
+            Some(p) => p,
+            None => {
+                tracing::error!(
+                    requested = ?self.options.providers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "no requested execution provider registered; running on the CPU"
+                );
+                Provider::Cpu
+            }
+        };
+        Ok((builder, in_use))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpu_options_reach_the_provider_builders() {
+        let gpu = GpuOptions {
+            device_id: 1,
+            fp16: true,
+            int8_calibration: Some(PathBuf::from("/cal/table.cache")),
+            dla_core: Some(0),
+            trt_workspace_mib: Some(2048),
+            cuda_graphs: true,
+        };
+        let trt = format!(
+            "{:?}",
+            tensorrt_provider(&gpu, Some(Path::new("/state/engines/k")))
+        );
+        for pair in [
+            "\"device_id\": \"1\"",
+            "\"trt_fp16_enable\": \"true\"",
+            "\"trt_int8_enable\": \"true\"",
+            "\"trt_int8_calibration_table_name\": \"/cal/table.cache\"",
+            "\"trt_dla_enable\": \"true\"",
+            "\"trt_dla_core\": \"0\"",
+            "\"trt_max_workspace_size\": \"2147483648\"",
+            "\"trt_cuda_graph_enable\": \"true\"",
+            "\"trt_engine_cache_enable\": \"true\"",
+            "\"trt_engine_cache_path\": \"/state/engines/k\"",
+            "\"trt_timing_cache_enable\": \"true\"",
+            "\"trt_timing_cache_path\": \"/state/engines/k\"",
+        ] {
+            assert!(trt.contains(pair), "{pair} not in {trt}");
+        }
+        let cuda = format!("{:?}", cuda_provider(&gpu));
+        for pair in ["\"device_id\": \"1\"", "\"enable_cuda_graph\": \"true\""] {
+            assert!(cuda.contains(pair), "{pair} not in {cuda}");
+        }
+        // Defaults: no INT8, DLA, workspace or cache keys at all.
+        let plain = format!("{:?}", tensorrt_provider(&GpuOptions::default(), None));
+        for key in ["trt_int8", "trt_dla", "trt_max_workspace", "cache"] {
+            assert!(!plain.contains(key), "{key} in {plain}");
+        }
+        assert!(plain.contains("\"trt_fp16_enable\": \"false\""), "{plain}");
     }
 }
