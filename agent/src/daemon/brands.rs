@@ -96,6 +96,11 @@ impl<S, D> Registry<S, D> {
         self.entry(brand).map(|e| &e.source)
     }
 
+    /// `brand`'s detector, if it is in memory.
+    pub fn detector(&self, brand: &str) -> Option<&D> {
+        self.entry(brand).and_then(|e| e.detector.as_ref())
+    }
+
     /// Brands whose detector is in memory.
     pub fn loaded(&self) -> Vec<&str> {
         self.entries

@@ -179,6 +179,11 @@ pub fn run(
     for (brand, revision) in &revisions {
         observer.model_loaded(brand, *revision);
     }
+    for brand in registry.loaded() {
+        if let Some(d) = registry.detector(brand) {
+            observer.model_provider(brand, &d.provider().to_string());
+        }
+    }
     observer.model_built(first_load);
     observer.models_in_memory(registry.loaded().len());
     observer.link_state(if config.link.port.is_some() {
@@ -418,6 +423,7 @@ pub fn run(
         while let Ok(swap) = swaps.try_recv() {
             let brand = swap.manifest.brand.clone();
             let cost = brands::estimate(swap.bundle.model_bytes().len());
+            observer.model_provider(&brand, &swap.detector.provider().to_string());
             let (old, evicted) = registry.replace(
                 &brand,
                 Brand {
@@ -448,6 +454,7 @@ pub fn run(
             Some(Ok((detector, loaded))) => {
                 if let Some(took) = loaded.built_in {
                     observer.model_built(took);
+                    observer.model_provider(brand, &detector.provider().to_string());
                     tracing::info!(%brand, evicted = ?loaded.evicted, ms = took.as_millis() as u64, "detector loaded for a routed frame");
                 }
                 let started = Instant::now();

@@ -26,6 +26,12 @@ pub struct BrandLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabel {
+    pub brand: String,
+    pub provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StageLabel {
     pub stage: &'static str,
 }
@@ -54,6 +60,7 @@ fn stage_histogram() -> Histogram {
 pub struct Metrics {
     pub registry: Registry,
     pub model_revision: Family<BrandLabel, Gauge>,
+    pub provider: Family<ProviderLabel, Gauge>,
     pub frames: Counter,
     pub frames_dropped: Counter,
     pub frame_errors: Counter,
@@ -90,6 +97,7 @@ impl Metrics {
         let mut m = Metrics {
             registry,
             model_revision: Family::default(),
+            provider: Family::default(),
             frames: Counter::default(),
             frames_dropped: Counter::default(),
             frame_errors: Counter::default(),
@@ -116,6 +124,11 @@ impl Metrics {
             "hallmark_model_revision",
             "Revision of the model bundle served, per brand",
             m.model_revision.clone(),
+        );
+        r.register(
+            "hallmark_provider",
+            "Execution provider each brand's model really runs on (1), after any allowed fall back",
+            m.provider.clone(),
         );
         r.register("hallmark_frames", "Frames inferred", m.frames.clone());
         r.register(

@@ -24,7 +24,9 @@ use serde::Serialize;
 
 pub use health::Health;
 pub use http::{serve, HttpError, HttpServer};
-use metrics::{BrandLabel, Metrics, OutcomeLabel, StageLabel, StateLabel, VerdictLabel};
+use metrics::{
+    BrandLabel, Metrics, OutcomeLabel, ProviderLabel, StageLabel, StateLabel, VerdictLabel,
+};
 use window::{LatencyWindow, Percentiles, RateWindow};
 
 /// Durations kept per stage for the telemetry percentiles (~10 s at 100 fps).
@@ -149,6 +151,8 @@ pub struct Observer {
     started: Instant,
     metrics: Metrics,
     models: Mutex<BTreeMap<String, u64>>,
+    /// The provider each brand's model runs on.
+    providers: Mutex<BTreeMap<String, String>>,
     /// Nanoseconds after `started` of the last frame, plus one; 0 = none yet.
     last_frame: AtomicU64,
     /// The highest totals reported, to turn a total into a counter increment.
@@ -189,6 +193,7 @@ impl Observer {
             thing: thing.to_string(),
             started: Instant::now(),
             models: Mutex::new(BTreeMap::new()),
+            providers: Mutex::new(BTreeMap::new()),
             last_frame: AtomicU64::new(0),
             dropped_total: AtomicU64::new(0),
             spool_dropped_total: AtomicU64::new(0),
@@ -213,11 +218,36 @@ impl Observer {
         lock(&self.models).insert(brand.to_string(), revision);
     }
 
+    /// `brand`'s model runs on `provider` (gauge `hallmark_provider{brand,provider}` = 1; the brand's
+    /// other providers are removed).
+    pub fn model_provider(&self, brand: &str, provider: &str) {
+        let mut providers = lock(&self.providers);
+        if let Some(old) = providers.insert(brand.to_string(), provider.to_string()) {
+            self.metrics.provider.remove(&ProviderLabel {
+                brand: brand.to_string(),
+                provider: old,
+            });
+        }
+        self.metrics
+            .provider
+            .get_or_create(&ProviderLabel {
+                brand: brand.to_string(),
+                provider: provider.to_string(),
+            })
+            .set(1);
+    }
+
     pub fn model_unloaded(&self, brand: &str) {
         self.metrics.model_revision.remove(&BrandLabel {
             brand: brand.to_string(),
         });
         lock(&self.models).remove(brand);
+        if let Some(old) = lock(&self.providers).remove(brand) {
+            self.metrics.provider.remove(&ProviderLabel {
+                brand: brand.to_string(),
+                provider: old,
+            });
+        }
     }
 
     /// One frame inferred.
@@ -526,5 +556,26 @@ mod tests {
         assert!(o.last_frame_age().unwrap() < age);
         o.model_unloaded("northwind");
         assert_eq!(o.health(age).reason, "no model loaded");
+    }
+
+    #[test]
+    fn the_provider_in_use_is_one_gauge_per_brand() {
+        let o = Observer::new("kiosk-1");
+        o.model_loaded("northwind", 7);
+        o.model_provider("northwind", "cuda");
+        o.model_provider("aurora", "cpu");
+        o.model_provider("northwind", "cpu");
+        let text = o.encode();
+        assert!(
+            text.contains("hallmark_provider{brand=\"northwind\",provider=\"cpu\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hallmark_provider{brand=\"aurora\",provider=\"cpu\"} 1\n"),
+            "{text}"
+        );
+        assert!(!text.contains("provider=\"cuda\""), "{text}");
+        o.model_unloaded("aurora");
+        assert!(!o.encode().contains("brand=\"aurora\",provider"));
     }
 }
