@@ -332,23 +332,28 @@ impl Runtime {
             .map_err(|e| err(&e))?;
         let mut in_use = None;
         for &provider in &self.options.providers {
+            let mut cache: Option<PathBuf> = None;
             let dispatch = match provider {
                 Provider::Cpu => ort::ep::CPU::default().build(),
                 Provider::Cuda => cuda_provider(&self.options.gpu).build(),
                 Provider::Tensorrt => {
-                    let cache = self.engine_cache(info);
-                    if let Some(dir) = &cache {
-                        std::fs::create_dir_all(dir).map_err(|e| RuntimeError::Provider {
-                            provider,
-                            message: format!("engine cache {}: {e}", dir.display()),
-                        })?;
-                    }
+                    // Design: no cache is better than no model: a folder that cannot be made is a warning.
+                    cache = self.engine_cache(info).filter(|dir| {
+                        std::fs::create_dir_all(dir)
+                            .map_err(|e| tracing::warn!(dir = %dir.display(), error = %e, "TensorRT engine cache folder cannot be made; building engines uncached"))
+                            .is_ok()
+                    });
                     tensorrt_provider(&self.options.gpu, cache.as_deref()).build()
                 }
             }
             .error_on_failure();
             // Registered one by one on the same builder, so a failure leaves the builder usable.
-            match dispatch.register(&mut builder) {
+            let registered = dispatch.register(&mut builder);
+            if let (Err(_), Some(dir)) = (&registered, &cache) {
+                // The folder made for an engine that will never be built (only removed if empty).
+                let _ = std::fs::remove_dir(dir);
+            }
+            match registered {
                 Ok(()) => {
                     in_use.get_or_insert(provider);
                 }

@@ -1,0 +1,161 @@
+//! GPU execution providers against the real ONNX Runtime CPU library (the PyPI `onnxruntime` wheel),
+//! which has neither the CUDA nor the TensorRT provider: asking for one really fails here, so these
+//! tests pin what a device without a working GPU stack sees — an error naming the provider, or, when
+//! `runtime.fallback` allows it, a loud fall back to the CPU with the CPU's exact results.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn models() -> PathBuf {
+    std::env::var_os("HALLMARK_TEST_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("models"))
+}
+
+fn sample_files() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(models().join("samples/northwind"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    v.sort();
+    v.truncate(3);
+    assert!(!v.is_empty(), "no sample images");
+    v
+}
+
+/// `hallmark scan` of a few samples with a clean environment plus `env`, its state in `state`.
+fn scan(state: &Path, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hallmark"));
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("HALLMARK_") || k == "ORT_DYLIB_PATH" || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env(
+        "HALLMARK_TRUST_PUBLIC_KEYS",
+        repo().join("models/keys/demo-publisher.pub.pem"),
+    )
+    .env("HALLMARK_AGENT_STATE_DIR", state)
+    .envs(env.iter().copied())
+    .arg("scan")
+    .arg("--model")
+    .arg(models().join("northwind"))
+    .args(sample_files());
+    cmd.output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Each record without its timings.
+fn results(out: &Output) -> Vec<Value> {
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("timings_ms");
+            v
+        })
+        .collect()
+}
+
+const GPU: [(&str, &str); 2] = [("cuda", "CUDA"), ("tensorrt", "TensorRT")];
+
+#[test]
+fn an_unavailable_gpu_provider_is_a_one_line_error_naming_it_and_why() {
+    let state = tempfile::tempdir().unwrap();
+    for (provider, ort_name) in GPU {
+        let out = scan(state.path(), &[("HALLMARK_RUNTIME_PROVIDERS", provider)]);
+        assert_eq!(out.status.code(), Some(2), "{provider}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.trim().lines().count(), 1, "{provider}: {err}");
+        assert!(
+            err.contains(&format!("execution provider {provider} failed to register"))
+                && err.contains(&format!("{ort_name} execution provider is not enabled"))
+                && err.contains("runtime.fallback"),
+            "{provider}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{provider}: no results on stdout");
+    }
+}
+
+#[test]
+fn an_allowed_fall_back_is_logged_at_error_level_and_gives_the_cpu_results() {
+    let state = tempfile::tempdir().unwrap();
+    let cpu = scan(state.path(), &[]);
+    assert!(cpu.status.success(), "{}", stderr(&cpu));
+    let expected = results(&cpu);
+    assert_eq!(expected.len(), sample_files().len());
+    for providers in ["cuda", "tensorrt", "tensorrt,cuda", "tensorrt,cuda,cpu"] {
+        let out = scan(
+            state.path(),
+            &[
+                ("HALLMARK_RUNTIME_PROVIDERS", providers),
+                ("HALLMARK_RUNTIME_FALLBACK", "true"),
+                ("HALLMARK_RUNTIME_FP16", "true"),
+                ("HALLMARK_RUNTIME_DEVICE_ID", "0"),
+            ],
+        );
+        let err = stderr(&out);
+        assert!(out.status.success(), "{providers}: {err}");
+        for provider in providers.split(',').filter(|p| *p != "cpu") {
+            assert!(
+                err.lines().any(|l| l.contains("ERROR")
+                    && l.contains("falling back")
+                    && l.contains(&format!("provider={provider}"))),
+                "{providers}: the fall back from {provider} is not logged at error level: {err}"
+            );
+        }
+        assert_eq!(results(&out), expected, "{providers}: CPU results differ");
+    }
+    // A TensorRT engine folder made for an engine that was never built is not left behind.
+    let engines = state.path().join("engines");
+    let left: Vec<_> = std::fs::read_dir(&engines)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn an_explicit_cpu_after_a_failing_gpu_provider_does_not_hide_the_failure() {
+    let state = tempfile::tempdir().unwrap();
+    let out = scan(state.path(), &[("HALLMARK_RUNTIME_PROVIDERS", "cuda,cpu")]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("execution provider cuda failed to register"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_bad_provider_option_is_a_config_error_naming_the_key() {
+    let state = tempfile::tempdir().unwrap();
+    let out = scan(
+        state.path(),
+        &[
+            ("HALLMARK_RUNTIME_PROVIDERS", "cuda"),
+            ("HALLMARK_RUNTIME_DEVICE_ID", "first"),
+        ],
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("HALLMARK_RUNTIME_DEVICE_ID"),
+        "{}",
+        stderr(&out)
+    );
+}
