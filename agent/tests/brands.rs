@@ -172,6 +172,14 @@ fn run_routes_each_frame_to_its_brand_and_swaps_detectors_within_a_budget_for_on
             .is_some(),
             "{brand} served: {page}"
         );
+        assert_eq!(
+            metric(
+                &page,
+                &format!("hallmark_provider{{brand=\"{brand}\",provider=\"cpu\"}}")
+            ),
+            Some(1.0),
+            "{brand}'s provider in use: {page}"
+        );
     }
 
     let events: Vec<Value> = lines

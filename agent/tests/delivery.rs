@@ -128,6 +128,7 @@ fn every_verdict_of_a_replay_arrives_with_its_schema_and_the_status_and_telemetr
     let first = online.first().expect("an online status");
     assert_eq!(first["online"], true, "{first}");
     assert!(first["models"]["northwind"].as_u64().is_some(), "{first}");
+    assert_eq!(first["providers"]["northwind"], "cpu", "{first}");
     assert!(first["version"].as_str().is_some());
     assert!(
         wait_until(Duration::from_secs(5), || sub

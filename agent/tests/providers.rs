@@ -8,12 +8,10 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+mod support;
+use support::{free_port, hallmark_run, http_get, metric, wait_until, Agent};
+
+use support::repo;
 
 fn models() -> PathBuf {
     std::env::var_os("HALLMARK_TEST_MODELS")
@@ -157,5 +155,49 @@ fn a_bad_provider_option_is_a_config_error_naming_the_key() {
         stderr(&out).contains("HALLMARK_RUNTIME_DEVICE_ID"),
         "{}",
         stderr(&out)
+    );
+}
+
+#[test]
+fn run_with_an_allowed_fall_back_shows_the_provider_really_used_in_metrics() {
+    let state = tempfile::tempdir().unwrap();
+    let http = free_port();
+    let agent = Agent::spawn(hallmark_run(
+        state.path(),
+        &[
+            ("HALLMARK_RUNTIME_PROVIDERS", "cuda".into()),
+            ("HALLMARK_RUNTIME_FALLBACK", "true".into()),
+            ("HALLMARK_SOURCE_LOOP", "true".into()),
+            ("HALLMARK_HTTP_LISTEN", format!("127.0.0.1:{http}")),
+        ],
+    ));
+    let mut page = String::new();
+    let seen = wait_until(std::time::Duration::from_secs(60), || {
+        page = http_get(http, "/metrics").map(|r| r.1).unwrap_or_default();
+        metric(&page, "hallmark_frames_total").unwrap_or(0.0) >= 1.0
+    });
+    let (code, _, stderr) = agent.terminate();
+    assert!(seen, "frames in time: {page}\n{stderr}");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        metric(
+            &page,
+            "hallmark_provider{brand=\"northwind\",provider=\"cpu\"}"
+        ),
+        Some(1.0),
+        "{page}"
+    );
+    assert!(!page.contains("provider=\"cuda\""), "{page}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("ERROR") && l.contains("falling back") && l.contains("cuda")),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("detector loaded") && l.contains("provider=cpu")),
+        "{stderr}"
     );
 }

@@ -139,7 +139,7 @@ impl Shared {
         if let Ok(mut r) = self.retained.lock() {
             r.set(
                 self.topics.online.clone(),
-                mqtt::online_payload(online, &models),
+                mqtt::online_payload(online, &models, &self.observer.providers()),
             );
         }
         self.wake.notify_one();

@@ -82,7 +82,7 @@ impl Connection {
             .set_max_packet_size(MAX_INCOMING_PACKET, 1 << 20)
             .set_last_will(LastWill::new(
                 topics.online.clone(),
-                online_payload(false, &models),
+                online_payload(false, &models, &BTreeMap::new()),
                 QoS::AtLeastOnce,
                 true,
             ));
@@ -502,15 +502,22 @@ impl Connection {
     }
 }
 
-/// The retained status: `{"online", "version", "models"}`.
-pub fn online_payload(online: bool, models: &BTreeMap<String, u64>) -> Vec<u8> {
-    json!({
+/// The retained status: `{"online", "version", "models"}`, and `"providers"` (brand → the execution
+/// provider its model really runs on) once any is known.
+pub fn online_payload(
+    online: bool,
+    models: &BTreeMap<String, u64>,
+    providers: &BTreeMap<String, String>,
+) -> Vec<u8> {
+    let mut v = json!({
         "online": online,
         "version": env!("CARGO_PKG_VERSION"),
         "models": models,
-    })
-    .to_string()
-    .into_bytes()
+    });
+    if !providers.is_empty() {
+        v["providers"] = json!(providers);
+    }
+    v.to_string().into_bytes()
 }
 
 /// A connection error in words an operator can act on.
@@ -530,5 +537,24 @@ fn explain(e: &ConnectionError, client_cert: bool) -> String {
     match hint {
         Some(h) => format!("{text} — {h}"),
         None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_online_status_names_the_providers_only_once_known() {
+        let models = BTreeMap::from([("northwind".to_string(), 7)]);
+        let v: serde_json::Value =
+            serde_json::from_slice(&online_payload(true, &models, &BTreeMap::new())).unwrap();
+        assert_eq!(v["models"]["northwind"], 7);
+        assert!(v.get("providers").is_none(), "{v}");
+        let providers = BTreeMap::from([("northwind".to_string(), "cpu".to_string())]);
+        let v: serde_json::Value =
+            serde_json::from_slice(&online_payload(true, &models, &providers)).unwrap();
+        assert_eq!(v["providers"]["northwind"], "cpu");
+        assert_eq!(v["online"], true);
     }
 }

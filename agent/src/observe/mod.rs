@@ -237,6 +237,11 @@ impl Observer {
             .set(1);
     }
 
+    /// Brand → the provider its model runs on (for the `online` status).
+    pub fn providers(&self) -> BTreeMap<String, String> {
+        lock(&self.providers).clone()
+    }
+
     pub fn model_unloaded(&self, brand: &str) {
         self.metrics.model_revision.remove(&BrandLabel {
             brand: brand.to_string(),
@@ -577,5 +582,9 @@ mod tests {
         assert!(!text.contains("provider=\"cuda\""), "{text}");
         o.model_unloaded("aurora");
         assert!(!o.encode().contains("brand=\"aurora\",provider"));
+        assert_eq!(
+            o.providers(),
+            BTreeMap::from([("northwind".to_string(), "cpu".to_string())])
+        );
     }
 }
