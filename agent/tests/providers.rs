@@ -201,3 +201,42 @@ fn run_with_an_allowed_fall_back_shows_the_provider_really_used_in_metrics() {
         "{stderr}"
     );
 }
+
+#[test]
+fn run_with_tensorrt_removes_stale_engine_folders_at_start() {
+    let state = tempfile::tempdir().unwrap();
+    let stale = state.path().join("engines/0123456789ab-stale");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("model.engine"), b"old").unwrap();
+    let http = free_port();
+    let agent = Agent::spawn(hallmark_run(
+        state.path(),
+        &[
+            ("HALLMARK_RUNTIME_PROVIDERS", "tensorrt".into()),
+            ("HALLMARK_RUNTIME_FALLBACK", "true".into()),
+            ("HALLMARK_SOURCE_LOOP", "true".into()),
+            ("HALLMARK_HTTP_LISTEN", format!("127.0.0.1:{http}")),
+        ],
+    ));
+    let mut page = String::new();
+    let seen = wait_until(std::time::Duration::from_secs(60), || {
+        page = http_get(http, "/metrics").map(|r| r.1).unwrap_or_default();
+        metric(&page, "hallmark_frames_total").unwrap_or(0.0) >= 1.0
+    });
+    let (code, _, stderr) = agent.terminate();
+    assert!(seen, "frames in time: {page}\n{stderr}");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stale.exists(), "stale engine kept: {stderr}");
+    assert!(
+        stderr.contains("stale TensorRT engines removed"),
+        "{stderr}"
+    );
+    assert_eq!(
+        metric(
+            &page,
+            "hallmark_provider{brand=\"northwind\",provider=\"cpu\"}"
+        ),
+        Some(1.0),
+        "{page}"
+    );
+}

@@ -157,6 +157,26 @@ pub fn run(
         shape,
         first_load,
     } = serve_brands(&config, (pipeline, opened_in), &store, &trust)?;
+    // TensorRT engines of models no longer served (older revisions, removed brands, another ONNX
+    // Runtime or other options) are removed once the served ones are in place.
+    let served: Vec<Arc<Manifest>> = names
+        .iter()
+        .filter_map(|b| registry.source(b).map(|s| s.manifest.clone()))
+        .collect();
+    let keep: Vec<crate::runtime::ModelInfo> = served
+        .iter()
+        .map(|m| crate::runtime::ModelInfo {
+            sha256: &m.model.sha256,
+            input: (m.model.input.width, m.model.input.height),
+        })
+        .collect();
+    match runtime.prune_engines(&keep) {
+        Ok(removed) if !removed.is_empty() => {
+            tracing::info!(?removed, "stale TensorRT engines removed")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "stale TensorRT engines could not be removed"),
+    }
     let mut source = open_source(&config)?;
     let manifest = registry
         .source(&names[default])

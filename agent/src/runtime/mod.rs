@@ -292,7 +292,7 @@ impl Runtime {
 
     /// The engine cache folder for `model` (TensorRT and the GPU are not known before TensorRT
     /// runs, so they are not in the key yet).
-    fn engine_cache(&self, model: Option<ModelInfo<'_>>) -> Option<PathBuf> {
+    pub fn engine_cache(&self, model: Option<ModelInfo<'_>>) -> Option<PathBuf> {
         let (dir, model) = (self.options.engine_dir.as_ref()?, model?);
         let calibration =
             self.options
@@ -314,6 +314,23 @@ impl Runtime {
             input: model.input,
         };
         Some(dir.join(key.dir_name()))
+    }
+
+    /// With TensorRT configured, removes the engine folders of every model but `keep` (the models
+    /// served); returns the folders removed. Without TensorRT the cache is left as it is.
+    pub fn prune_engines(&self, keep: &[ModelInfo<'_>]) -> std::io::Result<Vec<String>> {
+        let Some(dir) = self.options.engine_dir.as_ref() else {
+            return Ok(Vec::new());
+        };
+        if !self.options.providers.contains(&Provider::Tensorrt) {
+            return Ok(Vec::new());
+        }
+        let keep: Vec<String> = keep
+            .iter()
+            .filter_map(|m| self.engine_cache(Some(*m)))
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        engine_cache::prune(dir, &keep)
     }
 
     fn builder(
@@ -430,5 +447,43 @@ mod tests {
             assert!(!plain.contains(key), "{key} in {plain}");
         }
         assert!(plain.contains("\"trt_fp16_enable\": \"false\""), "{plain}");
+    }
+
+    #[test]
+    fn engines_are_pruned_only_with_tensorrt_and_the_served_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let engines = dir.path().join("engines");
+        std::fs::create_dir_all(engines.join("stale")).unwrap();
+        let model = ModelInfo {
+            sha256: "ab12",
+            input: (320, 320),
+        };
+        let cpu = Runtime::load(RuntimeOptions {
+            engine_dir: Some(engines.clone()),
+            intra_threads: Some(1),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(cpu.prune_engines(&[model]).unwrap().is_empty());
+        assert!(
+            engines.join("stale").exists(),
+            "no TensorRT: cache left alone"
+        );
+        let trt = Runtime::load(RuntimeOptions {
+            providers: vec![Provider::Tensorrt],
+            fallback: true,
+            engine_dir: Some(engines.clone()),
+            intra_threads: Some(1),
+            ..Default::default()
+        })
+        .unwrap();
+        let served = trt.engine_cache(Some(model)).unwrap();
+        assert!(served.starts_with(&engines));
+        std::fs::create_dir_all(&served).unwrap();
+        assert_eq!(
+            trt.prune_engines(&[model]).unwrap(),
+            vec!["stale".to_string()]
+        );
+        assert!(served.exists());
     }
 }
