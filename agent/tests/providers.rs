@@ -197,7 +197,7 @@ fn run_with_an_allowed_fall_back_shows_the_provider_really_used_in_metrics() {
     assert!(
         stderr
             .lines()
-            .any(|l| l.contains("detector loaded") && l.contains("provider=cpu")),
+            .any(|l| l.contains("model loaded, source open") && l.contains("provider=cpu")),
         "{stderr}"
     );
 }

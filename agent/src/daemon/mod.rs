@@ -183,7 +183,10 @@ pub fn run(
         .expect("the default brand is served")
         .manifest
         .clone();
-    tracing::info!(brand = %manifest.brand, revision = manifest.revision, brands = names.len(), source = %source.name(), mode = config.agent.mode.as_str(), "hallmark run: model loaded, source open");
+    let provider = registry
+        .detector(&names[default])
+        .map_or_else(|| "-".to_string(), |d| d.provider().to_string());
+    tracing::info!(brand = %manifest.brand, revision = manifest.revision, %provider, brands = names.len(), source = %source.name(), mode = config.agent.mode.as_str(), "hallmark run: model loaded, source open");
 
     let stop = Arc::new(AtomicBool::new(false));
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();

@@ -92,7 +92,8 @@ impl Detector {
             &bundle.dir().display().to_string(),
         )?;
         detector.provider = loaded.provider;
-        tracing::info!(
+        // Debug: `run` says the provider in its start line, and a fall back is an error of its own.
+        tracing::debug!(
             bundle = %bundle.dir().display(),
             provider = %loaded.provider,
             requested = ?runtime.providers().iter().map(ToString::to_string).collect::<Vec<_>>(),
