@@ -177,6 +177,24 @@ impl Manifest {
                 return bad("classes", format!("class {i} has an empty name"));
             }
         }
+        // Design: a bundle that names no GS1 company prefix would call every barcoded pack
+        // counterfeit ("outside the brand's prefixes"): the worst false alarm there is. Refuse it.
+        if self.gs1_prefixes.is_empty() {
+            return bad(
+                "gs1_prefixes",
+                "empty: every barcoded pack would be called counterfeit".into(),
+            );
+        }
+        if let Some(p) = self
+            .gs1_prefixes
+            .iter()
+            .find(|p| !(4..=12).contains(&p.len()) || !p.chars().all(|c| c.is_ascii_digit()))
+        {
+            return bad(
+                "gs1_prefixes",
+                format!("{p:?} is not a GS1 company prefix (4 to 12 digits)"),
+            );
+        }
         let t = &self.thresholds;
         for (name, v) in [
             ("confidence", t.confidence),
@@ -257,6 +275,21 @@ pub(crate) mod tests {
                 .contains("must lie above thresholds.confidence"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_manifest_without_a_usable_gs1_prefix_is_refused() {
+        // No prefix would make every barcoded pack "outside the brand's prefixes": a false COUNTERFEIT.
+        for prefixes in [
+            serde_json::json!([]),
+            serde_json::json!(["50-12"]),
+            serde_json::json!(["123"]),
+        ] {
+            let mut v = sample_json();
+            v["gs1_prefixes"] = prefixes.clone();
+            let err = parse(&v).unwrap_err().to_string();
+            assert!(err.contains("gs1_prefixes"), "{prefixes}: {err}");
+        }
     }
 
     #[test]

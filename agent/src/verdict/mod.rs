@@ -46,6 +46,7 @@ pub(crate) fn test_manifest() -> crate::bundle::Manifest {
                   "input": {"name": "images", "width": 320, "height": 320}, "output": {"name": "output0"}},
         "classes": [{"id": 0, "name": "tea", "product": "Tea", "role": "genuine"},
                     {"id": 1, "name": "tea-fake", "product": "Tea", "role": "counterfeit"}],
+        "gs1_prefixes": ["5012345"],
         "thresholds": {"confidence": 0.25, "iou": 0.45, "genuine": 0.8, "counterfeit": 0.5}
     });
     crate::bundle::Manifest::parse(&serde_json::to_vec(&v).unwrap()).unwrap()

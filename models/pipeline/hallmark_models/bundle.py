@@ -76,6 +76,16 @@ def check_thresholds(t: dict, where: str = "manifest") -> None:
         raise BundleError(f"{where}: thresholds.margin ({t['margin']}) must lie in [0, 1)")
 
 
+def check_prefixes(prefixes, where: str = "manifest") -> None:
+    """Refuses what the agent refuses: no GS1 company prefix (every barcoded pack would be called
+    counterfeit) or one that is not 4 to 12 digits."""
+    if not isinstance(prefixes, list) or not prefixes:
+        raise BundleError(f"{where}: gs1_prefixes is empty: every barcoded pack would be called counterfeit")
+    for p in prefixes:
+        if not (isinstance(p, str) and p.isdigit() and 4 <= len(p) <= 12):
+            raise BundleError(f"{where}: gs1_prefixes: {p!r} is not a GS1 company prefix (4 to 12 digits)")
+
+
 def manifest(brand: Brand, model: Path, imgsz: int, revision: int, thresholds: dict, metrics: dict) -> dict:
     return {
         "schema": SCHEMA,
@@ -140,6 +150,7 @@ def verify(bundle: Path, public: Ed25519PublicKey) -> dict:
         if field not in doc:
             raise BundleError(f"{bundle}: manifest lacks {field!r}")
     check_thresholds(doc["thresholds"], str(bundle))
+    check_prefixes(doc["gs1_prefixes"], str(bundle))
     model = bundle / doc["model"]["file"]
     if not model.exists():
         raise BundleError(f"{bundle}: model file {doc['model']['file']} missing")

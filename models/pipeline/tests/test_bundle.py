@@ -134,3 +134,16 @@ def test_shipped_bundle_is_signed_by_the_demo_key(brand_key):
     assert (out / "report.md").exists() and (out / "tradeoff.png").exists()
     samples = sorted((MODELS / "samples" / brand_key).glob("*.jpg"))
     assert len(samples) >= 4 and all(p.with_suffix(".txt").exists() for p in samples)
+
+
+@pytest.mark.parametrize("prefixes", [[], ["50-12"], ["123"]])
+def test_a_signed_manifest_without_a_usable_gs1_prefix_fails_verification(signed, tmp_path, prefixes):
+    # Without a prefix every barcoded pack would be "outside the brand's prefixes": a false COUNTERFEIT.
+    out, pub, _ = signed
+    doc = json.loads((out / "manifest.json").read_text())
+    doc["gs1_prefixes"] = prefixes
+    body = (json.dumps(doc, indent=2) + "\n").encode()
+    (out / "manifest.json").write_bytes(body)
+    (out / "manifest.sig").write_text(base64.b64encode(bundle.load_private(tmp_path / "k.pem").sign(body)).decode())
+    with pytest.raises(bundle.BundleError, match="gs1_prefixes"):
+        bundle.verify(out, pub)
