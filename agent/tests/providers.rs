@@ -158,14 +158,14 @@ fn a_bad_provider_option_is_a_config_error_naming_the_key() {
     );
 }
 
-#[test]
-fn run_with_an_allowed_fall_back_shows_the_provider_really_used_in_metrics() {
-    let state = tempfile::tempdir().unwrap();
+/// `hallmark run` (looping replay) with `providers` and fallback allowed, until a frame is inferred;
+/// then SIGTERM. Returns the last `/metrics` page and stderr (the run must have ended with 0).
+fn run_with_fallback(state: &std::path::Path, providers: &str) -> (String, String) {
     let http = free_port();
     let agent = Agent::spawn(hallmark_run(
-        state.path(),
+        state,
         &[
-            ("HALLMARK_RUNTIME_PROVIDERS", "cuda".into()),
+            ("HALLMARK_RUNTIME_PROVIDERS", providers.into()),
             ("HALLMARK_RUNTIME_FALLBACK", "true".into()),
             ("HALLMARK_SOURCE_LOOP", "true".into()),
             ("HALLMARK_HTTP_LISTEN", format!("127.0.0.1:{http}")),
@@ -179,6 +179,13 @@ fn run_with_an_allowed_fall_back_shows_the_provider_really_used_in_metrics() {
     let (code, _, stderr) = agent.terminate();
     assert!(seen, "frames in time: {page}\n{stderr}");
     assert_eq!(code, Some(0), "{stderr}");
+    (page, stderr)
+}
+
+#[test]
+fn run_with_an_allowed_fall_back_shows_the_provider_really_used_in_metrics() {
+    let state = tempfile::tempdir().unwrap();
+    let (page, stderr) = run_with_fallback(state.path(), "cuda");
     assert_eq!(
         metric(
             &page,
@@ -208,24 +215,7 @@ fn run_with_tensorrt_removes_stale_engine_folders_at_start() {
     let stale = state.path().join("engines/0123456789ab-stale");
     std::fs::create_dir_all(&stale).unwrap();
     std::fs::write(stale.join("model.engine"), b"old").unwrap();
-    let http = free_port();
-    let agent = Agent::spawn(hallmark_run(
-        state.path(),
-        &[
-            ("HALLMARK_RUNTIME_PROVIDERS", "tensorrt".into()),
-            ("HALLMARK_RUNTIME_FALLBACK", "true".into()),
-            ("HALLMARK_SOURCE_LOOP", "true".into()),
-            ("HALLMARK_HTTP_LISTEN", format!("127.0.0.1:{http}")),
-        ],
-    ));
-    let mut page = String::new();
-    let seen = wait_until(std::time::Duration::from_secs(60), || {
-        page = http_get(http, "/metrics").map(|r| r.1).unwrap_or_default();
-        metric(&page, "hallmark_frames_total").unwrap_or(0.0) >= 1.0
-    });
-    let (code, _, stderr) = agent.terminate();
-    assert!(seen, "frames in time: {page}\n{stderr}");
-    assert_eq!(code, Some(0), "{stderr}");
+    let (page, stderr) = run_with_fallback(state.path(), "tensorrt");
     assert!(!stale.exists(), "stale engine kept: {stderr}");
     assert!(
         stderr.contains("stale TensorRT engines removed"),
