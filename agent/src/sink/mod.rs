@@ -22,7 +22,13 @@ pub struct Queue<T: Send + 'static> {
     tx: Option<SyncSender<T>>,
     dropped: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
+    /// Signalled (by disconnecting) when the worker has handled everything and returned.
+    finished: Option<std::sync::mpsc::Receiver<()>>,
 }
+
+/// How long closing waits for a sink to finish what is queued (a stdout pipe nobody reads, a
+/// wedged disk): past it the worker is left behind and shutdown goes on.
+pub const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl<T: Send + 'static> Queue<T> {
     /// Starts a thread that hands every queued item to `handle`, until the queue is closed.
@@ -32,9 +38,11 @@ impl<T: Send + 'static> Queue<T> {
         mut handle: impl FnMut(T) + Send + 'static,
     ) -> std::io::Result<Queue<T>> {
         let (tx, rx) = sync_channel::<T>(capacity.max(1));
+        let (finished_tx, finished) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name(format!("hallmark-{name}"))
             .spawn(move || {
+                let _finished = finished_tx;
                 for item in rx {
                     handle(item);
                 }
@@ -44,6 +52,7 @@ impl<T: Send + 'static> Queue<T> {
             tx: Some(tx),
             dropped: Arc::new(AtomicU64::new(0)),
             thread: Some(thread),
+            finished: Some(finished),
         })
     }
 
@@ -67,14 +76,30 @@ impl<T: Send + 'static> Queue<T> {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Lets the worker finish what is queued, then joins it.
+    /// Lets the worker finish what is queued, then joins it — waiting at most [`CLOSE_WAIT`].
     pub fn close(mut self) {
-        self.shutdown();
+        self.shutdown(CLOSE_WAIT);
     }
 
-    fn shutdown(&mut self) {
+    fn shutdown(&mut self, wait: std::time::Duration) {
         self.tx.take();
+        let done = self.finished.take().map(|f| {
+            matches!(
+                f.recv_timeout(wait),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+            )
+        });
         if let Some(t) = self.thread.take() {
+            if done == Some(false) {
+                // Design: a sink blocked on I/O must not hold up a shutdown (SIGTERM is bounded);
+                // its thread is left behind and ends with the process.
+                tracing::warn!(
+                    sink = self.name,
+                    waited_ms = wait.as_millis() as u64,
+                    "sink did not finish in time; left behind"
+                );
+                return;
+            }
             if t.join().is_err() {
                 tracing::error!(sink = self.name, "sink thread panicked");
             }
@@ -84,7 +109,7 @@ impl<T: Send + 'static> Queue<T> {
 
 impl<T: Send + 'static> Drop for Queue<T> {
     fn drop(&mut self) {
-        self.shutdown();
+        self.shutdown(CLOSE_WAIT);
     }
 }
 
@@ -118,5 +143,25 @@ mod tests {
         let got: Vec<u32> = done_rx.try_iter().collect();
         assert_eq!(got.len(), queued);
         assert_eq!(got[0], 1);
+    }
+
+    #[test]
+    fn closing_a_wedged_sink_waits_a_bounded_time() {
+        let (gate_tx, gate_rx) = channel::<()>();
+        let mut q = Queue::spawn("wedged", 4, move |_: u32| {
+            // A write that never returns (a pipe nobody reads), until the test lets it go.
+            let _ = gate_rx.recv();
+        })
+        .unwrap();
+        assert!(q.offer(1));
+        let started = std::time::Instant::now();
+        q.shutdown(std::time::Duration::from_millis(200));
+        let took = started.elapsed();
+        assert!(
+            took >= std::time::Duration::from_millis(200)
+                && took < std::time::Duration::from_secs(3),
+            "{took:?}"
+        );
+        drop(gate_tx);
     }
 }
