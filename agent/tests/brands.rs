@@ -11,7 +11,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{free_port, hallmark_run, http_get, metric, repo, wait_until, Agent};
+use support::{
+    boxed, free_port, hallmark_run, http_get, iou, labels, manifest, metric, repo, wait_until,
+    Agent,
+};
 
 /// A replay of both brands. Of the samples, only aurora-test-0002 and -0005 and northwind-test-0005
 /// show a barcode (read on the whole frame) with their brand's GS1 prefix; the others show none, or
@@ -50,58 +53,6 @@ fn mixed_replay(dir: &Path, samples: &[(&str, &str)]) -> Vec<(String, String)> {
             }
             (format!("{name}.jpg"), brand.to_string())
         })
-        .collect()
-}
-
-fn manifest(brand: &str) -> Value {
-    serde_json::from_slice(
-        &std::fs::read(repo().join(format!("models/{brand}/manifest.json"))).unwrap(),
-    )
-    .unwrap()
-}
-
-/// The labelled packs of a sample image: (role, product, box in pixels) — as in `run.rs`.
-fn labels(brand: &str, image: &Path) -> Vec<(String, String, Vec<f64>)> {
-    let m = manifest(brand);
-    let (w, h) = image::image_dimensions(image).unwrap();
-    let text = std::fs::read_to_string(image.with_extension("txt")).unwrap();
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let v: Vec<f64> = l.split_whitespace().map(|x| x.parse().unwrap()).collect();
-            let class = &m["classes"][v[0] as usize];
-            let (cx, cy, bw, bh) = (
-                v[1] * w as f64,
-                v[2] * h as f64,
-                v[3] * w as f64,
-                v[4] * h as f64,
-            );
-            (
-                class["role"].as_str().unwrap().to_string(),
-                class["product"].as_str().unwrap().to_string(),
-                vec![cx - bw / 2.0, cy - bh / 2.0, cx + bw / 2.0, cy + bh / 2.0],
-            )
-        })
-        .collect()
-}
-
-fn iou(a: &[f64], b: &[f64]) -> f64 {
-    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = iw * ih;
-    let union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-    if union > 0.0 {
-        inter / union
-    } else {
-        0.0
-    }
-}
-
-fn boxed(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
         .collect()
 }
 

@@ -4,6 +4,8 @@
 //!
 //! Every wait is bounded; child processes are killed when a test ends, pass or fail.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -11,15 +13,9 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::{boxed, iou, labels, manifest, repo};
 
 const STEP: Duration = Duration::from_secs(30);
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 /// `hallmark` with a clean environment and its state in `state`.
 fn hallmark(state: &Path) -> Command {
@@ -46,33 +42,6 @@ fn events(out: &Output) -> Vec<Value> {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn iou(a: &[f64], b: &[f64]) -> f64 {
-    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = iw * ih;
-    let union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-    if union > 0.0 {
-        inter / union
-    } else {
-        0.0
-    }
-}
-
-fn boxed(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
-
-fn manifest(brand: &str) -> Value {
-    serde_json::from_slice(
-        &std::fs::read(repo().join(format!("models/{brand}/manifest.json"))).unwrap(),
-    )
-    .unwrap()
 }
 
 /// Checks one verdict event against the schema of the conventions.
@@ -104,31 +73,6 @@ fn check_schema(e: &Value, brand: &str, mode: &str) {
         }
         _ => assert!(e["evidence"].is_null()),
     }
-}
-
-/// The labelled packs of a sample image: (role, product, box in pixels).
-fn labels(brand: &str, image: &Path) -> Vec<(String, String, Vec<f64>)> {
-    let m = manifest(brand);
-    let (w, h) = image::image_dimensions(image).unwrap();
-    let text = std::fs::read_to_string(image.with_extension("txt")).unwrap();
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let v: Vec<f64> = l.split_whitespace().map(|x| x.parse().unwrap()).collect();
-            let class = &m["classes"][v[0] as usize];
-            let (cx, cy, bw, bh) = (
-                v[1] * w as f64,
-                v[2] * h as f64,
-                v[3] * w as f64,
-                v[4] * h as f64,
-            );
-            (
-                class["role"].as_str().unwrap().to_string(),
-                class["product"].as_str().unwrap().to_string(),
-                vec![cx - bw / 2.0, cy - bh / 2.0, cx + bw / 2.0, cy + bh / 2.0],
-            )
-        })
-        .collect()
 }
 
 /// Runs the kiosk replay of one brand's samples and checks every labelled pack's verdict.

@@ -4,6 +4,8 @@
 //! too much, one that sends the wrong bytes, one that ignores `Range`, one that answers 416.
 //! Every wait is bounded by the downloader's timeouts or an explicit limit.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,28 +82,14 @@ fn start_server() -> Server {
     });
     let files = dir.path().to_owned();
     let state = shared.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    // The server lives on its own thread and runtime until the test process ends.
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            let router = Router::new()
-                .nest_service("/files", ServeDir::new(&files))
-                .nest_service("/cut", ServeDir::new(&files))
-                .nest_service("/norange", ServeDir::new(&files))
-                .nest_service("/416", ServeDir::new(&files))
-                .layer(middleware::from_fn_with_state(state, misbehave));
-            axum::serve(listener, router).await.unwrap();
-        });
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the test server did not start");
+    let addr = support::serve(
+        Router::new()
+            .nest_service("/files", ServeDir::new(&files))
+            .nest_service("/cut", ServeDir::new(&files))
+            .nest_service("/norange", ServeDir::new(&files))
+            .nest_service("/416", ServeDir::new(&files))
+            .layer(middleware::from_fn_with_state(state, misbehave)),
+    );
     Server {
         addr,
         shared,

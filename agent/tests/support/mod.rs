@@ -499,6 +499,25 @@ impl Drop for Proxy {
     }
 }
 
+/// Serves `router` on 127.0.0.1 (a free port) from a thread and runtime of its own, until the test
+/// process ends; returns its address.
+pub fn serve(router: axum::Router) -> std::net::SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, router).await.unwrap();
+        });
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("the test HTTP server did not start")
+}
+
 /// A real HTTP server (axum + tower-http's ServeDir, which honours `Range`) serving a folder on
 /// loopback, for model downloads.
 pub struct FileServer {
@@ -509,26 +528,66 @@ pub struct FileServer {
 impl FileServer {
     pub fn start() -> FileServer {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_path_buf();
-        let (tx, rx) = std::sync::mpsc::channel();
-        // The server lives on its own thread and runtime until the test process ends.
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                tx.send(listener.local_addr().unwrap()).unwrap();
-                let router =
-                    axum::Router::new().fallback_service(tower_http::services::ServeDir::new(root));
-                axum::serve(listener, router).await.unwrap();
-            });
-        });
-        let addr = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        let addr = serve(
+            axum::Router::new().fallback_service(tower_http::services::ServeDir::new(dir.path())),
+        );
         FileServer {
             url: format!("http://{addr}"),
             dir,
         }
     }
+}
+
+/// A shipped bundle's manifest (`models/<brand>/manifest.json`) as JSON.
+pub fn manifest(brand: &str) -> Value {
+    serde_json::from_slice(
+        &std::fs::read(repo().join(format!("models/{brand}/manifest.json"))).unwrap(),
+    )
+    .unwrap()
+}
+
+/// The labelled packs of a sample image: (role, product, box in pixels).
+pub fn labels(brand: &str, image: &Path) -> Vec<(String, String, Vec<f64>)> {
+    let m = manifest(brand);
+    let (w, h) = image::image_dimensions(image).unwrap();
+    let text = std::fs::read_to_string(image.with_extension("txt")).unwrap();
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Vec<f64> = l.split_whitespace().map(|x| x.parse().unwrap()).collect();
+            let class = &m["classes"][v[0] as usize];
+            let (cx, cy, bw, bh) = (
+                v[1] * w as f64,
+                v[2] * h as f64,
+                v[3] * w as f64,
+                v[4] * h as f64,
+            );
+            (
+                class["role"].as_str().unwrap().to_string(),
+                class["product"].as_str().unwrap().to_string(),
+                vec![cx - bw / 2.0, cy - bh / 2.0, cx + bw / 2.0, cy + bh / 2.0],
+            )
+        })
+        .collect()
+}
+
+pub fn iou(a: &[f64], b: &[f64]) -> f64 {
+    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = iw * ih;
+    let union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
+    if union > 0.0 {
+        inter / union
+    } else {
+        0.0
+    }
+}
+
+/// A JSON box `[x1, y1, x2, y2]` as numbers.
+pub fn boxed(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
 }
