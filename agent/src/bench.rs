@@ -32,6 +32,11 @@ pub struct BenchReport {
     pub model: String,
     pub brand: String,
     pub model_revision: u64,
+    /// The bundle variant measured (absent: the main model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_variant: Option<String>,
+    /// The model's input size.
+    pub input: (u32, u32),
     pub providers: Vec<String>,
     pub intra_threads: usize,
     pub iterations: usize,
@@ -172,6 +177,11 @@ pub fn run(
         model: pipeline.bundle.dir().display().to_string(),
         brand: pipeline.manifest().brand.clone(),
         model_revision: pipeline.manifest().revision,
+        model_variant: pipeline.bundle.variant().map(str::to_string),
+        input: (
+            pipeline.manifest().model.input.width,
+            pipeline.manifest().model.input.height,
+        ),
         providers: pipeline
             .runtime
             .providers()
@@ -205,7 +215,7 @@ impl BenchReport {
     /// The report for a person.
     pub fn human(&self) -> String {
         format!(
-            "model {} ({} r{}), providers {:?}, {} intra-op threads, {} iterations over {} images\n\
+            "model {} ({} r{}{}, input {}×{}), providers {:?}, {} intra-op threads, {} iterations over {} images\n\
              decode (per file, own stage)  {:>8.3} ms\n\
              preprocess                    {:>8.3} ms\n\
              inference                     {:>8.3} ms\n\
@@ -218,6 +228,12 @@ impl BenchReport {
             self.model,
             self.brand,
             self.model_revision,
+            self.model_variant
+                .as_deref()
+                .map(|v| format!(", variant {v}"))
+                .unwrap_or_default(),
+            self.input.0,
+            self.input.1,
             self.providers,
             self.intra_threads,
             self.iterations,

@@ -37,6 +37,12 @@ pub struct Global {
     /// Intra-op threads for inference (default: runtime.intra_threads, else the physical cores).
     #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
+    /// Run this variant of each bundle (default: model.variant, else the main model).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub variant: Option<String>,
+    /// auto, fp32, fp16 or int8 (default: model.precision, else auto).
+    #[arg(long, global = true, value_name = "PRECISION")]
+    pub precision: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,6 +194,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     if let Some(n) = cli.global.threads {
         config.runtime.intra_threads = Some(n).filter(|&n| n > 0);
+    }
+    if let Some(v) = cli.global.variant {
+        config.runtime.encoding.variant = Some(v).filter(|v| !v.is_empty());
+    }
+    if let Some(p) = cli.global.precision {
+        config.runtime.encoding.precision = p
+            .parse()
+            .map_err(|m: String| anyhow::anyhow!("--precision: {m}"))?;
     }
     // The daemon logs as configured (JSON for a log pipeline); one-shot commands keep text.
     match cli.command {
@@ -518,13 +532,20 @@ fn models(command: ModelsCommand, config: &Config) -> anyhow::Result<ExitCode> {
                 match Bundle::open(dir, &trust) {
                     Ok(b) => {
                         let m = b.manifest();
+                        let variants: Vec<&str> =
+                            m.variants.iter().map(|v| v.name.as_str()).collect();
                         writeln!(
                             out,
-                            "ok {} brand={} revision={} signed-by={}",
+                            "ok {} brand={} revision={} signed-by={}{}",
                             dir.display(),
                             m.brand,
                             m.revision,
-                            b.signer().display()
+                            b.signer().display(),
+                            if variants.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" variants={}", variants.join(","))
+                            }
                         )?;
                     }
                     Err(e) => {

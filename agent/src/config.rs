@@ -23,6 +23,8 @@
 //! [model]
 //! bundles = ["models/northwind"]  # several: routed per frame by barcode GS1 prefix
 //! memory_budget_mib = 512    # detectors loaded at once (least recently used unloaded first)
+//! variant = "fast-224"       # run a bundle variant by name (default: the main model)
+//! precision = "auto"         # auto | fp32 | fp16 | int8 (auto: fp16 variant on a GPU provider)
 //! [kiosk]
 //! trigger = "frame"          # frame | button | auto
 //! [link]
@@ -348,6 +350,8 @@ struct ModelSection {
     max_bundle_mib: Option<u64>,
     keep_revisions: Option<usize>,
     memory_budget_mib: Option<u64>,
+    precision: Option<String>,
+    variant: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -750,6 +754,17 @@ impl Config {
                 },
                 fallback: f.runtime.fallback.unwrap_or(false),
                 engine_dir: Some(state_dir.join("engines")),
+                encoding: crate::bundle::EncodingChoice {
+                    // An empty value (an unset environment variable) is the main model.
+                    variant: f.model.variant.filter(|v| !v.trim().is_empty()),
+                    precision: f
+                        .model
+                        .precision
+                        .as_deref()
+                        .unwrap_or("auto")
+                        .parse()
+                        .map_err(|m| bad(format!("model.precision: {m}")))?,
+                },
             },
             bundles,
             public_keys,
@@ -1070,6 +1085,35 @@ mod tests {
         let err = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
         assert!(
             err.contains("device") && err.contains("unknown key"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_encoding_comes_from_model_variant_and_model_precision() {
+        use crate::bundle::{Precision, PrecisionChoice};
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.runtime.encoding, Default::default());
+        let c = Config::load(
+            None,
+            env(&[
+                ("HALLMARK_MODEL_VARIANT", "fast-224"),
+                ("HALLMARK_MODEL_PRECISION", "int8"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.runtime.encoding.variant.as_deref(), Some("fast-224"));
+        assert_eq!(
+            c.runtime.encoding.precision,
+            PrecisionChoice::Exactly(Precision::Int8)
+        );
+        let c = Config::load(None, env(&[("HALLMARK_MODEL_VARIANT", " ")])).unwrap();
+        assert_eq!(c.runtime.encoding.variant, None, "empty is the main model");
+        let err = Config::load(None, env(&[("HALLMARK_MODEL_PRECISION", "fp64")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("model.precision") && err.contains("fp64"),
             "{err}"
         );
     }

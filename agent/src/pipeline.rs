@@ -58,7 +58,8 @@ impl Pipeline {
     ) -> Result<Pipeline, PipelineError> {
         // Trust and bundle first: they need no runtime, and their errors are the likelier ones.
         let trust = TrustedKeys::from_pem_files(public_keys)?;
-        let bundle = Bundle::open(bundle, &trust)?;
+        let bundle =
+            Bundle::open(bundle, &trust)?.select(&runtime.encoding, runtime.prefers_gpu())?;
         let runtime = Runtime::load(runtime)?;
         let detector = Detector::new(&runtime, &bundle)?;
         Ok(Pipeline {

@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::variant::{self, VariantSpec};
+
 pub const SCHEMA: &str = "hallmark.model/1";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,6 +23,9 @@ pub struct Manifest {
     pub thresholds: Thresholds,
     #[serde(default)]
     pub metrics: serde_json::Value,
+    /// Other encodings of the same detector (`variant.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<VariantSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,15 +146,13 @@ impl Manifest {
             );
         }
         let file = &self.model.file;
-        if file.is_empty() || file.contains('/') || file.contains('\\') || file.starts_with('.') {
+        if !plain_file_name(file) {
             return bad(
                 "model.file",
                 format!("{file:?} must be a plain file name inside the bundle"),
             );
         }
-        if self.model.sha256.len() != 64
-            || !self.model.sha256.chars().all(|c| c.is_ascii_hexdigit())
-        {
+        if !is_sha256(&self.model.sha256) {
             return bad("model.sha256", "must be 64 hex digits".into());
         }
         let input = &self.model.input;
@@ -195,32 +198,13 @@ impl Manifest {
                 format!("{p:?} is not a GS1 company prefix (4 to 12 digits)"),
             );
         }
-        let t = &self.thresholds;
-        for (name, v) in [
-            ("confidence", t.confidence),
-            ("iou", t.iou),
-            ("genuine", t.genuine),
-            ("counterfeit", t.counterfeit),
-        ] {
-            if !(v > 0.0 && v <= 1.0) {
-                return bad(
-                    &format!("thresholds.{name}"),
-                    format!("{v} is not in (0, 1]"),
-                );
-            }
+        check_thresholds("thresholds", &self.thresholds)
+            .or_else(|(field, problem)| bad(&field, problem))?;
+        for (i, v) in self.variants.iter().enumerate() {
+            check_thresholds(&format!("variants[{i}].thresholds"), &v.thresholds)
+                .or_else(|(field, problem)| bad(&field, problem))?;
         }
-        if !(t.margin >= 0.0 && t.margin < 1.0) {
-            return bad(
-                "thresholds.margin",
-                format!("{} is not in [0, 1)", t.margin),
-            );
-        }
-        if t.counterfeit <= t.confidence {
-            return bad(
-                "thresholds.counterfeit",
-                format!("{} must lie above thresholds.confidence {} (at or below it, the counterfeit threshold decides nothing)", t.counterfeit, t.confidence),
-            );
-        }
+        variant::validate(self).or_else(|(field, problem)| bad(&field, problem))?;
         Ok(())
     }
 
@@ -228,6 +212,43 @@ impl Manifest {
     pub fn class(&self, id: u32) -> Option<&ClassSpec> {
         self.classes.get(id as usize)
     }
+}
+
+/// A file name inside the bundle folder: no path, not hidden.
+pub(super) fn plain_file_name(file: &str) -> bool {
+    !(file.is_empty() || file.contains('/') || file.contains('\\') || file.starts_with('.'))
+}
+
+pub(super) fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// The thresholds' ranges, and `counterfeit` above `confidence` (at or below it, it decides nothing).
+/// `at` names the object in messages (`thresholds`, `variants[0].thresholds`).
+fn check_thresholds(at: &str, t: &Thresholds) -> Result<(), (String, String)> {
+    for (name, v) in [
+        ("confidence", t.confidence),
+        ("iou", t.iou),
+        ("genuine", t.genuine),
+        ("counterfeit", t.counterfeit),
+    ] {
+        if !(v > 0.0 && v <= 1.0) {
+            return Err((format!("{at}.{name}"), format!("{v} is not in (0, 1]")));
+        }
+    }
+    if !(t.margin >= 0.0 && t.margin < 1.0) {
+        return Err((
+            format!("{at}.margin"),
+            format!("{} is not in [0, 1)", t.margin),
+        ));
+    }
+    if t.counterfeit <= t.confidence {
+        return Err((
+            format!("{at}.counterfeit"),
+            format!("{} must lie above {at}.confidence {} (at or below it, the counterfeit threshold decides nothing)", t.counterfeit, t.confidence),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

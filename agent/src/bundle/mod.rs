@@ -10,6 +10,7 @@
 
 mod manifest;
 mod signature;
+mod variant;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,6 +24,10 @@ pub use manifest::{
 pub use signature::{
     generate_signing_key, KeyError, SignatureError, SigningKeyFile, TrustError, TrustedKey,
     TrustedKeys,
+};
+pub use variant::{
+    choose, EncodingChoice, InputDtype, Precision, PrecisionChoice, VariantError, VariantInput,
+    VariantSpec,
 };
 
 #[derive(Debug, Error)]
@@ -43,6 +48,11 @@ pub enum BundleError {
         bundle: PathBuf,
         source: ManifestError,
     },
+    #[error("model bundle {bundle}: {source}")]
+    Variant {
+        bundle: PathBuf,
+        source: VariantError,
+    },
     #[error("model bundle {bundle}: model file {file} is missing")]
     ModelMissing { bundle: PathBuf, file: String },
     #[error("model bundle {bundle}: digest mismatch: {file} has SHA-256 {actual}, the manifest says {expected}")]
@@ -62,6 +72,10 @@ pub struct Bundle {
     signer: PathBuf,
     /// The exact bytes whose SHA-256 matched the manifest (shared, not copied, by clones).
     model: Arc<[u8]>,
+    /// The variants' verified bytes, in `manifest.variants` order (emptied by [`Bundle::select`]).
+    variants: Vec<Arc<[u8]>>,
+    /// The variant this bundle runs, once selected; `None`: the main model.
+    variant: Option<String>,
 }
 
 impl std::fmt::Debug for Bundle {
@@ -72,6 +86,7 @@ impl std::fmt::Debug for Bundle {
             .field("manifest", &self.manifest)
             .field("signer", &self.signer)
             .field("model_bytes", &self.model.len())
+            .field("variant", &self.variant)
             .finish()
     }
 }
@@ -116,35 +131,53 @@ impl Bundle {
                 source,
             })?;
 
-        let model_path = dir.join(&manifest.model.file);
-        if !model_path.is_file() {
-            return Err(BundleError::ModelMissing {
-                bundle: dir.to_path_buf(),
-                file: manifest.model.file.clone(),
-            });
-        }
-        let model: Arc<[u8]> = std::fs::read(&model_path)
-            .map_err(|e| BundleError::Read {
-                path: model_path.clone(),
-                message: e.to_string(),
-            })?
-            .into();
-        let actual = hex::encode(Sha256::digest(&model));
-        if !actual.eq_ignore_ascii_case(&manifest.model.sha256) {
-            return Err(BundleError::Digest {
-                bundle: dir.to_path_buf(),
-                file: manifest.model.file.clone(),
-                expected: manifest.model.sha256.clone(),
-                actual,
-            });
-        }
+        let model = read_verified(dir, &manifest.model.file, &manifest.model.sha256)?;
+        // Every encoding is checked now, so that a store never accepts a bundle with a bad variant.
+        let variants = manifest
+            .variants
+            .iter()
+            .map(|v| read_verified(dir, &v.file, &v.sha256))
+            .collect::<Result<Vec<_>, _>>()?;
         tracing::debug!(bundle = %dir.display(), brand = %manifest.brand, revision = manifest.revision, "bundle verified");
         Ok(Bundle {
             dir: dir.to_path_buf(),
             manifest,
             signer,
             model,
+            variants,
+            variant: None,
         })
+    }
+
+    /// The encoding this device runs ([`choose`]): a variant becomes the bundle's model, with its
+    /// input, thresholds and metrics, so everything downstream (detector, verdict rule, self-test)
+    /// runs it unchanged. The bytes of the encodings not chosen are dropped.
+    pub fn select(mut self, choice: &EncodingChoice, gpu: bool) -> Result<Bundle, BundleError> {
+        let picked =
+            choose(&self.manifest, choice, gpu).map_err(|source| BundleError::Variant {
+                bundle: self.dir.clone(),
+                source,
+            })?;
+        let mut bytes = std::mem::take(&mut self.variants);
+        if let Some(i) = picked {
+            let v = self.manifest.variants[i].clone();
+            let m = &mut self.manifest;
+            m.model.file = v.file;
+            m.model.sha256 = v.sha256;
+            m.model.input.name = v.input.name;
+            m.model.input.width = v.input.width;
+            m.model.input.height = v.input.height;
+            m.thresholds = v.thresholds;
+            m.metrics = v.metrics;
+            self.model = bytes.swap_remove(i);
+            self.variant = Some(v.name);
+        }
+        Ok(self)
+    }
+
+    /// The variant this bundle runs (`None`: the main model).
+    pub fn variant(&self) -> Option<&str> {
+        self.variant.as_deref()
     }
 
     pub fn dir(&self) -> &Path {
@@ -169,6 +202,33 @@ impl Bundle {
     pub fn signer(&self) -> &Path {
         &self.signer
     }
+}
+
+/// Reads `file` from the bundle folder and checks its SHA-256 against the manifest's.
+fn read_verified(dir: &Path, file: &str, expected: &str) -> Result<Arc<[u8]>, BundleError> {
+    let path = dir.join(file);
+    if !path.is_file() {
+        return Err(BundleError::ModelMissing {
+            bundle: dir.to_path_buf(),
+            file: file.to_string(),
+        });
+    }
+    let bytes: Arc<[u8]> = std::fs::read(&path)
+        .map_err(|e| BundleError::Read {
+            path: path.clone(),
+            message: e.to_string(),
+        })?
+        .into();
+    let actual = hex::encode(Sha256::digest(&bytes));
+    if !actual.eq_ignore_ascii_case(expected) {
+        return Err(BundleError::Digest {
+            bundle: dir.to_path_buf(),
+            file: file.to_string(),
+            expected: expected.to_string(),
+            actual,
+        });
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -212,6 +272,75 @@ mod tests {
         let b = Bundle::open(dir.path(), &trusted(1)).unwrap();
         std::fs::write(dir.path().join("model.onnx"), b"swapped").unwrap();
         assert_eq!(&b.model_bytes()[..], b"model");
+    }
+
+    /// A bundle with a 224 variant in `fast.onnx` holding `bytes` (its digest is of `signed`).
+    fn write_with_variant(dir: &Path, signed: &[u8], bytes: &[u8]) {
+        std::fs::write(dir.join("fast.onnx"), bytes).unwrap();
+        write_bundle(dir, b"model", Some(1), |v| {
+            v["variants"] = serde_json::json!([{
+                "name": "fast-224", "file": "fast.onnx", "sha256": hex::encode(Sha256::digest(signed)),
+                "precision": "fp32", "input": {"name": "x", "width": 224, "height": 224},
+                "thresholds": {"confidence": 0.3, "iou": 0.5, "genuine": 0.7, "counterfeit": 0.9},
+                "metrics": {"variant": true}
+            }]);
+        });
+    }
+
+    #[test]
+    fn a_selected_variant_becomes_the_model_with_its_own_input_and_thresholds() {
+        let dir = tempfile::tempdir().unwrap();
+        write_with_variant(dir.path(), b"fast", b"fast");
+        let open = || Bundle::open(dir.path(), &trusted(1)).unwrap();
+        let main = open().select(&EncodingChoice::default(), false).unwrap();
+        assert_eq!(
+            (&main.model_bytes()[..], main.variant()),
+            (&b"model"[..], None)
+        );
+        assert_eq!(main.manifest().model.input.width, 320);
+        let choice = EncodingChoice {
+            variant: Some("fast-224".into()),
+            ..Default::default()
+        };
+        let fast = open().select(&choice, false).unwrap();
+        assert_eq!(&fast.model_bytes()[..], b"fast");
+        assert_eq!(fast.variant(), Some("fast-224"));
+        let m = fast.manifest();
+        assert_eq!(
+            (m.model.input.name.as_str(), m.model.input.width),
+            ("x", 224)
+        );
+        assert_eq!(
+            (m.thresholds.counterfeit, m.model.file.as_str()),
+            (0.9, "fast.onnx")
+        );
+        assert_eq!(m.metrics["variant"], true);
+        let unknown = EncodingChoice {
+            variant: Some("tiny".into()),
+            ..Default::default()
+        };
+        let err = open().select(&unknown, false).unwrap_err().to_string();
+        assert!(
+            err.contains("no variant \"tiny\"") && err.contains("fast-224"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_tampered_or_missing_variant_file_refuses_the_whole_bundle() {
+        let dir = tempfile::tempdir().unwrap();
+        write_with_variant(dir.path(), b"fast", b"slow");
+        let err = Bundle::open(dir.path(), &trusted(1)).unwrap_err();
+        assert!(
+            matches!(&err, BundleError::Digest { file, .. } if file == "fast.onnx"),
+            "{err}"
+        );
+        std::fs::remove_file(dir.path().join("fast.onnx")).unwrap();
+        let err = Bundle::open(dir.path(), &trusted(1)).unwrap_err();
+        assert!(
+            matches!(&err, BundleError::ModelMissing { file, .. } if file == "fast.onnx"),
+            "{err}"
+        );
     }
 
     #[test]

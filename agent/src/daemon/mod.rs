@@ -186,7 +186,16 @@ pub fn run(
     let provider = registry
         .detector(&names[default])
         .map_or_else(|| "-".to_string(), |d| d.provider().to_string());
-    tracing::info!(brand = %manifest.brand, revision = manifest.revision, %provider, brands = names.len(), source = %source.name(), mode = config.agent.mode.as_str(), "hallmark run: model loaded, source open");
+    let variant = registry
+        .source(&names[default])
+        .and_then(|s| s.bundle.variant())
+        .unwrap_or("main")
+        .to_string();
+    let input = format!(
+        "{}x{}",
+        manifest.model.input.width, manifest.model.input.height
+    );
+    tracing::info!(brand = %manifest.brand, revision = manifest.revision, %variant, %input, %provider, brands = names.len(), source = %source.name(), mode = config.agent.mode.as_str(), "hallmark run: model loaded, source open");
 
     let stop = Arc::new(AtomicBool::new(false));
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
@@ -644,7 +653,9 @@ fn serve_brands(
     let mut loaded = vec![(bundle, detector)];
     let mut took = vec![opened_in];
     for path in &config.bundles[1..] {
-        let bundle = crate::bundle::Bundle::open(path, trust).map_err(PipelineError::from)?;
+        let bundle = crate::bundle::Bundle::open(path, trust)
+            .and_then(|b| b.select(&config.runtime.encoding, config.runtime.prefers_gpu()))
+            .map_err(PipelineError::from)?;
         let started = Instant::now();
         let detector =
             crate::detector::Detector::new(&runtime, &bundle).map_err(PipelineError::from)?;

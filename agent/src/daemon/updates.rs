@@ -368,8 +368,10 @@ impl Updater {
                 installed.brand, installed.revision, release.brand, release.revision
             )));
         }
-        let bundle =
-            Bundle::open(&installed.dir, &self.trust).map_err(|e| rejected(e.to_string()))?;
+        let options = &self.runtime_options;
+        let bundle = Bundle::open(&installed.dir, &self.trust)
+            .and_then(|b| b.select(&options.encoding, options.prefers_gpu()))
+            .map_err(|e| rejected(e.to_string()))?;
         if self.runtime.is_none() {
             self.runtime = Some(
                 Runtime::load(self.runtime_options.clone())

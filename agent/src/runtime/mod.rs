@@ -77,6 +77,18 @@ pub struct RuntimeOptions {
     /// TensorRT's engine and timing caches live in per-engine folders here (`state_dir/engines`);
     /// `None`: no cache.
     pub engine_dir: Option<PathBuf>,
+    /// Which of a bundle's encodings to run (`model.variant`, `model.precision`).
+    pub encoding: crate::bundle::EncodingChoice,
+}
+
+impl RuntimeOptions {
+    /// The preferred provider is a GPU one (`model.precision = "auto"` then takes an fp16 variant).
+    pub fn prefers_gpu(&self) -> bool {
+        matches!(
+            self.providers.first(),
+            Some(Provider::Cuda | Provider::Tensorrt)
+        )
+    }
 }
 
 impl Default for RuntimeOptions {
@@ -89,6 +101,7 @@ impl Default for RuntimeOptions {
             gpu: GpuOptions::default(),
             fallback: false,
             engine_dir: None,
+            encoding: Default::default(),
         }
     }
 }

@@ -161,7 +161,7 @@ fn scan_one(
     let detections = outcome.detections.to_vec();
     let judged = outcome.judged;
     let manifest = pipeline.manifest();
-    let record = ScanRecord::new(
+    let mut record = ScanRecord::new(
         path.display().to_string(),
         (width, height),
         manifest,
@@ -169,6 +169,7 @@ fn scan_one(
         &detections,
         timings,
     );
+    record.model_variant = pipeline.bundle.variant().map(str::to_string);
     if let Some(dir) = annotate_dir {
         let annotated = annotate(rgb, &judged, &detections, manifest);
         let target = unique_name(dir, path, used_names);

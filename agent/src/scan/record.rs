@@ -16,6 +16,9 @@ pub struct ScanRecord {
     pub height: u32,
     pub brand: String,
     pub model_revision: u64,
+    /// The bundle variant that ran (absent: the main model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_variant: Option<String>,
     pub items: Vec<ItemRecord>,
     pub verdict: VerdictKind,
     pub confidence: f32,
@@ -116,6 +119,7 @@ impl ScanRecord {
             height,
             brand: manifest.brand.clone(),
             model_revision: manifest.revision,
+            model_variant: None,
             items: judged
                 .items
                 .iter()

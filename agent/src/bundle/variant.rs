@@ -1,0 +1,369 @@
+//! Variants: other encodings of a bundle's detector (a smaller input, another precision), listed in the
+//! manifest's `variants` with their own file, digest, input and thresholds (see `models/BUNDLE.md`). The
+//! signature covers them through their digests. A device picks one with `model.variant` (by name) or
+//! `model.precision`; [`choose`] is that choice, pure.
+//!
+//! Design: a variant carries its own thresholds and metrics because another encoding gives other scores:
+//! the pipeline chooses them on validation for that encoding, under the same false-alarm caps.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::manifest::{Manifest, Thresholds};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantSpec {
+    pub name: String,
+    pub file: String,
+    pub sha256: String,
+    pub precision: Precision,
+    pub input: VariantInput,
+    pub thresholds: Thresholds,
+    #[serde(default)]
+    pub metrics: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantInput {
+    pub name: String,
+    #[serde(default)]
+    pub dtype: InputDtype,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// The numeric precision of an encoding. The main model is `fp32`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    Fp32,
+    Fp16,
+    Int8,
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::Fp32 => "fp32",
+            Precision::Fp16 => "fp16",
+            Precision::Int8 => "int8",
+        })
+    }
+}
+
+/// What the graph takes: `float32` NCHW scaled to [0, 1] (what this agent feeds), or `uint8` NHWC with
+/// the normalisation inside the graph (for GPU pipelines; this agent does not feed it yet).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputDtype {
+    #[default]
+    Float32,
+    Uint8,
+}
+
+/// `model.precision`: which precision to run; `auto` is the main model on the CPU and an `fp16` variant,
+/// where the bundle has one, on a GPU provider.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PrecisionChoice {
+    #[default]
+    Auto,
+    Exactly(Precision),
+}
+
+impl std::str::FromStr for PrecisionChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s.trim() {
+            "auto" | "" => PrecisionChoice::Auto,
+            "fp32" => PrecisionChoice::Exactly(Precision::Fp32),
+            "fp16" => PrecisionChoice::Exactly(Precision::Fp16),
+            "int8" => PrecisionChoice::Exactly(Precision::Int8),
+            other => return Err(format!("{other:?} is not one of auto, fp32, fp16, int8")),
+        })
+    }
+}
+
+/// Which encoding a device runs: `model.variant` (a name, or none for the main model) and
+/// `model.precision`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EncodingChoice {
+    pub variant: Option<String>,
+    pub precision: PrecisionChoice,
+}
+
+#[derive(Debug, Error, PartialEq)]
+pub enum VariantError {
+    #[error("has no variant {name:?} (it has: {available})")]
+    Unknown { name: String, available: String },
+    #[error("variant {name:?} is {has}, but model.precision asks for {wanted}")]
+    PrecisionMismatch {
+        name: String,
+        has: Precision,
+        wanted: Precision,
+    },
+    #[error("has no {wanted} encoding (it has: {available}); set model.precision = \"auto\" or name a variant")]
+    NoPrecision {
+        wanted: Precision,
+        available: String,
+    },
+    #[error("variant {name:?} takes {dtype:?} input, which this agent does not feed yet")]
+    Unsupported { name: String, dtype: InputDtype },
+}
+
+/// Which encoding of `manifest` to run: `None` is the main model, `Some(i)` is `variants[i]`. `gpu`: the
+/// preferred execution provider is a GPU one.
+pub fn choose(
+    manifest: &Manifest,
+    choice: &EncodingChoice,
+    gpu: bool,
+) -> Result<Option<usize>, VariantError> {
+    let variants = &manifest.variants;
+    let available = || {
+        std::iter::once("the main model (fp32)".to_string())
+            .chain(
+                variants
+                    .iter()
+                    .map(|v| format!("{} ({})", v.name, v.precision)),
+            )
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let usable = |i: usize| -> Result<Option<usize>, VariantError> {
+        let v = &variants[i];
+        if v.input.dtype != InputDtype::Float32 {
+            return Err(VariantError::Unsupported {
+                name: v.name.clone(),
+                dtype: v.input.dtype,
+            });
+        }
+        Ok(Some(i))
+    };
+    if let Some(name) = &choice.variant {
+        let i = variants
+            .iter()
+            .position(|v| &v.name == name)
+            .ok_or_else(|| VariantError::Unknown {
+                name: name.clone(),
+                available: available(),
+            })?;
+        if let PrecisionChoice::Exactly(wanted) = choice.precision {
+            if variants[i].precision != wanted {
+                return Err(VariantError::PrecisionMismatch {
+                    name: name.clone(),
+                    has: variants[i].precision,
+                    wanted,
+                });
+            }
+        }
+        return usable(i);
+    }
+    let float_input = |p: Precision| {
+        variants
+            .iter()
+            .position(|v| v.precision == p && v.input.dtype == InputDtype::Float32)
+    };
+    match choice.precision {
+        PrecisionChoice::Exactly(Precision::Fp32) => Ok(None),
+        PrecisionChoice::Auto if !gpu => Ok(None),
+        // FP16 only pays on a GPU; a bundle without one runs its main model there too.
+        PrecisionChoice::Auto => Ok(float_input(Precision::Fp16)),
+        PrecisionChoice::Exactly(wanted) => {
+            match variants.iter().position(|v| v.precision == wanted) {
+                Some(i) => usable(i),
+                None => Err(VariantError::NoPrecision {
+                    wanted,
+                    available: available(),
+                }),
+            }
+        }
+    }
+}
+
+/// Checks the `variants` of a manifest: names, files and sizes; their thresholds are checked by the
+/// manifest like the main ones. Returns the field and the problem.
+pub(super) fn validate(m: &Manifest) -> Result<(), (String, String)> {
+    let mut names = std::collections::HashSet::new();
+    let mut files = std::collections::HashSet::from([m.model.file.as_str()]);
+    for (i, v) in m.variants.iter().enumerate() {
+        let field = |f: &str| format!("variants[{i}].{f}");
+        if v.name.is_empty()
+            || !v
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err((
+                field("name"),
+                format!("{:?} must be lowercase letters, digits and '-'", v.name),
+            ));
+        }
+        if !names.insert(v.name.as_str()) {
+            return Err((field("name"), format!("{:?} appears twice", v.name)));
+        }
+        if !super::manifest::plain_file_name(&v.file)
+            || v.file == "manifest.json"
+            || v.file == "manifest.sig"
+        {
+            return Err((
+                field("file"),
+                format!("{:?} must be a plain file name inside the bundle", v.file),
+            ));
+        }
+        if !files.insert(v.file.as_str()) {
+            return Err((
+                field("file"),
+                format!("{:?} is already another encoding's file", v.file),
+            ));
+        }
+        if !super::manifest::is_sha256(&v.sha256) {
+            return Err((field("sha256"), "must be 64 hex digits".into()));
+        }
+        let (w, h) = (v.input.width, v.input.height);
+        if w == 0 || h == 0 || w > 4096 || h > 4096 || w % 32 != 0 || h % 32 != 0 {
+            return Err((
+                field("input"),
+                format!("size {w}×{h} must be positive multiples of 32 up to 4096"),
+            ));
+        }
+        if v.input.name.is_empty() {
+            return Err((field("input.name"), "is empty".into()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::manifest::tests::sample_json;
+
+    fn with_variants(variants: serde_json::Value) -> Result<Manifest, String> {
+        let mut v = sample_json();
+        v["variants"] = variants;
+        Manifest::parse(&serde_json::to_vec(&v).unwrap()).map_err(|e| e.to_string())
+    }
+
+    fn variant(name: &str, file: &str, precision: &str, dtype: &str) -> serde_json::Value {
+        serde_json::json!({
+            "name": name, "file": file, "sha256": "cd".repeat(32), "precision": precision,
+            "input": {"name": "images", "dtype": dtype, "width": 224, "height": 224},
+            "thresholds": {"confidence": 0.25, "iou": 0.45, "genuine": 0.6, "counterfeit": 0.8}
+        })
+    }
+
+    fn three() -> Manifest {
+        with_variants(serde_json::json!([
+            variant("fast-224", "model-224.onnx", "fp32", "float32"),
+            variant("half", "model-fp16.onnx", "fp16", "float32"),
+            variant("gpu-u8", "model-u8.onnx", "fp16", "uint8"),
+        ]))
+        .unwrap()
+    }
+
+    fn pick(
+        m: &Manifest,
+        variant: Option<&str>,
+        precision: &str,
+        gpu: bool,
+    ) -> Result<Option<usize>, VariantError> {
+        let choice = EncodingChoice {
+            variant: variant.map(str::to_string),
+            precision: precision.parse().unwrap(),
+        };
+        choose(m, &choice, gpu)
+    }
+
+    #[test]
+    fn a_manifest_without_variants_runs_its_main_model_whatever_the_device() {
+        let m = with_variants(serde_json::json!([])).unwrap();
+        for gpu in [false, true] {
+            assert_eq!(pick(&m, None, "auto", gpu), Ok(None));
+            assert_eq!(pick(&m, None, "fp32", gpu), Ok(None));
+        }
+        let err = pick(&m, None, "int8", false).unwrap_err().to_string();
+        assert!(
+            err.contains("no int8 encoding") && err.contains("main model"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_named_variant_is_taken_and_an_unknown_name_lists_what_there_is() {
+        let m = three();
+        assert_eq!(pick(&m, Some("fast-224"), "auto", false), Ok(Some(0)));
+        assert_eq!(pick(&m, Some("fast-224"), "fp32", true), Ok(Some(0)));
+        let err = pick(&m, Some("fast"), "auto", false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("fast-224 (fp32)") && err.contains("half (fp16)"),
+            "{err}"
+        );
+        assert!(matches!(
+            pick(&m, Some("fast-224"), "fp16", false),
+            Err(VariantError::PrecisionMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn auto_keeps_the_cpu_on_fp32_and_gives_a_gpu_the_fp16_float_variant() {
+        let m = three();
+        assert_eq!(pick(&m, None, "auto", false), Ok(None));
+        assert_eq!(pick(&m, None, "auto", true), Ok(Some(1)));
+        assert_eq!(pick(&m, None, "fp16", false), Ok(Some(1)));
+    }
+
+    #[test]
+    fn an_input_this_agent_does_not_feed_is_refused_when_named() {
+        let m = three();
+        assert!(matches!(
+            pick(&m, Some("gpu-u8"), "auto", true),
+            Err(VariantError::Unsupported { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_variants_are_refused_naming_the_field() {
+        let cases = [
+            (
+                serde_json::json!([variant("Fast", "m.onnx", "fp32", "float32")]),
+                "variants[0].name",
+            ),
+            (
+                serde_json::json!([
+                    variant("a", "m.onnx", "fp32", "float32"),
+                    variant("a", "n.onnx", "fp32", "float32")
+                ]),
+                "variants[1].name",
+            ),
+            (
+                serde_json::json!([variant("a", "model.onnx", "fp32", "float32")]),
+                "variants[0].file",
+            ),
+            (
+                serde_json::json!([variant("a", "../m.onnx", "fp32", "float32")]),
+                "variants[0].file",
+            ),
+            (
+                serde_json::json!([variant("a", "manifest.sig", "fp32", "float32")]),
+                "variants[0].file",
+            ),
+        ];
+        for (variants, field) in cases {
+            let err = with_variants(variants.clone()).unwrap_err();
+            assert!(err.contains(field), "{variants}: {err}");
+        }
+        let mut odd = variant("a", "m.onnx", "fp32", "float32");
+        odd["input"]["width"] = 230.into();
+        assert!(with_variants(serde_json::json!([odd]))
+            .unwrap_err()
+            .contains("variants[0].input"));
+        let mut blind = variant("a", "m.onnx", "fp32", "float32");
+        blind["thresholds"]["counterfeit"] = 0.2.into();
+        let err = with_variants(serde_json::json!([blind])).unwrap_err();
+        assert!(err.contains("variants[0].thresholds.counterfeit"), "{err}");
+        let mut unknown = variant("a", "m.onnx", "fp64", "float32");
+        unknown["precision"] = "fp64".into();
+        assert!(with_variants(serde_json::json!([unknown])).is_err());
+    }
+}
