@@ -12,6 +12,7 @@ import argparse
 import base64
 import hashlib
 import json
+import re
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -86,6 +87,72 @@ def check_prefixes(prefixes, where: str = "manifest") -> None:
             raise BundleError(f"{where}: gs1_prefixes: {p!r} is not a GS1 company prefix (4 to 12 digits)")
 
 
+PRECISIONS = ("fp32", "fp16", "int8")
+INPUT_DTYPES = ("float32", "uint8")
+_VARIANT_NAME = re.compile(r"[a-z0-9-]+")
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def check_variants(doc: dict, where: str = "manifest") -> None:
+    """Refuses a `variants` list (other encodings of the same detector, see models/BUNDLE.md) the agent
+    could not use safely: each needs a unique [a-z0-9-] `name`, a plain `file` in the bundle folder that
+    no other entry (nor `model.file`) names, its `sha256`, a `precision` (fp32 | fp16 | int8), an `input`
+    (`name`, `dtype` float32 | uint8, `width` and `height` positive multiples of 32) and its own
+    `thresholds` (checked as the top-level ones). Absent `variants` is fine."""
+    variants = doc.get("variants")
+    if variants is None:
+        return
+    if not isinstance(variants, list):
+        raise BundleError(f"{where}: variants must be a list")
+    names, files = set(), {str(doc.get("model", {}).get("file", "model.onnx"))}
+    for i, v in enumerate(variants):
+        if not isinstance(v, dict):
+            raise BundleError(f"{where}: variants[{i}] is not an object")
+        name = v.get("name")
+        if not (isinstance(name, str) and _VARIANT_NAME.fullmatch(name)):
+            raise BundleError(f"{where}: variants[{i}].name {name!r} must be non-empty, [a-z0-9-] only")
+        at = f"{where}: variant {name}"
+        if name in names:
+            raise BundleError(f"{at}: name used twice")
+        names.add(name)
+        f = v.get("file")
+        if not (isinstance(f, str) and f and "/" not in f and "\\" not in f and not f.startswith(".")):
+            raise BundleError(f"{at}: file {f!r} must be a plain file name in the bundle folder (no path, not hidden)")
+        if f in ("manifest.json", "manifest.sig"):
+            raise BundleError(f"{at}: file {f!r} is the manifest's own")
+        if f in files:
+            raise BundleError(f"{at}: file {f!r} is already named by the model or another variant")
+        files.add(f)
+        if not (isinstance(v.get("sha256"), str) and _SHA256.fullmatch(v["sha256"])):
+            raise BundleError(f"{at}: sha256 must be 64 hex digits")
+        if v.get("precision") not in PRECISIONS:
+            raise BundleError(f"{at}: precision {v.get('precision')!r} must be one of {'|'.join(PRECISIONS)}")
+        inp = v.get("input")
+        if not isinstance(inp, dict) or not (isinstance(inp.get("name"), str) and inp["name"]):
+            raise BundleError(f"{at}: input needs the graph's input name")
+        if inp.get("dtype") not in INPUT_DTYPES:
+            raise BundleError(f"{at}: input.dtype {inp.get('dtype')!r} must be one of {'|'.join(INPUT_DTYPES)}")
+        for side in ("width", "height"):
+            n = inp.get(side)
+            if not (isinstance(n, int) and not isinstance(n, bool) and n > 0 and n % 32 == 0):
+                raise BundleError(f"{at}: input.{side} {n!r} must be a positive multiple of 32")
+        if not isinstance(v.get("thresholds"), dict):
+            raise BundleError(f"{at}: thresholds are required")
+        check_thresholds(v["thresholds"], at)
+        if "metrics" in v and not isinstance(v["metrics"], dict):
+            raise BundleError(f"{at}: metrics must be an object")
+
+
+def check_variant_files(bundle: Path, doc: dict) -> None:
+    """Each variant's file is there and matches its SHA-256 (the signature covers it through that digest)."""
+    for v in doc.get("variants") or []:
+        path = bundle / v["file"]
+        if not path.is_file():
+            raise BundleError(f"{bundle}: variant {v['name']}: file {v['file']} missing")
+        if sha256_file(path) != v["sha256"].lower():
+            raise BundleError(f"{bundle}: variant {v['name']}: {v['file']} does not match the manifest's sha256")
+
+
 def manifest(brand: Brand, model: Path, imgsz: int, revision: int, thresholds: dict, metrics: dict) -> dict:
     return {
         "schema": SCHEMA,
@@ -117,13 +184,26 @@ def next_revision(out: Path, model: Path) -> int:
 
 
 def write(out: Path, brand: Brand, model: Path, imgsz: int, thresholds: dict, metrics: dict,
-          key: Ed25519PrivateKey, revision: int | None = None) -> dict:
+          key: Ed25519PrivateKey, revision: int | None = None, variants: list | None = None) -> dict:
+    """`variants` (entries as in models/BUNDLE.md) must name files already in `out`."""
     check_thresholds(thresholds)
     out.mkdir(parents=True, exist_ok=True)
     rev = revision if revision is not None else next_revision(out, model)
     if model.resolve() != (out / "model.onnx").resolve():
         shutil.copy(model, out / "model.onnx")
     doc = manifest(brand, out / "model.onnx", imgsz, rev, thresholds, metrics)
+    if variants:
+        doc["variants"] = variants
+    return sign(out, doc, key)
+
+
+def sign(out: Path, doc: dict, key: Ed25519PrivateKey) -> dict:
+    """Checks a whole manifest (thresholds, prefixes, variants and their files in `out`) and writes it with
+    its signature; for a re-release that keeps the model (adding a variant, say)."""
+    check_thresholds(doc["thresholds"])
+    check_prefixes(doc["gs1_prefixes"])
+    check_variants(doc)
+    check_variant_files(out, doc)
     body = (json.dumps(doc, indent=2) + "\n").encode()
     (out / "manifest.json").write_bytes(body)
     (out / "manifest.sig").write_text(base64.b64encode(key.sign(body)).decode() + "\n")
@@ -131,7 +211,7 @@ def write(out: Path, brand: Brand, model: Path, imgsz: int, thresholds: dict, me
 
 
 def verify(bundle: Path, public: Ed25519PublicKey) -> dict:
-    """Checks signature, schema and model digest; returns the manifest or raises BundleError."""
+    """Checks signature, schema, model and variant digests; returns the manifest or raises BundleError."""
     try:
         body = (bundle / "manifest.json").read_bytes()
     except FileNotFoundError as e:
@@ -151,11 +231,13 @@ def verify(bundle: Path, public: Ed25519PublicKey) -> dict:
             raise BundleError(f"{bundle}: manifest lacks {field!r}")
     check_thresholds(doc["thresholds"], str(bundle))
     check_prefixes(doc["gs1_prefixes"], str(bundle))
+    check_variants(doc, str(bundle))
     model = bundle / doc["model"]["file"]
     if not model.exists():
         raise BundleError(f"{bundle}: model file {doc['model']['file']} missing")
     if sha256_file(model) != doc["model"]["sha256"]:
         raise BundleError(f"{bundle}: model.onnx does not match the manifest's sha256")
+    check_variant_files(bundle, doc)
     return doc
 
 
@@ -174,7 +256,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {args.private} (keep it secret) and {args.public}")
     else:
         doc = verify(args.bundle, load_public(args.public))
-        print(f"ok: {doc['brand']} revision {doc['revision']}")
+        names = [v["name"] for v in doc.get("variants") or []]
+        print(f"ok: {doc['brand']} revision {doc['revision']}" + (f", variants {', '.join(names)}" if names else ""))
 
 
 if __name__ == "__main__":

@@ -348,6 +348,22 @@ def report(brand_key: str, doc: dict, res: dict) -> str:
     return "\n".join(lines)
 
 
+def thresholds_of(res: dict) -> dict:
+    """The manifest's thresholds for the choice `evaluate_brand` made."""
+    c = res["choice"]
+    return {"confidence": CONFIDENCE, "iou": IOU, "genuine": c["genuine"], "counterfeit": c["counterfeit"],
+            "margin": c["margin"]}
+
+
+def kept_variants(prev: dict | None, model_sha: str) -> list | None:
+    """The previous release's `variants` when the model is the same (they are still encodings of this
+    detector, their thresholds still chosen for them); none when the model changes (they would encode
+    the old one: re-run `hallmark_models.variant`)."""
+    if prev and prev["model"]["sha256"] == model_sha:
+        return prev.get("variants") or None
+    return None
+
+
 def release(brand_key: str, res: dict, key_path: Path, bundle_dir: Path | None = None, extra: dict | None = None,
             imgsz: int | None = None) -> dict:
     """Writes and signs the bundle. Revisions grow with every release, a threshold-only one included
@@ -355,13 +371,12 @@ def release(brand_key: str, res: dict, key_path: Path, bundle_dir: Path | None =
     out = bundle_dir or MODELS / brand_key
     prev = res["doc"]
     c = res["choice"]
-    thresholds = {"confidence": CONFIDENCE, "iou": IOU, "genuine": c["genuine"], "counterfeit": c["counterfeit"],
-                  "margin": c["margin"]}
+    thresholds = thresholds_of(res)
     metrics = metrics_of(res, extra)
     imgsz = imgsz or int(prev["model"]["input"]["width"])
     revision = int(prev["revision"]) + 1 if prev else 1
     doc = bundle.write(out, BRANDS[brand_key], res["model"], imgsz, thresholds, metrics, bundle.load_private(key_path),
-                       revision=revision)
+                       revision=revision, variants=kept_variants(prev, bundle.sha256_file(res["model"])))
     curves, styles = res["curves"]
     draw_tradeoff(out / "tradeoff.png", f"{brand_key} revision {doc['revision']}: accuracy and error rates against "
                   f"T_c (genuine {c['genuine']}, margin {c['margin']})", curves, c["counterfeit"], styles)

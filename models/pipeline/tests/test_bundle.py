@@ -147,3 +147,112 @@ def test_a_signed_manifest_without_a_usable_gs1_prefix_fails_verification(signed
     (out / "manifest.sig").write_text(base64.b64encode(bundle.load_private(tmp_path / "k.pem").sign(body)).decode())
     with pytest.raises(bundle.BundleError, match="gs1_prefixes"):
         bundle.verify(out, pub)
+
+
+# ------------------------------------------------------------------------------------------- variants
+
+def _variant(tmp_path, out, name="fast-224", file="model-224.onnx", payload=b"\x08\x07another encoding"):
+    (out / file).write_bytes(payload)
+    return {"name": name, "file": file, "sha256": bundle.sha256_file(out / file), "precision": "fp32",
+            "input": {"name": "images", "dtype": "float32", "width": 224, "height": 224},
+            "thresholds": {"confidence": 0.25, "iou": 0.45, "genuine": 0.8, "counterfeit": 0.9, "margin": 0.15},
+            "metrics": {"verdict_accuracy": 0.99}}
+
+
+def _resign(out, doc, tmp_path):
+    """Signs `doc` as it is, bypassing the writer's checks (what a careless or hostile publisher could sign)."""
+    body = (json.dumps(doc, indent=2) + "\n").encode()
+    (out / "manifest.json").write_bytes(body)
+    (out / "manifest.sig").write_text(base64.b64encode(bundle.load_private(tmp_path / "k.pem").sign(body)).decode())
+
+
+@pytest.fixture
+def with_variant(signed, tmp_path):
+    out, pub, doc = signed
+    doc = dict(doc, variants=[_variant(tmp_path, out)])
+    bundle.sign(out, doc, bundle.load_private(tmp_path / "k.pem"))
+    return out, pub, doc
+
+
+def test_a_bundle_with_a_variant_verifies_and_carries_it(with_variant):
+    out, pub, doc = with_variant
+    got = bundle.verify(out, pub)
+    assert got == doc
+    assert [v["name"] for v in got["variants"]] == ["fast-224"]
+    assert got["variants"][0]["sha256"] == bundle.sha256_file(out / "model-224.onnx")
+
+
+def test_write_carries_variants_whose_files_are_in_the_bundle(signed, tmp_path):
+    out, pub, _ = signed
+    v = _variant(tmp_path, out)
+    th = {"confidence": 0.25, "iou": 0.45, "genuine": 0.5, "counterfeit": 0.4}
+    doc = bundle.write(out, brands.NORTHWIND, out / "model.onnx", 320, th, {}, bundle.load_private(tmp_path / "k.pem"),
+                       variants=[v])
+    assert bundle.verify(out, pub)["variants"] == [v] == doc["variants"]
+
+
+def test_a_tampered_variant_file_fails_verification_naming_the_file(with_variant):
+    out, pub, _ = with_variant
+    with (out / "model-224.onnx").open("ab") as f:
+        f.write(b"x")
+    with pytest.raises(bundle.BundleError, match=r"fast-224: model-224\.onnx does not match the manifest's sha256"):
+        bundle.verify(out, pub)
+
+
+def test_a_missing_variant_file_fails_verification_naming_the_file(with_variant):
+    out, pub, _ = with_variant
+    (out / "model-224.onnx").unlink()
+    with pytest.raises(bundle.BundleError, match=r"file model-224\.onnx missing"):
+        bundle.verify(out, pub)
+
+
+def test_a_swapped_variant_digest_is_caught_by_the_signature(with_variant):
+    # Editing the variant's sha256 to match a substituted file breaks the signature.
+    out, pub, _ = with_variant
+    (out / "model-224.onnx").write_bytes(b"substituted")
+    doc = json.loads((out / "manifest.json").read_text())
+    doc["variants"][0]["sha256"] = bundle.sha256_file(out / "model-224.onnx")
+    (out / "manifest.json").write_text(json.dumps(doc, indent=2) + "\n")
+    with pytest.raises(bundle.BundleError, match="signature"):
+        bundle.verify(out, pub)
+
+
+BAD_VARIANTS = [
+    ("empty name", lambda v, d: v.update(name=""), "name"),
+    ("upper-case name", lambda v, d: v.update(name="Fast-224"), "name"),
+    ("name with a space", lambda v, d: v.update(name="fast 224"), "name"),
+    ("name twice", lambda v, d: d["variants"].append(dict(v, file="other.onnx")), "name used twice"),
+    ("file in a folder", lambda v, d: v.update(file="sub/model-224.onnx"), "plain file name"),
+    ("file up a folder", lambda v, d: v.update(file="../model-224.onnx"), "plain file name"),
+    ("hidden file", lambda v, d: v.update(file=".model-224.onnx"), "plain file name"),
+    ("the manifest", lambda v, d: v.update(file="manifest.json"), "the manifest.s own"),
+    ("the signature", lambda v, d: v.update(file="manifest.sig"), "the manifest.s own"),
+    ("the main model", lambda v, d: v.update(file="model.onnx"), "already named"),
+    ("another variant's file", lambda v, d: d["variants"].append(dict(v, name="other")), "already named"),
+    ("short digest", lambda v, d: v.update(sha256="abc"), "sha256 must be 64 hex digits"),
+    ("precision", lambda v, d: v.update(precision="fp64"), "precision"),
+    ("no precision", lambda v, d: v.pop("precision"), "precision"),
+    ("dtype", lambda v, d: v["input"].update(dtype="float16"), "dtype"),
+    ("no input name", lambda v, d: v["input"].pop("name"), "input"),
+    ("width not a multiple of 32", lambda v, d: v["input"].update(width=200), "width"),
+    ("zero height", lambda v, d: v["input"].update(height=0), "height"),
+    ("no thresholds", lambda v, d: v.pop("thresholds"), "thresholds"),
+    ("counterfeit at the score filter", lambda v, d: v["thresholds"].update(counterfeit=0.25), "above thresholds.confidence"),
+    ("margin", lambda v, d: v["thresholds"].update(margin=1.0), "margin"),
+    ("not a list", lambda v, d: d.update(variants={"fast-224": v}), "list"),
+]
+
+
+@pytest.mark.parametrize("what,edit,message", BAD_VARIANTS, ids=[b[0] for b in BAD_VARIANTS])
+def test_a_bad_variant_is_refused_by_sign_and_by_verify(signed, tmp_path, what, edit, message):
+    out, pub, doc = signed
+    v = _variant(tmp_path, out)
+    doc = json.loads(json.dumps(dict(doc, variants=[v])))
+    edit(doc["variants"][0], doc)
+    before = (out / "manifest.json").read_bytes()
+    with pytest.raises(bundle.BundleError, match=message):
+        bundle.sign(out, doc, bundle.load_private(tmp_path / "k.pem"))
+    assert (out / "manifest.json").read_bytes() == before  # nothing written
+    _resign(out, doc, tmp_path)
+    with pytest.raises(bundle.BundleError, match=message):
+        bundle.verify(out, pub)

@@ -21,3 +21,11 @@ def test_tradeoff_picture_is_drawn(tmp_path):
     assert im.size == (1000, 720)
     colours = {c for _, c in im.getcolors(1 << 20)}
     assert (0, 0, 255) in colours and (0, 128, 0) in colours
+
+
+def test_a_release_keeps_variants_only_while_the_model_is_the_same():
+    prev = {"model": {"sha256": "a" * 64}, "variants": [{"name": "fast-224"}]}
+    assert release.kept_variants(prev, "a" * 64) == [{"name": "fast-224"}]
+    assert release.kept_variants(prev, "b" * 64) is None
+    assert release.kept_variants({"model": {"sha256": "a" * 64}}, "a" * 64) is None
+    assert release.kept_variants(None, "a" * 64) is None

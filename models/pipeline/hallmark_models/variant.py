@@ -1,0 +1,276 @@
+"""A bundle variant: the bundle's own detector exported at another input size, evaluated and thresholded
+like the main model, added to a copy of the bundle (`variants` in models/BUNDLE.md) and re-signed.
+Training venv (torch, yolov5, onnx): it exports.
+
+    models/.venv-train/bin/python -m hallmark_models.variant --bundle ../aurora --imgsz 224 --name fast-224 \\
+        --data ../work/aurora/data --composite ../work/aurora/composite \\
+        --key ../keys/demo-publisher.key.pem --out /tmp/aurora-variant [--weights best.pt]
+
+1. Weights: `--weights`, or (default) recovered from the bundle's model.onnx (`recover`). Either way they
+   are first re-exported at the main model's size and must reproduce model.onnx (a variant is the same
+   detector, not another one).
+2. Exports them at `--imgsz` (`export`, opset 12 like the main export) to `model-<imgsz>.onnx`.
+3. Evaluates that file as a release does (`release.evaluate_brand`: the agent's verdict rule, thresholds
+   chosen on validation under the same caps), and its mAP50 on the test split (`evaluate`).
+4. Writes to `--out` (new or empty) a copy of the bundle with the variant file, a `variants` entry (its
+   own thresholds and metrics), `tradeoff-<name>.png`, a section in report.md, `revision` + 1, signed
+   with `--key`; the main model, thresholds and metrics are unchanged. A variant of the same name is
+   replaced. The result must pass `bundle.verify`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from . import bundle, release
+
+MODELS = Path(__file__).resolve().parents[2]
+DTYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8"}
+SAME_DETECTOR_TOL = {"scores": 1e-3, "boxes_px": 0.05}
+
+
+def graph_io(path: Path) -> dict:
+    """The ONNX graph's input (name, dtype, width, height) and output names, as onnxruntime sees them."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    shape = inp.shape
+    if len(shape) != 4 or not all(isinstance(d, int) for d in shape):
+        raise ValueError(f"{path}: input {inp.name} has no static NCHW shape: {shape}")
+    return {"name": inp.name, "dtype": DTYPES.get(inp.type, inp.type), "width": int(shape[3]),
+            "height": int(shape[2]), "outputs": [o.name for o in sess.get_outputs()]}
+
+
+def max_diff(a: Path, b: Path) -> dict:
+    """Largest absolute difference between two ONNX detectors of the same input shape on one random input:
+    boxes (input pixels) and objectness + class scores."""
+    import onnxruntime as ort
+
+    sa, sb = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (a, b))
+    shape = [int(d) for d in sa.get_inputs()[0].shape]
+    if shape != [int(d) for d in sb.get_inputs()[0].shape]:
+        raise ValueError(f"{a} and {b} take different inputs")
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    ya = sa.run(None, {sa.get_inputs()[0].name: x})[0]
+    yb = sb.run(None, {sb.get_inputs()[0].name: x})[0]
+    d = np.abs(ya - yb)
+    return {"boxes_px": float(d[..., :4].max()), "scores": float(d[..., 4:].max())}
+
+
+def check_entry_io(io: dict, main: dict, imgsz: int) -> None:
+    """The exported graph is what the entry will say: imgsz square, float32 input, the main model's output."""
+    if (io["width"], io["height"]) != (imgsz, imgsz):
+        raise ValueError(f"export has input {io['width']}x{io['height']}, asked for {imgsz}x{imgsz}")
+    if io["dtype"] != "float32":
+        raise ValueError(f"export takes {io['dtype']}, expected float32")
+    want = main["model"]["output"]["name"]
+    if io["outputs"][:1] != [want]:
+        raise ValueError(f"export's output is {io['outputs']}, the agent reads {want!r} (model.output.name)")
+
+
+def entry(name: str, file: str, sha256: str, io: dict, thresholds: dict, metrics: dict,
+          precision: str = "fp32") -> dict:
+    return {"name": name, "file": file, "sha256": sha256, "precision": precision,
+            "input": {"name": io["name"], "dtype": io["dtype"], "width": io["width"], "height": io["height"]},
+            "thresholds": thresholds, "metrics": metrics}
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{100 * v:.1f}%"
+
+
+def report_section(doc: dict, v: dict, command: str = "") -> str:
+    """A report.md section: the variant's figures beside the main model's, both from the manifest."""
+    main, var = doc["metrics"], v["metrics"]
+
+    def row(label, f):
+        try:
+            a = f(main)
+        except (KeyError, TypeError):
+            a = "–"
+        try:
+            b = f(var)
+        except (KeyError, TypeError):
+            b = "–"
+        return f"| {label} | {a} | {b} |"
+
+    def alarms(m, scenes, hit):
+        return f"{m[hit]} of {m[scenes]}"
+
+    t = v["thresholds"]
+    inp = v["input"]
+    lines = [
+        "",
+        f"## Variant `{v['name']}` (revision {doc['revision']})",
+        "",
+        f"`{v['file']}`: the same detector exported at {inp['width']}×{inp['height']} ({v['precision']}, sha256 "
+        f"`{v['sha256'][:16]}…`), evaluated by the same rule. Its thresholds, chosen on validation under the same "
+        f"caps: genuine {t['genuine']}, counterfeit {t['counterfeit']}, margin {t['margin']}"
+        + ("" if var.get("validation", {}).get("caps_met", True) else " — **the caps could not all be met on validation**")
+        + ".",
+        "",
+        f"| figure | main model ({doc['model']['input']['width']}) | {v['name']} |",
+        "|---|---|---|",
+        row("validation accuracy", lambda m: _pct(m["validation"]["verdict_accuracy"])),
+        row("validation genuine → counterfeit, counterfeit → genuine",
+            lambda m: f"{_pct(m['validation']['genuine_called_counterfeit'])}, {_pct(m['validation']['counterfeit_called_genuine'])}"),
+        row("test accuracy", lambda m: _pct(m["verdict_accuracy"])),
+        row("test genuine → counterfeit, counterfeit → genuine",
+            lambda m: f"{_pct(m['genuine_called_counterfeit'])}, {_pct(m['counterfeit_called_genuine'])}"),
+        row("test counterfeit → counterfeit", lambda m: _pct(m["counterfeit_called_counterfeit"])),
+        row("test empty scenes with a counterfeit call", lambda m: alarms(m, "empty_scenes", "empty_scenes_with_false_alarm")),
+        row("test product-free photos with a counterfeit call",
+            lambda m: f"{m['product_free_photos']['with_false_alarm']} of {m['product_free_photos']['photos']}"),
+        row("composite accuracy", lambda m: _pct(m["composite_test"]["verdict_accuracy"])),
+        row("composite genuine → counterfeit, counterfeit → genuine",
+            lambda m: f"{_pct(m['composite_test']['genuine_called_counterfeit'])}, "
+                      f"{_pct(m['composite_test']['counterfeit_called_genuine'])}"),
+        row("composite product-free photos with a counterfeit call",
+            lambda m: alarms(m["composite_test"], "product_free_photos", "product_free_photos_with_false_alarm")),
+        row("mAP50 (test)", lambda m: m["map50"]),
+        row("inference, median ms (ORT, 2 threads; each timed at its own evaluation, under that load)",
+            lambda m: m["inference_ms_median_ort_2_threads"]),
+        "",
+        f"![trade-off, {v['name']}](tradeoff-{v['name']}.png)",
+    ]
+    if command:
+        lines += ["", f"Made by `{command}`."]
+    return "\n".join(lines) + "\n"
+
+
+def _without_section(text: str, name: str) -> str:
+    """report.md without an earlier section for the variant `name` (it is being replaced)."""
+    head = f"\n## Variant `{name}` "
+    start = text.find(head)
+    if start < 0:
+        return text
+    end = text.find("\n## ", start + len(head))
+    return text[:start] + ("\n" + text[end + 1:] if end >= 0 else "\n")
+
+
+def add_variant(src: Path, out: Path, variant_file: Path, v: dict, key, extras: dict[str, Path] | None = None,
+                command: str = "") -> dict:
+    """Copies the bundle `src` to `out` (new or empty) with `variant_file` as `v['file']` and the `extras`
+    (name -> file, e.g. the trade-off picture), puts `v` in the manifest's `variants` (replacing one of the
+    same name), revision + 1, appends the variant's section to report.md, and signs. The main model, its
+    thresholds and metrics are left as they are."""
+    doc = json.loads((src / "manifest.json").read_text())
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty: the variant goes into a new copy of the bundle")
+    tmp = out.parent / f".{out.name}.part"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(src, tmp)
+    try:
+        variants = [dict(x) for x in doc.get("variants") or []]
+        for old in [x for x in variants if x.get("name") == v["name"]]:
+            variants.remove(old)
+            if old.get("file") and old["file"] != v["file"]:
+                (tmp / old["file"]).unlink(missing_ok=True)
+        variants.append(v)
+        shutil.copy(variant_file, tmp / v["file"])
+        for name, path in (extras or {}).items():
+            shutil.copy(path, tmp / name)
+        doc["variants"] = variants
+        doc["revision"] = int(doc["revision"]) + 1
+        doc["created"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        bundle.sign(tmp, doc, key)
+        rep = tmp / "report.md"
+        text = _without_section(rep.read_text(), v["name"]) if rep.exists() else ""
+        rep.write_text(text.rstrip("\n") + "\n" + report_section(doc, v, command))
+        if out.exists():
+            out.rmdir()
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return doc
+
+
+def build(bundle_dir: Path, imgsz: int, name: str, data: Path, key_path: Path, out: Path,
+          composite: Path | None = None, weights: Path | None = None, public: Path | None = None,
+          command: str = "") -> tuple[dict, dict]:
+    """The whole command; returns (the new manifest, evaluate_brand's result for the variant)."""
+    from . import evaluate, export, recover
+
+    key = bundle.load_private(key_path)
+    pub = bundle.load_public(public) if public else key.public_key()
+    src = bundle.verify(bundle_dir, pub)  # build on a bundle we would trust
+    if not bundle._VARIANT_NAME.fullmatch(name):
+        raise ValueError(f"--name {name!r}: [a-z0-9-] only")
+    if imgsz <= 0 or imgsz % 32:
+        raise ValueError(f"--imgsz {imgsz}: a positive multiple of 32")
+    main_model = bundle_dir / src["model"]["file"]
+    main_size = int(src["model"]["input"]["width"])
+    file = f"model-{imgsz}.onnx"
+    with tempfile.TemporaryDirectory(prefix="hallmark-variant-") as t:
+        tmp = Path(t)
+        if weights is None:
+            recover.recover(main_model, tmp / "recovered")
+            weights = tmp / "recovered" / "recovered.pt"
+            origin = f"recovered from {src['model']['file']} (hallmark_models.recover)"
+        else:
+            origin = str(weights)
+        # The same detector: the weights at the main size must give model.onnx's outputs.
+        same = max_diff(export.export(weights, main_size, tmp / f"check-{main_size}.onnx"), main_model)
+        if any(same[k] > tol for k, tol in SAME_DETECTOR_TOL.items()):
+            raise ValueError(f"{weights} exported at {main_size} differs from {main_model} by {same}: "
+                             "not the bundle's detector")
+        exported = export.export(weights, imgsz, tmp / file)
+        io = graph_io(exported)
+        check_entry_io(io, src, imgsz)
+        res = release.evaluate_brand(src["brand"], data, composite, bundle_dir=bundle_dir, model=exported)
+        ev = evaluate.evaluate(exported, data, "test", src["brand"])
+        metrics = release.metrics_of(res, {"map50": round(ev["map50"], 4), "map50_per_class": ev["map50_per_class"],
+                                           "training": src["metrics"].get("training")})
+        metrics["variant_of"] = {"model_sha256": src["model"]["sha256"], "weights": origin,
+                                 "max_abs_diff_vs_model_at_its_size": {k: float(f"{x:.3g}") for k, x in same.items()}}
+        v = entry(name, file, bundle.sha256_file(exported), io, release.thresholds_of(res), metrics)
+        c = res["choice"]
+        curves, styles = res["curves"]
+        picture = tmp / f"tradeoff-{name}.png"
+        release.draw_tradeoff(picture, f"{src['brand']} revision {int(src['revision']) + 1}, variant {name} "
+                              f"({imgsz}x{imgsz}): accuracy and error rates against T_c (genuine {c['genuine']}, "
+                              f"margin {c['margin']})", curves, c["counterfeit"], styles)
+        doc = add_variant(bundle_dir, out, exported, v, key, {picture.name: picture}, command)
+    bundle.verify(out, pub)
+    return doc, res
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Add a variant (the bundle's detector at another input size) "
+                                             "to a copy of a signed bundle.")
+    ap.add_argument("--bundle", type=Path, required=True, help="a signed bundle folder")
+    ap.add_argument("--weights", type=Path, help="the detector's checkpoint (default: recovered from model.onnx)")
+    ap.add_argument("--imgsz", type=int, required=True)
+    ap.add_argument("--name", required=True, help="the variant's name, [a-z0-9-]")
+    ap.add_argument("--data", type=Path, required=True, help="generated data with val and test splits")
+    ap.add_argument("--composite", type=Path, help="composite test set (hallmark_models.composite)")
+    ap.add_argument("--key", type=Path, default=MODELS / "keys" / "demo-publisher.key.pem")
+    ap.add_argument("--public", type=Path, help="key the source bundle must verify with (default: --key's)")
+    ap.add_argument("--out", type=Path, required=True, help="new or empty folder for the new bundle")
+    args = ap.parse_args(argv)
+    if args.out.exists() and any(args.out.iterdir()):
+        ap.error(f"--out {args.out} is not empty")
+    command = ("python -m hallmark_models.variant " + " ".join(
+        f"--{k} {v}" for k, v in (("bundle", args.bundle), ("imgsz", args.imgsz), ("name", args.name),
+                                   ("data", args.data), ("composite", args.composite), ("weights", args.weights))
+        if v is not None))
+    doc, res = build(args.bundle, args.imgsz, args.name, args.data, args.key, args.out, args.composite,
+                     args.weights, args.public, command)
+    v = next(x for x in doc["variants"] if x["name"] == args.name)
+    print(json.dumps(release.brief(res), indent=1))
+    print(f"wrote {args.out}: {doc['brand']} revision {doc['revision']}, variant {v['name']} ({v['file']}), "
+          f"thresholds {v['thresholds']}")
+
+
+if __name__ == "__main__":
+    main()

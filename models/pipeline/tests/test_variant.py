@@ -1,0 +1,126 @@
+"""Adding a variant to a copy of a bundle (`hallmark_models.variant`): the parts that need no torch run in
+the light venv; the export check runs where torch and yolov5 are installed (training venv)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hallmark_models import brands, bundle, variant
+
+MODELS = Path(__file__).resolve().parents[2]
+MAIN_METRICS = {"verdict_accuracy": 0.98, "genuine_called_counterfeit": 0.0, "counterfeit_called_genuine": 0.0,
+                "counterfeit_called_counterfeit": 0.5, "empty_scenes": 14, "empty_scenes_with_false_alarm": 0,
+                "product_free_photos": {"photos": 22, "with_false_alarm": 0}, "map50": 0.9,
+                "validation": {"verdict_accuracy": 0.99, "genuine_called_counterfeit": 0.0,
+                               "counterfeit_called_genuine": 0.0, "caps_met": True}}
+TH = {"confidence": 0.25, "iou": 0.45, "genuine": 0.8, "counterfeit": 0.9, "margin": 0.15}
+
+
+@pytest.fixture
+def src(tmp_path):
+    bundle.keygen(tmp_path / "k.pem", tmp_path / "k.pub.pem")
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"main model bytes")
+    out = tmp_path / "src"
+    bundle.write(out, brands.AURORA, model, 320, dict(TH, genuine=0.84, counterfeit=0.95), MAIN_METRICS,
+                 bundle.load_private(tmp_path / "k.pem"), revision=4)
+    (out / "report.md").write_text("# aurora — model revision 4\n\nmain figures\n")
+    return out
+
+
+def _entry(tmp_path, name="fast-224", payload=b"variant bytes", size=224, accuracy=0.97):
+    f = tmp_path / f"{name}.onnx"
+    f.write_bytes(payload)
+    io = {"name": "images", "dtype": "float32", "width": size, "height": size, "outputs": ["output0"]}
+    return f, variant.entry(name, f"model-{size}.onnx", bundle.sha256_file(f), io, TH,
+                            dict(MAIN_METRICS, verdict_accuracy=accuracy))
+
+
+def test_the_variant_goes_into_a_signed_copy_and_the_main_model_is_kept(src, tmp_path):
+    before = {p.name: p.read_bytes() for p in src.iterdir() if p.is_file()}
+    f, v = _entry(tmp_path)
+    pic = tmp_path / "pic.png"
+    pic.write_bytes(b"png")
+    out = tmp_path / "out"
+    doc = variant.add_variant(src, out, f, v, bundle.load_private(tmp_path / "k.pem"), {"tradeoff-fast-224.png": pic})
+    got = bundle.verify(out, bundle.load_public(tmp_path / "k.pub.pem"))
+    assert got == doc
+    old = json.loads(before["manifest.json"])
+    assert got["revision"] == old["revision"] + 1 == 5
+    for k in ("model", "thresholds", "metrics", "classes", "gs1_prefixes", "brand"):
+        assert got[k] == old[k], k
+    assert got["variants"] == [v]
+    assert (out / "model-224.onnx").read_bytes() == b"variant bytes"
+    assert (out / "model.onnx").read_bytes() == before["model.onnx"]
+    assert (out / "tradeoff-fast-224.png").read_bytes() == b"png"
+    report = (out / "report.md").read_text()
+    assert report.startswith("# aurora — model revision 4\n\nmain figures\n")
+    assert "## Variant `fast-224` (revision 5)" in report and "| test accuracy | 98.0% | 97.0% |" in report
+    # the source is untouched
+    assert {p.name: p.read_bytes() for p in src.iterdir() if p.is_file()} == before
+
+
+def test_a_variant_of_the_same_name_is_replaced_and_others_kept(src, tmp_path):
+    key = bundle.load_private(tmp_path / "k.pem")
+    f1, v1 = _entry(tmp_path, accuracy=0.9)
+    variant.add_variant(src, tmp_path / "a", f1, v1, key)
+    f2, v2 = _entry(tmp_path, name="small-256", payload=b"256 bytes", size=256)
+    variant.add_variant(tmp_path / "a", tmp_path / "b", f2, v2, key)
+    f3, v3 = _entry(tmp_path, payload=b"a newer 224", size=192, accuracy=0.95)
+    doc = variant.add_variant(tmp_path / "b", tmp_path / "c", f3, v3, key)
+    assert [v["name"] for v in doc["variants"]] == ["small-256", "fast-224"]
+    assert doc["variants"][1]["file"] == "model-192.onnx" and doc["revision"] == 7
+    assert not (tmp_path / "c" / "model-224.onnx").exists()  # the replaced variant's file went with it
+    bundle.verify(tmp_path / "c", bundle.load_public(tmp_path / "k.pub.pem"))
+    report = (tmp_path / "c" / "report.md").read_text()
+    assert report.count("## Variant `fast-224`") == 1 and "95.0%" in report and "90.0%" not in report
+    assert report.count("## Variant `small-256`") == 1
+
+
+def test_a_non_empty_out_is_refused_and_a_bad_entry_leaves_nothing(src, tmp_path):
+    key = bundle.load_private(tmp_path / "k.pem")
+    f, v = _entry(tmp_path)
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x").write_text("x")
+    with pytest.raises(FileExistsError):
+        variant.add_variant(src, tmp_path / "busy", f, v, key)
+    with pytest.raises(bundle.BundleError, match="multiple of 32"):
+        variant.add_variant(src, tmp_path / "out", f, dict(v, input=dict(v["input"], width=230)), key)
+    assert not (tmp_path / "out").exists() and not (tmp_path / ".out.part").exists()
+
+
+def test_the_exported_graph_must_match_the_entry():
+    main = {"model": {"output": {"name": "output0"}}}
+    io = {"name": "images", "dtype": "float32", "width": 224, "height": 224, "outputs": ["output0"]}
+    variant.check_entry_io(io, main, 224)
+    with pytest.raises(ValueError, match="224x224"):
+        variant.check_entry_io(io, main, 256)
+    with pytest.raises(ValueError, match="output0"):
+        variant.check_entry_io(dict(io, outputs=["out"]), main, 224)
+    with pytest.raises(ValueError, match="float32"):
+        variant.check_entry_io(dict(io, dtype="uint8"), main, 224)
+
+
+def test_graph_io_and_the_same_detector_check_on_a_shipped_model():
+    pytest.importorskip("onnxruntime")
+    m = MODELS / "aurora" / "model.onnx"
+    io = variant.graph_io(m)
+    assert io == {"name": "images", "dtype": "float32", "width": 320, "height": 320, "outputs": ["output0"]}
+    assert variant.max_diff(m, m) == {"boxes_px": 0.0, "scores": 0.0}
+    d = variant.max_diff(m, MODELS / "northwind" / "model.onnx")  # another detector: far apart
+    assert d["scores"] > variant.SAME_DETECTOR_TOL["scores"]
+
+
+def test_recovered_weights_export_to_the_same_detector_at_its_size_and_to_a_smaller_input(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("yolov5")
+    from hallmark_models import export, recover
+
+    m = MODELS / "northwind" / "model.onnx"
+    recover.recover(m, tmp_path / "rec")
+    same = variant.max_diff(export.export(tmp_path / "rec" / "recovered.pt", 320, tmp_path / "a.onnx"), m)
+    assert all(same[k] <= tol for k, tol in variant.SAME_DETECTOR_TOL.items()), same
+    small = export.export(tmp_path / "rec" / "recovered.pt", 224, tmp_path / "b.onnx")
+    io = variant.graph_io(small)
+    variant.check_entry_io(io, json.loads((MODELS / "northwind" / "manifest.json").read_text()), 224)
