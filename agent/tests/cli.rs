@@ -517,3 +517,183 @@ fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
     out.extend_from_slice(&jpeg[2..]);
     out
 }
+
+/// The demo bundle with a variant `strict`: the same detector bytes under another file name, with
+/// thresholds no score reaches, declared with input `size`; `variant_bytes` lets a test tamper with it.
+fn bundle_with_strict_variant(
+    dir: &Path,
+    size: u32,
+    variant_bytes: Option<&[u8]>,
+) -> (PathBuf, PathBuf) {
+    let model = std::fs::read(bundle().join("model.onnx")).unwrap();
+    let digest = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&model))
+    };
+    let (b, key) = altered_bundle(dir, |m| {
+        let mut input = m["model"]["input"].clone();
+        input["width"] = size.into();
+        input["height"] = size.into();
+        m["variants"] = serde_json::json!([{
+            "name": "strict", "file": "model-strict.onnx", "sha256": digest, "precision": "fp32",
+            "input": input,
+            "thresholds": {"confidence": 0.25, "iou": 0.45, "genuine": 1.0, "counterfeit": 1.0, "margin": 0.15}
+        }]);
+    });
+    std::fs::write(b.join("model-strict.onnx"), variant_bytes.unwrap_or(&model)).unwrap();
+    (b, key)
+}
+
+fn scan_all_with(bundle: &Path, key: &Path, flags: &[&str]) -> Output {
+    hallmark()
+        .env("HALLMARK_TRUST_PUBLIC_KEYS", key)
+        .args(flags)
+        .arg("scan")
+        .arg("--model")
+        .arg(bundle)
+        .arg(samples())
+        .output()
+        .unwrap()
+}
+
+fn verdicts(out: &Output) -> Vec<String> {
+    lines(out)
+        .iter()
+        .flat_map(|r| r["items"].as_array().unwrap().clone())
+        .map(|i| i["verdict"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_named_variant_runs_with_its_own_thresholds_and_the_main_model_stays_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = {
+        let m: Value =
+            serde_json::from_slice(&std::fs::read(bundle().join("manifest.json")).unwrap())
+                .unwrap();
+        m["model"]["input"]["width"].as_u64().unwrap() as u32
+    };
+    let (b, key) = bundle_with_strict_variant(dir.path(), size, None);
+
+    let main = scan_all_with(&b, &key, &[]);
+    assert!(main.status.success(), "{}", stderr(&main));
+    assert!(lines(&main)
+        .iter()
+        .all(|r| r.get("model_variant").is_none()));
+    let called = verdicts(&main);
+    assert!(
+        called.iter().any(|v| v == "counterfeit") && called.iter().any(|v| v == "genuine"),
+        "{called:?}"
+    );
+
+    // The same detector under thresholds no score reaches: nothing is called either way, by name or
+    // through the environment.
+    for (flags, env) in [
+        (&["--variant", "strict"][..], None),
+        (&[][..], Some("strict")),
+    ] {
+        let mut cmd = hallmark();
+        cmd.env("HALLMARK_TRUST_PUBLIC_KEYS", &key);
+        if let Some(v) = env {
+            cmd.env("HALLMARK_MODEL_VARIANT", v);
+        }
+        let strict = cmd
+            .args(flags)
+            .arg("scan")
+            .arg("--model")
+            .arg(&b)
+            .arg(samples())
+            .output()
+            .unwrap();
+        assert!(strict.status.success(), "{}", stderr(&strict));
+        assert!(lines(&strict)
+            .iter()
+            .all(|r| r["model_variant"] == "strict"));
+        let called = verdicts(&strict);
+        assert_eq!(
+            called.len(),
+            verdicts(&main).len(),
+            "the same items are found"
+        );
+        // Only a barcode can still call a pack counterfeit; no score reaches the variant's thresholds.
+        let count = |v: &[String], k: &str| v.iter().filter(|x| *x == k).count();
+        assert_eq!(count(&called, "genuine"), 0, "{called:?}");
+        assert!(
+            count(&called, "counterfeit") < count(&verdicts(&main), "counterfeit"),
+            "{called:?}"
+        );
+        for r in lines(&strict) {
+            for item in r["items"].as_array().unwrap() {
+                if item["verdict"] == "counterfeit" {
+                    assert!(!item["barcode"].is_null(), "{item}");
+                }
+            }
+        }
+    }
+
+    let out = hallmark()
+        .env("HALLMARK_TRUST_PUBLIC_KEYS", &key)
+        .args(["models", "verify"])
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("variants=strict"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = hallmark()
+        .env("HALLMARK_TRUST_PUBLIC_KEYS", &key)
+        .args([
+            "--variant",
+            "strict",
+            "bench",
+            "--iterations",
+            "2",
+            "--json",
+            "--model",
+        ])
+        .arg(&b)
+        .arg("--images")
+        .arg(samples())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(lines(&out)[0]["model_variant"], "strict");
+}
+
+#[test]
+fn a_bad_variant_choice_or_file_is_one_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, key) = bundle_with_strict_variant(&dir.path().join("ok"), 320, None);
+    let out = scan_all_with(&b, &key, &["--variant", "fast"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no variant \"fast\"") && err.contains("strict (fp32)"),
+        "{err}"
+    );
+    let out = scan_all_with(&b, &key, &["--precision", "int8"]);
+    assert!(
+        stderr(&out).contains("no int8 encoding"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The variant declares 224 but its graph takes 320: the variant's input is what is checked.
+    let (b, key) = bundle_with_strict_variant(&dir.path().join("size"), 224, None);
+    let err = stderr(&scan_all_with(&b, &key, &["--variant", "strict"]));
+    assert!(err.contains("model/manifest mismatch"), "{err}");
+
+    // A tampered variant refuses the whole bundle, even when the main model is the one asked for.
+    let (b, key) = bundle_with_strict_variant(&dir.path().join("bad"), 320, Some(b"not a model"));
+    let out = scan_all_with(&b, &key, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("digest mismatch") && err.contains("model-strict.onnx"),
+        "{err}"
+    );
+}
