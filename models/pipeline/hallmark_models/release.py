@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import bundle, photos
+from . import agent_check, bundle, photos
 from . import verdicts as V
 from .brands import BRANDS
 
@@ -381,6 +381,7 @@ def release(brand_key: str, res: dict, key_path: Path, bundle_dir: Path | None =
     draw_tradeoff(out / "tradeoff.png", f"{brand_key} revision {doc['revision']}: accuracy and error rates against "
                   f"T_c (genuine {c['genuine']}, margin {c['margin']})", curves, c["counterfeit"], styles)
     (out / "report.md").write_text(report(brand_key, doc, res))
+    print(agent_check.verify(out, bundle.load_private(key_path)))
     return doc
 
 

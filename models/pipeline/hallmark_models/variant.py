@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import bundle, release
+from . import agent_check, bundle, release
 
 MODELS = Path(__file__).resolve().parents[2]
 DTYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8"}
@@ -183,6 +183,7 @@ def add_variant(src: Path, out: Path, variant_file: Path, v: dict, key, extras: 
         doc["revision"] = int(doc["revision"]) + 1
         doc["created"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         bundle.sign(tmp, doc, key)
+        agent_check.verify(tmp, key)
         rep = tmp / "report.md"
         text = _without_section(rep.read_text(), v["name"]) if rep.exists() else ""
         rep.write_text(text.rstrip("\n") + "\n" + report_section(doc, v, command))
