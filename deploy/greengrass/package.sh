@@ -16,7 +16,8 @@
 #   BUCKET        S3 bucket for the artifact URIs (default: leaves the placeholder)
 #   ORT_LIB       libonnxruntime.so for TARGET (default for the host target: the project's .venv;
 #                 for aarch64 take it from the onnxruntime aarch64 wheel)
-#   CARGO         the build command (default cargo; `cross` for aarch64 from an x86 host)
+#   CARGO         the build command (default: cargo; for aarch64 on an x86_64 host,
+#                 scripts/cross-aarch64.sh --release with Debian's cross compilers)
 #   HALLMARK_BIN  an already built binary for TARGET (skips the build)
 #   KEYS          publisher public keys to ship (default models/keys/*.pub.pem: the DEMO key;
 #                 a fleet ships its own)
@@ -40,6 +41,10 @@ fi
 # 1. The binary.
 if [ -n "${HALLMARK_BIN:-}" ]; then
   bin=$HALLMARK_BIN
+elif [ -z "${CARGO:-}" ] && [ "$target" = aarch64-unknown-linux-gnu ] \
+    && [ "$(rustc -vV | sed -n 's/^host: //p')" != "$target" ]; then
+  scripts/cross-aarch64.sh --release
+  bin="target/$target/release/hallmark"
 else
   ${CARGO:-cargo} build --release --locked -p hallmark-agent --target "$target"
   bin="target/$target/release/hallmark"
