@@ -140,3 +140,138 @@ fn every_example_config_in_deploy_loads() {
         }
     }
 }
+
+/// A Dockerfile's instructions, continuation lines joined, comments dropped: (INSTRUCTION, arguments).
+fn dockerfile(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if current.is_empty() && (t.is_empty() || t.starts_with('#')) {
+            continue;
+        }
+        match t.strip_suffix('\\') {
+            Some(head) => current.push_str(head),
+            None => {
+                current.push_str(t);
+                let (ins, args) = current.split_once(' ').unwrap_or((&current, ""));
+                out.push((ins.to_uppercase(), args.trim().to_string()));
+                current.clear();
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_jetson_image_builds_on_jetpack_and_runs_the_shipped_configuration() {
+    // The image cannot be built here (x86_64, no Docker engine): this checks what can be checked.
+    let root = repo();
+    let steps =
+        dockerfile(&std::fs::read_to_string(root.join("deploy/jetson/Dockerfile")).unwrap());
+    let arg = |name: &str| {
+        steps
+            .iter()
+            .find_map(|(i, a)| {
+                (i == "ARG")
+                    .then(|| a.strip_prefix(&format!("{name}=")))
+                    .flatten()
+            })
+            .unwrap_or_else(|| panic!("no ARG {name}"))
+            .to_string()
+    };
+    // Both stages on NVIDIA's L4T JetPack base (CUDA, cuDNN, TensorRT for the device).
+    assert!(arg("L4T_JETPACK").starts_with("nvcr.io/nvidia/l4t-jetpack:r36"));
+    let froms: Vec<&str> = steps
+        .iter()
+        .filter(|(i, _)| i == "FROM")
+        .map(|(_, a)| a.as_str())
+        .collect();
+    assert_eq!(froms.len(), 2, "a build stage and a run stage: {froms:?}");
+    assert!(
+        froms.iter().all(|f| f.starts_with("${L4T_JETPACK}")),
+        "{froms:?}"
+    );
+    // The toolchain it installs is at least the workspace's rust-version.
+    let cargo_toml = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let floor = cargo_toml
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = "))
+        .unwrap()
+        .trim_matches('"');
+    let version = |v: &str| {
+        v.split('.')
+            .map(|p| p.parse::<u32>().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert!(version(&arg("RUST_TOOLCHAIN")) >= version(floor));
+    // The ONNX Runtime it installs is the version the agent is built against (its API level).
+    let requirements = std::fs::read_to_string(root.join("scripts/requirements.txt")).unwrap();
+    assert!(
+        requirements.contains(&format!("onnxruntime=={}", arg("ORT_VERSION"))),
+        "ORT_VERSION {} is not the project's onnxruntime",
+        arg("ORT_VERSION")
+    );
+    // Every file the build context copies exists.
+    for (_, a) in steps.iter().filter(|(i, _)| i == "COPY") {
+        if a.starts_with("--from=") {
+            continue;
+        }
+        let parts: Vec<&str> = a.split_whitespace().collect();
+        for src in &parts[..parts.len() - 1] {
+            assert!(root.join(src).exists(), "COPY {src}: not in the repository");
+        }
+    }
+    // It runs the agent on the configuration it ships, which loads and is what a Jetson needs.
+    let has = |ins: &str, needle: &str| steps.iter().any(|(i, a)| i == ins && a.contains(needle));
+    assert!(has("ENTRYPOINT", "\"/usr/local/bin/hallmark\""));
+    assert!(has(
+        "CMD",
+        "\"run\", \"--config\", \"/etc/hallmark/hallmark.toml\""
+    ));
+    assert!(has(
+        "COPY",
+        "deploy/jetson/hallmark.toml /etc/hallmark/hallmark.toml"
+    ));
+    assert!(has(
+        "COPY",
+        "--from=build /src/target/release/hallmark /usr/local/bin/hallmark"
+    ));
+    assert!(has(
+        "ENV",
+        "ORT_DYLIB_PATH=/usr/local/lib/libonnxruntime.so"
+    ));
+    assert!(has("STOPSIGNAL", "SIGTERM") && has("USER", "hallmark"));
+    let config = Config::load(
+        Some(&root.join("deploy/jetson/hallmark.toml")),
+        Vec::<(String, String)>::new(),
+    )
+    .unwrap();
+    use hallmark_agent::runtime::Provider;
+    assert_eq!(
+        config.runtime.providers,
+        vec![Provider::Tensorrt, Provider::Cuda]
+    );
+    assert!(
+        !config.runtime.fallback,
+        "no silent CPU fallback on a Jetson"
+    );
+    assert_eq!(config.agent.mode, Mode::Conveyor);
+    assert_eq!(config.agent.state_dir, PathBuf::from("/var/lib/hallmark"));
+    assert!(
+        has("VOLUME", "/var/lib/hallmark"),
+        "engines and the spool outlive the container"
+    );
+    // The health check asks the port the configuration listens on.
+    let listen = config.http.listen.as_deref().unwrap();
+    let port = listen.rsplit(':').next().unwrap();
+    assert!(has("HEALTHCHECK", &format!("127.0.0.1:{port}/healthz")) && has("EXPOSE", port));
+    // The bundles it serves are the ones the image copies.
+    for b in &config.bundles {
+        assert!(
+            has("COPY", &format!(" {}", b.display())),
+            "{} is not copied",
+            b.display()
+        );
+    }
+}
