@@ -400,13 +400,38 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", type=Path, required=True, help="generated data with val and test splits")
     ap.add_argument("--composite", type=Path, help="composite test set (hallmark_models.composite)")
     ap.add_argument("--key", type=Path, default=MODELS / "keys" / "demo-publisher.key.pem")
+    ap.add_argument("--weights", type=Path,
+                    help="a new checkpoint (training env): exported at the bundle's input size, evaluated, and "
+                         "released with its mAP50 and training record (train.py's training.json beside it)")
     ap.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
     args = ap.parse_args(argv)
-    res = evaluate_brand(args.brand, args.data, args.composite)
+    model, extra = None, None
+    if args.weights:
+        model, extra = candidate(args.brand, args.weights, args.data)
+    res = evaluate_brand(args.brand, args.data, args.composite, model=model)
     print(json.dumps(brief(res), indent=1))
     if not args.dry_run:
-        doc = release(args.brand, res, args.key)
+        doc = release(args.brand, res, args.key, extra=extra)
         print(f"signed {args.brand} revision {doc['revision']}")
+
+
+def candidate(brand_key: str, weights: Path, data: Path) -> tuple[Path, dict]:
+    """A fine-tuned checkpoint as a release candidate: its ONNX export at the shipped bundle's input size
+    (beside the weights) and the metrics a release records for a new model (mAP50 on the test split,
+    the training stages with their checkpoints' SHA-256). Needs the training env (torch, yolov5)."""
+    from . import evaluate as E
+    from . import export as X
+    from .pipeline import training_summary
+
+    size = int(json.loads((MODELS / brand_key / "manifest.json").read_text())["model"]["input"]["width"])
+    onnx = weights.with_name(f"{weights.stem}-{size}.onnx")
+    if not onnx.exists():
+        X.export(weights, size, onnx)
+    test = E.evaluate(onnx, data, "test", brand_key)
+    record = weights.parent / "training.json"
+    epochs = json.loads(record.read_text()).get("epochs_run", 0) if record.exists() else 0
+    return onnx, {"map50": round(test["map50"], 4), "map50_per_class": test["map50_per_class"],
+                  "training": training_summary(weights, epochs)}
 
 
 if __name__ == "__main__":
