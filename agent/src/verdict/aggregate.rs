@@ -9,7 +9,7 @@
 
 use hallmark_detect::Detection;
 
-use super::code::{Code, Signal};
+use super::code::{Code, Serials, Signal};
 use super::rule::{self, Decision, Evidence};
 use crate::bundle::Manifest;
 
@@ -138,10 +138,15 @@ impl Aggregate {
     ) -> Decision {
         let e = self.evidence(manifest);
         let product = rule::product_of(&e, manifest);
+        // A tracked pack's codes come from its own frames: another pack in view is not known here.
+        let serials = Serials {
+            seen,
+            in_view: &|_| false,
+        };
         let signals: Vec<Signal> = self
             .codes
             .iter()
-            .flat_map(|c| c.signals(&product, manifest, today, seen))
+            .flat_map(|c| c.signals(&product, manifest, today, &serials))
             .collect();
         rule::decide(&e, &signals, manifest)
     }

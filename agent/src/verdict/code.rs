@@ -1,8 +1,12 @@
 //! Barcode facts as verdict signals. A code read inside an item is checked against the brand's
 //! manifest: a wrong check digit, a GTIN outside the brand's GS1 company prefixes, another product's
-//! GTIN on this pack, or a serial already seen on another item are counterfeit signals; a GTIN the
-//! brand never registered, or a date past expiry, make a genuine-looking pack inconclusive. Each signal
-//! carries a reason a clerk can act on.
+//! GTIN on this pack, or a serial printed on another pack in the same view are counterfeit signals; a
+//! GTIN the brand never registered, a date past expiry, or a serial seen on an earlier pack make a
+//! genuine-looking pack inconclusive. Each signal carries a reason a clerk can act on.
+//!
+//! Design: a serial seen before cannot tell a cloned code from the same pack brought back (a customer
+//! returning, a clerk checking again after the re-scan window), so it sends the pack to a person rather
+//! than accusing anyone; only two packs in view at once with one serial prove a clone.
 
 use serde::Serialize;
 
@@ -27,6 +31,13 @@ pub struct Code {
     pub bbox: [f32; 4],
 }
 
+/// What is known about serials besides this code: `seen` — on a pack decided before; `in_view` — on
+/// another pack in the same view now.
+pub struct Serials<'a> {
+    pub seen: &'a dyn Fn(&str) -> bool,
+    pub in_view: &'a dyn Fn(&str) -> bool,
+}
+
 /// What a code says about its item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signal {
@@ -44,14 +55,15 @@ impl Code {
         cx >= bbox[0] && cx <= bbox[2] && cy >= bbox[1] && cy <= bbox[3]
     }
 
-    /// The signals of this code on an item that looks like `product`. `seen` says whether a serial was
-    /// already seen on another item; `today` is `YYYY-MM-DD` (ISO dates compare as strings).
+    /// The signals of this code on an item that looks like `product`. `serials` says whether a serial
+    /// was seen before or is on another pack in view; `today` is `YYYY-MM-DD` (ISO dates compare as
+    /// strings).
     pub fn signals(
         &self,
         product: &str,
         m: &Manifest,
         today: &str,
-        seen: &dyn Fn(&str) -> bool,
+        serials: &Serials<'_>,
     ) -> Vec<Signal> {
         let mut out = Vec::new();
         if let Some(gtin) = &self.gtin {
@@ -85,9 +97,13 @@ impl Code {
             }
         }
         if let Some(serial) = &self.serial {
-            if seen(serial) {
+            if (serials.in_view)(serial) {
                 out.push(Signal::Counterfeit(format!(
-                    "the code's serial {serial} was already seen on another pack: a cloned code"
+                    "the code's serial {serial} is also printed on another pack in view: a cloned code"
+                )));
+            } else if (serials.seen)(serial) {
+                out.push(Signal::Inconclusive(format!(
+                    "the code's serial {serial} was seen on a pack before: a cloned code, or this pack scanned again; check it by hand"
                 )));
             }
         }

@@ -4,7 +4,7 @@
 
 use hallmark_detect::Detection;
 
-use super::code::Code;
+use super::code::{Code, Serials};
 use super::items::group;
 use super::rule::{decide_with_codes, Decision, Evidence};
 use super::{Verdict, VerdictKind};
@@ -34,7 +34,8 @@ pub struct FrameVerdict {
 }
 
 /// Judges one frame. `codes` are all codes read in the frame (frame pixels); each goes to the item its
-/// centre lies in. `seen` answers whether a serial was already seen on another item.
+/// centre lies in. `seen` answers whether a serial was seen on a pack before; a serial on two items of
+/// this frame is a clone for both.
 pub fn judge(
     detections: &[Detection],
     codes: &[Code],
@@ -43,13 +44,35 @@ pub fn judge(
     today: &str,
     seen: &dyn Fn(&str) -> bool,
 ) -> FrameVerdict {
-    let items: Vec<ItemVerdict> = group(detections)
+    let groups = group(detections);
+    let codes_of: Vec<Vec<&Code>> = groups
+        .iter()
+        .map(|item| codes.iter().filter(|c| c.inside(&item.bbox)).collect())
+        .collect();
+    // The items of each serial in view (a code read twice on one pack counts once).
+    let mut holders: std::collections::HashMap<&str, std::collections::BTreeSet<usize>> =
+        Default::default();
+    for (i, mine) in codes_of.iter().enumerate() {
+        for serial in mine.iter().filter_map(|c| c.serial.as_deref()) {
+            holders.entry(serial).or_default().insert(i);
+        }
+    }
+    let items: Vec<ItemVerdict> = groups
         .into_iter()
+        .zip(codes_of)
         .enumerate()
-        .map(|(index, item)| {
+        .map(|(index, (item, mine))| {
             let evidence = Evidence::of(&item.members, detections, manifest);
-            let mine: Vec<&Code> = codes.iter().filter(|c| c.inside(&item.bbox)).collect();
-            let decision = decide_with_codes(&evidence, &mine, manifest, today, seen);
+            let in_view = |s: &str| {
+                holders
+                    .get(s)
+                    .is_some_and(|h| h.iter().any(|&o| o != index))
+            };
+            let serials = Serials {
+                seen,
+                in_view: &in_view,
+            };
+            let decision = decide_with_codes(&evidence, &mine, manifest, today, &serials);
             ItemVerdict {
                 index,
                 bbox: item.bbox,

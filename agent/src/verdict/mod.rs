@@ -24,7 +24,7 @@ use serde::Serialize;
 pub use hallmark_link::Verdict as VerdictKind;
 
 pub use aggregate::Aggregate;
-pub use code::{Code, Signal};
+pub use code::{Code, Serials, Signal};
 pub use frame::{judge, FrameVerdict, ItemVerdict};
 pub use items::{group, Item, ITEM_IOU};
 pub use rule::{decide, Decision, Evidence};

@@ -13,7 +13,7 @@
 //! an inconclusive signal turns a genuine verdict inconclusive. A barcode never makes an item genuine:
 //! a counterfeiter can copy a valid code.
 
-use super::code::{Code, Signal};
+use super::code::{Code, Serials, Signal};
 use super::VerdictKind;
 use crate::bundle::{Manifest, Role};
 use hallmark_detect::Detection;
@@ -166,12 +166,12 @@ pub fn decide_with_codes(
     codes: &[&Code],
     manifest: &Manifest,
     today: &str,
-    seen: &dyn Fn(&str) -> bool,
+    serials: &Serials<'_>,
 ) -> Decision {
     let product = product_of(e, manifest);
     let signals: Vec<Signal> = codes
         .iter()
-        .flat_map(|c| c.signals(&product, manifest, today, seen))
+        .flat_map(|c| c.signals(&product, manifest, today, serials))
         .collect();
     decide(e, &signals, manifest)
 }

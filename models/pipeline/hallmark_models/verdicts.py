@@ -142,8 +142,10 @@ def _box_centre_inside(barcode_box, box) -> bool:
 
 
 def barcode_signals(barcode: dict, item_product: str, manifest: dict, today: str,
-                    seen_serials) -> list[tuple[str, str]]:
-    """Step 3 for one barcode: [(\"counterfeit\" | \"inconclusive\", reason), ...]."""
+                    seen_serials, in_view=()) -> list[tuple[str, str]]:
+    """Step 3 for one barcode: [(\"counterfeit\" | \"inconclusive\", reason), ...]. `in_view`: serials
+    printed on another item of the same frame (a proven clone); `seen_serials`: serials seen on a pack
+    before (a clone, or the same pack again: inconclusive)."""
     out = []
     gtin = barcode.get("gtin")
     classes = manifest["classes"]
@@ -159,15 +161,18 @@ def barcode_signals(barcode: dict, item_product: str, manifest: dict, today: str
         elif not owners:
             out.append(("inconclusive", "unknown GTIN"))
     serial = barcode.get("serial")
-    if serial is not None and serial in set(seen_serials):
-        out.append(("counterfeit", "cloned code"))
+    if serial is not None and serial in set(in_view):
+        out.append(("counterfeit", "cloned code: the serial is on another pack in view"))
+    elif serial is not None and serial in set(seen_serials):
+        out.append(("inconclusive", "serial seen before: a cloned code or the same pack again"))
     expiry = barcode.get("expiry")
     if expiry is not None and expiry < today:  # ISO dates order as strings
         out.append(("inconclusive", "expired"))
     return out
 
 
-def decide(it: Item, manifest: dict, t: Thresholds, barcodes=(), today: str = "", seen_serials=()) -> Item:
+def decide(it: Item, manifest: dict, t: Thresholds, barcodes=(), today: str = "", seen_serials=(),
+           in_view=()) -> Item:
     """Steps 2-4 for one item: fills verdict, product, confidence, reason, signals."""
     classes = manifest["classes"]
     verdict, conf, reason = visual_verdict(it.g, it.c, t)
@@ -179,7 +184,7 @@ def decide(it: Item, manifest: dict, t: Thresholds, barcodes=(), today: str = ""
     signals = []
     for b in barcodes:
         if _box_centre_inside(b["box"], it.box):
-            signals += barcode_signals(b, product, manifest, today, seen_serials)
+            signals += barcode_signals(b, product, manifest, today, seen_serials, in_view)
     bad = [r for kind, r in signals if kind == "counterfeit"]
     doubt = [r for kind, r in signals if kind == "inconclusive"]
     if bad:
@@ -211,7 +216,16 @@ def frame(detections, manifest: dict, width: int, height: int, barcodes=(), toda
     """The whole rule on one frame: {items, primary, verdict, confidence, product}."""
     t = Thresholds.of(manifest["thresholds"])
     roles = [c["role"] for c in manifest["classes"]]
-    items = [decide(it, manifest, t, barcodes, today, seen_serials) for it in group_items(detections, roles)]
+    grouped = group_items(detections, roles)
+    # Which items carry each serial: one serial on two items in view is a proven clone.
+    holders: dict[str, set[int]] = {}
+    for k, it in enumerate(grouped):
+        for b in barcodes:
+            if b.get("serial") is not None and _box_centre_inside(b["box"], it.box):
+                holders.setdefault(b["serial"], set()).add(k)
+    items = [decide(it, manifest, t, barcodes, today, seen_serials,
+                    in_view={s for s, h in holders.items() if h - {k}})
+             for k, it in enumerate(grouped)]
     p = primary(items, width, height)
     if p is None:
         return {"items": items, "primary": None, "verdict": "no_product",
