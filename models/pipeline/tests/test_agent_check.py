@@ -4,19 +4,13 @@ import json
 
 import pytest
 
-from hallmark_models import agent_check, brands, bundle
-
-TH = {"confidence": 0.25, "iou": 0.45, "genuine": 0.8, "counterfeit": 0.9, "margin": 0.15}
+from conftest import signed_bundle
+from hallmark_models import agent_check, bundle
 
 
 @pytest.fixture
 def signed(tmp_path):
-    bundle.keygen(tmp_path / "k.pem", tmp_path / "k.pub.pem")
-    model = tmp_path / "m.onnx"
-    model.write_bytes(b"model bytes")
-    out = tmp_path / "aurora"
-    bundle.write(out, brands.AURORA, model, 320, TH, {}, bundle.load_private(tmp_path / "k.pem"), revision=3)
-    return out, bundle.load_private(tmp_path / "k.pem")
+    return signed_bundle(tmp_path, "aurora", b"model bytes", revision=3)
 
 
 def test_the_agent_accepts_what_the_pipeline_signed(signed):

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hallmark_models import brands, bundle, variant
+from conftest import signed_bundle
+from hallmark_models import bundle, variant
 
 MODELS = Path(__file__).resolve().parents[2]
 MAIN_METRICS = {"verdict_accuracy": 0.98, "genuine_called_counterfeit": 0.0, "counterfeit_called_genuine": 0.0,
@@ -19,12 +20,8 @@ TH = {"confidence": 0.25, "iou": 0.45, "genuine": 0.8, "counterfeit": 0.9, "marg
 
 @pytest.fixture
 def src(tmp_path):
-    bundle.keygen(tmp_path / "k.pem", tmp_path / "k.pub.pem")
-    model = tmp_path / "m.onnx"
-    model.write_bytes(b"main model bytes")
-    out = tmp_path / "src"
-    bundle.write(out, brands.AURORA, model, 320, dict(TH, genuine=0.84, counterfeit=0.95), MAIN_METRICS,
-                 bundle.load_private(tmp_path / "k.pem"), revision=4)
+    out, _ = signed_bundle(tmp_path, "src", b"main model bytes", revision=4,
+                           thresholds=dict(TH, genuine=0.84, counterfeit=0.95), metrics=MAIN_METRICS)
     (out / "report.md").write_text("# aurora — model revision 4\n\nmain figures\n")
     return out
 
