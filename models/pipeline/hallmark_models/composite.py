@@ -138,11 +138,12 @@ def class_names(brand_key: str) -> list[str]:
     return [c["name"] for c in doc["classes"]]
 
 
-def write(brand_key: str, out: Path, backgrounds: list[Path], per_photo: int = 6, seed: int = 11) -> list[dict]:
-    """The composite set under out (images/test, labels/test, test.jsonl), like a generated split."""
+def write(brand_key: str, out: Path, backgrounds: list[Path], per_photo: int = 6, seed: int = 11,
+          split: str = "test") -> list[dict]:
+    """The composite set under out (images/<split>, labels/<split>, <split>.jsonl), like a generated split."""
     names = class_names(brand_key)
     arts = [Image.open(MODELS / brand_key / "reference" / f"{n}.png").convert("RGB") for n in names]
-    img_dir, lbl_dir = out / "images" / "test", out / "labels" / "test"
+    img_dir, lbl_dir = out / "images" / split, out / "labels" / split
     img_dir.mkdir(parents=True, exist_ok=True)
     lbl_dir.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -160,7 +161,7 @@ def write(brand_key: str, out: Path, backgrounds: list[Path], per_photo: int = 6
             frame.save(img_dir / f"{name}.jpg", quality=95)
             (lbl_dir / f"{name}.txt").write_text(yolo_lines(packs, *frame.size))
             rows.append({"image": f"{name}.jpg", "framing": "composite", "items": [p[0] for p in packs]})
-    (out / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (out / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return rows
 
 
@@ -170,11 +171,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--per-photo", type=int, default=6)
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--split", choices=("test", "val"), default="test",
+                    help="whose photos: test (the honest figure) or val (choosing between candidate models)")
     args = ap.parse_args(argv)
-    backgrounds = photos.photos("test")
+    backgrounds = photos.photos(args.split)
     if not backgrounds:
         raise SystemExit("no opencv-doc photos: apt-get install -y opencv-doc")
-    rows = write(args.brand, args.out, backgrounds, args.per_photo, args.seed)
+    rows = write(args.brand, args.out, backgrounds, args.per_photo, args.seed, args.split)
     per_class = np.bincount([c for r in rows for c in r["items"]], minlength=len(class_names(args.brand)))
     print(f"{args.brand} composite: {len(rows)} images ({sum(r['framing'] == 'photo' for r in rows)} product-free), "
           f"packs per class {per_class.tolist()}")

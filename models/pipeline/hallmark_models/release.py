@@ -181,6 +181,11 @@ def evaluate_brand(brand_key: str, data: Path, composite: Path | None = None, bu
                                              [(p.name, "photo", p, None) for p in photos.photos(split)])
     if composite is not None and (composite / "test.jsonl").exists():
         sets["composite"] = detect_set(det, sha, composite / "detections", "composite", split_entries(composite, "test"))
+    if composite is not None and (composite / "val.jsonl").exists():
+        # The reference artwork on the validation photos: for choosing between candidate models (the
+        # thresholds are still chosen on the generator's validation scenes and photos).
+        sets["composite-val"] = detect_set(det, sha, composite / "detections", "composite-val",
+                                           split_entries(composite, "val"))
     tables = {k: table(v, classes) for k, v in sets.items()}
     val_tables = [tables["val"]] + ([tables["photos-val"]] if sets["photos-val"] else [])
     choice = V.choose_thresholds(val_tables, CONFIDENCE)
@@ -201,6 +206,8 @@ def evaluate_brand(brand_key: str, data: Path, composite: Path | None = None, bu
             res["by_framing"][framing] = round(V.score(table(frames, classes), tg, tc, m)["verdict_accuracy"], 4)
     if "composite" in tables:
         res["composite"] = V.score(tables["composite"], tg, tc, m)
+    if "composite-val" in tables:
+        res["composite_val"] = V.score(tables["composite-val"], tg, tc, m)
     if doc is not None and doc["model"]["sha256"] == sha:  # same model, old thresholds, for the record;
         # margin -1: the old rule's "counterfeit evidence is never outvoted"
         old = doc["thresholds"]
@@ -388,7 +395,7 @@ def release(brand_key: str, res: dict, key_path: Path, bundle_dir: Path | None =
 def brief(res: dict) -> dict:
     c = res["choice"]
     out = {"thresholds": [c["genuine"], c["counterfeit"], c["margin"]], "feasible": c["feasible"]}
-    for k in ("val", "test", "photos_test", "composite", "old_test", "old_photos_test"):
+    for k in ("val", "composite_val", "test", "photos_test", "composite", "old_test", "old_photos_test"):
         if k in res:
             out[k] = {kk: (round(v, 4) if isinstance(v, float) else v) for kk, v in res[k].items()}
     return out
