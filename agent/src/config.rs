@@ -596,11 +596,31 @@ impl Config {
         }
         // The demo configuration: no bundle named, so the shipped demo bundle.
         let demo = f.model.bundles.is_none() && f.model.bundle.is_none();
-        let bundles = match (f.model.bundles, f.model.bundle) {
-            (Some(list), _) => list
-                .into_iter()
+        // `model.bundles` and the older `model.bundle` are one setting: set in two layers, the later
+        // layer (the environment) wins as for every other key; set in one layer, it is ambiguous.
+        let from_env = |key: &str| {
+            figment
+                .find_metadata(key)
+                .is_some_and(|m| m.source.as_ref().and_then(|s| s.file_path()).is_none())
+        };
+        let many = |list: Vec<String>| -> Vec<PathBuf> {
+            list.into_iter()
                 .map(|p| rel("model.bundles", p.into()))
-                .collect::<Vec<_>>(),
+                .collect()
+        };
+        let bundles = match (f.model.bundles, f.model.bundle) {
+            (Some(list), Some(one)) => match (from_env("model.bundles"), from_env("model.bundle")) {
+                (true, false) => many(list),
+                (false, true) => vec![rel("model.bundle", one)],
+                _ => {
+                    return Err(bad(format!(
+                        "model.bundles ({}) and model.bundle ({}) are both set in the same place: set one",
+                        list.join(", "),
+                        one.display()
+                    )))
+                }
+            },
+            (Some(list), None) => many(list),
             (None, Some(one)) => vec![rel("model.bundle", one)],
             (None, None) => vec![project_path(DEFAULT_BUNDLE)],
         };
@@ -1116,5 +1136,37 @@ mod tests {
             err.contains("model.precision") && err.contains("fp64"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn model_bundle_and_bundles_are_one_setting_the_environment_wins_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hallmark.toml");
+        std::fs::write(&path, "[model]\nbundles = [\"a\", \"b\"]\n").unwrap();
+        let c = Config::load(Some(&path), env(&[("HALLMARK_MODEL_BUNDLE", "/c")])).unwrap();
+        assert_eq!(
+            c.bundles,
+            vec![PathBuf::from("/c")],
+            "the environment's, though it is the older key"
+        );
+        let c = Config::load(Some(&path), env(&[])).unwrap();
+        assert_eq!(c.bundles, vec![dir.path().join("a"), dir.path().join("b")]);
+        // Both in one place is ambiguous: an error naming both.
+        std::fs::write(&path, "[model]\nbundles = [\"a\"]\nbundle = \"b\"\n").unwrap();
+        let err = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(
+            err.contains("model.bundles (a)") && err.contains("same place"),
+            "{err}"
+        );
+        let err = Config::load(
+            None,
+            env(&[
+                ("HALLMARK_MODEL_BUNDLE", "/b"),
+                ("HALLMARK_MODEL_BUNDLES", "/a"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("same place"), "{err}");
     }
 }
