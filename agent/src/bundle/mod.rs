@@ -151,7 +151,8 @@ impl Bundle {
 
     /// The encoding this device runs ([`choose`]): a variant becomes the bundle's model, with its
     /// input, thresholds and metrics, so everything downstream (detector, verdict rule, self-test)
-    /// runs it unchanged. The bytes of the encodings not chosen are dropped.
+    /// runs it unchanged. The bytes of the encodings not chosen are dropped, so a bundle is selected
+    /// once, right after [`Bundle::open`].
     pub fn select(mut self, choice: &EncodingChoice, gpu: bool) -> Result<Bundle, BundleError> {
         let picked =
             choose(&self.manifest, choice, gpu).map_err(|source| BundleError::Variant {

@@ -150,11 +150,14 @@ fn visual(e: &Evidence, m: &Manifest) -> Decision {
                 (Some((gc, g)), None) => (gc, g, t.genuine, "genuine"),
                 (None, None) => (e.anchor_class, 0.0, t.genuine, "genuine"),
             };
+            // Rounded down, so a score just under its threshold never reads as equal to it (0.9085
+            // against 0.91 said "0.91 is below the threshold 0.91").
+            let shown = (score * 100.0).floor() / 100.0;
             decision(
                 VerdictKind::Inconclusive,
                 g.max(c),
                 e.anchor_class,
-                format!("too weak to call: best '{}' at {score:.2} is below the {role} threshold {threshold:.2}; scan again", name(class)),
+                format!("too weak to call: best '{}' at {shown:.2} is below the {role} threshold {threshold:.2}; scan again", name(class)),
             )
         }
     }
@@ -174,4 +177,39 @@ pub fn decide_with_codes(
         .flat_map(|c| c.signals(&product, manifest, today, serials))
         .collect();
     decide(e, &signals, manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_score_just_under_its_threshold_never_reads_as_equal_to_it() {
+        let m = crate::verdict::test_manifest();
+        let counterfeit = m
+            .classes
+            .iter()
+            .find(|c| c.role == Role::Counterfeit)
+            .unwrap()
+            .id;
+        let just_under = m.thresholds.counterfeit - 0.0015;
+        let e = Evidence {
+            genuine: None,
+            counterfeit: Some((counterfeit, just_under)),
+            anchor_class: counterfeit,
+        };
+        let d = decide(&e, &[], &m);
+        assert_eq!(d.verdict, VerdictKind::Inconclusive);
+        let threshold = format!("{:.2}", m.thresholds.counterfeit);
+        assert!(
+            !d.reason.contains(&format!("at {threshold} ")),
+            "{}",
+            d.reason
+        );
+        assert!(
+            d.reason.contains(&format!("threshold {threshold}")),
+            "{}",
+            d.reason
+        );
+    }
 }
