@@ -27,6 +27,14 @@ pub fn notify_stopping() {
     notify(NotifyState::Stopping);
 }
 
+/// `EXTEND_TIMEOUT_USEC=...`: the start (or stop) job needs `by` more from now: sent while a TensorRT
+/// engine builds, which can take longer than `TimeoutStartSec` on a first boot.
+pub fn extend_timeout(by: Duration) {
+    notify(NotifyState::ExtendTimeoutUsec(
+        u32::try_from(by.as_micros()).unwrap_or(u32::MAX),
+    ));
+}
+
 /// `STATUS=...`: one line shown by `systemctl status`.
 pub fn notify_status(status: &str) {
     notify(NotifyState::Status(status));

@@ -1,7 +1,7 @@
-//! The check, at load time, that an ONNX graph is the model its manifest describes: one float32 input
-//! named as the manifest says with shape `[1, 3, height, width]`, and an output named as the manifest
-//! says whose shape is one of the known layouts for the manifest's classes. Pure: it takes the names
-//! and shapes the runtime reports.
+//! The check, at load time, that an ONNX graph is the model its manifest describes: one input named as
+//! the manifest says, float32 `[1, 3, height, width]` or (a variant that normalises inside its graph)
+//! uint8 `[1, height, width, 3]`, and an output named as the manifest says whose shape is one of the
+//! known layouts for the manifest's classes. Pure: it takes the names and shapes the runtime reports.
 
 use thiserror::Error;
 
@@ -11,10 +11,49 @@ use crate::decode::{Layout, LayoutError};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expected {
     pub input_name: String,
+    pub input: InputLayout,
     pub width: u32,
     pub height: u32,
     pub output_name: String,
     pub classes: usize,
+}
+
+/// What a model's input tensor holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum InputLayout {
+    /// float32 `[1, 3, H, W]`, RGB scaled to [0, 1]: the exported YOLOv5 model.
+    #[default]
+    F32Nchw,
+    /// uint8 `[1, H, W, 3]`, RGB bytes: the graph casts, scales and transposes itself.
+    U8Nhwc,
+}
+
+impl InputLayout {
+    /// The input shape for `width × height`.
+    pub fn shape(self, width: u32, height: u32) -> [i64; 4] {
+        let (w, h) = (i64::from(width), i64::from(height));
+        match self {
+            InputLayout::F32Nchw => [1, 3, h, w],
+            InputLayout::U8Nhwc => [1, h, w, 3],
+        }
+    }
+
+    /// The element type, as it is named in messages.
+    pub fn element(self) -> TensorType {
+        match self {
+            InputLayout::F32Nchw => TensorType::Float32,
+            InputLayout::U8Nhwc => TensorType::Uint8,
+        }
+    }
+}
+
+/// The element type of a graph port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TensorType {
+    Float32,
+    Uint8,
+    /// Any other tensor element type, or not a tensor.
+    Other,
 }
 
 /// A graph input or output as the runtime reports it (`-1` = dynamic dimension).
@@ -22,7 +61,7 @@ pub struct Expected {
 pub struct Port {
     pub name: String,
     pub shape: Vec<i64>,
-    pub is_f32_tensor: bool,
+    pub ty: TensorType,
 }
 
 #[derive(Debug, Error, PartialEq)]
@@ -32,12 +71,11 @@ pub enum ModelMismatch {
         expected: String,
         actual: Vec<String>,
     },
-    #[error("model/manifest mismatch: input {name:?} has shape {actual:?}, the manifest says [1, 3, {height}, {width}]")]
+    #[error("model/manifest mismatch: input {name:?} has shape {actual:?}, the manifest says {expected:?}")]
     InputShape {
         name: String,
         actual: Vec<i64>,
-        height: u32,
-        width: u32,
+        expected: [i64; 4],
     },
     #[error("model/manifest mismatch: the manifest names output {expected:?}, the model's outputs are {actual:?}")]
     OutputName {
@@ -46,6 +84,12 @@ pub enum ModelMismatch {
     },
     #[error("model/manifest mismatch: {port:?} is not a float32 tensor")]
     NotFloat { port: String },
+    #[error("model/manifest mismatch: input {port:?} is a {actual:?} tensor, the manifest says {expected:?}")]
+    InputType {
+        port: String,
+        actual: TensorType,
+        expected: TensorType,
+    },
     #[error("model/manifest mismatch: output {name:?}: {source}")]
     Layout { name: String, source: LayoutError },
 }
@@ -66,12 +110,14 @@ pub fn check_model(
             })
         }
     };
-    if !input.is_f32_tensor {
-        return Err(ModelMismatch::NotFloat {
+    if input.ty != spec.input.element() {
+        return Err(ModelMismatch::InputType {
             port: input.name.clone(),
+            actual: input.ty,
+            expected: spec.input.element(),
         });
     }
-    let want = [1, 3, spec.height as i64, spec.width as i64];
+    let want = spec.input.shape(spec.width, spec.height);
     let fits = input.shape.len() == 4
         && input
             .shape
@@ -82,8 +128,7 @@ pub fn check_model(
         return Err(ModelMismatch::InputShape {
             name: input.name.clone(),
             actual: input.shape.clone(),
-            height: spec.height,
-            width: spec.width,
+            expected: want,
         });
     }
     let Some(output) = outputs.iter().find(|p| p.name == spec.output_name) else {
@@ -92,7 +137,7 @@ pub fn check_model(
             actual: names(outputs),
         });
     };
-    if !output.is_f32_tensor {
+    if output.ty != TensorType::Float32 {
         return Err(ModelMismatch::NotFloat {
             port: output.name.clone(),
         });
@@ -114,6 +159,7 @@ mod tests {
     fn manifest(classes: usize) -> Expected {
         Expected {
             input_name: "images".into(),
+            input: InputLayout::F32Nchw,
             width: 320,
             height: 320,
             output_name: "output0".into(),
@@ -125,7 +171,7 @@ mod tests {
         Port {
             name: name.into(),
             shape: shape.to_vec(),
-            is_f32_tensor: true,
+            ty: TensorType::Float32,
         }
     }
 
@@ -188,5 +234,37 @@ mod tests {
             &[port("output0", &[-1, 6300, 11])]
         )
         .is_ok());
+    }
+
+    #[test]
+    fn a_uint8_variant_must_be_nhwc_bytes() {
+        let m = Expected {
+            input: InputLayout::U8Nhwc,
+            input_name: "images_u8".into(),
+            ..manifest(6)
+        };
+        let out = [port("output0", &[1, 6300, 11])];
+        let u8_port = |shape: &[i64]| Port {
+            ty: TensorType::Uint8,
+            ..port("images_u8", shape)
+        };
+        assert!(check_model(&m, &[u8_port(&[1, 320, 320, 3])], &out).is_ok());
+        assert!(matches!(
+            check_model(&m, &[u8_port(&[1, 3, 320, 320])], &out),
+            Err(ModelMismatch::InputShape { .. })
+        ));
+        // A float graph where the manifest says uint8, and the other way round.
+        let err = check_model(&m, &[port("images_u8", &[1, 320, 320, 3])], &out).unwrap_err();
+        assert!(matches!(err, ModelMismatch::InputType { .. }), "{err}");
+        let err = check_model(
+            &manifest(6),
+            &[u8_port(&[1, 3, 320, 320])].map(|p| Port {
+                name: "images".into(),
+                ..p
+            }),
+            &out,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("Uint8"), "{err}");
     }
 }

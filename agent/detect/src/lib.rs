@@ -17,7 +17,7 @@ pub mod letterbox;
 pub mod nms;
 pub mod preprocess;
 
-pub use check::{check_model, Expected, ModelMismatch, Port};
+pub use check::{check_model, Expected, InputLayout, ModelMismatch, Port, TensorType};
 pub use decode::{Candidate, Layout, LayoutError};
 pub use frame::{Frame, PixelFormat};
 pub use letterbox::Letterbox;

@@ -1,4 +1,5 @@
-//! Preprocessing: a decoded RGB frame into the model's NCHW float32 input, in place.
+//! Preprocessing: a decoded RGB frame into the model's input, in place: NCHW float32 (the main model)
+//! or NHWC uint8 (a variant that normalises inside its graph).
 //!
 //! Letterbox resize with bilinear interpolation of fixed kernel size (what OpenCV's `INTER_LINEAR`, used
 //! by the reference, computes; SIMD via `fast_image_resize`), pad 114, RGB, /255, planar. The resize
@@ -23,11 +24,7 @@ pub enum PreprocessError {
 
 /// Reusable state of the preprocessing stage.
 pub struct Preprocessor {
-    resizer: Resizer,
-    options: ResizeOptions,
-    resized: Vec<u8>,
-    /// The frame as packed RGB, when it arrives in another layout (converted once, reused).
-    packed: Vec<u8>,
+    scratch: Scratch,
     /// `v / 255` for every byte, computed as the reference does (f32 division).
     lut: [f32; 256],
 }
@@ -45,16 +42,19 @@ impl Preprocessor {
             *v = i as f32 / 255.0;
         }
         Preprocessor {
-            resizer: Resizer::new(),
-            options: ResizeOptions::new()
-                .resize_alg(ResizeAlg::Interpolation(FilterType::Bilinear)),
-            resized: Vec::new(),
-            packed: Vec::new(),
+            scratch: Scratch {
+                resizer: Resizer::new(),
+                options: ResizeOptions::new()
+                    .resize_alg(ResizeAlg::Interpolation(FilterType::Bilinear)),
+                resized: Vec::new(),
+                packed: Vec::new(),
+            },
             lut,
         }
     }
 
-    /// Letterboxes `frame` into `tensor` (`3 × dst_height × dst_width` floats, planar RGB).
+    /// Letterboxes `frame` into `tensor` (`3 × dst_height × dst_width` floats, planar RGB /255): the
+    /// input of the main model.
     pub fn run(
         &mut self,
         frame: Frame<'_>,
@@ -62,43 +62,16 @@ impl Preprocessor {
         dst_height: u32,
         tensor: &mut [f32],
     ) -> Result<Letterbox, PreprocessError> {
-        frame.validate()?;
-        let (w, h) = (frame.width, frame.height);
-        let rgb: &[u8] = if frame.is_packed_rgb() {
-            &frame.data[..w as usize * h as usize * 3]
-        } else {
-            frame.to_packed_rgb(&mut self.packed);
-            &self.packed
-        };
         let plane = dst_width as usize * dst_height as usize;
         assert_eq!(
             tensor.len(),
             3 * plane,
             "tensor sized by the caller from the model input"
         );
-        let lb = Letterbox::new(w, h, dst_width, dst_height);
-
+        let lut = &self.lut;
+        let (lb, src) = resize(&mut self.scratch, frame, dst_width, dst_height)?;
         let (rw, rh) = (lb.resized_width as usize, lb.resized_height as usize);
-        let src: &[u8] = if lb.is_identity_resize() {
-            rgb
-        } else {
-            self.resized.resize(rw * rh * 3, 0);
-            let src = ImageRef::new(w, h, rgb, PixelType::U8x3)
-                .map_err(|e| PreprocessError::Resize(e.to_string()))?;
-            let mut dst = Image::from_slice_u8(
-                lb.resized_width,
-                lb.resized_height,
-                &mut self.resized,
-                PixelType::U8x3,
-            )
-            .map_err(|e| PreprocessError::Resize(e.to_string()))?;
-            self.resizer
-                .resize(&src, &mut dst, &self.options)
-                .map_err(|e| PreprocessError::Resize(e.to_string()))?;
-            &self.resized
-        };
-
-        let pad = self.lut[114];
+        let pad = lut[114];
         let (r_plane, rest) = tensor.split_at_mut(plane);
         let (g_plane, b_plane) = rest.split_at_mut(plane);
         let (left, top) = (lb.left as usize, lb.top as usize);
@@ -123,7 +96,6 @@ impl Preprocessor {
             g[left + rw..].fill(pad);
             b[left + rw..].fill(pad);
             let src_row = &src[(y - top) * rw * 3..(y - top + 1) * rw * 3];
-            let lut = &self.lut;
             for (((px, r), g), b) in src_row
                 .chunks_exact(3)
                 .zip(&mut r[left..left + rw])
@@ -137,6 +109,87 @@ impl Preprocessor {
         }
         Ok(lb)
     }
+
+    /// Letterboxes `frame` into `pixels` (`dst_height × dst_width × 3` bytes, packed RGB): the input of
+    /// a `uint8` NHWC variant, whose graph does the /255 and the transpose. The same resize as
+    /// [`Preprocessor::run`], so the variant sees exactly the bytes the main model's floats come from.
+    pub fn run_u8(
+        &mut self,
+        frame: Frame<'_>,
+        dst_width: u32,
+        dst_height: u32,
+        pixels: &mut [u8],
+    ) -> Result<Letterbox, PreprocessError> {
+        let row_bytes = dst_width as usize * 3;
+        assert_eq!(
+            pixels.len(),
+            row_bytes * dst_height as usize,
+            "buffer sized by the caller from the model input"
+        );
+        let (lb, src) = resize(&mut self.scratch, frame, dst_width, dst_height)?;
+        let (rw, rh) = (lb.resized_width as usize, lb.resized_height as usize);
+        let (left, top) = (lb.left as usize * 3, lb.top as usize);
+        for (y, row) in pixels.chunks_exact_mut(row_bytes).enumerate() {
+            if y < top || y >= top + rh {
+                row.fill(PAD);
+                continue;
+            }
+            row[..left].fill(PAD);
+            row[left..left + rw * 3]
+                .copy_from_slice(&src[(y - top) * rw * 3..(y - top + 1) * rw * 3]);
+            row[left + rw * 3..].fill(PAD);
+        }
+        Ok(lb)
+    }
+}
+
+/// The letterbox padding value (the reference's grey).
+const PAD: u8 = 114;
+
+/// The buffers the resize reuses.
+struct Scratch {
+    resizer: Resizer,
+    options: ResizeOptions,
+    resized: Vec<u8>,
+    /// The frame as packed RGB, when it arrives in another layout (converted once, reused).
+    packed: Vec<u8>,
+}
+
+/// Validates `frame` and resizes it to its letterbox inside `dst_width × dst_height`; returns the
+/// letterbox and the resized packed RGB pixels (the frame itself when no resize is needed).
+fn resize<'a>(
+    s: &'a mut Scratch,
+    frame: Frame<'a>,
+    dst_width: u32,
+    dst_height: u32,
+) -> Result<(Letterbox, &'a [u8]), PreprocessError> {
+    frame.validate()?;
+    let (w, h) = (frame.width, frame.height);
+    let rgb: &[u8] = if frame.is_packed_rgb() {
+        &frame.data[..w as usize * h as usize * 3]
+    } else {
+        frame.to_packed_rgb(&mut s.packed);
+        &s.packed
+    };
+    let lb = Letterbox::new(w, h, dst_width, dst_height);
+    if lb.is_identity_resize() {
+        return Ok((lb, rgb));
+    }
+    let (rw, rh) = (lb.resized_width as usize, lb.resized_height as usize);
+    s.resized.resize(rw * rh * 3, 0);
+    let src = ImageRef::new(w, h, rgb, PixelType::U8x3)
+        .map_err(|e| PreprocessError::Resize(e.to_string()))?;
+    let mut dst = Image::from_slice_u8(
+        lb.resized_width,
+        lb.resized_height,
+        &mut s.resized,
+        PixelType::U8x3,
+    )
+    .map_err(|e| PreprocessError::Resize(e.to_string()))?;
+    s.resizer
+        .resize(&src, &mut dst, &s.options)
+        .map_err(|e| PreprocessError::Resize(e.to_string()))?;
+    Ok((lb, &s.resized))
 }
 
 #[cfg(test)]
@@ -191,6 +244,31 @@ mod tests {
         assert_eq!(t[centre], 10.0 / 255.0);
         assert_eq!(t[320 * 320 + centre], 20.0 / 255.0);
         assert_eq!(t[2 * 320 * 320 + centre], 30.0 / 255.0);
+    }
+
+    #[test]
+    fn the_u8_input_holds_the_bytes_the_float_input_is_made_of() {
+        // A frame that needs a resize and padding on the left and right.
+        let (w, h) = (97u32, 61u32);
+        let rgb: Vec<u8> = (0..w * h * 3).map(|i| (i * 7 % 251) as u8).collect();
+        let (dw, dh) = (64u32, 64u32);
+        let mut p = Preprocessor::new();
+        let mut t = vec![0f32; 3 * 64 * 64];
+        let mut u = vec![0u8; 64 * 64 * 3];
+        let lb_f = p.run(Frame::rgb(w, h, &rgb), dw, dh, &mut t).unwrap();
+        let lb_u = p.run_u8(Frame::rgb(w, h, &rgb), dw, dh, &mut u).unwrap();
+        assert_eq!(lb_f, lb_u);
+        assert!(lb_u.top > 0, "{lb_u:?}");
+        for i in 0..64 * 64 {
+            for c in 0..3 {
+                assert_eq!(
+                    t[c * 64 * 64 + i],
+                    u[i * 3 + c] as f32 / 255.0,
+                    "pixel {i} channel {c}"
+                );
+            }
+        }
+        assert!(u[..3].iter().all(|&v| v == 114));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::variant::{self, VariantSpec};
+use super::variant::{self, InputDtype, VariantSpec};
 
 pub const SCHEMA: &str = "hallmark.model/1";
 
@@ -40,6 +40,10 @@ pub struct ModelSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputSpec {
     pub name: String,
+    /// `float32` NCHW for the main model (the only kind the format allows there; absent in manifests);
+    /// a selected variant's own (see [`crate::bundle::Bundle::select`]).
+    #[serde(default, skip_serializing_if = "InputDtype::is_float32")]
+    pub dtype: InputDtype,
     pub width: u32,
     pub height: u32,
 }
@@ -143,6 +147,12 @@ impl Manifest {
                     "{:?} is not supported (expected \"yolov5\")",
                     self.model.format
                 ),
+            );
+        }
+        if !self.model.input.dtype.is_float32() {
+            return bad(
+                "model.input.dtype",
+                "the main model takes float32 NCHW; a uint8 encoding is a variant".into(),
             );
         }
         let file = &self.model.file;

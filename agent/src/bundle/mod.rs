@@ -166,6 +166,7 @@ impl Bundle {
             m.model.file = v.file;
             m.model.sha256 = v.sha256;
             m.model.input.name = v.input.name;
+            m.model.input.dtype = v.input.dtype;
             m.model.input.width = v.input.width;
             m.model.input.height = v.input.height;
             m.thresholds = v.thresholds;

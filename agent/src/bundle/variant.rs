@@ -51,14 +51,20 @@ impl std::fmt::Display for Precision {
     }
 }
 
-/// What the graph takes: `float32` NCHW scaled to [0, 1] (what this agent feeds), or `uint8` NHWC with
-/// the normalisation inside the graph (for GPU pipelines; this agent does not feed it yet).
+/// What the graph takes: `float32` NCHW scaled to [0, 1], or `uint8` NHWC with the normalisation and
+/// transpose inside the graph (a quarter of the bytes per frame, and no float conversion on the CPU).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InputDtype {
     #[default]
     Float32,
     Uint8,
+}
+
+impl InputDtype {
+    pub fn is_float32(&self) -> bool {
+        *self == InputDtype::Float32
+    }
 }
 
 /// `model.precision`: which precision to run; `auto` is the main model on the CPU and an `fp16` variant,
@@ -106,8 +112,6 @@ pub enum VariantError {
         wanted: Precision,
         available: String,
     },
-    #[error("variant {name:?} takes {dtype:?} input, which this agent does not feed yet")]
-    Unsupported { name: String, dtype: InputDtype },
 }
 
 /// Which encoding of `manifest` to run: `None` is the main model, `Some(i)` is `variants[i]`. `gpu`: the
@@ -128,16 +132,6 @@ pub fn choose(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let usable = |i: usize| -> Result<Option<usize>, VariantError> {
-        let v = &variants[i];
-        if v.input.dtype != InputDtype::Float32 {
-            return Err(VariantError::Unsupported {
-                name: v.name.clone(),
-                dtype: v.input.dtype,
-            });
-        }
-        Ok(Some(i))
-    };
     if let Some(name) = &choice.variant {
         let i = variants
             .iter()
@@ -155,21 +149,24 @@ pub fn choose(
                 });
             }
         }
-        return usable(i);
+        return Ok(Some(i));
     }
-    let float_input = |p: Precision| {
+    let first = |p: Precision, d: InputDtype| {
         variants
             .iter()
-            .position(|v| v.precision == p && v.input.dtype == InputDtype::Float32)
+            .position(|v| v.precision == p && v.input.dtype == d)
     };
     match choice.precision {
         PrecisionChoice::Exactly(Precision::Fp32) => Ok(None),
         PrecisionChoice::Auto if !gpu => Ok(None),
-        // FP16 only pays on a GPU; a bundle without one runs its main model there too.
-        PrecisionChoice::Auto => Ok(float_input(Precision::Fp16)),
+        // On a GPU: FP16 first (it only pays there), then bytes in (the GPU normalises and the
+        // frame crosses the bus at a quarter of the size); a bundle with neither runs its main model.
+        PrecisionChoice::Auto => Ok(first(Precision::Fp16, InputDtype::Uint8)
+            .or_else(|| first(Precision::Fp16, InputDtype::Float32))
+            .or_else(|| first(Precision::Fp32, InputDtype::Uint8))),
         PrecisionChoice::Exactly(wanted) => {
             match variants.iter().position(|v| v.precision == wanted) {
-                Some(i) => usable(i),
+                Some(i) => Ok(Some(i)),
                 None => Err(VariantError::NoPrecision {
                     wanted,
                     available: available(),
@@ -306,20 +303,29 @@ mod tests {
     }
 
     #[test]
-    fn auto_keeps_the_cpu_on_fp32_and_gives_a_gpu_the_fp16_float_variant() {
+    fn auto_keeps_the_cpu_on_the_main_model_and_gives_a_gpu_fp16_then_bytes_in() {
         let m = three();
         assert_eq!(pick(&m, None, "auto", false), Ok(None));
-        assert_eq!(pick(&m, None, "auto", true), Ok(Some(1)));
+        assert_eq!(pick(&m, None, "auto", true), Ok(Some(2)));
         assert_eq!(pick(&m, None, "fp16", false), Ok(Some(1)));
-    }
-
-    #[test]
-    fn an_input_this_agent_does_not_feed_is_refused_when_named() {
-        let m = three();
-        assert!(matches!(
-            pick(&m, Some("gpu-u8"), "auto", true),
-            Err(VariantError::Unsupported { .. })
-        ));
+        assert_eq!(pick(&m, Some("gpu-u8"), "auto", false), Ok(Some(2)));
+        // Without the fp16 uint8 variant: the fp16 float one; without any fp16: fp32 bytes in.
+        let two = with_variants(serde_json::json!([
+            variant("u8", "model-u8.onnx", "fp32", "uint8"),
+            variant("half", "model-fp16.onnx", "fp16", "float32"),
+        ]))
+        .unwrap();
+        assert_eq!(pick(&two, None, "auto", true), Ok(Some(1)));
+        let bytes = with_variants(serde_json::json!([variant(
+            "u8",
+            "model-u8.onnx",
+            "fp32",
+            "uint8"
+        ),]))
+        .unwrap();
+        assert_eq!(pick(&bytes, None, "auto", true), Ok(Some(0)));
+        assert_eq!(pick(&bytes, None, "auto", false), Ok(None));
+        assert_eq!(pick(&bytes, None, "fp32", true), Ok(None));
     }
 
     #[test]

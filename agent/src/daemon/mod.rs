@@ -252,7 +252,7 @@ pub fn run(
     // running behind it.
     let (input_back, inputs) = channel::<Input>();
     for _ in 0..2 {
-        let _ = input_back.send(Input::new(shape.1 .0, shape.1 .1)?);
+        let _ = input_back.send(Input::new(shape.1)?);
     }
     let (inferred_tx, inferred_rx) = sync_channel::<Inferred>(2);
     let (trigger_tx, trigger_rx) = channel::<()>();
@@ -381,7 +381,7 @@ pub fn run(
         let slot = slot.clone();
         let stats = stats.clone();
         let observer = observer.clone();
-        let mut prep = crate::detector::Prep::new(shape.1 .0, shape.1 .1);
+        let mut prep = crate::detector::Prep::new(shape.1);
         let mut scratch = Vec::new();
         let route_every = config.source.route_every.max(1);
         let mut since_read = 0u32;
@@ -628,8 +628,8 @@ struct Served {
     names: Vec<String>,
     /// The brand a frame shows when no barcode says otherwise (`source.brand`).
     default: usize,
-    /// The output layout and input size every brand shares.
-    shape: (crate::detector::Layout, (u32, u32)),
+    /// The output layout and input every brand shares.
+    shape: (crate::detector::Layout, crate::detector::InputShape),
     /// How long the default brand's detector took to build (the first bundle's: with the runtime).
     first_load: std::time::Duration,
 }
@@ -662,19 +662,19 @@ fn serve_brands(
         took.push(started.elapsed());
         loaded.push((bundle, detector));
     }
-    let shape_of = |d: &crate::detector::Detector| (d.layout(), d.input_size());
+    let shape_of = |d: &crate::detector::Detector| (d.layout(), d.input_shape());
     let shape = shape_of(&loaded[0].1);
     for (b, d) in &loaded[1..] {
         if shape_of(d) != shape {
             return Err(DaemonError::Brands(format!(
-                "{} ({}: input {:?}, output {:?}) and {} ({}: input {:?}, output {:?}) differ; every bundle served on one device must share the input size and output layout",
+                "{} ({}: input {}, output {:?}) and {} ({}: input {}, output {:?}) differ; every bundle served on one device must share the input (size and type) and output layout",
                 loaded[0].0.dir().display(),
                 loaded[0].0.manifest().brand,
                 shape.1,
                 shape.0,
                 b.dir().display(),
                 b.manifest().brand,
-                d.input_size(),
+                d.input_shape(),
                 d.layout(),
             )));
         }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use crate::bundle::{Bundle, Manifest, TrustedKeys};
 use crate::config::Config;
 use crate::delivery::{Inbound, Publisher};
-use crate::detector::{Detector, Layout};
+use crate::detector::{Detector, InputShape, Layout};
 use crate::observe::Observer;
 use crate::runtime::{Runtime, RuntimeOptions};
 use crate::store::Store;
@@ -78,7 +78,7 @@ pub fn screen_status(
         }
     }
     let percent = match state {
-        State::Verifying => 100.0,
+        State::Verifying | State::BuildingEngine => 100.0,
         _ => progress.unwrap_or(0.0) * 100.0,
     };
     Screen::ModelUpdating {
@@ -102,7 +102,7 @@ pub struct Updater {
     /// The brands served and their revisions now.
     serving: BTreeMap<String, u64>,
     /// The served models' output layout and input size: a new model must match to swap in place.
-    shape: (Layout, (u32, u32)),
+    shape: (Layout, InputShape),
     releases: Releases,
     attempts: HashMap<String, Attempt>,
     /// Retries waiting, per brand: when, for which release.
@@ -117,7 +117,7 @@ impl Updater {
         store: Store,
         trust: TrustedKeys,
         serving: &BTreeMap<String, u64>,
-        shape: (Layout, (u32, u32)),
+        shape: (Layout, InputShape),
         w: Wiring,
     ) -> Updater {
         Updater {
@@ -379,9 +379,21 @@ impl Updater {
             );
         }
         let runtime = self.runtime.as_ref().expect("loaded above");
-        let mut detector = Detector::new(runtime, &bundle)
+        // Design: the engine is built here, before the swap (Detector::load warms the model up), and
+        // the status says so: `active` can be minutes away on a first build.
+        let (publisher, topic) = (self.w.publisher.clone(), self.status_topic(&release.brand));
+        let building = || {
+            let status = Status {
+                revision: release.revision,
+                state: State::BuildingEngine,
+                detail: "TensorRT engine (a first build takes minutes; then cached in the state directory)".into(),
+                progress: None,
+            };
+            publisher.publish_retained(topic, status.to_json());
+        };
+        let mut detector = Detector::load(runtime, &bundle, building)
             .map_err(|e| rejected(format!("the model does not load: {e}")))?;
-        let shape = (detector.layout(), detector.input_size());
+        let shape = (detector.layout(), detector.input_shape());
         if shape != self.shape {
             return Err(rejected(format!(
                 "the model's shape ({shape:?}) differs from the serving model's ({:?}); a restart takes it",

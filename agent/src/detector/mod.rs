@@ -9,15 +9,19 @@
 use std::time::{Duration, Instant};
 
 pub use hallmark_detect::{
-    decode, postprocess, Candidate, Detection, Expected, Frame, Layout, LayoutError, Letterbox,
-    ModelMismatch, PixelFormat, Port, PreprocessError, Preprocessor, Settings, MAX_DETECTIONS,
+    decode, postprocess, Candidate, Detection, Expected, Frame, InputLayout, Layout, LayoutError,
+    Letterbox, ModelMismatch, PixelFormat, Port, PreprocessError, Preprocessor, Settings,
+    TensorType, MAX_DETECTIONS,
 };
 use ort::session::Session;
 use ort::value::{Tensor, TensorElementType, ValueType};
 use thiserror::Error;
 
-use crate::bundle::{Bundle, Manifest};
+use crate::bundle::{Bundle, InputDtype, Manifest};
 use crate::runtime::{ModelInfo, Provider, Runtime, RuntimeError};
+
+/// How often a TensorRT engine build still running is reported.
+const BUILD_REPORT_EVERY: Duration = Duration::from_secs(15);
 
 /// How long each stage of one `detect` took.
 #[derive(Debug, Clone, Copy, Default)]
@@ -63,8 +67,7 @@ pub struct Detector {
     own: Option<Input>,
     output_name: String,
     layout: Layout,
-    width: u32,
-    height: u32,
+    shape: InputShape,
     settings: Settings,
     pre: Prep,
     candidates: Vec<Candidate>,
@@ -74,9 +77,21 @@ pub struct Detector {
 }
 
 impl Detector {
-    /// Builds a session for the bundle's model and checks the graph against its manifest. The session
-    /// is built from the bytes the bundle verified, not from the file.
+    /// Builds a session for the bundle's model, checks the graph against its manifest and warms it up
+    /// (see [`Detector::load`]).
     pub fn new(runtime: &Runtime, bundle: &Bundle) -> Result<Detector, DetectorError> {
+        Self::load(runtime, bundle, || {})
+    }
+
+    /// Builds a session for the bundle's model and checks the graph against its manifest. The session
+    /// is built from the bytes the bundle verified, not from the file. Then runs it once, so a TensorRT
+    /// engine is built here and not on the first frame; `building_engine` is called just before that
+    /// when the session really runs on TensorRT (the updater reports it).
+    pub fn load(
+        runtime: &Runtime,
+        bundle: &Bundle,
+        building_engine: impl FnOnce(),
+    ) -> Result<Detector, DetectorError> {
         let manifest = bundle.manifest();
         let loaded = runtime.load_from_memory(
             &bundle.model_path(),
@@ -92,6 +107,10 @@ impl Detector {
             &bundle.dir().display().to_string(),
         )?;
         detector.provider = loaded.provider;
+        if detector.provider == Provider::Tensorrt {
+            building_engine();
+        }
+        detector.warm_up(&manifest.brand)?;
         // Debug: `run` says the provider in its start line, and a fall back is an error of its own.
         tracing::debug!(
             bundle = %bundle.dir().display(),
@@ -100,6 +119,40 @@ impl Detector {
             "detector loaded"
         );
         Ok(detector)
+    }
+
+    /// Runs the model once on the (blank) input, so that what a provider defers to its first run
+    /// happens now, before the model serves: TensorRT builds or loads its engine (minutes on a first
+    /// build on a Jetson), CUDA graphs are captured, ONNX Runtime allocates its arenas. With TensorRT it
+    /// says so in the log every [`BUILD_REPORT_EVERY`] and asks systemd for more start time.
+    fn warm_up(&mut self, brand: &str) -> Result<(), DetectorError> {
+        let started = Instant::now();
+        if self.provider != Provider::Tensorrt {
+            self.run_bare()?;
+            tracing::debug!(%brand, ms = started.elapsed().as_millis() as u64, "model warmed up");
+            return Ok(());
+        }
+        tracing::info!(%brand, "building the TensorRT engine (or loading it from the engine cache)");
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        let result = std::thread::scope(|s| {
+            s.spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    finished.recv_timeout(BUILD_REPORT_EVERY)
+                {
+                    let s = started.elapsed().as_secs();
+                    tracing::info!(%brand, elapsed_s = s, "still building the TensorRT engine");
+                    crate::service::notify_status(&format!(
+                        "building the TensorRT engine for {brand} ({s} s)"
+                    ));
+                    crate::service::extend_timeout(BUILD_REPORT_EVERY * 4);
+                }
+            });
+            let result = self.run_bare();
+            drop(done);
+            result
+        });
+        tracing::info!(%brand, ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "TensorRT engine ready");
+        result
     }
 
     /// The execution provider this detector's session really got (after any allowed fall back).
@@ -116,22 +169,32 @@ impl Detector {
             outlets
                 .iter()
                 .map(|o| {
-                    let (shape, is_f32_tensor) = match o.dtype() {
-                        ValueType::Tensor { ty, shape, .. } => {
-                            (shape.to_vec(), *ty == TensorElementType::Float32)
-                        }
-                        _ => (Vec::new(), false),
+                    let (shape, ty) = match o.dtype() {
+                        ValueType::Tensor { ty, shape, .. } => (
+                            shape.to_vec(),
+                            match ty {
+                                TensorElementType::Float32 => TensorType::Float32,
+                                TensorElementType::Uint8 => TensorType::Uint8,
+                                _ => TensorType::Other,
+                            },
+                        ),
+                        _ => (Vec::new(), TensorType::Other),
                     };
                     Port {
                         name: o.name().to_string(),
                         shape,
-                        is_f32_tensor,
+                        ty,
                     }
                 })
                 .collect()
         };
+        let input_layout = match manifest.model.input.dtype {
+            InputDtype::Float32 => InputLayout::F32Nchw,
+            InputDtype::Uint8 => InputLayout::U8Nhwc,
+        };
         let expected = Expected {
             input_name: manifest.model.input.name.clone(),
+            input: input_layout,
             width: manifest.model.input.width,
             height: manifest.model.input.height,
             output_name: manifest.model.output.name.clone(),
@@ -146,22 +209,25 @@ impl Detector {
             bundle: label.to_string(),
             source,
         })?;
-        let (width, height) = (manifest.model.input.width, manifest.model.input.height);
-        let own = Input::new(width, height)?;
+        let shape = InputShape {
+            width: manifest.model.input.width,
+            height: manifest.model.input.height,
+            layout: input_layout,
+        };
+        let own = Input::new(shape)?;
         Ok(Detector {
             session,
             provider: Provider::Cpu,
             own: Some(own),
             output_name: manifest.model.output.name.clone(),
             layout,
-            width,
-            height,
+            shape,
             settings: Settings {
                 confidence: manifest.thresholds.confidence,
                 iou: manifest.thresholds.iou,
                 max_detections: MAX_DETECTIONS,
             },
-            pre: Prep::new(width, height),
+            pre: Prep::new(shape),
             candidates: Vec::with_capacity(1024),
             order: Vec::with_capacity(1024),
             keep: Vec::with_capacity(MAX_DETECTIONS),
@@ -173,9 +239,9 @@ impl Detector {
         self.layout
     }
 
-    /// The model's input width and height (frames are letterboxed to it).
-    pub fn input_size(&self) -> (u32, u32) {
-        (self.width, self.height)
+    /// The model's input: size (frames are letterboxed to it) and what the tensor holds.
+    pub fn input_shape(&self) -> InputShape {
+        self.shape
     }
 
     pub fn settings(&self) -> Settings {
@@ -207,12 +273,12 @@ impl Detector {
 
     /// An input tensor of this model's size, for a pre-processing stage that runs beside inference.
     pub fn new_input(&self) -> Result<Input, DetectorError> {
-        Input::new(self.width, self.height)
+        Input::new(self.shape)
     }
 
     /// A pre-processing stage for this model, to run on another thread than inference.
     pub fn new_prep(&self) -> Prep {
-        Prep::new(self.width, self.height)
+        Prep::new(self.shape)
     }
 
     /// Stage 1 on the detector's own input: letterboxes the frame into it.
@@ -245,10 +311,7 @@ impl Detector {
             .letterbox
             .ok_or_else(|| DetectorError::Inference("no frame was preprocessed".into()))?;
         let t0 = Instant::now();
-        let outputs = self
-            .session
-            .run(ort::inputs![&input.tensor])
-            .map_err(|e| DetectorError::Inference(e.to_string()))?;
+        let outputs = run(&mut self.session, input)?;
         let t1 = Instant::now();
         let output = outputs.get(self.output_name.as_str()).ok_or_else(|| {
             DetectorError::Inference(format!("no output named {:?}", self.output_name))
@@ -276,11 +339,7 @@ impl Detector {
             .own
             .as_ref()
             .ok_or_else(|| DetectorError::Inference("input is in use".into()))?;
-        let outputs = self
-            .session
-            .run(ort::inputs![&own.tensor])
-            .map_err(|e| DetectorError::Inference(e.to_string()))?;
-        drop(outputs);
+        drop(run(&mut self.session, own)?);
         Ok(())
     }
 
@@ -290,21 +349,61 @@ impl Detector {
     }
 }
 
-/// A model input: the float32 NCHW tensor and the letterbox of the frame in it.
+/// One `session.run` on `input`.
+fn run<'s>(
+    session: &'s mut Session,
+    input: &Input,
+) -> Result<ort::session::SessionOutputs<'s>, DetectorError> {
+    match &input.tensor {
+        InputTensor::F32(t) => session.run(ort::inputs![t]),
+        InputTensor::U8(t) => session.run(ort::inputs![t]),
+    }
+    .map_err(|e| DetectorError::Inference(e.to_string()))
+}
+
+/// A model's input: its size and what the tensor holds. Brands served together share one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputShape {
+    pub width: u32,
+    pub height: u32,
+    pub layout: InputLayout,
+}
+
+impl std::fmt::Display for InputShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.layout {
+            InputLayout::F32Nchw => "float32 NCHW",
+            InputLayout::U8Nhwc => "uint8 NHWC",
+        };
+        write!(f, "{}×{} {kind}", self.width, self.height)
+    }
+}
+
+/// A model input: the tensor (float32 NCHW, or uint8 NHWC for a variant that normalises in its graph)
+/// and the letterbox of the frame in it.
 pub struct Input {
-    tensor: Tensor<f32>,
+    tensor: InputTensor,
     letterbox: Option<Letterbox>,
 }
 
+enum InputTensor {
+    F32(Tensor<f32>),
+    U8(Tensor<u8>),
+}
+
 impl Input {
-    /// An input for any model of this input size (brands served together share one).
-    pub fn new(width: u32, height: u32) -> Result<Input, DetectorError> {
-        let len = 3 * width as usize * height as usize;
-        let tensor = Tensor::from_array((
-            [1usize, 3, height as usize, width as usize],
-            vec![0f32; len],
-        ))
-        .map_err(|e| DetectorError::Inference(e.to_string()))?;
+    /// An input for any model of this shape (brands served together share one).
+    pub fn new(shape: InputShape) -> Result<Input, DetectorError> {
+        let (w, h) = (shape.width as usize, shape.height as usize);
+        let err = |e: ort::Error| DetectorError::Inference(e.to_string());
+        let tensor = match shape.layout {
+            InputLayout::F32Nchw => InputTensor::F32(
+                Tensor::from_array(([1usize, 3, h, w], vec![0f32; 3 * w * h])).map_err(err)?,
+            ),
+            InputLayout::U8Nhwc => InputTensor::U8(
+                Tensor::from_array(([1usize, h, w, 3], vec![0u8; 3 * w * h])).map_err(err)?,
+            ),
+        };
         Ok(Input {
             tensor,
             letterbox: None,
@@ -321,18 +420,26 @@ pub struct Prep {
 
 impl Prep {
     /// Pre-processing for any model of this input size.
-    pub fn new(width: u32, height: u32) -> Prep {
+    pub fn new(shape: InputShape) -> Prep {
         Prep {
             pre: Preprocessor::new(),
-            width,
-            height,
+            width: shape.width,
+            height: shape.height,
         }
     }
 
-    /// Letterboxes `frame` into `input`.
+    /// Letterboxes `frame` into `input`, in the input's own layout.
     pub fn run(&mut self, frame: Frame<'_>, input: &mut Input) -> Result<Letterbox, DetectorError> {
-        let (_, data) = input.tensor.extract_tensor_mut();
-        let lb = self.pre.run(frame, self.width, self.height, data)?;
+        let lb = match &mut input.tensor {
+            InputTensor::F32(t) => {
+                let (_, data) = t.extract_tensor_mut();
+                self.pre.run(frame, self.width, self.height, data)?
+            }
+            InputTensor::U8(t) => {
+                let (_, data) = t.extract_tensor_mut();
+                self.pre.run_u8(frame, self.width, self.height, data)?
+            }
+        };
         input.letterbox = Some(lb);
         Ok(lb)
     }

@@ -10,6 +10,7 @@
 //! and then the fall back is logged at error level and the provider really in use is reported.
 
 pub mod engine_cache;
+pub mod gpu_probe;
 mod locate;
 mod threads;
 
@@ -303,8 +304,8 @@ impl Runtime {
         Ok(Loaded { session, provider })
     }
 
-    /// The engine cache folder for `model` (TensorRT and the GPU are not known before TensorRT
-    /// runs, so they are not in the key yet).
+    /// The engine cache folder for `model`: keyed by the model, ONNX Runtime, TensorRT's version and the
+    /// GPU (asked of libnvinfer and libcuda, see [`gpu_probe`]) and the build options.
     pub fn engine_cache(&self, model: Option<ModelInfo<'_>>) -> Option<PathBuf> {
         let (dir, model) = (self.options.engine_dir.as_ref()?, model?);
         let calibration =
@@ -316,11 +317,15 @@ impl Runtime {
                     Ok(b) => hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&b)),
                     Err(_) => format!("unreadable {}", p.display()),
                 });
+        let (tensorrt, gpu) = (
+            gpu_probe::tensorrt_version(),
+            gpu_probe::gpu(self.options.gpu.device_id),
+        );
         let key = engine_cache::EngineKey {
             model_sha256: model.sha256,
             onnxruntime: ort::info(),
-            tensorrt: None,
-            gpu: None,
+            tensorrt: tensorrt.as_deref(),
+            gpu: gpu.as_deref(),
             fp16: self.options.gpu.fp16,
             int8_calibration_sha256: calibration.as_deref(),
             dla_core: self.options.gpu.dla_core,

@@ -3,7 +3,7 @@
 //! ([`Status`]), and when a failed try is retried ([`Retry`]).
 //!
 //! ```text
-//!   release ──decide──▶ Install/Rollback ──▶ downloading ──▶ verifying ──▶ active ──(runtime failure)──▶ rolled_back
+//!   release ──decide──▶ Install/Rollback ──▶ downloading ──▶ verifying ──▶ [building_engine] ──▶ active ──(runtime failure)──▶ rolled_back
 //!                 │                              │                │
 //!                 └─▶ Ignore(why)                └──── fault ─────┴─▶ failed   (transient: retried with backoff,
 //!                                                                              then left failed until a new release)
@@ -24,6 +24,9 @@ use super::release::Release;
 pub enum State {
     Downloading,
     Verifying,
+    /// TensorRT is building (or loading) the model's engine: minutes on a first build on a Jetson. The
+    /// model is not `active` before its engine exists, so its first verdict is never that late.
+    BuildingEngine,
     Active,
     /// A transient failure (network, server, disk): retried, then left here with its cause.
     Failed,
@@ -38,6 +41,7 @@ impl State {
         match self {
             State::Downloading => "downloading",
             State::Verifying => "verifying",
+            State::BuildingEngine => "building_engine",
             State::Active => "active",
             State::Failed => "failed",
             State::Rejected => "rejected",
@@ -45,9 +49,12 @@ impl State {
         }
     }
 
-    /// Downloading and verifying are the only states in which work is under way.
+    /// Downloading, verifying and building the engine are the only states in which work is under way.
     pub fn in_progress(self) -> bool {
-        matches!(self, State::Downloading | State::Verifying)
+        matches!(
+            self,
+            State::Downloading | State::Verifying | State::BuildingEngine
+        )
     }
 }
 
@@ -225,7 +232,7 @@ pub fn decide(active: Option<u64>, release: &Release, last: Option<&Attempt>) ->
         State::RolledBack => {
             Decision::Ignore(format!("revision {rev} was rolled back: {}", last.detail))
         }
-        State::Downloading | State::Verifying => {
+        State::Downloading | State::Verifying | State::BuildingEngine => {
             Decision::Ignore(format!("revision {rev} is already being installed"))
         }
         State::Failed if last.gave_up => {
@@ -332,6 +339,7 @@ mod tests {
             (Some(3), release(4, SHA_A, false), Some(attempt(4, SHA_A, State::RolledBack, false)), ignore("revision 4 was rolled back: cause")),
             (Some(3), release(4, SHA_A, false), Some(attempt(4, SHA_A, State::Downloading, false)), ignore("revision 4 is already being installed")),
             (Some(3), release(4, SHA_A, false), Some(attempt(4, SHA_A, State::Verifying, false)), ignore("revision 4 is already being installed")),
+            (Some(3), release(4, SHA_A, false), Some(attempt(4, SHA_A, State::BuildingEngine, false)), ignore("revision 4 is already being installed")),
             (Some(3), release(4, SHA_A, false), Some(attempt(4, SHA_A, State::Failed, false)), Install),
             (Some(3), release(4, SHA_A, false), Some(attempt(4, SHA_A, State::Failed, true)), ignore("revision 4 failed: cause")),
             (Some(5), release(3, SHA_A, true), Some(attempt(3, SHA_A, State::Rejected, false)), ignore("revision 3 was rejected: cause")),
@@ -495,6 +503,7 @@ mod tests {
             (State::Downloading, Some(1.5), r#"{"revision":4,"state":"downloading","detail":"d","progress":1.0}"#),
             (State::Downloading, Some(f64::NAN), r#"{"revision":4,"state":"downloading","detail":"d","progress":null}"#),
             (State::Verifying, None, r#"{"revision":4,"state":"verifying","detail":"d","progress":null}"#),
+            (State::BuildingEngine, None, r#"{"revision":4,"state":"building_engine","detail":"d","progress":null}"#),
             (State::Active, None, r#"{"revision":4,"state":"active","detail":"d","progress":null}"#),
             (State::Failed, None, r#"{"revision":4,"state":"failed","detail":"d","progress":null}"#),
             (State::Rejected, None, r#"{"revision":4,"state":"rejected","detail":"d","progress":null}"#),
