@@ -1,1 +1,1 @@
-In59GrDKqOKUNivtDaHPvtu7QOtQ3q4Ixq8tBXzRdlixZW4aKPC3pwqkAcT8M0+QLaZxX1AsC3uhQr+p759MDA==
+rt7f4hTaf/MWkEnzEFdGtTkKRc3deoxxkm7iE8nBoZedwHJwkV1XqlDdMwnl7kjBydhxRJvc0ec9QI4cjthCDw==

@@ -37,16 +37,26 @@ SAME_DETECTOR_TOL = {"scores": 1e-3, "boxes_px": 0.05}
 
 
 def graph_io(path: Path) -> dict:
-    """The ONNX graph's input (name, dtype, width, height) and output names, as onnxruntime sees them."""
+    """The ONNX graph's input (name, dtype, width, height) and output names, as onnxruntime sees them. The
+    layout follows the dtype (models/BUNDLE.md): float32 is NCHW [1,3,H,W], uint8 is NHWC [1,H,W,3]."""
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
     shape = inp.shape
+    dtype = DTYPES.get(inp.type, inp.type)
     if len(shape) != 4 or not all(isinstance(d, int) for d in shape):
-        raise ValueError(f"{path}: input {inp.name} has no static NCHW shape: {shape}")
-    return {"name": inp.name, "dtype": DTYPES.get(inp.type, inp.type), "width": int(shape[3]),
-            "height": int(shape[2]), "outputs": [o.name for o in sess.get_outputs()]}
+        raise ValueError(f"{path}: input {inp.name} has no static 4-d shape: {shape}")
+    if dtype == "uint8":
+        if shape[0] != 1 or shape[3] != 3:
+            raise ValueError(f"{path}: uint8 input {inp.name} is not NHWC [1,H,W,3]: {shape}")
+        height, width = shape[1], shape[2]
+    else:
+        if shape[0] != 1 or shape[1] != 3:
+            raise ValueError(f"{path}: {dtype} input {inp.name} is not NCHW [1,3,H,W]: {shape}")
+        height, width = shape[2], shape[3]
+    return {"name": inp.name, "dtype": dtype, "width": int(width), "height": int(height),
+            "outputs": [o.name for o in sess.get_outputs()]}
 
 
 def max_diff(a: Path, b: Path) -> dict:
@@ -87,8 +97,10 @@ def _pct(v) -> str:
     return "–" if v is None else f"{100 * v:.1f}%"
 
 
-def report_section(doc: dict, v: dict, command: str = "") -> str:
-    """A report.md section: the variant's figures beside the main model's, both from the manifest."""
+def report_section(doc: dict, v: dict, command: str = "", about: str | None = None, picture: bool = True) -> str:
+    """A report.md section: the variant's figures beside the main model's, both from the manifest. `about`
+    replaces the paragraph that says what the variant is (default: the detector exported at another size,
+    thresholded on its own); `picture`: embed `tradeoff-<name>.png` (the bundle has it)."""
     main, var = doc["metrics"], v["metrics"]
 
     def row(label, f):
@@ -107,15 +119,18 @@ def report_section(doc: dict, v: dict, command: str = "") -> str:
 
     t = v["thresholds"]
     inp = v["input"]
+    if about is None:
+        about = (f"`{v['file']}`: the same detector exported at {inp['width']}×{inp['height']} ({v['precision']}, "
+                 f"sha256 `{v['sha256'][:16]}…`), evaluated by the same rule. Its thresholds, chosen on validation "
+                 f"under the same caps: genuine {t['genuine']}, counterfeit {t['counterfeit']}, margin {t['margin']}"
+                 + ("" if var.get("validation", {}).get("caps_met", True)
+                    else " — **the caps could not all be met on validation**")
+                 + ".")
     lines = [
         "",
         f"## Variant `{v['name']}` (revision {doc['revision']})",
         "",
-        f"`{v['file']}`: the same detector exported at {inp['width']}×{inp['height']} ({v['precision']}, sha256 "
-        f"`{v['sha256'][:16]}…`), evaluated by the same rule. Its thresholds, chosen on validation under the same "
-        f"caps: genuine {t['genuine']}, counterfeit {t['counterfeit']}, margin {t['margin']}"
-        + ("" if var.get("validation", {}).get("caps_met", True) else " — **the caps could not all be met on validation**")
-        + ".",
+        about,
         "",
         f"| figure | main model ({doc['model']['input']['width']}) | {v['name']} |",
         "|---|---|---|",
@@ -138,9 +153,9 @@ def report_section(doc: dict, v: dict, command: str = "") -> str:
         row("mAP50 (test)", lambda m: m["map50"]),
         row("inference, median ms (ORT, 2 threads; each timed at its own evaluation, under that load)",
             lambda m: m["inference_ms_median_ort_2_threads"]),
-        "",
-        f"![trade-off, {v['name']}](tradeoff-{v['name']}.png)",
     ]
+    if picture:
+        lines += ["", f"![trade-off, {v['name']}](tradeoff-{v['name']}.png)"]
     if command:
         lines += ["", f"Made by `{command}`."]
     return "\n".join(lines) + "\n"
@@ -157,11 +172,11 @@ def _without_section(text: str, name: str) -> str:
 
 
 def add_variant(src: Path, out: Path, variant_file: Path, v: dict, key, extras: dict[str, Path] | None = None,
-                command: str = "") -> dict:
+                command: str = "", about: str | None = None, picture: bool = True) -> dict:
     """Copies the bundle `src` to `out` (new or empty) with `variant_file` as `v['file']` and the `extras`
     (name -> file, e.g. the trade-off picture), puts `v` in the manifest's `variants` (replacing one of the
-    same name), revision + 1, appends the variant's section to report.md, and signs. The main model, its
-    thresholds and metrics are left as they are."""
+    same name), revision + 1, appends the variant's section to report.md (`about`, `picture`: see
+    `report_section`), and signs. The main model, its thresholds and metrics are left as they are."""
     doc = json.loads((src / "manifest.json").read_text())
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty: the variant goes into a new copy of the bundle")
@@ -186,7 +201,7 @@ def add_variant(src: Path, out: Path, variant_file: Path, v: dict, key, extras: 
         agent_check.verify(tmp, key)
         rep = tmp / "report.md"
         text = _without_section(rep.read_text(), v["name"]) if rep.exists() else ""
-        rep.write_text(text.rstrip("\n") + "\n" + report_section(doc, v, command))
+        rep.write_text(text.rstrip("\n") + "\n" + report_section(doc, v, command, about, picture))
         if out.exists():
             out.rmdir()
         tmp.rename(out)
