@@ -9,8 +9,10 @@ printf 'listener 18831 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n' 
 mkdir -p $D/files $D/keys && (cd $D/files && python3 -m http.server 18832 --bind 127.0.0.1 > $D/http.log 2>&1 &)
 sleep 1
 $BIN keygen --out $D/keys >/dev/null
-mkdir -p $D/b8 && cp $REPO/models/northwind/{manifest.sig,model.onnx} $D/b8/ && python3 -c "
-import json; m=json.load(open('$REPO/models/northwind/manifest.json')); m['revision']=8; json.dump(m, open('$D/b8/manifest.json','w'), indent=2)"
+# The next revision: the shipped bundle's files (model, variants, pictures) with revision + 1.
+NEXT=$(python3 -c "import json; print(json.load(open('$REPO/models/northwind/manifest.json'))['revision'] + 1)")
+mkdir -p $D/b8 && cp -r $REPO/models/northwind/. $D/b8/ && python3 -c "
+import json; m=json.load(open('$REPO/models/northwind/manifest.json')); m['revision']=$NEXT; json.dump(m, open('$D/b8/manifest.json','w'), indent=2)"
 mosquitto_sub -p 18831 -t 'hallmark/things/m11/#' -F '%U %t %p' > $D/sub.log 2>&1 & SUB=$!
 cd $REPO; env HALLMARK_AGENT_STATE_DIR=$D/state HALLMARK_MQTT_ENABLED=true HALLMARK_MQTT_HOST=127.0.0.1 HALLMARK_MQTT_PORT=18831 \
  HALLMARK_AGENT_THING=m11 HALLMARK_MQTT_TELEMETRY_INTERVAL_S=0 HALLMARK_HTTP_LISTEN=127.0.0.1:19465 HALLMARK_SOURCE_LOOP=true \
@@ -30,11 +32,11 @@ echo "dropped after: $(curl -s localhost:19465/metrics | grep '^hallmark_frames_
 echo "rss after: $(grep VmRSS /proc/$AGENT/status)"
 kill -TERM $AGENT; wait $AGENT; kill $SUB $BROKER; pkill -f "http.server 18832"
 grep '"state"' $D/sub.log | cut -c1-220
-python3 - "$D/agent.out" <<'PY'
+python3 - "$D/agent.out" "$NEXT" <<'PY'
 import json, sys
 ev=[json.loads(l) for l in open(sys.argv[1]) if l.startswith('{')]
-i=next(i for i,e in enumerate(ev) if e['model_revision']==8)
-around=ev[max(0,i-10):i+10]
-print('verdict latency_ms, 10 before the first revision-8 verdict:', [round(e['latency_ms']) for e in ev[max(0,i-10):i]])
+new=int(sys.argv[2])
+i=next(i for i,e in enumerate(ev) if e['model_revision']==new)
+print(f'verdict latency_ms, 10 before the first revision-{new} verdict:', [round(e['latency_ms']) for e in ev[max(0,i-10):i]])
 print('and 10 from it:', [round(e['latency_ms']) for e in ev[i:i+10]])
 PY

@@ -13,9 +13,8 @@ use hallmark_agent::detector::{
 };
 use hallmark_agent::{Pipeline, RuntimeOptions};
 
-/// A deterministic 1920×1080 test frame with structure (gradients and blocks), so the resize does real work.
-fn frame_1080p() -> Vec<u8> {
-    let (w, h) = (1920usize, 1080usize);
+/// A deterministic `w`×`h` test frame with structure (gradients and blocks), so the resize does real work.
+fn test_frame(w: usize, h: usize) -> Vec<u8> {
     let mut v = Vec::with_capacity(w * h * 3);
     for y in 0..h {
         for x in 0..w {
@@ -60,12 +59,23 @@ fn synthetic_output(n: usize, classes: usize) -> Vec<f32> {
 }
 
 fn stages(c: &mut Criterion) {
-    let rgb = frame_1080p();
+    let rgb = test_frame(1920, 1080);
     let frame = Frame::rgb(1920, 1080, &rgb);
     let mut pre = Preprocessor::new();
     let mut tensor = vec![0f32; 3 * 320 * 320];
+    let mut bytes = vec![0u8; 3 * 320 * 320];
     c.bench_function("letterbox 1920x1080 -> 320x320", |b| {
         b.iter(|| pre.run(black_box(frame), 320, 320, &mut tensor).unwrap())
+    });
+    // The two input layouts side by side: float32 NCHW /255 (the main model) and packed uint8 (a
+    // variant that normalises in its graph), from the camera size of the samples.
+    let rgb_sd = test_frame(960, 720);
+    let sd = Frame::rgb(960, 720, &rgb_sd);
+    c.bench_function("letterbox 960x720 -> 320x320 float32 NCHW", |b| {
+        b.iter(|| pre.run(black_box(sd), 320, 320, &mut tensor).unwrap())
+    });
+    c.bench_function("letterbox 960x720 -> 320x320 uint8 NHWC", |b| {
+        b.iter(|| pre.run_u8(black_box(sd), 320, 320, &mut bytes).unwrap())
     });
 
     let layout = Layout::Yolov5 {

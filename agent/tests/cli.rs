@@ -286,9 +286,14 @@ fn a_missing_onnx_runtime_library_gives_one_clear_message() {
 fn altered_bundle(dir: &Path, tweak: impl FnOnce(&mut Value)) -> (PathBuf, PathBuf) {
     let b = dir.join("bundle");
     std::fs::create_dir_all(&b).unwrap();
-    std::fs::copy(bundle().join("model.onnx"), b.join("model.onnx")).unwrap();
     let mut m: Value =
         serde_json::from_slice(&std::fs::read(bundle().join("manifest.json")).unwrap()).unwrap();
+    // The model and every variant file the manifest names (before the tweak, which may drop some).
+    for entry in std::iter::once(&m["model"]).chain(m["variants"].as_array().into_iter().flatten())
+    {
+        let f = entry["file"].as_str().unwrap();
+        std::fs::copy(bundle().join(f), b.join(f)).unwrap();
+    }
     tweak(&mut m);
     let body = serde_json::to_vec_pretty(&m).unwrap();
     std::fs::write(b.join("manifest.json"), &body).unwrap();
@@ -696,4 +701,77 @@ fn a_bad_variant_choice_or_file_is_one_clear_message() {
         err.contains("digest mismatch") && err.contains("model-strict.onnx"),
         "{err}"
     );
+}
+
+/// Each record of a scan without its timings and variant name, for comparing two encodings.
+fn without_variant(out: &Output) -> Vec<Value> {
+    lines(out)
+        .into_iter()
+        .map(|mut r| {
+            let o = r.as_object_mut().unwrap();
+            o.remove("timings_ms");
+            o.remove("model_variant");
+            r
+        })
+        .collect()
+}
+
+#[test]
+fn the_uint8_variant_of_each_shipped_bundle_gives_the_main_models_exact_records() {
+    // The variant takes the letterboxed bytes and divides by 255 in its graph: every box, score and
+    // verdict must be the main model's, on every sample of both brands.
+    for brand in ["northwind", "aurora"] {
+        let scan = |flags: &[&str]| {
+            let out = hallmark()
+                .args(flags)
+                .arg("scan")
+                .arg("--model")
+                .arg(models().join(brand))
+                .arg(models().join("samples").join(brand))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{brand} {flags:?}: {}", stderr(&out));
+            out
+        };
+        let main = scan(&[]);
+        let u8 = scan(&["--variant", "u8"]);
+        assert!(lines(&u8).iter().all(|r| r["model_variant"] == "u8"));
+        assert!(lines(&main).len() >= 5, "{brand}");
+        assert!(
+            verdicts(&main).iter().any(|v| v == "genuine")
+                && verdicts(&main).iter().any(|v| v == "counterfeit"),
+            "{brand}: {:?}",
+            verdicts(&main)
+        );
+        assert_eq!(without_variant(&main), without_variant(&u8), "{brand}");
+    }
+}
+
+#[test]
+fn a_variant_whose_graph_is_not_the_declared_input_type_is_refused_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    // The main model's float32 graph declared as a uint8 NHWC variant.
+    let model = std::fs::read(bundle().join("model.onnx")).unwrap();
+    let digest = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&model))
+    };
+    let (b, key) = altered_bundle(dir.path(), |m| {
+        let mut input = m["model"]["input"].clone();
+        input["dtype"] = "uint8".into();
+        m["variants"] = serde_json::json!([{
+            "name": "bytes", "file": "model-bytes.onnx", "sha256": digest, "precision": "fp32",
+            "input": input, "thresholds": m["thresholds"].clone()
+        }]);
+    });
+    std::fs::write(b.join("model-bytes.onnx"), &model).unwrap();
+    let out = scan_all_with(&b, &key, &["--variant", "bytes"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("model/manifest mismatch") && err.contains("Float32") && err.contains("Uint8"),
+        "{err}"
+    );
+    // The main model of the same bundle still runs.
+    assert!(scan_all_with(&b, &key, &[]).status.success());
 }

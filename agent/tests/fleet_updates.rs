@@ -39,11 +39,16 @@ fn keygen(dir: &Path) -> (PathBuf, PathBuf) {
 fn bundle(revision: u64, selftest: Option<&str>) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let src = repo().join("models").join(BRAND);
-    for f in ["manifest.sig", "model.onnx"] {
-        std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
-    }
     let mut manifest: Value =
         serde_json::from_slice(&std::fs::read(src.join("manifest.json")).unwrap()).unwrap();
+    // The model and every variant file the manifest names.
+    let files = std::iter::once(&manifest["model"])
+        .chain(manifest["variants"].as_array().into_iter().flatten())
+        .map(|m| m["file"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>();
+    for f in files.iter().map(String::as_str).chain(["manifest.sig"]) {
+        std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+    }
     manifest["revision"] = revision.into();
     std::fs::write(
         dir.path().join("manifest.json"),
@@ -186,11 +191,11 @@ fn a_published_revision_is_downloaded_verified_and_swapped_in_without_a_restart_
         agent.stderr()
     );
     let pid = agent.child.id();
-    assert!(revisions_after(&agent, 0).iter().all(|&r| r == 7));
+    assert!(revisions_after(&agent, 0).iter().all(|&r| r == rev(0)));
     let dropped_before = dropped(http);
-    let rev8 = bundle(8, Some("counterfeit"));
+    let rev8 = bundle(rev(1), Some("counterfeit"));
     let release = publish(rev8.path(), &key, &files, broker.port, None);
-    let active = wait_state(&sub, "kiosk-a", 8, "active", &agent);
+    let active = wait_state(&sub, "kiosk-a", rev(1), "active", &agent);
     eprintln!("status: {active}");
     assert!(
         active["detail"]
@@ -208,22 +213,22 @@ fn a_published_revision_is_downloaded_verified_and_swapped_in_without_a_restart_
         states.contains(&"downloading".into()) && states.contains(&"verifying".into()),
         "{states:?}"
     );
-    // Later verdicts come from revision 8, from the same process: once the first one does, every
-    // one after it (frames already in flight at the swap finish on revision 7).
+    // Later verdicts come from the new revision, from the same process: once the first one does, every
+    // one after it (frames already in flight at the swap finish on the shipped revision).
     assert!(
         wait_until(Duration::from_secs(30), || {
             let r = revisions_after(&agent, 0);
             r.iter()
-                .position(|&x| x == 8)
+                .position(|&x| x == rev(1))
                 .is_some_and(|i| r.len() >= i + 3)
         }),
         "{}",
         agent.stderr()
     );
     let r = revisions_after(&agent, 0);
-    let first8 = r.iter().position(|&x| x == 8).unwrap();
+    let first8 = r.iter().position(|&x| x == rev(1)).unwrap();
     assert!(
-        r[..first8].iter().all(|&x| x == 7) && r[first8..].iter().all(|&x| x == 8),
+        r[..first8].iter().all(|&x| x == rev(0)) && r[first8..].iter().all(|&x| x == rev(1)),
         "{r:?}"
     );
     assert_eq!(agent.child.id(), pid);
@@ -233,10 +238,10 @@ fn a_published_revision_is_downloaded_verified_and_swapped_in_without_a_restart_
         wait_until(Duration::from_secs(10), || sub
             .on("/online")
             .iter()
-            .any(|m| m.json()["models"][BRAND] == 8)),
-        "online says revision 8"
+            .any(|m| m.json()["models"][BRAND] == rev(1))),
+        "online says the new revision"
     );
-    // The operator's view lists the device on revision 8, not behind the fleet release.
+    // The operator's view lists the device on the new revision, not behind the fleet release.
     let table = run_ok(
         bin()
             .args(["fleet", "status", "--json", "--broker"])
@@ -246,7 +251,7 @@ fn a_published_revision_is_downloaded_verified_and_swapped_in_without_a_restart_
     let _ = release;
     let (code, _, err) = agent.terminate();
     assert_eq!(code, Some(0), "{err}");
-    // The store holds revision 8 as active, and it verifies.
+    // The store holds the new revision as active, and it verifies.
     let list = run_ok(
         bin()
             .args(["models", "verify", "--store"])
@@ -260,7 +265,7 @@ fn a_published_revision_is_downloaded_verified_and_swapped_in_without_a_restart_
                 ),
             ),
     );
-    assert!(list.contains('8'), "{list}");
+    assert!(list.contains(&format!("revision={}", rev(1))), "{list}");
 }
 
 #[test]
@@ -302,9 +307,9 @@ fn bad_releases_are_refused_with_their_cause_and_the_old_model_keeps_serving() {
     .any(|s| s["detail"].as_str().unwrap_or("").contains("schema"))));
 
     // Signed by a key the device does not trust.
-    let b9 = bundle(9, None);
+    let b9 = bundle(rev(2), None);
     publish(b9.path(), &untrusted_key, &files, broker.port, None);
-    let r = wait_state(&sub, "kiosk-b", 9, "rejected", &agent);
+    let r = wait_state(&sub, "kiosk-b", rev(2), "rejected", &agent);
     assert!(
         r["detail"]
             .as_str()
@@ -316,17 +321,15 @@ fn bad_releases_are_refused_with_their_cause_and_the_old_model_keeps_serving() {
     );
 
     // A self-test the model fails.
-    let b10 = bundle(10, Some("genuine-but-wrong"));
-    let _ = b10;
-    let b10 = bundle(10, Some("no_product"));
+    let b10 = bundle(rev(3), Some("no_product"));
     publish(b10.path(), &key, &files, broker.port, None);
-    let r = wait_state(&sub, "kiosk-b", 10, "rejected", &agent);
+    let r = wait_state(&sub, "kiosk-b", rev(3), "rejected", &agent);
     assert!(r["detail"].as_str().unwrap().contains("self-test"), "{r}");
 
-    // Tampered model bytes behind a correct archive digest. Revision 11 is packed, not announced: an
-    // announced valid revision 11 could be taken before its archive is tampered with (it was, on a
+    // Tampered model bytes behind a correct archive digest. Revision rev(4) is packed, not announced:
+    // an announced valid revision could be taken before its archive is tampered with (it was, on a
     // loaded machine).
-    let b11 = bundle(11, None);
+    let b11 = bundle(rev(4), None);
     run_ok(
         bin()
             .arg("publish")
@@ -338,34 +341,34 @@ fn bad_releases_are_refused_with_their_cause_and_the_old_model_keeps_serving() {
             .arg("--out")
             .arg(files.dir.path()),
     );
-    let tar_path = files.dir.path().join(format!("{BRAND}-11.tar"));
+    let tar_path = files.dir.path().join(format!("{BRAND}-{}.tar", rev(4)));
     let mut bytes = std::fs::read(&tar_path).unwrap();
     let n = bytes.len();
     bytes[n / 2] ^= 0x5a;
     std::fs::write(&tar_path, &bytes).unwrap();
     let digest = sha256_hex(&bytes);
-    let release = serde_json::json!({"schema": "hallmark.release/1", "brand": BRAND, "revision": 12,
-        "url": format!("{}/{BRAND}-11.tar", files.url), "sha256": digest, "size": bytes.len()});
-    // Announced as revision 12 whose archive is revision 11's with a byte flipped.
+    let release = serde_json::json!({"schema": "hallmark.release/1", "brand": BRAND, "revision": rev(5),
+        "url": format!("{}/{BRAND}-{}.tar", files.url, rev(4)), "sha256": digest, "size": bytes.len()});
+    // Announced as revision rev(5) whose archive is rev(4)'s with a byte flipped.
     sub.publish_retained(&fleet, release.to_string().into_bytes());
-    let r = wait_state(&sub, "kiosk-b", 12, "rejected", &agent);
+    let r = wait_state(&sub, "kiosk-b", rev(5), "rejected", &agent);
     eprintln!("tampered: {r}");
 
     // A file that is not there: failed with the cause, retried later.
-    let missing = serde_json::json!({"schema": "hallmark.release/1", "brand": BRAND, "revision": 13,
+    let missing = serde_json::json!({"schema": "hallmark.release/1", "brand": BRAND, "revision": rev(6),
         "url": format!("{}/none.tar", files.url), "sha256": "a".repeat(64), "size": 1000});
     sub.publish_retained(&fleet, missing.to_string().into_bytes());
-    let r = wait_state(&sub, "kiosk-b", 13, "failed", &agent);
+    let r = wait_state(&sub, "kiosk-b", rev(6), "failed", &agent);
     assert!(r["detail"].as_str().unwrap().contains("404"), "{r}");
 
-    // Through all of it revision 7 kept judging.
+    // Through all of it the shipped revision kept judging.
     let seen = agent.lines().len();
     assert!(wait_until(Duration::from_secs(20), || revisions_after(
         &agent, seen
     )
     .len()
         >= 2));
-    assert!(revisions_after(&agent, 0).iter().all(|&r| r == 7));
+    assert!(revisions_after(&agent, 0).iter().all(|&r| r == rev(0)));
     let (code, _, err) = agent.terminate();
     assert_eq!(code, Some(0), "{err}");
 }
@@ -377,8 +380,8 @@ fn a_canary_release_wins_over_the_fleet_release_for_that_device_only() {
     let keys = tempfile::tempdir().unwrap();
     let (key, public) = keygen(keys.path());
     let sub = Subscriber::start(broker.port, "t-canary", &["hallmark/#"]);
-    let b8 = bundle(8, None);
-    let b9 = bundle(9, None);
+    let b8 = bundle(rev(1), None);
+    let b9 = bundle(rev(2), None);
     publish(b8.path(), &key, &files, broker.port, None);
     publish(b9.path(), &key, &files, broker.port, Some("canary"));
     let (s1, s2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -390,9 +393,11 @@ fn a_canary_release_wins_over_the_fleet_release_for_that_device_only() {
         s2.path(),
         &agent_env(broker.port, free_port(), "other", &public),
     ));
-    wait_state(&sub, "canary", 9, "active", &canary);
-    wait_state(&sub, "other", 8, "active", &other);
-    assert!(statuses(&sub, "other").iter().all(|s| s["revision"] != 9));
+    wait_state(&sub, "canary", rev(2), "active", &canary);
+    wait_state(&sub, "other", rev(1), "active", &other);
+    assert!(statuses(&sub, "other")
+        .iter()
+        .all(|s| s["revision"] != rev(2)));
     canary.terminate();
     other.terminate();
 }
@@ -411,7 +416,7 @@ fn a_sigkill_during_an_update_leaves_exactly_one_consistent_revision() {
         repo().join("models/keys/demo-publisher.pub.pem").display(),
         public.display()
     );
-    let mut revision = 7;
+    let mut revision = rev(0);
     for delay_ms in [150u64, 600, 1200] {
         let agent = Agent::spawn(hallmark_run(state.path(), &env));
         assert!(wait_until(Duration::from_secs(60), || !agent
@@ -487,22 +492,26 @@ fn with_two_brands_a_release_updates_its_brand_only_and_online_lists_both() {
     let agent = Agent::spawn(hallmark_run(state.path(), &env));
     let aurora_rev = manifest_revision("aurora");
     assert!(
-        wait_until(Duration::from_secs(60), || sub.on("/online").iter().any(
-            |m| m.json()["models"]["aurora"] == aurora_rev && m.json()["models"][BRAND] == 7
-        )),
+        wait_until(Duration::from_secs(60), || sub
+            .on("/online")
+            .iter()
+            .any(|m| m.json()["models"]["aurora"] == aurora_rev
+                && m.json()["models"][BRAND] == rev(0))),
         "online lists both brands: {}",
         agent.stderr()
     );
-    let rev8 = bundle(8, None);
+    let rev8 = bundle(rev(1), None);
     publish(rev8.path(), &key, &files, broker.port, None);
-    wait_state(&sub, "kiosk-2", 8, "active", &agent);
+    wait_state(&sub, "kiosk-2", rev(1), "active", &agent);
     assert!(
-        wait_until(Duration::from_secs(10), || sub.on("/online").iter().any(
-            |m| m.json()["models"][BRAND] == 8 && m.json()["models"]["aurora"] == aurora_rev
-        )),
-        "online says northwind 8, aurora unchanged"
+        wait_until(Duration::from_secs(10), || sub
+            .on("/online")
+            .iter()
+            .any(|m| m.json()["models"][BRAND] == rev(1)
+                && m.json()["models"]["aurora"] == aurora_rev)),
+        "online says northwind's new revision, aurora unchanged"
     );
-    // After the swap, Northwind frames are judged by revision 8 and Aurora frames still by theirs.
+    // After the swap, Northwind frames are judged by the new revision and Aurora frames still by theirs.
     let skip = agent.lines().len();
     let by_brand = || -> Vec<(String, u64)> {
         agent
@@ -527,7 +536,7 @@ fn with_two_brands_a_release_updates_its_brand_only_and_online_lists_both() {
         agent.stderr()
     );
     for (brand, revision) in by_brand() {
-        let want = if brand == BRAND { 8 } else { aurora_rev };
+        let want = if brand == BRAND { rev(1) } else { aurora_rev };
         assert_eq!(revision, want, "{brand}");
     }
     let page = http_get(http, "/metrics").unwrap().1;
@@ -537,6 +546,11 @@ fn with_two_brands_a_release_updates_its_brand_only_and_online_lists_both() {
     );
     let (code, _, err) = agent.terminate();
     assert_eq!(code, Some(0), "{err}");
+}
+
+/// The shipped Northwind revision plus `ahead` (the releases these tests publish must be newer).
+fn rev(ahead: u64) -> u64 {
+    manifest_revision(BRAND) + ahead
 }
 
 fn manifest_revision(brand: &str) -> u64 {

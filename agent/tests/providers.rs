@@ -58,7 +58,7 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Each record without its timings.
+/// Each record without its timings and the encoding's name.
 fn results(out: &Output) -> Vec<Value> {
     String::from_utf8(out.stdout.clone())
         .unwrap()
@@ -66,7 +66,20 @@ fn results(out: &Output) -> Vec<Value> {
         .map(|l| {
             let mut v: Value = serde_json::from_str(l).unwrap();
             v.as_object_mut().unwrap().remove("timings_ms");
+            v.as_object_mut().unwrap().remove("model_variant");
             v
+        })
+        .collect()
+}
+
+/// The bundle variant each record names (`None`: the main model).
+fn variants(out: &Output) -> Vec<Option<String>> {
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v["model_variant"].as_str().map(str::to_string)
         })
         .collect()
 }
@@ -98,6 +111,10 @@ fn an_allowed_fall_back_is_logged_at_error_level_and_gives_the_cpu_results() {
     assert!(cpu.status.success(), "{}", stderr(&cpu));
     let expected = results(&cpu);
     assert_eq!(expected.len(), sample_files().len());
+    assert!(
+        variants(&cpu).iter().all(Option::is_none),
+        "the CPU runs the main model"
+    );
     for providers in ["cuda", "tensorrt", "tensorrt,cuda", "tensorrt,cuda,cpu"] {
         let out = scan(
             state.path(),
@@ -118,6 +135,13 @@ fn an_allowed_fall_back_is_logged_at_error_level_and_gives_the_cpu_results() {
                 "{providers}: the fall back from {provider} is not logged at error level: {err}"
             );
         }
+        // A GPU provider was asked for, so `model.precision = "auto"` chose the bundle's uint8
+        // variant; falling back runs that on the CPU, with the main model's exact results.
+        assert!(
+            variants(&out).iter().all(|v| v.as_deref() == Some("u8")),
+            "{providers}: {:?}",
+            variants(&out)
+        );
         assert_eq!(results(&out), expected, "{providers}: CPU results differ");
     }
     // A TensorRT engine folder made for an engine that was never built is not left behind.

@@ -108,18 +108,26 @@ fn keygen_writes_a_private_key_only_its_owner_reads_and_never_overwrites() {
     assert_eq!(std::fs::read(&private).unwrap(), before);
 }
 
+/// The revision of the shipped Northwind bundle (what `publish` packs).
+fn shipped_revision() -> u64 {
+    let m: Value =
+        serde_json::from_slice(&std::fs::read(northwind().join("manifest.json")).unwrap()).unwrap();
+    m["revision"].as_u64().unwrap()
+}
+
 #[test]
 fn a_published_tar_verifies_with_the_new_key_only() {
     let tmp = tempfile::tempdir().unwrap();
     let (private, public) = keygen(&tmp.path().join("keys"));
     let out = tmp.path().join("out");
     let release = publish(&private, &out, &[]);
-    let tar = out.join("northwind-7.tar");
+    let rev = shipped_revision();
+    let tar = out.join(format!("northwind-{rev}.tar"));
     let bytes = std::fs::read(&tar).unwrap();
     assert_eq!(
         release,
-        json!({"schema": "hallmark.release/1", "brand": "northwind", "revision": 7,
-            "url": "http://127.0.0.1:8000/models/northwind-7.tar",
+        json!({"schema": "hallmark.release/1", "brand": "northwind", "revision": rev,
+            "url": format!("http://127.0.0.1:8000/models/northwind-{rev}.tar"),
             "sha256": hex::encode(Sha256::digest(&bytes)), "size": bytes.len()})
     );
     // Nothing but the tar is left in the out folder.
@@ -128,13 +136,16 @@ fn a_published_tar_verifies_with_the_new_key_only() {
         .flatten()
         .map(|e| e.file_name())
         .collect();
-    assert_eq!(names, vec![std::ffi::OsString::from("northwind-7.tar")]);
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from(format!("northwind-{rev}.tar"))]
+    );
 
     let unpacked = tmp.path().join("unpacked");
     extract(&tar, &unpacked);
     let stdout = ok(verify_with(&public, &unpacked));
     assert!(
-        stdout.starts_with("ok ") && stdout.contains("revision=7"),
+        stdout.starts_with("ok ") && stdout.contains(&format!("revision={rev}")),
         "{stdout}"
     );
     let demo = repo().join("models/keys/demo-publisher.pub.pem");
@@ -157,7 +168,7 @@ fn a_published_tar_verifies_with_the_new_key_only() {
         .output()
         .unwrap());
     assert!(
-        stdout.contains("installed northwind revision 7"),
+        stdout.contains(&format!("installed northwind revision {rev}")),
         "{stdout}"
     );
     let stdout = ok(hallmark()
@@ -167,7 +178,9 @@ fn a_published_tar_verifies_with_the_new_key_only() {
         .output()
         .unwrap());
     assert!(
-        stdout.lines().any(|l| l == "northwind\t7\t-\t7"),
+        stdout
+            .lines()
+            .any(|l| l == format!("northwind\t{rev}\t-\t{rev}")),
         "{stdout}"
     );
     ok(hallmark()
@@ -191,7 +204,11 @@ fn publish_signs_exactly_as_the_pipeline_does() {
     let tmp = tempfile::tempdir().unwrap();
     publish(&key, tmp.path(), &[]);
     let unpacked = tmp.path().join("u");
-    extract(&tmp.path().join("northwind-7.tar"), &unpacked);
+    extract(
+        &tmp.path()
+            .join(format!("northwind-{}.tar", shipped_revision())),
+        &unpacked,
+    );
     let ours = std::fs::read(unpacked.join("manifest.sig")).unwrap();
     let pipeline = std::fs::read(northwind().join("manifest.sig")).unwrap();
     let demo_pub = hallmark_agent::bundle::SigningKeyFile::from_pem_file(&key)
@@ -239,14 +256,14 @@ fn the_release_is_retained_on_the_fleet_topic_and_on_the_canary_topic() {
         "{:?}",
         sub.messages()
     );
-    let bytes = std::fs::read(out.join("northwind-7.tar")).unwrap();
+    let bytes = std::fs::read(out.join(format!("northwind-{}.tar", shipped_revision()))).unwrap();
     let mut topics = Vec::new();
     for m in sub.messages() {
         assert!(m.retain, "{} not retained", m.topic);
         let v = m.json();
         assert_eq!(v["sha256"], hex::encode(Sha256::digest(&bytes)));
         assert_eq!(v["size"], bytes.len());
-        assert_eq!(v["revision"], 7);
+        assert_eq!(v["revision"], shipped_revision());
         assert!(v.get("rollback").is_none());
         topics.push(m.topic);
     }
@@ -299,24 +316,26 @@ fn fleet_status_lists_each_device_with_its_revisions_and_marks_the_one_behind() 
     let (private, _) = keygen(&tmp.path().join("keys"));
     let addr = format!("127.0.0.1:{}", broker.port);
     publish(&private, &tmp.path().join("out"), &["--broker", &addr]);
+    // The fleet release is the shipped revision; kiosk-1 runs it, belt-2 is one behind and failed.
+    let (now, old) = (shipped_revision(), shipped_revision() - 1);
 
     let sub = Subscriber::start(broker.port, "fake-devices", &["hallmark/things/+/online"]);
     let json = |v: Value| serde_json::to_vec(&v).unwrap();
     sub.publish_retained(
         "hallmark/things/kiosk-1/online",
-        json(json!({"online": true, "version": "0.1.0", "models": {"northwind": 7}})),
+        json(json!({"online": true, "version": "0.1.0", "models": {"northwind": now}})),
     );
     sub.publish_retained(
         "hallmark/things/kiosk-1/models/northwind/status",
-        json(json!({"revision": 7, "state": "active", "detail": "", "progress": 1.0})),
+        json(json!({"revision": now, "state": "active", "detail": "", "progress": 1.0})),
     );
     sub.publish_retained(
         "hallmark/things/belt-2/online",
-        json(json!({"online": false, "version": "0.1.0", "models": {"northwind": 6}})),
+        json(json!({"online": false, "version": "0.1.0", "models": {"northwind": old}})),
     );
     sub.publish_retained(
         "hallmark/things/belt-2/models/northwind/status",
-        json(json!({"revision": 7, "state": "failed", "detail": "download: HTTP 404", "progress": 0.0})),
+        json(json!({"revision": now, "state": "failed", "detail": "download: HTTP 404", "progress": 0.0})),
     );
     assert!(wait_until(Duration::from_secs(10), || sub.messages().len() >= 2));
 
@@ -333,17 +352,22 @@ fn fleet_status_lists_each_device_with_its_revisions_and_marks_the_one_behind() 
     };
     let k = line("kiosk-1");
     assert!(
-        k.contains("yes") && k.contains("northwind") && k.contains("active r7"),
+        k.contains("yes") && k.contains("northwind") && k.contains(&format!("active r{now}")),
         "{table}"
     );
     assert!(!k.contains("BEHIND"), "{table}");
     let b = line("belt-2");
     assert!(
-        b.contains(" no ") && b.contains("failed r7") && b.contains("download: HTTP 404"),
+        b.contains(" no ")
+            && b.contains(&format!("failed r{now}"))
+            && b.contains("download: HTTP 404"),
         "{table}"
     );
     assert!(b.ends_with("BEHIND"), "{table}");
-    assert!(table.contains("fleet releases: northwind 7"), "{table}");
+    assert!(
+        table.contains(&format!("fleet releases: northwind {now}")),
+        "{table}"
+    );
 
     let v: Value = serde_json::from_str(
         ok(hallmark()
@@ -361,11 +385,11 @@ fn fleet_status_lists_each_device_with_its_revisions_and_marks_the_one_behind() 
         .trim(),
     )
     .unwrap();
-    assert_eq!(v["releases"]["northwind"], 7);
+    assert_eq!(v["releases"]["northwind"], now);
     let devices = v["devices"].as_array().unwrap();
     assert_eq!(devices.len(), 2, "{v}");
     let belt = devices.iter().find(|d| d["thing"] == "belt-2").unwrap();
-    assert_eq!(belt["brands"][0]["active"], 6);
+    assert_eq!(belt["brands"][0]["active"], old);
     assert_eq!(belt["brands"][0]["behind"], true);
     let kiosk = devices.iter().find(|d| d["thing"] == "kiosk-1").unwrap();
     assert_eq!(kiosk["brands"][0]["behind"], false);

@@ -23,6 +23,14 @@ fn northwind() -> PathBuf {
     repo().join("models/northwind")
 }
 
+/// The shipped Northwind revision, and the two newer ones these tests re-sign.
+fn revs() -> (u64, u64, u64) {
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(northwind().join("manifest.json")).unwrap()).unwrap();
+    let s = m["revision"].as_u64().unwrap();
+    (s, s + 1, s + 2)
+}
+
 fn demo_trust() -> TrustedKeys {
     TrustedKeys::from_pem_files(&[repo().join("models/keys/demo-publisher.pub.pem")]).unwrap()
 }
@@ -36,13 +44,18 @@ fn trust_with(key: &SigningKeyFile) -> TrustedKeys {
     ])
 }
 
-/// Northwind's model and manifest as `revision`, signed by `key`, in `dir`.
+/// Northwind's models and manifest as `revision`, signed by `key`, in `dir`.
 fn resigned(dir: &Path, revision: u64, key: &SigningKeyFile) -> PathBuf {
     let b = dir.join(format!("northwind-{revision}"));
     std::fs::create_dir_all(&b).unwrap();
-    std::fs::copy(northwind().join("model.onnx"), b.join("model.onnx")).unwrap();
     let mut m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(northwind().join("manifest.json")).unwrap()).unwrap();
+    // The model and every variant file the manifest names.
+    for entry in std::iter::once(&m["model"]).chain(m["variants"].as_array().into_iter().flatten())
+    {
+        let f = entry["file"].as_str().unwrap();
+        std::fs::copy(northwind().join(f), b.join(f)).unwrap();
+    }
     m["revision"] = revision.into();
     let bytes = serde_json::to_vec_pretty(&m).unwrap();
     std::fs::write(b.join("manifest.json"), &bytes).unwrap();
@@ -77,10 +90,11 @@ fn install_from_folder_and_tar_then_activate_rollback_and_prune() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("models");
     let store = Store::open(&root).unwrap();
+    let (r7, r8, r9) = revs();
 
     let i = store.install(&northwind(), &demo_trust(), MAX).unwrap();
-    assert_eq!((i.brand.as_str(), i.revision), ("northwind", 7));
-    assert_eq!(i.dir, store.dir("northwind", 7));
+    assert_eq!((i.brand.as_str(), i.revision), ("northwind", r7));
+    assert_eq!(i.dir, store.dir("northwind", r7));
     assert!(i.dir.join("model.onnx").is_file() && i.dir.join("reference").is_dir());
     // The same revision again, from a folder and from a tar: a no-op.
     assert_eq!(store.install(&northwind(), &demo_trust(), MAX).unwrap(), i);
@@ -90,20 +104,20 @@ fn install_from_folder_and_tar_then_activate_rollback_and_prune() {
 
     let key = generate_signing_key();
     let trust = trust_with(&key);
-    for rev in [8, 9] {
+    for rev in [r8, r9] {
         let t = tar_of(
             &resigned(tmp.path(), rev, &key),
             &tmp.path().join(format!("nw{rev}.tar")),
         );
         assert_eq!(store.install(&t, &trust, MAX).unwrap().revision, rev);
     }
-    for rev in [7, 8, 9] {
+    for rev in [r7, r8, r9] {
         store.activate("northwind", rev).unwrap();
     }
-    assert_eq!(store.active("northwind").unwrap(), Some(9));
-    assert_eq!(store.previous("northwind").unwrap(), Some(8));
-    assert_eq!(store.verify("northwind", &trust).unwrap().revision, 9);
-    // The demo key alone does not trust revision 9's signer.
+    assert_eq!(store.active("northwind").unwrap(), Some(r9));
+    assert_eq!(store.previous("northwind").unwrap(), Some(r8));
+    assert_eq!(store.verify("northwind", &trust).unwrap().revision, r9);
+    // The demo key alone does not trust the newest revision's signer.
     assert!(matches!(
         store.verify("northwind", &demo_trust()),
         Err(StoreError::Bundle {
@@ -112,28 +126,28 @@ fn install_from_folder_and_tar_then_activate_rollback_and_prune() {
         })
     ));
 
-    assert_eq!(store.rollback("northwind").unwrap(), 8);
-    assert_eq!(store.active("northwind").unwrap(), Some(8));
+    assert_eq!(store.rollback("northwind").unwrap(), r8);
+    assert_eq!(store.active("northwind").unwrap(), Some(r8));
     assert_eq!(store.previous("northwind").unwrap(), None);
     assert!(matches!(
         store.rollback("northwind"),
         Err(StoreError::NoPrevious { .. })
     ));
     let bundle = store.active_bundle("northwind", &trust).unwrap();
-    assert_eq!(bundle.manifest().revision, 8);
+    assert_eq!(bundle.manifest().revision, r8);
     assert_eq!(
         &bundle.model_bytes()[..],
         &std::fs::read(northwind().join("model.onnx")).unwrap()[..]
     );
 
-    store.activate("northwind", 9).unwrap();
-    // active 9, previous 8: 7 is the only one prunable.
-    assert_eq!(store.prune("northwind", 0).unwrap(), vec![7]);
+    store.activate("northwind", r9).unwrap();
+    // active r9, previous r8: the shipped revision is the only one prunable.
+    assert_eq!(store.prune("northwind", 0).unwrap(), vec![r7]);
     let list = store.list().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(
         (&list[0].revisions, list[0].active, list[0].previous),
-        (&vec![8, 9], Some(9), Some(8))
+        (&vec![r8, r9], Some(r9), Some(r8))
     );
     assert_clean(&root);
 }
@@ -144,10 +158,10 @@ fn the_same_revision_with_a_different_manifest_is_a_conflict() {
     let store = Store::open(&tmp.path().join("models")).unwrap();
     let key = generate_signing_key();
     store.install(&northwind(), &demo_trust(), MAX).unwrap();
-    let other = resigned(tmp.path(), 7, &key);
+    let other = resigned(tmp.path(), revs().0, &key);
     let err = store.install(&other, &trust_with(&key), MAX).unwrap_err();
     assert!(
-        matches!(err, StoreError::Conflict { revision: 7, .. }),
+        matches!(err, StoreError::Conflict { revision, .. } if revision == revs().0),
         "{err}"
     );
     assert!(err.to_string().contains("different manifest"), "{err}");
@@ -160,7 +174,7 @@ fn a_tampered_model_or_an_untrusted_signer_is_refused_and_nothing_is_installed()
     let root = tmp.path().join("models");
     let store = Store::open(&root).unwrap();
     let key = generate_signing_key();
-    let b = resigned(tmp.path(), 8, &key);
+    let b = resigned(tmp.path(), revs().1, &key);
 
     let err = store.install(&b, &demo_trust(), MAX).unwrap_err();
     assert!(
@@ -275,16 +289,20 @@ fn malicious_archives_are_refused_with_the_entry_named_and_nothing_written_outsi
     ));
 }
 
-/// A store with northwind 7 (demo key) and 8 (test key) installed, 8 active and 7 previous.
+/// A store with the shipped northwind (demo key) and the next revision (test key) installed, the next
+/// active and the shipped one previous.
 fn two_revisions(tmp: &Path) -> (PathBuf, TrustedKeys) {
     let root = tmp.join("models");
     let store = Store::open(&root).unwrap();
     let key = generate_signing_key();
     let trust = trust_with(&key);
     store.install(&northwind(), &trust, MAX).unwrap();
-    store.install(&resigned(tmp, 8, &key), &trust, MAX).unwrap();
-    store.activate("northwind", 7).unwrap();
-    store.activate("northwind", 8).unwrap();
+    let (r7, r8, _) = revs();
+    store
+        .install(&resigned(tmp, r8, &key), &trust, MAX)
+        .unwrap();
+    store.activate("northwind", r7).unwrap();
+    store.activate("northwind", r8).unwrap();
     (root, trust)
 }
 
@@ -292,20 +310,21 @@ fn two_revisions(tmp: &Path) -> (PathBuf, TrustedKeys) {
 fn a_crash_mid_install_or_mid_pointer_write_recovers_to_the_same_active_revision() {
     let tmp = tempfile::tempdir().unwrap();
     let (root, trust) = two_revisions(tmp.path());
+    let (r7, r8, r9) = revs();
     // An install that died while unpacking, a prune that died while deleting, and an activation of
-    // 9 that died before its rename.
+    // the next revision that died before its rename.
     std::fs::create_dir_all(root.join(".staging-0192abc/selftest")).unwrap();
     std::fs::write(root.join(".staging-0192abc/model.onnx"), b"half").unwrap();
     std::fs::create_dir_all(root.join("northwind/.trash-0192def")).unwrap();
-    std::fs::write(root.join("northwind/active.tmp"), b"9").unwrap();
+    std::fs::write(root.join("northwind/active.tmp"), r9.to_string()).unwrap();
     std::fs::write(root.join("northwind/previous.tmp"), b"").unwrap();
 
     let (store, rec) = Store::open_recovering(&root).unwrap();
     assert_eq!(rec.removed.len(), 4, "{rec:?}");
     assert!(rec.fell_back.is_empty());
-    assert_eq!(store.active("northwind").unwrap(), Some(8));
-    assert_eq!(store.previous("northwind").unwrap(), Some(7));
-    assert_eq!(store.verify("northwind", &trust).unwrap().revision, 8);
+    assert_eq!(store.active("northwind").unwrap(), Some(r8));
+    assert_eq!(store.previous("northwind").unwrap(), Some(r7));
+    assert_eq!(store.verify("northwind", &trust).unwrap().revision, r8);
     assert_clean(&root);
 }
 
@@ -314,19 +333,22 @@ fn an_active_pointer_to_a_missing_or_damaged_revision_falls_back_to_previous() {
     for damage in ["missing", "corrupt pointer", "no model"] {
         let tmp = tempfile::tempdir().unwrap();
         let (root, trust) = two_revisions(tmp.path());
+        let (r7, r8, _) = revs();
         match damage {
-            "missing" => std::fs::remove_dir_all(root.join("northwind/8")).unwrap(),
-            "corrupt pointer" => std::fs::write(root.join("northwind/active"), b"8\0\0").unwrap(),
-            _ => std::fs::remove_file(root.join("northwind/8/model.onnx")).unwrap(),
+            "missing" => std::fs::remove_dir_all(root.join(format!("northwind/{r8}"))).unwrap(),
+            "corrupt pointer" => {
+                std::fs::write(root.join("northwind/active"), format!("{r8}\0\0")).unwrap()
+            }
+            _ => std::fs::remove_file(root.join(format!("northwind/{r8}/model.onnx"))).unwrap(),
         }
         let (store, rec) = Store::open_recovering(&root).unwrap();
         assert_eq!(rec.fell_back.len(), 1, "{damage}: {rec:?}");
-        assert_eq!(store.active("northwind").unwrap(), Some(7), "{damage}");
+        assert_eq!(store.active("northwind").unwrap(), Some(r7), "{damage}");
         assert_eq!(store.previous("northwind").unwrap(), None, "{damage}");
         let ok = store.verify("northwind", &trust).unwrap();
         assert_eq!(
             (ok.revision, ok.dir),
-            (7, store.dir("northwind", 7)),
+            (r7, store.dir("northwind", r7)),
             "{damage}"
         );
         // And a second open finds nothing more to do.
@@ -339,13 +361,14 @@ fn an_active_pointer_to_a_missing_or_damaged_revision_falls_back_to_previous() {
 fn a_half_done_activation_is_one_consistent_active_revision() {
     let tmp = tempfile::tempdir().unwrap();
     let (root, trust) = two_revisions(tmp.path());
+    let (r7, _, _) = revs();
     let store = Store::open(&root).unwrap();
     store.rollback("northwind").unwrap();
-    // activate(8) stopped after `previous := 7` and before `active := 8`.
-    std::fs::write(root.join("northwind/previous"), b"7\n").unwrap();
+    // activate(r8) stopped after `previous := r7` and before `active := r8`.
+    std::fs::write(root.join("northwind/previous"), format!("{r7}\n")).unwrap();
     let store = Store::open(&root).unwrap();
-    assert_eq!(store.active("northwind").unwrap(), Some(7));
+    assert_eq!(store.active("northwind").unwrap(), Some(r7));
     assert_eq!(store.previous("northwind").unwrap(), None);
     assert!(!root.join("northwind/previous").exists());
-    assert_eq!(store.verify("northwind", &trust).unwrap().revision, 7);
+    assert_eq!(store.verify("northwind", &trust).unwrap().revision, r7);
 }

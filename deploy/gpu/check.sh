@@ -50,6 +50,28 @@ else
   say "TensorRT libraries not found: the TensorRT check stays outstanding"
 fi
 
+# compare CPU.jsonl OTHER.jsonl LABEL: the same detections (boxes within 0.5 px, confidences within
+# 0.005) and verdicts, image by image.
+compare() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import json, sys
+cpu = [json.loads(l) for l in open(sys.argv[1])]
+gpu = [json.loads(l) for l in open(sys.argv[2])]
+worst_px, worst_conf, verdicts = 0.0, 0.0, 0
+for a, b in zip(cpu, gpu):
+    da, db = a["detections"], b["detections"]
+    if len(da) != len(db):
+        print(f"{a['image']}: {len(da)} detections on the CPU, {len(db)} on {sys.argv[3]}"); sys.exit(1)
+    for x, y in zip(sorted(da, key=lambda d: d["box"]), sorted(db, key=lambda d: d["box"])):
+        worst_px = max(worst_px, max(abs(p - q) for p, q in zip(x["box"], y["box"])))
+        worst_conf = max(worst_conf, abs(x["confidence"] - y["confidence"]))
+    verdicts += a["verdict"] == b["verdict"]
+print(f"{sys.argv[3]} vs CPU: {len(cpu)} images, worst box difference {worst_px:.3f} px, "
+      f"worst confidence difference {worst_conf:.5f}, same verdict on {verdicts}/{len(cpu)}")
+sys.exit(0 if worst_px <= 0.5 and worst_conf <= 0.005 and verdicts == len(cpu) else 1)
+PY
+}
+
 state=$(mktemp -d)
 export HALLMARK_AGENT_STATE_DIR="$state" HALLMARK_RUNTIME_FALLBACK=false
 say "CPU scan"
@@ -77,30 +99,21 @@ for p in "${providers[@]}"; do
     "$bin" run 2> "$out/$p.run.err" >/dev/null || bad "$p run"
   grep -o "provider=[a-z]*" "$out/$p.run.err" | head -1 | grep -q "provider=$p" \
     && say "$p: agent reports provider=$p" || bad "$p: agent did not report provider=$p"
-  python3 - "$out/cpu.jsonl" "$out/$p.jsonl" "$p" <<'PY' || bad "$p boxes differ from the CPU's"
-import json, sys
-cpu = [json.loads(l) for l in open(sys.argv[1])]
-gpu = [json.loads(l) for l in open(sys.argv[2])]
-worst_px, worst_conf, verdicts = 0.0, 0.0, 0
-for a, b in zip(cpu, gpu):
-    da, db = a["detections"], b["detections"]
-    if len(da) != len(db):
-        print(f"{a['image']}: {len(da)} detections on the CPU, {len(db)} on {sys.argv[3]}"); sys.exit(1)
-    for x, y in zip(sorted(da, key=lambda d: d["box"]), sorted(db, key=lambda d: d["box"])):
-        worst_px = max(worst_px, max(abs(p - q) for p, q in zip(x["box"], y["box"])))
-        worst_conf = max(worst_conf, abs(x["confidence"] - y["confidence"]))
-    verdicts += a["verdict"] == b["verdict"]
-print(f"{sys.argv[3]} vs CPU: {len(cpu)} images, worst box difference {worst_px:.3f} px, "
-      f"worst confidence difference {worst_conf:.5f}, same verdict on {verdicts}/{len(cpu)}")
-sys.exit(0 if worst_px <= 0.5 and worst_conf <= 0.005 and verdicts == len(cpu) else 1)
-PY
+  compare "$out/cpu.jsonl" "$out/$p.jsonl" "$p" || bad "$p boxes differ from the CPU's"
+  # The uint8 variant (normalisation inside the graph) on the same provider: the same boxes.
+  HALLMARK_RUNTIME_PROVIDERS="$p" "$bin" --variant u8 scan "$samples" > "$out/$p-u8.jsonl" 2> "$out/$p-u8.err" || bad "$p u8 scan: $(tail -1 "$out/$p-u8.err")"
+  compare "$out/cpu.jsonl" "$out/$p-u8.jsonl" "$p u8" || bad "$p u8 boxes differ from the CPU's"
 done
 
 say "bench (whole pipeline next to a bare ONNX Runtime run, side by side)"
 HALLMARK_RUNTIME_PROVIDERS=cpu "$bin" bench --threads 2 | tee "$out/bench-cpu-2.txt"
 HALLMARK_RUNTIME_PROVIDERS=cpu "$bin" bench | tee "$out/bench-cpu-all.txt"
+HALLMARK_RUNTIME_PROVIDERS=cpu "$bin" --variant u8 bench --threads 2 | tee "$out/bench-cpu-2-u8.txt"
 for p in "${providers[@]}"; do
+  # Before and after: the float32 main model, then the uint8 variant (a quarter of the bytes in, no
+  # normalisation on the CPU).
   HALLMARK_RUNTIME_PROVIDERS="$p" "$bin" bench | tee "$out/bench-$p.txt" || bad "$p bench"
+  HALLMARK_RUNTIME_PROVIDERS="$p" "$bin" --variant u8 bench | tee "$out/bench-$p-u8.txt" || bad "$p u8 bench"
 done
 rm -rf "$state"
 [ "$fail" = 0 ] && say "GPU check passed (outputs in $out)" || say "GPU check FAILED (outputs in $out)"
