@@ -575,6 +575,11 @@ fn models(command: ModelsCommand, config: &Config) -> anyhow::Result<ExitCode> {
                     revs.join(",")
                 )?;
             }
+            // The provider each brand really runs on, as the agent on this state folder recorded it.
+            let serving = config.agent.state_dir.join("serving.json");
+            if let Some(s) = crate::observe::serving::Serving::read(&serving) {
+                writeln!(out, "{}", s.describe(crate::observe::serving::alive(s.pid)))?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         ModelsCommand::Install { source, activate } => {

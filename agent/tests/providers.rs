@@ -231,6 +231,20 @@ fn run_with_an_allowed_fall_back_shows_the_provider_really_used_in_metrics() {
             .any(|l| l.contains("model loaded, source open") && l.contains("provider=cpu")),
         "{stderr}"
     );
+    // `models list`, another process, says it too, and that the agent has stopped.
+    let list = Command::new(env!("CARGO_BIN_EXE_hallmark"))
+        .args(["models", "list"])
+        .env("HALLMARK_AGENT_STATE_DIR", state.path())
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert!(
+        list.lines().any(|l| l.starts_with("serving (hallmark run")
+            && l.contains("stopped")
+            && l.contains("northwind on cpu")
+            && l.contains("(asked: cuda)")),
+        "{list}"
+    );
 }
 
 #[test]

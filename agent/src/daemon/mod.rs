@@ -203,6 +203,15 @@ pub fn run(
 
     let stats = Arc::new(Stats::default());
     let observer = Arc::new(Observer::new(&config.agent.thing));
+    observer.record_serving_in(
+        state_dir.join("serving.json"),
+        config
+            .runtime
+            .providers
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    );
     observer.camera_state(SourceState::Opening.as_str());
     let revisions: std::collections::BTreeMap<String, u64> = names
         .iter()

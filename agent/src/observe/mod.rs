@@ -11,6 +11,7 @@
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod serving;
 pub mod window;
 
 use std::collections::BTreeMap;
@@ -153,6 +154,9 @@ pub struct Observer {
     models: Mutex<BTreeMap<String, u64>>,
     /// The provider each brand's model runs on.
     providers: Mutex<BTreeMap<String, String>>,
+    /// Where `providers` is also written for other processes (`hallmark models list`), and the
+    /// providers asked for.
+    serving_file: Mutex<Option<(std::path::PathBuf, Vec<String>)>>,
     /// Nanoseconds after `started` of the last frame, plus one; 0 = none yet.
     last_frame: AtomicU64,
     /// The highest totals reported, to turn a total into a counter increment.
@@ -194,6 +198,7 @@ impl Observer {
             started: Instant::now(),
             models: Mutex::new(BTreeMap::new()),
             providers: Mutex::new(BTreeMap::new()),
+            serving_file: Mutex::new(None),
             last_frame: AtomicU64::new(0),
             dropped_total: AtomicU64::new(0),
             spool_dropped_total: AtomicU64::new(0),
@@ -220,8 +225,30 @@ impl Observer {
 
     /// `brand`'s model runs on `provider` (gauge `hallmark_provider{brand,provider}` = 1; the brand's
     /// other providers are removed).
+    /// From now on, writes the providers in use to `path` (see [`serving`]) whenever they change;
+    /// `requested` is `runtime.providers`.
+    pub fn record_serving_in(&self, path: std::path::PathBuf, requested: Vec<String>) {
+        *lock(&self.serving_file) = Some((path, requested));
+    }
+
     pub fn model_provider(&self, brand: &str, provider: &str) {
         let mut providers = lock(&self.providers);
+        if let Some((path, requested)) = &*lock(&self.serving_file) {
+            let mut now = providers.clone();
+            now.insert(brand.to_string(), provider.to_string());
+            let record = serving::Serving {
+                pid: std::process::id(),
+                updated_unix: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+                requested: requested.clone(),
+                providers: now,
+            };
+            // Design: for people only; a state folder that cannot take it costs a warning, not a frame.
+            if let Err(e) = record.write(path) {
+                tracing::warn!(file = %path.display(), error = %e, "cannot record the providers in use");
+            }
+        }
         if let Some(old) = providers.insert(brand.to_string(), provider.to_string()) {
             self.metrics.provider.remove(&ProviderLabel {
                 brand: brand.to_string(),
