@@ -213,7 +213,8 @@ fn truth(brand: &str) -> Vec<Pack> {
         .collect()
 }
 
-fn conveyor(brand: &str) {
+/// `hallmark run` in conveyor mode on `brand`'s recording, with `env`: its events and stderr.
+fn conveyor_run(brand: &str, env: &[(&str, &str)]) -> (Vec<Value>, String) {
     let state = tempfile::tempdir().unwrap();
     let out = hallmark(state.path())
         .arg("run")
@@ -223,10 +224,15 @@ fn conveyor(brand: &str) {
             "HALLMARK_SOURCE_PATH",
             format!("tests/fixtures/conveyor/{brand}"),
         )
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let events = events(&out);
+    (events(&out), stderr(&out))
+}
+
+fn conveyor(brand: &str) {
+    let (events, err) = conveyor_run(brand, &[]);
     let packs = truth(brand);
     let mut verdicts_of = vec![Vec::new(); packs.len()];
     for e in &events {
@@ -284,9 +290,36 @@ fn conveyor(brand: &str) {
     let real = packs.iter().filter(|p| p.role != "distractor").count();
     assert_eq!(events.len(), real, "items in = verdicts out");
     assert!(
-        stderr(&out).contains("0 frames dropped"),
-        "a replay drops no frame: {}",
-        stderr(&out)
+        err.contains("0 frames dropped"),
+        "a replay drops no frame: {err}"
+    );
+}
+
+#[test]
+fn the_daemon_on_the_uint8_variant_gives_the_main_models_verdicts() {
+    // The daemon's own pre-processing thread fills packed-byte inputs for the `u8` variant: every
+    // item of the recording must get the verdict, confidence, box and frames the main model gives.
+    let key = |e: &Value| {
+        serde_json::json!([
+            e["item"]["frame"],
+            e["item"]["box"],
+            e["item"]["frames"],
+            e["item"]["product"],
+            e["verdict"],
+            e["confidence"],
+            e["reason"]
+        ])
+    };
+    let (main, _) = conveyor_run("northwind", &[]);
+    let (bytes, err) = conveyor_run("northwind", &[("HALLMARK_MODEL_VARIANT", "u8")]);
+    assert!(
+        err.contains("u8"),
+        "the start line names the variant: {err}"
+    );
+    assert!(main.len() >= 3, "{main:?}");
+    assert_eq!(
+        main.iter().map(key).collect::<Vec<_>>(),
+        bytes.iter().map(key).collect::<Vec<_>>()
     );
 }
 
