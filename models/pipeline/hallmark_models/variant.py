@@ -1,14 +1,20 @@
-"""A bundle variant: the bundle's own detector exported at another input size, evaluated and thresholded
-like the main model, added to a copy of the bundle (`variants` in models/BUNDLE.md) and re-signed.
-Training venv (torch, yolov5, onnx): it exports.
+"""A bundle variant: the bundle's own detector exported at another input size (or fine-tuned at that size
+from the main model's weights, `--fine-tuned`), evaluated and thresholded like the main model, added to a
+copy of the bundle (`variants` in models/BUNDLE.md) and re-signed. Training venv (torch, yolov5, onnx): it
+exports.
 
     models/.venv-train/bin/python -m hallmark_models.variant --bundle ../aurora --imgsz 224 --name fast-224 \\
         --data ../work/aurora/data --composite ../work/aurora/composite \\
-        --key ../keys/demo-publisher.key.pem --out /tmp/aurora-variant [--weights best.pt]
+        --key ../keys/demo-publisher.key.pem --out /tmp/aurora-variant [--weights best.pt [--fine-tuned]]
 
 1. Weights: `--weights`, or (default) recovered from the bundle's model.onnx (`recover`). Either way they
    are first re-exported at the main model's size and must reproduce model.onnx (a variant is the same
-   detector, not another one).
+   detector, not another one). With `--fine-tuned` (weights fine-tuned from the main model's checkpoint,
+   e.g. at the variant's own size) that check is replaced by a lineage check (`check_lineage`): the
+   checkpoint's training.json, next to it, must describe that file (`sha256`) and name as its parent
+   (`continued_from.sha256`) the main model's training checkpoint (the manifest's
+   `metrics.training.sha256`). The parent sha256 and the fine-tune's params and seconds go into the
+   variant's `metrics.variant_of`.
 2. Exports them at `--imgsz` (`export`, opset 12 like the main export) to `model-<imgsz>.onnx`.
 3. Evaluates that file as a release does (`release.evaluate_brand`: the agent's verdict rule, thresholds
    chosen on validation under the same caps), and its mAP50 on the test split (`evaluate`).
@@ -34,6 +40,34 @@ from . import agent_check, bundle, release
 MODELS = Path(__file__).resolve().parents[2]
 DTYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8"}
 SAME_DETECTOR_TOL = {"scores": 1e-3, "boxes_px": 0.05}
+
+
+def main_checkpoint_sha256(doc: dict) -> str:
+    """The sha256 of the checkpoint the bundle's main model was exported from (`metrics.training.sha256`)."""
+    sha = ((doc.get("metrics") or {}).get("training") or {}).get("sha256")
+    if not isinstance(sha, str) or len(sha) != 64:
+        raise ValueError("the bundle's manifest records no training checkpoint (metrics.training.sha256): "
+                         "a fine-tuned variant cannot be traced to its main model")
+    return sha
+
+
+def check_lineage(weights: Path, parent_sha256: str) -> dict:
+    """A fine-tuned variant descends from the shipped detector: `weights`' training.json (next to it) must
+    describe that file (its `sha256`) and name `parent_sha256` as the checkpoint it continued from
+    (`continued_from.sha256`). Returns the training record."""
+    record_path = Path(weights).parent / "training.json"
+    if not record_path.is_file():
+        raise ValueError(f"{weights}: no training.json beside it, so its parent cannot be checked")
+    record = json.loads(record_path.read_text())
+    own = bundle.sha256_file(Path(weights))
+    if record.get("sha256") != own:
+        raise ValueError(f"{record_path} describes checkpoint {str(record.get('sha256'))[:16]}…, "
+                         f"not {weights} ({own[:16]}…)")
+    parent = (record.get("continued_from") or {}).get("sha256")
+    if parent != parent_sha256:
+        raise ValueError(f"{weights} was fine-tuned from {str(parent)[:16]}…, not from the main model's "
+                         f"checkpoint {parent_sha256[:16]}…: not a descendant of the bundle's detector")
+    return record
 
 
 def graph_io(path: Path) -> dict:
@@ -120,7 +154,10 @@ def report_section(doc: dict, v: dict, command: str = "", about: str | None = No
     t = v["thresholds"]
     inp = v["input"]
     if about is None:
-        about = (f"`{v['file']}`: the same detector exported at {inp['width']}×{inp['height']} ({v['precision']}, "
+        what = (f"fine-tuned at {inp['width']}×{inp['height']} from the main model's weights"
+                if (var.get("variant_of") or {}).get("fine_tuned") else
+                f"the same detector exported at {inp['width']}×{inp['height']}")
+        about = (f"`{v['file']}`: {what} ({v['precision']}, "
                  f"sha256 `{v['sha256'][:16]}…`), evaluated by the same rule. Its thresholds, chosen on validation "
                  f"under the same caps: genuine {t['genuine']}, counterfeit {t['counterfeit']}, margin {t['margin']}"
                  + ("" if var.get("validation", {}).get("caps_met", True)
@@ -213,8 +250,10 @@ def add_variant(src: Path, out: Path, variant_file: Path, v: dict, key, extras: 
 
 def build(bundle_dir: Path, imgsz: int, name: str, data: Path, key_path: Path, out: Path,
           composite: Path | None = None, weights: Path | None = None, public: Path | None = None,
-          command: str = "") -> tuple[dict, dict]:
-    """The whole command; returns (the new manifest, evaluate_brand's result for the variant)."""
+          command: str = "", fine_tuned: bool = False) -> tuple[dict, dict]:
+    """The whole command; returns (the new manifest, evaluate_brand's result for the variant). `fine_tuned`:
+    `weights` were fine-tuned from the main model's checkpoint, so the lineage check (`check_lineage`)
+    replaces the same-detector check."""
     from . import evaluate, export, recover
 
     key = bundle.load_private(key_path)
@@ -227,6 +266,11 @@ def build(bundle_dir: Path, imgsz: int, name: str, data: Path, key_path: Path, o
     main_model = bundle_dir / src["model"]["file"]
     main_size = int(src["model"]["input"]["width"])
     file = f"model-{imgsz}.onnx"
+    if fine_tuned:
+        if weights is None:
+            raise ValueError("--fine-tuned needs --weights (the fine-tuned checkpoint)")
+        parent = main_checkpoint_sha256(src)
+        lineage = check_lineage(weights, parent)
     with tempfile.TemporaryDirectory(prefix="hallmark-variant-") as t:
         tmp = Path(t)
         if weights is None:
@@ -235,11 +279,14 @@ def build(bundle_dir: Path, imgsz: int, name: str, data: Path, key_path: Path, o
             origin = f"recovered from {src['model']['file']} (hallmark_models.recover)"
         else:
             origin = str(weights)
-        # The same detector: the weights at the main size must give model.onnx's outputs.
-        same = max_diff(export.export(weights, main_size, tmp / f"check-{main_size}.onnx"), main_model)
-        if any(same[k] > tol for k, tol in SAME_DETECTOR_TOL.items()):
-            raise ValueError(f"{weights} exported at {main_size} differs from {main_model} by {same}: "
-                             "not the bundle's detector")
+        if fine_tuned:
+            same = None  # another detector by design; its lineage was checked above
+        else:
+            # The same detector: the weights at the main size must give model.onnx's outputs.
+            same = max_diff(export.export(weights, main_size, tmp / f"check-{main_size}.onnx"), main_model)
+            if any(same[k] > tol for k, tol in SAME_DETECTOR_TOL.items()):
+                raise ValueError(f"{weights} exported at {main_size} differs from {main_model} by {same}: "
+                                 "not the bundle's detector")
         exported = export.export(weights, imgsz, tmp / file)
         io = graph_io(exported)
         check_entry_io(io, src, imgsz)
@@ -247,8 +294,16 @@ def build(bundle_dir: Path, imgsz: int, name: str, data: Path, key_path: Path, o
         ev = evaluate.evaluate(exported, data, "test", src["brand"])
         metrics = release.metrics_of(res, {"map50": round(ev["map50"], 4), "map50_per_class": ev["map50_per_class"],
                                            "training": src["metrics"].get("training")})
-        metrics["variant_of"] = {"model_sha256": src["model"]["sha256"], "weights": origin,
-                                 "max_abs_diff_vs_model_at_its_size": {k: float(f"{x:.3g}") for k, x in same.items()}}
+        if fine_tuned:
+            metrics["variant_of"] = {
+                "model_sha256": src["model"]["sha256"], "weights": origin, "fine_tuned": True,
+                "parent_checkpoint_sha256": parent, "checkpoint_sha256": lineage["sha256"],
+                "fine_tune": {"params": lineage.get("params"), "seconds": lineage.get("seconds"),
+                              "epochs_run": lineage.get("epochs_run")}}
+        else:
+            metrics["variant_of"] = {"model_sha256": src["model"]["sha256"], "weights": origin,
+                                     "max_abs_diff_vs_model_at_its_size": {k: float(f"{x:.3g}")
+                                                                           for k, x in same.items()}}
         v = entry(name, file, bundle.sha256_file(exported), io, release.thresholds_of(res), metrics)
         c = res["choice"]
         curves, styles = res["curves"]
@@ -262,10 +317,13 @@ def build(bundle_dir: Path, imgsz: int, name: str, data: Path, key_path: Path, o
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Add a variant (the bundle's detector at another input size) "
-                                             "to a copy of a signed bundle.")
+    ap = argparse.ArgumentParser(description="Add a variant (the bundle's detector at another input size, or "
+                                             "fine-tuned from it) to a copy of a signed bundle.")
     ap.add_argument("--bundle", type=Path, required=True, help="a signed bundle folder")
     ap.add_argument("--weights", type=Path, help="the detector's checkpoint (default: recovered from model.onnx)")
+    ap.add_argument("--fine-tuned", action="store_true",
+                    help="--weights were fine-tuned from the main model's checkpoint (their training.json names "
+                         "it as parent): check that lineage instead of reproducing model.onnx at the main size")
     ap.add_argument("--imgsz", type=int, required=True)
     ap.add_argument("--name", required=True, help="the variant's name, [a-z0-9-]")
     ap.add_argument("--data", type=Path, required=True, help="generated data with val and test splits")
@@ -279,9 +337,11 @@ def main(argv: list[str] | None = None) -> None:
     command = ("python -m hallmark_models.variant " + " ".join(
         f"--{k} {v}" for k, v in (("bundle", args.bundle), ("imgsz", args.imgsz), ("name", args.name),
                                    ("data", args.data), ("composite", args.composite), ("weights", args.weights))
-        if v is not None))
+        if v is not None)) + (" --fine-tuned" if args.fine_tuned else "")
+    if args.fine_tuned and args.weights is None:
+        ap.error("--fine-tuned needs --weights")
     doc, res = build(args.bundle, args.imgsz, args.name, args.data, args.key, args.out, args.composite,
-                     args.weights, args.public, command)
+                     args.weights, args.public, command, fine_tuned=args.fine_tuned)
     v = next(x for x in doc["variants"] if x["name"] == args.name)
     print(json.dumps(release.brief(res), indent=1))
     print(f"wrote {args.out}: {doc['brand']} revision {doc['revision']}, variant {v['name']} ({v['file']}), "

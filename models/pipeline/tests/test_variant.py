@@ -87,6 +87,57 @@ def test_a_non_empty_out_is_refused_and_a_bad_entry_leaves_nothing(src, tmp_path
     assert not (tmp_path / "out").exists() and not (tmp_path / ".out.part").exists()
 
 
+def _fine_tune(folder: Path, parent: str, payload: bytes = b"fine-tuned weights") -> Path:
+    """A checkpoint and the training.json train.py writes beside it (`stage_record`), naming `parent`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pt = folder / "best.pt"
+    pt.write_bytes(payload)
+    record = {"params": {"imgsz": 224, "lr0": 0.0002}, "epochs_run": 3, "seconds": 61.5,
+              "sha256": bundle.sha256_file(pt), "continued_from": {"file": "best.pt", "sha256": parent}}
+    (folder / "training.json").write_text(json.dumps(record))
+    return pt
+
+
+def test_a_fine_tuned_variant_must_descend_from_the_main_models_checkpoint(tmp_path):
+    main = "a" * 64
+    doc = {"metrics": dict(MAIN_METRICS, training={"sha256": main})}
+    assert variant.main_checkpoint_sha256(doc) == main
+    with pytest.raises(ValueError, match="metrics.training.sha256"):
+        variant.main_checkpoint_sha256({"metrics": MAIN_METRICS})
+    # the right parent passes and the record comes back (its params and seconds go into variant_of)
+    ok = _fine_tune(tmp_path / "ok", main)
+    record = variant.check_lineage(ok, main)
+    assert record["params"]["imgsz"] == 224 and record["seconds"] == 61.5
+    # a checkpoint fine-tuned from another parent is refused
+    other = _fine_tune(tmp_path / "other", "b" * 64)
+    with pytest.raises(ValueError, match="not a descendant"):
+        variant.check_lineage(other, main)
+    # so is one whose training.json describes another file (it was overwritten), or has none
+    ok.write_bytes(b"another checkpoint")
+    with pytest.raises(ValueError, match="describes checkpoint"):
+        variant.check_lineage(ok, main)
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bare" / "best.pt").write_bytes(b"x")
+    with pytest.raises(ValueError, match="no training.json"):
+        variant.check_lineage(tmp_path / "bare" / "best.pt", main)
+    # and one with no parent at all (trained from scratch)
+    scratch = _fine_tune(tmp_path / "scratch", main)
+    rec = json.loads((tmp_path / "scratch" / "training.json").read_text())
+    del rec["continued_from"]
+    (tmp_path / "scratch" / "training.json").write_text(json.dumps(rec))
+    with pytest.raises(ValueError, match="not a descendant"):
+        variant.check_lineage(scratch, main)
+
+
+def test_the_report_says_a_fine_tuned_variant_is_fine_tuned(src, tmp_path):
+    doc = json.loads((src / "manifest.json").read_text())
+    f, v = _entry(tmp_path)
+    assert "the same detector exported at 224×224" in variant.report_section(doc, v)
+    v["metrics"]["variant_of"] = {"fine_tuned": True, "parent_checkpoint_sha256": "a" * 64}
+    text = variant.report_section(doc, v)
+    assert "fine-tuned at 224×224 from the main model's weights" in text and "same detector" not in text
+
+
 def test_the_exported_graph_must_match_the_entry():
     main = {"model": {"output": {"name": "output0"}}}
     io = {"name": "images", "dtype": "float32", "width": 224, "height": 224, "outputs": ["output0"]}
