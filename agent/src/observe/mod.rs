@@ -223,37 +223,35 @@ impl Observer {
         lock(&self.models).insert(brand.to_string(), revision);
     }
 
-    /// `brand`'s model runs on `provider` (gauge `hallmark_provider{brand,provider}` = 1; the brand's
-    /// other providers are removed).
     /// From now on, writes the providers in use to `path` (see [`serving`]) whenever they change;
     /// `requested` is `runtime.providers`.
     pub fn record_serving_in(&self, path: std::path::PathBuf, requested: Vec<String>) {
         *lock(&self.serving_file) = Some((path, requested));
     }
 
+    /// `brand`'s model runs on `provider` (gauge `hallmark_provider{brand,provider}` = 1; the brand's
+    /// other providers are removed), and the serving file says so.
     pub fn model_provider(&self, brand: &str, provider: &str) {
         let mut providers = lock(&self.providers);
+        if let Some(old) = providers.insert(brand.to_string(), provider.to_string()) {
+            self.metrics.provider.remove(&ProviderLabel {
+                brand: brand.to_string(),
+                provider: old,
+            });
+        }
         if let Some((path, requested)) = &*lock(&self.serving_file) {
-            let mut now = providers.clone();
-            now.insert(brand.to_string(), provider.to_string());
             let record = serving::Serving {
                 pid: std::process::id(),
                 updated_unix: std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs()),
                 requested: requested.clone(),
-                providers: now,
+                providers: providers.clone(),
             };
             // Design: for people only; a state folder that cannot take it costs a warning, not a frame.
             if let Err(e) = record.write(path) {
                 tracing::warn!(file = %path.display(), error = %e, "cannot record the providers in use");
             }
-        }
-        if let Some(old) = providers.insert(brand.to_string(), provider.to_string()) {
-            self.metrics.provider.remove(&ProviderLabel {
-                brand: brand.to_string(),
-                provider: old,
-            });
         }
         self.metrics
             .provider

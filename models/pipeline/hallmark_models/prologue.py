@@ -33,7 +33,6 @@ import numpy as np
 
 from . import bundle, variant
 
-MODELS = Path(__file__).resolve().parents[2]
 PROLOGUE = "uint8 NHWC -> Cast -> Div 255 -> Transpose"
 PARITY_TOL = {"boxes_px": 1e-3, "scores": 1e-4}
 # Figures that were measured on the main model's file itself, not on its outputs: not carried over.
@@ -171,12 +170,7 @@ def main(argv: list[str] | None = None) -> None:
                                              "and transpose inside the graph) to a copy of a signed bundle.")
     ap.add_argument("--bundle", type=Path, required=True, help="a signed bundle folder")
     ap.add_argument("--name", default="u8", help="the variant's name, [a-z0-9-] (default u8)")
-    ap.add_argument("--key", type=Path, default=MODELS / "keys" / "demo-publisher.key.pem")
-    ap.add_argument("--public", type=Path, help="key the source bundle must verify with (default: --key's)")
-    ap.add_argument("--out", type=Path, required=True, help="new or empty folder for the new bundle")
-    args = ap.parse_args(argv)
-    if args.out.exists() and any(args.out.iterdir()):
-        ap.error(f"--out {args.out} is not empty")
+    args = variant.parse_copy_args(ap, argv)
     command = f"python -m hallmark_models.prologue --bundle {args.bundle} --name {args.name}"
     doc, diff = build(args.bundle, args.out, args.key, args.name, args.public, command)
     v = next(x for x in doc["variants"] if x["name"] == args.name)

@@ -316,6 +316,18 @@ def build(bundle_dir: Path, imgsz: int, name: str, data: Path, key_path: Path, o
     return doc, res
 
 
+def parse_copy_args(ap: argparse.ArgumentParser, argv: list[str] | None):
+    """Adds the options of a command that writes a re-signed copy of a bundle (--key, --public, --out),
+    parses `argv`, and refuses an --out that is not empty."""
+    ap.add_argument("--key", type=Path, default=MODELS / "keys" / "demo-publisher.key.pem")
+    ap.add_argument("--public", type=Path, help="key the source bundle must verify with (default: --key's)")
+    ap.add_argument("--out", type=Path, required=True, help="new or empty folder for the new bundle")
+    args = ap.parse_args(argv)
+    if args.out.exists() and any(args.out.iterdir()):
+        ap.error(f"--out {args.out} is not empty")
+    return args
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Add a variant (the bundle's detector at another input size, or "
                                              "fine-tuned from it) to a copy of a signed bundle.")
@@ -328,12 +340,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--name", required=True, help="the variant's name, [a-z0-9-]")
     ap.add_argument("--data", type=Path, required=True, help="generated data with val and test splits")
     ap.add_argument("--composite", type=Path, help="composite test set (hallmark_models.composite)")
-    ap.add_argument("--key", type=Path, default=MODELS / "keys" / "demo-publisher.key.pem")
-    ap.add_argument("--public", type=Path, help="key the source bundle must verify with (default: --key's)")
-    ap.add_argument("--out", type=Path, required=True, help="new or empty folder for the new bundle")
-    args = ap.parse_args(argv)
-    if args.out.exists() and any(args.out.iterdir()):
-        ap.error(f"--out {args.out} is not empty")
+    args = parse_copy_args(ap, argv)
     command = ("python -m hallmark_models.variant " + " ".join(
         f"--{k} {v}" for k, v in (("bundle", args.bundle), ("imgsz", args.imgsz), ("name", args.name),
                                    ("data", args.data), ("composite", args.composite), ("weights", args.weights))
