@@ -1,1 +1,1 @@
-rt7f4hTaf/MWkEnzEFdGtTkKRc3deoxxkm7iE8nBoZedwHJwkV1XqlDdMwnl7kjBydhxRJvc0ec9QI4cjthCDw==
+Ya9I3M49M8Su8fJ9YXeq0hKl8kv1y2wtseaC0+/1XuqnflHwlZ52Vkw5fP86tZ37ikh2o2XCE9xJdLWY/MybAQ==

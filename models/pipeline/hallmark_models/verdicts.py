@@ -371,7 +371,7 @@ def feasible(s: dict, caps: Caps) -> bool:
 
 def choose_thresholds(tables: list[Table], confidence: float, caps: Caps = Caps(),
                       genuine_grid=GENUINE_GRID, counterfeit_grid=COUNTERFEIT_GRID,
-                      margin_grid=MARGIN_GRID) -> dict:
+                      margin_grid=MARGIN_GRID, cap_tables: tuple[Table, ...] = ()) -> dict:
     """(genuine, counterfeit, margin) with the best per-item accuracy under the caps, every table (the
     validation scenes, the validation photos, ...) counted together. `counterfeit` stays strictly above
     `confidence`. Ties: fewer errors of any kind and fewer false-alarm items, then the stricter genuine
@@ -385,7 +385,7 @@ def choose_thresholds(tables: list[Table], confidence: float, caps: Caps = Caps(
                 if not f32(tc) > f32(confidence):
                     continue
                 s = score(merged, tg, tc, m)
-                ok = feasible(s, caps)
+                ok = feasible(s, caps) and all(feasible(score(t, tg, tc, m), caps) for t in cap_tables)
                 grid.append((tg, tc, m, s, ok))
     pool = [x for x in grid if x[4]] or grid
     feasible_any = any(x[4] for x in grid)

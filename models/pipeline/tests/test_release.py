@@ -24,8 +24,31 @@ def test_tradeoff_picture_is_drawn(tmp_path):
 
 
 def test_a_release_keeps_variants_only_while_the_model_is_the_same():
-    prev = {"model": {"sha256": "a" * 64}, "variants": [{"name": "fast-224"}]}
-    assert release.kept_variants(prev, "a" * 64) == [{"name": "fast-224"}]
-    assert release.kept_variants(prev, "b" * 64) is None
-    assert release.kept_variants({"model": {"sha256": "a" * 64}}, "a" * 64) is None
-    assert release.kept_variants(None, "a" * 64) is None
+    t, m = {"genuine": 0.8}, {"verdict_accuracy": 0.9}
+    prev = {"model": {"sha256": "a" * 64}, "variants": [{"name": "fast-224", "thresholds": {"genuine": 0.7},
+                                                          "metrics": {"verdict_accuracy": 0.95}}]}
+    assert release.kept_variants(prev, "a" * 64, t, m) == prev["variants"]
+    assert release.kept_variants(prev, "b" * 64, t, m) is None
+    assert release.kept_variants({"model": {"sha256": "a" * 64}}, "a" * 64, t, m) is None
+    assert release.kept_variants(None, "a" * 64, t, m) is None
+
+
+def test_a_prologue_variant_takes_the_new_thresholds_and_figures():
+    of = {"model_sha256": "a" * 64, "prologue": "uint8 NHWC -> Cast -> Div 255 -> Transpose"}
+    prev = {"model": {"sha256": "a" * 64},
+            "variants": [{"name": "u8", "thresholds": {"genuine": 0.83}, "metrics": {"verdict_accuracy": 0.98,
+                                                                                     "variant_of": of}},
+                         {"name": "fast-224", "thresholds": {"genuine": 0.7}, "metrics": {"verdict_accuracy": 0.99}}]}
+    new_t = {"genuine": 0.82, "counterfeit": 0.93}
+    new_m = {"verdict_accuracy": 0.97, "inference_ms_median_ort_2_threads": 6.0}
+    u8, fast = release.kept_variants(prev, "a" * 64, new_t, new_m)
+    assert u8["thresholds"] == new_t
+    assert u8["metrics"] == {"verdict_accuracy": 0.97, "variant_of": of}  # its own timing was never measured
+    assert fast == prev["variants"][1]
+
+
+def test_report_sections_of_kept_variants_survive_a_release():
+    old = "# x\n\nmain\n\n## Variant `fast-224` (revision 8)\n\nfast text\n\n## Variant `u8` (revision 7)\n\nold u8\n"
+    assert release._section(old, "fast-224").strip() == "## Variant `fast-224` (revision 8)\n\nfast text"
+    assert release._section(old, "u8").strip() == "## Variant `u8` (revision 7)\n\nold u8"
+    assert release._section(old, "gone") == ""

@@ -198,3 +198,20 @@ def test_choose_thresholds_meets_the_caps_and_stays_above_the_score_filter():
     assert s["photo_scenes_with_false_alarm"] == 0  # the photos' 0.65 fakes force counterfeit above 0.65
     assert got["counterfeit"] > 0.65 and s["verdict_accuracy"] == 1.0
     assert got["genuine"] > 0.6  # a fake's 0.6 genuine box must not pass once its 0.8 is below T_c
+
+
+def test_each_cap_table_must_meet_the_caps_alone():
+    # Generator-like validation: 300 fakes called right at any threshold, 10 genuine packs scoring 0.6.
+    gen = [scene(f"g{i}", "kiosk", [BOX + [0.9, 0]], [[0] + BOX]) for i in range(200)]
+    gen += [scene(f"w{i}", "kiosk", [BOX + [0.6, 0]], [[0] + BOX]) for i in range(10)]
+    gen += [scene(f"f{i}", "kiosk", [BOX + [0.8, 1]], [[1] + BOX]) for i in range(300)]
+    # Composite-like validation: 2 of 52 fakes show only a 0.6 genuine box.
+    comp = [scene(f"cf{i}", "kiosk", [BOX + [0.8, 1]], [[1] + BOX]) for i in range(50)]
+    comp += [scene(f"cg{i}", "kiosk", [BOX + [0.6, 0]], [[1] + BOX]) for i in range(2)]
+    a, b = V.Table(gen, MANIFEST["classes"]), V.Table(comp, MANIFEST["classes"])
+    merged_only = V.choose_thresholds([a, b], confidence=0.25)
+    # Counted together, 2 of 352 fakes called genuine (0.6%) pass the 1% cap and buy the 10 genuine packs.
+    assert merged_only["feasible"] and merged_only["genuine"] <= 0.6
+    each = V.choose_thresholds([a, b], confidence=0.25, cap_tables=(a, b))
+    assert each["feasible"] and each["genuine"] > 0.6
+    assert V.score(b, each["genuine"], each["counterfeit"], each["margin"])["counterfeit_called_genuine"] == 0
