@@ -75,8 +75,8 @@ fn check_schema(e: &Value, brand: &str, mode: &str) {
     }
 }
 
-/// Runs the kiosk replay of one brand's samples and checks every labelled pack's verdict.
-fn kiosk_samples(brand: &str, extra_env: &[(&str, &str)]) {
+/// Runs the kiosk replay of one brand's samples and checks every labelled pack's verdict; returns the log.
+fn kiosk_samples(brand: &str, extra_env: &[(&str, &str)]) -> String {
     let state = tempfile::tempdir().unwrap();
     let mut cmd = hallmark(state.path());
     cmd.arg("run");
@@ -158,6 +158,7 @@ fn kiosk_samples(brand: &str, extra_env: &[(&str, &str)]) {
     // A genuine pack called inconclusive is safe but not right; the shipped models manage at least 90%.
     assert!(right * 10 >= packs * 9, "{right} of {packs} packs right");
     assert!(stderr(&out).contains("run ended"), "{}", stderr(&out));
+    stderr(&out)
 }
 
 #[test]
@@ -174,6 +175,24 @@ fn run_on_the_aurora_samples_gives_each_pack_the_verdict_its_label_implies() {
             ("HALLMARK_SOURCE_PATH", "models/samples/aurora"),
         ],
     );
+}
+
+#[test]
+fn run_with_the_fast_224_variant_gives_each_sample_pack_the_verdict_its_label_implies() {
+    // The CPU kiosk's faster model: fine-tuned at 224, its own thresholds, named in the configuration.
+    for brand in ["aurora", "northwind"] {
+        let bundle = format!("models/{brand}");
+        let samples = format!("models/samples/{brand}");
+        let log = kiosk_samples(
+            brand,
+            &[
+                ("HALLMARK_MODEL_BUNDLES", bundle.as_str()),
+                ("HALLMARK_MODEL_VARIANT", "fast-224"),
+                ("HALLMARK_SOURCE_PATH", samples.as_str()),
+            ],
+        );
+        assert!(log.contains("variant=fast-224 input=224x224"), "{log}");
+    }
 }
 
 /// The truth of a conveyor recording: per pack, role, product and box per frame.
@@ -231,8 +250,8 @@ fn conveyor_run(brand: &str, env: &[(&str, &str)]) -> (Vec<Value>, String) {
     (events(&out), stderr(&out))
 }
 
-fn conveyor(brand: &str) {
-    let (events, err) = conveyor_run(brand, &[]);
+fn conveyor(brand: &str, env: &[(&str, &str)]) -> String {
+    let (events, err) = conveyor_run(brand, env);
     let packs = truth(brand);
     let mut verdicts_of = vec![Vec::new(); packs.len()];
     for e in &events {
@@ -293,6 +312,7 @@ fn conveyor(brand: &str) {
         err.contains("0 frames dropped"),
         "a replay drops no frame: {err}"
     );
+    err
 }
 
 #[test]
@@ -325,12 +345,20 @@ fn the_daemon_on_the_uint8_variant_gives_the_main_models_verdicts() {
 
 #[test]
 fn a_conveyor_recording_gives_exactly_one_verdict_per_pack() {
-    conveyor("northwind");
+    conveyor("northwind", &[]);
 }
 
 #[test]
 fn an_aurora_conveyor_recording_gives_exactly_one_verdict_per_pack() {
-    conveyor("aurora");
+    conveyor("aurora", &[]);
+}
+
+#[test]
+fn on_the_fast_224_variant_each_conveyor_recording_gives_exactly_one_verdict_per_pack() {
+    for brand in ["aurora", "northwind"] {
+        let log = conveyor(brand, &[("HALLMARK_MODEL_VARIANT", "fast-224")]);
+        assert!(log.contains("variant=fast-224 input=224x224"), "{log}");
+    }
 }
 
 #[test]

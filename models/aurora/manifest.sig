@@ -1,1 +1,1 @@
-ZC06B4EWJmrNnpAE24oadhZNeKLamka6/x/w+0vSEZCFszV2ZhfBttGoqq7uFveFzd82p51EAhiYjSu74c1TBQ==
+grd8P+qAtZ+tMqQQkygm8XcnJ+uB+D19xll/RrQ+tuVvOQ8a5iVmOV0KsPXWnZjbE4928Av05WSkGnlrmt6cAQ==

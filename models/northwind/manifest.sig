@@ -1,1 +1,1 @@
-Ya9I3M49M8Su8fJ9YXeq0hKl8kv1y2wtseaC0+/1XuqnflHwlZ52Vkw5fP86tZ37ikh2o2XCE9xJdLWY/MybAQ==
+3t7Hm3/IleJQfEGkJnqZNQDdHZq4kcvyWy8GVP5yzM/xiGokKl9nx+sTlcGGrehW0RwFxR3daWtgOHZZLbenAw==
