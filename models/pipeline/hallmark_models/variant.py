@@ -53,8 +53,11 @@ def main_checkpoint_sha256(doc: dict) -> str:
 
 def check_lineage(weights: Path, parent_sha256: str) -> dict:
     """A fine-tuned variant descends from the shipped detector: `weights`' training.json (next to it) must
-    describe that file (its `sha256`) and name `parent_sha256` as the checkpoint it continued from
-    (`continued_from.sha256`). Returns the training record."""
+    describe that file (its `sha256`) and name `parent_sha256` as a checkpoint it continued from, directly
+    (`continued_from.sha256`) or through earlier fine-tuning stages (each stage's record nests the one it
+    continued from: `continued_from.training`). Returns the training record, with `stages` (how many
+    fine-tuning stages lie between the main model's checkpoint and `weights`; 1: directly) and
+    `seconds_total`, `epochs_total` over those stages."""
     record_path = Path(weights).parent / "training.json"
     if not record_path.is_file():
         raise ValueError(f"{weights}: no training.json beside it, so its parent cannot be checked")
@@ -63,11 +66,21 @@ def check_lineage(weights: Path, parent_sha256: str) -> dict:
     if record.get("sha256") != own:
         raise ValueError(f"{record_path} describes checkpoint {str(record.get('sha256'))[:16]}…, "
                          f"not {weights} ({own[:16]}…)")
-    parent = (record.get("continued_from") or {}).get("sha256")
-    if parent != parent_sha256:
-        raise ValueError(f"{weights} was fine-tuned from {str(parent)[:16]}…, not from the main model's "
-                         f"checkpoint {parent_sha256[:16]}…: not a descendant of the bundle's detector")
-    return record
+    stage, stages, chain, seconds, epochs = record, 1, [], 0.0, 0
+    while stage is not None:
+        seconds += float(stage.get("seconds") or 0.0)
+        epochs += int(stage.get("epochs_run") or 0)
+        parent = (stage.get("continued_from") or {}).get("sha256")
+        if parent == parent_sha256:
+            return dict(record, stages=stages, seconds_total=round(seconds, 1), epochs_total=epochs)
+        chain.append(str(parent)[:16])
+        earlier = (stage.get("continued_from") or {}).get("training")
+        if earlier is not None and earlier.get("sha256") != parent:
+            raise ValueError(f"{record_path}: the record of stage {stages + 1} describes "
+                             f"{str(earlier.get('sha256'))[:16]}…, not its parent {str(parent)[:16]}…")
+        stage, stages = earlier, stages + 1
+    raise ValueError(f"{weights} was fine-tuned from {' <- '.join(chain)}…, none of them the main model's "
+                     f"checkpoint {parent_sha256[:16]}…: not a descendant of the bundle's detector")
 
 
 def graph_io(path: Path) -> dict:
@@ -299,7 +312,9 @@ def build(bundle_dir: Path, imgsz: int, name: str, data: Path, key_path: Path, o
                 "model_sha256": src["model"]["sha256"], "weights": origin, "fine_tuned": True,
                 "parent_checkpoint_sha256": parent, "checkpoint_sha256": lineage["sha256"],
                 "fine_tune": {"params": lineage.get("params"), "seconds": lineage.get("seconds"),
-                              "epochs_run": lineage.get("epochs_run")}}
+                              "epochs_run": lineage.get("epochs_run"), "stages": lineage["stages"],
+                              "seconds_total": lineage["seconds_total"],
+                              "epochs_total": lineage["epochs_total"]}}
         else:
             metrics["variant_of"] = {"model_sha256": src["model"]["sha256"], "weights": origin,
                                      "max_abs_diff_vs_model_at_its_size": {k: float(f"{x:.3g}")

@@ -87,13 +87,16 @@ def test_a_non_empty_out_is_refused_and_a_bad_entry_leaves_nothing(src, tmp_path
     assert not (tmp_path / "out").exists() and not (tmp_path / ".out.part").exists()
 
 
-def _fine_tune(folder: Path, parent: str, payload: bytes = b"fine-tuned weights") -> Path:
-    """A checkpoint and the training.json train.py writes beside it (`stage_record`), naming `parent`."""
+def _fine_tune(folder: Path, parent: str, payload: bytes = b"fine-tuned weights", parent_record: dict | None = None) -> Path:
+    """A checkpoint and the training.json train.py writes beside it (`stage_record`), naming `parent`
+    (and nesting its record, as train.py does when the parent has one)."""
     folder.mkdir(parents=True, exist_ok=True)
     pt = folder / "best.pt"
     pt.write_bytes(payload)
     record = {"params": {"imgsz": 224, "lr0": 0.0002}, "epochs_run": 3, "seconds": 61.5,
               "sha256": bundle.sha256_file(pt), "continued_from": {"file": "best.pt", "sha256": parent}}
+    if parent_record is not None:
+        record["continued_from"]["training"] = parent_record
     (folder / "training.json").write_text(json.dumps(record))
     return pt
 
@@ -107,7 +110,20 @@ def test_a_fine_tuned_variant_must_descend_from_the_main_models_checkpoint(tmp_p
     # the right parent passes and the record comes back (its params and seconds go into variant_of)
     ok = _fine_tune(tmp_path / "ok", main)
     record = variant.check_lineage(ok, main)
-    assert record["params"]["imgsz"] == 224 and record["seconds"] == 61.5
+    assert record["params"]["imgsz"] == 224 and record["seconds"] == 61.5 and record["stages"] == 1
+    # a second stage continued from the first: still a descendant, two stages, their time summed
+    first = json.loads((tmp_path / "ok" / "training.json").read_text())
+    second = _fine_tune(tmp_path / "second", first["sha256"], b"stage two", parent_record=first)
+    record = variant.check_lineage(second, main)
+    assert (record["stages"], record["seconds_total"], record["epochs_total"]) == (2, 123.0, 6)
+    # a nested record that does not describe the parent it sits under is refused
+    forged = _fine_tune(tmp_path / "forged", first["sha256"], b"stage two'", parent_record=dict(first, sha256="c" * 64))
+    with pytest.raises(ValueError, match="describes"):
+        variant.check_lineage(forged, main)
+    # a chain that never reaches the main model's checkpoint is refused
+    stray = _fine_tune(tmp_path / "stray", "d" * 64, b"stray", parent_record=None)
+    with pytest.raises(ValueError, match="not a descendant"):
+        variant.check_lineage(stray, main)
     # a checkpoint fine-tuned from another parent is refused
     other = _fine_tune(tmp_path / "other", "b" * 64)
     with pytest.raises(ValueError, match="not a descendant"):
