@@ -39,6 +39,32 @@ PARITY_TOL = {"boxes_px": 1e-3, "scores": 1e-4}
 NOT_CARRIED = ("inference_ms_median_ort_2_threads",)
 
 
+def is_prologue(v: dict) -> bool:
+    """Whether a `variants` entry is the main model behind a prologue (the same detector, same scores)."""
+    return bool(((v.get("metrics") or {}).get("variant_of") or {}).get("prologue"))
+
+
+def carried(main_metrics: dict, variant_of: dict) -> dict:
+    """A prologue variant's metrics: the main model's, less what was measured on its file, plus `variant_of`."""
+    return {k: x for k, x in main_metrics.items() if k not in NOT_CARRIED} | {"variant_of": variant_of}
+
+
+def about(main_model: dict, v: dict, picture: bool) -> str:
+    """report.md's paragraph on a prologue variant `v` of the manifest's `main_model`."""
+    d = v["metrics"]["variant_of"]["max_abs_diff_vs_model"]
+    inp, t = v["input"], v["thresholds"]
+    return (f"`{v['file']}`: the main model (`{main_model['file']}`, sha256 `{main_model['sha256'][:16]}…`) "
+            f"with a uint8 NHWC prologue ({v['precision']}, sha256 `{v['sha256'][:16]}…`): input "
+            f"`{inp['name']}` uint8 [1,{inp['height']},{inp['width']},3], the letterboxed RGB frame as bytes; "
+            "Cast → Div 255 → Transpose inside the graph, then the main model's graph unchanged. Same "
+            "detector, same scores: on 4 random frames (ONNX Runtime, CPU) the largest difference from the "
+            f"main model's outputs is {d['boxes_px']:.3g} px in the boxes and {d['scores']:.3g} in the "
+            "scores" + (" (bit-identical)" if not any(d.values()) else "") + ". So it carries the main "
+            f"model's thresholds (genuine {t['genuine']}, counterfeit {t['counterfeit']}, margin {t['margin']}) "
+            "and figures" + (", and its trade-off picture is a copy of `tradeoff.png`" if picture else "")
+            + "; its inference time was not measured.")
+
+
 def add_prologue(src_onnx: Path, dst_onnx: Path, input_name: str = "images_u8") -> None:
     """Writes `dst_onnx`: `src_onnx` (float32 NCHW [1,3,H,W] input, static) taking uint8 NHWC [1,H,W,3]
     as `input_name`, normalised and transposed in the graph (Cast -> Div 255 -> Transpose)."""
@@ -137,30 +163,18 @@ def build(bundle_dir: Path, out: Path, key_path: Path, name: str = "u8", public:
         diff = parity(main_model, u8)
         if any(diff[k] > tol for k, tol in PARITY_TOL.items()):
             raise ValueError(f"{u8} differs from {main_model} by {diff} (tolerance {PARITY_TOL})")
-        metrics = {k: v for k, v in src["metrics"].items() if k not in NOT_CARRIED}
-        metrics["variant_of"] = {"model_sha256": src["model"]["sha256"], "prologue": PROLOGUE,
-                                 "max_abs_diff_vs_model": {k: float(f"{x:.3g}") for k, x in diff.items()},
-                                 "parity_inputs": "4 random uint8 frames, ONNX Runtime CPU",
-                                 "figures": "the main model's (same detector, same scores); not carried: "
-                                            + ", ".join(NOT_CARRIED)}
-        v = variant.entry(name, file, bundle.sha256_file(u8), io, dict(src["thresholds"]), metrics)
+        of = {"model_sha256": src["model"]["sha256"], "prologue": PROLOGUE,
+              "max_abs_diff_vs_model": {k: float(f"{x:.3g}") for k, x in diff.items()},
+              "parity_inputs": "4 random uint8 frames, ONNX Runtime CPU",
+              "figures": "the main model's (same detector, same scores); not carried: " + ", ".join(NOT_CARRIED)}
+        v = variant.entry(name, file, bundle.sha256_file(u8), io, dict(src["thresholds"]),
+                          carried(src["metrics"], of))
         extras = {}
         main_picture = bundle_dir / "tradeoff.png"
         if main_picture.is_file():
             extras[f"tradeoff-{name}.png"] = main_picture
-        about = (f"`{file}`: the main model (`{src['model']['file']}`, sha256 `{src['model']['sha256'][:16]}…`) "
-                 f"with a uint8 NHWC prologue ({v['precision']}, sha256 `{v['sha256'][:16]}…`): input "
-                 f"`{io['name']}` uint8 [1,{io['height']},{io['width']},3], the letterboxed RGB frame as bytes; "
-                 "Cast → Div 255 → Transpose inside the graph, then the main model's graph unchanged. Same "
-                 "detector, same scores: on 4 random frames (ONNX Runtime, CPU) the largest difference from the "
-                 f"main model's outputs is {diff['boxes_px']:.3g} px in the boxes and {diff['scores']:.3g} in the "
-                 "scores" + (" (bit-identical)" if not any(diff.values()) else "") + ". So it carries the main "
-                 f"model's thresholds (genuine {v['thresholds']['genuine']}, counterfeit "
-                 f"{v['thresholds']['counterfeit']}, margin {v['thresholds']['margin']}) and figures"
-                 + (", and its trade-off picture is a copy of `tradeoff.png`" if extras else "")
-                 + "; its inference time was not measured.")
-        doc = variant.add_variant(bundle_dir, out, u8, v, key, extras, command, about=about,
-                                  picture=bool(extras))
+        doc = variant.add_variant(bundle_dir, out, u8, v, key, extras, command,
+                                  about=about(src["model"], v, picture=bool(extras)), picture=bool(extras))
     bundle.verify(out, pub)
     return doc, diff
 

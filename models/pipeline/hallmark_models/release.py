@@ -375,17 +375,10 @@ def kept_variants(prev: dict | None, model_sha: str, thresholds: dict, metrics: 
     thresholds and figures, as `prologue` gave it the main model's; any other keeps its own (chosen for it)."""
     if not (prev and prev["model"]["sha256"] == model_sha and prev.get("variants")):
         return None
-    from .prologue import NOT_CARRIED
+    from .prologue import carried, is_prologue
 
-    out = []
-    for v in prev["variants"]:
-        v = dict(v)
-        of = (v.get("metrics") or {}).get("variant_of") or {}
-        if of.get("prologue"):
-            v["thresholds"] = dict(thresholds)
-            v["metrics"] = {k: x for k, x in metrics.items() if k not in NOT_CARRIED} | {"variant_of": of}
-        out.append(v)
-    return out
+    return [dict(v, thresholds=dict(thresholds), metrics=carried(metrics, v["metrics"]["variant_of"]))
+            if is_prologue(v) else dict(v) for v in prev["variants"]]
 
 
 def _section(text: str, name: str) -> str:
@@ -400,21 +393,12 @@ def _section(text: str, name: str) -> str:
 def variant_sections(brand_key: str, doc: dict, old_report: str) -> str:
     """report.md's sections for the kept variants: a prologue variant's anew (its figures are this
     release's), any other's as it was."""
+    from .prologue import about, is_prologue
     from .variant import report_section
 
-    parts = []
-    for v in doc.get("variants") or []:
-        of = v["metrics"].get("variant_of") or {}
-        if of.get("prologue"):
-            d = of.get("max_abs_diff_vs_model") or {}
-            about = (f"`{v['file']}`: the main model behind a prologue ({of['prologue']}); the same detector "
-                     f"giving the same scores (largest difference from the main model: {d.get('boxes_px')} px "
-                     f"in the boxes, {d.get('scores')} in the scores), so its thresholds and figures are the "
-                     "main model's at every release, and its trade-off picture is a copy of `tradeoff.png`.")
-            parts.append(report_section(doc, v, f"python -m hallmark_models.prologue --bundle ../{brand_key} "
-                                        f"--name {v['name']}", about))
-        else:
-            parts.append(_section(old_report, v["name"]))
+    parts = [report_section(doc, v, f"python -m hallmark_models.prologue --bundle ../{brand_key} --name {v['name']}",
+                            about(doc["model"], v, picture=True))
+             if is_prologue(v) else _section(old_report, v["name"]) for v in doc.get("variants") or []]
     return "".join("\n" + p.strip("\n") + "\n" for p in parts if p)
 
 
@@ -436,8 +420,10 @@ def release(brand_key: str, res: dict, key_path: Path, bundle_dir: Path | None =
     curves, styles = res["curves"]
     draw_tradeoff(out / "tradeoff.png", f"{brand_key} revision {doc['revision']}: accuracy and error rates against "
                   f"T_c (genuine {c['genuine']}, margin {c['margin']})", curves, c["counterfeit"], styles)
+    from .prologue import is_prologue
+
     for v in doc.get("variants") or []:
-        if (v["metrics"].get("variant_of") or {}).get("prologue"):
+        if is_prologue(v):  # the same scores: the same picture
             shutil.copy(out / "tradeoff.png", out / f"tradeoff-{v['name']}.png")
     (out / "report.md").write_text(report(brand_key, doc, res) + variant_sections(brand_key, doc, old_report))
     print(agent_check.verify(out, bundle.load_private(key_path)))
