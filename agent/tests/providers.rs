@@ -234,10 +234,15 @@ fn run_with_an_allowed_fall_back_shows_the_provider_really_used_in_metrics() {
     // `models list`, another process, says it too, and that the agent has stopped.
     let list = Command::new(env!("CARGO_BIN_EXE_hallmark"))
         .args(["models", "list"])
+        .current_dir(repo())
         .env("HALLMARK_AGENT_STATE_DIR", state.path())
         .output()
         .unwrap();
-    let list = String::from_utf8_lossy(&list.stdout).into_owned();
+    let list = format!(
+        "{}{}",
+        String::from_utf8_lossy(&list.stdout),
+        String::from_utf8_lossy(&list.stderr)
+    );
     assert!(
         list.lines().any(|l| l.starts_with("serving (hallmark run")
             && l.contains("stopped")
