@@ -223,7 +223,7 @@ fn bad_inputs_each_get_their_own_error_the_rest_is_scanned_and_the_exit_is_non_z
     let expect = [
         "truncated JPEG",
         "empty file",
-        "not a JPEG, PNG or WebP",
+        "not a JPEG, PNG, WebP, BMP, TIFF or PNM",
         "30000×30000",
     ];
     for (e, want) in errors.iter().zip(expect) {
@@ -774,4 +774,59 @@ fn a_variant_whose_graph_is_not_the_declared_input_type_is_refused_naming_both()
     );
     // The main model of the same bundle still runs.
     assert!(scan_all_with(&b, &key, &[]).status.success());
+}
+
+#[test]
+fn bmp_tiff_and_pnm_frames_give_the_same_records_as_the_same_pixels_in_png() {
+    // Machine-vision cameras and conveyor recorders save BMP, TIFF or PGM/PPM; a folder of them must
+    // be scanned (found by its extensions) and judged exactly as the same pixels in a PNG.
+    let dir = tempfile::tempdir().unwrap();
+    let formats = [
+        ("png", image::ImageFormat::Png),
+        ("bmp", image::ImageFormat::Bmp),
+        ("tif", image::ImageFormat::Tiff),
+        ("ppm", image::ImageFormat::Pnm),
+    ];
+    for (ext, _) in formats {
+        std::fs::create_dir(dir.path().join(ext)).unwrap();
+    }
+    for (i, sample) in sample_files().iter().take(3).enumerate() {
+        let img = image::open(sample).unwrap();
+        for (ext, format) in formats {
+            img.save_with_format(
+                dir.path().join(ext).join(format!("frame-{i}.{ext}")),
+                format,
+            )
+            .unwrap();
+        }
+    }
+    let scan = |ext: &str| {
+        let out = hallmark()
+            .arg("scan")
+            .arg("--model")
+            .arg(bundle())
+            .arg(dir.path().join(ext))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{ext}: {}", stderr(&out));
+        lines(&out)
+            .into_iter()
+            .map(|mut r| {
+                let o = r.as_object_mut().unwrap();
+                o.remove("timings_ms");
+                o.remove("image");
+                r
+            })
+            .collect::<Vec<_>>()
+    };
+    let png = scan("png");
+    assert_eq!(png.len(), 3);
+    assert!(
+        png.iter()
+            .any(|r| !r["items"].as_array().unwrap().is_empty()),
+        "{png:?}"
+    );
+    for ext in ["bmp", "tif", "ppm"] {
+        assert_eq!(scan(ext), png, "{ext}");
+    }
 }

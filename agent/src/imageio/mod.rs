@@ -1,8 +1,9 @@
-//! Reading image files: JPEG, PNG and WebP, recognised by their content (not their name), decoded to
-//! packed RGB8 with the EXIF orientation applied (phone photos arrive rotated), under limits on size
-//! and memory so that a decompression bomb is refused before it is decoded.
+//! Reading image files: JPEG, PNG and WebP (cameras, phones), BMP, TIFF and PNM (what machine-vision
+//! cameras and conveyor recorders save: often grey or 16-bit), recognised by their content (not their
+//! name), decoded to packed RGB8 with the EXIF orientation applied (phone photos arrive rotated), under
+//! limits on size and memory so that a decompression bomb is refused before it is decoded.
 //!
-//! JPEG pixels come from libjpeg-turbo ([`jpeg`]), PNG and WebP from the `image` crate.
+//! JPEG pixels come from libjpeg-turbo ([`jpeg`]), the other formats from the `image` crate.
 //!
 //! Every failure is an [`ImageError`] that names the file and says what is wrong with it in words a
 //! person can act on.
@@ -49,7 +50,9 @@ pub enum ImageError {
     },
     #[error("{path}: empty file (0 bytes)")]
     Empty { path: PathBuf },
-    #[error("{path}: not a JPEG, PNG or WebP image (content starts with {start:?})")]
+    #[error(
+        "{path}: not a JPEG, PNG, WebP, BMP, TIFF or PNM image (content starts with {start:?})"
+    )]
     Unrecognised { path: PathBuf, start: String },
     #[error("{path}: {format} header claims {width}×{height} pixels, over the limit of {max_width}×{max_height}; refused without decoding")]
     TooLarge {
@@ -290,6 +293,20 @@ fn sniff(bytes: &[u8]) -> Option<(ImageFormat, &'static str)> {
         Some((ImageFormat::Png, "PNG"))
     } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
         Some((ImageFormat::WebP, "WebP"))
+    } else if bytes.starts_with(b"BM")
+        && bytes.len() >= 26
+        // the DIB header's size: one of the known BMP header versions
+        && [12, 40, 52, 56, 64, 108, 124].contains(&u32::from_le_bytes([bytes[14], bytes[15], bytes[16], bytes[17]]))
+    {
+        Some((ImageFormat::Bmp, "BMP"))
+    } else if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
+        Some((ImageFormat::Tiff, "TIFF"))
+    } else if bytes.len() >= 3
+        && bytes[0] == b'P'
+        && (b'1'..=b'7').contains(&bytes[1])
+        && bytes[2].is_ascii_whitespace()
+    {
+        Some((ImageFormat::Pnm, "PNM"))
     } else {
         None
     }
@@ -383,6 +400,84 @@ mod tests {
         let d = decode(p(), &out, ImageLimits::default()).unwrap();
         assert_eq!(d.format, "WebP");
         assert_eq!(d.rgb, img);
+    }
+
+    fn encoded(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, format).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn bmp_tiff_and_pnm_decode_to_the_same_pixels() {
+        let rgb = RgbImage::from_fn(7, 5, |x, y| image::Rgb([x as u8 * 30, y as u8 * 50, 200]));
+        let img = DynamicImage::ImageRgb8(rgb.clone());
+        for (format, name) in [
+            (ImageFormat::Bmp, "BMP"),
+            (ImageFormat::Tiff, "TIFF"),
+            (ImageFormat::Pnm, "PNM"),
+        ] {
+            let d = decode(p(), &encoded(&img, format), ImageLimits::default()).unwrap();
+            assert_eq!(d.format, name);
+            assert_eq!(d.rgb, rgb, "{name}");
+        }
+    }
+
+    #[test]
+    fn grey_and_16_bit_machine_vision_frames_become_grey_rgb8() {
+        // 16-bit grey TIFF (big-endian too) and an 8-bit PGM, as industrial cameras write them.
+        let grey16 = image::ImageBuffer::<image::Luma<u16>, _>::from_fn(4, 3, |x, y| {
+            image::Luma([(x * 16000 + y * 1000) as u16])
+        });
+        let d = decode(
+            p(),
+            &encoded(
+                &DynamicImage::ImageLuma16(grey16.clone()),
+                ImageFormat::Tiff,
+            ),
+            ImageLimits::default(),
+        )
+        .unwrap();
+        let px = d.rgb.get_pixel(3, 2).0;
+        let want = (grey16.get_pixel(3, 2).0[0] as f32 / 257.0).round() as u8;
+        assert_eq!(px, [want, want, want]);
+        let grey8 = image::GrayImage::from_fn(4, 3, |x, y| image::Luma([(x * 60 + y) as u8]));
+        let mut pgm = Vec::new();
+        image::codecs::pnm::PnmEncoder::new(&mut pgm)
+            .with_subtype(image::codecs::pnm::PnmSubtype::Graymap(
+                image::codecs::pnm::SampleEncoding::Binary,
+            ))
+            .write_image(grey8.as_raw(), 4, 3, image::ExtendedColorType::L8)
+            .unwrap();
+        assert!(pgm.starts_with(b"P5"), "{:?}", &pgm[..2]);
+        let d = decode(p(), &pgm, ImageLimits::default()).unwrap();
+        assert_eq!(
+            (d.format, d.rgb.get_pixel(2, 1).0),
+            ("PNM", [121, 121, 121])
+        );
+    }
+
+    #[test]
+    fn text_that_starts_like_a_bmp_or_pnm_is_not_taken_for_one() {
+        let l = ImageLimits::default();
+        for text in [
+            &b"BMW service record, 2026, for the conveyor"[..],
+            b"P8 is not a PNM type",
+            b"PX",
+        ] {
+            assert!(
+                matches!(decode(p(), text, l), Err(ImageError::Unrecognised { .. })),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
+        // A truncated TIFF is named as a TIFF problem, not as an unknown file.
+        let tiff = encoded(
+            &DynamicImage::ImageRgb8(RgbImage::new(40, 40)),
+            ImageFormat::Tiff,
+        );
+        let err = decode(p(), &tiff[..tiff.len() / 3], l).unwrap_err();
+        assert!(err.to_string().contains("TIFF"), "{err}");
     }
 
     #[test]

@@ -21,7 +21,9 @@ use crate::imageio::{self, ImageLimits};
 use crate::pipeline::{Context, Pipeline};
 
 /// File name endings taken from folders (files named explicitly are always tried).
-const EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
+const EXTENSIONS: [&str; 10] = [
+    "jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "pgm", "ppm", "pnm",
+];
 
 #[derive(Debug, Error)]
 pub enum ScanError {
