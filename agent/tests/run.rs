@@ -234,15 +234,21 @@ fn truth(brand: &str) -> Vec<Pack> {
 
 /// `hallmark run` in conveyor mode on `brand`'s recording, with `env`: its events and stderr.
 fn conveyor_run(brand: &str, env: &[(&str, &str)]) -> (Vec<Value>, String) {
+    conveyor_run_on(
+        brand,
+        &repo().join(format!("tests/fixtures/conveyor/{brand}")),
+        env,
+    )
+}
+
+/// `hallmark run` in conveyor mode with `brand`'s bundle on the recording at `source`.
+fn conveyor_run_on(brand: &str, source: &Path, env: &[(&str, &str)]) -> (Vec<Value>, String) {
     let state = tempfile::tempdir().unwrap();
     let out = hallmark(state.path())
         .arg("run")
         .env("HALLMARK_AGENT_MODE", "conveyor")
         .env("HALLMARK_MODEL_BUNDLES", format!("models/{brand}"))
-        .env(
-            "HALLMARK_SOURCE_PATH",
-            format!("tests/fixtures/conveyor/{brand}"),
-        )
+        .env("HALLMARK_SOURCE_PATH", source)
         .envs(env.iter().copied())
         .output()
         .unwrap();
@@ -359,6 +365,104 @@ fn on_the_fast_224_variant_each_conveyor_recording_gives_exactly_one_verdict_per
         let log = conveyor(brand, &[("HALLMARK_MODEL_VARIANT", "fast-224")]);
         assert!(log.contains("variant=fast-224 input=224x224"), "{log}");
     }
+}
+
+/// The frame number of a recording's frame, from the file (`frame-0012.png`) or the video
+/// (`belt.mkv#12`) it came from.
+fn frame_number(origin: &str) -> u64 {
+    let tail = origin.rsplit(['#', '-']).next().unwrap();
+    tail.trim_end_matches(".png").parse().unwrap()
+}
+
+#[test]
+fn a_video_recording_gives_the_verdicts_of_the_same_frames_as_images() {
+    // A belt recording as a video file (lossless FFV1, so the pixels are the frames' own), replayed
+    // through ffmpeg: every verdict, box and confidence must be the image replay's, frame for frame.
+    let dir = tempfile::tempdir().unwrap();
+    let frames = dir.path().join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    let recording = repo().join("tests/fixtures/conveyor/northwind");
+    let mut n = 0;
+    for i in 0.. {
+        let jpg = recording.join(format!("frame-{i:04}.jpg"));
+        if !jpg.exists() {
+            break;
+        }
+        image::open(&jpg)
+            .unwrap()
+            .save(frames.join(format!("frame-{i:04}.png")))
+            .unwrap();
+        n += 1;
+    }
+    assert!(n >= 20, "{n} frames");
+    let video = dir.path().join("belt.mkv");
+    let made = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-framerate", "10", "-i"])
+        .arg(frames.join("frame-%04d.png"))
+        .args(["-c:v", "ffv1", "-pix_fmt", "bgr0"])
+        .arg(&video)
+        .output()
+        .expect("ffmpeg (scripts/apt-packages.txt) makes the test video");
+    assert!(made.status.success(), "{}", stderr(&made));
+
+    let key = |e: &Value| {
+        serde_json::json!([
+            frame_number(e["item"]["frame"].as_str().unwrap()),
+            e["item"]["box"],
+            e["item"]["frames"],
+            e["item"]["product"],
+            e["verdict"],
+            e["confidence"],
+            e["reason"]
+        ])
+    };
+    let (images, _) = conveyor_run_on("northwind", &frames, &[]);
+    let (from_video, err) = conveyor_run_on("northwind", &video, &[]);
+    assert!(images.len() >= 3, "{images:?}");
+    assert_eq!(
+        images.iter().map(key).collect::<Vec<_>>(),
+        from_video.iter().map(key).collect::<Vec<_>>(),
+        "{err}"
+    );
+    assert!(
+        from_video
+            .iter()
+            .all(|e| e["item"]["frame"].as_str().unwrap().contains("belt.mkv#")),
+        "{from_video:?}"
+    );
+    assert!(err.contains("0 frames dropped"), "{err}");
+    assert!(
+        err.contains(&format!("run ended: {n} frames")),
+        "every frame read: {err}"
+    );
+}
+
+#[test]
+fn a_video_that_is_not_one_or_a_missing_ffmpeg_is_one_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("belt.mp4");
+    std::fs::write(&fake, b"this is not a video, it is text\n").unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let run = |path_env: Option<&str>| {
+        let mut cmd = hallmark(state.path());
+        cmd.arg("run").env("HALLMARK_SOURCE_PATH", &fake);
+        if let Some(p) = path_env {
+            cmd.env("PATH", p);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(None);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("belt.mp4") && err.contains("not a video ffprobe can read"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let out = run(Some(dir.path().to_str().unwrap()));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("needs ffprobe on PATH"), "{err}");
 }
 
 #[test]

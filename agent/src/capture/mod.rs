@@ -2,6 +2,7 @@
 //!
 //! - [`replay`]: a folder of images (or one image), paced at a frame rate, optionally looped — for demos,
 //!   tests and recorded conveyor runs.
+//! - [`video`]: the same for a video file (a belt or kiosk recording), decoded by ffmpeg.
 //! - [`camera`]: a V4L2 camera through nokhwa, read on its own thread under a stall watchdog
 //!   ([`watchdog`]) that reopens it with backoff when frames stop.
 //!
@@ -11,6 +12,7 @@
 
 pub mod camera;
 pub mod replay;
+pub mod video;
 pub mod watchdog;
 
 use std::time::{Duration, Instant};

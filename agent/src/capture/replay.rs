@@ -36,7 +36,7 @@ pub struct Replay {
     cache: Vec<Option<OwnedFrame>>,
     next_index: usize,
     seq: u64,
-    due: Option<Instant>,
+    pacer: Pacer,
     ended: bool,
 }
 
@@ -53,16 +53,11 @@ impl Replay {
         let files = crate::scan::collect_inputs(std::slice::from_ref(path));
         if files.is_empty() {
             return Err(SourceError::Open(format!(
-                "replay folder {} holds no JPEG, PNG or WebP images",
+                "replay folder {} holds no JPEG, PNG, WebP, BMP, TIFF or PNM images",
                 path.display()
             )));
         }
-        if !(opts.fps == 0.0 || (opts.fps >= MIN_FPS && opts.fps.is_finite())) {
-            return Err(SourceError::Open(format!(
-                "replay fps {} must be 0 (unthrottled) or at least {MIN_FPS}",
-                opts.fps
-            )));
-        }
+        check_fps(opts.fps)?;
         let mut cache = vec![None; files.len()];
         if opts.preload {
             for (slot, file) in cache.iter_mut().zip(&files) {
@@ -70,12 +65,12 @@ impl Replay {
             }
         }
         Ok(Replay {
-            opts,
             files,
             cache,
             next_index: 0,
             seq: 0,
-            due: None,
+            pacer: Pacer::new(opts.fps),
+            opts,
             ended: false,
         })
     }
@@ -101,6 +96,58 @@ fn decode(path: &Path, limits: ImageLimits, seq: u64) -> Result<OwnedFrame, Stri
     })
 }
 
+/// A replay's pace must be 0 (unthrottled) or at least [`MIN_FPS`].
+pub(crate) fn check_fps(fps: f64) -> Result<(), SourceError> {
+    if fps == 0.0 || (fps >= MIN_FPS && fps.is_finite()) {
+        Ok(())
+    } else {
+        Err(SourceError::Open(format!(
+            "replay fps {fps} must be 0 (unthrottled) or at least {MIN_FPS}"
+        )))
+    }
+}
+
+/// Paces a replay (of images or of a video) at `fps` frames a second; 0 is unthrottled.
+#[derive(Debug)]
+pub(crate) struct Pacer {
+    fps: f64,
+    due: Option<Instant>,
+}
+
+impl Pacer {
+    pub(crate) fn new(fps: f64) -> Pacer {
+        Pacer { fps, due: None }
+    }
+
+    /// Waits for the next frame's slot, at most [`POLL`]: true when the slot has come (the frame
+    /// may be handed out), false when the caller should return [`Next::Idle`] and ask again.
+    pub(crate) fn ready(&mut self) -> bool {
+        if self.fps <= 0.0 {
+            return true;
+        }
+        let now = Instant::now();
+        let due = *self.due.get_or_insert(now);
+        if due > now {
+            let wait = due - now;
+            if wait > POLL {
+                std::thread::sleep(POLL);
+                return false;
+            }
+            std::thread::sleep(wait);
+        }
+        // Design: the next slot follows this one, not "now", so pacing does not drift; after a
+        // long stall it restarts from now instead of bursting to catch up.
+        let period = Duration::from_secs_f64(1.0 / self.fps);
+        let next = due + period;
+        self.due = Some(if next + period < Instant::now() {
+            Instant::now()
+        } else {
+            next
+        });
+        true
+    }
+}
+
 impl Source for Replay {
     fn name(&self) -> String {
         format!("replay:{}", self.opts.path.display())
@@ -117,27 +164,8 @@ impl Source for Replay {
             }
             self.next_index = 0;
         }
-        // Pace: wait for this frame's slot, at most POLL per call.
-        if self.opts.fps > 0.0 {
-            let now = Instant::now();
-            let due = *self.due.get_or_insert(now);
-            if due > now {
-                let wait = due - now;
-                if wait > POLL {
-                    std::thread::sleep(POLL);
-                    return Next::Idle;
-                }
-                std::thread::sleep(wait);
-            }
-            // Design: the next slot follows this one, not "now", so pacing does not drift; after a
-            // long stall it restarts from now instead of bursting to catch up.
-            let period = Duration::from_secs_f64(1.0 / self.opts.fps);
-            let next = due + period;
-            self.due = Some(if next + period < Instant::now() {
-                Instant::now()
-            } else {
-                next
-            });
+        if !self.pacer.ready() {
+            return Next::Idle;
         }
         let index = self.next_index;
         self.next_index += 1;

@@ -106,15 +106,20 @@ pub struct Summary {
 /// Opens the configured source (a clear error when it cannot start).
 pub fn open_source(config: &Config) -> Result<Box<dyn Source>, SourceError> {
     match config.source.kind {
-        SourceKind::Replay => Ok(Box::new(crate::capture::Replay::open(
-            crate::capture::replay::ReplayOptions {
+        SourceKind::Replay => {
+            let opts = crate::capture::replay::ReplayOptions {
                 path: config.source.path.clone(),
                 fps: config.source.fps,
                 looping: config.source.looping,
                 preload: config.source.preload,
                 limits: config.image,
-            },
-        )?)),
+            };
+            if crate::capture::video::is_video(&opts.path) {
+                Ok(Box::new(crate::capture::video::VideoReplay::open(opts)?))
+            } else {
+                Ok(Box::new(crate::capture::Replay::open(opts)?))
+            }
+        }
         SourceKind::Camera => open_camera(config),
     }
 }
