@@ -321,21 +321,24 @@ fn conveyor(brand: &str, env: &[(&str, &str)]) -> String {
     err
 }
 
+/// What a verdict event decided about its item, with `frame` naming the frame it came from.
+fn decided(e: &Value, frame: Value) -> Value {
+    serde_json::json!([
+        frame,
+        e["item"]["box"],
+        e["item"]["frames"],
+        e["item"]["product"],
+        e["verdict"],
+        e["confidence"],
+        e["reason"]
+    ])
+}
+
 #[test]
 fn the_daemon_on_the_uint8_variant_gives_the_main_models_verdicts() {
     // The daemon's own pre-processing thread fills packed-byte inputs for the `u8` variant: every
     // item of the recording must get the verdict, confidence, box and frames the main model gives.
-    let key = |e: &Value| {
-        serde_json::json!([
-            e["item"]["frame"],
-            e["item"]["box"],
-            e["item"]["frames"],
-            e["item"]["product"],
-            e["verdict"],
-            e["confidence"],
-            e["reason"]
-        ])
-    };
+    let key = |e: &Value| decided(e, e["item"]["frame"].clone());
     let (main, _) = conveyor_run("northwind", &[]);
     let (bytes, err) = conveyor_run("northwind", &[("HALLMARK_MODEL_VARIANT", "u8")]);
     assert!(
@@ -405,17 +408,7 @@ fn a_video_recording_gives_the_verdicts_of_the_same_frames_as_images() {
         .expect("ffmpeg (scripts/apt-packages.txt) makes the test video");
     assert!(made.status.success(), "{}", stderr(&made));
 
-    let key = |e: &Value| {
-        serde_json::json!([
-            frame_number(e["item"]["frame"].as_str().unwrap()),
-            e["item"]["box"],
-            e["item"]["frames"],
-            e["item"]["product"],
-            e["verdict"],
-            e["confidence"],
-            e["reason"]
-        ])
-    };
+    let key = |e: &Value| decided(e, frame_number(e["item"]["frame"].as_str().unwrap()).into());
     let (images, _) = conveyor_run_on("northwind", &frames, &[]);
     let (from_video, err) = conveyor_run_on("northwind", &video, &[]);
     assert!(images.len() >= 3, "{images:?}");
