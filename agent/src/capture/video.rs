@@ -9,7 +9,7 @@
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use hallmark_detect::PixelFormat;
@@ -83,11 +83,11 @@ pub struct VideoReplay {
     ended: bool,
 }
 
-/// One running `ffmpeg`: its frame pipe and the tail of its error output.
+/// One running `ffmpeg`: its frame pipe and the thread that keeps the tail of its error output.
 struct Decoder {
     child: Child,
     frames: ChildStdout,
-    stderr: Arc<Mutex<Vec<u8>>>,
+    stderr: Option<JoinHandle<Vec<u8>>>,
 }
 
 impl Decoder {
@@ -105,24 +105,18 @@ impl Decoder {
             .map_err(|e| missing_tool("ffmpeg", &e))?;
         let frames = child.stdout.take().ok_or("ffmpeg has no output pipe")?;
         // Drained on its own thread: a damaged stream can print an error per frame, and a full pipe
-        // would stall ffmpeg (and so this source). Only the last STDERR_KEPT bytes are kept.
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        if let Some(mut pipe) = child.stderr.take() {
-            let keep = Arc::clone(&stderr);
+        // would stall ffmpeg (and so this source). Only the last STDERR_KEPT bytes are kept; the
+        // thread ends when ffmpeg does (its end of the pipe closes).
+        let stderr = child.stderr.take().map(|mut pipe| {
             std::thread::spawn(move || {
-                let mut buf = [0u8; 1024];
-                while let Ok(n) = pipe.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    if let Ok(mut k) = keep.lock() {
-                        k.extend_from_slice(&buf[..n]);
-                        let excess = k.len().saturating_sub(STDERR_KEPT);
-                        k.drain(..excess);
-                    }
+                let (mut kept, mut buf) = (Vec::new(), [0u8; 1024]);
+                while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                    kept.extend_from_slice(&buf[..n]);
+                    kept.drain(..kept.len().saturating_sub(STDERR_KEPT));
                 }
-            });
-        }
+                kept
+            })
+        });
         Ok(Decoder {
             child,
             frames,
@@ -133,16 +127,15 @@ impl Decoder {
     /// Waits for ffmpeg to exit: `Err` with its last error line when it failed.
     fn finish(mut self) -> Result<(), String> {
         let status = self.child.wait().map_err(|e| e.to_string())?;
-        // Give the draining thread a moment to take the last bytes.
-        std::thread::sleep(std::time::Duration::from_millis(20));
         if status.success() {
             return Ok(());
         }
-        let text = self
+        let kept = self
             .stderr
-            .lock()
-            .map(|k| String::from_utf8_lossy(&k).into_owned())
+            .take()
+            .and_then(|t| t.join().ok())
             .unwrap_or_default();
+        let text = String::from_utf8_lossy(&kept);
         let last = text.lines().rev().find(|l| !l.trim().is_empty());
         Err(format!(
             "ffmpeg failed ({status}): {}",
