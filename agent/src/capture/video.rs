@@ -135,12 +135,7 @@ impl Decoder {
             .take()
             .and_then(|t| t.join().ok())
             .unwrap_or_default();
-        let text = String::from_utf8_lossy(&kept);
-        let last = text.lines().rev().find(|l| !l.trim().is_empty());
-        Err(format!(
-            "ffmpeg failed ({status}): {}",
-            last.unwrap_or("no message")
-        ))
+        Err(format!("ffmpeg failed ({status}): {}", last_line(&kept)))
     }
 }
 
@@ -152,6 +147,16 @@ impl Drop for Decoder {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The last non-empty line a tool printed on stderr: its own words for what went wrong.
+fn last_line(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no message")
+        .to_string()
 }
 
 fn missing_tool(tool: &str, e: &std::io::Error) -> String {
@@ -179,11 +184,9 @@ fn probe(path: &Path) -> Result<(u32, u32), String> {
         .output()
         .map_err(|e| missing_tool("ffprobe", &e))?;
     if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().rev().find(|l| !l.trim().is_empty());
         return Err(format!(
             "not a video ffprobe can read: {}",
-            last.unwrap_or("no message")
+            last_line(&out.stderr)
         ));
     }
     parse_probe(&String::from_utf8_lossy(&out.stdout))
