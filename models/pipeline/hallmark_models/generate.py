@@ -45,17 +45,20 @@ def write_split(brand: Brand, out: Path, split: str, count: int, seed: int, size
     return index
 
 
-def add_quarter_turns(out: Path, split: str = "train") -> int:
-    """Adds one copy of each conveyor scene turned by a quarter, half or three-quarter turn (one per
-    scene, by its index), with its labels turned to match. Conveyors carry packs at every angle; a
-    right-angle turn keeps axis-aligned boxes exact, which yolov5's free rotation would not."""
+def add_quarter_turns(out: Path, split: str = "train", framings: tuple[str, ...] = ("conveyor",)) -> int:
+    """Adds one copy of each scene of `framings` turned by a quarter, half or three-quarter turn (one
+    per scene, by its index within its framing), with its labels turned to match. Conveyors carry packs
+    at every angle, and a hand at the kiosk holds one sideways or upside down as often; a right-angle
+    turn keeps axis-aligned boxes exact, which yolov5's free rotation would not."""
     from PIL import Image
 
     img_dir, lbl_dir = out / "images" / split, out / "labels" / split
     rows = [json.loads(line) for line in (out / f"{split}.jsonl").read_text().splitlines()]
     added = []
-    for i, r in enumerate(r for r in rows if r["framing"] == "conveyor"):
-        turns = 1 + i % 3  # quarter turns, counter-clockwise
+    index = {f: 0 for f in framings}
+    for r in (r for r in rows if r["framing"] in framings):
+        turns = 1 + index[r["framing"]] % 3  # quarter turns, counter-clockwise
+        index[r["framing"]] += 1
         stem = Path(r["image"]).stem
         name = f"{stem}-turn{turns}.jpg"
         with Image.open(img_dir / r["image"]) as im:
@@ -68,7 +71,7 @@ def add_quarter_turns(out: Path, split: str = "train") -> int:
                 x, y, w, h = y, 1 - x, h, w
             lines.append(f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}")
         (lbl_dir / f"{Path(name).stem}.txt").write_text("".join(l + "\n" for l in lines))
-        added.append({"image": name, "framing": "conveyor", "items": r["items"]})
+        added.append({"image": name, "framing": r["framing"], "items": r["items"]})
     (out / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows + added))
     return len(added)
 
@@ -108,30 +111,41 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--test", type=int, default=60)
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--quarter-turns", action="store_true", help="add turned copies of conveyor training scenes")
+    ap.add_argument("--turn-framings", default="conveyor",
+                    help="with --quarter-turns: the framings whose scenes get a turned copy (comma-separated)")
     ap.add_argument("--photo-backgrounds", action="store_true",
                     help="training split: the train third of the opencv-doc photos as backgrounds and hard negatives")
     ap.add_argument("--strong-camera", action="store_true",
                     help="training split: colour casts, vignetting, more perspective and rotation, fingers over labels")
+    ap.add_argument("--mixed-lighting", action="store_true",
+                    help="training split (with --strong-camera): each pack with its own contrast and white balance")
     ap.add_argument("--reference", type=Path)
     ap.add_argument("--samples", type=Path)
     ap.add_argument("--sample-count", type=int, default=6)
     args = ap.parse_args(argv)
     brand = BRANDS[args.brand]
     world = None
+    turn_framings = tuple(f for f in args.turn_framings.split(",") if f)
+    unknown = set(turn_framings) - set(scenes.WORLD_FRAMINGS)
+    if unknown:
+        raise SystemExit(f"--turn-framings: no framing {sorted(unknown)} (framings: {', '.join(scenes.WORLD_FRAMINGS)})")
+    if args.mixed_lighting and not args.strong_camera:
+        raise SystemExit("--mixed-lighting goes with --strong-camera")
     if args.photo_backgrounds or args.strong_camera:
         from . import photos
 
         bank = [photos.load(p) for p in photos.photos("train")] if args.photo_backgrounds else []
         if args.photo_backgrounds and not bank:
             raise SystemExit("--photo-backgrounds: no opencv-doc photos (apt-get install -y opencv-doc)")
-        world = scenes.World(bank, args.strong_camera)
+        world = scenes.World(bank, args.strong_camera, args.mixed_lighting)
     for split in ("train", "val", "test"):
         index = write_split(brand, args.out, split, getattr(args, split), args.seed,
                             world=world if split == "train" else None)
         per_class = np.bincount([c for r in index for c in r["items"]], minlength=len(brand.classes()))
         print(f"{brand.key} {split}: {len(index)} scenes, items per class {per_class.tolist()}")
     if args.quarter_turns:
-        print(f"{brand.key} train: {add_quarter_turns(args.out)} turned copies of conveyor scenes")
+        print(f"{brand.key} train: {add_quarter_turns(args.out, framings=turn_framings)} turned copies of "
+              f"{', '.join(turn_framings)} scenes")
     write_data_yaml(brand, args.out)
     if args.reference:
         write_reference(brand, args.reference)

@@ -9,7 +9,9 @@ rotation, occlusion, lighting, blur, noise and JPEG artefacts.
 included): real photographs (the `photos` train third only) as backgrounds for half the scenes and as
 product-free hard negatives (framing `photo`: a real photo, sometimes with other brands' packs, no pack of
 the brand), and a stronger camera: colour casts and white-balance errors, vignetting, more perspective,
-any rotation at the kiosk, packs partly out of the frame, and fingers over the label.
+any rotation at the kiosk, packs partly out of the frame, and fingers over the label. `mixed_lighting`
+(opt-in again, so older training sets stay reproducible): each pack lit apart from its background, with
+its own contrast and white balance, as a pack held under a lamp in front of a daylit room is.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class World:
     """What makes training scenes look like the world: real photos (RGB arrays) and a stronger camera."""
     photos: list = field(default_factory=list)
     strong_camera: bool = True
+    mixed_lighting: bool = False
 
 
 WORLD_FRAMINGS = ("kiosk", "conveyor", "shelf", "empty", "photo")
@@ -233,6 +236,8 @@ def compose(rng: np.random.Generator, arts: ArtCache, framing: str, size=(960, 7
             gx, gy = rng.uniform(0, pw), rng.uniform(0, ph)
             glare = np.exp(-(((xx - gx) / (pw * 0.25)) ** 2 + ((yy - gy) / (ph * 0.15)) ** 2)) * rng.uniform(0.3, 0.7)
             rgb[..., :3] += glare[..., None] * (255 - rgb[..., :3])
+        if world and world.mixed_lighting:
+            rgb[..., :3] = _pack_light(rng, rgb[..., :3], rgb[..., 3] > 127)
         patch = Image.fromarray(rgb.clip(0, 255).astype(np.uint8), "RGBA")
         # Soft shadow, then the pack.
         alpha = patch.getchannel("A")
@@ -292,6 +297,14 @@ def _strong_camera(rng, img: Image.Image) -> Image.Image:
         r2 = ((xx - W / 2) / (W / 2)) ** 2 + ((yy - H / 2) / (H / 2)) ** 2
         arr = arr * (1 - rng.uniform(0.1, 0.5) * r2 / 2)[..., None]
     return Image.fromarray(arr.clip(0, 255).astype(np.uint8))
+
+
+def _pack_light(rng, rgb: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """The pack's own light: contrast about its mean colour (washed out under glare, or harsh) and a
+    white-balance error of its own, apart from the whole frame's."""
+    mean = rgb[inside].mean(0) if inside.any() else rgb.reshape(-1, 3).mean(0)
+    rgb = mean + (rgb - mean) * rng.uniform(0.6, 1.3)
+    return rgb * np.clip(1 + rng.normal(0, 0.1, 3), 0.7, 1.3).astype(np.float32)
 
 
 def _shoelace(q: np.ndarray) -> float:

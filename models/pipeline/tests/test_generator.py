@@ -134,6 +134,35 @@ def test_quarter_turned_copies_keep_each_label_on_its_pack(tmp_path):
         assert abs(xs.max() + 1 - xs.min() - bw) <= 2 and abs(ys.max() + 1 - ys.min() - bh) <= 2, r
 
 
+def test_quarter_turns_of_chosen_framings_count_turns_within_each_framing(tmp_path):
+    from hallmark_models.generate import add_quarter_turns
+
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    (tmp_path / "labels" / "train").mkdir(parents=True)
+    framings = ["kiosk", "conveyor", "kiosk", "empty", "kiosk"]
+    for k, f in enumerate(framings):
+        Image.new("RGB", (40, 30), (90, 90, 90)).save(tmp_path / "images" / "train" / f"s{k}.jpg")
+        (tmp_path / "labels" / "train" / f"s{k}.txt").write_text("" if f == "empty" else "0 0.5 0.5 0.2 0.2\n")
+    rows = [{"image": f"s{k}.jpg", "framing": f, "items": [] if f == "empty" else [0]} for k, f in enumerate(framings)]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    assert add_quarter_turns(tmp_path, framings=("conveyor", "kiosk")) == 4
+    added = [json.loads(line) for line in (tmp_path / "train.jsonl").read_text().splitlines()][5:]
+    assert [(r["image"], r["framing"]) for r in added] == [
+        ("s0-turn1.jpg", "kiosk"), ("s1-turn1.jpg", "conveyor"), ("s2-turn2.jpg", "kiosk"), ("s4-turn3.jpg", "kiosk")]
+    turned = Image.open(tmp_path / "images" / "train" / "s0-turn1.jpg")
+    assert turned.size == (30, 40)
+
+
+def test_an_unknown_turn_framing_is_refused_before_anything_is_written(tmp_path):
+    from hallmark_models.generate import main
+
+    with pytest.raises(SystemExit, match="no framing"):
+        main(["--brand", "aurora", "--out", str(tmp_path / "d"), "--train", "1", "--val", "0", "--test", "0",
+              "--quarter-turns", "--turn-framings", "kiosk,belt"])
+    assert not (tmp_path / "d").exists()
+
+
 def test_default_scenes_are_unchanged_by_the_world_options(tmp_path):
     # The opt-in World must not move the default random stream: the shipped samples (held-out test
     # scenes) are drawn again byte for byte, so test figures stay comparable across revisions.
@@ -188,3 +217,30 @@ def test_strong_camera_casts_and_vignettes():
     casts = [np.ptp(o[50, 100]) for o in outs]  # channel spread at the centre: a colour cast
     assert max(casts) > 10
     assert any(o[50, 100].mean() > o[2, 2].mean() + 5 for o in outs)  # darker corners
+
+
+def test_pack_light_changes_the_packs_contrast_and_white_balance_about_its_own_mean():
+    rng0 = np.random.default_rng(0)
+    rgb = rng0.uniform(60, 200, (40, 30, 3)).astype(np.float32)
+    inside = np.zeros((40, 30), dtype=bool)
+    inside[5:35, 5:25] = True
+    outs = [scenes._pack_light(np.random.default_rng(k), rgb.copy(), inside) for k in range(12)]
+    spreads = [o[inside].std() / rgb[inside].std() for o in outs]
+    assert min(spreads) < 0.85 and max(spreads) > 1.1  # washed out and harsh both occur
+    # a white-balance error: the channels' gains differ (a grey pack would turn a colour)
+    grey = np.full((10, 10, 3), 128, dtype=np.float32)
+    casts = [np.ptp(scenes._pack_light(np.random.default_rng(k), grey, np.ones((10, 10), bool))[0, 0]) for k in range(12)]
+    assert max(casts) > 10
+
+
+def test_mixed_lighting_is_opt_in_and_leaves_older_training_sets_reproducible(tmp_path):
+    brand = brands.NORTHWIND
+    bank = _bank()
+    before = write_split(brand, tmp_path / "a", "train", 4, seed=3, world=scenes.World(bank, True))
+    again = write_split(brand, tmp_path / "b", "train", 4, seed=3, world=scenes.World(bank, True, False))
+    mixed = write_split(brand, tmp_path / "c", "train", 4, seed=3, world=scenes.World(bank, True, True))
+    same = lambda x, y, r: ((tmp_path / x / "images" / "train" / r["image"]).read_bytes()
+                            == (tmp_path / y / "images" / "train" / r["image"]).read_bytes())
+    assert before == again and all(same("a", "b", r) for r in before)
+    assert any(r["items"] for r in before)
+    assert not all(same("a", "c", r) for r in before if r["items"])
