@@ -41,8 +41,10 @@ def homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.append(h, 1.0).reshape(3, 3)
 
 
-def pack_quad(rng: np.random.Generator, art_wh: tuple[int, int], frame_wh: tuple[int, int]) -> np.ndarray:
-    """Where the artwork's four corners land in the frame (clockwise from top-left)."""
+def pack_quad(rng: np.random.Generator, art_wh: tuple[int, int], frame_wh: tuple[int, int]
+              ) -> tuple[np.ndarray, int]:
+    """Where the artwork's four corners land in the frame (clockwise from top-left), and by how many
+    quarter turns (0-3) the pack was turned beyond its tilt."""
     W, H = frame_wh
     aw, ah = art_wh
     longer = rng.uniform(0.15, 0.45) * max(W, H)
@@ -50,7 +52,9 @@ def pack_quad(rng: np.random.Generator, art_wh: tuple[int, int], frame_wh: tuple
     w, h = aw * scale, ah * scale
     corners = np.array([[-w / 2, -h / 2], [w / 2, -h / 2], [w / 2, h / 2], [-w / 2, h / 2]])
     corners += rng.uniform(-0.08, 0.08, size=(4, 2)) * np.array([w, h])  # perspective: corner jitter
-    angle = math.radians(rng.uniform(-25, 25) + (90 * int(rng.integers(1, 4)) if rng.random() < 0.25 else 0))
+    tilt = rng.uniform(-25, 25)
+    turns = int(rng.integers(1, 4)) if rng.random() < 0.25 else 0
+    angle = math.radians(tilt + 90 * turns)
     rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
     corners = corners @ rot.T
     lo, hi = corners.min(0), corners.max(0)
@@ -58,7 +62,7 @@ def pack_quad(rng: np.random.Generator, art_wh: tuple[int, int], frame_wh: tuple
     # the centre: anywhere that keeps the whole pack in the frame (if it fits; else centred)
     cx = rng.uniform(-lo[0], W - hi[0]) if span[0] < W else W / 2
     cy = rng.uniform(-lo[1], H - hi[1]) if span[1] < H else H / 2
-    return corners + np.array([cx, cy])
+    return corners + np.array([cx, cy]), turns
 
 
 def warp(art: Image.Image, quad: np.ndarray, frame_wh: tuple[int, int]) -> Image.Image:
@@ -94,15 +98,16 @@ def box_iou(a, b) -> float:
 
 
 def compose(rng: np.random.Generator, background: Image.Image, arts: list[Image.Image], n_packs: int
-            ) -> tuple[Image.Image, list[tuple[int, float, float, float, float]]]:
-    """A composite frame and its packs (class, x1, y1, x2, y2). Packs do not overlap (IoU < 0.05)."""
+            ) -> tuple[Image.Image, list[tuple[int, float, float, float, float]], list[int]]:
+    """A composite frame, its packs (class, x1, y1, x2, y2) and each pack's quarter turns. Packs do not
+    overlap (IoU < 0.05)."""
     frame = background.convert("RGB")
     W, H = frame.size
-    packs = []
+    packs, turns = [], []
     for _ in range(n_packs):
         cls = int(rng.integers(0, len(arts)))
         for _attempt in range(20):
-            quad = pack_quad(rng, arts[cls].size, (W, H))
+            quad, turned = pack_quad(rng, arts[cls].size, (W, H))
             box = (*np.clip(quad.min(0), 0, [W, H]), *np.clip(quad.max(0), 0, [W, H]))
             if all(box_iou(box, p[1:]) < 0.05 for p in packs):
                 break
@@ -111,7 +116,8 @@ def compose(rng: np.random.Generator, background: Image.Image, arts: list[Image.
         layer = photometric(rng, warp(arts[cls], quad, (W, H)))
         frame.paste(layer, (0, 0), layer)
         packs.append((cls, *map(float, box)))
-    return finish(rng, frame), packs
+        turns.append(turned)
+    return finish(rng, frame), packs, turns
 
 
 def finish(rng: np.random.Generator, frame: Image.Image) -> Image.Image:
@@ -156,11 +162,12 @@ def write(brand_key: str, out: Path, backgrounds: list[Path], per_photo: int = 6
         (lbl_dir / f"{stem}-none.txt").write_text("")
         rows.append({"image": f"{stem}-none.jpg", "framing": "photo", "items": []})
         for j in range(per_photo):
-            frame, packs = compose(rng, bg, arts, 1 if rng.random() < 0.6 else 2)
+            frame, packs, turns = compose(rng, bg, arts, 1 if rng.random() < 0.6 else 2)
             name = f"{stem}-{j}"
             frame.save(img_dir / f"{name}.jpg", quality=95)
             (lbl_dir / f"{name}.txt").write_text(yolo_lines(packs, *frame.size))
-            rows.append({"image": f"{name}.jpg", "framing": "composite", "items": [p[0] for p in packs]})
+            rows.append({"image": f"{name}.jpg", "framing": "composite", "items": [p[0] for p in packs],
+                         "quarter_turns": turns})
     (out / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return rows
 

@@ -48,6 +48,25 @@ def split_entries(data: Path, split: str) -> list[tuple[str, str, Path, Path]]:
              data / "labels" / split / f"{Path(r['image']).stem}.txt") for r in rows]
 
 
+def turned_frames(data: Path, split: str) -> set[str]:
+    """Names of a composite split's frames holding a pack turned by a quarter turn or more (the set's
+    `quarter_turns`; none for a set written before it was recorded)."""
+    rows = [json.loads(line) for line in (data / f"{split}.jsonl").read_text().splitlines()]
+    return {r["image"] for r in rows if any(r.get("quarter_turns") or ())}
+
+
+def by_orientation(frames: list[dict], turned: set[str], classes: list[dict], tg: float, tc: float, m: float) -> dict:
+    """Per-item accuracy over the frames whose packs are all upright (tilted up to 25 degrees) and over
+    those with a pack turned sideways or upside down: a hand at the kiosk and a belt give both."""
+    out = {}
+    for key, part in (("upright", [f for f in frames if f["labels"] and f["name"] not in turned]),
+                      ("turned", [f for f in frames if f["labels"] and f["name"] in turned])):
+        if part:
+            s = V.score(table(part, classes), tg, tc, m)
+            out[key] = {"items": s["items"], "verdict_accuracy": round(s["verdict_accuracy"], 4)}
+    return out
+
+
 def detect_set(detector, model_sha: str, cache_dir: Path, tag: str, entries) -> list[dict]:
     """[{name, kind, width, height, detections, labels}] for entries (name, kind, image, labels or None)."""
     from .detect import load_rgb
@@ -212,8 +231,14 @@ def evaluate_brand(brand_key: str, data: Path, composite: Path | None = None, bu
             res["by_framing"][framing] = round(V.score(table(frames, classes), tg, tc, m)["verdict_accuracy"], 4)
     if "composite" in tables:
         res["composite"] = V.score(tables["composite"], tg, tc, m)
+        turned = turned_frames(composite, "test")
+        if turned:
+            res["composite_by_orientation"] = by_orientation(sets["composite"], turned, classes, tg, tc, m)
     if "composite-val" in tables:
         res["composite_val"] = V.score(tables["composite-val"], tg, tc, m)
+        turned = turned_frames(composite, "val")
+        if turned:
+            res["composite_val_by_orientation"] = by_orientation(sets["composite-val"], turned, classes, tg, tc, m)
     if doc is not None and doc["model"]["sha256"] == sha:  # same model, old thresholds, for the record;
         # margin -1: the old rule's "counterfeit evidence is never outvoted"
         old = doc["thresholds"]
@@ -274,6 +299,8 @@ def metrics_of(res: dict, extra: dict | None = None) -> dict:
             "product_free_photos_with_false_alarm": s.get("photo_scenes_with_false_alarm", 0),
             "verdicts_per_pack": summary(s)["verdicts_per_pack"],
         }
+        if res.get("composite_by_orientation"):
+            m["composite_test"]["verdict_accuracy_by_orientation"] = res["composite_by_orientation"]
     return m
 
 
@@ -319,6 +346,11 @@ def report(brand_key: str, doc: dict, res: dict) -> str:
             f"| composite: product-free photos with a counterfeit call; counterfeit calls on no pack | "
             f"{c.get('photo_scenes_with_false_alarm', 0)} of {c.get('photo_scenes', 0)}; {c['false_alarm_items']} |",
         ]
+        o = res.get("composite_by_orientation") or {}
+        if o:
+            lines.append("| composite: accuracy in frames with every pack upright; with a pack turned sideways or upside down | "
+                         + "; ".join(f"{pct(o[k]['verdict_accuracy'])} ({o[k]['items']} packs)" if k in o else "–"
+                                     for k in ("upright", "turned")) + " |")
     tr = m.get("training") or {}
     if tr:
         stage = (f"last stage {tr.get('epochs')} epochs ({tr.get('optimizer')}, {tr.get('device')}, {tr.get('minutes')} min)"
@@ -436,6 +468,9 @@ def brief(res: dict) -> dict:
     for k in ("val", "composite_val", "test", "photos_test", "composite", "old_test", "old_photos_test"):
         if k in res:
             out[k] = {kk: (round(v, 4) if isinstance(v, float) else v) for kk, v in res[k].items()}
+    for k in ("composite_val_by_orientation", "composite_by_orientation"):
+        if k in res:
+            out[k] = res[k]
     return out
 
 

@@ -22,7 +22,7 @@ def test_pasted_pack_lies_inside_its_label_and_the_label_inside_the_frame():
     art = Image.new("RGB", (100, 140), (255, 255, 255))
     for seed in range(10):
         rng = np.random.default_rng(seed)
-        frame, packs = composite.compose(rng, bg, [art], 1)
+        frame, packs, _turns = composite.compose(rng, bg, [art], 1)
         (cls, x1, y1, x2, y2), = packs
         assert cls == 0 and 0 <= x1 < x2 <= 640 and 0 <= y1 < y2 <= 480
         side = max(x2 - x1, y2 - y1)
@@ -30,6 +30,27 @@ def test_pasted_pack_lies_inside_its_label_and_the_label_inside_the_frame():
         bright = np.argwhere(np.asarray(frame)[..., :].max(axis=2) > 60)
         ys, xs = bright[:, 0], bright[:, 1]
         assert xs.min() >= x1 - 3 and xs.max() <= x2 + 3 and ys.min() >= y1 - 3 and ys.max() <= y2 + 3
+
+
+def test_quarter_turns_say_where_the_packs_top_edge_went():
+    # A white card with a red top band: its band must lie on the side the recorded turns say
+    # (0 up, 1 right, 2 down, 3 left: image y grows downwards).
+    bg = Image.new("RGB", (640, 480), (0, 0, 0))
+    art = np.full((140, 100, 3), 255, dtype=np.uint8)
+    art[:25, :, 1:] = 0
+    art = Image.fromarray(art)
+    seen = set()
+    for seed in range(80):
+        frame, packs, turns = composite.compose(np.random.default_rng(seed), bg, [art], 1)
+        (_, x1, y1, x2, y2), = packs
+        (t,) = turns
+        arr = np.asarray(frame).astype(int)
+        red = np.argwhere((arr[..., 0] > arr[..., 1] + 50) & (arr[..., 0] > arr[..., 2] + 50))
+        dy, dx = red.mean(0) - [(y1 + y2) / 2, (x1 + x2) / 2]
+        side = {0: -dy, 1: dx, 2: dy, 3: -dx}[t]
+        assert side > max(abs(dx), abs(dy)) * 0.7, (seed, t, dx, dy)
+        seen.add(t)
+    assert seen == {0, 1, 2, 3}
 
 
 def test_write_lays_out_a_split_with_product_free_photos(tmp_path, monkeypatch):
@@ -46,6 +67,7 @@ def test_write_lays_out_a_split_with_product_free_photos(tmp_path, monkeypatch):
     for r in rows:
         lines = (tmp_path / "out" / "labels" / "test" / r["image"].replace(".jpg", ".txt")).read_text().splitlines()
         assert [int(l.split()[0]) for l in lines] == r["items"]
+        assert r["framing"] == "photo" or len(r["quarter_turns"]) == len(r["items"])
         assert (tmp_path / "out" / "images" / "test" / r["image"]).exists()
     again = composite.write("northwind", tmp_path / "again", bgs, per_photo=3, seed=1)
     assert again == rows  # deterministic

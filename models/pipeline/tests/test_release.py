@@ -52,3 +52,27 @@ def test_report_sections_of_kept_variants_survive_a_release():
     assert release._section(old, "fast-224").strip() == "## Variant `fast-224` (revision 8)\n\nfast text"
     assert release._section(old, "u8").strip() == "## Variant `u8` (revision 7)\n\nold u8"
     assert release._section(old, "gone") == ""
+
+
+def test_composite_accuracy_is_split_by_whether_a_pack_is_turned(tmp_path):
+    import json
+
+    classes = [{"id": 0, "name": "a", "product": "A", "role": "genuine"},
+               {"id": 1, "name": "a-counterfeit", "product": "A", "role": "counterfeit"}]
+    rows = [{"image": "up.jpg", "framing": "composite", "items": [0], "quarter_turns": [0]},
+            {"image": "side.jpg", "framing": "composite", "items": [0, 0], "quarter_turns": [0, 1]},
+            {"image": "none.jpg", "framing": "photo", "items": []}]
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    turned = release.turned_frames(tmp_path, "test")
+    assert turned == {"side.jpg"}
+    box = [10.0, 10.0, 50.0, 60.0]
+    frames = [  # upright: found, genuine 0.95; turned frame: one found at 0.95, the turned one at 0.4
+        {"name": "up.jpg", "kind": "composite", "detections": [box + [0.95, 0]], "labels": [[0] + box]},
+        {"name": "side.jpg", "kind": "composite", "detections": [box + [0.95, 0], [100.0, 10.0, 140.0, 60.0, 0.4, 0]],
+         "labels": [[0] + box, [0, 100.0, 10.0, 140.0, 60.0]]},
+        {"name": "none.jpg", "kind": "photo", "detections": [], "labels": []},
+    ]
+    o = release.by_orientation(frames, turned, classes, 0.8, 0.9, 0.15)
+    assert o == {"upright": {"items": 1, "verdict_accuracy": 1.0}, "turned": {"items": 2, "verdict_accuracy": 0.5}}
+    (tmp_path / "test.jsonl").write_text(json.dumps({"image": "old.jpg", "framing": "composite", "items": [0]}) + "\n")
+    assert release.turned_frames(tmp_path, "test") == set()  # a set written before turns were recorded
