@@ -38,11 +38,13 @@ def run(brand_key: str, epochs: int, imgsz: int, compare: list[int], reuse: bool
     out = MODELS / brand_key
     if not (reuse and (data / "data.yaml").exists()):
         shutil.rmtree(data, ignore_errors=True)
-        # Training scenes on the train third of the real photos, with product-free photo negatives and a
-        # stronger camera (validation and test splits are drawn as before).
-        world = ["--photo-backgrounds", "--strong-camera"] if photos.photos("train") else []
+        # Training scenes on the train third of the real photos, with product-free photo negatives, a
+        # stronger camera and packs lit apart from their background (validation and test splits are drawn
+        # as before); turned copies of every framing with packs, since a hand turns a pack as a belt does.
+        world = ["--photo-backgrounds", "--strong-camera", "--mixed-lighting"] if photos.photos("train") else []
         generate.main(["--brand", brand_key, "--out", str(data), "--train", str(counts[0]),
-                       "--val", str(counts[1]), "--test", str(counts[2]), "--quarter-turns", *world])
+                       "--val", str(counts[1]), "--test", str(counts[2]), "--quarter-turns",
+                       "--turn-framings", "conveyor,kiosk,shelf", *world])
     if weights is None and not (reuse and (model_dir / "best.pt").exists()):
         params = train.brand_hyperparameters(brand_key)
         params.update(epochs=max(epochs, 2000) if budget_min else epochs, imgsz=imgsz, time_budget_min=budget_min)
