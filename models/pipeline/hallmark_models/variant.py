@@ -13,7 +13,7 @@ exports.
    e.g. at the variant's own size) that check is replaced by a lineage check (`check_lineage`): the
    checkpoint's training.json, next to it, must describe that file (`sha256`) and name as its parent
    (`continued_from.sha256`) the main model's training checkpoint (the manifest's
-   `metrics.training.sha256`). The parent sha256 and the fine-tune's params and seconds go into the
+   `metrics.training.sha256`), or start from weights recovered from the bundle's own model.onnx. The parent sha256 and the fine-tune's params and seconds go into the
    variant's `metrics.variant_of`.
 2. Exports them at `--imgsz` (`export`, opset 12 like the main export) to `model-<imgsz>.onnx`.
 3. Evaluates that file as a release does (`release.evaluate_brand`: the agent's verdict rule, thresholds
@@ -51,13 +51,16 @@ def main_checkpoint_sha256(doc: dict) -> str:
     return sha
 
 
-def check_lineage(weights: Path, parent_sha256: str) -> dict:
+def check_lineage(weights: Path, parent_sha256: str, model_sha256: str | None = None) -> dict:
     """A fine-tuned variant descends from the shipped detector: `weights`' training.json (next to it) must
     describe that file (its `sha256`) and name `parent_sha256` as a checkpoint it continued from, directly
     (`continued_from.sha256`) or through earlier fine-tuning stages (each stage's record nests the one it
-    continued from: `continued_from.training`). Returns the training record, with `stages` (how many
-    fine-tuning stages lie between the main model's checkpoint and `weights`; 1: directly) and
-    `seconds_total`, `epochs_total` over those stages."""
+    continued from: `continued_from.training`). A chain may also start from weights recovered from the
+    bundle's own model.onnx (`recover`'s record, `recovered_from_onnx.sha256` == `model_sha256`): the main
+    model's checkpoint itself is not kept forever, and `recover` reproduces the graph to 1e-6. Returns the
+    training record, with `stages` (how many fine-tuning stages lie between the main model and `weights`;
+    1: directly), `seconds_total`, `epochs_total` over those stages and `root` ("checkpoint" or
+    "model.onnx")."""
     record_path = Path(weights).parent / "training.json"
     if not record_path.is_file():
         raise ValueError(f"{weights}: no training.json beside it, so its parent cannot be checked")
@@ -72,9 +75,14 @@ def check_lineage(weights: Path, parent_sha256: str) -> dict:
         epochs += int(stage.get("epochs_run") or 0)
         parent = (stage.get("continued_from") or {}).get("sha256")
         if parent == parent_sha256:
-            return dict(record, stages=stages, seconds_total=round(seconds, 1), epochs_total=epochs)
-        chain.append(str(parent)[:16])
+            return dict(record, stages=stages, seconds_total=round(seconds, 1), epochs_total=epochs,
+                        root="checkpoint")
         earlier = (stage.get("continued_from") or {}).get("training")
+        if (model_sha256 is not None and earlier is not None and earlier.get("sha256") == parent
+                and (earlier.get("recovered_from_onnx") or {}).get("sha256") == model_sha256):
+            return dict(record, stages=stages, seconds_total=round(seconds, 1), epochs_total=epochs,
+                        root="model.onnx")
+        chain.append(str(parent)[:16])
         if earlier is not None and earlier.get("sha256") != parent:
             raise ValueError(f"{record_path}: the record of stage {stages + 1} describes "
                              f"{str(earlier.get('sha256'))[:16]}…, not its parent {str(parent)[:16]}…")
@@ -283,7 +291,7 @@ def build(bundle_dir: Path, imgsz: int, name: str, data: Path, key_path: Path, o
         if weights is None:
             raise ValueError("--fine-tuned needs --weights (the fine-tuned checkpoint)")
         parent = main_checkpoint_sha256(src)
-        lineage = check_lineage(weights, parent)
+        lineage = check_lineage(weights, parent, src["model"]["sha256"])
     with tempfile.TemporaryDirectory(prefix="hallmark-variant-") as t:
         tmp = Path(t)
         if weights is None:
@@ -311,6 +319,8 @@ def build(bundle_dir: Path, imgsz: int, name: str, data: Path, key_path: Path, o
             metrics["variant_of"] = {
                 "model_sha256": src["model"]["sha256"], "weights": origin, "fine_tuned": True,
                 "parent_checkpoint_sha256": parent, "checkpoint_sha256": lineage["sha256"],
+                "lineage_root": ("the main model's checkpoint" if lineage["root"] == "checkpoint"
+                                 else f"weights recovered from {src['model']['file']} (hallmark_models.recover)"),
                 "fine_tune": {"params": lineage.get("params"), "seconds": lineage.get("seconds"),
                               "epochs_run": lineage.get("epochs_run"), "stages": lineage["stages"],
                               "seconds_total": lineage["seconds_total"],

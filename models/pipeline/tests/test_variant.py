@@ -145,6 +145,28 @@ def test_a_fine_tuned_variant_must_descend_from_the_main_models_checkpoint(tmp_p
         variant.check_lineage(scratch, main)
 
 
+def test_a_fine_tune_of_weights_recovered_from_the_main_model_descends_from_it(tmp_path):
+    main_ckpt, model = "a" * 64, "e" * 64
+    folder = tmp_path / "recovered"
+    folder.mkdir()
+    (folder / "recovered.pt").write_bytes(b"recovered weights")
+    root = {"params": {"epochs": 0}, "epochs_run": 0, "seconds": 0.0,
+            "sha256": bundle.sha256_file(folder / "recovered.pt"),
+            "recovered_from_onnx": {"file": "model.onnx", "sha256": model}}
+    tuned = _fine_tune(tmp_path / "tuned", root["sha256"], parent_record=root)
+    record = variant.check_lineage(tuned, main_ckpt, model)
+    assert (record["root"], record["stages"], record["seconds_total"]) == ("model.onnx", 1, 61.5)
+    # recovered from another model.onnx, or no model digest to compare with: not a descendant
+    with pytest.raises(ValueError, match="not a descendant"):
+        variant.check_lineage(tuned, main_ckpt, "f" * 64)
+    with pytest.raises(ValueError, match="not a descendant"):
+        variant.check_lineage(tuned, main_ckpt)
+    # the recovered record must describe the checkpoint the fine-tune continued from
+    forged = _fine_tune(tmp_path / "forged", "c" * 64, parent_record=root)
+    with pytest.raises(ValueError, match="describes"):
+        variant.check_lineage(forged, main_ckpt, model)
+
+
 def test_the_report_says_a_fine_tuned_variant_is_fine_tuned(src, tmp_path):
     doc = json.loads((src / "manifest.json").read_text())
     f, v = _entry(tmp_path)
