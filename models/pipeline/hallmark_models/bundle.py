@@ -241,6 +241,16 @@ def verify(bundle: Path, public: Ed25519PublicKey) -> dict:
     return doc
 
 
+def resign(bundle: Path, old_public: Ed25519PublicKey, key: Ed25519PrivateKey) -> dict:
+    """Key rotation: a bundle the old key vouches for, signed again with the new key, its manifest byte for
+    byte unchanged (same revision: the content is the same, only the signer changed). Nothing is written
+    unless the bundle verifies with the old key."""
+    verify(bundle, old_public)
+    body = (bundle / "manifest.json").read_bytes()
+    (bundle / "manifest.sig").write_text(base64.b64encode(key.sign(body)).decode() + "\n")
+    return verify(bundle, key.public_key())
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Hallmark bundle tooling.")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -250,8 +260,15 @@ def main(argv: list[str] | None = None) -> None:
     v = sub.add_parser("verify")
     v.add_argument("bundle", type=Path)
     v.add_argument("--public", type=Path, required=True)
+    r = sub.add_parser("resign", help="key rotation: re-sign a bundle that verifies with --old-public")
+    r.add_argument("bundle", type=Path)
+    r.add_argument("--old-public", type=Path, required=True)
+    r.add_argument("--key", type=Path, required=True, help="the new private key")
     args = ap.parse_args(argv)
-    if args.cmd == "keygen":
+    if args.cmd == "resign":
+        doc = resign(args.bundle, load_public(args.old_public), load_private(args.key))
+        print(f"re-signed {doc['brand']} revision {doc['revision']} with {args.key}")
+    elif args.cmd == "keygen":
         keygen(args.private, args.public)
         print(f"wrote {args.private} (keep it secret) and {args.public}")
     else:

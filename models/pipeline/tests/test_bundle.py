@@ -65,6 +65,26 @@ def test_other_key_is_refused(signed, tmp_path):
         bundle.verify(out, bundle.load_public(tmp_path / "o.pub.pem"))
 
 
+def test_resign_rotates_the_key_only_for_a_bundle_the_old_key_vouches_for(signed, tmp_path):
+    out, old_pub, doc = signed
+    body = (out / "manifest.json").read_bytes()
+    bundle.keygen(tmp_path / "new.pem", tmp_path / "new.pub.pem")
+    new_key, new_pub = bundle.load_private(tmp_path / "new.pem"), bundle.load_public(tmp_path / "new.pub.pem")
+    assert bundle.resign(out, old_pub, new_key) == doc
+    assert (out / "manifest.json").read_bytes() == body  # same manifest, same revision
+    assert bundle.verify(out, new_pub) == doc
+    with pytest.raises(bundle.BundleError, match="signature"):
+        bundle.verify(out, old_pub)
+    # a bundle the old key does not vouch for (edited since) is left alone
+    doc2 = json.loads(body)
+    doc2["thresholds"]["genuine"] = 0.9
+    (out / "manifest.json").write_text(json.dumps(doc2, indent=2) + "\n")
+    sig = (out / "manifest.sig").read_text()
+    with pytest.raises(bundle.BundleError, match="signature"):
+        bundle.resign(out, new_pub, bundle.load_private(tmp_path / "k.pem"))
+    assert (out / "manifest.sig").read_text() == sig
+
+
 def test_revision_grows_only_with_a_new_model(signed, tmp_path):
     out, pub, _ = signed
     key = bundle.load_private(tmp_path / "k.pem")
