@@ -206,8 +206,12 @@ def sign(out: Path, doc: dict, key: Ed25519PrivateKey) -> dict:
     check_variant_files(out, doc)
     body = (json.dumps(doc, indent=2) + "\n").encode()
     (out / "manifest.json").write_bytes(body)
-    (out / "manifest.sig").write_text(base64.b64encode(key.sign(body)).decode() + "\n")
+    _write_signature(out, body, key)
     return doc
+
+
+def _write_signature(out: Path, body: bytes, key: Ed25519PrivateKey) -> None:
+    (out / "manifest.sig").write_text(base64.b64encode(key.sign(body)).decode() + "\n")
 
 
 def verify(bundle: Path, public: Ed25519PublicKey) -> dict:
@@ -246,8 +250,7 @@ def resign(bundle: Path, old_public: Ed25519PublicKey, key: Ed25519PrivateKey) -
     byte unchanged (same revision: the content is the same, only the signer changed). Nothing is written
     unless the bundle verifies with the old key."""
     verify(bundle, old_public)
-    body = (bundle / "manifest.json").read_bytes()
-    (bundle / "manifest.sig").write_text(base64.b64encode(key.sign(body)).decode() + "\n")
+    _write_signature(bundle, (bundle / "manifest.json").read_bytes(), key)
     return verify(bundle, key.public_key())
 
 

@@ -13,8 +13,8 @@ exports.
    e.g. at the variant's own size) that check is replaced by a lineage check (`check_lineage`): the
    checkpoint's training.json, next to it, must describe that file (`sha256`) and name as its parent
    (`continued_from.sha256`) the main model's training checkpoint (the manifest's
-   `metrics.training.sha256`), or start from weights recovered from the bundle's own model.onnx. The parent sha256 and the fine-tune's params and seconds go into the
-   variant's `metrics.variant_of`.
+   `metrics.training.sha256`), or start from weights recovered from the bundle's own model.onnx. The
+   parent sha256 and the fine-tune's params and seconds go into the variant's `metrics.variant_of`.
 2. Exports them at `--imgsz` (`export`, opset 12 like the main export) to `model-<imgsz>.onnx`.
 3. Evaluates that file as a release does (`release.evaluate_brand`: the agent's verdict rule, thresholds
    chosen on validation under the same caps), and its mAP50 on the test split (`evaluate`).
@@ -74,18 +74,17 @@ def check_lineage(weights: Path, parent_sha256: str, model_sha256: str | None = 
         seconds += float(stage.get("seconds") or 0.0)
         epochs += int(stage.get("epochs_run") or 0)
         parent = (stage.get("continued_from") or {}).get("sha256")
+        found = dict(record, stages=stages, seconds_total=round(seconds, 1), epochs_total=epochs)
         if parent == parent_sha256:
-            return dict(record, stages=stages, seconds_total=round(seconds, 1), epochs_total=epochs,
-                        root="checkpoint")
+            return dict(found, root="checkpoint")
         earlier = (stage.get("continued_from") or {}).get("training")
-        if (model_sha256 is not None and earlier is not None and earlier.get("sha256") == parent
-                and (earlier.get("recovered_from_onnx") or {}).get("sha256") == model_sha256):
-            return dict(record, stages=stages, seconds_total=round(seconds, 1), epochs_total=epochs,
-                        root="model.onnx")
-        chain.append(str(parent)[:16])
         if earlier is not None and earlier.get("sha256") != parent:
             raise ValueError(f"{record_path}: the record of stage {stages + 1} describes "
                              f"{str(earlier.get('sha256'))[:16]}…, not its parent {str(parent)[:16]}…")
+        recovered_from = ((earlier or {}).get("recovered_from_onnx") or {}).get("sha256")
+        if model_sha256 is not None and recovered_from == model_sha256:
+            return dict(found, root="model.onnx")
+        chain.append(str(parent)[:16])
         stage, stages = earlier, stages + 1
     raise ValueError(f"{weights} was fine-tuned from {' <- '.join(chain)}…, none of them the main model's "
                      f"checkpoint {parent_sha256[:16]}…: not a descendant of the bundle's detector")
