@@ -1,15 +1,15 @@
 //! Annotated copies of scanned images: each item's box coloured by its verdict (the primary item's drawn
-//! thicker), labelled with verdict, confidence and best class, and a banner above the image (which is
-//! left whole) with the primary item's verdict and reason, so a person sees at a glance what was found. Text uses DejaVu Sans Bold (Bitstream Vera licence, `assets/DejaVuSans-LICENSE.txt`), built
-//! into the binary.
+//! thicker), labelled with verdict, confidence and the product it shows, and a banner above the image
+//! (which is left whole) with the primary item's verdict and reason, so a person sees at a glance what
+//! was found. A label names the product, never a model class: an inconclusive item whose best box was a
+//! counterfeit class must not read as an accusation. Text uses DejaVu Sans Bold (Bitstream Vera
+//! licence, `assets/DejaVuSans-LICENSE.txt`), built into the binary.
 
 use ab_glyph::{FontRef, PxScale};
 use image::{Rgb, RgbImage};
 use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut, draw_text_mut, text_size};
 use imageproc::rect::Rect;
 
-use crate::bundle::Manifest;
-use crate::detector::Detection;
 use crate::verdict::{FrameVerdict, ItemVerdict, VerdictKind};
 
 static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans-Bold.ttf");
@@ -29,14 +29,23 @@ fn verdict_colour(kind: VerdictKind) -> Rgb<u8> {
     }
 }
 
+/// An item's label: its number, verdict, confidence and the product it shows.
+fn label(item: &ItemVerdict) -> String {
+    let product = match item.decision.product.as_str() {
+        "" => "?",
+        p => p,
+    };
+    format!(
+        "#{} {} {:.2} ({product})",
+        item.index,
+        item.decision.verdict.as_str().to_uppercase(),
+        item.decision.confidence
+    )
+}
+
 /// Draws each item's box, coloured by its verdict and labelled with it, onto `img`, and returns it
 /// below a banner with the primary item's verdict and reason.
-pub fn annotate(
-    mut img: RgbImage,
-    judged: &FrameVerdict,
-    detections: &[Detection],
-    manifest: &Manifest,
-) -> RgbImage {
+pub fn annotate(mut img: RgbImage, judged: &FrameVerdict) -> RgbImage {
     // Design: the font is a compile-time constant known to parse; a failure here is a build defect.
     let font = FontRef::try_from_slice(FONT).expect("embedded DejaVu Sans parses");
     let (w, h) = img.dimensions();
@@ -62,14 +71,7 @@ pub fn annotate(
             );
             draw_hollow_rect_mut(&mut img, Rect::at(x1 + k, y1 + k).of_size(bw, bh), colour);
         }
-        let best = &detections[item.members[0]];
-        let class = manifest.class(best.class).map_or("?", |c| c.name.as_str());
-        let label = format!(
-            "#{} {} {:.2} ({class})",
-            item.index,
-            item.decision.verdict.as_str().to_uppercase(),
-            item.decision.confidence
-        );
+        let label = label(item);
         let (tw, th) = text_size(label_scale, &font, &label);
         let pad = (unit / 5.0) as i32;
         // Keep the label inside the picture when the box touches its right edge.
@@ -120,4 +122,39 @@ pub fn annotate(
         &verdict.reason,
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::{decide, Evidence};
+
+    fn item(evidence: Evidence) -> ItemVerdict {
+        let m = crate::verdict::test_manifest();
+        ItemVerdict {
+            index: 2,
+            bbox: [0.0, 0.0, 10.0, 10.0],
+            members: vec![0],
+            evidence,
+            decision: decide(&evidence, &[], &m),
+            codes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_weak_counterfeit_box_labels_its_item_by_product_not_by_the_counterfeit_class() {
+        // "tea-fake" (class 1) at 0.3: under the counterfeit threshold 0.5, so inconclusive.
+        let weak = item(Evidence {
+            genuine: None,
+            counterfeit: Some((1, 0.3)),
+            anchor_class: 1,
+        });
+        assert_eq!(label(&weak), "#2 INCONCLUSIVE 0.30 (Tea)");
+        let called = item(Evidence {
+            genuine: Some((0, 0.1)),
+            counterfeit: Some((1, 0.9)),
+            anchor_class: 1,
+        });
+        assert_eq!(label(&called), "#2 COUNTERFEIT 0.90 (Tea)");
+    }
 }

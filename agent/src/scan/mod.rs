@@ -173,7 +173,7 @@ fn scan_one(
     );
     record.model_variant = pipeline.bundle.variant().map(str::to_string);
     if let Some(dir) = annotate_dir {
-        let annotated = annotate(rgb, &judged, &detections, manifest);
+        let annotated = annotate(rgb, &judged);
         let target = unique_name(dir, path, used_names);
         image::DynamicImage::ImageRgb8(annotated)
             .save_with_format(&target, image::ImageFormat::Jpeg)

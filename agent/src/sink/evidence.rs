@@ -141,7 +141,7 @@ pub fn spawn(mut store: Store, capacity: usize) -> std::io::Result<Queue<Job>> {
             primary: Some(0),
             verdict,
         };
-        let annotated = annotate(img, &judged, &last.detections, &job.manifest);
+        let annotated = annotate(img, &judged);
         let mut jpeg = Vec::new();
         let encoded = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85)
             .encode_image(&annotated);
