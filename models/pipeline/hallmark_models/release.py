@@ -9,7 +9,9 @@ whose model does not change. Light venv only (onnxruntime, numpy, Pillow, crypto
 2. Chooses (genuine, counterfeit, margin) on validation scenes + validation photos + (when given) the
    composite validation set (`verdicts.choose_thresholds`: best per-item accuracy over all of them, with
    <= 1% counterfeit -> genuine, <= 1% genuine -> counterfeit and a counterfeit call on <= 1% of empty
-   scenes and of product-free photos on each set alone; counterfeit above the score filter).
+   scenes and of product-free photos on each set alone; counterfeit above the score filter), at each
+   item floor of `verdicts.FLOOR_GRID`, and keeps the floor (the manifest's `confidence`) whose choice
+   has the most right packs less phantom items (`verdicts.choose_rule`).
 3. Scores the test split, the test photos and (when given) the composite test set with them; draws
    tradeoff.png; writes manifest.json (revision + 1, thresholds with margin, metrics), report.md, and signs.
 Detections are cached under the data folder (detections-<model sha>-<set>.json), so reruns are cheap.
@@ -29,7 +31,8 @@ from . import verdicts as V
 from .brands import BRANDS
 
 MODELS = Path(__file__).resolve().parents[2]
-CONFIDENCE = 0.25
+# The score filter the sets are detected at: the lowest item floor, so every floor is a filter of the cache.
+CONFIDENCE = min(V.FLOOR_GRID)
 IOU = 0.45
 
 
@@ -55,14 +58,15 @@ def turned_frames(data: Path, split: str) -> set[str]:
     return {r["image"] for r in rows if any(r.get("quarter_turns") or ())}
 
 
-def by_orientation(frames: list[dict], turned: set[str], classes: list[dict], tg: float, tc: float, m: float) -> dict:
+def by_orientation(frames: list[dict], turned: set[str], classes: list[dict], tg: float, tc: float, m: float,
+                   floor: float = CONFIDENCE) -> dict:
     """Per-item accuracy over the frames whose packs are all upright (tilted up to 25 degrees) and over
     those with a pack turned sideways or upside down: a hand at the kiosk and a belt give both."""
     out = {}
     for key, part in (("upright", [f for f in frames if f["labels"] and f["name"] not in turned]),
                       ("turned", [f for f in frames if f["labels"] and f["name"] in turned])):
         if part:
-            s = V.score(table(part, classes), tg, tc, m)
+            s = V.score(table(part, classes, floor), tg, tc, m)
             out[key] = {"items": s["items"], "verdict_accuracy": round(s["verdict_accuracy"], 4)}
     return out
 
@@ -88,9 +92,11 @@ def detect_set(detector, model_sha: str, cache_dir: Path, tag: str, entries) -> 
     return out
 
 
-def table(frames: list[dict], classes: list[dict]) -> V.Table:
+def table(frames: list[dict], classes: list[dict], floor: float = CONFIDENCE) -> V.Table:
+    """The frames' items as a manifest with `confidence` = floor makes them."""
     roles = [c["role"] for c in classes]
-    return V.Table([V.scene_items(f["name"], f["kind"], f["detections"], f["labels"], roles) for f in frames], classes)
+    return V.Table([V.scene_items(f["name"], f["kind"], V.at_floor(f["detections"], floor), f["labels"], roles)
+                    for f in frames], classes)
 
 
 def summary(s: dict) -> dict:
@@ -207,18 +213,19 @@ def evaluate_brand(brand_key: str, data: Path, composite: Path | None = None, bu
         # the generator never made (the composite test set uses the other photos).
         sets["composite-val"] = detect_set(det, sha, composite / "detections", "composite-val",
                                            split_entries(composite, "val"))
-    tables = {k: table(v, classes) for k, v in sets.items()}
-    val_tables = [tables[k] for k in ("val", "photos-val", "composite-val") if sets.get(k)]
+    val_keys = [k for k in ("val", "photos-val", "composite-val") if sets.get(k)]
     # Accuracy counts every validation set together; each cap holds on each set alone, so a model that
     # is perfect on the generator's scenes cannot buy a looser threshold with errors on real photos
     # (a 224 fine-tune did: 0% on the generator's validation, 2.9% counterfeit -> genuine on composites).
-    choice = V.choose_thresholds(val_tables, CONFIDENCE, cap_tables=tuple(val_tables))
-    tg, tc, m = choice["genuine"], choice["counterfeit"], choice["margin"]
+    choice = V.choose_rule(lambda f: [table(sets[k], classes, f) for k in val_keys])
+    tg, tc, m, floor = choice["genuine"], choice["counterfeit"], choice["margin"], choice["confidence"]
+    tables = {k: table(v, classes, floor) for k, v in sets.items()}
+    val_tables = [tables[k] for k in val_keys]
     test_all = V.merge([tables["test"], tables["photos-test"]]) if sets["photos-test"] else tables["test"]
     res = {
         "doc": doc, "model": model, "sets": sets, "tables": tables, "choice": choice,
         "val": V.score(V.merge(val_tables), tg, tc, m),
-        "val_sets": [k for k in ("val", "photos-val", "composite-val") if sets.get(k)],
+        "val_sets": val_keys,
         "test": V.score(tables["test"], tg, tc, m),
         "photos_test": V.score(tables["photos-test"], tg, tc, m),
         "test_all": V.score(test_all, tg, tc, m),
@@ -228,22 +235,28 @@ def evaluate_brand(brand_key: str, data: Path, composite: Path | None = None, bu
     for framing in ("kiosk", "conveyor", "shelf"):
         frames = [f for f in sets["test"] if f["kind"] == framing]
         if frames:
-            res["by_framing"][framing] = round(V.score(table(frames, classes), tg, tc, m)["verdict_accuracy"], 4)
+            res["by_framing"][framing] = round(V.score(table(frames, classes, floor), tg, tc, m)["verdict_accuracy"], 4)
     if "composite" in tables:
         res["composite"] = V.score(tables["composite"], tg, tc, m)
         turned = turned_frames(composite, "test")
         if turned:
-            res["composite_by_orientation"] = by_orientation(sets["composite"], turned, classes, tg, tc, m)
+            res["composite_by_orientation"] = by_orientation(sets["composite"], turned, classes, tg, tc, m, floor)
     if "composite-val" in tables:
         res["composite_val"] = V.score(tables["composite-val"], tg, tc, m)
         turned = turned_frames(composite, "val")
         if turned:
-            res["composite_val_by_orientation"] = by_orientation(sets["composite-val"], turned, classes, tg, tc, m)
+            res["composite_val_by_orientation"] = by_orientation(sets["composite-val"], turned, classes, tg, tc, m, floor)
     if doc is not None and doc["model"]["sha256"] == sha:  # same model, old thresholds, for the record;
         # margin -1: the old rule's "counterfeit evidence is never outvoted"
         old = doc["thresholds"]
-        res["old_test"] = V.score(tables["test"], old["genuine"], old["counterfeit"], old.get("margin", -1.0))
-        res["old_photos_test"] = V.score(tables["photos-test"], old["genuine"], old["counterfeit"], old.get("margin", -1.0))
+        old_floor = max(CONFIDENCE, float(old["confidence"]))
+        res["old_test"] = V.score(table(sets["test"], classes, old_floor), old["genuine"], old["counterfeit"],
+                                  old.get("margin", -1.0))
+        res["old_photos_test"] = V.score(table(sets["photos-test"], classes, old_floor), old["genuine"],
+                                         old["counterfeit"], old.get("margin", -1.0))
+        if "composite" in sets:
+            res["old_composite"] = V.score(table(sets["composite"], classes, old_floor), old["genuine"],
+                                           old["counterfeit"], old.get("margin", -1.0))
     res["curves"] = tradeoff_curves(V.merge(val_tables), test_all, tg, m)
     return res
 
@@ -272,9 +285,12 @@ def metrics_of(res: dict, extra: dict | None = None) -> dict:
         "empty_scenes": t.get("empty_scenes", 0),
         "empty_scenes_with_false_alarm": t.get("empty_scenes_with_false_alarm", 0),
         "false_alarm_items": t["false_alarm_items"],
+        "phantom_items": t["phantom_items"],
+        "empty_scenes_with_item": t.get("empty_scenes_with_item", 0),
         "product_free_photos": {"source": "opencv-doc examples, test third (hallmark_models.photos)",
                                 "photos": p.get("photo_scenes", 0),
-                                "with_false_alarm": p.get("photo_scenes_with_false_alarm", 0)},
+                                "with_false_alarm": p.get("photo_scenes_with_false_alarm", 0),
+                                "with_item": p.get("photo_scenes_with_item", 0)},
         "validation": {"sets": res.get("val_sets"), "items": res["val"]["items"], "verdict_accuracy": round(res["val"]["verdict_accuracy"], 4),
                        "genuine_called_counterfeit": round(res["val"]["genuine_called_counterfeit"], 4),
                        "counterfeit_called_genuine": round(res["val"]["counterfeit_called_genuine"], 4),
@@ -282,7 +298,10 @@ def metrics_of(res: dict, extra: dict | None = None) -> dict:
                        "empty_scenes": res["val"].get("empty_scenes", 0),
                        "photos_with_false_alarm": res["val"].get("photo_scenes_with_false_alarm", 0),
                        "photos": res["val"].get("photo_scenes", 0),
-                       "caps_met": bool(c["feasible"])},
+                       "phantom_items": res["val"]["phantom_items"],
+                       "caps_met": bool(c["feasible"]),
+                       "item_floors": [{"confidence": f, "genuine": g, "counterfeit": cf, "margin": mm, "caps_met": bool(ok),
+                                        "right": r, "phantom_items": ph} for f, g, cf, mm, ok, r, ph in c.get("floors") or []]},
         "inference_ms_median_ort_2_threads": round(res["inference_ms"], 2),
         "training": old.get("training"),
     }
@@ -295,8 +314,10 @@ def metrics_of(res: dict, extra: dict | None = None) -> dict:
             "genuine_called_counterfeit": round(s["genuine_called_counterfeit"], 4),
             "counterfeit_called_genuine": round(s["counterfeit_called_genuine"], 4),
             "false_alarm_items": s["false_alarm_items"],
+            "phantom_items": s["phantom_items"],
             "product_free_photos": s.get("photo_scenes", 0),
             "product_free_photos_with_false_alarm": s.get("photo_scenes_with_false_alarm", 0),
+            "product_free_photos_with_item": s.get("photo_scenes_with_item", 0),
             "verdicts_per_pack": summary(s)["verdicts_per_pack"],
         }
         if res.get("composite_by_orientation"):
@@ -326,6 +347,8 @@ def report(brand_key: str, doc: dict, res: dict) -> str:
         f"genuine {t['genuine']}, counterfeit {t['counterfeit']}, margin {t['margin']}"
         + ("" if res["choice"]["feasible"] else " — **the caps could not all be met on validation**") + ".",
         "",
+        floors_line(res["choice"]),
+        "",
         "| figure (held-out test) | value |",
         "|---|---|",
         f"| per-item accuracy ({s['items']} packs in {len(res['sets']['test'])} scenes) | {pct(s['verdict_accuracy'])} |",
@@ -335,6 +358,8 @@ def report(brand_key: str, doc: dict, res: dict) -> str:
         f"| empty scenes with a counterfeit call | {s.get('empty_scenes_with_false_alarm', 0)} of {s.get('empty_scenes', 0)} |",
         f"| product-free real photos (opencv-doc, test third) with a counterfeit call | {p.get('photo_scenes_with_false_alarm', 0)} of {p.get('photo_scenes', 0)} |",
         f"| counterfeit calls on items that are no pack (all test scenes) | {s['false_alarm_items']} |",
+        f"| items of any verdict on no pack (test scenes; test photos) | {s['phantom_items']}; {p['phantom_items']} |",
+        f"| product-free real photos showing any item (a person told to scan again) | {p.get('photo_scenes_with_item', 0)} of {p.get('photo_scenes', 0)} |",
         f"| accuracy by framing | {', '.join(f'{k} {pct(v)}' for k, v in res['by_framing'].items())} |",
         f"| mAP50 | {m['map50']} |",
     ]
@@ -345,6 +370,8 @@ def report(brand_key: str, doc: dict, res: dict) -> str:
             f"| composite: genuine → counterfeit, counterfeit → genuine | {pct(c['genuine_called_counterfeit'])}, {pct(c['counterfeit_called_genuine'])} |",
             f"| composite: product-free photos with a counterfeit call; counterfeit calls on no pack | "
             f"{c.get('photo_scenes_with_false_alarm', 0)} of {c.get('photo_scenes', 0)}; {c['false_alarm_items']} |",
+            f"| composite: items of any verdict on no pack; product-free photos showing any item | "
+            f"{c['phantom_items']}; {c.get('photo_scenes_with_item', 0)} of {c.get('photo_scenes', 0)} |",
         ]
         o = res.get("composite_by_orientation") or {}
         if o:
@@ -369,13 +396,19 @@ def report(brand_key: str, doc: dict, res: dict) -> str:
     ]
     if "old_test" in res:
         o, op, pt = res["old_test"], res["old_photos_test"], res["doc"]["thresholds"]
+        oc = res.get("old_composite")
         lines += [
             "",
-            f"With the previous revision's thresholds (genuine {pt['genuine']}, counterfeit {pt['counterfeit']}, "
-            f"counterfeit evidence never outvoted) the same scoring gives {pct(o['verdict_accuracy'])}, "
+            f"With the previous revision's thresholds (confidence {pt['confidence']}, genuine {pt['genuine']}, "
+            f"counterfeit {pt['counterfeit']}, margin {pt.get('margin', 'none: counterfeit evidence never outvoted')}) "
+            f"the same scoring gives {pct(o['verdict_accuracy'])}, "
             f"genuine → counterfeit {pct(o['genuine_called_counterfeit'])}, empty scenes with an alarm "
             f"{o.get('empty_scenes_with_false_alarm', 0)}, product-free photos with an alarm "
-            f"{op.get('photo_scenes_with_false_alarm', 0)} of {op.get('photo_scenes', 0)}.",
+            f"{op.get('photo_scenes_with_false_alarm', 0)} of {op.get('photo_scenes', 0)}, items on no pack "
+            f"{o['phantom_items']} + {op['phantom_items']}, product-free photos showing any item "
+            f"{op.get('photo_scenes_with_item', 0)}"
+            + (f"; on the composite set {pct(oc['verdict_accuracy'])}, items on no pack {oc['phantom_items']}" if oc else "")
+            + ".",
         ]
     lines += [
         "",
@@ -393,24 +426,56 @@ def report(brand_key: str, doc: dict, res: dict) -> str:
     return "\n".join(lines)
 
 
+def floors_line(choice: dict) -> str:
+    """report.md's sentence on the item floor: what each floor tried gave on validation."""
+    rows = choice.get("floors") or []
+    if not rows:
+        return ""
+    tried = "; ".join(f"{f}: {r} right, {ph} on no pack" + ("" if ok else " (caps not met)")
+                      for f, _, _, _, ok, r, ph in rows)
+    return (f"Item floor (`confidence`, the score a box needs to make an item at all) chosen on validation as the "
+            f"floor with the most right packs less items on no pack, each floor with its own thresholds: {tried}.")
+
+
 def thresholds_of(res: dict) -> dict:
     """The manifest's thresholds for the choice `evaluate_brand` made."""
     c = res["choice"]
-    return {"confidence": CONFIDENCE, "iou": IOU, "genuine": c["genuine"], "counterfeit": c["counterfeit"],
+    return {"confidence": c.get("confidence", CONFIDENCE), "iou": IOU, "genuine": c["genuine"], "counterfeit": c["counterfeit"],
             "margin": c["margin"]}
 
 
-def kept_variants(prev: dict | None, model_sha: str, thresholds: dict, metrics: dict) -> list | None:
+def kept_variants(prev: dict | None, model_sha: str, thresholds: dict, metrics: dict,
+                  variant_res: dict | None = None) -> list | None:
     """The previous release's `variants` when the model is the same; none when the model changes (they
     would encode the old one: re-run `hallmark_models.variant`). A variant that is the main model behind a
     prologue (`variant_of.prologue`: the same detector giving the same scores) takes this release's
-    thresholds and figures, as `prologue` gave it the main model's; any other keeps its own (chosen for it)."""
+    thresholds and figures, as `prologue` gave it the main model's; any other takes the rule chosen for its
+    own detector in `variant_res` (name -> `evaluate_brand` of its file), or keeps its own."""
     if not (prev and prev["model"]["sha256"] == model_sha and prev.get("variants")):
         return None
     from .prologue import carried, is_prologue
 
+    def rechosen(v: dict, res: dict) -> dict:
+        old = v["metrics"]
+        m = metrics_of(res, {"map50": old.get("map50"), "map50_per_class": old.get("map50_per_class"),
+                             "training": old.get("training")})
+        m["variant_of"] = old["variant_of"]
+        return dict(v, thresholds=thresholds_of(res), metrics=m)
+
     return [dict(v, thresholds=dict(thresholds), metrics=carried(metrics, v["metrics"]["variant_of"]))
-            if is_prologue(v) else dict(v) for v in prev["variants"]]
+            if is_prologue(v) else rechosen(v, variant_res[v["name"]]) if v["name"] in (variant_res or {})
+            else dict(v) for v in prev["variants"]]
+
+
+def evaluate_variants(brand_key: str, data: Path, composite: Path | None, bundle_dir: Path | None = None) -> dict:
+    """`evaluate_brand` of each variant file in the bundle that is a detector of its own (not a prologue
+    of the main model): a release re-chooses its rule too, by the same procedure."""
+    from .prologue import is_prologue
+
+    out = bundle_dir or MODELS / brand_key
+    doc = json.loads((out / "manifest.json").read_text())
+    return {v["name"]: evaluate_brand(brand_key, data, composite, bundle_dir=out, model=out / v["file"])
+            for v in doc.get("variants") or [] if not is_prologue(v)}
 
 
 def _section(text: str, name: str) -> str:
@@ -422,20 +487,29 @@ def _section(text: str, name: str) -> str:
     return text[start + 1:end + 1 if end >= 0 else len(text)]
 
 
-def variant_sections(brand_key: str, doc: dict, old_report: str) -> str:
+def variant_sections(brand_key: str, doc: dict, old_report: str, rechosen: frozenset = frozenset()) -> str:
     """report.md's sections for the kept variants: a prologue variant's anew (its figures are this
-    release's), any other's as it was."""
+    release's), one whose rule this release re-chose (`rechosen`) anew with the command that made it, any
+    other's as it was."""
+    import re
+
     from .prologue import about, is_prologue
     from .variant import report_section
 
+    def remade(v: dict) -> str:
+        made = re.search(r"Made by `([^`]*)`", _section(old_report, v["name"]))
+        return report_section(doc, v, (made.group(1) + "`; rule re-chosen by `" if made else "")
+                              + f"python -m hallmark_models.release --brand {brand_key}")
+
     parts = [report_section(doc, v, f"python -m hallmark_models.prologue --bundle ../{brand_key} --name {v['name']}",
                             about(doc["model"], v, picture=True))
-             if is_prologue(v) else _section(old_report, v["name"]) for v in doc.get("variants") or []]
+             if is_prologue(v) else remade(v) if v["name"] in rechosen else _section(old_report, v["name"])
+             for v in doc.get("variants") or []]
     return "".join("\n" + p.strip("\n") + "\n" for p in parts if p)
 
 
 def release(brand_key: str, res: dict, key_path: Path, bundle_dir: Path | None = None, extra: dict | None = None,
-            imgsz: int | None = None) -> dict:
+            imgsz: int | None = None, variant_res: dict | None = None) -> dict:
     """Writes and signs the bundle. Revisions grow with every release, a threshold-only one included
     (a changed manifest is a new release: the agent's anti-rollback compares revisions)."""
     out = bundle_dir or MODELS / brand_key
@@ -445,7 +519,7 @@ def release(brand_key: str, res: dict, key_path: Path, bundle_dir: Path | None =
     metrics = metrics_of(res, extra)
     imgsz = imgsz or int(prev["model"]["input"]["width"])
     revision = int(prev["revision"]) + 1 if prev else 1
-    variants = kept_variants(prev, bundle.sha256_file(res["model"]), thresholds, metrics)
+    variants = kept_variants(prev, bundle.sha256_file(res["model"]), thresholds, metrics, variant_res)
     old_report = (out / "report.md").read_text() if (out / "report.md").is_file() else ""
     doc = bundle.write(out, BRANDS[brand_key], res["model"], imgsz, thresholds, metrics, bundle.load_private(key_path),
                        revision=revision, variants=variants)
@@ -457,15 +531,28 @@ def release(brand_key: str, res: dict, key_path: Path, bundle_dir: Path | None =
     for v in doc.get("variants") or []:
         if is_prologue(v):  # the same scores: the same picture
             shutil.copy(out / "tradeoff.png", out / f"tradeoff-{v['name']}.png")
-    (out / "report.md").write_text(report(brand_key, doc, res) + variant_sections(brand_key, doc, old_report))
+        elif v["name"] in (variant_res or {}):
+            vc = variant_res[v["name"]]["choice"]
+            draw_tradeoff(out / f"tradeoff-{v['name']}.png",
+                          f"{brand_key} revision {doc['revision']}, variant {v['name']} ({v['input']['width']}x"
+                          f"{v['input']['height']}): accuracy and error rates against T_c (genuine {vc['genuine']}, "
+                          f"margin {vc['margin']})", *_curves_and_choice(variant_res[v["name"]]))
+    (out / "report.md").write_text(report(brand_key, doc, res)
+                                   + variant_sections(brand_key, doc, old_report, frozenset(variant_res or {})))
     print(agent_check.verify(out, bundle.load_private(key_path)))
     return doc
 
 
+def _curves_and_choice(res: dict) -> tuple:
+    curves, styles = res["curves"]
+    return curves, res["choice"]["counterfeit"], styles
+
+
 def brief(res: dict) -> dict:
     c = res["choice"]
-    out = {"thresholds": [c["genuine"], c["counterfeit"], c["margin"]], "feasible": c["feasible"]}
-    for k in ("val", "composite_val", "test", "photos_test", "composite", "old_test", "old_photos_test"):
+    out = {"thresholds": [c.get("confidence", CONFIDENCE), c["genuine"], c["counterfeit"], c["margin"]],
+           "feasible": c["feasible"], "floors": c.get("floors")}
+    for k in ("val", "composite_val", "test", "photos_test", "composite", "old_test", "old_photos_test", "old_composite"):
         if k in res:
             out[k] = {kk: (round(v, 4) if isinstance(v, float) else v) for kk, v in res[k].items()}
     for k in ("composite_val_by_orientation", "composite_by_orientation"):
@@ -490,8 +577,12 @@ def main(argv: list[str] | None = None) -> None:
         model, extra = candidate(args.brand, args.weights, args.data)
     res = evaluate_brand(args.brand, args.data, args.composite, model=model)
     print(json.dumps(brief(res), indent=1))
+    # The same model: its own variants keep their files, and their rules are re-chosen the same way.
+    variant_res = evaluate_variants(args.brand, args.data, args.composite) if model is None else {}
+    for name, vr in variant_res.items():
+        print(json.dumps({f"variant {name}": brief(vr)}, indent=1))
     if not args.dry_run:
-        doc = release(args.brand, res, args.key, extra=extra)
+        doc = release(args.brand, res, args.key, extra=extra, variant_res=variant_res)
         print(f"signed {args.brand} revision {doc['revision']}")
 
 

@@ -4,7 +4,7 @@ One rule, two implementations: this one scores the pipeline's evaluation and cho
 thresholds; the Rust one decides in the store. Both are held to the shared vectors in
 tests/vectors/verdict.json (models/pipeline/tests/test_verdicts.py runs every case).
 
-The rule, for one frame's detections `[x1, y1, x2, y2, score, class]` (after class-aware NMS, score >=
+The rule, for one frame's detections `[x1, y1, x2, y2, score, class]` (after class-aware NMS, score >
 thresholds.confidence):
 1. Items: detections by score, descending (stable); each joins the first item whose anchor (its first,
    highest-scoring detection) has IoU >= 0.5 with it, else starts a new item. Item box = anchor box.
@@ -23,7 +23,12 @@ Scores and thresholds are compared as float32, as the agent does.
 Scoring a scene against its labels: each labelled pack is matched to the item with the highest IoU >= 0.5
 (greedy, each item once). A genuine pack is right when its item is genuine and of the right product; a
 counterfeit pack when its item is counterfeit or inconclusive; an unmatched pack is missed (wrong). An
-item that matches no pack and says counterfeit is a false alarm.
+item that matches no pack is a phantom item (someone looks at a box that holds nothing of the brand's); a
+phantom item that says counterfeit is a false alarm.
+
+The item floor (the manifest's `confidence`, the score a detection needs to make an item at all) is chosen
+with the thresholds (`choose_rule`): a higher floor turns weak phantom items ("inconclusive, scan again" on
+a street photo) into nothing, and weakly seen packs into missed ones.
 """
 
 from __future__ import annotations
@@ -334,6 +339,7 @@ def score(table: Table, tg: float, tc: float, m: float = DEFAULT_MARGIN) -> dict
         "counterfeit_called_counterfeit": float((fp & cf).sum() / max(1, n_c)),
         "missed": int((~table.matched).sum()),
         "false_alarm_items": int(fa_cf.sum()),
+        "phantom_items": int(len(table.fa_g)),
         "table": [[int((gp & gn).sum()), int((gp & cf).sum()), int((gp & inc).sum()), int((table.genuine_pack & ~table.matched).sum())],
                   [int((fp & gn).sum()), int((fp & cf).sum()), int((fp & inc).sum()), int((~table.genuine_pack & ~table.matched).sum())]],
     }
@@ -344,6 +350,8 @@ def score(table: Table, tg: float, tc: float, m: float = DEFAULT_MARGIN) -> dict
             out[f"{kind}_scenes"] = int(len(idx))
             out[f"{kind}_scenes_with_false_alarm"] = int(alarms)
             out[f"{kind}_false_alarm_rate"] = alarms / max(1, len(idx))
+            with_item = set(table.fa_scene.tolist())
+            out[f"{kind}_scenes_with_item"] = int(sum(1 for i in idx if i in with_item))
     return out
 
 
@@ -359,6 +367,12 @@ class Caps:
 GENUINE_GRID = tuple(round(v, 2) for v in np.arange(0.25, 0.9901, 0.01))
 COUNTERFEIT_GRID = tuple(round(v, 2) for v in np.arange(0.25, 0.9901, 0.01))
 MARGIN_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
+# Item floors: the lowest is the score filter the evaluation detects at; a floor never passes the genuine
+# threshold chosen with it (`choose_thresholds` keeps genuine >= confidence).
+FLOOR_GRID = (0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
+# What a higher floor may cost: at most one point of validation accuracy below the best floor's (the
+# budget the issue gives a faster model). Within it, phantom items and right packs count alike.
+FLOOR_ACCURACY_BUDGET = 0.01
 
 
 def feasible(s: dict, caps: Caps) -> bool:
@@ -376,13 +390,14 @@ def choose_thresholds(tables: list[Table], confidence: float, caps: Caps = Caps(
     validation scenes, the validation photos, ...) counted together. `counterfeit` stays strictly above
     `confidence`. Ties: fewer errors of any kind and fewer false-alarm items, then the stricter genuine
     threshold, then the margin nearest the default, then the middle of the tied counterfeit thresholds.
+    `genuine` stays at or above `confidence` (below it, it would decide nothing).
     Returns {genuine, counterfeit, margin, feasible, score, grid: [(tg, tc, m, score), ...]}."""
     merged = merge(tables)
     grid, best = [], []
     for m in margin_grid:
         for tg in genuine_grid:
             for tc in counterfeit_grid:
-                if not f32(tc) > f32(confidence):
+                if not f32(tc) > f32(confidence) or f32(tg) < f32(confidence):
                     continue
                 s = score(merged, tg, tc, m)
                 ok = feasible(s, caps) and all(feasible(score(t, tg, tc, m), caps) for t in cap_tables)
@@ -410,6 +425,39 @@ def choose_thresholds(tables: list[Table], confidence: float, caps: Caps = Caps(
     tg, tc, m, s, ok = pool[(len(pool) - 1) // 2]
     return {"genuine": float(tg), "counterfeit": float(tc), "margin": float(m), "feasible": ok, "score": s,
             "grid": [(x[0], x[1], x[2], x[3]) for x in grid]}
+
+
+def choose_rule(tables_at, floors=FLOOR_GRID, caps: Caps = Caps(), budget: float = FLOOR_ACCURACY_BUDGET,
+                **grids) -> dict:
+    """The item floor (the manifest's `confidence`) and its thresholds. `tables_at(floor)`: the validation
+    tables with items made only of detections scoring > floor. Each floor gets `choose_thresholds` (each
+    table under the caps alone). A floor raised over weak boxes clears phantom items (an "inconclusive,
+    scan again" on an empty view, a box on the background of a photo) but turns a weakly seen counterfeit
+    from inconclusive into missed, and a belt lets a missed pack through: so a floor may lose at most
+    `budget` of validation accuracy against the best floor, and within that the one kept has the most
+    right packs less phantom items (a pack judged right and a box on nothing of the brand's are each one
+    look by a person). Floors that meet the caps come first; ties keep the lower floor. Returns
+    choose_thresholds' dict for that floor with `confidence` and `floors`:
+    [(floor, genuine, counterfeit, margin, feasible, right, phantom_items), ...]."""
+    tried = []
+    for floor in floors:
+        tables = tables_at(floor)
+        c = choose_thresholds(tables, floor, caps, cap_tables=tuple(tables), **grids)
+        tried.append((floor, c))
+    pool = [x for x in tried if x[1]["feasible"]] or tried
+    best_accuracy = max(x[1]["score"]["verdict_accuracy"] for x in pool)
+    pool = [x for x in pool if x[1]["score"]["verdict_accuracy"] >= best_accuracy - budget - 1e-9]
+    floor, best = max(pool, key=lambda x: (x[1]["score"]["right"] - x[1]["score"]["phantom_items"], -x[0]))
+    return dict(best, confidence=float(floor),
+                floors=[(f, c["genuine"], c["counterfeit"], c["margin"], c["feasible"], c["score"]["right"],
+                         c["score"]["phantom_items"]) for f, c in tried])
+
+
+def at_floor(detections, floor: float) -> list:
+    """The detections a manifest with `confidence` = floor keeps: score > floor in float32, as the agent's
+    decoder compares. Exact on detections made at a lower filter: a box under the floor can only have
+    suppressed boxes scoring lower still."""
+    return [d for d in detections if f32(d[4]) > f32(floor)]
 
 
 def merge(tables: list[Table]) -> Table:

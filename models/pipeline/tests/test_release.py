@@ -76,3 +76,35 @@ def test_composite_accuracy_is_split_by_whether_a_pack_is_turned(tmp_path):
     assert o == {"upright": {"items": 1, "verdict_accuracy": 1.0}, "turned": {"items": 2, "verdict_accuracy": 0.5}}
     (tmp_path / "test.jsonl").write_text(json.dumps({"image": "old.jpg", "framing": "composite", "items": [0]}) + "\n")
     assert release.turned_frames(tmp_path, "test") == set()  # a set written before turns were recorded
+
+
+def _res(tg: float, tc: float, floor: float) -> dict:
+    """An `evaluate_brand` result for one genuine pack, as much as `metrics_of` and `thresholds_of` read."""
+    from hallmark_models import verdicts as V
+
+    classes = [{"id": 0, "name": "a", "product": "A", "role": "genuine"},
+               {"id": 1, "name": "a-counterfeit", "product": "A", "role": "counterfeit"}]
+    t = V.Table([V.scene_items("s", "kiosk", [[0, 0, 10, 10, 0.9, 0]], [[0, 0, 0, 10, 10]], ["genuine", "counterfeit"])],
+                classes)
+    s = V.score(t, tg, tc, 0.15)
+    return {"doc": None, "test": s, "photos_test": s, "val": s, "sets": {"test": [{}]}, "by_framing": {},
+            "val_sets": ["val"], "inference_ms": 3.0,
+            "choice": {"genuine": tg, "counterfeit": tc, "margin": 0.15, "confidence": floor, "feasible": True,
+                       "floors": [(0.25, tg, tc, 0.15, True, 1, 2), (floor, tg, tc, 0.15, True, 1, 0)]}}
+
+
+def test_a_release_re_chooses_the_rule_of_a_variant_with_its_own_detector():
+    of = {"model_sha256": "a" * 64, "fine_tuned": True}
+    prev = {"model": {"sha256": "a" * 64},
+            "variants": [{"name": "fast-224", "file": "model-224.onnx", "thresholds": {"confidence": 0.25, "genuine": 0.7},
+                          "metrics": {"verdict_accuracy": 0.95, "map50": 0.9, "training": {"epochs": 3},
+                                      "variant_of": of}}]}
+    (fast,) = release.kept_variants(prev, "a" * 64, {"genuine": 0.8}, {}, {"fast-224": _res(0.81, 0.9, 0.4)})
+    assert fast["thresholds"] == {"confidence": 0.4, "iou": release.IOU, "genuine": 0.81, "counterfeit": 0.9,
+                                  "margin": 0.15}
+    m = fast["metrics"]
+    # Its lineage, mAP50 and training record stay; the figures and the floors tried are the new rule's.
+    assert m["variant_of"] == of and m["map50"] == 0.9 and m["training"] == {"epochs": 3}
+    assert m["verdict_accuracy"] == 1.0 and m["phantom_items"] == 0
+    assert [f["confidence"] for f in m["validation"]["item_floors"]] == [0.25, 0.4]
+    assert (fast["file"], fast["name"]) == ("model-224.onnx", "fast-224")
