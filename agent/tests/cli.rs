@@ -539,10 +539,12 @@ fn bundle_with_strict_variant(
         let mut input = m["model"]["input"].clone();
         input["width"] = size.into();
         input["height"] = size.into();
+        // The main model's item floor: the same detector then makes the same items.
+        let floor = m["thresholds"]["confidence"].clone();
         m["variants"] = serde_json::json!([{
             "name": "strict", "file": "model-strict.onnx", "sha256": digest, "precision": "fp32",
             "input": input,
-            "thresholds": {"confidence": 0.25, "iou": 0.45, "genuine": 1.0, "counterfeit": 1.0, "margin": 0.15}
+            "thresholds": {"confidence": floor, "iou": 0.45, "genuine": 1.0, "counterfeit": 1.0, "margin": 0.15}
         }]);
     });
     std::fs::write(b.join("model-strict.onnx"), variant_bytes.unwrap_or(&model)).unwrap();

@@ -1,1 +1,1 @@
-aZTRAJJ3zLJjTdyjxbn2Tk3ynBRTGEmFNP/sXF49jZ7erlXuMsB0DZoHIVR2xJ0AzqlkAp0z2bdMk1HvmW0mBQ==
+2Fn1cgPgOJmlimmjl3ywsQaXJv6GTMi+9/7dTVOReHtks9IXhQqyaN5/oFbhzSaWvUSuOg+pOEtpHCj4HocLAw==

@@ -60,7 +60,7 @@ def about(main_model: dict, v: dict, picture: bool) -> str:
             "detector, same scores: on 4 random frames (ONNX Runtime, CPU) the largest difference from the "
             f"main model's outputs is {d['boxes_px']:.3g} px in the boxes and {d['scores']:.3g} in the "
             "scores" + (" (bit-identical)" if not any(d.values()) else "") + ". So it carries the main "
-            f"model's thresholds (genuine {t['genuine']}, counterfeit {t['counterfeit']}, margin {t['margin']}) "
+            f"model's thresholds (item floor {t['confidence']}, genuine {t['genuine']}, counterfeit {t['counterfeit']}, margin {t['margin']}) "
             "and figures" + (", and its trade-off picture is a copy of `tradeoff.png`" if picture else "")
             + "; its inference time was not measured.")
 

@@ -433,8 +433,10 @@ def floors_line(choice: dict) -> str:
         return ""
     tried = "; ".join(f"{f}: {r} right, {ph} on no pack" + ("" if ok else " (caps not met)")
                       for f, _, _, _, ok, r, ph in rows)
-    return (f"Item floor (`confidence`, the score a box needs to make an item at all) chosen on validation as the "
-            f"floor with the most right packs less items on no pack, each floor with its own thresholds: {tried}.")
+    return (f"Item floor (`confidence`, the score a box needs to make an item at all) chosen on validation "
+            f"(`verdicts.choose_rule`): among the floors within {100 * V.FLOOR_ACCURACY_BUDGET:g} point of the best "
+            f"floor's accuracy, the one with the most right packs less items on no pack; each floor with its own "
+            f"thresholds: {tried}.")
 
 
 def thresholds_of(res: dict) -> dict:

@@ -179,7 +179,8 @@ def report_section(doc: dict, v: dict, command: str = "", about: str | None = No
                 f"the same detector exported at {inp['width']}×{inp['height']}")
         about = (f"`{v['file']}`: {what} ({v['precision']}, "
                  f"sha256 `{v['sha256'][:16]}…`), evaluated by the same rule. Its thresholds, chosen on validation "
-                 f"under the same caps: genuine {t['genuine']}, counterfeit {t['counterfeit']}, margin {t['margin']}"
+                 f"under the same caps: item floor (confidence) {t['confidence']}, genuine {t['genuine']}, "
+                 f"counterfeit {t['counterfeit']}, margin {t['margin']}"
                  + ("" if var.get("validation", {}).get("caps_met", True)
                     else " — **the caps could not all be met on validation**")
                  + ".")
@@ -201,12 +202,15 @@ def report_section(doc: dict, v: dict, command: str = "", about: str | None = No
         row("test empty scenes with a counterfeit call", lambda m: alarms(m, "empty_scenes", "empty_scenes_with_false_alarm")),
         row("test product-free photos with a counterfeit call",
             lambda m: f"{m['product_free_photos']['with_false_alarm']} of {m['product_free_photos']['photos']}"),
+        row("test product-free photos showing any item",
+            lambda m: f"{m['product_free_photos']['with_item']} of {m['product_free_photos']['photos']}"),
         row("composite accuracy", lambda m: _pct(m["composite_test"]["verdict_accuracy"])),
         row("composite genuine → counterfeit, counterfeit → genuine",
             lambda m: f"{_pct(m['composite_test']['genuine_called_counterfeit'])}, "
                       f"{_pct(m['composite_test']['counterfeit_called_genuine'])}"),
         row("composite product-free photos with a counterfeit call",
             lambda m: alarms(m["composite_test"], "product_free_photos", "product_free_photos_with_false_alarm")),
+        row("composite items of any verdict on no pack", lambda m: m["composite_test"]["phantom_items"]),
         row("mAP50 (test)", lambda m: m["map50"]),
         row("inference, median ms (ORT, 2 threads; each timed at its own evaluation, under that load)",
             lambda m: m["inference_ms_median_ort_2_threads"]),
