@@ -166,7 +166,7 @@ def report_section(doc: dict, v: dict, command: str = "", about: str | None = No
             b = f(var)
         except (KeyError, TypeError):
             b = "–"
-        return f"| {label} | {a} | {b} |"
+        return f"| {label} | {'–' if a is None else a} | {'–' if b is None else b} |"
 
     def alarms(m, scenes, hit):
         return f"{m[hit]} of {m[scenes]}"
