@@ -440,6 +440,73 @@ fn exif_orientation_is_applied_before_detection() {
 }
 
 #[test]
+fn the_quarter_turns_variant_judges_a_pack_held_sideways_as_it_judges_it_upright() {
+    // Its four passes of a frame turned by 90° are the four passes of the upright frame in another
+    // order, so every item must come back with the same verdict, product and (turned back) box.
+    let dir = tempfile::tempdir().unwrap();
+    for (i, src) in sample_files().iter().enumerate() {
+        let upright = hallmark_agent::imageio::load(src, Default::default())
+            .unwrap()
+            .rgb;
+        upright
+            .save(dir.path().join(format!("{i:02}-a.png")))
+            .unwrap();
+        image::imageops::rotate90(&upright)
+            .save(dir.path().join(format!("{i:02}-b.png")))
+            .unwrap();
+    }
+    let out = hallmark()
+        .args(["--variant", "quarter-turns", "scan", "--model"])
+        .arg(bundle())
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let records = lines(&out);
+    assert_eq!(records.len(), 2 * sample_files().len());
+    let mut items_seen = 0;
+    for pair in records.chunks(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        let height = a["height"].as_f64().unwrap();
+        // rotate90 is clockwise: a point (x, y) of the upright frame lands at (height - y, x).
+        let back = |v: &Value| -> Vec<f64> {
+            let b: Vec<f64> = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            vec![b[1], height - b[2], b[3], height - b[0]]
+        };
+        let key = |v: &Value| format!("{} {}", v["verdict"], v["product"]);
+        let (ia, ib) = (
+            a["items"].as_array().unwrap(),
+            b["items"].as_array().unwrap(),
+        );
+        assert_eq!(ia.len(), ib.len(), "{}\n{}", a, b);
+        for x in ia {
+            let bx: Vec<f64> = x["box"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            let twin = ib.iter().find(|y| {
+                back(&y["box"])
+                    .iter()
+                    .zip(&bx)
+                    .all(|(p, q)| (p - q).abs() <= 3.0)
+            });
+            let twin = twin.unwrap_or_else(|| panic!("no turned twin of {x} in {b}"));
+            assert_eq!(key(x), key(twin), "{x} vs {twin}");
+            items_seen += 1;
+        }
+        assert_eq!(a["verdict"], b["verdict"]);
+    }
+    assert!(items_seen >= sample_files().len(), "{items_seen} items");
+}
+
+#[test]
 fn a_provider_that_cannot_register_is_an_error_not_a_silent_cpu_fallback() {
     let out = hallmark()
         .env("HALLMARK_RUNTIME_PROVIDERS", "cuda")

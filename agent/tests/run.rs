@@ -195,6 +195,21 @@ fn run_with_the_fast_224_variant_gives_each_sample_pack_the_verdict_its_label_im
     }
 }
 
+#[test]
+fn run_with_the_quarter_turns_variant_gives_each_sample_pack_the_verdict_its_label_implies() {
+    // Northwind's variant that also looks at the frame turned by each quarter turn (one graph, four
+    // passes): the agent reads its four-times-longer output like any other.
+    let log = kiosk_samples(
+        "northwind",
+        &[
+            ("HALLMARK_MODEL_BUNDLES", "models/northwind"),
+            ("HALLMARK_MODEL_VARIANT", "quarter-turns"),
+            ("HALLMARK_SOURCE_PATH", "models/samples/northwind"),
+        ],
+    );
+    assert!(log.contains("variant=quarter-turns input=320x320"), "{log}");
+}
+
 /// The truth of a conveyor recording: per pack, role, product and box per frame.
 struct Pack {
     role: String,
@@ -368,6 +383,12 @@ fn on_the_fast_224_variant_each_conveyor_recording_gives_exactly_one_verdict_per
         let log = conveyor(brand, &[("HALLMARK_MODEL_VARIANT", "fast-224")]);
         assert!(log.contains("variant=fast-224 input=224x224"), "{log}");
     }
+}
+
+#[test]
+fn on_the_quarter_turns_variant_the_northwind_recording_gives_exactly_one_verdict_per_pack() {
+    let log = conveyor("northwind", &[("HALLMARK_MODEL_VARIANT", "quarter-turns")]);
+    assert!(log.contains("variant=quarter-turns"), "{log}");
 }
 
 /// The frame number of a recording's frame, from the file (`frame-0012.png`) or the video

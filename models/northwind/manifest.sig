@@ -1,1 +1,1 @@
-QAhzwePleEn/NgW4j2vZshs7ijK1j+de1MJI3CbDbns8QirGIfz4hUGlWL1IZIf2H9e+5t5+8/ktWh7FoKFwBg==
+0ciSuydWTa3ZmzbSsMvKz79LoSztC/IoGt+lFMN6XlL3YB0gvgb+R3oQPX/G5jWOfprKz15gWCHjGukUj2BtCQ==
