@@ -96,6 +96,43 @@ def photos(split: str, root: Path = ROOT) -> list[Path]:
     return [p for p in usable if split_by_name[p.name] == split]
 
 
+def views(split: str, out: Path, per_photo: int = 8, seed: int = 5, root: Path = ROOT) -> list[Path]:
+    """Product-free views of a split's photos, written as PNG under `out`: per photo, `per_photo` crops
+    (45–100% of each side, anywhere), each turned by a random quarter turn, scaled to a long side of
+    480–1280 px, with a white-balance error, a gamma, sensor noise and a JPEG pass — what a camera on a
+    kiosk or a belt sees of a room or a shelf with no pack in view. More negatives than the photos
+    alone: a background that draws a counterfeit box in one framing may not in another (a 1% cap on 22
+    photos cannot see a 5% risk). Deterministic: seeded per photo by its name."""
+    from PIL import Image
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for p in photos(split, root):
+        base = p.name[:-3] if p.name.endswith(".gz") else p.name
+        rng = np.random.default_rng([seed, int(name_hash(base)[:12], 16)])
+        rgb = load(p)
+        h, w = rgb.shape[:2]
+        for j in range(per_photo):
+            cw, ch = int(w * rng.uniform(0.45, 1.0)), int(h * rng.uniform(0.45, 1.0))
+            x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+            view = np.rot90(rgb[y0:y0 + ch, x0:x0 + cw], int(rng.integers(0, 4)))
+            long_side = int(rng.integers(480, 1281))
+            scale = long_side / max(view.shape[:2])
+            im = Image.fromarray(np.ascontiguousarray(view)).resize(
+                (max(1, round(view.shape[1] * scale)), max(1, round(view.shape[0] * scale))), Image.BILINEAR)
+            x = np.asarray(im, dtype=np.float32) / 255.0
+            x = np.clip(x * np.clip(rng.normal(1.0, 0.08, 3), 0.8, 1.2), 0, 1) ** rng.uniform(0.7, 1.4)
+            x = x * 255.0 + rng.normal(0, rng.uniform(0, 6), x.shape)
+            buf = io.BytesIO()
+            Image.fromarray(np.clip(x, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=int(rng.integers(40, 96)))
+            buf.seek(0)
+            dst = out / f"{Path(base).stem}-view{j}.png"
+            with Image.open(buf) as jpeg:
+                jpeg.convert("RGB").save(dst)
+            paths.append(dst)
+    return paths
+
+
 def main() -> None:
     for split in SPLITS:
         names = [p.name for p in photos(split)]

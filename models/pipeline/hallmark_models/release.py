@@ -208,6 +208,10 @@ def evaluate_brand(brand_key: str, data: Path, composite: Path | None = None, bu
                                              [(p.name, "photo", p, None) for p in photos.photos(split)])
     if composite is not None and (composite / "test.jsonl").exists():
         sets["composite"] = detect_set(det, sha, composite / "detections", "composite", split_entries(composite, "test"))
+    views = photos.views("val", data / "photo-views" / "val")
+    if views:
+        # Product-free views of the validation photos (crops, turns, camera effects): caps only.
+        sets["photo-views-val"] = detect_set(det, sha, cache, "photo-views-val", [(p.name, "photo", p, None) for p in views])
     if composite is not None and (composite / "val.jsonl").exists():
         # The reference artwork on the validation photos: validation like the generator's, from scenes
         # the generator never made (the composite test set uses the other photos).
@@ -217,7 +221,9 @@ def evaluate_brand(brand_key: str, data: Path, composite: Path | None = None, bu
     # Accuracy counts every validation set together; each cap holds on each set alone, so a model that
     # is perfect on the generator's scenes cannot buy a looser threshold with errors on real photos
     # (a 224 fine-tune did: 0% on the generator's validation, 2.9% counterfeit -> genuine on composites).
-    choice = V.choose_rule(lambda f: [table(sets[k], classes, f) for k in val_keys])
+    cap_keys = [k for k in ("photo-views-val",) if sets.get(k)]
+    choice = V.choose_rule(lambda f: [table(sets[k], classes, f) for k in val_keys],
+                           extra_caps_at=lambda f: [table(sets[k], classes, f) for k in cap_keys])
     tg, tc, m, floor = choice["genuine"], choice["counterfeit"], choice["margin"], choice["confidence"]
     tables = {k: table(v, classes, floor) for k, v in sets.items()}
     val_tables = [tables[k] for k in val_keys]
@@ -227,6 +233,7 @@ def evaluate_brand(brand_key: str, data: Path, composite: Path | None = None, bu
         "val": V.score(V.merge(val_tables), tg, tc, m),
         "val_sets": val_keys,
         "test": V.score(tables["test"], tg, tc, m),
+        "photo_views_val": V.score(tables["photo-views-val"], tg, tc, m) if cap_keys else None,
         "photos_test": V.score(tables["photos-test"], tg, tc, m),
         "test_all": V.score(test_all, tg, tc, m),
         "by_framing": {},
@@ -299,6 +306,8 @@ def metrics_of(res: dict, extra: dict | None = None) -> dict:
                        "photos_with_false_alarm": res["val"].get("photo_scenes_with_false_alarm", 0),
                        "photos": res["val"].get("photo_scenes", 0),
                        "phantom_items": res["val"]["phantom_items"],
+                       "photo_views": (res.get("photo_views_val") or {}).get("photo_scenes", 0),
+                       "photo_views_with_false_alarm": (res.get("photo_views_val") or {}).get("photo_scenes_with_false_alarm", 0),
                        "caps_met": bool(c["feasible"]),
                        "item_floors": [{"confidence": f, "genuine": g, "counterfeit": cf, "margin": mm, "caps_met": bool(ok),
                                         "right": r, "phantom_items": ph} for f, g, cf, mm, ok, r, ph in c.get("floors") or []]},
@@ -343,7 +352,11 @@ def report(brand_key: str, doc: dict, res: dict) -> str:
         "Scenes carry no decoded barcodes here: the figures are the visual rule's.",
         "",
         f"Thresholds (chosen on validation — {', '.join(res.get('val_sets') or ['val'])}, each under the caps: {res['val']['items']} packs, {res['val'].get('empty_scenes', 0)} empty scenes, "
-        f"{res['val'].get('photo_scenes', 0)} product-free photos): confidence {t['confidence']}, IoU {t['iou']}, "
+        f"{res['val'].get('photo_scenes', 0)} product-free photos"
+        + (f"; the caps also on {res['photo_views_val'].get('photo_scenes', 0)} product-free views of the validation photos, "
+           f"{res['photo_views_val'].get('photo_scenes_with_false_alarm', 0)} with a counterfeit call"
+           if res.get("photo_views_val") else "")
+        + f"): confidence {t['confidence']}, IoU {t['iou']}, "
         f"genuine {t['genuine']}, counterfeit {t['counterfeit']}, margin {t['margin']}"
         + ("" if res["choice"]["feasible"] else " — **the caps could not all be met on validation**") + ".",
         "",
@@ -554,8 +567,9 @@ def brief(res: dict) -> dict:
     c = res["choice"]
     out = {"thresholds": [c.get("confidence", CONFIDENCE), c["genuine"], c["counterfeit"], c["margin"]],
            "feasible": c["feasible"], "floors": c.get("floors")}
-    for k in ("val", "composite_val", "test", "photos_test", "composite", "old_test", "old_photos_test", "old_composite"):
-        if k in res:
+    for k in ("val", "photo_views_val", "composite_val", "test", "photos_test", "composite", "old_test", "old_photos_test",
+              "old_composite"):
+        if res.get(k) is not None:
             out[k] = {kk: (round(v, 4) if isinstance(v, float) else v) for kk, v in res[k].items()}
     for k in ("composite_val_by_orientation", "composite_by_orientation"):
         if k in res:

@@ -428,7 +428,7 @@ def choose_thresholds(tables: list[Table], confidence: float, caps: Caps = Caps(
 
 
 def choose_rule(tables_at, floors=FLOOR_GRID, caps: Caps = Caps(), budget: float = FLOOR_ACCURACY_BUDGET,
-                **grids) -> dict:
+                extra_caps_at=None, **grids) -> dict:
     """The item floor (the manifest's `confidence`) and its thresholds. `tables_at(floor)`: the validation
     tables with items made only of detections scoring > floor. Each floor gets `choose_thresholds` (each
     table under the caps alone). A floor raised over weak boxes clears phantom items (an "inconclusive,
@@ -436,13 +436,16 @@ def choose_rule(tables_at, floors=FLOOR_GRID, caps: Caps = Caps(), budget: float
     from inconclusive into missed, and a belt lets a missed pack through: so a floor may lose at most
     `budget` of validation accuracy against the best floor, and within that the one kept has the most
     right packs less phantom items (a pack judged right and a box on nothing of the brand's are each one
-    look by a person). Floors that meet the caps come first; ties keep the lower floor. Returns
+    look by a person). Floors that meet the caps come first; ties keep the lower floor.
+    `extra_caps_at(floor)`: more tables that must meet the caps alone (product-free views of the
+    validation photos) but count neither in accuracy nor in phantom items. Returns
     choose_thresholds' dict for that floor with `confidence` and `floors`:
     [(floor, genuine, counterfeit, margin, feasible, right, phantom_items), ...]."""
     tried = []
     for floor in floors:
         tables = tables_at(floor)
-        c = choose_thresholds(tables, floor, caps, cap_tables=tuple(tables), **grids)
+        extra = tuple(extra_caps_at(floor)) if extra_caps_at else ()
+        c = choose_thresholds(tables, floor, caps, cap_tables=tuple(tables) + extra, **grids)
         tried.append((floor, c))
     pool = [x for x in tried if x[1]["feasible"]] or tried
     best_accuracy = max(x[1]["score"]["verdict_accuracy"] for x in pool)

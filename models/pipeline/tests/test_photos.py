@@ -3,6 +3,7 @@
 import gzip
 import io
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -36,3 +37,26 @@ def test_installed_photos_split_has_no_overlap():
     sets = [set(p.name for p in photos.photos(s)) for s in photos.SPLITS]
     assert all(sets) and not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
     assert "gradient.png" not in set().union(*sets)
+
+
+def test_views_are_product_free_crops_turns_and_camera_effects_the_same_every_time(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "data"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(6):
+        Image.fromarray(rng.integers(0, 256, (300 + 10 * k, 400, 3), dtype=np.uint8)).save(root / f"p{k}.jpg")
+    split = "val"
+    n = len(photos.photos(split, root))
+    assert n >= 1
+    a = photos.views(split, tmp_path / "a", per_photo=3, root=root)
+    b = photos.views(split, tmp_path / "b", per_photo=3, root=root)
+    assert len(a) == 3 * n and [p.name for p in a] == [p.name for p in b]
+    shapes = set()
+    for x, y in zip(a, b):
+        ia, ib = np.asarray(Image.open(x)), np.asarray(Image.open(y))
+        assert np.array_equal(ia, ib)  # seeded per photo: the same views every run
+        assert 480 <= max(ia.shape[:2]) <= 1280
+        shapes.add(ia.shape[:2])
+    assert len(shapes) > 1  # crops and turns vary

@@ -276,3 +276,15 @@ def test_the_floor_stays_low_when_raising_it_would_lose_more_packs_than_phantoms
     # 302 packs), not when it is 3 points (2 of 62).
     assert V.choose_rule(_tables_at(_floor_scenes(weak_fakes=2, phantoms=4, n=150)), **COARSE)["confidence"] == 0.4
     assert V.choose_rule(_tables_at(_floor_scenes(weak_fakes=2, phantoms=4)), **COARSE)["confidence"] == 0.25
+
+
+def test_cap_only_tables_raise_the_counterfeit_threshold_but_count_in_nothing_else():
+    frames = _floor_scenes(weak_fakes=0, phantoms=0)
+    # Product-free views: one background draws a 0.82 counterfeit box, and many weak genuine ones.
+    views = [([BOX + [0.82, 1]], [], "photo")] + [([BOX + [0.38, 0]], [], "photo")] * 40
+    plain = V.choose_rule(_tables_at(frames), **COARSE)
+    capped = V.choose_rule(_tables_at(frames), extra_caps_at=_tables_at(views), **COARSE)
+    assert plain["counterfeit"] <= 0.8 < 0.82 < capped["counterfeit"]
+    # The views' phantom items do not pull the floor up, nor count against accuracy.
+    assert capped["confidence"] == plain["confidence"] == 0.25
+    assert capped["score"]["phantom_items"] == 0 and capped["score"]["verdict_accuracy"] == 1.0
