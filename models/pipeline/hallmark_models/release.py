@@ -512,9 +512,12 @@ def variant_sections(brand_key: str, doc: dict, old_report: str, rechosen: froze
     from .variant import report_section
 
     def remade(v: dict) -> str:
+        from . import turns
+
         made = re.search(r"Made by `([^`]*)`", _section(old_report, v["name"]))
         return report_section(doc, v, (made.group(1) + "`; rule re-chosen by `" if made else "")
-                              + f"python -m hallmark_models.release --brand {brand_key}")
+                              + f"python -m hallmark_models.release --brand {brand_key}",
+                              turns.about(doc["model"], v) if turns.is_turns(v) else None)
 
     parts = [report_section(doc, v, f"python -m hallmark_models.prologue --bundle ../{brand_key} --name {v['name']}",
                             about(doc["model"], v, picture=True))

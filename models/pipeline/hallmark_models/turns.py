@@ -217,6 +217,11 @@ def build(bundle_dir: Path, out: Path, key_path: Path, data: Path, composite: Pa
     return doc, res
 
 
+def is_turns(v: dict) -> bool:
+    """Whether a `variants` entry is a quarter-turns wrapping of the main model."""
+    return bool(((v.get("metrics") or {}).get("variant_of") or {}).get("turns"))
+
+
 def about(main_model: dict, v: dict) -> str:
     """report.md's paragraph on a quarter-turns variant `v` of the manifest's `main_model`."""
     d, t = v["metrics"]["variant_of"]["max_abs_diff_vs_turned_passes"], v["thresholds"]

@@ -108,3 +108,19 @@ def test_a_release_re_chooses_the_rule_of_a_variant_with_its_own_detector():
     assert m["verdict_accuracy"] == 1.0 and m["phantom_items"] == 0
     assert [f["confidence"] for f in m["validation"]["item_floors"]] == [0.25, 0.4]
     assert (fast["file"], fast["name"]) == ("model-224.onnx", "fast-224")
+
+
+def test_a_re_chosen_quarter_turns_variant_keeps_saying_what_it_is():
+    of = {"model_sha256": "a" * 64, "turns": "four passes", "passes": 4,
+          "max_abs_diff_vs_turned_passes": {"boxes_px": 0.0, "scores": 0.0}}
+    doc = {"revision": 9, "model": {"file": "model.onnx", "sha256": "a" * 64, "input": {"width": 320}},
+           "metrics": {}, "variants": [{"name": "quarter-turns", "file": "model-quarter-turns.onnx",
+                                        "sha256": "b" * 64, "precision": "fp32",
+                                        "input": {"width": 320, "height": 320},
+                                        "thresholds": {"confidence": 0.7, "genuine": 0.82, "counterfeit": 0.88,
+                                                       "margin": 0.15},
+                                        "metrics": {"variant_of": of}}]}
+    old = "# x\n\n## Variant `quarter-turns` (revision 8)\n\nMade by `python -m hallmark_models.turns --bundle b`.\n"
+    text = release.variant_sections("northwind", doc, old, frozenset({"quarter-turns"}))
+    assert "90°, 180° and 270° turns" in text and "exported at" not in text
+    assert "Made by `python -m hallmark_models.turns --bundle b`; rule re-chosen by `python -m hallmark_models.release" in text
