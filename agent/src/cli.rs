@@ -37,7 +37,8 @@ pub struct Global {
     /// Intra-op threads for inference (default: runtime.intra_threads, else the physical cores).
     #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
-    /// Run this variant of each bundle (default: model.variant, else the main model).
+    /// Run this variant of each bundle, or per brand (`northwind=quarter-turns,aurora=fast-224`; a brand
+    /// not named runs its main model) (default: model.variant, else the main model).
     #[arg(long, global = true, value_name = "NAME")]
     pub variant: Option<String>,
     /// auto, fp32, fp16 or int8 (default: model.precision, else auto).

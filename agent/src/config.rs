@@ -23,7 +23,8 @@
 //! [model]
 //! bundles = ["models/northwind"]  # several: routed per frame by barcode GS1 prefix
 //! memory_budget_mib = 512    # detectors loaded at once (least recently used unloaded first)
-//! variant = "fast-224"       # run a bundle variant by name (default: the main model)
+//! variant = "fast-224"       # run a bundle variant by name (default: the main model); per brand:
+//!                            # "northwind=quarter-turns, aurora=fast-224" (a brand not named: main)
 //! precision = "auto"         # auto | fp32 | fp16 | int8 (auto: fp16 variant on a GPU provider)
 //! [kiosk]
 //! trigger = "frame"          # frame | button | auto
@@ -776,7 +777,14 @@ impl Config {
                 engine_dir: Some(state_dir.join("engines")),
                 encoding: crate::bundle::EncodingChoice {
                     // An empty value (an unset environment variable) is the main model.
-                    variant: f.model.variant.filter(|v| !v.trim().is_empty()),
+                    variant: match f.model.variant.filter(|v| !v.trim().is_empty()) {
+                        Some(v) => {
+                            crate::bundle::variant_for(&v, "")
+                                .map_err(|m| bad(format!("model.variant: {m}")))?;
+                            Some(v)
+                        }
+                        None => None,
+                    },
                     precision: f
                         .model
                         .precision

@@ -224,6 +224,73 @@ fn scan_with_two_models_routes_each_image_to_its_brand() {
 }
 
 #[test]
+fn each_brand_runs_the_variant_named_for_it_and_one_named_for_all_must_exist_in_all() {
+    // Northwind ships a quarter-turns variant, Aurora does not: a device serving both names it for
+    // Northwind alone, and Aurora keeps its main model.
+    let replay = tempfile::tempdir().unwrap();
+    let images = mixed_replay(replay.path(), &SCAN);
+    let scan = |variant: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hallmark"));
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if k.starts_with("HALLMARK_") || k == "ORT_DYLIB_PATH" {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.current_dir(repo())
+            .env("HALLMARK_RUNTIME_INTRA_THREADS", "1")
+            .env("HALLMARK_MODEL_VARIANT", variant)
+            .args([
+                "scan",
+                "--model",
+                "models/northwind",
+                "--model",
+                "models/aurora",
+            ])
+            .arg(replay.path())
+            .output()
+            .unwrap()
+    };
+    let out = scan("northwind=quarter-turns");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let records: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), images.len());
+    for (r, (name, brand)) in records.iter().zip(&images) {
+        assert_eq!(r["brand"], brand.as_str(), "{name}: {r}");
+        let want = if brand == "northwind" {
+            Some("quarter-turns")
+        } else {
+            None
+        };
+        assert_eq!(r["model_variant"].as_str(), want, "{name}: {r}");
+        let labelled = labels(brand, &PathBuf::from(r["image"].as_str().unwrap()));
+        for item in r["items"].as_array().unwrap() {
+            let verdict = item["verdict"].as_str().unwrap();
+            let judged = check_item(&labelled, verdict, &item["product"], &boxed(&item["box"]));
+            assert!(judged.is_ok(), "{name}: {judged:?}");
+        }
+    }
+
+    // One name for every brand: Aurora has no such variant, and says so, naming what it has.
+    let out = scan("quarter-turns");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("has no variant \"quarter-turns\"") && stderr.contains("fast-224"),
+        "{stderr}"
+    );
+    // A malformed setting is refused before anything is loaded.
+    let out = scan("northwind=quarter-turns, northwind=fast-224");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("named twice"));
+}
+
+#[test]
 fn a_brand_configured_twice_or_an_unknown_source_brand_is_refused_at_start() {
     for (env, says) in [
         (

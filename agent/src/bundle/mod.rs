@@ -26,8 +26,8 @@ pub use signature::{
     TrustedKeys,
 };
 pub use variant::{
-    choose, EncodingChoice, InputDtype, Precision, PrecisionChoice, VariantError, VariantInput,
-    VariantSpec,
+    choose, variant_for, EncodingChoice, InputDtype, Precision, PrecisionChoice, VariantError,
+    VariantInput, VariantSpec,
 };
 
 #[derive(Debug, Error)]

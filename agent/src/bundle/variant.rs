@@ -1,7 +1,7 @@
 //! Variants: other encodings of a bundle's detector (a smaller input, another precision), listed in the
 //! manifest's `variants` with their own file, digest, input and thresholds (see `models/BUNDLE.md`). The
-//! signature covers them through their digests. A device picks one with `model.variant` (by name) or
-//! `model.precision`; [`choose`] is that choice, pure.
+//! signature covers them through their digests. A device picks one with `model.variant` (by name, for
+//! every brand or per brand: [`variant_for`]) or `model.precision`; [`choose`] is that choice, pure.
 //!
 //! Design: a variant carries its own thresholds and metrics because another encoding gives other scores:
 //! the pipeline chooses them on validation for that encoding, under the same false-alarm caps.
@@ -89,8 +89,8 @@ impl std::str::FromStr for PrecisionChoice {
     }
 }
 
-/// Which encoding a device runs: `model.variant` (a name, or none for the main model) and
-/// `model.precision`.
+/// Which encoding a device runs: `model.variant` (a name or per-brand names, see [`variant_for`]; none
+/// for the main model) and `model.precision`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EncodingChoice {
     pub variant: Option<String>,
@@ -99,6 +99,8 @@ pub struct EncodingChoice {
 
 #[derive(Debug, Error, PartialEq)]
 pub enum VariantError {
+    #[error("model.variant {0}")]
+    Setting(String),
     #[error("has no variant {name:?} (it has: {available})")]
     Unknown { name: String, available: String },
     #[error("variant {name:?} is {has}, but model.precision asks for {wanted}")]
@@ -112,6 +114,39 @@ pub enum VariantError {
         wanted: Precision,
         available: String,
     },
+}
+
+/// The variant `model.variant` names for `brand`. The setting is one name for every bundle
+/// (`fast-224`) or comma-separated `brand=name` pairs (`northwind=quarter-turns, aurora=fast-224`), with
+/// at most one bare name among them for the brands not named. A brand neither named nor covered by a
+/// bare name runs its main model: brands ship different variants, so a multi-brand device names each.
+pub fn variant_for<'a>(setting: &'a str, brand: &str) -> Result<Option<&'a str>, String> {
+    let (mut every, mut mine) = (None, None);
+    let mut named = std::collections::BTreeSet::new();
+    for entry in setting.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        match entry.split_once('=') {
+            None if every.is_none() => every = Some(entry),
+            None => {
+                return Err(format!(
+                    "{setting:?}: two names for every brand ({:?} and {entry:?})",
+                    every.unwrap_or_default()
+                ))
+            }
+            Some((b, name)) => {
+                let (b, name) = (b.trim(), name.trim());
+                if b.is_empty() || name.is_empty() || name.contains('=') {
+                    return Err(format!("{setting:?}: {entry:?} is not brand=variant"));
+                }
+                if !named.insert(b) {
+                    return Err(format!("{setting:?}: brand {b:?} is named twice"));
+                }
+                if b == brand {
+                    mine = Some(name);
+                }
+            }
+        }
+    }
+    Ok(mine.or(every))
 }
 
 /// Which encoding of `manifest` to run: `None` is the main model, `Some(i)` is `variants[i]`. `gpu`: the
@@ -132,18 +167,22 @@ pub fn choose(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    if let Some(name) = &choice.variant {
+    let named = match &choice.variant {
+        Some(setting) => variant_for(setting, &manifest.brand).map_err(VariantError::Setting)?,
+        None => None,
+    };
+    if let Some(name) = named {
         let i = variants
             .iter()
-            .position(|v| &v.name == name)
+            .position(|v| v.name == name)
             .ok_or_else(|| VariantError::Unknown {
-                name: name.clone(),
+                name: name.to_string(),
                 available: available(),
             })?;
         if let PrecisionChoice::Exactly(wanted) = choice.precision {
             if variants[i].precision != wanted {
                 return Err(VariantError::PrecisionMismatch {
-                    name: name.clone(),
+                    name: name.to_string(),
                     has: variants[i].precision,
                     wanted,
                 });
@@ -300,6 +339,37 @@ mod tests {
             pick(&m, Some("fast-224"), "fp16", false),
             Err(VariantError::PrecisionMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn a_variant_is_named_for_every_brand_or_per_brand() {
+        assert_eq!(variant_for("fast-224", "aurora"), Ok(Some("fast-224")));
+        let per = "northwind=quarter-turns";
+        assert_eq!(variant_for(per, "northwind"), Ok(Some("quarter-turns")));
+        assert_eq!(
+            variant_for(per, "aurora"),
+            Ok(None),
+            "not named: the main model"
+        );
+        let mixed = " fast-224 , northwind = quarter-turns ";
+        assert_eq!(variant_for(mixed, "northwind"), Ok(Some("quarter-turns")));
+        assert_eq!(variant_for(mixed, "aurora"), Ok(Some("fast-224")));
+        for bad in ["a, b", "=x", "northwind=", "n=a=b", "n=a, n=b"] {
+            assert!(variant_for(bad, "n").is_err(), "{bad}");
+        }
+        // Through choose: the manifest's brand picks its entry; a bad setting is one clear error.
+        let m = three();
+        let brand = m.brand.clone();
+        let other = format!("someone-else=half, {brand}=fast-224");
+        assert_eq!(pick(&m, Some(&other), "auto", false), Ok(Some(0)));
+        assert_eq!(pick(&m, Some("someone-else=half"), "auto", false), Ok(None));
+        let err = pick(&m, Some("x, y"), "auto", false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("model.variant ") && err.contains("two names"),
+            "{err}"
+        );
     }
 
     #[test]
