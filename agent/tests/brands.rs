@@ -171,10 +171,9 @@ fn run_routes_each_frame_to_its_brand_and_swaps_detectors_within_a_budget_for_on
     assert!(right * 10 >= items * 8, "{right} of {items} verdicts right");
 }
 
-#[test]
-fn scan_with_two_models_routes_each_image_to_its_brand() {
-    let replay = tempfile::tempdir().unwrap();
-    let images = mixed_replay(replay.path(), &SCAN);
+/// `hallmark scan` of `dir` with both bundles, `model.variant` set to `variant` ("" is the main model),
+/// in an environment cleared of the caller's HALLMARK_ settings.
+fn scan_both(dir: &Path, variant: &str) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hallmark"));
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();
@@ -182,9 +181,9 @@ fn scan_with_two_models_routes_each_image_to_its_brand() {
             cmd.env_remove(k);
         }
     }
-    let out = cmd
-        .current_dir(repo())
+    cmd.current_dir(repo())
         .env("HALLMARK_RUNTIME_INTRA_THREADS", "1")
+        .env("HALLMARK_MODEL_VARIANT", variant)
         .args([
             "scan",
             "--model",
@@ -192,9 +191,16 @@ fn scan_with_two_models_routes_each_image_to_its_brand() {
             "--model",
             "models/aurora",
         ])
-        .arg(replay.path())
+        .arg(dir)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn scan_with_two_models_routes_each_image_to_its_brand() {
+    let replay = tempfile::tempdir().unwrap();
+    let images = mixed_replay(replay.path(), &SCAN);
+    let out = scan_both(replay.path(), "");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let records: Vec<Value> = String::from_utf8(out.stdout)
@@ -229,28 +235,7 @@ fn each_brand_runs_the_variant_named_for_it_and_one_named_for_all_must_exist_in_
     // Northwind alone, and Aurora keeps its main model.
     let replay = tempfile::tempdir().unwrap();
     let images = mixed_replay(replay.path(), &SCAN);
-    let scan = |variant: &str| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hallmark"));
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().into_owned();
-            if k.starts_with("HALLMARK_") || k == "ORT_DYLIB_PATH" {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.current_dir(repo())
-            .env("HALLMARK_RUNTIME_INTRA_THREADS", "1")
-            .env("HALLMARK_MODEL_VARIANT", variant)
-            .args([
-                "scan",
-                "--model",
-                "models/northwind",
-                "--model",
-                "models/aurora",
-            ])
-            .arg(replay.path())
-            .output()
-            .unwrap()
-    };
+    let scan = |variant: &str| scan_both(replay.path(), variant);
     let out = scan("northwind=quarter-turns");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");

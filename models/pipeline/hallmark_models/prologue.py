@@ -137,13 +137,7 @@ def parity(main_onnx: Path, u8_onnx: Path, n: int = 4, seed: int = 0) -> dict:
 def build(bundle_dir: Path, out: Path, key_path: Path, name: str = "u8", public: Path | None = None,
           command: str = "") -> tuple[dict, dict]:
     """The whole command; returns (the new manifest, the parity figures)."""
-    key = bundle.load_private(key_path)
-    pub = bundle.load_public(public) if public else key.public_key()
-    src = bundle.verify(bundle_dir, pub)  # build on a bundle we would trust
-    if not bundle._VARIANT_NAME.fullmatch(name):
-        raise ValueError(f"--name {name!r}: [a-z0-9-] only")
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} is not empty: the variant goes into a new copy of the bundle")
+    key, pub, src = variant.open_source(bundle_dir, key_path, public, name, out)
     main_model = bundle_dir / src["model"]["file"]
     main_io = variant.graph_io(main_model)
     want = src["model"]["input"]

@@ -181,13 +181,7 @@ def parity(main_onnx: Path, turns_onnx: Path, n: int = 2, seed: int = 0) -> dict
 def build(bundle_dir: Path, out: Path, key_path: Path, data: Path, composite: Path | None = None,
           name: str = "quarter-turns", public: Path | None = None, command: str = "") -> tuple[dict, dict]:
     """The whole command; returns (the new manifest, `evaluate_brand`'s result for the variant)."""
-    key = bundle.load_private(key_path)
-    pub = bundle.load_public(public) if public else key.public_key()
-    src = bundle.verify(bundle_dir, pub)  # build on a bundle we would trust
-    if not bundle._VARIANT_NAME.fullmatch(name):
-        raise ValueError(f"--name {name!r}: [a-z0-9-] only")
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} is not empty: the variant goes into a new copy of the bundle")
+    key, pub, src = variant.open_source(bundle_dir, key_path, public, name, out)
     main_model = bundle_dir / src["model"]["file"]
     file = f"model-{name}.onnx"
     with tempfile.TemporaryDirectory(prefix="hallmark-turns-") as t:

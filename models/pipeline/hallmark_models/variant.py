@@ -272,6 +272,21 @@ def add_variant(src: Path, out: Path, variant_file: Path, v: dict, key, extras: 
     return doc
 
 
+def open_source(bundle_dir: Path, key_path: Path, public: Path | None, name: str, out: Path | None = None):
+    """What every variant command starts from: the signing key, the public key the source bundle must
+    verify with (default: the signing key's), and the source manifest, verified (a variant is built on a
+    bundle we would trust). Refuses a bad variant name and an `out` that is not empty. Returns
+    (key, public key, manifest)."""
+    key = bundle.load_private(key_path)
+    pub = bundle.load_public(public) if public else key.public_key()
+    src = bundle.verify(bundle_dir, pub)
+    if not bundle._VARIANT_NAME.fullmatch(name):
+        raise ValueError(f"--name {name!r}: [a-z0-9-] only")
+    if out is not None and out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty: the variant goes into a new copy of the bundle")
+    return key, pub, src
+
+
 def build(bundle_dir: Path, imgsz: int, name: str, data: Path, key_path: Path, out: Path,
           composite: Path | None = None, weights: Path | None = None, public: Path | None = None,
           command: str = "", fine_tuned: bool = False) -> tuple[dict, dict]:
@@ -280,11 +295,7 @@ def build(bundle_dir: Path, imgsz: int, name: str, data: Path, key_path: Path, o
     replaces the same-detector check."""
     from . import evaluate, export, recover
 
-    key = bundle.load_private(key_path)
-    pub = bundle.load_public(public) if public else key.public_key()
-    src = bundle.verify(bundle_dir, pub)  # build on a bundle we would trust
-    if not bundle._VARIANT_NAME.fullmatch(name):
-        raise ValueError(f"--name {name!r}: [a-z0-9-] only")
+    key, pub, src = open_source(bundle_dir, key_path, public, name)
     if imgsz <= 0 or imgsz % 32:
         raise ValueError(f"--imgsz {imgsz}: a positive multiple of 32")
     main_model = bundle_dir / src["model"]["file"]
