@@ -196,18 +196,25 @@ fn scan_both(dir: &Path, variant: &str) -> std::process::Output {
         .unwrap()
 }
 
+/// The JSON records of a scan that must have succeeded.
+fn records_of(out: std::process::Output) -> Vec<Value> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 #[test]
 fn scan_with_two_models_routes_each_image_to_its_brand() {
     let replay = tempfile::tempdir().unwrap();
     let images = mixed_replay(replay.path(), &SCAN);
-    let out = scan_both(replay.path(), "");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let records: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = records_of(scan_both(replay.path(), ""));
     assert_eq!(records.len(), images.len());
     let mut problems = Vec::new();
     for (r, (name, brand)) in records.iter().zip(&images) {
@@ -236,14 +243,7 @@ fn each_brand_runs_the_variant_named_for_it_and_one_named_for_all_must_exist_in_
     let replay = tempfile::tempdir().unwrap();
     let images = mixed_replay(replay.path(), &SCAN);
     let scan = |variant: &str| scan_both(replay.path(), variant);
-    let out = scan("northwind=quarter-turns");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let records: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = records_of(scan("northwind=quarter-turns"));
     assert_eq!(records.len(), images.len());
     for (r, (name, brand)) in records.iter().zip(&images) {
         assert_eq!(r["brand"], brand.as_str(), "{name}: {r}");
