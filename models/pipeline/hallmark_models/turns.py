@@ -88,12 +88,13 @@ def add_turns(src_onnx: Path, dst_onnx: Path) -> None:
         raise ValueError(f"{src_onnx}: already has turns")
     image, output = inputs[0].name, out.name
 
+    consts: list = []  # the new graph's own initializers (shapes, axes, the frame's side)
+    nodes = []
+
     def c(name: str, values, dtype=np.int64) -> str:
-        g_new_inits.append(numpy_helper.from_array(np.asarray(values, dtype=dtype), prefix + name))
+        consts.append(numpy_helper.from_array(np.asarray(values, dtype=dtype), prefix + name))
         return prefix + name
 
-    g_new_inits: list = []
-    nodes = []
     ax2, ax3, ax23 = c("axis_h", [2]), c("axis_w", [3]), c("axes_hw", [2, 3])
     back1, back2 = c("minus1", [-1]), c("minus1x2", [-1, -1])
     end1, end2 = c("end", [-INT64_MAX]), c("end_x2", [-INT64_MAX, -INT64_MAX])
@@ -148,7 +149,7 @@ def add_turns(src_onnx: Path, dst_onnx: Path) -> None:
 
     new_out = helper.make_tensor_value_info(output, out.type.tensor_type.elem_type, [1, 4 * odims[1], odims[2]])
     graph = helper.make_graph(nodes, g.name + "-turns", [inputs[0]], [new_out],
-                              initializer=list(g.initializer) + g_new_inits)
+                              initializer=list(g.initializer) + consts)
     model = helper.make_model(graph, opset_imports=list(m.opset_import), producer_name="hallmark_models.turns")
     model.ir_version = m.ir_version
     onnx.checker.check_model(model)
