@@ -660,3 +660,49 @@ async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+/// An error and its causes on one line, each said once. The library's errors put their cause in their
+/// own message ("model bundle x: {source}") and keep it as their source too, so anyhow's `{:#}` said it
+/// twice; a cause whose text the line already holds is left out.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod one_line_tests {
+    use super::one_line;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("has no variant \"fast\"")]
+    struct Inner;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("model bundle b: {source}")]
+    struct Outer {
+        source: Inner,
+    }
+
+    #[test]
+    fn a_cause_already_in_its_errors_message_is_said_once_and_context_is_kept() {
+        let e = anyhow::Error::new(Outer { source: Inner });
+        assert_eq!(one_line(&e), "model bundle b: has no variant \"fast\"");
+        let e = e.context("scanning x");
+        assert_eq!(
+            one_line(&e),
+            "scanning x: model bundle b: has no variant \"fast\""
+        );
+        let plain = anyhow::anyhow!("io failed").context("reading y");
+        assert_eq!(one_line(&plain), "reading y: io failed");
+    }
+}

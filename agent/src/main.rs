@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     match hallmark_agent::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("hallmark: {e:#}");
+            eprintln!("hallmark: {}", hallmark_agent::cli::one_line(&e));
             ExitCode::from(2)
         }
     }

@@ -749,6 +749,7 @@ fn a_bad_variant_choice_or_file_is_one_clear_message() {
         err.contains("no variant \"fast\"") && err.contains("strict (fp32)"),
         "{err}"
     );
+    assert_eq!(err.matches("no variant").count(), 1, "said once: {err}");
     let out = scan_all_with(&b, &key, &["--precision", "int8"]);
     assert!(
         stderr(&out).contains("no int8 encoding"),
