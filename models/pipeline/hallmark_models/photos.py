@@ -102,12 +102,22 @@ def views(split: str, out: Path, per_photo: int = 8, seed: int = 5, root: Path =
     480–1280 px, with a white-balance error, a gamma, sensor noise and a JPEG pass — what a camera on a
     kiosk or a belt sees of a room or a shelf with no pack in view. More negatives than the photos
     alone: a background that draws a counterfeit box in one framing may not in another (a 1% cap on 22
-    photos cannot see a 5% risk). Deterministic: seeded per photo by its name."""
+    photos cannot see a 5% risk). Deterministic: seeded per photo by its name. Written once: `views.json`
+    in `out` records what was made, and the same call later returns those files as they are."""
+    import json
+
     from PIL import Image
 
+    sources = photos(split, root)
+    index = out / "views.json"
+    made = {"per_photo": per_photo, "seed": seed, "photos": [p.name for p in sources]}
+    if index.is_file():
+        old = json.loads(index.read_text())
+        if {k: old.get(k) for k in made} == made and all((out / f).is_file() for f in old.get("files", [])):
+            return [out / f for f in old["files"]]
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for p in photos(split, root):
+    for p in sources:
         base = p.name[:-3] if p.name.endswith(".gz") else p.name
         rng = np.random.default_rng([seed, int(name_hash(base)[:12], 16)])
         rgb = load(p)
@@ -130,6 +140,7 @@ def views(split: str, out: Path, per_photo: int = 8, seed: int = 5, root: Path =
             with Image.open(buf) as jpeg:
                 jpeg.convert("RGB").save(dst)
             paths.append(dst)
+    index.write_text(json.dumps(dict(made, files=[q.name for q in paths])))
     return paths
 
 

@@ -168,6 +168,15 @@ def draw_tradeoff(path: Path, title: str, curves: dict[str, list[tuple[float, fl
     im.save(path, optimize=True)
 
 
+def draw_rule(path: Path, what: str, res: dict) -> None:
+    """The trade-off picture of `evaluate_brand`'s result: its curves, its chosen counterfeit threshold,
+    titled `what` (the bundle, the variant)."""
+    c = res["choice"]
+    curves, styles = res["curves"]
+    draw_tradeoff(path, f"{what}: accuracy and error rates against T_c (genuine {c['genuine']}, margin {c['margin']})",
+                  curves, c["counterfeit"], styles)
+
+
 def tradeoff_curves(val: V.Table, test: V.Table, tg: float, m: float) -> tuple[dict, dict]:
     colours = {"accuracy": (0, 90, 200), "accuracy: fakes called counterfeit": (120, 120, 120), "genuine -> counterfeit": (220, 50, 30),
                "counterfeit -> genuine": (150, 0, 160), "empty scenes with an alarm": (240, 150, 0),
@@ -257,13 +266,10 @@ def evaluate_brand(brand_key: str, data: Path, composite: Path | None = None, bu
         # margin -1: the old rule's "counterfeit evidence is never outvoted"
         old = doc["thresholds"]
         old_floor = max(CONFIDENCE, float(old["confidence"]))
-        res["old_test"] = V.score(table(sets["test"], classes, old_floor), old["genuine"], old["counterfeit"],
-                                  old.get("margin", -1.0))
-        res["old_photos_test"] = V.score(table(sets["photos-test"], classes, old_floor), old["genuine"],
-                                         old["counterfeit"], old.get("margin", -1.0))
-        if "composite" in sets:
-            res["old_composite"] = V.score(table(sets["composite"], classes, old_floor), old["genuine"],
-                                           old["counterfeit"], old.get("margin", -1.0))
+        for key, name in (("old_test", "test"), ("old_photos_test", "photos-test"), ("old_composite", "composite")):
+            if name in sets:
+                res[key] = V.score(table(sets[name], classes, old_floor), old["genuine"], old["counterfeit"],
+                                   old.get("margin", -1.0))
     res["curves"] = tradeoff_curves(V.merge(val_tables), test_all, tg, m)
     return res
 
@@ -455,7 +461,7 @@ def floors_line(choice: dict) -> str:
 def thresholds_of(res: dict) -> dict:
     """The manifest's thresholds for the choice `evaluate_brand` made."""
     c = res["choice"]
-    return {"confidence": c.get("confidence", CONFIDENCE), "iou": IOU, "genuine": c["genuine"], "counterfeit": c["counterfeit"],
+    return {"confidence": c["confidence"], "iou": IOU, "genuine": c["genuine"], "counterfeit": c["counterfeit"],
             "margin": c["margin"]}
 
 
@@ -482,15 +488,15 @@ def kept_variants(prev: dict | None, model_sha: str, thresholds: dict, metrics: 
             else dict(v) for v in prev["variants"]]
 
 
-def evaluate_variants(brand_key: str, data: Path, composite: Path | None, bundle_dir: Path | None = None) -> dict:
-    """`evaluate_brand` of each variant file in the bundle that is a detector of its own (not a prologue
-    of the main model): a release re-chooses its rule too, by the same procedure."""
+def evaluate_variants(brand_key: str, data: Path, composite: Path | None, doc: dict | None,
+                      bundle_dir: Path | None = None) -> dict:
+    """`evaluate_brand` of each variant file in the bundle (`doc`: its manifest) that is a detector of its
+    own (not a prologue of the main model): a release re-chooses its rule too, by the same procedure."""
     from .prologue import is_prologue
 
     out = bundle_dir or MODELS / brand_key
-    doc = json.loads((out / "manifest.json").read_text())
     return {v["name"]: evaluate_brand(brand_key, data, composite, bundle_dir=out, model=out / v["file"])
-            for v in doc.get("variants") or [] if not is_prologue(v)}
+            for v in (doc or {}).get("variants") or [] if not is_prologue(v)}
 
 
 def _section(text: str, name: str) -> str:
@@ -541,35 +547,25 @@ def release(brand_key: str, res: dict, key_path: Path, bundle_dir: Path | None =
     old_report = (out / "report.md").read_text() if (out / "report.md").is_file() else ""
     doc = bundle.write(out, BRANDS[brand_key], res["model"], imgsz, thresholds, metrics, bundle.load_private(key_path),
                        revision=revision, variants=variants)
-    curves, styles = res["curves"]
-    draw_tradeoff(out / "tradeoff.png", f"{brand_key} revision {doc['revision']}: accuracy and error rates against "
-                  f"T_c (genuine {c['genuine']}, margin {c['margin']})", curves, c["counterfeit"], styles)
+    draw_rule(out / "tradeoff.png", f"{brand_key} revision {doc['revision']}", res)
     from .prologue import is_prologue
 
     for v in doc.get("variants") or []:
         if is_prologue(v):  # the same scores: the same picture
             shutil.copy(out / "tradeoff.png", out / f"tradeoff-{v['name']}.png")
         elif v["name"] in (variant_res or {}):
-            vc = variant_res[v["name"]]["choice"]
-            draw_tradeoff(out / f"tradeoff-{v['name']}.png",
-                          f"{brand_key} revision {doc['revision']}, variant {v['name']} ({v['input']['width']}x"
-                          f"{v['input']['height']}): accuracy and error rates against T_c (genuine {vc['genuine']}, "
-                          f"margin {vc['margin']})", *_curves_and_choice(variant_res[v["name"]]))
+            draw_rule(out / f"tradeoff-{v['name']}.png", f"{brand_key} revision {doc['revision']}, variant "
+                      f"{v['name']} ({v['input']['width']}x{v['input']['height']})", variant_res[v["name"]])
     (out / "report.md").write_text(report(brand_key, doc, res)
                                    + variant_sections(brand_key, doc, old_report, frozenset(variant_res or {})))
     print(agent_check.verify(out, bundle.load_private(key_path)))
     return doc
 
 
-def _curves_and_choice(res: dict) -> tuple:
-    curves, styles = res["curves"]
-    return curves, res["choice"]["counterfeit"], styles
-
-
 def brief(res: dict) -> dict:
     c = res["choice"]
-    out = {"thresholds": [c.get("confidence", CONFIDENCE), c["genuine"], c["counterfeit"], c["margin"]],
-           "feasible": c["feasible"], "floors": c.get("floors")}
+    out = {"thresholds": [c["confidence"], c["genuine"], c["counterfeit"], c["margin"]],
+           "feasible": c["feasible"], "floors": c["floors"]}
     for k in ("val", "photo_views_val", "composite_val", "test", "photos_test", "composite", "old_test", "old_photos_test",
               "old_composite"):
         if res.get(k) is not None:
@@ -597,7 +593,7 @@ def main(argv: list[str] | None = None) -> None:
     res = evaluate_brand(args.brand, args.data, args.composite, model=model)
     print(json.dumps(brief(res), indent=1))
     # The same model: its own variants keep their files, and their rules are re-chosen the same way.
-    variant_res = evaluate_variants(args.brand, args.data, args.composite) if model is None else {}
+    variant_res = evaluate_variants(args.brand, args.data, args.composite, res["doc"]) if model is None else {}
     for name, vr in variant_res.items():
         print(json.dumps({f"variant {name}": brief(vr)}, indent=1))
     if not args.dry_run:

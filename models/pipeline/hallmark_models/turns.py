@@ -200,12 +200,8 @@ def build(bundle_dir: Path, out: Path, key_path: Path, data: Path, composite: Pa
         metrics["variant_of"] = {"model_sha256": src["model"]["sha256"], "turns": TURNS, "passes": 4,
                                  "max_abs_diff_vs_turned_passes": {k: float(f"{x:.3g}") for k, x in diff.items()}}
         v = variant.entry(name, file, bundle.sha256_file(turns), io, release.thresholds_of(res), metrics)
-        c = res["choice"]
-        curves, styles = res["curves"]
         picture = tmp / f"tradeoff-{name}.png"
-        release.draw_tradeoff(picture, f"{src['brand']} revision {int(src['revision']) + 1}, variant {name} (four "
-                              f"quarter turns): accuracy and error rates against T_c (genuine {c['genuine']}, "
-                              f"margin {c['margin']})", curves, c["counterfeit"], styles)
+        release.draw_rule(picture, f"{src['brand']} revision {int(src['revision']) + 1}, variant {name} (four quarter turns)", res)
         doc = variant.add_variant(bundle_dir, out, turns, v, key, {picture.name: picture}, command,
                                   about=about(src["model"], v))
     bundle.verify(out, pub)

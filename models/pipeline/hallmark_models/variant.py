@@ -344,12 +344,8 @@ def build(bundle_dir: Path, imgsz: int, name: str, data: Path, key_path: Path, o
                                      "max_abs_diff_vs_model_at_its_size": {k: float(f"{x:.3g}")
                                                                            for k, x in same.items()}}
         v = entry(name, file, bundle.sha256_file(exported), io, release.thresholds_of(res), metrics)
-        c = res["choice"]
-        curves, styles = res["curves"]
         picture = tmp / f"tradeoff-{name}.png"
-        release.draw_tradeoff(picture, f"{src['brand']} revision {int(src['revision']) + 1}, variant {name} "
-                              f"({imgsz}x{imgsz}): accuracy and error rates against T_c (genuine {c['genuine']}, "
-                              f"margin {c['margin']})", curves, c["counterfeit"], styles)
+        release.draw_rule(picture, f"{src['brand']} revision {int(src['revision']) + 1}, variant {name} ({imgsz}x{imgsz})", res)
         doc = add_variant(bundle_dir, out, exported, v, key, {picture.name: picture}, command)
     bundle.verify(out, pub)
     return doc, res

@@ -326,6 +326,7 @@ def score(table: Table, tg: float, tc: float, m: float = DEFAULT_MARGIN) -> dict
     n_g, n_c = int(table.genuine_pack.sum()), int((~table.genuine_pack).sum())
     fa_cf, _ = _calls(table.fa_g, table.fa_c, tg, tc, m)
     alarm_scenes = set(table.fa_scene[fa_cf].tolist())
+    with_item = set(table.fa_scene.tolist())  # every item of a product-free scene matches no pack
     kinds = np.array(table.scene_kinds)
     out = {
         "items": int(len(right)),
@@ -350,7 +351,6 @@ def score(table: Table, tg: float, tc: float, m: float = DEFAULT_MARGIN) -> dict
             out[f"{kind}_scenes"] = int(len(idx))
             out[f"{kind}_scenes_with_false_alarm"] = int(alarms)
             out[f"{kind}_false_alarm_rate"] = alarms / max(1, len(idx))
-            with_item = set(table.fa_scene.tolist())
             out[f"{kind}_scenes_with_item"] = int(sum(1 for i in idx if i in with_item))
     return out
 
