@@ -4,7 +4,7 @@ compositing code (this module does not use `scenes`, the training generator), pl
 product-free negatives.
 
     nice -n 19 python -m hallmark_models.composite --brand northwind --out ../work/northwind/composite \
-        [--per-photo 6] [--seed 11]
+        [--split test|val] [--per-photo N] [--seed 11]
 
 Per composite: 1 or 2 packs on a photo of the `photos` test third; each pack warped by a random
 perspective (corner jitter), scaled so its longer side is 15-45% of the frame's longer side, turned by
@@ -144,7 +144,13 @@ def class_names(brand_key: str) -> list[str]:
     return [c["name"] for c in doc["classes"]]
 
 
-def write(brand_key: str, out: Path, backgrounds: list[Path], per_photo: int = 6, seed: int = 11,
+TEST_PER_PHOTO = 6
+# Composites are seeded per photo and drawn in order, so the validation set's first 6 per photo are the
+# ones a set of 6 would have: growing it only adds scenes.
+VAL_PER_PHOTO = 18
+
+
+def write(brand_key: str, out: Path, backgrounds: list[Path], per_photo: int = TEST_PER_PHOTO, seed: int = 11,
           split: str = "test") -> list[dict]:
     """The composite set under out (images/<split>, labels/<split>, <split>.jsonl), like a generated split."""
     names = class_names(brand_key)
@@ -176,7 +182,9 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--brand", required=True)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--per-photo", type=int, default=6)
+    ap.add_argument("--per-photo", type=int, default=None,
+                    help="composites per photo (default: 6 for test, 18 for val: the caps are 1%%, and a "
+                         "validation set of about 100 counterfeits cannot tell 1 error from 2)")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--split", choices=("test", "val"), default="test",
                     help="whose photos: test (the honest figure) or val (choosing between candidate models)")
@@ -184,7 +192,8 @@ def main(argv: list[str] | None = None) -> None:
     backgrounds = photos.photos(args.split)
     if not backgrounds:
         raise SystemExit("no opencv-doc photos: apt-get install -y opencv-doc")
-    rows = write(args.brand, args.out, backgrounds, args.per_photo, args.seed, args.split)
+    per_photo = args.per_photo or (VAL_PER_PHOTO if args.split == "val" else TEST_PER_PHOTO)
+    rows = write(args.brand, args.out, backgrounds, per_photo, args.seed, args.split)
     per_class = np.bincount([c for r in rows for c in r["items"]], minlength=len(class_names(args.brand)))
     print(f"{args.brand} composite: {len(rows)} images ({sum(r['framing'] == 'photo' for r in rows)} product-free), "
           f"packs per class {per_class.tolist()}")

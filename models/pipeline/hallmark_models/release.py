@@ -14,12 +14,13 @@ whose model does not change. Light venv only (onnxruntime, numpy, Pillow, crypto
    has the most right packs less phantom items (`verdicts.choose_rule`).
 3. Scores the test split, the test photos and (when given) the composite test set with them; draws
    tradeoff.png; writes manifest.json (revision + 1, thresholds with margin, metrics), report.md, and signs.
-Detections are cached under the data folder (detections-<model sha>-<set>.json), so reruns are cheap.
+Detections are cached under the data folder (detections-<model sha>-<set>-<images>.json), so reruns are cheap.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -75,7 +76,10 @@ def detect_set(detector, model_sha: str, cache_dir: Path, tag: str, entries) -> 
     """[{name, kind, width, height, detections, labels}] for entries (name, kind, image, labels or None)."""
     from .detect import load_rgb
 
-    cache = cache_dir / f"detections-{model_sha[:12]}-{tag}.json"
+    entries = list(entries)
+    # Keyed by the images too: a set regenerated with more (or other) images must not reuse old detections.
+    names = hashlib.sha256("\n".join(e[0] for e in entries).encode()).hexdigest()[:8]
+    cache = cache_dir / f"detections-{model_sha[:12]}-{tag}-{names}.json"
     if cache.exists():
         return json.loads(cache.read_text())
     out = []

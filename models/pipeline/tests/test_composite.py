@@ -88,3 +88,17 @@ def test_a_validation_split_sits_beside_the_test_split_and_is_read_as_one(tmp_pa
     assert [e[0] for e in got["test"]] == [r["image"] for r in test]
     assert [e[0] for e in got["val"]] == [r["image"] for r in val]
     assert all(e[2].exists() and e[2].parent.name == "val" for e in got["val"])
+
+
+def test_a_larger_set_only_adds_scenes_to_a_smaller_one(tmp_path, monkeypatch):
+    # The validation set grew from 6 to 18 composites per photo; the 6 it had must stay byte for byte,
+    # or figures recorded on the old set would no longer describe any set.
+    monkeypatch.setattr(composite, "class_names", lambda brand: ["earl-grey", "earl-grey-counterfeit"])
+    bg = tmp_path / "bg.jpg"
+    Image.new("RGB", (400, 300), (40, 90, 60)).save(bg)
+    small = composite.write("northwind", tmp_path / "small", [bg], per_photo=2, seed=3, split="val")
+    large = composite.write("northwind", tmp_path / "large", [bg], per_photo=5, seed=3, split="val")
+    assert large[:len(small)] == small and len(large) == len(small) + 3
+    for r in small:
+        a = (tmp_path / "small" / "images" / "val" / r["image"]).read_bytes()
+        assert a == (tmp_path / "large" / "images" / "val" / r["image"]).read_bytes()

@@ -124,3 +124,30 @@ def test_a_re_chosen_quarter_turns_variant_keeps_saying_what_it_is():
     text = release.variant_sections("northwind", doc, old, frozenset({"quarter-turns"}))
     assert "90°, 180° and 270° turns" in text and "exported at" not in text
     assert "Made by `python -m hallmark_models.turns --bundle b`; rule re-chosen by `python -m hallmark_models.release" in text
+
+
+def test_cached_detections_belong_to_the_images_they_were_made_on(tmp_path):
+    # A set regenerated with more images (same model, same name) must be detected again, not read from
+    # the cache of the smaller set.
+    import numpy as np
+
+    class Counting:
+        calls = 0
+
+        def detect(self, rgb, conf, iou):
+            Counting.calls += 1
+            return np.zeros((0, 6))
+
+    paths = []
+    for k in range(3):
+        p = tmp_path / f"im{k}.jpg"
+        Image.new("RGB", (64, 48), (20 * k, 90, 60)).save(p)
+        paths.append(p)
+    entries = [(p.name, "photo", p, None) for p in paths]
+    det = Counting()
+    two = release.detect_set(det, "ab" * 32, tmp_path / "cache", "photos-val", entries[:2])
+    assert Counting.calls == 2 and len(two) == 2
+    assert release.detect_set(det, "ab" * 32, tmp_path / "cache", "photos-val", entries[:2]) == two
+    assert Counting.calls == 2  # cached
+    three = release.detect_set(det, "ab" * 32, tmp_path / "cache", "photos-val", entries)
+    assert Counting.calls == 5 and [f["name"] for f in three] == [p.name for p in paths]
