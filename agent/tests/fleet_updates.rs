@@ -451,6 +451,48 @@ fn a_sigkill_during_an_update_leaves_exactly_one_consistent_revision() {
     agent.terminate();
 }
 
+#[test]
+fn a_stale_status_left_by_a_killed_agent_is_corrected_to_the_active_revision_at_start() {
+    // A kill between the swap and the "active" status leaves the store on the new revision and the
+    // retained status at "verifying": the fleet's dashboard would show an update that never ends.
+    let broker = Broker::start();
+    let files = FileServer::start();
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(keys.path());
+    let sub = Subscriber::start(broker.port, "t-stale", &["hallmark/#"]);
+    let state = tempfile::tempdir().unwrap();
+    let env = agent_env(broker.port, free_port(), "kiosk-s", &public);
+    let agent = Agent::spawn(hallmark_run(state.path(), &env));
+    let b = bundle(rev(1), Some("counterfeit"));
+    publish(b.path(), &key, &files, broker.port, None);
+    wait_state(&sub, "kiosk-s", rev(1), "active", &agent);
+    agent.terminate();
+    let stale = format!(
+        r#"{{"revision": {}, "state": "verifying", "detail": "signature, model digest, self-test", "progress": null}}"#,
+        rev(1)
+    );
+    sub.publish_retained(&status_topic("kiosk-s"), stale.into_bytes());
+    assert!(wait_until(Duration::from_secs(10), || statuses(
+        &sub, "kiosk-s"
+    )
+    .last()
+    .is_some_and(|s| s["state"] == "verifying")));
+    let seen = statuses(&sub, "kiosk-s").len();
+
+    let agent = Agent::spawn(hallmark_run(state.path(), &env));
+    let ok = wait_until(Duration::from_secs(60), || {
+        statuses(&sub, "kiosk-s")[seen..]
+            .iter()
+            .any(|s| s["revision"] == rev(1) && s["state"] == "active")
+    });
+    assert!(ok, "{:?}\n{}", statuses(&sub, "kiosk-s"), agent.stderr());
+    // Said once, not on every redelivery of the retained release.
+    std::thread::sleep(Duration::from_secs(2));
+    let after: Vec<_> = statuses(&sub, "kiosk-s")[seen..].to_vec();
+    assert_eq!(after.len(), 1, "{after:?}");
+    agent.terminate();
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
