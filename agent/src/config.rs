@@ -942,10 +942,33 @@ mod tests {
     }
 
     #[test]
+    fn a_named_bundle_trusts_the_demo_key_only_in_debug_builds() {
+        // The demo bundle alone trusts the demo key in every build.
+        let c = Config::load(None, env(&[])).unwrap();
+        assert!(c.public_keys[0].ends_with(DEFAULT_PUBLIC_KEY));
+        let named = Config::load(None, env(&[("HALLMARK_MODEL_BUNDLE", "/b")]));
+        if cfg!(debug_assertions) {
+            assert!(named.unwrap().public_keys[0].ends_with(DEFAULT_PUBLIC_KEY));
+        } else {
+            let err = named.unwrap_err().to_string();
+            assert!(err.contains("trust.public_keys is not set"), "{err}");
+        }
+        let c = Config::load(
+            None,
+            env(&[
+                ("HALLMARK_MODEL_BUNDLE", "/b"),
+                ("HALLMARK_TRUST_PUBLIC_KEYS", "/keys/fleet.pem"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.public_keys, vec![PathBuf::from("/keys/fleet.pem")]);
+    }
+
+    #[test]
     fn file_values_are_taken_relative_to_the_file_and_env_wins() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hallmark.toml");
-        std::fs::write(&path, "[runtime]\nproviders = [\"cuda\", \"cpu\"]\nintra_threads = 3\n[model]\nbundle = \"b\"\n[agent]\nstate_dir = \"state\"\nmode = \"conveyor\"\n").unwrap();
+        std::fs::write(&path, "[runtime]\nproviders = [\"cuda\", \"cpu\"]\nintra_threads = 3\n[model]\nbundle = \"b\"\n[agent]\nstate_dir = \"state\"\nmode = \"conveyor\"\n[trust]\npublic_keys = [\"k.pem\"]\n").unwrap();
         let c = Config::load(Some(&path), env(&[])).unwrap();
         assert_eq!(
             c.runtime.providers,
@@ -1150,7 +1173,11 @@ mod tests {
     fn model_bundle_and_bundles_are_one_setting_the_environment_wins_over_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hallmark.toml");
-        std::fs::write(&path, "[model]\nbundles = [\"a\", \"b\"]\n").unwrap();
+        std::fs::write(
+            &path,
+            "[model]\nbundles = [\"a\", \"b\"]\n[trust]\npublic_keys = [\"k.pem\"]\n",
+        )
+        .unwrap();
         let c = Config::load(Some(&path), env(&[("HALLMARK_MODEL_BUNDLE", "/c")])).unwrap();
         assert_eq!(
             c.bundles,
@@ -1160,7 +1187,11 @@ mod tests {
         let c = Config::load(Some(&path), env(&[])).unwrap();
         assert_eq!(c.bundles, vec![dir.path().join("a"), dir.path().join("b")]);
         // Both in one place is ambiguous: an error naming both.
-        std::fs::write(&path, "[model]\nbundles = [\"a\"]\nbundle = \"b\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "[model]\nbundles = [\"a\"]\nbundle = \"b\"\n[trust]\npublic_keys = [\"k.pem\"]\n",
+        )
+        .unwrap();
         let err = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
         assert!(
             err.contains("model.bundles (a)") && err.contains("same place"),

@@ -7,13 +7,12 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 use support::{
-    boxed, free_port, hallmark_run, http_get, iou, labels, manifest, metric, repo, wait_until,
-    Agent,
+    boxed, clean_command, free_port, hallmark_run, http_get, iou, labels, manifest, metric, repo,
+    wait_until, Agent,
 };
 
 /// A replay of both brands. Of the samples, only aurora-test-0002 and -0005 and northwind-test-0005
@@ -174,15 +173,8 @@ fn run_routes_each_frame_to_its_brand_and_swaps_detectors_within_a_budget_for_on
 /// `hallmark scan` of `dir` with both bundles, `model.variant` set to `variant` ("" is the main model),
 /// in an environment cleared of the caller's HALLMARK_ settings.
 fn scan_both(dir: &Path, variant: &str) -> std::process::Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hallmark"));
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().into_owned();
-        if k.starts_with("HALLMARK_") || k == "ORT_DYLIB_PATH" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.current_dir(repo())
-        .env("HALLMARK_RUNTIME_INTRA_THREADS", "1")
+    let mut cmd = clean_command(env!("CARGO_BIN_EXE_hallmark"));
+    cmd.env("HALLMARK_RUNTIME_INTRA_THREADS", "1")
         .env("HALLMARK_MODEL_VARIANT", variant)
         .args([
             "scan",

@@ -13,21 +13,14 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{boxed, iou, labels, manifest, repo};
+use support::{boxed, clean_command, iou, labels, manifest, repo};
 
 const STEP: Duration = Duration::from_secs(30);
 
 /// `hallmark` with a clean environment and its state in `state`.
 fn hallmark(state: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hallmark"));
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().into_owned();
-        if k.starts_with("HALLMARK_") || k == "ORT_DYLIB_PATH" || k == "AWS_IOT_THING_NAME" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.current_dir(repo())
-        .env("HALLMARK_AGENT_STATE_DIR", state)
+    let mut cmd = clean_command(env!("CARGO_BIN_EXE_hallmark"));
+    cmd.env("HALLMARK_AGENT_STATE_DIR", state)
         .env("HALLMARK_RUNTIME_INTRA_THREADS", "2");
     cmd
 }

@@ -291,12 +291,15 @@ impl Drop for Subscriber {
     }
 }
 
-/// `hallmark run` with a clean environment, its state in `state`, on the sample replay.
-pub fn hallmark_run(state: &Path, env: &[(&str, String)]) -> Command {
-    // HALLMARK_TEST_BIN: a copy of the binary, so a long soak is not hit by a rebuild.
-    let bin = std::env::var_os("HALLMARK_TEST_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hallmark")));
+/// The demo publisher's public key, which signs the shipped bundles.
+pub fn demo_public_key() -> PathBuf {
+    repo().join("models/keys/demo-publisher.pub.pem")
+}
+
+/// `bin` in the repository, with the caller's HALLMARK_ settings cleared and the demo key trusted
+/// explicitly, as an operator's configuration names its keys: a release build trusts no key by
+/// default for a named bundle, so without it these tests would pass in debug builds only.
+pub fn clean_command(bin: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut cmd = Command::new(bin);
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();
@@ -304,8 +307,19 @@ pub fn hallmark_run(state: &Path, env: &[(&str, String)]) -> Command {
             cmd.env_remove(k);
         }
     }
+    cmd.current_dir(repo())
+        .env("HALLMARK_TRUST_PUBLIC_KEYS", demo_public_key());
+    cmd
+}
+
+/// `hallmark run` with a clean environment, its state in `state`, on the sample replay.
+pub fn hallmark_run(state: &Path, env: &[(&str, String)]) -> Command {
+    // HALLMARK_TEST_BIN: a copy of the binary, so a long soak is not hit by a rebuild.
+    let bin = std::env::var_os("HALLMARK_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hallmark")));
+    let mut cmd = clean_command(bin);
     cmd.arg("run")
-        .current_dir(repo())
         .env("HALLMARK_AGENT_STATE_DIR", state)
         .env("HALLMARK_RUNTIME_INTRA_THREADS", "1")
         .env("HALLMARK_LOG", "hallmark_agent=info")
