@@ -1,1 +1,1 @@
-pc92mf4OgzqQFEo0LOyGKw+WcVLM4WqzfbMZ+LvY/2IzzcUfcZwclVO8utTYct1Uycgm1BBKwrUlA7mkHzZtDg==
+S+BoGeSy1iHE45waWfuX2HS9XV8svSkrtVnPMCLjZwHjMllHbi0RBHCHzuShr9bJhIyAIbmlckfqP8yq2cQfAA==
