@@ -110,11 +110,7 @@ fn agent_env(broker: u16, http: u16, thing: &str, trusted: &Path) -> Vec<(&'stat
         ("HALLMARK_HTTP_LISTEN", format!("127.0.0.1:{http}")),
         (
             "HALLMARK_TRUST_PUBLIC_KEYS",
-            format!(
-                "{},{}",
-                repo().join("models/keys/demo-publisher.pub.pem").display(),
-                trusted.display()
-            ),
+            format!("{},{}", demo_public_key().display(), trusted.display()),
         ),
         ("HALLMARK_SOURCE_LOOP", "true".into()),
         ("HALLMARK_SOURCE_FPS", "30".into()),
@@ -258,11 +254,7 @@ fn a_published_revision_is_downloaded_verified_and_swapped_in_without_a_restart_
             .env("HALLMARK_AGENT_STATE_DIR", state.path())
             .env(
                 "HALLMARK_TRUST_PUBLIC_KEYS",
-                format!(
-                    "{},{}",
-                    repo().join("models/keys/demo-publisher.pub.pem").display(),
-                    public.display()
-                ),
+                format!("{},{}", demo_public_key().display(), public.display()),
             ),
     );
     assert!(list.contains(&format!("revision={}", rev(1))), "{list}");
@@ -411,11 +403,7 @@ fn a_sigkill_during_an_update_leaves_exactly_one_consistent_revision() {
     let sub = Subscriber::start(broker.port, "t-kill-upd", &["hallmark/#"]);
     let state = tempfile::tempdir().unwrap();
     let env = agent_env(broker.port, free_port(), "kiosk-k", &public);
-    let trust = format!(
-        "{},{}",
-        repo().join("models/keys/demo-publisher.pub.pem").display(),
-        public.display()
-    );
+    let trust = format!("{},{}", demo_public_key().display(), public.display());
     let mut revision = rev(0);
     for delay_ms in [150u64, 600, 1200] {
         let agent = Agent::spawn(hallmark_run(state.path(), &env));

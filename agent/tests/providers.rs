@@ -11,7 +11,7 @@ use serde_json::Value;
 mod support;
 use support::{free_port, hallmark_run, http_get, metric, wait_until, Agent};
 
-use support::repo;
+use support::{demo_public_key, repo};
 
 fn models() -> PathBuf {
     std::env::var_os("HALLMARK_TEST_MODELS")
@@ -41,16 +41,13 @@ fn scan(state: &Path, env: &[(&str, &str)]) -> Output {
             cmd.env_remove(k);
         }
     }
-    cmd.env(
-        "HALLMARK_TRUST_PUBLIC_KEYS",
-        repo().join("models/keys/demo-publisher.pub.pem"),
-    )
-    .env("HALLMARK_AGENT_STATE_DIR", state)
-    .envs(env.iter().copied())
-    .arg("scan")
-    .arg("--model")
-    .arg(models().join("northwind"))
-    .args(sample_files());
+    cmd.env("HALLMARK_TRUST_PUBLIC_KEYS", demo_public_key())
+        .env("HALLMARK_AGENT_STATE_DIR", state)
+        .envs(env.iter().copied())
+        .arg("scan")
+        .arg("--model")
+        .arg(models().join("northwind"))
+        .args(sample_files());
     cmd.output().unwrap()
 }
 

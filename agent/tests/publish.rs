@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use support::{repo, wait_until, Broker, Subscriber};
+use support::{demo_public_key, repo, wait_until, Broker, Subscriber};
 
 fn hallmark() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hallmark"));
@@ -148,7 +148,7 @@ fn a_published_tar_verifies_with_the_new_key_only() {
         stdout.starts_with("ok ") && stdout.contains(&format!("revision={rev}")),
         "{stdout}"
     );
-    let demo = repo().join("models/keys/demo-publisher.pub.pem");
+    let demo = demo_public_key();
     let refused = verify_with(&demo, &unpacked);
     assert_eq!(refused.status.code(), Some(1));
     assert!(
@@ -215,17 +215,10 @@ fn publish_signs_exactly_as_the_pipeline_does() {
         .unwrap()
         .public_pem()
         .unwrap();
-    if demo_pub.trim()
-        == std::fs::read_to_string(repo().join("models/keys/demo-publisher.pub.pem"))
-            .unwrap()
-            .trim()
-    {
+    if demo_pub.trim() == std::fs::read_to_string(demo_public_key()).unwrap().trim() {
         assert_eq!(text(&ours), text(&pipeline));
     }
-    ok(verify_with(
-        &repo().join("models/keys/demo-publisher.pub.pem"),
-        &unpacked,
-    ));
+    ok(verify_with(&demo_public_key(), &unpacked));
 }
 
 #[test]
