@@ -237,26 +237,23 @@ impl Updater {
             return;
         }
         let serving = self.serving.get(&release.brand).copied();
-        let tried_here = last.is_some();
         match decide(serving, release, last) {
             Decision::Ignore(why) => {
                 tracing::info!(brand = %release.brand, revision = release.revision, %why, "release ignored");
-                if !tried_here && serving == Some(release.revision) {
-                    // A process killed between the swap and its "active" status left the retained
-                    // status behind ("verifying"); the store is the truth, so say so once per start.
-                    self.report(
-                        &release.brand,
-                        &Status {
-                            revision: release.revision,
-                            state: State::Active,
-                            detail: format!(
-                                "serving revision {} (found active in the store at start)",
-                                release.revision
-                            ),
-                            progress: None,
-                        },
-                    );
-                }
+            }
+            Decision::ConfirmActive => {
+                self.report(
+                    &release.brand,
+                    &Status {
+                        revision: release.revision,
+                        state: State::Active,
+                        detail: format!(
+                            "serving revision {} (found active in the store at start)",
+                            release.revision
+                        ),
+                        progress: None,
+                    },
+                );
             }
             Decision::Install | Decision::Rollback => {
                 self.retry_at.remove(&release.brand);

@@ -104,6 +104,11 @@ pub enum Decision {
     Install,
     /// The release asks, with `rollback: true`, for a revision older than the active one.
     Rollback,
+    /// The release names the active revision and this process has not tried any release of the
+    /// brand: nothing to install, but the retained status may be stale (a process killed between
+    /// the swap and its `active` status left `verifying` behind). The store is the truth: say
+    /// `active` once.
+    ConfirmActive,
 }
 
 /// The latest try at one release of a brand: what the status topic reports and what [`decide`]
@@ -208,12 +213,14 @@ fn seconds(d: Duration) -> String {
 /// Anti-rollback: a revision not newer than the active one is ignored unless the release says
 /// `rollback: true` (and one equal to the active one is always ignored). A release whose bytes were
 /// rejected or rolled back is never taken again; one that failed transiently is, until its retries are
-/// spent. A try still in progress is not started twice.
+/// spent. A try still in progress is not started twice. The active revision, seen before any try
+/// of this process, is confirmed ([`Decision::ConfirmActive`]) rather than ignored.
 pub fn decide(active: Option<u64>, release: &Release, last: Option<&Attempt>) -> Decision {
     let rev = release.revision;
     let take = match active {
         None => Decision::Install,
         Some(a) if rev > a => Decision::Install,
+        Some(a) if rev == a && last.is_none() => return Decision::ConfirmActive,
         Some(a) if rev == a => {
             return Decision::Ignore(format!("revision {rev} is already active"))
         }
@@ -330,8 +337,12 @@ mod tests {
             // Newer, equal, older.
             (Some(5), release(6, SHA_A, false), None, Install),
             (Some(5), release(6, SHA_A, true), None, Install),
-            (Some(5), release(5, SHA_A, false), None, ignore("revision 5 is already active")),
-            (Some(5), release(5, SHA_A, true), None, ignore("revision 5 is already active")),
+            (Some(5), release(5, SHA_A, false), None, ConfirmActive),
+            (Some(5), release(5, SHA_A, true), None, ConfirmActive),
+            // The active revision once this process has tried a release of the brand: its status
+            // is this process's own, nothing to confirm.
+            (Some(5), release(5, SHA_A, false), Some(attempt(5, SHA_A, State::Active, false)), ignore("revision 5 is already active")),
+            (Some(5), release(5, SHA_A, false), Some(attempt(6, SHA_B, State::Rejected, false)), ignore("revision 5 is already active")),
             (Some(5), release(3, SHA_A, false), None, ignore("revision 3 is not newer than the active 5")),
             (Some(5), release(3, SHA_A, true), None, Rollback),
             // The last try at the same bytes.
