@@ -151,3 +151,14 @@ def test_cached_detections_belong_to_the_images_they_were_made_on(tmp_path):
     assert Counting.calls == 2  # cached
     three = release.detect_set(det, "ab" * 32, tmp_path / "cache", "photos-val", entries)
     assert Counting.calls == 5 and [f["name"] for f in three] == [p.name for p in paths]
+
+
+def test_stored_rates_print_as_the_release_report_prints_them():
+    """A variant's report reads the main model's figures back from the manifest: they must print as
+    the release report printed them from the unrounded rate (173 of 179 is 96.6%, not 96.7%)."""
+    from hallmark_models import variant
+
+    for right, items in ((173, 179), (1, 3), (2, 3), (693, 718), (5, 8)):
+        rate = right / items
+        stored = release.summary({"verdict_accuracy": rate, "table": [[0] * 4, [0] * 4]})["verdict_accuracy"]
+        assert variant._pct(stored) == release.pct(rate), (right, items)
