@@ -2,7 +2,7 @@
 
     python -m hallmark_models.generate --brand northwind --out work/northwind/data \
         --train 200 --val 50 --test 60 [--reference models/northwind/reference] [--samples DIR --sample-count 6] \
-        [--photo-backgrounds] [--strong-camera]
+        [--photo-backgrounds] [--strong-camera [--mixed-lighting] [--low-resolution]]
 
 Each split draws from its own random stream, so the test split is never seen in training. Samples for
 the README demo and the tests are copied from the held-out test split, with their labels.
@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="training split: colour casts, vignetting, more perspective and rotation, fingers over labels")
     ap.add_argument("--mixed-lighting", action="store_true",
                     help="training split (with --strong-camera): each pack with its own contrast and white balance")
+    ap.add_argument("--low-resolution", action="store_true",
+                    help="training split (with --strong-camera): half the frames from a sensor 2.5-6x coarser, upscaled")
     ap.add_argument("--reference", type=Path)
     ap.add_argument("--samples", type=Path)
     ap.add_argument("--sample-count", type=int, default=6)
@@ -131,13 +133,15 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"--turn-framings: no framing {sorted(unknown)} (framings: {', '.join(scenes.WORLD_FRAMINGS)})")
     if args.mixed_lighting and not args.strong_camera:
         raise SystemExit("--mixed-lighting goes with --strong-camera")
+    if args.low_resolution and not args.strong_camera:
+        raise SystemExit("--low-resolution goes with --strong-camera")
     if args.photo_backgrounds or args.strong_camera:
         from . import photos
 
         bank = [photos.load(p) for p in photos.photos("train")] if args.photo_backgrounds else []
         if args.photo_backgrounds and not bank:
             raise SystemExit("--photo-backgrounds: no opencv-doc photos (apt-get install -y opencv-doc)")
-        world = scenes.World(bank, args.strong_camera, args.mixed_lighting)
+        world = scenes.World(bank, args.strong_camera, args.mixed_lighting, args.low_resolution)
     for split in ("train", "val", "test"):
         index = write_split(brand, args.out, split, getattr(args, split), args.seed,
                             world=world if split == "train" else None)

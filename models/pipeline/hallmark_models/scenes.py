@@ -37,6 +37,9 @@ class World:
     photos: list = field(default_factory=list)
     strong_camera: bool = True
     mixed_lighting: bool = False
+    # With strong_camera: half the frames come from a sensor with fewer pixels than the frame (a cheap
+    # webcam, digital zoom, a crop of a wide view), upscaled, so packs are soft and their print is lost.
+    low_resolution: bool = False
 
 
 WORLD_FRAMINGS = ("kiosk", "conveyor", "shelf", "empty", "photo")
@@ -284,6 +287,8 @@ def compose(rng: np.random.Generator, arts: ArtCache, framing: str, size=(960, 7
     image = _camera(rng, canvas, framing)
     if strong:
         image = _strong_camera(rng, image)
+        if world.low_resolution and rng.random() < 0.5:
+            image = _low_resolution(rng, image)
     return Scene(image, scene_items, framing)
 
 
@@ -297,6 +302,17 @@ def _strong_camera(rng, img: Image.Image) -> Image.Image:
         r2 = ((xx - W / 2) / (W / 2)) ** 2 + ((yy - H / 2) / (H / 2)) ** 2
         arr = arr * (1 - rng.uniform(0.1, 0.5) * r2 / 2)[..., None]
     return Image.fromarray(arr.clip(0, 255).astype(np.uint8))
+
+
+def _low_resolution(rng, img: Image.Image) -> Image.Image:
+    """The frame as a sensor 2.5 to 6 times coarser sees it, scaled back up: at 960x720 that is 384 to 160
+    pixels across, fewer than the detector's input, so the detail is gone before the model sees the frame."""
+    W, H = img.size
+    f = rng.uniform(2.5, 6.0)
+    down = (Image.BOX, Image.BILINEAR)[int(rng.integers(2))]
+    up = (Image.BILINEAR, Image.BICUBIC)[int(rng.integers(2))]
+    small = img.resize((max(1, round(W / f)), max(1, round(H / f))), down)
+    return small.resize((W, H), up)
 
 
 def _pack_light(rng, rgb: np.ndarray, inside: np.ndarray) -> np.ndarray:
