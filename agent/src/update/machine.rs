@@ -211,10 +211,10 @@ fn seconds(d: Duration) -> String {
 /// `last` for that brand (any release).
 ///
 /// Anti-rollback: a revision not newer than the active one is ignored unless the release says
-/// `rollback: true` (and one equal to the active one is always ignored). A release whose bytes were
-/// rejected or rolled back is never taken again; one that failed transiently is, until its retries are
-/// spent. A try still in progress is not started twice. The active revision, seen before any try
-/// of this process, is confirmed ([`Decision::ConfirmActive`]) rather than ignored.
+/// `rollback: true`; one equal to the active one is never installed again (it is confirmed,
+/// [`Decision::ConfirmActive`], when this process has tried no release of the brand, else ignored).
+/// A release whose bytes were rejected or rolled back is never taken again; one that failed
+/// transiently is, until its retries are spent. A try still in progress is not started twice.
 pub fn decide(active: Option<u64>, release: &Release, last: Option<&Attempt>) -> Decision {
     let rev = release.revision;
     let take = match active {

@@ -40,6 +40,10 @@ IOU = 0.45
 RATE_DIGITS = 6
 
 
+def rate(v: float) -> float:
+    return round(v, RATE_DIGITS)
+
+
 def yolo_labels(path: Path, w: int, h: int) -> np.ndarray:
     rows = [list(map(float, line.split())) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
     out = np.zeros((len(rows), 5))
@@ -71,7 +75,7 @@ def by_orientation(frames: list[dict], turned: set[str], classes: list[dict], tg
                       ("turned", [f for f in frames if f["labels"] and f["name"] in turned])):
         if part:
             s = V.score(table(part, classes, floor), tg, tc, m)
-            out[key] = {"items": s["items"], "verdict_accuracy": round(s["verdict_accuracy"], RATE_DIGITS)}
+            out[key] = {"items": s["items"], "verdict_accuracy": rate(s["verdict_accuracy"])}
     return out
 
 
@@ -108,7 +112,7 @@ def table(frames: list[dict], classes: list[dict], floor: float = CONFIDENCE) ->
 
 def summary(s: dict) -> dict:
     """The figures a manifest carries, rounded."""
-    out = {k: (round(v, RATE_DIGITS) if isinstance(v, float) else v) for k, v in s.items() if k != "table"}
+    out = {k: (rate(v) if isinstance(v, float) else v) for k, v in s.items() if k != "table"}
     out["verdicts_per_pack"] = {"genuine_pack": dict(zip(V.VERDICTS, s["table"][0])),
                                 "counterfeit_pack": dict(zip(V.VERDICTS, s["table"][1]))}
     return out
@@ -258,7 +262,7 @@ def evaluate_brand(brand_key: str, data: Path, composite: Path | None = None, bu
     for framing in ("kiosk", "conveyor", "shelf"):
         frames = [f for f in sets["test"] if f["kind"] == framing]
         if frames:
-            res["by_framing"][framing] = round(V.score(table(frames, classes, floor), tg, tc, m)["verdict_accuracy"], RATE_DIGITS)
+            res["by_framing"][framing] = rate(V.score(table(frames, classes, floor), tg, tc, m)["verdict_accuracy"])
     if "composite" in tables:
         res["composite"] = V.score(tables["composite"], tg, tc, m)
         turned = turned_frames(composite, "test")
@@ -295,11 +299,11 @@ def metrics_of(res: dict, extra: dict | None = None) -> dict:
         "test_items": t["items"],
         "map50": old.get("map50"),
         "map50_per_class": old.get("map50_per_class"),
-        "verdict_accuracy": round(t["verdict_accuracy"], RATE_DIGITS),
-        "genuine_called_genuine": round(t["genuine_called_genuine"], RATE_DIGITS),
-        "genuine_called_counterfeit": round(t["genuine_called_counterfeit"], RATE_DIGITS),
-        "counterfeit_called_genuine": round(t["counterfeit_called_genuine"], RATE_DIGITS),
-        "counterfeit_called_counterfeit": round(t["counterfeit_called_counterfeit"], RATE_DIGITS),
+        "verdict_accuracy": rate(t["verdict_accuracy"]),
+        "genuine_called_genuine": rate(t["genuine_called_genuine"]),
+        "genuine_called_counterfeit": rate(t["genuine_called_counterfeit"]),
+        "counterfeit_called_genuine": rate(t["counterfeit_called_genuine"]),
+        "counterfeit_called_counterfeit": rate(t["counterfeit_called_counterfeit"]),
         "verdict_accuracy_by_framing": res["by_framing"],
         "verdicts_per_pack": summary(t)["verdicts_per_pack"],
         "empty_scenes": t.get("empty_scenes", 0),
@@ -311,9 +315,9 @@ def metrics_of(res: dict, extra: dict | None = None) -> dict:
                                 "photos": p.get("photo_scenes", 0),
                                 "with_false_alarm": p.get("photo_scenes_with_false_alarm", 0),
                                 "with_item": p.get("photo_scenes_with_item", 0)},
-        "validation": {"sets": res.get("val_sets"), "items": res["val"]["items"], "verdict_accuracy": round(res["val"]["verdict_accuracy"], RATE_DIGITS),
-                       "genuine_called_counterfeit": round(res["val"]["genuine_called_counterfeit"], RATE_DIGITS),
-                       "counterfeit_called_genuine": round(res["val"]["counterfeit_called_genuine"], RATE_DIGITS),
+        "validation": {"sets": res.get("val_sets"), "items": res["val"]["items"], "verdict_accuracy": rate(res["val"]["verdict_accuracy"]),
+                       "genuine_called_counterfeit": rate(res["val"]["genuine_called_counterfeit"]),
+                       "counterfeit_called_genuine": rate(res["val"]["counterfeit_called_genuine"]),
                        "empty_scenes_with_false_alarm": res["val"].get("empty_scenes_with_false_alarm", 0),
                        "empty_scenes": res["val"].get("empty_scenes", 0),
                        "photos_with_false_alarm": res["val"].get("photo_scenes_with_false_alarm", 0),
@@ -332,9 +336,9 @@ def metrics_of(res: dict, extra: dict | None = None) -> dict:
         m["composite_test"] = {
             "source": "reference artwork composited onto the opencv-doc test photos (hallmark_models.composite)",
             "images": len(res["sets"]["composite"]), "items": s["items"],
-            "verdict_accuracy": round(s["verdict_accuracy"], RATE_DIGITS),
-            "genuine_called_counterfeit": round(s["genuine_called_counterfeit"], RATE_DIGITS),
-            "counterfeit_called_genuine": round(s["counterfeit_called_genuine"], RATE_DIGITS),
+            "verdict_accuracy": rate(s["verdict_accuracy"]),
+            "genuine_called_counterfeit": rate(s["genuine_called_counterfeit"]),
+            "counterfeit_called_genuine": rate(s["counterfeit_called_genuine"]),
             "false_alarm_items": s["false_alarm_items"],
             "phantom_items": s["phantom_items"],
             "product_free_photos": s.get("photo_scenes", 0),
@@ -576,7 +580,7 @@ def brief(res: dict) -> dict:
     for k in ("val", "photo_views_val", "composite_val", "test", "photos_test", "composite", "old_test", "old_photos_test",
               "old_composite"):
         if res.get(k) is not None:
-            out[k] = {kk: (round(v, RATE_DIGITS) if isinstance(v, float) else v) for kk, v in res[k].items()}
+            out[k] = {kk: (rate(v) if isinstance(v, float) else v) for kk, v in res[k].items()}
     for k in ("composite_val_by_orientation", "composite_by_orientation"):
         if k in res:
             out[k] = res[k]
