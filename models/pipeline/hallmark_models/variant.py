@@ -51,7 +51,8 @@ def main_checkpoint_sha256(doc: dict) -> str:
     return sha
 
 
-def check_lineage(weights: Path, parent_sha256: str, model_sha256: str | None = None) -> dict:
+def check_lineage(weights: Path, parent_sha256: str, model_sha256: str | None = None,
+                  imgsz: int | None = None) -> dict:
     """A fine-tuned variant descends from the shipped detector: `weights`' training.json (next to it) must
     describe that file (its `sha256`) and name `parent_sha256` as a checkpoint it continued from, directly
     (`continued_from.sha256`) or through earlier fine-tuning stages (each stage's record nests the one it
@@ -60,7 +61,9 @@ def check_lineage(weights: Path, parent_sha256: str, model_sha256: str | None = 
     model's checkpoint itself is not kept forever, and `recover` reproduces the graph to 1e-6. Returns the
     training record, with `stages` (how many fine-tuning stages lie between the main model and `weights`;
     1: directly), `seconds_total`, `epochs_total` over those stages and `root` ("checkpoint" or
-    "model.onnx")."""
+    "model.onnx"). With `imgsz`, every stage between the main model and `weights` must have trained at
+    that size (`params.imgsz`): a run at the main size in between (a newer main detector, say) makes
+    another detector, and a variant of this bundle must be its detector fine-tuned at the variant's size."""
     record_path = Path(weights).parent / "training.json"
     if not record_path.is_file():
         raise ValueError(f"{weights}: no training.json beside it, so its parent cannot be checked")
@@ -71,6 +74,12 @@ def check_lineage(weights: Path, parent_sha256: str, model_sha256: str | None = 
                          f"not {weights} ({own[:16]}…)")
     stage, stages, chain, seconds, epochs = record, 1, [], 0.0, 0
     while stage is not None:
+        trained_at = (stage.get("params") or {}).get("imgsz")
+        if imgsz is not None and (trained_at is None or int(trained_at) != imgsz):
+            raise ValueError(f"{record_path}: fine-tuning stage {stages} (checkpoint "
+                             f"{str(stage.get('sha256'))[:16]}…) trained at {trained_at or 'an unrecorded size'}, "
+                             f"not {imgsz}: between the main model and {weights} lies a run at another size, so "
+                             f"this is another detector, not the bundle's fine-tuned at {imgsz}")
         seconds += float(stage.get("seconds") or 0.0)
         epochs += int(stage.get("epochs_run") or 0)
         parent = (stage.get("continued_from") or {}).get("sha256")
@@ -305,7 +314,7 @@ def build(bundle_dir: Path, imgsz: int, name: str, data: Path, key_path: Path, o
         if weights is None:
             raise ValueError("--fine-tuned needs --weights (the fine-tuned checkpoint)")
         parent = main_checkpoint_sha256(src)
-        lineage = check_lineage(weights, parent, src["model"]["sha256"])
+        lineage = check_lineage(weights, parent, src["model"]["sha256"], imgsz)
     with tempfile.TemporaryDirectory(prefix="hallmark-variant-") as t:
         tmp = Path(t)
         if weights is None:

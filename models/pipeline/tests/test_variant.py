@@ -145,6 +145,32 @@ def test_a_fine_tuned_variant_must_descend_from_the_main_models_checkpoint(tmp_p
         variant.check_lineage(scratch, main)
 
 
+def test_a_fine_tuned_variant_is_fine_tuned_at_its_own_size_all_the_way_from_the_main_model(tmp_path):
+    main = "a" * 64
+    first = _fine_tune(tmp_path / "first", main)
+    first_rec = json.loads((tmp_path / "first" / "training.json").read_text())
+    second = _fine_tune(tmp_path / "second", first_rec["sha256"], b"stage two", parent_record=first_rec)
+    assert variant.check_lineage(second, main, imgsz=224)["stages"] == 2
+    with pytest.raises(ValueError, match="stage 1 .* trained at 224, not 256"):
+        variant.check_lineage(first, main, imgsz=256)
+    # a newer main-size detector in between (the main model fine-tuned again at 320, then that one at 224)
+    # descends from this bundle's checkpoint but is not this bundle's detector: refused
+    newer = _fine_tune(tmp_path / "newer", main, b"a newer 320 detector")
+    newer_rec = json.loads((tmp_path / "newer" / "training.json").read_text())
+    newer_rec["params"]["imgsz"] = 320
+    (tmp_path / "newer" / "training.json").write_text(json.dumps(newer_rec))
+    on_top = _fine_tune(tmp_path / "on-top", newer_rec["sha256"], b"its 224 fine-tune", parent_record=newer_rec)
+    assert variant.check_lineage(on_top, main)["stages"] == 2  # without a size, only the ancestry is checked
+    with pytest.raises(ValueError, match="stage 2 .* trained at 320, not 224"):
+        variant.check_lineage(on_top, main, imgsz=224)
+    # a stage that does not record its size cannot show it
+    rec = json.loads((tmp_path / "first" / "training.json").read_text())
+    del rec["params"]["imgsz"]
+    (tmp_path / "first" / "training.json").write_text(json.dumps(rec))
+    with pytest.raises(ValueError, match="unrecorded size"):
+        variant.check_lineage(first, main, imgsz=224)
+
+
 def test_a_fine_tune_of_weights_recovered_from_the_main_model_descends_from_it(tmp_path):
     main_ckpt, model = "a" * 64, "e" * 64
     folder = tmp_path / "recovered"
