@@ -596,11 +596,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--weights", type=Path,
                     help="a new checkpoint (training env): exported at the bundle's input size, evaluated, and "
                          "released with its mAP50 and training record (train.py's training.json beside it)")
+    ap.add_argument("--imgsz", type=int,
+                    help="with --weights: export and release the new checkpoint at this input size (a multiple "
+                         "of 32; default: the bundle's), e.g. a detector fine-tuned at a larger size")
     ap.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
     args = ap.parse_args(argv)
+    if args.imgsz is not None and (args.weights is None or args.imgsz <= 0 or args.imgsz % 32):
+        ap.error("--imgsz needs --weights (the bundle's own model has its size) and a positive multiple of 32")
     model, extra = None, None
     if args.weights:
-        model, extra = candidate(args.brand, args.weights, args.data)
+        model, extra = candidate(args.brand, args.weights, args.data, args.imgsz)
     res = evaluate_brand(args.brand, args.data, args.composite, model=model)
     print(json.dumps(brief(res), indent=1))
     # The same model: its own variants keep their files, and their rules are re-chosen the same way.
@@ -608,19 +613,19 @@ def main(argv: list[str] | None = None) -> None:
     for name, vr in variant_res.items():
         print(json.dumps({f"variant {name}": brief(vr)}, indent=1))
     if not args.dry_run:
-        doc = release(args.brand, res, args.key, extra=extra, variant_res=variant_res)
+        doc = release(args.brand, res, args.key, extra=extra, imgsz=args.imgsz, variant_res=variant_res)
         print(f"signed {args.brand} revision {doc['revision']}")
 
 
-def candidate(brand_key: str, weights: Path, data: Path) -> tuple[Path, dict]:
-    """A fine-tuned checkpoint as a release candidate: its ONNX export at the shipped bundle's input size
-    (beside the weights) and the metrics a release records for a new model (mAP50 on the test split,
+def candidate(brand_key: str, weights: Path, data: Path, size: int | None = None) -> tuple[Path, dict]:
+    """A fine-tuned checkpoint as a release candidate: its ONNX export at `size` (default: the shipped
+    bundle's input size; beside the weights) and the metrics a release records for a new model (mAP50 on the test split,
     the training stages with their checkpoints' SHA-256). Needs the training env (torch, yolov5)."""
     from . import evaluate as E
     from . import export as X
     from .pipeline import training_summary
 
-    size = int(json.loads((MODELS / brand_key / "manifest.json").read_text())["model"]["input"]["width"])
+    size = size or int(json.loads((MODELS / brand_key / "manifest.json").read_text())["model"]["input"]["width"])
     onnx = weights.with_name(f"{weights.stem}-{size}.onnx")
     if not onnx.exists():
         X.export(weights, size, onnx)

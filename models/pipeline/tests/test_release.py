@@ -1,5 +1,6 @@
 """Release helpers that need no model: YOLO labels back to pixels, and the trade-off picture."""
 
+import pytest
 from PIL import Image
 
 from hallmark_models import release
@@ -162,3 +163,11 @@ def test_stored_rates_print_as_the_release_report_prints_them():
         rate = right / items
         stored = release.summary({"verdict_accuracy": rate, "table": [[0] * 4, [0] * 4]})["verdict_accuracy"]
         assert variant._pct(stored) == release.pct(rate), (right, items)
+
+
+def test_another_input_size_is_only_for_a_new_checkpoint(tmp_path, capsys):
+    # the bundle's own model.onnx has its size; a size that is not a multiple of 32 is refused before any work
+    for argv in (["--imgsz", "416"], ["--imgsz", "400", "--weights", str(tmp_path / "best.pt")]):
+        with pytest.raises(SystemExit):
+            release.main(["--brand", "northwind", "--data", str(tmp_path), "--dry-run", *argv])
+        assert "--imgsz needs --weights" in capsys.readouterr().err
