@@ -200,7 +200,13 @@ fn run_with_the_quarter_turns_variant_gives_each_sample_pack_the_verdict_its_lab
             ("HALLMARK_SOURCE_PATH", "models/samples/northwind"),
         ],
     );
-    assert!(log.contains("variant=quarter-turns input=320x320"), "{log}");
+    // it runs the main model's four passes, so it takes the main model's input size
+    let input = &manifest("northwind")["model"]["input"];
+    let size = format!("input={}x{}", input["width"], input["height"]);
+    assert!(
+        log.contains(&format!("variant=quarter-turns {size}")),
+        "{log}"
+    );
 }
 
 /// The truth of a conveyor recording: per pack, role, product and box per frame.
