@@ -62,6 +62,11 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def input_size_ok(n: object) -> bool:
+    """An input side a YOLOv5 graph takes: a positive multiple of its largest stride, 32."""
+    return isinstance(n, int) and not isinstance(n, bool) and n > 0 and n % 32 == 0
+
+
 def check_thresholds(t: dict, where: str = "manifest") -> None:
     """Refuses thresholds the agent would refuse: `counterfeit` must lie strictly above `confidence`
     (at or below it, the counterfeit threshold decides nothing: every detection that survives the score
@@ -134,7 +139,7 @@ def check_variants(doc: dict, where: str = "manifest") -> None:
             raise BundleError(f"{at}: input.dtype {inp.get('dtype')!r} must be one of {'|'.join(INPUT_DTYPES)}")
         for side in ("width", "height"):
             n = inp.get(side)
-            if not (isinstance(n, int) and not isinstance(n, bool) and n > 0 and n % 32 == 0):
+            if not input_size_ok(n):
                 raise BundleError(f"{at}: input.{side} {n!r} must be a positive multiple of 32")
         if not isinstance(v.get("thresholds"), dict):
             raise BundleError(f"{at}: thresholds are required")

@@ -594,14 +594,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--composite", type=Path, help="composite test set (hallmark_models.composite)")
     ap.add_argument("--key", type=Path, default=MODELS / "keys" / "demo-publisher.key.pem")
     ap.add_argument("--weights", type=Path,
-                    help="a new checkpoint (training env): exported at the bundle's input size, evaluated, and "
+                    help="a new checkpoint (training env): exported at the bundle's input size (or --imgsz), evaluated, and "
                          "released with its mAP50 and training record (train.py's training.json beside it)")
     ap.add_argument("--imgsz", type=int,
                     help="with --weights: export and release the new checkpoint at this input size (a multiple "
                          "of 32; default: the bundle's), e.g. a detector fine-tuned at a larger size")
     ap.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
     args = ap.parse_args(argv)
-    if args.imgsz is not None and (args.weights is None or args.imgsz <= 0 or args.imgsz % 32):
+    if args.imgsz is not None and (args.weights is None or not bundle.input_size_ok(args.imgsz)):
         ap.error("--imgsz needs --weights (the bundle's own model has its size) and a positive multiple of 32")
     model, extra = None, None
     if args.weights:

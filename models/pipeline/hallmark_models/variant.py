@@ -305,7 +305,7 @@ def build(bundle_dir: Path, imgsz: int, name: str, data: Path, key_path: Path, o
     from . import evaluate, export, recover
 
     key, pub, src = open_source(bundle_dir, key_path, public, name)
-    if imgsz <= 0 or imgsz % 32:
+    if not bundle.input_size_ok(imgsz):
         raise ValueError(f"--imgsz {imgsz}: a positive multiple of 32")
     main_model = bundle_dir / src["model"]["file"]
     main_size = int(src["model"]["input"]["width"])
