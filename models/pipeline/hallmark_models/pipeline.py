@@ -57,7 +57,7 @@ def run(brand_key: str, epochs: int, imgsz: int, compare: list[int], reuse: bool
     comp = work / "composite"
     if photos.photos("test") and not (reuse and (comp / "test.jsonl").exists()):
         shutil.rmtree(comp, ignore_errors=True)
-        C.write(brand_key, comp, photos.photos("test"))
+        C.write(brand_key, comp, photos.photos("test"), draws=C.TEST_DRAWS)
     # Thresholds on validation (scenes + validation photos) under the caps; figures by the agent's rule.
     res = R.evaluate_brand(brand_key, data, comp, bundle_dir=out, model=onnx)
     test = E.evaluate(onnx, data, "test", brand_key)  # mAP50, with yolov5's own metrics

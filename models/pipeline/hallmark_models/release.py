@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -76,6 +77,29 @@ def by_orientation(frames: list[dict], turned: set[str], classes: list[dict], tg
         if part:
             s = V.score(table(part, classes, floor), tg, tc, m)
             out[key] = {"items": s["items"], "verdict_accuracy": rate(s["verdict_accuracy"])}
+    return out
+
+
+def composite_draw(name: str) -> int:
+    """Which draw of the composite set a frame belongs to (`composite --draws`: draw d > 0 names its
+    frames `<photo>-d<d>-<j>.jpg`; draw 0 and the product-free photos carry no tag)."""
+    m = re.search(r"-d(\d+)-\d+\.jpg$", name)
+    return int(m.group(1)) if m else 0
+
+
+def by_draw(frames: list[dict], classes: list[dict], tg: float, tc: float, m: float,
+            floor: float = CONFIDENCE) -> list[dict]:
+    """Per-item accuracy and errors of each draw alone (empty for a one-draw set): how far one draw of
+    ~185 packs strays from the pooled figure."""
+    draws = sorted({composite_draw(f["name"]) for f in frames if f["labels"]})
+    if len(draws) < 2:
+        return []
+    out = []
+    for d in draws:
+        s = V.score(table([f for f in frames if f["labels"] and composite_draw(f["name"]) == d], classes, floor), tg, tc, m)
+        out.append({"draw": d, "items": s["items"], "verdict_accuracy": rate(s["verdict_accuracy"]),
+                    "genuine_called_counterfeit": rate(s["genuine_called_counterfeit"]),
+                    "counterfeit_called_genuine": rate(s["counterfeit_called_genuine"])})
     return out
 
 
@@ -265,6 +289,7 @@ def evaluate_brand(brand_key: str, data: Path, composite: Path | None = None, bu
             res["by_framing"][framing] = rate(V.score(table(frames, classes, floor), tg, tc, m)["verdict_accuracy"])
     if "composite" in tables:
         res["composite"] = V.score(tables["composite"], tg, tc, m)
+        res["composite_by_draw"] = by_draw(sets["composite"], classes, tg, tc, m, floor)
         turned = turned_frames(composite, "test")
         if turned:
             res["composite_by_orientation"] = by_orientation(sets["composite"], turned, classes, tg, tc, m, floor)
@@ -348,6 +373,8 @@ def metrics_of(res: dict, extra: dict | None = None) -> dict:
         }
         if res.get("composite_by_orientation"):
             m["composite_test"]["verdict_accuracy_by_orientation"] = res["composite_by_orientation"]
+        if res.get("composite_by_draw"):
+            m["composite_test"]["by_draw"] = res["composite_by_draw"]
     return m
 
 
@@ -408,6 +435,11 @@ def report(brand_key: str, doc: dict, res: dict) -> str:
             lines.append("| composite: accuracy in frames with every pack upright; with a pack turned sideways or upside down | "
                          + "; ".join(f"{pct(o[k]['verdict_accuracy'])} ({o[k]['items']} packs)" if k in o else "–"
                                      for k in ("upright", "turned")) + " |")
+        d = res.get("composite_by_draw") or []
+        if d:
+            lines.append(f"| composite: accuracy of each of the {len(d)} draws alone (genuine → counterfeit, counterfeit → genuine) | "
+                         + "; ".join(f"{pct(x['verdict_accuracy'])} ({pct(x['genuine_called_counterfeit'])}, "
+                                     f"{pct(x['counterfeit_called_genuine'])})" for x in d) + " |")
     tr = m.get("training") or {}
     if tr:
         stage = (f"last stage {tr.get('epochs')} epochs ({tr.get('optimizer')}, {tr.get('device')}, {tr.get('minutes')} min)"
@@ -581,7 +613,7 @@ def brief(res: dict) -> dict:
               "old_composite"):
         if res.get(k) is not None:
             out[k] = {kk: (rate(v) if isinstance(v, float) else v) for kk, v in res[k].items()}
-    for k in ("composite_val_by_orientation", "composite_by_orientation"):
+    for k in ("composite_val_by_orientation", "composite_by_orientation", "composite_by_draw"):
         if k in res:
             out[k] = res[k]
     return out

@@ -102,3 +102,25 @@ def test_a_larger_set_only_adds_scenes_to_a_smaller_one(tmp_path, monkeypatch):
     for r in small:
         a = (tmp_path / "small" / "images" / "val" / r["image"]).read_bytes()
         assert a == (tmp_path / "large" / "images" / "val" / r["image"]).read_bytes()
+
+
+def test_more_draws_keep_the_first_draw_and_add_independent_ones(tmp_path, monkeypatch):
+    # The test set grew from one draw to five: the first must stay byte for byte (figures recorded on the
+    # one-draw set still describe a part of it), the product-free photo is not repeated, and a later
+    # draw is its own random stream, not a continuation that a per-photo count change would shift.
+    monkeypatch.setattr(composite, "class_names", lambda brand: ["earl-grey", "earl-grey-counterfeit"])
+    bg = tmp_path / "bg.jpg"
+    Image.new("RGB", (400, 300), (50, 90, 60)).save(bg)
+    one = composite.write("northwind", tmp_path / "one", [bg], per_photo=2, seed=4)
+    three = composite.write("northwind", tmp_path / "three", [bg], per_photo=2, seed=4, draws=3)
+    assert three[:len(one)] == one and len(three) == len(one) + 2 * 2
+    assert sum(r["framing"] == "photo" for r in three) == 1
+    assert len({r["image"] for r in three}) == len(three)
+    for r in one:
+        assert ((tmp_path / "one" / "images" / "test" / r["image"]).read_bytes()
+                == (tmp_path / "three" / "images" / "test" / r["image"]).read_bytes())
+    wider = composite.write("northwind", tmp_path / "wider", [bg], per_photo=3, seed=4, draws=3)
+    d1 = [r for r in three if "-d1-" in r["image"]]
+    assert d1 == [r for r in wider if "-d1-" in r["image"]][:2]  # draw 1 starts its own stream
+    images = lambda d, rows: [(d / "images" / "test" / r["image"]).read_bytes() for r in rows]
+    assert images(tmp_path / "three", d1) != images(tmp_path / "three", one[1:3])

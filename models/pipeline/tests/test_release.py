@@ -79,6 +79,23 @@ def test_composite_accuracy_is_split_by_whether_a_pack_is_turned(tmp_path):
     assert release.turned_frames(tmp_path, "test") == set()  # a set written before turns were recorded
 
 
+
+def test_a_several_draw_composite_set_is_also_scored_draw_by_draw():
+    classes = [{"id": 0, "name": "a", "product": "A", "role": "genuine"},
+               {"id": 1, "name": "a-counterfeit", "product": "A", "role": "counterfeit"}]
+    box = [10.0, 10.0, 50.0, 60.0]
+    frames = [  # draw 0: its genuine pack found; draw 2: one found, one missed; draw 1 holds the photo only
+        {"name": "x-bus-0.jpg", "kind": "composite", "detections": [box + [0.95, 0]], "labels": [[0] + box]},
+        {"name": "x-bus-d2-0.jpg", "kind": "composite", "detections": [box + [0.95, 0]], "labels": [[0] + box]},
+        {"name": "x-bus-d2-1.jpg", "kind": "composite", "detections": [], "labels": [[0] + box]},
+        {"name": "x-bus-none.jpg", "kind": "photo", "detections": [], "labels": []},
+    ]
+    assert [release.composite_draw(f["name"]) for f in frames] == [0, 2, 2, 0]
+    assert release.composite_draw("x-left-d1-3.jpg") == 1 and release.composite_draw("x-board-d-2.jpg") == 0
+    got = release.by_draw(frames, classes, 0.8, 0.9, 0.15)
+    assert [(d["draw"], d["items"], d["verdict_accuracy"]) for d in got] == [(0, 1, 1.0), (2, 2, 0.5)]
+    assert release.by_draw(frames[:1] + frames[3:], classes, 0.8, 0.9, 0.15) == []  # one draw: nothing to split
+
 def _res(tg: float, tc: float, floor: float) -> dict:
     """An `evaluate_brand` result for one genuine pack, as much as `metrics_of` and `thresholds_of` read."""
     from hallmark_models import verdicts as V
