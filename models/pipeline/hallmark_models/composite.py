@@ -4,7 +4,7 @@ compositing code (this module does not use `scenes`, the training generator), pl
 product-free negatives.
 
     nice -n 19 python -m hallmark_models.composite --brand northwind --out ../work/northwind/composite \
-        [--split test|val] [--per-photo N] [--draws 5] [--seed 11]
+        [--split test|val] [--per-photo N] [--draws 5] [--seed 11] [--lighting normal|harsh]
 
 The test set is several independent draws of 6 composites per photo (`--draws`, default 5: about 930
 packs): one draw of about 185 packs puts a standard error of 1.3 points on the accuracy and decides a 1%
@@ -25,6 +25,7 @@ import argparse
 import io
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -80,13 +81,36 @@ def warp(art: Image.Image, quad: np.ndarray, frame_wh: tuple[int, int]) -> Image
     return rgba.transform(frame_wh, Image.Transform.PERSPECTIVE, tuple(inv.flatten()[:8]), Image.Resampling.BILINEAR)
 
 
-def photometric(rng: np.random.Generator, im: Image.Image) -> Image.Image:
+@dataclass(frozen=True)
+class Lighting:
+    """The camera and light the composites are drawn under: per pack brightness, contrast and colour cast
+    (sigma of the per-channel gain, its clip), per frame colour cast, blur radius and JPEG quality."""
+    brightness: tuple[float, float] = (0.65, 1.3)
+    contrast: tuple[float, float] = (0.7, 1.3)
+    pack_cast: tuple[float, float, float] = (0.08, 0.75, 1.25)
+    frame_cast: tuple[float, float, float] = (0.05, 0.85, 1.15)
+    blur: float = 1.6
+    jpeg: tuple[int, int] = (45, 96)
+
+
+# The test set's (and validation's) conditions; `harsh` is a stress set beyond them, not a test set the
+# goal is measured on: brightness down to 0.45 and up to 1.6, white-balance errors twice as strong, more
+# blur and lower JPEG quality, as a dim store corner, a sodium lamp or a cheap webcam would give.
+LIGHTING = {
+    "normal": Lighting(),
+    "harsh": Lighting(brightness=(0.45, 1.6), contrast=(0.5, 1.4), pack_cast=(0.15, 0.6, 1.4),
+                      frame_cast=(0.12, 0.7, 1.3), blur=2.0, jpeg=(35, 96)),
+}
+
+
+def photometric(rng: np.random.Generator, im: Image.Image, light: Lighting = LIGHTING["normal"]) -> Image.Image:
     """Brightness, contrast and a per-channel colour cast (white balance error)."""
     alpha = im.getchannel("A") if im.mode == "RGBA" else None
     rgb = im.convert("RGB")
-    rgb = ImageEnhance.Brightness(rgb).enhance(rng.uniform(0.65, 1.3))
-    rgb = ImageEnhance.Contrast(rgb).enhance(rng.uniform(0.7, 1.3))
-    gains = np.clip(1 + rng.normal(0, 0.08, 3), 0.75, 1.25)
+    rgb = ImageEnhance.Brightness(rgb).enhance(rng.uniform(*light.brightness))
+    rgb = ImageEnhance.Contrast(rgb).enhance(rng.uniform(*light.contrast))
+    sigma, lo, hi = light.pack_cast
+    gains = np.clip(1 + rng.normal(0, sigma, 3), lo, hi)
     arr = np.clip(np.asarray(rgb, dtype=np.float32) * gains, 0, 255).astype(np.uint8)
     out = Image.fromarray(arr)
     if alpha is not None:
@@ -102,8 +126,8 @@ def box_iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def compose(rng: np.random.Generator, background: Image.Image, arts: list[Image.Image], n_packs: int
-            ) -> tuple[Image.Image, list[tuple[int, float, float, float, float]], list[int]]:
+def compose(rng: np.random.Generator, background: Image.Image, arts: list[Image.Image], n_packs: int,
+            light: Lighting = LIGHTING["normal"]) -> tuple[Image.Image, list[tuple[int, float, float, float, float]], list[int]]:
     """A composite frame, its packs (class, x1, y1, x2, y2) and each pack's quarter turns. Packs do not
     overlap (IoU < 0.05)."""
     frame = background.convert("RGB")
@@ -118,23 +142,24 @@ def compose(rng: np.random.Generator, background: Image.Image, arts: list[Image.
                 break
         else:
             continue
-        layer = photometric(rng, warp(arts[cls], quad, (W, H)))
+        layer = photometric(rng, warp(arts[cls], quad, (W, H)), light)
         frame.paste(layer, (0, 0), layer)
         packs.append((cls, *map(float, box)))
         turns.append(turned)
-    return finish(rng, frame), packs, turns
+    return finish(rng, frame, light), packs, turns
 
 
-def finish(rng: np.random.Generator, frame: Image.Image) -> Image.Image:
+def finish(rng: np.random.Generator, frame: Image.Image, light: Lighting = LIGHTING["normal"]) -> Image.Image:
     """Whole-frame camera effects: a colour cast, blur, JPEG."""
-    gains = np.clip(1 + rng.normal(0, 0.05, 3), 0.85, 1.15)
+    sigma, lo, hi = light.frame_cast
+    gains = np.clip(1 + rng.normal(0, sigma, 3), lo, hi)
     arr = np.clip(np.asarray(frame, dtype=np.float32) * gains, 0, 255).astype(np.uint8)
     frame = Image.fromarray(arr)
-    radius = rng.uniform(0, 1.6)
+    radius = rng.uniform(0, light.blur)
     if radius > 0.3:
         frame = frame.filter(ImageFilter.GaussianBlur(radius))
     buf = io.BytesIO()
-    frame.save(buf, "JPEG", quality=int(rng.integers(45, 96)))
+    frame.save(buf, "JPEG", quality=int(rng.integers(*light.jpeg)))
     buf.seek(0)
     return Image.open(buf).convert("RGB")
 
@@ -157,7 +182,7 @@ VAL_PER_PHOTO = 18
 
 
 def write(brand_key: str, out: Path, backgrounds: list[Path], per_photo: int = TEST_PER_PHOTO, seed: int = 11,
-          split: str = "test", draws: int = 1) -> list[dict]:
+          split: str = "test", draws: int = 1, light: Lighting = LIGHTING["normal"]) -> list[dict]:
     """The composite set under out (images/<split>, labels/<split>, <split>.jsonl), like a generated split:
     per photo, the photo alone and `draws` draws of per_photo composites."""
     names = class_names(brand_key)
@@ -170,14 +195,14 @@ def write(brand_key: str, out: Path, backgrounds: list[Path], per_photo: int = T
         rng = np.random.default_rng([seed, k])
         bg = Image.fromarray(photos.load(path))
         stem = f"{brand_key}-composite-{Path(path.name).stem}"
-        frame = finish(rng, bg)  # the photo alone: a product-free negative, with the same camera effects
+        frame = finish(rng, bg, light)  # the photo alone: a product-free negative, with the same camera effects
         frame.save(img_dir / f"{stem}-none.jpg", quality=95)
         (lbl_dir / f"{stem}-none.txt").write_text("")
         rows.append({"image": f"{stem}-none.jpg", "framing": "photo", "items": []})
         for d, j in ((d, j) for d in range(draws) for j in range(per_photo)):
             if d > 0 and j == 0:
                 rng = np.random.default_rng([seed, k, d])  # an independent draw; draw 0 stays the one-draw set
-            frame, packs, turns = compose(rng, bg, arts, 1 if rng.random() < 0.6 else 2)
+            frame, packs, turns = compose(rng, bg, arts, 1 if rng.random() < 0.6 else 2, light)
             name = f"{stem}-{j}" if d == 0 else f"{stem}-d{d}-{j}"
             frame.save(img_dir / f"{name}.jpg", quality=95)
             (lbl_dir / f"{name}.txt").write_text(yolo_lines(packs, *frame.size))
@@ -198,6 +223,9 @@ def main(argv: list[str] | None = None) -> None:
                     help=f"independent draws of --per-photo composites per photo (default: {TEST_DRAWS} for test, "
                          "1 for val, whose 18 per photo were one draw from the start)")
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--lighting", choices=sorted(LIGHTING), default="normal",
+                    help="normal: the test set's conditions; harsh: a stress set beyond them (score it with "
+                         "hallmark_models.score)")
     ap.add_argument("--split", choices=("test", "val"), default="test",
                     help="whose photos: test (the honest figure) or val (choosing between candidate models)")
     args = ap.parse_args(argv)
@@ -208,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     draws = args.draws or (TEST_DRAWS if args.split == "test" else 1)
     if per_photo < 1 or draws < 1:
         ap.error("--per-photo and --draws must be at least 1")
-    rows = write(args.brand, args.out, backgrounds, per_photo, args.seed, args.split, draws)
+    rows = write(args.brand, args.out, backgrounds, per_photo, args.seed, args.split, draws, LIGHTING[args.lighting])
     per_class = np.bincount([c for r in rows for c in r["items"]], minlength=len(class_names(args.brand)))
     print(f"{args.brand} composite: {len(rows)} images ({sum(r['framing'] == 'photo' for r in rows)} product-free), "
           f"packs per class {per_class.tolist()}")

@@ -124,3 +124,20 @@ def test_more_draws_keep_the_first_draw_and_add_independent_ones(tmp_path, monke
     assert d1 == [r for r in wider if "-d1-" in r["image"]][:2]  # draw 1 starts its own stream
     images = lambda d, rows: [(d / "images" / "test" / r["image"]).read_bytes() for r in rows]
     assert images(tmp_path / "three", d1) != images(tmp_path / "three", one[1:3])
+
+
+def test_harsh_lighting_changes_the_light_and_nothing_else(tmp_path, monkeypatch):
+    # The stress set draws the same layouts (same packs, same boxes, same turns) under harsher light, so
+    # the two sets differ only in what the light does; the normal preset is the default's, byte for byte.
+    monkeypatch.setattr(composite, "class_names", lambda brand: ["earl-grey", "earl-grey-counterfeit"])
+    bg = tmp_path / "bg.jpg"
+    Image.new("RGB", (400, 300), (60, 90, 60)).save(bg)
+    default = composite.write("northwind", tmp_path / "d", [bg], per_photo=3, seed=5)
+    normal = composite.write("northwind", tmp_path / "n", [bg], per_photo=3, seed=5, light=composite.LIGHTING["normal"])
+    harsh = composite.write("northwind", tmp_path / "h", [bg], per_photo=3, seed=5, light=composite.LIGHTING["harsh"])
+    assert default == normal == harsh
+    images = lambda d: [(d / "images" / "test" / r["image"]).read_bytes() for r in default]
+    labels = lambda d: [(d / "labels" / "test" / r["image"].replace(".jpg", ".txt")).read_text() for r in default]
+    assert images(tmp_path / "d") == images(tmp_path / "n")
+    assert labels(tmp_path / "h") == labels(tmp_path / "d")
+    assert all(a != b for a, b in zip(images(tmp_path / "h"), images(tmp_path / "d")))

@@ -1,0 +1,60 @@
+"""Scoring a signed bundle's shipped rules on a labelled set: the shipped Northwind bundle on its samples."""
+
+import json
+import shutil
+from pathlib import Path
+
+from hallmark_models import score
+from hallmark_models.prologue import is_prologue
+
+MODELS = Path(__file__).resolve().parents[2]
+
+
+def sample_set(root: Path, relabel=None) -> int:
+    """The Northwind samples as a one-split set (optionally with each label's class mapped by relabel);
+    returns the number of packs."""
+    (root / "images" / "test").mkdir(parents=True)
+    (root / "labels" / "test").mkdir(parents=True)
+    rows, packs = [], 0
+    for img in sorted((MODELS / "samples" / "northwind").glob("*.jpg"))[:4]:
+        shutil.copy(img, root / "images" / "test" / img.name)
+        lines = img.with_suffix(".txt").read_text().splitlines()
+        if relabel:
+            lines = [" ".join([str(relabel(int(l.split()[0])))] + l.split()[1:]) for l in lines]
+        (root / "labels" / "test" / f"{img.stem}.txt").write_text("".join(l + "\n" for l in lines))
+        rows.append({"image": img.name, "framing": "kiosk", "items": [int(l.split()[0]) for l in lines]})
+        packs += len(lines)
+    (root / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return packs
+
+
+def test_every_detector_of_the_bundle_is_scored_with_its_own_manifest_rule(tmp_path):
+    doc = json.loads((MODELS / "northwind" / "manifest.json").read_text())
+    packs = sample_set(tmp_path / "set")
+    res = score.score(MODELS / "northwind", tmp_path / "set")
+    own = {v["name"]: v["thresholds"] for v in doc["variants"] if not is_prologue(v)}
+    assert set(res) == {"main"} | set(own) and "u8" not in res  # the u8 prologue has the main model's scores
+    assert res["main"]["thresholds"] == doc["thresholds"]
+    for name, t in own.items():
+        assert res[name]["thresholds"] == t
+    for name, s in res.items():
+        assert s["items"] == packs and s["by_draw"] == []
+        # the samples are what the agent's suite holds the shipped bundle to: every pack right
+        assert s["genuine_called_counterfeit"] == 0 and s["counterfeit_called_genuine"] == 0, (name, s)
+        assert s["verdict_accuracy"] >= 0.9, (name, s)
+
+
+def test_the_labels_decide_what_counts_as_right(tmp_path):
+    # The same frames labelled as each product's other role (genuine <-> counterfeit, classes come in
+    # pairs): what the bundle calls genuine is now a counterfeit called genuine.
+    classes = json.loads((MODELS / "northwind" / "manifest.json").read_text())["classes"]
+    other = {c["id"]: next(d["id"] for d in classes if d["product"] == c["product"] and d["role"] != c["role"])
+             for c in classes}
+    sample_set(tmp_path / "right")
+    sample_set(tmp_path / "swapped", relabel=other.get)
+    right = score.score(MODELS / "northwind", tmp_path / "right")["main"]
+    swapped = score.score(MODELS / "northwind", tmp_path / "swapped")["main"]
+    called_genuine = right["verdicts_per_pack"]["genuine_pack"]["genuine"]
+    assert called_genuine > 0
+    assert swapped["verdicts_per_pack"]["counterfeit_pack"]["genuine"] == called_genuine
+    assert swapped["counterfeit_called_genuine"] > 0 and swapped["verdict_accuracy"] < right["verdict_accuracy"]
