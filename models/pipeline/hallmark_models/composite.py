@@ -6,7 +6,7 @@ product-free negatives.
     nice -n 19 python -m hallmark_models.composite --brand northwind --out ../work/northwind/composite \
         [--split test|val] [--per-photo N] [--draws 5] [--seed 11] [--lighting normal|harsh]
 
-The test set is several independent draws of 6 composites per photo (`--draws`, default 5: about 930
+The test set is several independent draws of 6 composites per photo (`--draws`, default 5: about 900
 packs): one draw of about 185 packs puts a standard error of 1.3 points on the accuracy and decides a 1%
 cap on a single pack of ~100 counterfeits, too coarse for a 97% goal. Draw 0 is the set of one draw (the
 first sets' `--seed 11`, unchanged); draw d takes its own random stream per photo, `[seed, photo, d]`.

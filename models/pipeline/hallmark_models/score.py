@@ -1,4 +1,4 @@
-"""A signed bundle's shipped rules scored on a labelled set: the main model and each variant with a
+"""A bundle's shipped rules scored on a labelled set: the main model and each variant with a
 detector of its own, each with the thresholds its manifest gives it, by the agent's per-item rule.
 Light venv (onnxruntime, numpy); nothing is chosen or written but a detection cache in the set.
 
@@ -65,7 +65,7 @@ def line(name: str, s: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Score a signed bundle's shipped rules on a labelled set.")
+    ap = argparse.ArgumentParser(description="Score a bundle's shipped rules on a labelled set.")
     ap.add_argument("--bundle", type=Path, required=True)
     ap.add_argument("--set", type=Path, required=True, help="a folder with images/<split>, labels/<split>, <split>.jsonl")
     ap.add_argument("--split", default="test")
