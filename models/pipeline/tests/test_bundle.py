@@ -151,6 +151,15 @@ def test_shipped_bundle_is_signed_by_the_demo_key(brand_key):
     for key in ("genuine_called_counterfeit", "empty_scenes_with_false_alarm"):
         assert key in m, key
     assert m["product_free_photos"]["photos"] > 0
+    # The composite figure is the several-draw set's (one draw of ~185 packs is too coarse for the goal),
+    # and the draws add up to it, for the main model and every variant scored on it.
+    for figures in [m] + [v["metrics"] for v in doc.get("variants") or []]:
+        c = figures["composite_test"]
+        draws = c["by_draw"]
+        assert len(draws) >= 5 and [d["draw"] for d in draws] == list(range(len(draws))), c
+        assert sum(d["items"] for d in draws) == c["items"]
+        right = sum(round(d["verdict_accuracy"] * d["items"]) for d in draws)
+        assert right == round(c["verdict_accuracy"] * c["items"]), (right, c)
     assert (out / "report.md").exists() and (out / "tradeoff.png").exists()
     samples = sorted((MODELS / "samples" / brand_key).glob("*.jpg"))
     assert len(samples) >= 4 and all(p.with_suffix(".txt").exists() for p in samples)
