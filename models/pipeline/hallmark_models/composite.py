@@ -199,15 +199,16 @@ def write(brand_key: str, out: Path, backgrounds: list[Path], per_photo: int = T
         frame.save(img_dir / f"{stem}-none.jpg", quality=95)
         (lbl_dir / f"{stem}-none.txt").write_text("")
         rows.append({"image": f"{stem}-none.jpg", "framing": "photo", "items": []})
-        for d, j in ((d, j) for d in range(draws) for j in range(per_photo)):
-            if d > 0 and j == 0:
+        for d in range(draws):
+            if d > 0:
                 rng = np.random.default_rng([seed, k, d])  # an independent draw; draw 0 stays the one-draw set
-            frame, packs, turns = compose(rng, bg, arts, 1 if rng.random() < 0.6 else 2, light)
-            name = f"{stem}-{j}" if d == 0 else f"{stem}-d{d}-{j}"
-            frame.save(img_dir / f"{name}.jpg", quality=95)
-            (lbl_dir / f"{name}.txt").write_text(yolo_lines(packs, *frame.size))
-            rows.append({"image": f"{name}.jpg", "framing": "composite", "items": [p[0] for p in packs],
-                         "quarter_turns": turns})
+            for j in range(per_photo):
+                frame, packs, turns = compose(rng, bg, arts, 1 if rng.random() < 0.6 else 2, light)
+                name = f"{stem}-{j}" if d == 0 else f"{stem}-d{d}-{j}"
+                frame.save(img_dir / f"{name}.jpg", quality=95)
+                (lbl_dir / f"{name}.txt").write_text(yolo_lines(packs, *frame.size))
+                rows.append({"image": f"{name}.jpg", "framing": "composite", "items": [p[0] for p in packs],
+                             "quarter_turns": turns})
     (out / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return rows
 
