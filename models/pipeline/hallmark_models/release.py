@@ -575,10 +575,47 @@ def variant_sections(brand_key: str, doc: dict, old_report: str, rechosen: froze
     return "".join("\n" + p.strip("\n") + "\n" for p in parts if p)
 
 
+class Refused(ValueError):
+    """A candidate the release tooling will not sign (`refusals` says why)."""
+
+
+def refusals(res: dict) -> list[str]:
+    """Why an `evaluate_brand` result must not be signed; [] when it may be. Two things no figure in the
+    report should have to reveal after the fact: caps that validation could not meet (the rule shipped would
+    be the least bad, not a safe one), and a rule that can no longer accuse anyone. The second is what a
+    detector that fires on photo backgrounds gets: the caps push its counterfeit threshold above every
+    counterfeit it sees, "scan again" counts as right for a counterfeit, and the accuracy still reads well
+    (a measured fine-tune: counterfeit threshold 0.99, 99.6% on the test split, no counterfeit called
+    COUNTERFEIT on any set)."""
+    c, val = res["choice"], res["val"]
+    out = []
+    if not c["feasible"]:
+        out.append("the caps could not all be met on validation at any item floor and thresholds")
+    called = val["table"][1][1]
+    if val["counterfeit_items"] and not called:
+        out.append(f"the rule calls none of the {val['counterfeit_items']} validation counterfeits COUNTERFEIT "
+                   f"(counterfeit threshold {c['counterfeit']}, item floor {c['confidence']}): the caps left it "
+                   "nothing to accuse with")
+    return out
+
+
+def check_releasable(res: dict, what: str, show_figures: bool = False) -> None:
+    """Raises `Refused` naming `what` (a brand, a variant) when `refusals(res)` finds anything; with
+    `show_figures`, prints the figures first (a command that refuses still says what it measured)."""
+    problems = refusals(res)
+    if problems:
+        if show_figures:
+            print(json.dumps(brief(res), indent=1))
+        raise Refused(f"{what}: not signed: " + "; ".join(problems))
+
+
 def release(brand_key: str, res: dict, key_path: Path, bundle_dir: Path | None = None, extra: dict | None = None,
             imgsz: int | None = None, variant_res: dict | None = None) -> dict:
     """Writes and signs the bundle. Revisions grow with every release, a threshold-only one included
     (a changed manifest is a new release: the agent's anti-rollback compares revisions)."""
+    check_releasable(res, brand_key)
+    for name, vr in (variant_res or {}).items():
+        check_releasable(vr, f"{brand_key} variant {name}")
     out = bundle_dir or MODELS / brand_key
     prev = res["doc"]
     c = res["choice"]
@@ -644,9 +681,16 @@ def main(argv: list[str] | None = None) -> None:
     variant_res = evaluate_variants(args.brand, args.data, args.composite, res["doc"]) if model is None else {}
     for name, vr in variant_res.items():
         print(json.dumps({f"variant {name}": brief(vr)}, indent=1))
-    if not args.dry_run:
+    problems = refusals(res) + [f"variant {n}: {p}" for n, vr in variant_res.items() for p in refusals(vr)]
+    if args.dry_run:
+        for p in problems:
+            print(f"a release would refuse this: {p}")
+        return
+    try:
         doc = release(args.brand, res, args.key, extra=extra, imgsz=args.imgsz, variant_res=variant_res)
-        print(f"signed {args.brand} revision {doc['revision']}")
+    except Refused as e:
+        raise SystemExit(f"release: {e}") from None
+    print(f"signed {args.brand} revision {doc['revision']}")
 
 
 def candidate(brand_key: str, weights: Path, data: Path, size: int | None = None) -> tuple[Path, dict]:

@@ -195,6 +195,7 @@ def build(bundle_dir: Path, out: Path, key_path: Path, data: Path, composite: Pa
         if any(diff[k] > tol for k, tol in PARITY_TOL.items()):
             raise ValueError(f"{turns} differs from four turned passes of {main_model} by {diff} (tolerance {PARITY_TOL})")
         res = release.evaluate_brand(src["brand"], data, composite, bundle_dir=bundle_dir, model=turns)
+        release.check_releasable(res, f"{src['brand']} variant {name}", show_figures=True)
         metrics = release.metrics_of(res, {"map50": None, "map50_per_class": None,
                                            "training": src["metrics"].get("training")})
         metrics["variant_of"] = {"model_sha256": src["model"]["sha256"], "turns": TURNS, "passes": 4,

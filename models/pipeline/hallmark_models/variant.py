@@ -335,6 +335,7 @@ def build(bundle_dir: Path, imgsz: int, name: str, data: Path, key_path: Path, o
         io = graph_io(exported)
         check_entry_io(io, src, imgsz)
         res = release.evaluate_brand(src["brand"], data, composite, bundle_dir=bundle_dir, model=exported)
+        release.check_releasable(res, f"{src['brand']} variant {name}", show_figures=True)
         ev = evaluate.evaluate(exported, data, "test", src["brand"])
         metrics = release.metrics_of(res, {"map50": round(ev["map50"], 4), "map50_per_class": ev["map50_per_class"],
                                            "training": src["metrics"].get("training")})

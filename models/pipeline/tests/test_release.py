@@ -111,6 +111,36 @@ def _res(tg: float, tc: float, floor: float) -> dict:
                        "floors": [(0.25, tg, tc, 0.15, True, 1, 2), (floor, tg, tc, 0.15, True, 1, 0)]}}
 
 
+def _res_one_counterfeit(tc: float, feasible: bool = True) -> dict:
+    """`_res`'s shape for one counterfeit pack seen at 0.9 (called COUNTERFEIT when `tc` <= 0.9)."""
+    from hallmark_models import verdicts as V
+
+    classes = [{"id": 0, "name": "a", "product": "A", "role": "genuine"},
+               {"id": 1, "name": "a-counterfeit", "product": "A", "role": "counterfeit"}]
+    t = V.Table([V.scene_items("s", "kiosk", [[0, 0, 10, 10, 0.9, 1]], [[1, 0, 0, 10, 10]], ["genuine", "counterfeit"])],
+                classes)
+    return dict(_res(0.5, tc, 0.4), val=V.score(t, 0.5, tc, 0.15),
+                choice={"genuine": 0.5, "counterfeit": tc, "margin": 0.15, "confidence": 0.4, "feasible": feasible})
+
+
+def test_a_rule_that_accuses_nobody_or_misses_its_caps_is_not_signed(tmp_path):
+    assert release.refusals(_res_one_counterfeit(0.85)) == []
+    assert release.refusals(_res(0.81, 0.9, 0.4)) == []  # no counterfeit on validation: nothing to call
+    (mute,) = release.refusals(_res_one_counterfeit(0.99))  # 0.9 < 0.99: "scan again", right but mute
+    assert "none of the 1 validation counterfeits COUNTERFEIT (counterfeit threshold 0.99" in mute
+    (caps,) = release.refusals(_res_one_counterfeit(0.85, feasible=False))
+    assert "caps could not all be met" in caps
+    # release() refuses before it writes or signs anything, for the main model and for a re-chosen variant
+    out = tmp_path / "bundle"
+    out.mkdir()
+    with pytest.raises(release.Refused, match="northwind: not signed: the rule calls none"):
+        release.release("northwind", _res_one_counterfeit(0.99), tmp_path / "no.key", bundle_dir=out)
+    with pytest.raises(release.Refused, match="northwind variant fast-224: not signed: the caps"):
+        release.release("northwind", _res_one_counterfeit(0.85), tmp_path / "no.key", bundle_dir=out,
+                        variant_res={"fast-224": _res_one_counterfeit(0.85, feasible=False)})
+    assert list(out.iterdir()) == []
+
+
 def test_a_release_re_chooses_the_rule_of_a_variant_with_its_own_detector():
     of = {"model_sha256": "a" * 64, "fine_tuned": True}
     prev = {"model": {"sha256": "a" * 64},
