@@ -288,3 +288,71 @@ def test_cap_only_tables_raise_the_counterfeit_threshold_but_count_in_nothing_el
     # The views' phantom items do not pull the floor up, nor count against accuracy.
     assert capped["confidence"] == plain["confidence"] == 0.25
     assert capped["score"]["phantom_items"] == 0 and capped["score"]["verdict_accuracy"] == 1.0
+
+
+def _random_table(rng, n_packs: int = 60, n_fa: int = 40) -> V.Table:
+    """A table with genuine and counterfeit packs, missed ones, items on no pack, and product-free scenes
+    of two kinds; scores drawn on the hundredths grid, so many sit exactly on a threshold."""
+    t = V.Table([], [])
+    grid = np.round(np.arange(0, 1.0001, 0.01), 2)
+    t.g = np.where(rng.random(n_packs) < 0.3, 0.0, rng.choice(grid, n_packs)).astype(np.float32)
+    t.c = np.where(rng.random(n_packs) < 0.3, 0.0, rng.choice(grid, n_packs)).astype(np.float32)
+    t.genuine_pack = rng.random(n_packs) < 0.5
+    t.product_ok = rng.random(n_packs) < 0.9
+    t.matched = rng.random(n_packs) < 0.9
+    t.fa_g = rng.choice(grid, n_fa).astype(np.float32)
+    t.fa_c = rng.choice(grid, n_fa).astype(np.float32)
+    t.scene_kinds = ["kiosk"] * 10 + ["empty"] * 8 + ["photo"] * 12 + ["conveyor"] * 5
+    t.scene_has_packs = [True] * 10 + [False] * 20 + [True] * 5
+    t.n_scenes = len(t.scene_kinds)
+    t.fa_scene = rng.integers(0, t.n_scenes, n_fa)
+    return t
+
+
+def test_the_row_at_a_time_search_gives_what_score_gives_at_every_point():
+    rng = np.random.default_rng(7)
+    tcs = [tc for tc in V.COUNTERFEIT_GRID]
+    for _ in range(4):
+        t = _random_table(rng)
+        cols = V._Columns(t)
+        for tg, m in ((0.25, 0.0), (0.5, 0.15), (0.73, 0.3)):
+            st = cols.stats(tg, m, np.array(tcs, dtype=np.float32))
+            ok = cols.feasible(st, V.Caps(0.2, 0.2, 0.3))
+            for k, tc in enumerate(tcs):
+                s = V.score(t, tg, tc, m)
+                rates = [s[f"{kind}_false_alarm_rate"] for kind in ("empty", "photo")]
+                assert (st["right"][k], st["genuine_called_counterfeit"][k], st["counterfeit_called_genuine"][k],
+                        st["false_alarm_items"][k], [r[k] for r in st["alarm_rates"]]) == \
+                       (s["right"], s["genuine_called_counterfeit"], s["counterfeit_called_genuine"],
+                        s["false_alarm_items"], rates), (tg, tc, m)
+                assert ok[k] == V.feasible(s, V.Caps(0.2, 0.2, 0.3))
+
+
+def test_the_choice_is_the_one_a_point_by_point_search_makes():
+    """Against the rule stated plainly: under the caps the most right packs, then the fewest errors, the
+    strictest genuine threshold, the margin nearest 0.15 (the larger on a tie), the middle counterfeit
+    threshold; with nothing under the caps, the fewest errors first."""
+    rng = np.random.default_rng(11)
+    grids = dict(genuine_grid=(0.3, 0.45, 0.5, 0.6, 0.8), counterfeit_grid=(0.3, 0.5, 0.55, 0.7, 0.9, 0.95),
+                 margin_grid=(0.0, 0.1, 0.2))
+    for caps in (V.Caps(0.2, 0.2, 0.5), V.Caps(0.0, 0.0, 0.0)):
+        for _ in range(6):
+            t = _random_table(rng)
+            points = [(tg, tc, m, V.score(t, tg, tc, m)) for m in grids["margin_grid"]
+                      for tg in grids["genuine_grid"] for tc in grids["counterfeit_grid"] if tc > 0.45 and tg >= 0.45]
+            under = [p for p in points if V.feasible(p[3], caps)]
+
+            def errors(s):
+                return (s["genuine_called_counterfeit"] * s["genuine_items"]
+                        + s["counterfeit_called_genuine"] * s["counterfeit_items"] + s["false_alarm_items"])
+
+            def key(p):
+                return (p[3]["right"] if under else 0, -errors(p[3]), p[0], -abs(p[2] - 0.15), p[2])
+
+            pool = under or points
+            best = max(map(key, pool))
+            tied = sorted((p for p in pool if key(p) == best), key=lambda p: p[1])
+            tg, tc, m, s = tied[(len(tied) - 1) // 2]
+            got = V.choose_thresholds([t], 0.45, caps, **grids)
+            assert (got["genuine"], got["counterfeit"], got["margin"], got["feasible"], got["score"]) == \
+                   (tg, tc, m, bool(under), s)
