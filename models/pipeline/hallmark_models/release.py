@@ -591,8 +591,7 @@ def refusals(res: dict) -> list[str]:
     out = []
     if not c["feasible"]:
         out.append("the caps could not all be met on validation at any item floor and thresholds")
-    called = val["table"][1][1]
-    if val["counterfeit_items"] and not called:
+    if val["counterfeit_items"] and not val["counterfeit_called_counterfeit"]:
         out.append(f"the rule calls none of the {val['counterfeit_items']} validation counterfeits COUNTERFEIT "
                    f"(counterfeit threshold {c['counterfeit']}, item floor {c['confidence']}): the caps left it "
                    "nothing to accuse with")
@@ -681,9 +680,8 @@ def main(argv: list[str] | None = None) -> None:
     variant_res = evaluate_variants(args.brand, args.data, args.composite, res["doc"]) if model is None else {}
     for name, vr in variant_res.items():
         print(json.dumps({f"variant {name}": brief(vr)}, indent=1))
-    problems = refusals(res) + [f"variant {n}: {p}" for n, vr in variant_res.items() for p in refusals(vr)]
     if args.dry_run:
-        for p in problems:
+        for p in refusals(res) + [f"variant {n}: {p}" for n, vr in variant_res.items() for p in refusals(vr)]:
             print(f"a release would refuse this: {p}")
         return
     try:

@@ -23,11 +23,11 @@ from . import verdicts as V
 from .brands import BRANDS
 
 
-def rules(bundle_dir: Path) -> dict[str, tuple[Path, dict]]:
-    """name -> (ONNX file, thresholds) for the main model and each variant with a detector of its own."""
+def rules(bundle_dir: Path, doc: dict) -> dict[str, tuple[Path, dict]]:
+    """name -> (ONNX file, thresholds) for the main model and each variant with a detector of its own
+    (`doc`: the bundle's manifest)."""
     from .prologue import is_prologue
 
-    doc = json.loads((bundle_dir / "manifest.json").read_text())
     out = {"main": (bundle_dir / doc["model"]["file"], doc["thresholds"])}
     for v in doc.get("variants") or []:
         if not is_prologue(v):
@@ -44,7 +44,7 @@ def score(bundle_dir: Path, set_dir: Path, split: str = "test") -> dict[str, dic
     classes = BRANDS[doc["brand"]].classes()
     entries = release.split_entries(set_dir, split)
     out = {}
-    for name, (model, t) in rules(bundle_dir).items():
+    for name, (model, t) in rules(bundle_dir, doc).items():
         frames = release.detect_set(Detector(model), bundle.sha256_file(model), set_dir / "detections",
                                     f"score-{split}", entries)
         floor = max(release.CONFIDENCE, float(t["confidence"]))

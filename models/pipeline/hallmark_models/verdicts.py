@@ -446,7 +446,7 @@ def choose_thresholds(tables: list[Table], confidence: float, caps: Caps = Caps(
     grid = []  # (tg, tc, m, right, errors, ok)
     for m in margin_grid:
         for tg in genuine_grid:
-            if f32(tg) < f32(confidence) or not tcs_all:
+            if f32(tg) < f32(confidence):
                 continue
             st = whole.stats(tg, m, tcs)
             ok = whole.feasible(st, caps)
