@@ -13,7 +13,8 @@ exports.
    e.g. at the variant's own size) that check is replaced by a lineage check (`check_lineage`): the
    checkpoint's training.json, next to it, must describe that file (`sha256`) and name as its parent
    (`continued_from.sha256`) the main model's training checkpoint (the manifest's
-   `metrics.training.sha256`), or start from weights recovered from the bundle's own model.onnx. The
+   `metrics.training.sha256`), or start from weights recovered from the bundle's own model.onnx or from
+   its own fine-tuned variant at that size (a shipped variant continued). The
    parent sha256 and the fine-tune's params and seconds go into the variant's `metrics.variant_of`.
 2. Exports them at `--imgsz` (`export`, opset 12 like the main export) to `model-<imgsz>.onnx`.
 3. Evaluates that file as a release does (`release.evaluate_brand`: the agent's verdict rule, thresholds
@@ -51,17 +52,36 @@ def main_checkpoint_sha256(doc: dict) -> str:
     return sha
 
 
+def shipped_variant_roots(doc: dict, imgsz: int) -> dict:
+    """The bundle's own fine-tuned variants at `imgsz` that a new fine-tune may continue from, by the
+    sha256 of their ONNX file: {sha256: (name, file, variant_of)}. Only variants of this main model
+    (`variant_of.model_sha256`) that were fine-tuned from it (`variant_of.fine_tuned`) count: their own
+    lineage was checked when they were signed, and `recover` reproduces their graph to 1e-6, so weights
+    recovered from one are a stage of this bundle's detector at that size, whose training checkpoint is
+    no longer kept."""
+    out = {}
+    for v in doc.get("variants") or []:
+        of = (v.get("metrics") or {}).get("variant_of") or {}
+        size = (v.get("input") or {}).get("width")
+        if of.get("fine_tuned") and of.get("model_sha256") == (doc.get("model") or {}).get("sha256") \
+                and size is not None and int(size) == imgsz and isinstance(v.get("sha256"), str):
+            out[v["sha256"]] = (v["name"], v["file"], of)
+    return out
+
+
 def check_lineage(weights: Path, parent_sha256: str, model_sha256: str | None = None,
-                  imgsz: int | None = None) -> dict:
+                  imgsz: int | None = None, variant_roots: dict | None = None) -> dict:
     """A fine-tuned variant descends from the shipped detector: `weights`' training.json (next to it) must
     describe that file (its `sha256`) and name `parent_sha256` as a checkpoint it continued from, directly
     (`continued_from.sha256`) or through earlier fine-tuning stages (each stage's record nests the one it
     continued from: `continued_from.training`). A chain may also start from weights recovered from the
     bundle's own model.onnx (`recover`'s record, `recovered_from_onnx.sha256` == `model_sha256`): the main
-    model's checkpoint itself is not kept forever, and `recover` reproduces the graph to 1e-6. Returns the
+    model's checkpoint itself is not kept forever, and `recover` reproduces the graph to 1e-6. Or from
+    weights recovered from one of the bundle's own fine-tuned variants (`variant_roots`, from
+    `shipped_variant_roots`: a shipped variant continued, its stages counted in). Returns the
     training record, with `stages` (how many fine-tuning stages lie between the main model and `weights`;
-    1: directly), `seconds_total`, `epochs_total` over those stages and `root` ("checkpoint" or
-    "model.onnx"). With `imgsz`, every stage between the main model and `weights` must have trained at
+    1: directly), `seconds_total`, `epochs_total` over those stages and `root` ("checkpoint",
+    "model.onnx" or "variant", with `root_variant`: the variant's name and file). With `imgsz`, every stage between the main model and `weights` must have trained at
     that size (`params.imgsz`): a run at the main size in between (a newer main detector, say) makes
     another detector, and a variant of this bundle must be its detector fine-tuned at the variant's size."""
     record_path = Path(weights).parent / "training.json"
@@ -74,6 +94,12 @@ def check_lineage(weights: Path, parent_sha256: str, model_sha256: str | None = 
                          f"not {weights} ({own[:16]}…)")
     stage, stages, chain, seconds, epochs = record, 1, [], 0.0, 0
     while stage is not None:
+        recovered = (stage.get("recovered_from_onnx") or {}).get("sha256")
+        if recovered is not None:  # a root no check below recognised
+            raise ValueError(f"{weights} starts from weights recovered from "
+                             f"{(stage.get('recovered_from_onnx') or {}).get('file')} ({str(recovered)[:16]}…), "
+                             "neither the bundle's model.onnx nor one of its fine-tuned variants at this size: "
+                             "not a descendant of the bundle's detector")
         trained_at = (stage.get("params") or {}).get("imgsz")
         if imgsz is not None and (trained_at is None or int(trained_at) != imgsz):
             raise ValueError(f"{record_path}: fine-tuning stage {stages} (checkpoint "
@@ -93,10 +119,28 @@ def check_lineage(weights: Path, parent_sha256: str, model_sha256: str | None = 
         recovered_from = ((earlier or {}).get("recovered_from_onnx") or {}).get("sha256")
         if model_sha256 is not None and recovered_from == model_sha256:
             return dict(found, root="model.onnx")
+        if recovered_from is not None and recovered_from in (variant_roots or {}):
+            name, file, of = variant_roots[recovered_from]
+            before = of.get("fine_tune") or {}
+            return dict(found, root="variant", root_variant={"name": name, "file": file, "sha256": recovered_from},
+                        stages=stages + int(before.get("stages") or 0),
+                        seconds_total=round(seconds + float(before.get("seconds_total") or 0.0), 1),
+                        epochs_total=epochs + int(before.get("epochs_total") or 0))
         chain.append(str(parent)[:16])
         stage, stages = earlier, stages + 1
     raise ValueError(f"{weights} was fine-tuned from {' <- '.join(chain)}…, none of them the main model's "
                      f"checkpoint {parent_sha256[:16]}…: not a descendant of the bundle's detector")
+
+
+def lineage_root_text(lineage: dict, src: dict) -> str:
+    """Where a fine-tuned variant's chain starts, in words, for `metrics.variant_of.lineage_root`."""
+    if lineage["root"] == "checkpoint":
+        return "the main model's checkpoint"
+    if lineage["root"] == "variant":
+        v = lineage["root_variant"]
+        return (f"weights recovered from {v['file']} ({v['sha256'][:16]}…, hallmark_models.recover), the "
+                f"bundle's {v['name']} variant fine-tuned from the main model; its stages are counted in")
+    return f"weights recovered from {src['model']['file']} (hallmark_models.recover)"
 
 
 def graph_io(path: Path) -> dict:
@@ -314,7 +358,8 @@ def build(bundle_dir: Path, imgsz: int, name: str, data: Path, key_path: Path, o
         if weights is None:
             raise ValueError("--fine-tuned needs --weights (the fine-tuned checkpoint)")
         parent = main_checkpoint_sha256(src)
-        lineage = check_lineage(weights, parent, src["model"]["sha256"], imgsz)
+        lineage = check_lineage(weights, parent, src["model"]["sha256"], imgsz,
+                                variant_roots=shipped_variant_roots(src, imgsz))
     with tempfile.TemporaryDirectory(prefix="hallmark-variant-") as t:
         tmp = Path(t)
         if weights is None:
@@ -343,8 +388,7 @@ def build(bundle_dir: Path, imgsz: int, name: str, data: Path, key_path: Path, o
             metrics["variant_of"] = {
                 "model_sha256": src["model"]["sha256"], "weights": origin, "fine_tuned": True,
                 "parent_checkpoint_sha256": parent, "checkpoint_sha256": lineage["sha256"],
-                "lineage_root": ("the main model's checkpoint" if lineage["root"] == "checkpoint"
-                                 else f"weights recovered from {src['model']['file']} (hallmark_models.recover)"),
+                "lineage_root": lineage_root_text(lineage, src),
                 "fine_tune": {"params": lineage.get("params"), "seconds": lineage.get("seconds"),
                               "epochs_run": lineage.get("epochs_run"), "stages": lineage["stages"],
                               "seconds_total": lineage["seconds_total"],

@@ -193,6 +193,38 @@ def test_a_fine_tune_of_weights_recovered_from_the_main_model_descends_from_it(t
         variant.check_lineage(forged, main_ckpt, model)
 
 
+def test_a_fine_tune_of_weights_recovered_from_a_shipped_fine_tuned_variant_continues_it(tmp_path):
+    main_ckpt, model, fast = "a" * 64, "e" * 64, "9" * 64
+    shipped = {"name": "fast-224", "file": "model-224.onnx", "sha256": fast, "input": {"width": 224, "height": 224},
+               "metrics": {"variant_of": {"model_sha256": model, "fine_tuned": True,
+                                          "fine_tune": {"stages": 2, "seconds_total": 4110.2, "epochs_total": 70}}}}
+    doc = {"model": {"sha256": model}, "variants": [shipped]}
+    roots = variant.shipped_variant_roots(doc, 224)
+    assert list(roots) == [fast]
+    folder = tmp_path / "recovered-224"
+    folder.mkdir()
+    (folder / "recovered.pt").write_bytes(b"weights recovered from the variant")
+    root = {"params": {"epochs": 0}, "epochs_run": 0, "seconds": 0.0,
+            "sha256": bundle.sha256_file(folder / "recovered.pt"),
+            "recovered_from_onnx": {"file": "model-224.onnx", "sha256": fast}}
+    tuned = _fine_tune(tmp_path / "tuned", root["sha256"], parent_record=root)
+    record = variant.check_lineage(tuned, main_ckpt, model, imgsz=224, variant_roots=roots)
+    assert record["root"] == "variant" and record["root_variant"]["name"] == "fast-224"
+    # the shipped variant's own stages and time are counted in
+    assert (record["stages"], record["seconds_total"], record["epochs_total"]) == (3, 4171.7, 73)
+    assert "fast-224 variant" in variant.lineage_root_text(record, doc)
+    # without the bundle's variants to compare with, the chain reaches nothing of this bundle
+    with pytest.raises(ValueError, match="not a descendant"):
+        variant.check_lineage(tuned, main_ckpt, model, imgsz=224)
+    # a variant that is not a fine-tune of this main model, or of another size, is no root
+    for other in ({**shipped, "metrics": {"variant_of": {"model_sha256": "f" * 64, "fine_tuned": True}}},
+                  {**shipped, "metrics": {"variant_of": {"model_sha256": model}}},
+                  {**shipped, "input": {"width": 256, "height": 256}}):
+        roots = variant.shipped_variant_roots({"model": {"sha256": model}, "variants": [other]}, 224)
+        with pytest.raises(ValueError, match="not a descendant"):
+            variant.check_lineage(tuned, main_ckpt, model, imgsz=224, variant_roots=roots)
+
+
 def test_the_report_says_a_fine_tuned_variant_is_fine_tuned(src, tmp_path):
     doc = json.loads((src / "manifest.json").read_text())
     f, v = _entry(tmp_path)
