@@ -8,8 +8,9 @@ whose model does not change. Light venv only (onnxruntime, numpy, Pillow, crypto
    splits and on the validation and test thirds of the real photos (`photos`), product-free.
 2. Chooses (genuine, counterfeit, margin) on validation scenes + validation photos + (when given) the
    composite validation set (`verdicts.choose_thresholds`: best per-item accuracy over all of them, with
-   <= 1% counterfeit -> genuine, <= 1% genuine -> counterfeit and a counterfeit call on <= 1% of empty
-   scenes and of product-free photos on each set alone; counterfeit above the score filter), at each
+   <= 1% counterfeit -> genuine, <= 1% genuine -> counterfeit, a counterfeit call on <= 1% of empty
+   scenes and of product-free photos and one on no counterfeit pack in <= 1% of the scenes with packs,
+   on each set alone; counterfeit above the score filter), at each
    item floor of `verdicts.FLOOR_GRID`, and keeps the floor (the manifest's `confidence`) whose choice
    has the most right packs less phantom items (`verdicts.choose_rule`).
 3. Scores the test split, the test photos and (when given) the composite test set with them; draws
@@ -334,6 +335,7 @@ def metrics_of(res: dict, extra: dict | None = None) -> dict:
         "empty_scenes": t.get("empty_scenes", 0),
         "empty_scenes_with_false_alarm": t.get("empty_scenes_with_false_alarm", 0),
         "false_alarm_items": t["false_alarm_items"],
+        "scenes_with_stray_counterfeit": [t["scenes_with_stray_counterfeit"], t["scenes_with_packs"]],
         "phantom_items": t["phantom_items"],
         "empty_scenes_with_item": t.get("empty_scenes_with_item", 0),
         "product_free_photos": {"source": "opencv-doc examples, test third (hallmark_models.photos)",
@@ -348,6 +350,8 @@ def metrics_of(res: dict, extra: dict | None = None) -> dict:
                        "photos_with_false_alarm": res["val"].get("photo_scenes_with_false_alarm", 0),
                        "photos": res["val"].get("photo_scenes", 0),
                        "phantom_items": res["val"]["phantom_items"],
+                       "scenes_with_stray_counterfeit": [res["val"]["scenes_with_stray_counterfeit"],
+                                                         res["val"]["scenes_with_packs"]],
                        "photo_views": (res.get("photo_views_val") or {}).get("photo_scenes", 0),
                        "photo_views_with_false_alarm": (res.get("photo_views_val") or {}).get("photo_scenes_with_false_alarm", 0),
                        "caps_met": bool(c["feasible"]),
@@ -365,6 +369,7 @@ def metrics_of(res: dict, extra: dict | None = None) -> dict:
             "genuine_called_counterfeit": rate(s["genuine_called_counterfeit"]),
             "counterfeit_called_genuine": rate(s["counterfeit_called_genuine"]),
             "false_alarm_items": s["false_alarm_items"],
+            "scenes_with_stray_counterfeit": [s["scenes_with_stray_counterfeit"], s["scenes_with_packs"]],
             "phantom_items": s["phantom_items"],
             "product_free_photos": s.get("photo_scenes", 0),
             "product_free_photos_with_false_alarm": s.get("photo_scenes_with_false_alarm", 0),
@@ -415,6 +420,8 @@ def report(brand_key: str, doc: dict, res: dict) -> str:
         f"| empty scenes with a counterfeit call | {s.get('empty_scenes_with_false_alarm', 0)} of {s.get('empty_scenes', 0)} |",
         f"| product-free real photos (opencv-doc, test third) with a counterfeit call | {p.get('photo_scenes_with_false_alarm', 0)} of {p.get('photo_scenes', 0)} |",
         f"| counterfeit calls on items that are no pack (all test scenes) | {s['false_alarm_items']} |",
+        f"| scenes with packs and a counterfeit call on no counterfeit pack (capped at 1% on validation) | "
+        f"{s['scenes_with_stray_counterfeit']} of {s['scenes_with_packs']} |",
         f"| items of any verdict on no pack (test scenes; test photos) | {s['phantom_items']}; {p['phantom_items']} |",
         f"| product-free real photos showing any item (a person told to scan again) | {p.get('photo_scenes_with_item', 0)} of {p.get('photo_scenes', 0)} |",
         f"| accuracy by framing | {', '.join(f'{k} {pct(v)}' for k, v in res['by_framing'].items())} |",
@@ -427,6 +434,8 @@ def report(brand_key: str, doc: dict, res: dict) -> str:
             f"| composite: genuine → counterfeit, counterfeit → genuine | {pct(c['genuine_called_counterfeit'])}, {pct(c['counterfeit_called_genuine'])} |",
             f"| composite: product-free photos with a counterfeit call; counterfeit calls on no pack | "
             f"{c.get('photo_scenes_with_false_alarm', 0)} of {c.get('photo_scenes', 0)}; {c['false_alarm_items']} |",
+            f"| composite: frames with a counterfeit call on no counterfeit pack | "
+            f"{c['scenes_with_stray_counterfeit']} of {c['scenes_with_packs']} |",
             f"| composite: items of any verdict on no pack; product-free photos showing any item | "
             f"{c['phantom_items']}; {c.get('photo_scenes_with_item', 0)} of {c.get('photo_scenes', 0)} |",
         ]

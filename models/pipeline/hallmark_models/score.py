@@ -60,7 +60,8 @@ def line(name: str, s: dict) -> str:
               if "photo_scenes" in s else "")
     return (f"{name}: {pct(s['verdict_accuracy'])} of {s['items']} packs right; genuine → counterfeit "
             f"{pct(s['genuine_called_counterfeit'])}, counterfeit → genuine {pct(s['counterfeit_called_genuine'])}; "
-            f"missed {s['missed']}; counterfeit calls on no pack {s['false_alarm_items']}, items on no pack "
+            f"missed {s['missed']}; counterfeit calls on no pack {s['false_alarm_items']} (frames with one on no "
+            f"counterfeit pack {s['scenes_with_stray_counterfeit']} of {s['scenes_with_packs']}), items on no pack "
             f"{s['phantom_items']}{photos}")
 
 

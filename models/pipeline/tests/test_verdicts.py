@@ -231,6 +231,30 @@ def test_every_item_on_no_pack_is_a_phantom_and_product_free_scenes_showing_one_
     assert (s["photo_scenes"], s["photo_scenes_with_item"]) == (1, 1)
 
 
+def test_a_counterfeit_call_beside_packs_on_no_counterfeit_pack_is_capped_like_an_alarm_on_an_empty_view():
+    far = [200, 200, 260, 240]  # the background, away from every pack
+    on_fake = [BOX[0] + 5, BOX[1] + 5, BOX[2] - 30, BOX[3] - 30]  # a second, smaller box on a counterfeit pack
+    scenes = [
+        scene("g-and-background-alarm", "kiosk", [BOX + [0.9, 0], far + [0.9, 1]], [[0] + BOX]),
+        scene("fake-boxed-twice", "kiosk", [BOX + [0.9, 1], on_fake + [0.9, 3]], [[1] + BOX]),
+        scene("g-boxed-twice", "kiosk", [BOX + [0.9, 0], on_fake + [0.9, 1]], [[0] + BOX]),
+        scene("g-quiet", "kiosk", [BOX + [0.9, 0], far + [0.3, 1]], [[0] + BOX]),
+        scene("empty-alarm", "empty", [far + [0.9, 1]], []),
+    ]
+    t = V.Table(scenes, MANIFEST["classes"])
+    assert t.fa_stray.tolist() == [True, False, True, True, False]
+    s = V.score(t, 0.5, 0.8, 0.15)
+    # the background box and the genuine pack's second box are accused; the counterfeit's second box is not
+    # stray, the quiet box is not called, and the empty view counts under its own cap
+    assert (s["scenes_with_packs"], s["scenes_with_stray_counterfeit"]) == (4, 2)
+    assert s["stray_counterfeit_rate"] == 0.5 and s["false_alarm_items"] == 4
+    assert not V.feasible(s, V.Caps(1, 1, 1, 0.4)) and V.feasible(s, V.Caps(1, 1, 1, 0.5))
+    # the threshold search steps over them: above 0.9 nothing is stray (and nothing is called counterfeit)
+    got = V.choose_thresholds([t], 0.25, V.Caps(1, 1, 1, 0.0),
+                              genuine_grid=(0.5,), counterfeit_grid=(0.8, 0.9, 0.95), margin_grid=(0.15,))
+    assert got["feasible"] and got["counterfeit"] == 0.95 and got["score"]["stray_counterfeit_rate"] == 0
+
+
 def test_a_floor_keeps_what_the_agents_decoder_keeps():
     dets = [BOX + [0.3, 0], BOX + [0.30000001, 1], BOX + [0.31, 2]]
     assert V.at_floor(dets, 0.25) == dets
@@ -306,6 +330,7 @@ def _random_table(rng, n_packs: int = 60, n_fa: int = 40) -> V.Table:
     t.scene_has_packs = [True] * 10 + [False] * 20 + [True] * 5
     t.n_scenes = len(t.scene_kinds)
     t.fa_scene = rng.integers(0, t.n_scenes, n_fa)
+    t.fa_stray = (rng.random(n_fa) < 0.3) & np.array(t.scene_has_packs)[t.fa_scene]
     return t
 
 
@@ -317,15 +342,16 @@ def test_the_row_at_a_time_search_gives_what_score_gives_at_every_point():
         cols = V._Columns(t)
         for tg, m in ((0.25, 0.0), (0.5, 0.15), (0.73, 0.3)):
             st = cols.stats(tg, m, np.array(tcs, dtype=np.float32))
-            ok = cols.feasible(st, V.Caps(0.2, 0.2, 0.3))
+            ok = cols.feasible(st, V.Caps(0.2, 0.2, 0.3, 0.4))
             for k, tc in enumerate(tcs):
                 s = V.score(t, tg, tc, m)
                 rates = [s[f"{kind}_false_alarm_rate"] for kind in ("empty", "photo")]
                 assert (st["right"][k], st["genuine_called_counterfeit"][k], st["counterfeit_called_genuine"][k],
-                        st["false_alarm_items"][k], [r[k] for r in st["alarm_rates"]]) == \
+                        st["false_alarm_items"][k], [r[k] for r in st["alarm_rates"]],
+                        st["stray_counterfeit_rate"][k]) == \
                        (s["right"], s["genuine_called_counterfeit"], s["counterfeit_called_genuine"],
-                        s["false_alarm_items"], rates), (tg, tc, m)
-                assert ok[k] == V.feasible(s, V.Caps(0.2, 0.2, 0.3))
+                        s["false_alarm_items"], rates, s["stray_counterfeit_rate"]), (tg, tc, m)
+                assert ok[k] == V.feasible(s, V.Caps(0.2, 0.2, 0.3, 0.4))
 
 
 def test_the_choice_is_the_one_a_point_by_point_search_makes():
@@ -335,7 +361,7 @@ def test_the_choice_is_the_one_a_point_by_point_search_makes():
     rng = np.random.default_rng(11)
     grids = dict(genuine_grid=(0.3, 0.45, 0.5, 0.6, 0.8), counterfeit_grid=(0.3, 0.5, 0.55, 0.7, 0.9, 0.95),
                  margin_grid=(0.0, 0.1, 0.2))
-    for caps in (V.Caps(0.2, 0.2, 0.5), V.Caps(0.0, 0.0, 0.0)):
+    for caps in (V.Caps(0.2, 0.2, 0.5, 0.5), V.Caps(0.0, 0.0, 0.0, 0.0)):
         for _ in range(6):
             t = _random_table(rng)
             points = [(tg, tc, m, V.score(t, tg, tc, m)) for m in grids["margin_grid"]
