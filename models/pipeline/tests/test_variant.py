@@ -171,14 +171,18 @@ def test_a_fine_tuned_variant_is_fine_tuned_at_its_own_size_all_the_way_from_the
         variant.check_lineage(first, main, imgsz=224)
 
 
+def _recovered(folder: Path, onnx_file: str, onnx_sha256: str) -> dict:
+    """Weights `recover` wrote from an ONNX file, and the record it writes beside them."""
+    folder.mkdir()
+    (folder / "recovered.pt").write_bytes(f"weights recovered from {onnx_file}".encode())
+    return {"params": {"epochs": 0}, "epochs_run": 0, "seconds": 0.0,
+            "sha256": bundle.sha256_file(folder / "recovered.pt"),
+            "recovered_from_onnx": {"file": onnx_file, "sha256": onnx_sha256}}
+
+
 def test_a_fine_tune_of_weights_recovered_from_the_main_model_descends_from_it(tmp_path):
     main_ckpt, model = "a" * 64, "e" * 64
-    folder = tmp_path / "recovered"
-    folder.mkdir()
-    (folder / "recovered.pt").write_bytes(b"recovered weights")
-    root = {"params": {"epochs": 0}, "epochs_run": 0, "seconds": 0.0,
-            "sha256": bundle.sha256_file(folder / "recovered.pt"),
-            "recovered_from_onnx": {"file": "model.onnx", "sha256": model}}
+    root = _recovered(tmp_path / "recovered", "model.onnx", model)
     tuned = _fine_tune(tmp_path / "tuned", root["sha256"], parent_record=root)
     record = variant.check_lineage(tuned, main_ckpt, model)
     assert (record["root"], record["stages"], record["seconds_total"]) == ("model.onnx", 1, 61.5)
@@ -201,12 +205,7 @@ def test_a_fine_tune_of_weights_recovered_from_a_shipped_fine_tuned_variant_cont
     doc = {"model": {"sha256": model}, "variants": [shipped]}
     roots = variant.shipped_variant_roots(doc, 224)
     assert list(roots) == [fast]
-    folder = tmp_path / "recovered-224"
-    folder.mkdir()
-    (folder / "recovered.pt").write_bytes(b"weights recovered from the variant")
-    root = {"params": {"epochs": 0}, "epochs_run": 0, "seconds": 0.0,
-            "sha256": bundle.sha256_file(folder / "recovered.pt"),
-            "recovered_from_onnx": {"file": "model-224.onnx", "sha256": fast}}
+    root = _recovered(tmp_path / "recovered-224", "model-224.onnx", fast)
     tuned = _fine_tune(tmp_path / "tuned", root["sha256"], parent_record=root)
     record = variant.check_lineage(tuned, main_ckpt, model, imgsz=224, variant_roots=roots)
     assert record["root"] == "variant" and record["root_variant"]["name"] == "fast-224"
