@@ -311,6 +311,11 @@ def evaluate_brand(brand_key: str, data: Path, composite: Path | None = None, bu
     return res
 
 
+def stray_scenes(s: dict) -> list[int]:
+    """[scenes with a counterfeit call on no counterfeit pack, scenes with packs] of a `score` result."""
+    return [s["scenes_with_stray_counterfeit"], s["scenes_with_packs"]]
+
+
 def metrics_of(res: dict, extra: dict | None = None) -> dict:
     """The manifest's metrics. `extra` (mAP50, training, ...) wins over what the previous manifest said;
     without it the previous mAP50 and training record are kept (the same model)."""
@@ -335,7 +340,7 @@ def metrics_of(res: dict, extra: dict | None = None) -> dict:
         "empty_scenes": t.get("empty_scenes", 0),
         "empty_scenes_with_false_alarm": t.get("empty_scenes_with_false_alarm", 0),
         "false_alarm_items": t["false_alarm_items"],
-        "scenes_with_stray_counterfeit": [t["scenes_with_stray_counterfeit"], t["scenes_with_packs"]],
+        "scenes_with_stray_counterfeit": stray_scenes(t),
         "phantom_items": t["phantom_items"],
         "empty_scenes_with_item": t.get("empty_scenes_with_item", 0),
         "product_free_photos": {"source": "opencv-doc examples, test third (hallmark_models.photos)",
@@ -350,8 +355,7 @@ def metrics_of(res: dict, extra: dict | None = None) -> dict:
                        "photos_with_false_alarm": res["val"].get("photo_scenes_with_false_alarm", 0),
                        "photos": res["val"].get("photo_scenes", 0),
                        "phantom_items": res["val"]["phantom_items"],
-                       "scenes_with_stray_counterfeit": [res["val"]["scenes_with_stray_counterfeit"],
-                                                         res["val"]["scenes_with_packs"]],
+                       "scenes_with_stray_counterfeit": stray_scenes(res["val"]),
                        "photo_views": (res.get("photo_views_val") or {}).get("photo_scenes", 0),
                        "photo_views_with_false_alarm": (res.get("photo_views_val") or {}).get("photo_scenes_with_false_alarm", 0),
                        "caps_met": bool(c["feasible"]),
@@ -369,7 +373,7 @@ def metrics_of(res: dict, extra: dict | None = None) -> dict:
             "genuine_called_counterfeit": rate(s["genuine_called_counterfeit"]),
             "counterfeit_called_genuine": rate(s["counterfeit_called_genuine"]),
             "false_alarm_items": s["false_alarm_items"],
-            "scenes_with_stray_counterfeit": [s["scenes_with_stray_counterfeit"], s["scenes_with_packs"]],
+            "scenes_with_stray_counterfeit": stray_scenes(s),
             "phantom_items": s["phantom_items"],
             "product_free_photos": s.get("photo_scenes", 0),
             "product_free_photos_with_false_alarm": s.get("photo_scenes_with_false_alarm", 0),

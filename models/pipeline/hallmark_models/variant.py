@@ -94,10 +94,10 @@ def check_lineage(weights: Path, parent_sha256: str, model_sha256: str | None = 
                          f"not {weights} ({own[:16]}…)")
     stage, stages, chain, seconds, epochs = record, 1, [], 0.0, 0
     while stage is not None:
-        recovered = (stage.get("recovered_from_onnx") or {}).get("sha256")
-        if recovered is not None:  # a root no check below recognised
+        recovered = stage.get("recovered_from_onnx")
+        if recovered:  # a root no check below recognised
             raise ValueError(f"{weights} starts from weights recovered from "
-                             f"{(stage.get('recovered_from_onnx') or {}).get('file')} ({str(recovered)[:16]}…), "
+                             f"{recovered.get('file')} ({str(recovered.get('sha256'))[:16]}…), "
                              "neither the bundle's model.onnx nor one of its fine-tuned variants at this size: "
                              "not a descendant of the bundle's detector")
         trained_at = (stage.get("params") or {}).get("imgsz")

@@ -406,6 +406,11 @@ def feasible(s: dict, caps: Caps) -> bool:
     return all(v <= caps.false_alarm_scenes for k, v in s.items() if k.endswith("_false_alarm_rate"))
 
 
+def _lies_in(item_scene: np.ndarray, scenes: np.ndarray) -> np.ndarray:
+    """[items × scenes] 0/1: which of `scenes` each item lies in; `.T @ calls > 0` marks the scenes with a call."""
+    return (item_scene[:, None] == scenes[None, :]).astype(np.int64)
+
+
 class _Columns:
     """A table's columns as the threshold search reads them, with what does not depend on thresholds
     worked out once: which items count where, and which scenes make up each product-free kind."""
@@ -421,11 +426,10 @@ class _Columns:
         for kind in sorted(set(t.scene_kinds) - {"kiosk", "conveyor", "shelf"}):
             idx = np.nonzero(kinds == kind)[0]
             if not any(t.scene_has_packs[i] for i in idx):
-                self.kinds.append((len(idx), (t.fa_scene[:, None] == idx[None, :]).astype(np.int64)))
+                self.kinds.append((len(idx), _lies_in(t.fa_scene, idx)))
         packed = np.nonzero(np.array(t.scene_has_packs, dtype=bool))[0]
         self.n_packed = len(packed)
-        # per stray item (see Table.fa_stray), which scene with packs it lies in
-        self.stray_in = (t.fa_scene[t.fa_stray][:, None] == packed[None, :]).astype(np.int64)
+        self.stray_in = _lies_in(t.fa_scene[t.fa_stray], packed)  # stray items (Table.fa_stray) by scene with packs
 
     def stats(self, tg: float, m: float, tcs: np.ndarray) -> dict:
         """`score`'s right count, error rates, false-alarm items and product-free alarm rates at genuine
