@@ -231,6 +231,41 @@ def tradeoff_curves(val: V.Table, test: V.Table, tg: float, m: float) -> tuple[d
 
 # ----------------------------------------------------------------------------------------------- release
 
+VAL_KEYS = ("val", "photos-val", "composite-val")
+
+
+def validation_sets(det, sha: str, data: Path, composite: Path | None, cache: Path | None = None) -> dict:
+    """Detections on every set a rule is chosen on (never a test set): the generator's validation
+    split, the validation photos, their product-free views and the composite validation set. `cache`:
+    one folder for all of them (default: beside each set)."""
+    sets = {"val": detect_set(det, sha, cache or data / "detections", "val", split_entries(data, "val")),
+            "photos-val": detect_set(det, sha, cache or data / "detections", "photos-val",
+                                     [(p.name, "photo", p, None) for p in photos.photos("val")])}
+    views = photos.views("val", data / "photo-views" / "val")
+    if views:
+        # Product-free views of the validation photos (crops, turns, camera effects): caps only.
+        sets["photo-views-val"] = detect_set(det, sha, cache or data / "detections", "photo-views-val",
+                                             [(p.name, "photo", p, None) for p in views])
+    if composite is not None and (composite / "val.jsonl").exists():
+        # The reference artwork on the validation photos: validation like the generator's, from scenes
+        # the generator never made (the composite test set uses the other photos).
+        sets["composite-val"] = detect_set(det, sha, cache or composite / "detections", "composite-val",
+                                           split_entries(composite, "val"))
+    return sets
+
+
+def choose_on_validation(sets: dict, classes: list[dict]) -> tuple[dict, list[str]]:
+    """`V.choose_rule` on the validation sets of `sets`: (its choice, the keys of the sets that count)."""
+    val_keys = [k for k in VAL_KEYS if sets.get(k)]
+    # Accuracy counts every validation set together; each cap holds on each set alone, so a model that
+    # is perfect on the generator's scenes cannot buy a looser threshold with errors on real photos
+    # (a 224 fine-tune did: 0% on the generator's validation, 2.9% counterfeit -> genuine on composites).
+    cap_keys = [k for k in ("photo-views-val",) if sets.get(k)]
+    choice = V.choose_rule(lambda f: [table(sets[k], classes, f) for k in val_keys],
+                           extra_caps_at=lambda f: [table(sets[k], classes, f) for k in cap_keys])
+    return choice, val_keys
+
+
 def evaluate_brand(brand_key: str, data: Path, composite: Path | None = None, bundle_dir: Path | None = None,
                    model: Path | None = None) -> dict:
     """Everything a release needs, for the bundle's model (or `model`, a new one): detections on every
@@ -245,30 +280,13 @@ def evaluate_brand(brand_key: str, data: Path, composite: Path | None = None, bu
     model = model or out / "model.onnx"
     sha = bundle.sha256_file(model)
     det = Detector(model)
-    cache = data / "detections"
-    sets = {}
-    for split in ("val", "test"):
-        sets[split] = detect_set(det, sha, cache, split, [(n, k, i, l) for n, k, i, l in split_entries(data, split)])
-        sets[f"photos-{split}"] = detect_set(det, sha, cache, f"photos-{split}",
-                                             [(p.name, "photo", p, None) for p in photos.photos(split)])
+    sets = validation_sets(det, sha, data, composite)
+    sets["test"] = detect_set(det, sha, data / "detections", "test", split_entries(data, "test"))
+    sets["photos-test"] = detect_set(det, sha, data / "detections", "photos-test",
+                                     [(p.name, "photo", p, None) for p in photos.photos("test")])
     if composite is not None and (composite / "test.jsonl").exists():
         sets["composite"] = detect_set(det, sha, composite / "detections", "composite", split_entries(composite, "test"))
-    views = photos.views("val", data / "photo-views" / "val")
-    if views:
-        # Product-free views of the validation photos (crops, turns, camera effects): caps only.
-        sets["photo-views-val"] = detect_set(det, sha, cache, "photo-views-val", [(p.name, "photo", p, None) for p in views])
-    if composite is not None and (composite / "val.jsonl").exists():
-        # The reference artwork on the validation photos: validation like the generator's, from scenes
-        # the generator never made (the composite test set uses the other photos).
-        sets["composite-val"] = detect_set(det, sha, composite / "detections", "composite-val",
-                                           split_entries(composite, "val"))
-    val_keys = [k for k in ("val", "photos-val", "composite-val") if sets.get(k)]
-    # Accuracy counts every validation set together; each cap holds on each set alone, so a model that
-    # is perfect on the generator's scenes cannot buy a looser threshold with errors on real photos
-    # (a 224 fine-tune did: 0% on the generator's validation, 2.9% counterfeit -> genuine on composites).
-    cap_keys = [k for k in ("photo-views-val",) if sets.get(k)]
-    choice = V.choose_rule(lambda f: [table(sets[k], classes, f) for k in val_keys],
-                           extra_caps_at=lambda f: [table(sets[k], classes, f) for k in cap_keys])
+    choice, val_keys = choose_on_validation(sets, classes)
     tg, tc, m, floor = choice["genuine"], choice["counterfeit"], choice["margin"], choice["confidence"]
     tables = {k: table(v, classes, floor) for k, v in sets.items()}
     val_tables = [tables[k] for k in val_keys]
@@ -278,7 +296,7 @@ def evaluate_brand(brand_key: str, data: Path, composite: Path | None = None, bu
         "val": V.score(V.merge(val_tables), tg, tc, m),
         "val_sets": val_keys,
         "test": V.score(tables["test"], tg, tc, m),
-        "photo_views_val": V.score(tables["photo-views-val"], tg, tc, m) if cap_keys else None,
+        "photo_views_val": V.score(tables["photo-views-val"], tg, tc, m) if sets.get("photo-views-val") else None,
         "photos_test": V.score(tables["photos-test"], tg, tc, m),
         "test_all": V.score(test_all, tg, tc, m),
         "by_framing": {},

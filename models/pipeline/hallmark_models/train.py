@@ -32,6 +32,9 @@ DEFAULTS = {
     "device": "auto",  # "auto": the first CUDA GPU when there is one, else the CPU; or "cpu", "0", "0,1"
     "seed": 0,
     "patience": 100,
+    # Keep every n-th epoch's checkpoint (0: only best.pt and last.pt). yolov5 keeps the epoch with the
+    # best detection fitness; `pick` chooses among the kept ones by the agent's rule on validation.
+    "save_period": 0,
     # yolov5's SGD recipe by default; the pipeline's hyperparameters.json picks AdamW, because Aurora's
     # classes never left their prior under SGD (class loss flat for 220 epochs, any seed, nano or small)
     # though they are learnable, and AdamW with a louder class loss learns them.
@@ -189,6 +192,7 @@ def train(data_dir: Path, model_dir: Path, params: dict) -> Path:
         data=str(data_path), cfg=cfg, weights=params["weights"], hyp=str(hyp_path), imgsz=params["imgsz"],
         epochs=params["epochs"], batch_size=params["batch_size"], workers=params["workers"],
         seed=params["seed"], patience=params["patience"], optimizer=params["optimizer"], device=device, cache="ram", noplots=True,
+        save_period=params["save_period"] if params["save_period"] > 0 else -1,
         project=str(work.parent), name=work.name, exist_ok=True,
     )
     best = work / "weights" / "best.pt"
