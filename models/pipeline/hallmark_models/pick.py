@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -48,7 +49,9 @@ def best_row(rows: list[dict]) -> dict:
 
 
 def ema_weights(ckpt: Path, out: Path) -> Path:
-    """The checkpoint as yolov5 finishes best.pt: the EMA model in place of the raw one, no optimizer."""
+    """The checkpoint as yolov5 finishes best.pt: the EMA model in place of the raw one, no optimizer.
+    (yolov5's own `strip_optimizer` loads with torch's weights-only default, which refuses the
+    checkpoints yolov5 itself writes, outside its training loop.)"""
     import torch
 
     x = torch.load(ckpt, map_location="cpu", weights_only=False)
@@ -99,11 +102,10 @@ def pick(brand_key: str, run: Path, imgsz: int, data: Path, composite: Path | No
                   f"{row['items']}), missed {row['missed']}, items on no pack {row['phantom_items']}, rule "
                   f"{row['thresholds'][:3]}{' REFUSED: ' + '; '.join(row['refusals']) if row['refusals'] else ''}",
                   flush=True)
-            w.unlink()
         best = best_row(rows)
         out = run / "picked"
         out.mkdir(exist_ok=True)
-        picked = ema_weights(dict(epochs)[best["epoch"]], out / "best.pt")
+        picked = Path(shutil.copy(tmp / f"epoch{best['epoch']}.pt", out / "best.pt"))
     (out / "training.json").write_text(json.dumps(picked_record(record, picked, best, rows, imgsz), indent=2))
     return picked, best
 

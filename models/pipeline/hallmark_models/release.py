@@ -238,13 +238,14 @@ def validation_sets(det, sha: str, data: Path, composite: Path | None, cache: Pa
     """Detections on every set a rule is chosen on (never a test set): the generator's validation
     split, the validation photos, their product-free views and the composite validation set. `cache`:
     one folder for all of them (default: beside each set)."""
-    sets = {"val": detect_set(det, sha, cache or data / "detections", "val", split_entries(data, "val")),
-            "photos-val": detect_set(det, sha, cache or data / "detections", "photos-val",
+    near_data = cache or data / "detections"
+    sets = {"val": detect_set(det, sha, near_data, "val", split_entries(data, "val")),
+            "photos-val": detect_set(det, sha, near_data, "photos-val",
                                      [(p.name, "photo", p, None) for p in photos.photos("val")])}
     views = photos.views("val", data / "photo-views" / "val")
     if views:
         # Product-free views of the validation photos (crops, turns, camera effects): caps only.
-        sets["photo-views-val"] = detect_set(det, sha, cache or data / "detections", "photo-views-val",
+        sets["photo-views-val"] = detect_set(det, sha, near_data, "photo-views-val",
                                              [(p.name, "photo", p, None) for p in views])
     if composite is not None and (composite / "val.jsonl").exists():
         # The reference artwork on the validation photos: validation like the generator's, from scenes
