@@ -39,3 +39,37 @@ def test_recovered_model_computes_what_the_onnx_model_computes(tmp_path):
     record = json.loads((tmp_path / "training.json").read_text())
     assert record["sha256"] == train.sha256_file(tmp_path / "recovered.pt")
     assert record["recovered_from_onnx"]["sha256"] == train.sha256_file(MODELS / "northwind" / "model.onnx")
+
+
+def test_calibration_images_spread_evenly_over_a_folder_and_refuse_an_empty_one(tmp_path):
+    from hallmark_models.recover import calibration_images
+
+    for i in range(10):
+        (tmp_path / f"{i:02d}.jpg").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("not an image")
+    assert [p.name for p in calibration_images(tmp_path, 3)] == ["00.jpg", "03.jpg", "06.jpg"]
+    assert len(calibration_images(tmp_path, 50)) == 10
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no images"):
+        calibration_images(empty, 3)
+
+
+def test_calibrated_batchnorm_trains_the_shipped_model_and_keeps_what_it_computes(tmp_path):
+    """Recovered as the identity, BatchNorm in train mode normalises the fused outputs by the batch's
+    statistics and the model that trains is another one; calibrated, train mode stays near eval mode."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    pytest.importorskip("yolov5")
+    import json
+
+    from hallmark_models.recover import recover
+
+    report = recover(MODELS / "northwind" / "model.onnx", tmp_path, calibrate_on=MODELS / "samples" / "northwind")
+    cal = report["batchnorm_calibration"]
+    assert cal["images"] == 7 and cal["size"] == 320
+    assert cal["train_mode_objectness_gap_before"] > 0.1
+    assert cal["train_mode_objectness_gap_after"] < cal["train_mode_objectness_gap_before"] / 10
+    assert cal["max_abs_diff_vs_onnx"]["scores"] < 1e-4 and cal["max_abs_diff_vs_onnx"]["boxes_px"] < 1e-2
+    record = json.loads((tmp_path / "training.json").read_text())
+    assert record["batchnorm_calibration"] == cal
