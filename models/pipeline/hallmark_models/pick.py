@@ -13,6 +13,8 @@ validation sets, never a test set) and keeps the best:
 writes `<run>/picked/best.pt` (that epoch's EMA weights, as yolov5 ships its own best.pt) with a
 training.json describing it (the run's record: `sha256` of the picked file, `picked`: which epoch, by
 what, and every epoch's row), so `variant --fine-tuned` and `release` check its lineage as any stage's.
+Scored epochs are kept (`<run>/picked/epochs/`), so pick can run beside the training, at `nice 19`,
+scoring the epochs written so far, and again when the run ends, to score the rest and choose.
 """
 
 from __future__ import annotations
@@ -84,30 +86,55 @@ def score_epoch(brand_key: str, weights: Path, imgsz: int, data: Path, composite
             "refusals": refusals}
 
 
-def pick(brand_key: str, run: Path, imgsz: int, data: Path, composite: Path | None) -> tuple[Path, dict]:
-    """Scores every kept epoch of `run`, writes `run/picked/best.pt` and its training.json; returns both."""
-    record = json.loads((run / "training.json").read_text())
-    epochs = epoch_checkpoints(run)
-    if not epochs:
-        raise ValueError(f"{run}: no epoch checkpoints (train with --set save_period=1)")
+def scored_rows(brand_key: str, run: Path, imgsz: int, data: Path, composite: Path | None,
+                tmp: Path) -> list[dict]:
+    """Every kept epoch's row, scoring only what is not scored yet: each row is kept in
+    `run/picked/epochs/epoch<N>.json` with the SHA-256 of the checkpoint and the size it was judged at,
+    so pick can run beside the training (scoring the epochs written so far) and again when it ends."""
     rows = []
+    cache = run / "picked" / "epochs"
+    cache.mkdir(parents=True, exist_ok=True)
+    for epoch, ckpt in epoch_checkpoints(run):
+        sha = bundle.sha256_file(ckpt)
+        kept = cache / f"epoch{epoch}.json"
+        row = json.loads(kept.read_text()) if kept.exists() else None
+        if not row or row.get("checkpoint_sha256") != sha or row.get("imgsz") != imgsz:
+            w = ema_weights(ckpt, tmp / f"epoch{epoch}.pt")
+            row = {"epoch": epoch, **score_epoch(brand_key, w, imgsz, data, composite, tmp),
+                   "checkpoint_sha256": sha, "imgsz": imgsz}
+            kept.write_text(json.dumps(row, indent=2))
+        rows.append(row)
+        print(f"epoch {epoch}: validation {release.pct(row['verdict_accuracy'])} ({row['right']} of "
+              f"{row['items']}), missed {row['missed']}, items on no pack {row['phantom_items']}, rule "
+              f"{row['thresholds'][:3]}{' REFUSED: ' + '; '.join(row['refusals']) if row['refusals'] else ''}",
+              flush=True)
+    return rows
+
+
+def pick(brand_key: str, run: Path, imgsz: int, data: Path, composite: Path | None) -> tuple[Path, dict]:
+    """Scores every kept epoch of `run`, writes `run/picked/best.pt` and its training.json; returns both.
+    Before the run has written its training.json (it is still training) only the scoring is done."""
+    if not epoch_checkpoints(run):
+        raise ValueError(f"{run}: no epoch checkpoints (train with --set save_period=1)")
     with tempfile.TemporaryDirectory(prefix="hallmark-pick-") as t:
         tmp = Path(t)
         (tmp / "detections").mkdir()
-        for epoch, ckpt in epochs:
-            w = ema_weights(ckpt, tmp / f"epoch{epoch}.pt")
-            row = {"epoch": epoch, **score_epoch(brand_key, w, imgsz, data, composite, tmp)}
-            rows.append(row)
-            print(f"epoch {epoch}: validation {release.pct(row['verdict_accuracy'])} ({row['right']} of "
-                  f"{row['items']}), missed {row['missed']}, items on no pack {row['phantom_items']}, rule "
-                  f"{row['thresholds'][:3]}{' REFUSED: ' + '; '.join(row['refusals']) if row['refusals'] else ''}",
-                  flush=True)
+        rows = scored_rows(brand_key, run, imgsz, data, composite, tmp)
+        if not (run / "training.json").exists():
+            raise RunNotFinished(f"{run}: still training (no training.json yet): scored {len(rows)} epochs, "
+                                 "picked nothing; run pick again when it ends")
+        record = json.loads((run / "training.json").read_text())
         best = best_row(rows)
         out = run / "picked"
-        out.mkdir(exist_ok=True)
-        picked = Path(shutil.copy(tmp / f"epoch{best['epoch']}.pt", out / "best.pt"))
+        w = ema_weights(dict(epoch_checkpoints(run))[best["epoch"]], tmp / "best.pt")
+        picked = Path(shutil.copy(w, out / "best.pt"))
+    rows = [{k: v for k, v in r.items() if k not in ("checkpoint_sha256", "imgsz")} for r in rows]
     (out / "training.json").write_text(json.dumps(picked_record(record, picked, best, rows, imgsz), indent=2))
     return picked, best
+
+
+class RunNotFinished(Exception):
+    pass
 
 
 def picked_record(run_record: dict, picked: Path, best: dict, rows: list[dict], imgsz: int) -> dict:
@@ -127,7 +154,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--composite", type=Path)
     args = ap.parse_args(argv)
-    picked, best = pick(args.brand, args.run, args.imgsz, args.data, args.composite)
+    try:
+        picked, best = pick(args.brand, args.run, args.imgsz, args.data, args.composite)
+    except RunNotFinished as e:
+        print(e)
+        return
     print(f"picked epoch {best['epoch']} ({release.pct(best['verdict_accuracy'])} on validation): {picked}")
 
 

@@ -60,3 +60,29 @@ def test_a_picked_epoch_keeps_the_runs_lineage(tmp_path):
     (tmp_path / "picked" / "training.json").write_text(json.dumps(run))
     with pytest.raises(ValueError, match="describes"):
         variant.check_lineage(picked, main_ckpt, model, imgsz=224)
+
+
+def test_scored_epochs_are_kept_so_pick_can_run_beside_the_training(tmp_path, monkeypatch):
+    weights = tmp_path / "run" / "weights"
+    weights.mkdir(parents=True)
+    scored = []
+
+    def fake_score(brand_key, w, imgsz, data, composite, tmp):
+        scored.append(w.name)
+        return {"verdict_accuracy": 0.9, "right": 9, "items": 10, "phantom_items": 1, "missed": 1,
+                "thresholds": [0.4, 0.5, 0.9, 0.15], "refusals": []}
+
+    monkeypatch.setattr(pick, "ema_weights", lambda ckpt, out: out)
+    monkeypatch.setattr(pick, "score_epoch", fake_score)
+    for n in (0, 1):
+        (weights / f"epoch{n}.pt").write_bytes(f"epoch {n}".encode())
+    with pytest.raises(pick.RunNotFinished, match="still training.*scored 2 epochs"):
+        pick.pick("aurora", tmp_path, 224, tmp_path / "data", None)
+    assert scored == ["epoch0.pt", "epoch1.pt"]
+    (weights / "epoch2.pt").write_bytes(b"epoch 2")
+    (weights / "epoch1.pt").write_bytes(b"epoch 1, rewritten")  # another checkpoint under the same name
+    rows = pick.scored_rows("aurora", tmp_path, 224, tmp_path / "data", None, tmp_path)
+    assert scored == ["epoch0.pt", "epoch1.pt", "epoch1.pt", "epoch2.pt"]
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    pick.scored_rows("aurora", tmp_path, 320, tmp_path / "data", None, tmp_path)  # judged at another size
+    assert len(scored) == 7
