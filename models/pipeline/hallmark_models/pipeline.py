@@ -91,6 +91,11 @@ def _stage(t: dict) -> dict:
         out["sha256"] = t["sha256"]
     if t.get("recovered_from_onnx"):
         out["recovered_from_onnx_sha256"] = t["recovered_from_onnx"]["sha256"]
+    if t.get("batchnorm_calibration"):  # recovered with BatchNorm set to the data's statistics
+        out["batchnorm_calibrated_on_images"] = t["batchnorm_calibration"]["images"]
+    if t.get("picked"):  # an epoch chosen by `pick`, not the run's last or fittest
+        out["picked_epoch"] = t["picked"]["epoch"]
+        out["epochs_trained"] = len(t["picked"]["epochs"])
     return out
 
 

@@ -474,7 +474,9 @@ def report(brand_key: str, doc: dict, res: dict) -> str:
                                      f"{pct(x['counterfeit_called_genuine'])})" for x in d) + " |")
     tr = m.get("training") or {}
     if tr:
-        stage = (f"last stage {tr.get('epochs')} epochs ({tr.get('optimizer')}, {tr.get('device')}, {tr.get('minutes')} min)"
+        seen = (f"epoch {tr['picked_epoch']} of {tr.get('epochs_trained')} picked by the agent's rule on validation"
+                if "picked_epoch" in tr else f"{tr.get('epochs')} epochs")
+        stage = (f"last stage {seen} ({tr.get('optimizer')}, {tr.get('device')}, {tr.get('minutes')} min)"
                  + (f", continued from `{tr['continued_from']}`" if tr.get("continued_from") else ""))
         if tr.get("continued_from_sha256"):
             stage += f" (sha256 `{tr['continued_from_sha256'][:16]}…`)"

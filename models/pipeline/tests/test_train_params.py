@@ -56,3 +56,20 @@ def test_a_parent_record_for_other_weights_is_not_claimed(tmp_path):
     (out / "best.pt").write_bytes(b"x")
     rec = train.stage_record({**train.DEFAULTS, "weights": str(tmp_path / "best.pt")}, out / "best.pt", "cpu", 1, 1, [])
     assert "training" not in rec["continued_from"]
+
+
+def test_a_picked_stage_says_which_epoch_and_a_calibrated_recovery_says_so(tmp_path):
+    root = {"params": {"cfg": "yolov5n.yaml", "epochs": 0, "weights": "", "optimizer": "none"}, "device": "cpu",
+            "epochs_run": 0, "seconds": 0.0, "sha256": "a" * 64,
+            "recovered_from_onnx": {"file": "model.onnx", "sha256": "b" * 64},
+            "batchnorm_calibration": {"images": 256, "size": 320}}
+    (tmp_path / "best.pt").write_bytes(b"picked weights")
+    record = {"params": {**train.DEFAULTS, "weights": "recovered.pt", "optimizer": "AdamW"}, "device": "cpu",
+              "epochs_run": 8, "seconds": 2202.5, "sha256": train.sha256_file(tmp_path / "best.pt"),
+              "continued_from": {"file": "recovered.pt", "sha256": "a" * 64, "training": root},
+              "picked": {"epoch": 7, "epochs": [{"epoch": e} for e in range(13)]}}
+    (tmp_path / "training.json").write_text(json.dumps(record))
+    summary = pipeline.training_summary(tmp_path / "best.pt", 0)
+    assert (summary["picked_epoch"], summary["epochs_trained"], summary["epochs"]) == (7, 13, 8)
+    assert summary["earlier_stages"][0]["batchnorm_calibrated_on_images"] == 256
+    assert "picked_epoch" not in summary["earlier_stages"][0]
