@@ -54,6 +54,15 @@ def resize_bilinear(img: np.ndarray, rw: int, rh: int) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
+def letterbox(rgb: np.ndarray, dw: int, dh: int) -> tuple[np.ndarray, float]:
+    """An (H, W, 3) uint8 RGB image as the model's input, (1, 3, dh, dw) float32 in 0..1, and its gain."""
+    h, w = rgb.shape[:2]
+    gain, rw, rh, left, top = letterbox_geometry(w, h, dw, dh)
+    canvas = np.full((dh, dw, 3), 114, dtype=np.uint8)
+    canvas[top:top + rh, left:left + rw] = resize_bilinear(rgb, rw, rh)
+    return np.ascontiguousarray(canvas.transpose(2, 0, 1))[None].astype(np.float32) / 255.0, gain
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_thr: float) -> np.ndarray:
     """Indices kept by greedy NMS (best first; a box whose IoU with a kept one is above iou_thr goes)."""
     order = np.argsort(-scores, kind="stable")
@@ -109,11 +118,7 @@ class Detector:
 
     def tensor(self, rgb: np.ndarray) -> tuple[np.ndarray, tuple]:
         h, w = rgb.shape[:2]
-        dw, dh = self.size
-        gain, rw, rh, left, top = letterbox_geometry(w, h, dw, dh)
-        canvas = np.full((dh, dw, 3), 114, dtype=np.uint8)
-        canvas[top:top + rh, left:left + rw] = resize_bilinear(rgb, rw, rh)
-        x = np.ascontiguousarray(canvas.transpose(2, 0, 1))[None].astype(np.float32) / 255.0
+        x, gain = letterbox(rgb, *self.size)
         return x, (w, h, gain)
 
     def detect(self, rgb: np.ndarray, conf: float = 0.25, iou: float = 0.45, max_det: int = 300) -> np.ndarray:

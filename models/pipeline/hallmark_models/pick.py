@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -86,6 +85,14 @@ def score_epoch(brand_key: str, weights: Path, imgsz: int, data: Path, composite
             "refusals": refusals}
 
 
+class RunNotFinished(Exception):
+    """The run has not written its training.json yet: its epochs so far are scored, none is picked."""
+
+
+# What a kept row adds to the row the pick record lists: which checkpoint, judged at which size.
+CACHE_KEYS = ("checkpoint_sha256", "imgsz")
+
+
 def scored_rows(brand_key: str, run: Path, imgsz: int, data: Path, composite: Path | None,
                 tmp: Path) -> list[dict]:
     """Every kept epoch's row, scoring only what is not scored yet: each row is kept in
@@ -114,27 +121,24 @@ def scored_rows(brand_key: str, run: Path, imgsz: int, data: Path, composite: Pa
 def pick(brand_key: str, run: Path, imgsz: int, data: Path, composite: Path | None) -> tuple[Path, dict]:
     """Scores every kept epoch of `run`, writes `run/picked/best.pt` and its training.json; returns both.
     Before the run has written its training.json (it is still training) only the scoring is done."""
-    if not epoch_checkpoints(run):
+    finished = (run / "training.json").exists()  # before listing: a finished run writes no more epochs
+    epochs = dict(epoch_checkpoints(run))
+    if not epochs:
         raise ValueError(f"{run}: no epoch checkpoints (train with --set save_period=1)")
     with tempfile.TemporaryDirectory(prefix="hallmark-pick-") as t:
         tmp = Path(t)
         (tmp / "detections").mkdir()
         rows = scored_rows(brand_key, run, imgsz, data, composite, tmp)
-        if not (run / "training.json").exists():
+        if not finished:
             raise RunNotFinished(f"{run}: still training (no training.json yet): scored {len(rows)} epochs, "
                                  "picked nothing; run pick again when it ends")
-        record = json.loads((run / "training.json").read_text())
-        best = best_row(rows)
-        out = run / "picked"
-        w = ema_weights(dict(epoch_checkpoints(run))[best["epoch"]], tmp / "best.pt")
-        picked = Path(shutil.copy(w, out / "best.pt"))
-    rows = [{k: v for k, v in r.items() if k not in ("checkpoint_sha256", "imgsz")} for r in rows]
+    record = json.loads((run / "training.json").read_text())
+    best = best_row(rows)
+    out = run / "picked"
+    picked = ema_weights(epochs[best["epoch"]], out / "best.pt")
+    rows = [{k: v for k, v in r.items() if k not in CACHE_KEYS} for r in rows]
     (out / "training.json").write_text(json.dumps(picked_record(record, picked, best, rows, imgsz), indent=2))
     return picked, best
-
-
-class RunNotFinished(Exception):
-    pass
 
 
 def picked_record(run_record: dict, picked: Path, best: dict, rows: list[dict], imgsz: int) -> dict:

@@ -64,20 +64,6 @@ def anchors_from(arrays: dict[str, np.ndarray]) -> list[list[float]]:
     return [[round(float(v), 4) for v in lv[0, :, 0, 0, :].reshape(-1)] for lv in levels]
 
 
-def letterboxed(path: Path, size: int) -> np.ndarray:
-    """One image as yolov5 feeds it: RGB, the long side scaled to `size`, padded grey (114) to a square,
-    CHW float32 in 0..1."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        scale = size / max(im.size)
-        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.BILINEAR)
-        canvas = Image.new("RGB", (size, size), (114, 114, 114))
-        canvas.paste(im, ((size - im.width) // 2, (size - im.height) // 2))
-    return np.asarray(canvas, dtype=np.float32).transpose(2, 0, 1) / 255.0
-
-
 def calibration_images(folder: Path, limit: int) -> list[Path]:
     """Up to `limit` images of a folder, spread evenly over its sorted names (deterministic)."""
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
@@ -85,6 +71,13 @@ def calibration_images(folder: Path, limit: int) -> list[Path]:
         raise ValueError(f"{folder}: no images to calibrate BatchNorm on")
     step = max(1, len(files) // limit)
     return files[::step][:limit]
+
+
+def _inputs(images: list[Path], size: int) -> np.ndarray:
+    """Images as the agent feeds them to the model (`detect.letterbox`), stacked into one batch."""
+    from .detect import letterbox, load_rgb
+
+    return np.concatenate([letterbox(load_rgb(p), size, size)[0] for p in images])
 
 
 def _batchnorm_train_mode_gap(model, x) -> float:
@@ -131,14 +124,14 @@ def calibrate_batchnorm(model, images: list[Path], size: int, batch: int = 32) -
             acc[2] += o.numel() // o.shape[1]
         return record
 
-    first = torch.from_numpy(np.stack([letterboxed(p, size) for p in images[:batch]]))
+    first = torch.from_numpy(_inputs(images[:batch], size))
     before = _batchnorm_train_mode_gap(model, first)
     handles = [mod.conv.register_forward_hook(hook(name)) for name, mod in convs.items()]
     model.eval()
     try:
         with torch.no_grad():
             for i in range(0, len(images), batch):
-                model(torch.from_numpy(np.stack([letterboxed(p, size) for p in images[i:i + batch]])))
+                model(torch.from_numpy(_inputs(images[i:i + batch], size)))
     finally:
         for h in handles:
             h.remove()
