@@ -134,14 +134,11 @@ pub fn run(
         let (dets, times) = pipeline.detector.detect(frame(img))?;
         let tv = Instant::now();
         let size = (img.width(), img.height());
-        let v = verdict::judge(
-            dets,
-            &[],
-            pipeline.bundle.manifest(),
-            size,
-            "2000-01-01",
-            &|_| false,
-        );
+        let ctx = verdict::Context {
+            today: "2000-01-01",
+            seen: &|_| false,
+        };
+        let v = verdict::judge(dets, &[], pipeline.bundle.manifest(), size, &ctx);
         let end = Instant::now();
         std::hint::black_box(v);
         full.push(end - t);

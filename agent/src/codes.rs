@@ -57,15 +57,51 @@ pub fn read(frame: Frame<'_>, boxes: &[[f32; 4]], scratch: &mut Vec<u8>) -> Vec<
                 check_digit_ok: bc.check_digit_ok,
                 bbox,
             };
-            // Overlapping boxes may see the same symbol twice (at boxes a pixel apart): one symbol is
-            // one code, or a DataMatrix serial would look cloned.
-            if !out
-                .iter()
-                .any(|c| c.text == code.text && c.format == code.format)
-            {
-                out.push(code);
-            }
+            push_unique(&mut out, code);
         }
     }
     out
+}
+
+/// Adds `code` unless it is a symbol already read: overlapping item boxes may see one symbol twice (at
+/// boxes a pixel apart), and one symbol read twice would look like a cloned serial. The same text at
+/// another place is another symbol (two packs carrying one code: the clone the verdict rule looks for).
+fn push_unique(out: &mut Vec<Code>, code: Code) {
+    let same_symbol = |c: &Code| {
+        c.text == code.text
+            && c.format == code.format
+            && hallmark_detect::nms::iou(&c.bbox, &code.bbox) >= 0.5
+    };
+    if !out.iter().any(same_symbol) {
+        out.push(code);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(text: &str, bbox: [f32; 4]) -> Code {
+        Code {
+            format: "datamatrix".into(),
+            text: text.into(),
+            gtin: None,
+            serial: None,
+            expiry: None,
+            check_digit_ok: true,
+            bbox,
+        }
+    }
+
+    #[test]
+    fn one_symbol_seen_through_two_boxes_is_one_code_the_same_text_elsewhere_is_another() {
+        let mut out = Vec::new();
+        push_unique(&mut out, code("(21)SN1", [100.0, 100.0, 140.0, 140.0]));
+        push_unique(&mut out, code("(21)SN1", [101.0, 100.0, 141.0, 140.0]));
+        assert_eq!(out.len(), 1, "the same symbol a pixel apart");
+        push_unique(&mut out, code("(21)SN1", [600.0, 100.0, 640.0, 140.0]));
+        assert_eq!(out.len(), 2, "one text on two packs is two codes");
+        push_unique(&mut out, code("(21)SN2", [100.0, 100.0, 140.0, 140.0]));
+        assert_eq!(out.len(), 3);
+    }
 }

@@ -32,12 +32,8 @@ pub struct Pipeline {
     scratch: Vec<u8>,
 }
 
-/// What the verdict rule needs besides the frame: today's date (`YYYY-MM-DD`, for expiry dates) and
-/// whether a serial was already seen on another item.
-pub struct Context<'a> {
-    pub today: &'a str,
-    pub seen: &'a dyn Fn(&str) -> bool,
-}
+/// What the verdict rule needs besides the frame.
+pub use crate::verdict::Context;
 
 /// The result of one frame.
 pub struct Outcome<'a> {
@@ -85,14 +81,7 @@ impl Pipeline {
         let size = (frame.width, frame.height);
         let boxes: Vec<[f32; 4]> = verdict::group(detections).iter().map(|i| i.bbox).collect();
         let codes = crate::codes::read(frame, &boxes, &mut self.scratch);
-        let judged = verdict::judge(
-            detections,
-            &codes,
-            self.bundle.manifest(),
-            size,
-            ctx.today,
-            ctx.seen,
-        );
+        let judged = verdict::judge(detections, &codes, self.bundle.manifest(), size, ctx);
         Ok(Outcome {
             detections,
             judged,

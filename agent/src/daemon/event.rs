@@ -89,7 +89,7 @@ impl VerdictEvent {
             verdict: d.decision.verdict,
             confidence: round(d.decision.confidence, 1e4),
             reason: d.decision.reason.clone(),
-            barcode: d.codes.first().cloned(),
+            barcode: crate::verdict::code::shown(&d.codes).cloned(),
             detections: d.last.as_ref().map_or_else(Vec::new, |l| {
                 l.detections
                     .iter()

@@ -845,6 +845,8 @@ struct Judge {
     stats: Arc<Stats>,
     modes: Modes,
     serials: SerialLedger,
+    /// Frames come from a camera: only then are genuine packs' SGTINs remembered.
+    live: bool,
     stdout: Option<Queue<Arc<VerdictEvent>>>,
     evidence: Option<Queue<evidence::Job>>,
     link: Option<Link>,
@@ -930,6 +932,7 @@ impl Judge {
             stats,
             modes,
             serials,
+            live: config.source.kind == crate::config::SourceKind::Camera,
             stdout,
             evidence,
             link,
@@ -1029,41 +1032,23 @@ impl Judge {
         } else {
             Vec::new()
         };
-        let today = crate::clock::today_utc();
-        let now = unix_now();
-        // A serial on two items of one frame is a clone, whatever the memory says.
-        let mut in_frame: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-        for c in &codes {
-            if let Some(s) = c.serial.as_deref() {
-                *in_frame.entry(s).or_default() += 1;
-            }
-        }
-        let step = {
-            let serials = &self.serials;
-            let seen =
-                |s: &str| serials.is_clone(s, now) || in_frame.get(s).is_some_and(|&n| n > 1);
+        let step = judging(&self.manifest, &self.serials, |j| {
             let judged = verdict::judge(
                 &detections,
                 &codes,
                 &self.manifest,
                 (frame.width, frame.height),
-                &today,
-                &seen,
+                &j.ctx,
             );
-            let j = Judging {
-                manifest: &self.manifest,
-                today: &today,
-                seen: &seen,
-            };
             self.modes.on_frame(
                 self.frame_no,
                 &frame,
                 &judged,
                 &detections,
-                &j,
+                j,
                 Instant::now(),
             )
-        };
+        });
         if step.scan_started {
             if let Some(link) = &self.link {
                 link.status(Status::Scanning);
@@ -1078,8 +1063,8 @@ impl Judge {
         }
         let now = unix_now();
         for d in &decided {
-            for s in d.serials() {
-                self.serials.record(s, now);
+            for s in d.remembered(self.live) {
+                self.serials.record(&s, now);
             }
         }
         let mut out = Vec::with_capacity(decided.len());
@@ -1173,15 +1158,17 @@ impl Judge {
     }
 }
 
-/// Calls `f` with what the verdict rule needs outside a frame: today's date and the serial memory.
+/// Calls `f` with what the verdict rule needs besides the evidence: today's date and the SGTIN memory.
 fn judging<R>(manifest: &Manifest, serials: &SerialLedger, f: impl FnOnce(&Judging<'_>) -> R) -> R {
     let today = crate::clock::today_utc();
     let now = unix_now();
-    let seen = |s: &str| serials.is_clone(s, now);
+    let seen = |s: &verdict::Sgtin| serials.is_clone(s, now);
     f(&Judging {
         manifest,
-        today: &today,
-        seen: &seen,
+        ctx: verdict::Context {
+            today: &today,
+            seen: &seen,
+        },
     })
 }
 

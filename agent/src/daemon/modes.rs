@@ -283,7 +283,7 @@ pub const IDLE_TICK: Duration = Duration::from_millis(200);
 mod tests {
     use super::*;
     use crate::bundle::Manifest;
-    use crate::verdict::judge;
+    use crate::verdict::{judge, Code, Context};
     use hallmark_detect::PixelFormat;
 
     fn manifest() -> Manifest {
@@ -317,12 +317,23 @@ mod tests {
         frames: &[Vec<Detection>],
         press: Option<usize>,
     ) -> Vec<(usize, Step)> {
+        feed_coded(modes, frames, &[], press)
+    }
+
+    /// As [`feed`], with the codes read in each frame (`codes[i]` for frame `i`, none past its end).
+    fn feed_coded(
+        modes: &mut Modes,
+        frames: &[Vec<Detection>],
+        codes: &[Vec<Code>],
+        press: Option<usize>,
+    ) -> Vec<(usize, Step)> {
         let m = manifest();
-        let seen = |_: &str| false;
         let j = Judging {
             manifest: &m,
-            today: "2026-01-01",
-            seen: &seen,
+            ctx: Context {
+                today: "2026-01-01",
+                seen: &|_| false,
+            },
         };
         let f = frame();
         let mut out = Vec::new();
@@ -330,7 +341,9 @@ mod tests {
             if press == Some(i) {
                 modes.trigger();
             }
-            let judged = judge(dets, &[], &m, (960, 720), "2026-01-01", &seen);
+            let none = Vec::new();
+            let read = codes.get(i).unwrap_or(&none);
+            let judged = judge(dets, read, &m, (960, 720), &j.ctx);
             out.push((
                 i,
                 modes.on_frame(i as u64, &f, &judged, dets, &j, Instant::now()),
@@ -445,6 +458,118 @@ mod tests {
                 vec![VerdictKind::NoProduct],
                 vec![VerdictKind::Counterfeit, VerdictKind::Genuine]
             ]
+        );
+    }
+
+    fn conveyor() -> Modes {
+        Modes::Conveyor(Conveyor::new(&ConveyorConfig {
+            track_iou: 0.2,
+            max_missed: 3,
+            max_frames: 30,
+            min_frames: 2,
+            reject_pulse_ms: 300,
+            reject_inconclusive: true,
+        }))
+    }
+
+    /// A GS1 DataMatrix with `gtin` and `serial`, on a pack whose box starts at `x`.
+    fn code_at(x: f32, gtin: &str, serial: &str) -> Code {
+        Code {
+            format: "datamatrix".into(),
+            text: format!("(01){gtin}(21){serial}"),
+            gtin: Some(gtin.into()),
+            serial: Some(serial.into()),
+            expiry: None,
+            check_digit_ok: true,
+            bbox: [x + 80.0, 300.0, x + 120.0, 340.0],
+        }
+    }
+
+    fn verdicts_of(steps: &[(usize, Step)]) -> Vec<(f32, VerdictKind, String)> {
+        let mut out: Vec<(f32, VerdictKind, String)> = steps
+            .iter()
+            .flat_map(|(_, s)| &s.decided)
+            .map(|d| {
+                (
+                    d.last.as_ref().map_or(-1.0, |l| l.bbox[0]),
+                    d.decision.verdict,
+                    d.decision.reason.clone(),
+                )
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.total_cmp(&b.0));
+        out
+    }
+
+    #[test]
+    fn two_tracked_packs_with_one_code_are_a_clone_pair_whichever_is_decided_first() {
+        let gtin = manifest().classes[0].gtin.clone();
+        // A genuine-looking pack at x = 100 and a counterfeit-looking one at x = 500, both with one code;
+        // the counterfeit-looking one leaves the view first, then the genuine one.
+        let mut frames: Vec<Vec<Detection>> = (0..4)
+            .map(|_| vec![det(0, 0.9, 100.0), det(1, 0.95, 500.0)])
+            .collect();
+        frames.extend((0..4).map(|_| vec![det(0, 0.9, 100.0)]));
+        frames.extend(vec![Vec::new(); 40]);
+        let codes: Vec<Vec<Code>> = (0..8)
+            .map(|i| {
+                let mut c = vec![code_at(100.0, &gtin, "SN1")];
+                if i < 4 {
+                    c.push(code_at(500.0, &gtin, "SN1"));
+                }
+                c
+            })
+            .collect();
+        let mut c = conveyor();
+        let got = verdicts_of(&feed_coded(&mut c, &frames, &codes, None));
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0].1, VerdictKind::Inconclusive, "{got:?}");
+        assert!(got[0].2.contains("was copied onto another pack"), "{got:?}");
+        assert_eq!(got[1].1, VerdictKind::Counterfeit, "{got:?}");
+        assert!(got[1].2.contains("carries a copy of the code"), "{got:?}");
+    }
+
+    #[test]
+    fn two_genuine_looking_packs_with_one_code_decided_together_are_both_inconclusive() {
+        let gtin = manifest().classes[0].gtin.clone();
+        let mut frames: Vec<Vec<Detection>> = (0..4)
+            .map(|_| vec![det(0, 0.9, 100.0), det(0, 0.92, 500.0)])
+            .collect();
+        frames.extend(vec![Vec::new(); 40]);
+        let codes: Vec<Vec<Code>> = (0..4)
+            .map(|_| vec![code_at(100.0, &gtin, "SN1"), code_at(500.0, &gtin, "SN1")])
+            .collect();
+        let mut c = conveyor();
+        let got = verdicts_of(&feed_coded(&mut c, &frames, &codes, None));
+        assert_eq!(got.len(), 2, "{got:?}");
+        for (_, kind, reason) in &got {
+            assert_eq!(*kind, VerdictKind::Inconclusive, "{got:?}");
+            assert!(reason.contains("check both by hand"), "{got:?}");
+        }
+    }
+
+    #[test]
+    fn packs_in_view_together_with_one_serial_under_two_gtins_are_no_pair() {
+        let m = manifest();
+        let gtin = m.classes[0].gtin.clone();
+        let frames: Vec<Vec<Detection>> = (0..4)
+            .map(|_| vec![det(0, 0.9, 100.0), det(0, 0.92, 500.0)])
+            .chain(std::iter::repeat_n(Vec::new(), 40))
+            .collect();
+        let codes: Vec<Vec<Code>> = (0..4)
+            .map(|_| {
+                vec![
+                    code_at(100.0, &gtin, "SN1"),
+                    code_at(500.0, "05012345999992", "SN1"),
+                ]
+            })
+            .collect();
+        let mut c = conveyor();
+        let got = verdicts_of(&feed_coded(&mut c, &frames, &codes, None));
+        assert_eq!(got[0].1, VerdictKind::Genuine, "{got:?}");
+        assert!(
+            !got[1].2.contains("copy"),
+            "another GTIN is no clone: {got:?}"
         );
     }
 }

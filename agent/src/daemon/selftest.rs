@@ -75,7 +75,11 @@ pub fn run(
         let detections = detections.to_vec();
         let boxes: Vec<[f32; 4]> = verdict::group(&detections).iter().map(|i| i.bbox).collect();
         let codes = crate::codes::read(frame, &boxes, &mut scratch);
-        let judged = verdict::judge(&detections, &codes, manifest, (w, h), &today, &|_| false);
+        let ctx = verdict::Context {
+            today: &today,
+            seen: &|_| false,
+        };
+        let judged = verdict::judge(&detections, &codes, manifest, (w, h), &ctx);
         if judged.verdict.verdict != case.verdict {
             return Err(format!(
                 "self-test: {} gave {} ({}), expected {}",

@@ -1,18 +1,24 @@
-//! The memory of GS1 DataMatrix serials, to spot a cloned code: the same serial on another pack.
+//! The memory of serialised packs (GS1 SGTIN: GTIN + serial), to spot a cloned code: the same SGTIN on
+//! another pack later.
 //!
-//! Bounded (the oldest forgotten first) and kept in the state folder as an append-only log, compacted
-//! when it grows past twice the bound, so a restart remembers. The same serial seen again within the
-//! re-scan window is the same pack scanned twice (a clerk scanning again), not a clone.
+//! Only packs decided genuine from live capture are remembered (the daemon's rule): a doubtful pack or
+//! a replayed recording must never make a later genuine pack look copied. Bounded (the oldest forgotten
+//! first) and kept in the state folder as an append-only log (`<unix time> <GTIN> <serial>` a line),
+//! compacted when it grows past twice the bound, so a restart remembers. The same SGTIN seen again
+//! within the re-scan window is the same pack scanned twice (a clerk scanning again), not a clone.
+//! Lines of the older serial-only form are skipped: a serial without its GTIN proves nothing.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Remembered serials with the time (seconds since the Unix epoch) each was first seen.
+use crate::verdict::Sgtin;
+
+/// Remembered SGTINs with the time (seconds since the Unix epoch) each was first seen.
 pub struct SerialLedger {
-    first_seen: HashMap<String, u64>,
-    order: VecDeque<String>,
+    first_seen: HashMap<Sgtin, u64>,
+    order: VecDeque<Sgtin>,
     capacity: usize,
     window: Duration,
     log: Option<PathBuf>,
@@ -37,11 +43,9 @@ impl SerialLedger {
         let mut ledger = SerialLedger::new(capacity, window);
         if let Ok(text) = std::fs::read_to_string(path) {
             for line in text.lines() {
-                if let Some((t, serial)) = line.split_once(' ') {
-                    if let Ok(t) = t.parse() {
-                        ledger.remember(serial, t);
-                        ledger.logged += 1;
-                    }
+                if let Some((t, sgtin)) = parse_line(line) {
+                    ledger.remember(&sgtin, t);
+                    ledger.logged += 1;
                 }
             }
         }
@@ -49,26 +53,26 @@ impl SerialLedger {
         ledger
     }
 
-    /// Whether `serial` at time `now` is a clone: already seen on a pack at least the re-scan window
+    /// Whether `sgtin` at time `now` is a clone: already seen on a pack at least the re-scan window
     /// ago (with a zero window, any earlier sighting).
-    pub fn is_clone(&self, serial: &str, now: u64) -> bool {
+    pub fn is_clone(&self, sgtin: &Sgtin, now: u64) -> bool {
         self.first_seen
-            .get(serial)
+            .get(sgtin)
             .is_some_and(|&t| now.saturating_sub(t) >= self.window.as_secs())
     }
 
-    /// Records a serial seen now (the first sighting is what counts).
-    pub fn record(&mut self, serial: &str, now: u64) {
-        if self.first_seen.contains_key(serial) {
+    /// Records an SGTIN seen now (the first sighting is what counts).
+    pub fn record(&mut self, sgtin: &Sgtin, now: u64) {
+        if self.first_seen.contains_key(sgtin) {
             return;
         }
-        self.remember(serial, now);
+        self.remember(sgtin, now);
         if let Some(path) = self.log.clone() {
             self.logged += 1;
             let result = if self.logged > 2 * self.capacity {
                 self.compact(&path)
             } else {
-                append(&path, serial, now)
+                append(&path, sgtin, now)
             };
             if let Err(e) = result {
                 tracing::warn!(path = %path.display(), error = %e, "cannot write the serial memory; cloned codes are checked in memory only");
@@ -76,9 +80,9 @@ impl SerialLedger {
         }
     }
 
-    fn remember(&mut self, serial: &str, t: u64) {
-        if self.first_seen.insert(serial.to_string(), t).is_none() {
-            self.order.push_back(serial.to_string());
+    fn remember(&mut self, sgtin: &Sgtin, t: u64) {
+        if self.first_seen.insert(sgtin.clone(), t).is_none() {
+            self.order.push_back(sgtin.clone());
         }
         while self.order.len() > self.capacity {
             if let Some(old) = self.order.pop_front() {
@@ -91,7 +95,7 @@ impl SerialLedger {
         let tmp = path.with_extension("tmp");
         let mut out = std::fs::File::create(&tmp)?;
         for s in &self.order {
-            writeln!(out, "{} {s}", self.first_seen[s])?;
+            writeln!(out, "{} {} {}", self.first_seen[s], s.gtin, s.serial)?;
         }
         out.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -100,25 +104,62 @@ impl SerialLedger {
     }
 }
 
-fn append(path: &Path, serial: &str, t: u64) -> std::io::Result<()> {
+fn append(path: &Path, sgtin: &Sgtin, t: u64) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)?;
-    writeln!(f, "{t} {serial}")
+    writeln!(f, "{t} {} {}", sgtin.gtin, sgtin.serial)
+}
+
+/// `<unix time> <GTIN> <serial>`; `None` for anything else (the older `<time> <serial>` lines too).
+fn parse_line(line: &str) -> Option<(u64, Sgtin)> {
+    let mut parts = line.splitn(3, ' ');
+    let t = parts.next()?.parse().ok()?;
+    let gtin = parts.next()?;
+    let serial = parts.next()?;
+    if gtin.len() != 14 || !gtin.bytes().all(|b| b.is_ascii_digit()) || serial.is_empty() {
+        return None;
+    }
+    Some((
+        t,
+        Sgtin {
+            gtin: gtin.to_string(),
+            serial: serial.to_string(),
+        },
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn s(gtin: &str, serial: &str) -> Sgtin {
+        Sgtin {
+            gtin: gtin.into(),
+            serial: serial.into(),
+        }
+    }
+
+    const EARL_GREY: &str = "09501101010215";
+    const JASMINE: &str = "09501101010383";
+
     #[test]
     fn a_serial_seen_again_after_the_window_is_a_clone_within_it_a_rescan() {
         let mut l = SerialLedger::new(10, Duration::from_secs(60));
-        assert!(!l.is_clone("A1", 1000));
-        l.record("A1", 1000);
-        assert!(!l.is_clone("A1", 1030), "the same pack scanned again");
-        assert!(l.is_clone("A1", 1100));
+        let a1 = s(EARL_GREY, "A1");
+        assert!(!l.is_clone(&a1, 1000));
+        l.record(&a1, 1000);
+        assert!(!l.is_clone(&a1, 1030), "the same pack scanned again");
+        assert!(l.is_clone(&a1, 1100));
+    }
+
+    #[test]
+    fn one_serial_under_another_gtin_is_another_pack() {
+        let mut l = SerialLedger::new(10, Duration::ZERO);
+        l.record(&s(EARL_GREY, "SN00000001"), 1000);
+        assert!(l.is_clone(&s(EARL_GREY, "SN00000001"), 1001));
+        assert!(!l.is_clone(&s(JASMINE, "SN00000001"), 1001));
     }
 
     #[test]
@@ -126,12 +167,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("serials.log");
         let mut l = SerialLedger::open(&path, 2, Duration::ZERO);
-        for (i, s) in ["A", "B", "C", "D", "E"].iter().enumerate() {
-            l.record(s, i as u64);
+        for (i, serial) in ["A", "B", "C", "D", "E"].iter().enumerate() {
+            l.record(&s(EARL_GREY, serial), i as u64);
         }
-        assert!(!l.is_clone("A", 100), "forgotten: over capacity");
-        assert!(l.is_clone("E", 100));
+        assert!(
+            !l.is_clone(&s(EARL_GREY, "A"), 100),
+            "forgotten: over capacity"
+        );
+        assert!(l.is_clone(&s(EARL_GREY, "E"), 100));
         let again = SerialLedger::open(&path, 2, Duration::ZERO);
-        assert!(again.is_clone("E", 100) && again.is_clone("D", 100) && !again.is_clone("A", 100));
+        assert!(again.is_clone(&s(EARL_GREY, "E"), 100) && again.is_clone(&s(EARL_GREY, "D"), 100));
+        assert!(!again.is_clone(&s(EARL_GREY, "A"), 100));
+        assert!(!again.is_clone(&s(JASMINE, "E"), 100));
+    }
+
+    #[test]
+    fn serial_only_lines_of_the_older_log_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serials.log");
+        std::fs::write(&path, format!("5 SN1\nnonsense\n6 {EARL_GREY} SN2\n")).unwrap();
+        let l = SerialLedger::open(&path, 10, Duration::ZERO);
+        assert!(l.is_clone(&s(EARL_GREY, "SN2"), 100));
+        assert!(!l.is_clone(&s(EARL_GREY, "SN1"), 100));
     }
 }

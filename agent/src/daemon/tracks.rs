@@ -1,8 +1,12 @@
 //! Tracked items and their evidence: the [`Tracker`] says which item is which pack, an
 //! [`Aggregate`] per track gathers its evidence, and a track is decided once (when due, or when it
 //! leaves). Shared by the conveyor (always on) and a triggered kiosk scan (over the scan's frames).
+//!
+//! Two tracks seen in one frame are two packs in view together: when they carry one SGTIN they are a
+//! clone pair, decided by [`crate::verdict::serial`]'s rule whichever of them is decided first (a
+//! track that left is remembered while a track it was seen with is still followed).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::decided::{Decided, Sighting};
@@ -10,27 +14,36 @@ use crate::bundle::Manifest;
 use crate::capture::OwnedFrame;
 use crate::track::{TrackEvent, Tracker, TrackerOptions};
 use crate::verdict::frame::primary;
-use crate::verdict::{Aggregate, FrameVerdict};
+use crate::verdict::{Aggregate, Context, FrameVerdict, Partner, Sgtin};
 use hallmark_detect::Detection;
 
 struct TrackState {
     agg: Aggregate,
     last: Sighting,
     decided: bool,
+    /// Tracks seen in the same frame as this one.
+    seen_with: BTreeSet<u64>,
+}
+
+/// What a clone partner needs of a track that left: its SGTINs and how it looked.
+struct Departed {
+    sgtins: BTreeSet<Sgtin>,
+    looks_counterfeit: bool,
 }
 
 /// Tracks and their evidence.
 pub struct Tracks {
     tracker: Tracker,
     states: HashMap<u64, TrackState>,
+    /// Tracks that left with an SGTIN, kept while a track seen with them is followed.
+    departed: HashMap<u64, Departed>,
     min_frames: u32,
 }
 
 /// What the verdict of a track needs besides its evidence.
 pub struct Judging<'a> {
     pub manifest: &'a Manifest,
-    pub today: &'a str,
-    pub seen: &'a dyn Fn(&str) -> bool,
+    pub ctx: Context<'a>,
 }
 
 impl Tracks {
@@ -38,6 +51,7 @@ impl Tracks {
         Tracks {
             tracker: Tracker::new(opts),
             states: HashMap::new(),
+            departed: HashMap::new(),
             min_frames,
         }
     }
@@ -65,8 +79,12 @@ impl Tracks {
                 agg: Aggregate::new(j.manifest.classes.len()),
                 last: sighting.clone(),
                 decided: false,
+                seen_with: BTreeSet::new(),
             });
             state.agg.add(&members, item.bbox, size, &item.codes);
+            state
+                .seen_with
+                .extend(ids.iter().copied().filter(|&other| other != id));
             // Design: the evidence and the event show the item where it was seen best: whole in view
             // rather than cut by the edge, then larger.
             if better(&sighting, &state.last) {
@@ -89,19 +107,22 @@ impl Tracks {
                 }
             }
         }
+        self.forget_departed();
         out
     }
 
     /// Ends every track (end of stream, end of a scan); returns the undecided ones' verdicts.
     pub fn finish(&mut self, j: &Judging<'_>) -> Vec<Decided> {
         let events = self.tracker.finish();
-        events
+        let out = events
             .into_iter()
             .filter_map(|e| match e {
                 TrackEvent::Left { id, .. } => self.decide(id, j, true),
                 _ => None,
             })
-            .collect()
+            .collect();
+        self.departed.clear();
+        out
     }
 
     /// Tracks followed now.
@@ -110,12 +131,13 @@ impl Tracks {
     }
 
     fn decide(&mut self, id: u64, j: &Judging<'_>, leaving: bool) -> Option<Decided> {
+        let partners = self.partners(id, j);
         let state = self.states.get_mut(&id)?;
         let decided = if state.decided || state.agg.frames() < self.min_frames {
             None
         } else {
             state.decided = true;
-            let decision = state.agg.decide(j.manifest, j.today, j.seen);
+            let decision = state.agg.decide(j.manifest, &j.ctx, &partners);
             Some(Decided {
                 track: id,
                 frames: state.agg.frames(),
@@ -126,9 +148,55 @@ impl Tracks {
             })
         };
         if leaving {
-            self.states.remove(&id);
+            if let Some(state) = self.states.remove(&id) {
+                let sgtins = state.agg.sgtins();
+                if !sgtins.is_empty() {
+                    self.departed.insert(
+                        id,
+                        Departed {
+                            sgtins,
+                            looks_counterfeit: state.agg.looks_counterfeit(j.manifest, j.ctx.today),
+                        },
+                    );
+                }
+            }
         }
         decided
+    }
+
+    /// The packs seen in view with track `id` (followed now, or left) that carry one of its SGTINs.
+    fn partners(&self, id: u64, j: &Judging<'_>) -> Vec<Partner> {
+        let Some(state) = self.states.get(&id) else {
+            return Vec::new();
+        };
+        let mine = state.agg.sgtins();
+        if mine.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for other in &state.seen_with {
+            let (theirs, looks_counterfeit) =
+                match (self.states.get(other), self.departed.get(other)) {
+                    (Some(o), _) => (
+                        o.agg.sgtins(),
+                        o.agg.looks_counterfeit(j.manifest, j.ctx.today),
+                    ),
+                    (None, Some(d)) => (d.sgtins.clone(), d.looks_counterfeit),
+                    (None, None) => continue,
+                };
+            out.extend(mine.intersection(&theirs).map(|s| Partner {
+                sgtin: s.clone(),
+                looks_counterfeit,
+            }));
+        }
+        out
+    }
+
+    /// Drops the tracks that left once no followed track was seen with them.
+    fn forget_departed(&mut self) {
+        let states = &self.states;
+        self.departed
+            .retain(|id, _| states.values().any(|s| s.seen_with.contains(id)));
     }
 }
 

@@ -94,7 +94,7 @@ impl ItemRecord {
             verdict: d.verdict,
             confidence: round(d.confidence, 1e4),
             reason: d.reason.clone(),
-            barcode: item.codes.first().cloned(),
+            barcode: crate::verdict::code::shown(&item.codes).cloned(),
             detections: item
                 .members
                 .iter()

@@ -9,8 +9,12 @@
 
 use hallmark_detect::Detection;
 
-use super::code::{Code, Serials, Signal};
+use std::collections::BTreeSet;
+
+use super::code::{Code, Sgtin};
 use super::rule::{self, Decision, Evidence};
+use super::serial::{self, Partner};
+use super::Context;
 use crate::bundle::Manifest;
 
 /// Pixels from the frame edge within which a box counts as cut off.
@@ -129,26 +133,21 @@ impl Aggregate {
         }
     }
 
-    /// The item's one verdict.
-    pub fn decide(
-        &self,
-        manifest: &Manifest,
-        today: &str,
-        seen: &dyn Fn(&str) -> bool,
-    ) -> Decision {
-        let e = self.evidence(manifest);
-        let product = rule::product_of(&e, manifest);
-        // A tracked pack's codes come from its own frames: another pack in view is not known here.
-        let serials = Serials {
-            seen,
-            in_view: &|_| false,
-        };
-        let signals: Vec<Signal> = self
-            .codes
-            .iter()
-            .flat_map(|c| c.signals(&product, manifest, today, &serials))
-            .collect();
-        rule::decide(&e, &signals, manifest)
+    /// The pooled codes' SGTINs.
+    pub fn sgtins(&self) -> BTreeSet<Sgtin> {
+        serial::sgtins(&self.codes)
+    }
+
+    /// Whether the item judged on its own is counterfeit (how the pack looks to its clone partners).
+    pub fn looks_counterfeit(&self, manifest: &Manifest, today: &str) -> bool {
+        let codes: Vec<&Code> = self.codes.iter().collect();
+        rule::looks_counterfeit(&self.evidence(manifest), &codes, manifest, today)
+    }
+
+    /// The item's one verdict. `partners`: the packs seen in view with it that carry one of its SGTINs.
+    pub fn decide(&self, manifest: &Manifest, ctx: &Context<'_>, partners: &[Partner]) -> Decision {
+        let codes: Vec<&Code> = self.codes.iter().collect();
+        rule::decide_item(&self.evidence(manifest), &codes, partners, manifest, ctx)
     }
 }
 
@@ -159,6 +158,13 @@ mod tests {
 
     fn manifest() -> Manifest {
         crate::verdict::test_manifest()
+    }
+
+    fn ctx() -> Context<'static> {
+        Context {
+            today: "2026-01-01",
+            seen: &|_| false,
+        }
     }
 
     const INSIDE: [f32; 4] = [300.0, 200.0, 500.0, 500.0];
@@ -185,7 +191,7 @@ mod tests {
             add(&mut a, &[d(0, 0.92)], INSIDE);
         }
         add(&mut a, &[d(1, 0.9), d(0, 0.3)], INSIDE);
-        let v = a.decide(&m, "2026-01-01", &|_| false);
+        let v = a.decide(&m, &ctx(), &[]);
         assert_eq!(v.verdict, VerdictKind::Genuine, "{}", v.reason);
         assert!((v.confidence - (0.92 * 5.0 + 0.3) / 6.0).abs() < 1e-5);
     }
@@ -198,14 +204,11 @@ mod tests {
         add(&mut a, &[d(0, 0.9)], INSIDE);
         add(&mut a, &[d(0, 0.88)], INSIDE);
         assert_eq!(a.frames(), 3);
-        assert_eq!(
-            a.decide(&m, "2026-01-01", &|_| false).verdict,
-            VerdictKind::Genuine
-        );
+        assert_eq!(a.decide(&m, &ctx(), &[]).verdict, VerdictKind::Genuine);
         let mut only_edge = Aggregate::new(2);
         add(&mut only_edge, &[d(1, 0.95)], AT_EDGE);
         assert_eq!(
-            only_edge.decide(&m, "2026-01-01", &|_| false).verdict,
+            only_edge.decide(&m, &ctx(), &[]).verdict,
             VerdictKind::Counterfeit,
             "an edge frame is all there is"
         );
@@ -218,9 +221,6 @@ mod tests {
         for _ in 0..4 {
             add(&mut a, &[d(1, 0.9), d(0, 0.4)], INSIDE);
         }
-        assert_eq!(
-            a.decide(&m, "2026-01-01", &|_| false).verdict,
-            VerdictKind::Counterfeit
-        );
+        assert_eq!(a.decide(&m, &ctx(), &[]).verdict, VerdictKind::Counterfeit);
     }
 }

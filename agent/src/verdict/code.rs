@@ -1,12 +1,10 @@
 //! Barcode facts as verdict signals. A code read inside an item is checked against the brand's
-//! manifest: a wrong check digit, a GTIN outside the brand's GS1 company prefixes, another product's
-//! GTIN on this pack, or a serial printed on another pack in the same view are counterfeit signals; a
-//! GTIN the brand never registered, a date past expiry, or a serial seen on an earlier pack make a
-//! genuine-looking pack inconclusive. Each signal carries a reason a clerk can act on.
+//! manifest: a wrong check digit, a GTIN outside the brand's GS1 company prefixes or another product's
+//! GTIN on this pack are counterfeit signals; a GTIN the brand never registered or a date past expiry
+//! make a genuine-looking pack inconclusive. Each signal carries a reason a clerk can act on.
 //!
-//! Design: a serial seen before cannot tell a cloned code from the same pack brought back (a customer
-//! returning, a clerk checking again after the re-scan window), so it sends the pack to a person rather
-//! than accusing anyone; only two packs in view at once with one serial prove a clone.
+//! Serialised codes (a GTIN with its serial, a GS1 SGTIN) have their own rule, in [`super::serial`]:
+//! a serial alone identifies nothing, since two products may print the same one.
 
 use serde::Serialize;
 
@@ -31,11 +29,27 @@ pub struct Code {
     pub bbox: [f32; 4],
 }
 
-/// What is known about serials besides this code: `seen` — on a pack decided before; `in_view` — on
-/// another pack in the same view now.
-pub struct Serials<'a> {
-    pub seen: &'a dyn Fn(&str) -> bool,
-    pub in_view: &'a dyn Fn(&str) -> bool,
+/// A serialised item's identity: its GTIN and its serial (GS1 SGTIN, AI (01) + AI (21)). Unique per
+/// pack; the serial alone is not (pharmacy lines often number each product's packs from 1).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sgtin {
+    pub gtin: String,
+    pub serial: String,
+}
+
+impl std::fmt::Display for Sgtin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GTIN {} serial {}", self.gtin, self.serial)
+    }
+}
+
+/// The code a verdict record shows for its item: the one that identifies the pack best (with a GTIN and
+/// a serial), else the first read.
+pub fn shown(codes: &[Code]) -> Option<&Code> {
+    codes
+        .iter()
+        .find(|c| c.sgtin().is_some())
+        .or_else(|| codes.first())
 }
 
 /// What a code says about its item.
@@ -55,16 +69,18 @@ impl Code {
         cx >= bbox[0] && cx <= bbox[2] && cy >= bbox[1] && cy <= bbox[3]
     }
 
-    /// The signals of this code on an item that looks like `product`. `serials` says whether a serial
-    /// was seen before or is on another pack in view; `today` is `YYYY-MM-DD` (ISO dates compare as
-    /// strings).
-    pub fn signals(
-        &self,
-        product: &str,
-        m: &Manifest,
-        today: &str,
-        serials: &Serials<'_>,
-    ) -> Vec<Signal> {
+    /// The pack's SGTIN, when the code carries both a GTIN and a serial. A serial without its GTIN
+    /// cannot prove a clone.
+    pub fn sgtin(&self) -> Option<Sgtin> {
+        Some(Sgtin {
+            gtin: self.gtin.clone()?,
+            serial: self.serial.clone()?,
+        })
+    }
+
+    /// The signals of this code's GTIN and expiry date on an item that looks like `product`; `today` is
+    /// `YYYY-MM-DD` (ISO dates compare as strings). Serials are [`super::serial`]'s.
+    pub fn signals(&self, product: &str, m: &Manifest, today: &str) -> Vec<Signal> {
         let mut out = Vec::new();
         if let Some(gtin) = &self.gtin {
             let short = gtin.get(1..).unwrap_or("");
@@ -93,17 +109,6 @@ impl Code {
                 out.push(Signal::Inconclusive(format!(
                     "the barcode's GTIN {gtin} is not a registered {} product",
                     m.brand
-                )));
-            }
-        }
-        if let Some(serial) = &self.serial {
-            if (serials.in_view)(serial) {
-                out.push(Signal::Counterfeit(format!(
-                    "the code's serial {serial} is also printed on another pack in view: a cloned code"
-                )));
-            } else if (serials.seen)(serial) {
-                out.push(Signal::Inconclusive(format!(
-                    "the code's serial {serial} was seen on a pack before: a cloned code, or this pack scanned again; check it by hand"
                 )));
             }
         }

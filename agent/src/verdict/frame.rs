@@ -2,12 +2,15 @@
 //! primary item — the largest item nearest the centre, which is what a person holding a pack up to a
 //! kiosk camera means. The frame's own verdict is its primary item's, `no_product` when there is none.
 
+use std::collections::BTreeSet;
+
 use hallmark_detect::Detection;
 
-use super::code::{Code, Serials};
+use super::code::{Code, Sgtin};
 use super::items::group;
-use super::rule::{decide_with_codes, Decision, Evidence};
-use super::{Verdict, VerdictKind};
+use super::rule::{decide_item, looks_counterfeit, Decision, Evidence};
+use super::serial;
+use super::{Context, Verdict, VerdictKind};
 use crate::bundle::Manifest;
 
 /// One item's verdict in a frame.
@@ -34,45 +37,42 @@ pub struct FrameVerdict {
 }
 
 /// Judges one frame. `codes` are all codes read in the frame (frame pixels); each goes to the item its
-/// centre lies in. `seen` answers whether a serial was seen on a pack before; a serial on two items of
-/// this frame is a clone for both.
+/// centre lies in. Items of this frame that share an SGTIN are a clone pair ([`serial`]); `ctx` has
+/// today's date and the memory of SGTINs seen before.
 pub fn judge(
     detections: &[Detection],
     codes: &[Code],
     manifest: &Manifest,
     (width, height): (u32, u32),
-    today: &str,
-    seen: &dyn Fn(&str) -> bool,
+    ctx: &Context<'_>,
 ) -> FrameVerdict {
     let groups = group(detections);
     let codes_of: Vec<Vec<&Code>> = groups
         .iter()
         .map(|item| codes.iter().filter(|c| c.inside(&item.bbox)).collect())
         .collect();
-    // The items of each serial in view (a code read twice on one pack counts once).
-    let mut holders: std::collections::HashMap<&str, std::collections::BTreeSet<usize>> =
-        Default::default();
-    for (i, mine) in codes_of.iter().enumerate() {
-        for serial in mine.iter().filter_map(|c| c.serial.as_deref()) {
-            holders.entry(serial).or_default().insert(i);
-        }
-    }
+    let evidence: Vec<Evidence> = groups
+        .iter()
+        .map(|item| Evidence::of(&item.members, detections, manifest))
+        .collect();
+    // Design: a pair is judged by how each pack is judged on its own, so every look comes first.
+    let looks: Vec<bool> = evidence
+        .iter()
+        .zip(&codes_of)
+        .map(|(e, mine)| looks_counterfeit(e, mine, manifest, ctx.today))
+        .collect();
+    let sgtins: Vec<BTreeSet<Sgtin>> = codes_of
+        .iter()
+        .map(|mine| serial::sgtins(mine.iter().copied()))
+        .collect();
     let items: Vec<ItemVerdict> = groups
         .into_iter()
         .zip(codes_of)
+        .zip(evidence)
         .enumerate()
-        .map(|(index, (item, mine))| {
-            let evidence = Evidence::of(&item.members, detections, manifest);
-            let in_view = |s: &str| {
-                holders
-                    .get(s)
-                    .is_some_and(|h| h.iter().any(|&o| o != index))
-            };
-            let serials = Serials {
-                seen,
-                in_view: &in_view,
-            };
-            let decision = decide_with_codes(&evidence, &mine, manifest, today, &serials);
+        .map(|(index, ((item, mine), evidence))| {
+            let partners = serial::partners(index, &sgtins, &looks);
+            let decision = decide_item(&evidence, &mine, &partners, manifest, ctx);
             ItemVerdict {
                 index,
                 bbox: item.bbox,
@@ -129,6 +129,7 @@ pub fn primary(boxes: impl Iterator<Item = [f32; 4]>, width: u32, height: u32) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verdict::Context;
 
     #[test]
     fn the_centred_pack_wins_over_a_larger_one_at_the_edge() {
@@ -139,5 +140,62 @@ mod tests {
     #[test]
     fn no_box_no_primary() {
         assert_eq!(primary(std::iter::empty(), 960, 720), None);
+    }
+
+    fn code(text: &str, gtin: &str, serial: Option<&str>, ok: bool, x: f32) -> Code {
+        Code {
+            format: if serial.is_some() {
+                "datamatrix"
+            } else {
+                "ean13"
+            }
+            .into(),
+            text: text.into(),
+            gtin: Some(gtin.into()),
+            serial: serial.map(str::to_string),
+            expiry: None,
+            check_digit_ok: ok,
+            bbox: [x + 50.0, 300.0, x + 90.0, 340.0],
+        }
+    }
+
+    #[test]
+    fn a_partner_counterfeit_by_its_own_barcode_is_the_copy_in_the_pair() {
+        let m = crate::verdict::test_manifest();
+        let gtin = "05012345000013";
+        // Both packs look genuine to the detector; the second prints a wrong check digit beside a copy
+        // of the first one's DataMatrix.
+        let dets = [
+            Detection {
+                class: 0,
+                score: 0.9,
+                bbox: [0.0, 200.0, 200.0, 500.0],
+            },
+            Detection {
+                class: 0,
+                score: 0.85,
+                bbox: [400.0, 200.0, 600.0, 500.0],
+            },
+        ];
+        let codes = [
+            code("dm", gtin, Some("SN1"), true, 0.0),
+            code("dm", gtin, Some("SN1"), true, 400.0),
+            code("0501234500001x", gtin, None, false, 420.0),
+        ];
+        let ctx = Context {
+            today: "2026-01-01",
+            seen: &|_| false,
+        };
+        let got = judge(&dets, &codes, &m, (960, 720), &ctx);
+        let (genuine, copy) = (&got.items[0].decision, &got.items[1].decision);
+        assert_eq!(copy.verdict, VerdictKind::Counterfeit, "{}", copy.reason);
+        assert_eq!(genuine.verdict, VerdictKind::Inconclusive);
+        assert!(
+            genuine
+                .reason
+                .contains("was copied onto another pack in view"),
+            "{}",
+            genuine.reason
+        );
     }
 }

@@ -5,8 +5,9 @@
 //! - [`items`]: detections of any class that overlap are one item (one physical pack).
 //! - [`rule`]: an item's genuine and counterfeit evidence → `genuine` / `counterfeit` / `inconclusive`,
 //!   with a margin so a near tie is never a counterfeit.
-//! - [`code`]: barcode facts inside an item (check digit, GS1 prefix, another product's GTIN, a cloned
-//!   serial, an expiry date) as counterfeit or inconclusive signals.
+//! - [`code`]: barcode facts inside an item (check digit, GS1 prefix, another product's GTIN, an expiry
+//!   date) as counterfeit or inconclusive signals.
+//! - [`serial`]: serialised codes (GTIN + serial): a clone pair in view, an SGTIN seen before.
 //! - [`frame`]: a whole frame judged item by item, and its primary item (kiosk framing).
 //! - [`aggregate`]: a tracked item's evidence over many frames (conveyor), decided by the same rule.
 //!
@@ -17,6 +18,7 @@ pub mod code;
 pub mod frame;
 pub mod items;
 pub mod rule;
+pub mod serial;
 
 use serde::Serialize;
 
@@ -24,10 +26,19 @@ use serde::Serialize;
 pub use hallmark_link::Verdict as VerdictKind;
 
 pub use aggregate::Aggregate;
-pub use code::{Code, Serials, Signal};
+pub use code::{Code, Sgtin, Signal};
 pub use frame::{judge, FrameVerdict, ItemVerdict};
 pub use items::{group, Item, ITEM_IOU};
-pub use rule::{decide, Decision, Evidence};
+pub use rule::{decide, decide_item, Decision, Evidence};
+pub use serial::Partner;
+
+/// What an item's verdict needs besides the frame: today's date (`YYYY-MM-DD`, for expiry dates) and
+/// whether an SGTIN was remembered from a pack decided genuine before.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    pub today: &'a str,
+    pub seen: &'a dyn Fn(&Sgtin) -> bool,
+}
 
 /// A verdict with its confidence and a reason a person can read.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -44,8 +55,8 @@ pub(crate) fn test_manifest() -> crate::bundle::Manifest {
         "schema": "hallmark.model/1", "brand": "b", "revision": 1,
         "model": {"file": "model.onnx", "sha256": "0".repeat(64), "format": "yolov5",
                   "input": {"name": "images", "width": 320, "height": 320}, "output": {"name": "output0"}},
-        "classes": [{"id": 0, "name": "tea", "product": "Tea", "role": "genuine"},
-                    {"id": 1, "name": "tea-fake", "product": "Tea", "role": "counterfeit"}],
+        "classes": [{"id": 0, "name": "tea", "product": "Tea", "gtin": "05012345000013", "role": "genuine"},
+                    {"id": 1, "name": "tea-fake", "product": "Tea", "gtin": "05012345000013", "role": "counterfeit"}],
         "gs1_prefixes": ["5012345"],
         "thresholds": {"confidence": 0.25, "iou": 0.45, "genuine": 0.8, "counterfeit": 0.5}
     });

@@ -13,8 +13,11 @@
 //! an inconclusive signal turns a genuine verdict inconclusive. A barcode never makes an item genuine:
 //! a counterfeiter can copy a valid code.
 
-use super::code::{Code, Serials, Signal};
-use super::VerdictKind;
+use std::collections::BTreeSet;
+
+use super::code::{Code, Sgtin, Signal};
+use super::serial::{self, Partner};
+use super::{Context, VerdictKind};
 use crate::bundle::{Manifest, Role};
 use hallmark_detect::Detection;
 
@@ -96,11 +99,6 @@ pub fn decide(e: &Evidence, signals: &[Signal], manifest: &Manifest) -> Decision
     visual
 }
 
-/// The product the visual evidence points at (before barcodes); used to cross-check a barcode.
-pub fn product_of(e: &Evidence, manifest: &Manifest) -> String {
-    visual(e, manifest).product
-}
-
 fn visual(e: &Evidence, m: &Manifest) -> Decision {
     let t = &m.thresholds;
     let (g, c) = (
@@ -163,19 +161,39 @@ fn visual(e: &Evidence, m: &Manifest) -> Decision {
     }
 }
 
-/// Convenience for callers that already hold the item's barcodes: signals, then the decision.
-pub fn decide_with_codes(
+/// The signals of an item's codes that concern it alone: each code's GTIN and expiry facts.
+fn own_signals(e: &Evidence, codes: &[&Code], manifest: &Manifest, today: &str) -> Vec<Signal> {
+    let product = visual(e, manifest).product;
+    codes
+        .iter()
+        .flat_map(|c| c.signals(&product, manifest, today))
+        .collect()
+}
+
+/// Whether the item, judged on its own (the detector and its codes' GTIN facts, no serials), is
+/// counterfeit: how a pack in a clone pair looks to the rule.
+pub fn looks_counterfeit(e: &Evidence, codes: &[&Code], manifest: &Manifest, today: &str) -> bool {
+    decide(e, &own_signals(e, codes, manifest, today), manifest).verdict == VerdictKind::Counterfeit
+}
+
+/// An item's verdict from its evidence and the codes read on it: each code's GTIN and expiry facts, and
+/// its SGTINs against the `partners` in view and the memory in `ctx`.
+pub fn decide_item(
     e: &Evidence,
     codes: &[&Code],
+    partners: &[Partner],
     manifest: &Manifest,
-    today: &str,
-    serials: &Serials<'_>,
+    ctx: &Context<'_>,
 ) -> Decision {
-    let product = product_of(e, manifest);
-    let signals: Vec<Signal> = codes
-        .iter()
-        .flat_map(|c| c.signals(&product, manifest, today, serials))
-        .collect();
+    let mut signals = own_signals(e, codes, manifest, ctx.today);
+    let alone = decide(e, &signals, manifest);
+    let mine: BTreeSet<Sgtin> = serial::sgtins(codes.iter().copied());
+    signals.extend(serial::signals(
+        &mine,
+        alone.verdict == VerdictKind::Counterfeit,
+        partners,
+        ctx.seen,
+    ));
     decide(e, &signals, manifest)
 }
 

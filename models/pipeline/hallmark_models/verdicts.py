@@ -12,8 +12,13 @@ thresholds.confidence):
    c >= T_c: counterfeit when c >= g + margin, else inconclusive ("near tie"); elif g >= T_g: genuine;
    else inconclusive ("too weak").
 3. Barcodes whose box centre lies in the item box give COUNTERFEIT signals (wrong check digit, GTIN
-   outside the brand's GS1 prefixes, GTIN of another product, cloned serial) or INCONCLUSIVE ones
-   (unknown GTIN inside the prefix, expired).
+   outside the brand's GS1 prefixes, GTIN of another product) or INCONCLUSIVE ones (unknown GTIN inside
+   the prefix, expired). Serialised codes are keyed by GTIN and serial (a GS1 SGTIN; a serial without a
+   GTIN proves nothing). One SGTIN on two items in view is a clone pair, which proves a copy but not
+   which pack is it: an item counterfeit on its own (steps 2-4 without serials) gets a COUNTERFEIT signal, any other
+   an INCONCLUSIVE one (its partner looks counterfeit: its code was copied; all look genuine: check
+   both). An SGTIN remembered from a pack decided genuine before is INCONCLUSIVE (a clone, or the same
+   pack again). Only items decided genuine are remembered (`remembered`).
 4. Any COUNTERFEIT signal -> counterfeit (confidence max(c, 0.99)); a visual counterfeit stays; an
    INCONCLUSIVE signal turns a visual genuine into inconclusive; a barcode never makes anything genuine.
 5. The frame's verdict is the primary item's (area x centrality, the kiosk framing), `no_product` without
@@ -36,6 +41,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .bundle import check_prefixes
 
 ITEM_IOU = 0.5
 MATCH_IOU = 0.5
@@ -146,11 +153,21 @@ def _box_centre_inside(barcode_box, box) -> bool:
     return f32(box[0]) <= cx <= f32(box[2]) and f32(box[1]) <= cy <= f32(box[3])
 
 
-def barcode_signals(barcode: dict, item_product: str, manifest: dict, today: str,
-                    seen_serials, in_view=()) -> list[tuple[str, str]]:
-    """Step 3 for one barcode: [(\"counterfeit\" | \"inconclusive\", reason), ...]. `in_view`: serials
-    printed on another item of the same frame (a proven clone); `seen_serials`: serials seen on a pack
-    before (a clone, or the same pack again: inconclusive)."""
+def check_manifest(manifest: dict) -> None:
+    """Refuses what the agent refuses before judging anything: no GS1 company prefix would make every
+    barcoded pack counterfeit ("outside the brand's prefix")."""
+    check_prefixes(manifest.get("gs1_prefixes"))
+
+
+def sgtin(barcode: dict):
+    """(GTIN, serial) of a serialised code, None without either."""
+    gtin, serial = barcode.get("gtin"), barcode.get("serial")
+    return (gtin, serial) if gtin and serial is not None else None
+
+
+def barcode_signals(barcode: dict, item_product: str, manifest: dict, today: str) -> list[tuple[str, str]]:
+    """Step 3 for one barcode's GTIN and expiry: [(\"counterfeit\" | \"inconclusive\", reason), ...].
+    Serials are `serial_signals`'."""
     out = []
     gtin = barcode.get("gtin")
     classes = manifest["classes"]
@@ -165,40 +182,88 @@ def barcode_signals(barcode: dict, item_product: str, manifest: dict, today: str
             out.append(("counterfeit", f"the barcode belongs to {other}; the pack looks like {item_product}"))
         elif not owners:
             out.append(("inconclusive", "unknown GTIN"))
-    serial = barcode.get("serial")
-    if serial is not None and serial in set(in_view):
-        out.append(("counterfeit", "cloned code: the serial is on another pack in view"))
-    elif serial is not None and serial in set(seen_serials):
-        out.append(("inconclusive", "serial seen before: a cloned code or the same pack again"))
     expiry = barcode.get("expiry")
     if expiry is not None and expiry < today:  # ISO dates order as strings
         out.append(("inconclusive", "expired"))
     return out
 
 
-def decide(it: Item, manifest: dict, t: Thresholds, barcodes=(), today: str = "", seen_serials=(),
-           in_view=()) -> Item:
-    """Steps 2-4 for one item: fills verdict, product, confidence, reason, signals."""
+def serial_signals(mine, looks_counterfeit: bool, partners, seen) -> list[tuple[str, str]]:
+    """Step 3 for an item's SGTINs `mine`: `partners` are (sgtin, partner looks counterfeit) for the other
+    items in view that carry one of them; `seen` the SGTINs remembered."""
+    out = []
+    seen = set(map(tuple, seen))
+    for s in sorted(mine):
+        pair = [looks for other, looks in partners if other == s]
+        if not pair:
+            if s in seen:
+                out.append(("inconclusive", "SGTIN seen before: a cloned code or the same pack again"))
+        elif looks_counterfeit:
+            out.append(("counterfeit", "looks counterfeit and carries a copy of the code on the pack beside it"))
+        elif any(pair):
+            out.append(("inconclusive", "its code was copied onto another pack in view; check it by hand"))
+        else:
+            out.append(("inconclusive", "the same code is on another pack in view; check both by hand"))
+    return out
+
+
+def _codes_in(barcodes, box) -> list[dict]:
+    return [b for b in barcodes if _box_centre_inside(b["box"], box)]
+
+
+def _visual_product(it: Item, verdict: str, manifest: dict) -> str:
     classes = manifest["classes"]
-    verdict, conf, reason = visual_verdict(it.g, it.c, t)
-    product = classes[it.anchor_class]["product"]
     if verdict == "counterfeit":
-        product = classes[it.c_class]["product"]
-    elif verdict == "genuine":
-        product = classes[it.g_class]["product"]
-    signals = []
-    for b in barcodes:
-        if _box_centre_inside(b["box"], it.box):
-            signals += barcode_signals(b, product, manifest, today, seen_serials, in_view)
+        return classes[it.c_class]["product"]
+    if verdict == "genuine":
+        return classes[it.g_class]["product"]
+    return classes[it.anchor_class]["product"]
+
+
+def _apply(it: Item, t: Thresholds, signals) -> tuple[str, float, str]:
+    """Step 4: the visual verdict with the barcode signals applied."""
+    verdict, conf, reason = visual_verdict(it.g, it.c, t)
     bad = [r for kind, r in signals if kind == "counterfeit"]
     doubt = [r for kind, r in signals if kind == "inconclusive"]
     if bad:
         c = f32(it.c)
-        verdict, conf, reason = "counterfeit", float(f32(BARCODE_COUNTERFEIT_CONFIDENCE) if c < f32(BARCODE_COUNTERFEIT_CONFIDENCE) else c), bad[0]
-    elif verdict != "counterfeit" and doubt and verdict == "genuine":
-        verdict, conf, reason = "inconclusive", float(f32(it.g)), doubt[0]
-    it.verdict, it.product, it.confidence, it.reason, it.signals = verdict, product, conf, reason, signals
+        return "counterfeit", float(f32(BARCODE_COUNTERFEIT_CONFIDENCE) if c < f32(BARCODE_COUNTERFEIT_CONFIDENCE) else c), bad[0]
+    if verdict == "genuine" and doubt:
+        return "inconclusive", float(f32(it.g)), doubt[0]
+    return verdict, conf, reason
+
+
+def _own_signals(it: Item, manifest: dict, t: Thresholds, barcodes, today: str) -> list[tuple[str, str]]:
+    product = _visual_product(it, visual_verdict(it.g, it.c, t)[0], manifest)
+    return [s for b in _codes_in(barcodes, it.box) for s in barcode_signals(b, product, manifest, today)]
+
+
+def looks_counterfeit(it: Item, manifest: dict, t: Thresholds, barcodes=(), today: str = "") -> bool:
+    """The item judged on its own (detector and its codes' GTIN facts, no serials) is counterfeit: how a
+    pack in a clone pair looks to the rule."""
+    return _apply(it, t, _own_signals(it, manifest, t, barcodes, today))[0] == "counterfeit"
+
+
+def decide(it: Item, manifest: dict, t: Thresholds, barcodes=(), today: str = "", seen=(),
+           partners=()) -> Item:
+    """Steps 2-4 for one item: fills verdict, product, confidence, reason, signals. `partners`: (sgtin,
+    looks counterfeit) of the other items in view sharing one of its SGTINs; `seen`: remembered SGTINs."""
+    product = _visual_product(it, visual_verdict(it.g, it.c, t)[0], manifest)
+    signals = _own_signals(it, manifest, t, barcodes, today)
+    alone = _apply(it, t, signals)[0]
+    mine = {k for b in _codes_in(barcodes, it.box) if (k := sgtin(b))}
+    signals += serial_signals(mine, alone == "counterfeit", partners, seen)
+    it.verdict, it.confidence, it.reason = _apply(it, t, signals)
+    it.product, it.signals = product, signals
     return it
+
+
+def remembered(it: Item, barcodes=()) -> set:
+    """The SGTINs a decided item adds to the memory of packs seen: only an item decided genuine's (a
+    doubtful pack must never make a later genuine one look copied)."""
+    if it.verdict != "genuine":
+        return set()
+    return {k for b in _codes_in(barcodes, it.box) if (k := sgtin(b))}
 
 
 def primary(items: list[Item], width: int, height: int) -> int | None:
@@ -218,18 +283,17 @@ def primary(items: list[Item], width: int, height: int) -> int | None:
 
 def frame(detections, manifest: dict, width: int, height: int, barcodes=(), today: str = "",
           seen_serials=()) -> dict:
-    """The whole rule on one frame: {items, primary, verdict, confidence, product}."""
+    """The whole rule on one frame: {items, primary, verdict, confidence, product}. `seen_serials`: the
+    SGTINs (GTIN, serial) remembered from packs decided genuine before."""
+    check_manifest(manifest)
     t = Thresholds.of(manifest["thresholds"])
     roles = [c["role"] for c in manifest["classes"]]
     grouped = group_items(detections, roles)
-    # Which items carry each serial: one serial on two items in view is a proven clone.
-    holders: dict[str, set[int]] = {}
-    for k, it in enumerate(grouped):
-        for b in barcodes:
-            if b.get("serial") is not None and _box_centre_inside(b["box"], it.box):
-                holders.setdefault(b["serial"], set()).add(k)
+    # A pair is judged by how each pack is judged on its own, so every look comes first.
+    looks = [looks_counterfeit(it, manifest, t, barcodes, today) for it in grouped]
+    sgtins = [{k for b in _codes_in(barcodes, it.box) if (k := sgtin(b))} for it in grouped]
     items = [decide(it, manifest, t, barcodes, today, seen_serials,
-                    in_view={s for s, h in holders.items() if h - {k}})
+                    partners=[(s, looks[o]) for o in range(len(grouped)) if o != k for s in sgtins[k] & sgtins[o]])
              for k, it in enumerate(grouped)]
     p = primary(items, width, height)
     if p is None:
