@@ -18,10 +18,11 @@
 //! fps = 2.0                  # 0 = as fast as possible
 //! loop = false
 //! device = "0"               # camera: index, /dev/videoN or a name
-//! brand = "northwind"        # shown when no barcode names a brand (default: the first bundle's)
-//! route_every = 1            # several brands: read the routing barcodes on 1 frame in N
+//! brand = "northwind"        # several brands: the one an empty view keeps at start (default: the first)
+//! route_every = 0            # several brands: also read the routing barcodes on 1 frame in N (0: only
+//!                            # when sight is unsure)
 //! [model]
-//! bundles = ["models/northwind"]  # several: routed per frame by barcode GS1 prefix
+//! bundles = ["models/northwind"]  # several: each frame routed by sight (barcodes when unsure)
 //! memory_budget_mib = 512    # detectors loaded at once (least recently used unloaded first)
 //! variant = "fast-224"       # run a bundle variant by name (default: the main model); per brand:
 //!                            # "northwind=quarter-turns, aurora=fast-224" (a brand not named: main)
@@ -155,10 +156,12 @@ pub struct SourceConfig {
     /// dropped) instead of making the source wait. Default: on for a camera, off for a replay (a
     /// recording's every frame counts).
     pub drop_when_busy: bool,
-    /// The brand this source shows when no barcode says otherwise (`None`: the first bundle's).
+    /// With several brands: the brand a view in which no detector sees anything keeps before any frame
+    /// was routed (`None`: the first bundle's).
     pub brand: Option<String>,
-    /// With several brands: read the barcodes that route frames to a brand on one frame in this many
-    /// (1, the default: every frame; the frames between take the brand last read).
+    /// With several brands: also read the barcodes that route frames to a brand on one frame in this
+    /// many, before inference (a code there saves the other brands' inferences). 0, the default: frames
+    /// are routed by sight, and the barcodes read only when sight is unsure.
     pub route_every: u32,
 }
 
@@ -830,7 +833,7 @@ impl Config {
                     .drop_when_busy
                     .unwrap_or(kind == SourceKind::Camera),
                 brand: f.source.brand.filter(|b| !b.trim().is_empty()),
-                route_every: f.source.route_every.unwrap_or(1).max(1),
+                route_every: f.source.route_every.unwrap_or(0),
             },
             kiosk,
             conveyor,

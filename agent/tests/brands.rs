@@ -1,6 +1,7 @@
 //! Many brands on one device: `hallmark run` and `hallmark scan` with the Northwind and Aurora bundles
-//! together, frames routed by the GS1 prefix of the barcodes in them, and (`run`) a memory budget that
-//! holds one detector only, so every change of brand unloads one and loads the other.
+//! together, frames routed by the GS1 prefix of the barcodes in them, else by sight (every brand's
+//! detector looks; the brand that sees its products best wins), and (`run`) a memory budget that holds
+//! one detector only, so every change of brand unloads one and loads the other.
 //!
 //! Every wait is bounded; child processes are killed when a test ends, pass or fail.
 
@@ -17,25 +18,27 @@ use support::{
 
 /// A replay of both brands. Of the samples, only aurora-test-0002 and -0005 and northwind-test-0005
 /// show a barcode (read on the whole frame) with their brand's GS1 prefix; the others show none, or
-/// only a foreign code. So the brand changes on those frames, and the frames after them, without a
-/// code, are the brand last routed (within 2 s) — the rule a kiosk relies on between two scans.
+/// only a foreign code, and are routed by sight — each right after a coded frame of the other brand, so
+/// a frame judged by the brand routed last would be judged by the wrong model.
 const REPLAY: [(&str, &str); 8] = [
     ("aurora", "aurora-test-0002"),
-    ("aurora", "aurora-test-0000"),
-    ("northwind", "northwind-test-0005"),
     ("northwind", "northwind-test-0002"),
-    ("aurora", "aurora-test-0005"),
-    ("aurora", "aurora-test-0006"),
     ("northwind", "northwind-test-0005"),
+    ("aurora", "aurora-test-0000"),
+    ("aurora", "aurora-test-0005"),
     ("northwind", "northwind-test-0006"),
+    ("northwind", "northwind-test-0005"),
+    ("aurora", "aurora-test-0006"),
 ];
 
-/// For `scan` (each image on its own): the coded ones, and one without a code (the first model).
-const SCAN: [(&str, &str); 4] = [
+/// For `scan` (each image on its own): the coded ones, and some without a code (routed by sight).
+const SCAN: [(&str, &str); 6] = [
     ("aurora", "aurora-test-0002"),
     ("northwind", "northwind-test-0002"),
     ("aurora", "aurora-test-0005"),
+    ("aurora", "aurora-test-0000"),
     ("northwind", "northwind-test-0005"),
+    ("aurora", "aurora-test-0006"),
 ];
 
 /// The samples copied into one folder in the given order (`00-aurora-…`, `01-…`), with their label
@@ -111,6 +114,17 @@ fn run_routes_each_frame_to_its_brand_and_swaps_detectors_within_a_budget_for_on
     let evictions = metric(&page, "hallmark_model_evictions_total").unwrap_or(0.0);
     let loads = metric(&page, "hallmark_model_loads_total").unwrap_or(0.0);
     assert!(evictions > 0.0, "evictions counted: {page}");
+    for by in ["code", "sight"] {
+        assert!(
+            metric(
+                &page,
+                &format!("hallmark_frames_routed_total{{by=\"{by}\"}}")
+            )
+            .unwrap_or(0.0)
+                > 0.0,
+            "frames routed by {by}: {page}"
+        );
+    }
     assert!(loads > evictions, "{page}");
     assert_eq!(metric(&page, "hallmark_models_loaded"), Some(1.0), "{page}");
     for brand in ["northwind", "aurora"] {
@@ -296,4 +310,161 @@ fn a_brand_configured_twice_or_an_unknown_source_brand_is_refused_at_start() {
         assert!(!out.status.success(), "{stderr}");
         assert!(stderr.contains(says), "{stderr}");
     }
+}
+
+/// Every sample and recorded belt frame of `brands`, copied into `dir` in one order: interleaved one
+/// frame of each brand in turn (`mixed`), else brand after brand. Returns (file name, brand) pairs.
+fn replay_of(dir: &Path, brands: &[&str], mixed: bool) -> Vec<(String, String)> {
+    let frames = |brand: &str| -> Vec<PathBuf> {
+        let mut v = Vec::new();
+        for folder in [
+            format!("models/samples/{brand}"),
+            format!("tests/fixtures/conveyor/{brand}"),
+        ] {
+            let mut here: Vec<PathBuf> = std::fs::read_dir(repo().join(folder))
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+                .collect();
+            here.sort();
+            v.extend(here);
+        }
+        v
+    };
+    let lists: Vec<(String, Vec<PathBuf>)> =
+        brands.iter().map(|b| (b.to_string(), frames(b))).collect();
+    let mut order: Vec<(String, PathBuf)> = Vec::new();
+    if mixed {
+        let longest = lists.iter().map(|(_, l)| l.len()).max().unwrap_or(0);
+        for k in 0..longest {
+            for (b, l) in &lists {
+                if let Some(p) = l.get(k) {
+                    order.push((b.clone(), p.clone()));
+                }
+            }
+        }
+    } else {
+        for (b, l) in &lists {
+            order.extend(l.iter().map(|p| (b.clone(), p.clone())));
+        }
+    }
+    order
+        .into_iter()
+        .map(|(brand, from)| {
+            let stem = from.file_stem().unwrap().to_string_lossy().into_owned();
+            let name = format!("{brand}-{stem}.jpg");
+            std::fs::copy(&from, dir.join(&name)).unwrap();
+            (name, brand)
+        })
+        .collect()
+}
+
+/// Each item's (brand, verdict, product) by (frame file name, box rounded to a pixel), from a
+/// non-looping `hallmark run` over `dir` serving `bundles` in `mode`.
+fn judged(
+    dir: &Path,
+    bundles: &str,
+    mode: &str,
+) -> std::collections::BTreeMap<(String, Vec<i64>), (String, String, String)> {
+    let state = tempfile::tempdir().unwrap();
+    let agent = Agent::spawn(hallmark_run(
+        state.path(),
+        &[
+            ("HALLMARK_MODEL_BUNDLES", bundles.into()),
+            ("HALLMARK_AGENT_MODE", mode.into()),
+            ("HALLMARK_SOURCE_PATH", dir.display().to_string()),
+            ("HALLMARK_SOURCE_FPS", "0".into()),
+        ],
+    ));
+    let (code, lines, stderr) = agent.wait_lines(Duration::from_secs(300));
+    assert_eq!(code, Some(0), "{stderr}");
+    lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not an event: {l}: {e}"))
+        })
+        .filter(|e| e["verdict"] != "no_product")
+        .map(|e| {
+            let frame = e["item"]["frame"].as_str().unwrap_or_default();
+            let name = Path::new(frame)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let bbox = boxed(&e["item"]["box"])
+                .iter()
+                .map(|v| v.round() as i64)
+                .collect();
+            let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+            (
+                (name, bbox),
+                (s(&e["brand"]), s(&e["verdict"]), s(&e["item"]["product"])),
+            )
+        })
+        .collect()
+}
+
+/// A kiosk replay mixing both brands' samples and belt frames one by one: every item is judged by its
+/// own brand's model, with the verdict a single-brand run gives it.
+#[test]
+fn a_mixed_kiosk_replay_judges_every_item_as_its_own_brand_alone_does() {
+    let (mixed, alone) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let frames = replay_of(mixed.path(), &["northwind", "aurora"], true);
+    let mut want = std::collections::BTreeMap::new();
+    for brand in ["northwind", "aurora"] {
+        let dir = alone.path().join(brand);
+        std::fs::create_dir(&dir).unwrap();
+        replay_of(&dir, &[brand], false);
+        want.extend(judged(&dir, &format!("models/{brand}"), "kiosk"));
+    }
+    let got = judged(mixed.path(), "models/northwind,models/aurora", "kiosk");
+    assert!(want.len() >= 40, "items to compare: {}", want.len());
+    let differ: Vec<String> = want
+        .iter()
+        .filter(|(k, v)| got.get(*k) != Some(*v))
+        .map(|(k, v)| format!("{k:?}: alone {v:?}, mixed {:?}", got.get(k)))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "{} of {} items differ:\n{}",
+        differ.len(),
+        want.len(),
+        differ.join("\n")
+    );
+    assert_eq!(got.len(), want.len(), "no item more in the mixed run");
+    for ((name, _), (brand, ..)) in &got {
+        let (_, truth) = frames.iter().find(|(n, _)| n == name).unwrap();
+        assert_eq!(brand, truth, "{name}");
+    }
+}
+
+/// The two recorded belts one after the other, on a conveyor serving both brands: every pack is judged
+/// by its own brand's model, as a single-brand run judges it.
+#[test]
+fn belts_of_two_brands_in_a_row_are_judged_as_each_brand_alone_judges_them() {
+    let (mixed, alone) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for brand in ["northwind", "aurora"] {
+        let belt = repo().join(format!("tests/fixtures/conveyor/{brand}"));
+        for dir in [mixed.path().to_path_buf(), alone.path().join(brand)] {
+            std::fs::create_dir_all(&dir).unwrap();
+            for e in std::fs::read_dir(&belt).unwrap().flatten() {
+                if e.path().extension().is_some_and(|x| x == "jpg") {
+                    let name = format!("{brand}-{}", e.file_name().to_string_lossy());
+                    std::fs::copy(e.path(), dir.join(name)).unwrap();
+                }
+            }
+        }
+    }
+    let mut want = std::collections::BTreeMap::new();
+    for brand in ["northwind", "aurora"] {
+        want.extend(judged(
+            &alone.path().join(brand),
+            &format!("models/{brand}"),
+            "conveyor",
+        ));
+    }
+    let got = judged(mixed.path(), "models/northwind,models/aurora", "conveyor");
+    assert!(want.len() >= 8, "packs to compare: {}", want.len());
+    assert_eq!(got, want);
 }

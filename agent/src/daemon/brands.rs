@@ -1,5 +1,6 @@
-//! Many brands on one device: which brand a frame shows ([`Router`]) and which brands' detectors are in
-//! memory ([`Registry`]).
+//! Many brands on one device: which brand a frame shows ([`Router`] by a barcode's GS1 prefix, else
+//! [`Sight`]: every brand's detector looks, and the one that sees its products best wins) and which
+//! brands' detectors are in memory ([`Registry`]).
 //!
 //! Every configured bundle is verified at start and kept (its model bytes are in memory already); a
 //! brand's detector is built when a frame first needs it and unloaded, least recently used first, when
@@ -7,10 +8,14 @@
 //! to is never the one unloaded for it. A detector's memory is estimated from its model's size
 //! ([`ESTIMATE_FACTOR`]), measured with ONNX Runtime's CPU provider.
 //!
-//! Both parts are pure (the registry is handed a loader; the router a list of GTINs read), so their
-//! rules are tested without a model.
+//! Every part is pure (the registry is handed a loader; the router a list of GTINs read; sight the
+//! scores), so their rules are tested without a model. Routing by sight costs one inference per brand
+//! on a frame no code routed, and the detectors it needs must fit the memory budget together, or each
+//! such frame reloads them.
 
 use std::time::{Duration, Instant};
+
+use hallmark_detect::Detection;
 
 /// Estimated resident memory of one loaded detector, as a multiple of its model's bytes.
 ///
@@ -269,47 +274,117 @@ pub struct BrandPrefixes {
     pub prefixes: Vec<String>,
 }
 
-/// Decides which brand a frame shows: the brand whose GS1 prefix a GTIN read in it matches; else the
-/// brand last routed by a barcode if that was within `hold`; else the source's default brand.
-pub struct Router {
-    brands: Vec<BrandPrefixes>,
-    default: usize,
-    hold: Duration,
-    last: Option<(usize, Instant)>,
+/// How a frame's brand is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// A GTIN read in the frame has this brand's GS1 prefix.
+    Code(usize),
+    /// Every brand's detector looks, and [`Sight`] decides (reading the frame's codes when unsure).
+    Sight,
 }
 
-/// How long a brand a barcode named keeps frames without a readable barcode.
-pub const HOLD: Duration = Duration::from_secs(2);
+impl Route {
+    /// The metric label of what decided.
+    pub fn by(self) -> &'static str {
+        match self {
+            Route::Code(_) => "code",
+            Route::Sight => "sight",
+        }
+    }
+}
+
+/// Routes a frame by the barcodes read in it: the brand whose GS1 prefix a GTIN matches.
+#[derive(Debug, Clone)]
+pub struct Router {
+    brands: Vec<BrandPrefixes>,
+}
 
 impl Router {
-    /// `default`: an index into `brands`.
-    pub fn new(brands: Vec<BrandPrefixes>, default: usize, hold: Duration) -> Router {
-        Router {
-            brands,
-            default,
-            hold,
-            last: None,
-        }
+    pub fn new(brands: Vec<BrandPrefixes>) -> Router {
+        Router { brands }
     }
 
     pub fn brand(&self, i: usize) -> &str {
         &self.brands[i].brand
     }
 
-    /// The brand (an index) of GTINs (14-digit) read in one frame at `now`.
-    pub fn route<'a>(&mut self, gtins: impl IntoIterator<Item = &'a str>, now: Instant) -> usize {
+    /// The route of GTINs (14-digit) read in one frame.
+    pub fn route<'a>(&self, gtins: impl IntoIterator<Item = &'a str>) -> Route {
         let prefixes: Vec<&[String]> = self.brands.iter().map(|b| b.prefixes.as_slice()).collect();
-        let by_code = brand_of(gtins, &prefixes);
-        match by_code {
-            Some(i) => {
-                self.last = Some((i, now));
-                i
-            }
-            None => match self.last {
-                Some((i, at)) if now.saturating_duration_since(at) <= self.hold => i,
-                _ => self.default,
-            },
+        brand_of(gtins, &prefixes).map_or(Route::Sight, Route::Code)
+    }
+}
+
+/// How strongly one brand's detector sees its own products in a frame: over the items its detections
+/// make (a pack boxed as genuine and as counterfeit is one item), the sum of each item's best score.
+/// Another brand's detector on the same frame sees nothing, or weak boxes on packs it does not know.
+pub fn sight_score(detections: &[Detection]) -> f32 {
+    crate::verdict::group(detections)
+        .iter()
+        .map(|item| detections[item.anchor()].score)
+        .sum()
+}
+
+/// Sight is unsure when the two best brands' [`sight_score`]s are closer than this (about a third of
+/// one pack seen with confidence): then a barcode read in the frame decides, when one names a brand.
+pub const SIGHT_MARGIN: f32 = 0.3;
+
+/// Decides, by sight, the brand of a frame: the brand whose detector sees its products most strongly
+/// ([`sight_score`]); when sight is unsure ([`SIGHT_MARGIN`]), the brand a barcode in the frame names,
+/// if one does. Never the previous frame's brand alone: that is only the tie-break, for a frame in which
+/// no detector sees anything (an empty view, which every brand calls `no_product`), then the default
+/// brand.
+pub struct Sight {
+    default: usize,
+    last: Option<usize>,
+}
+
+impl Sight {
+    pub fn new(default: usize) -> Sight {
+        Sight {
+            default,
+            last: None,
         }
+    }
+
+    /// The brand (an index into `scores`) of a frame whose brands' sight scores are `scores`, and what
+    /// decided; `by_code` reads the frame's barcodes, only when sight is unsure.
+    pub fn choose(
+        &mut self,
+        scores: &[f32],
+        by_code: impl FnOnce() -> Option<usize>,
+    ) -> (usize, Route) {
+        let mut ranked: Vec<f32> = scores.to_vec();
+        ranked.sort_by(|a, b| b.total_cmp(a));
+        let (best, second) = (
+            ranked.first().copied().unwrap_or(0.0),
+            ranked.get(1).copied().unwrap_or(0.0),
+        );
+        let (chosen, route) = if best <= 0.0 {
+            (self.last.unwrap_or(self.default), Route::Sight)
+        } else if let Some(i) = (best - second < SIGHT_MARGIN)
+            .then(by_code)
+            .flatten()
+            .filter(|&i| i < scores.len())
+        {
+            (i, Route::Code(i))
+        } else {
+            let i = match self.last {
+                Some(l) if scores.get(l) == Some(&best) => l,
+                _ => scores
+                    .iter()
+                    .position(|&s| s == best)
+                    .unwrap_or(self.default),
+            };
+            (i, Route::Sight)
+        };
+        self.last = Some(chosen);
+        (chosen, route)
+    }
+
+    /// A frame was routed to `brand` otherwise (by a code).
+    pub fn settle(&mut self, brand: usize) {
+        self.last = Some(brand);
     }
 }
 
@@ -394,46 +469,96 @@ mod tests {
     }
 
     fn router() -> Router {
-        Router::new(
-            vec![
-                BrandPrefixes {
-                    brand: "northwind".into(),
-                    prefixes: vec!["9501101".into()],
-                },
-                BrandPrefixes {
-                    brand: "aurora".into(),
-                    prefixes: vec!["0614141".into()],
-                },
-            ],
-            0,
-            HOLD,
-        )
+        Router::new(vec![
+            BrandPrefixes {
+                brand: "northwind".into(),
+                prefixes: vec!["9501101".into()],
+            },
+            BrandPrefixes {
+                brand: "aurora".into(),
+                prefixes: vec!["0614141".into()],
+            },
+        ])
     }
 
     #[test]
-    fn a_gtin_routes_to_its_brand_and_holds_for_a_while() {
-        let mut r = router();
-        let t = Instant::now();
-        assert_eq!(r.route([], t), 0, "nothing read: the default brand");
-        assert_eq!(r.route(["00614141200283"], t), 1);
+    fn a_gtin_routes_to_its_brand_and_a_frame_without_one_is_decided_by_sight() {
+        let r = router();
+        assert_eq!(r.route([]), Route::Sight, "nothing read");
+        assert_eq!(r.route(["00614141200283"]), Route::Code(1));
         assert_eq!(r.brand(1), "aurora");
-        assert_eq!(r.route([], t + Duration::from_secs(1)), 1, "held");
+        assert_eq!(r.route(["12345678901231"]), Route::Sight, "unknown prefix");
+        assert_eq!(r.route(["09501101530003"]), Route::Code(0));
         assert_eq!(
-            r.route(["12345678901231"], t + HOLD),
-            1,
-            "unknown prefix: held"
-        );
-        assert_eq!(
-            r.route([], t + HOLD + Duration::from_millis(1)),
-            0,
-            "after the hold: the default"
-        );
-        assert_eq!(r.route(["09501101530003"], t), 0);
-        assert_eq!(
-            r.route(["00000000000000", "00614141200115"], t),
-            1,
+            r.route(["00000000000000", "00614141200115"]),
+            Route::Code(1),
             "the first GTIN with a known prefix"
         );
+    }
+
+    #[test]
+    fn sight_picks_the_brand_that_sees_its_products_best_never_the_last_brand_alone() {
+        let mut s = Sight::new(0);
+        let unread = || panic!("a sure sight reads no code");
+        let no_code = || None;
+        assert_eq!(
+            s.choose(&[0.0, 0.0], unread),
+            (0, Route::Sight),
+            "nothing seen, nothing before: the default"
+        );
+        s.settle(1);
+        assert_eq!(
+            s.choose(&[0.9, 0.3], unread).0,
+            0,
+            "the last brand does not win by being last"
+        );
+        assert_eq!(
+            s.choose(&[0.0, 0.0], unread).0,
+            0,
+            "an empty view stays with the last brand"
+        );
+        s.settle(1);
+        assert_eq!(s.choose(&[0.0, 0.0], unread).0, 1);
+        assert_eq!(
+            s.choose(&[0.5, 0.5], no_code).0,
+            1,
+            "a tie without a code goes to the last brand"
+        );
+        assert_eq!(s.choose(&[0.2, 0.5, 1.4], unread), (2, Route::Sight));
+    }
+
+    #[test]
+    fn an_unsure_sight_reads_the_codes_and_a_code_decides() {
+        let mut s = Sight::new(0);
+        assert_eq!(s.choose(&[0.74, 0.72], || Some(1)), (1, Route::Code(1)));
+        assert_eq!(
+            s.choose(&[0.74, 0.72], || None),
+            (0, Route::Sight),
+            "no code: the better sight"
+        );
+        assert_eq!(
+            s.choose(&[0.95, 0.5], || Some(1)),
+            (0, Route::Sight),
+            "a margin of 0.45 is sure: no code read"
+        );
+        assert_eq!(
+            s.choose(&[0.74, 0.72], || Some(7)).0,
+            0,
+            "a code of no served brand is ignored"
+        );
+    }
+
+    #[test]
+    fn a_sight_score_counts_each_pack_once_at_its_best() {
+        let d = |class, score, x: f32| Detection {
+            class,
+            score,
+            bbox: [x, 0.0, x + 100.0, 100.0],
+        };
+        // One pack boxed as genuine (0.9) and counterfeit (0.3), and a second pack (0.8).
+        let score = sight_score(&[d(0, 0.9, 0.0), d(1, 0.3, 2.0), d(0, 0.8, 300.0)]);
+        assert!((score - 1.7).abs() < 1e-6, "{score}");
+        assert_eq!(sight_score(&[]), 0.0);
     }
 
     fn vm_rss_kib() -> u64 {

@@ -373,8 +373,9 @@ pub fn run(
     };
 
     // Pre-processing, with two inputs taking turns with inference.
-    // With several brands each frame is routed to one by the barcodes read in it (see [`brands`]).
-    let mut router = (names.len() > 1).then(|| {
+    // With several brands each frame is routed by sight on the inference thread, the barcodes read only
+    // when sight is unsure, or here on one frame in `source.route_every` (see [`brands`]).
+    let router: Option<brands::Router> = (names.len() > 1).then(|| {
         brands::Router::new(
             names
                 .iter()
@@ -386,18 +387,17 @@ pub fn run(
                         .unwrap_or_default(),
                 })
                 .collect(),
-            default,
-            brands::HOLD,
         )
     });
-    let (prepared_tx, prepared_rx) = sync_channel::<(OwnedFrame, Input, usize)>(1);
+    let (prepared_tx, prepared_rx) = sync_channel::<(OwnedFrame, Input, brands::Route)>(1);
+    let unsure_router = router.clone();
     let prep = {
         let slot = slot.clone();
         let stats = stats.clone();
         let observer = observer.clone();
         let mut prep = crate::detector::Prep::new(shape.1);
         let mut scratch = Vec::new();
-        let route_every = config.source.route_every.max(1);
+        let route_every = config.source.route_every;
         let mut since_read = 0u32;
         std::thread::Builder::new()
             .name("hallmark-prep".into())
@@ -408,13 +408,14 @@ pub fn run(
                     let started = Instant::now();
                     match prep.run(frame.view(), &mut input) {
                         Ok(_) => {
-                            let brand = match router.as_mut() {
-                                Some(router) if since_read % route_every == 0 => {
-                                    route(router, &frame, &mut scratch)
+                            let brand = match router.as_ref() {
+                                Some(router)
+                                    if route_every > 0 && since_read % route_every == 0 =>
+                                {
+                                    read_route(router, &frame, &mut scratch)
                                 }
-                                // Between two reads: the brand last read (within the hold).
-                                Some(router) => router.route([], Instant::now()),
-                                None => default,
+                                Some(_) => brands::Route::Sight,
+                                None => brands::Route::Code(default),
                             };
                             since_read = since_read.wrapping_add(1);
                             observer.stage(Stage::Preprocess, started.elapsed());
@@ -463,7 +464,8 @@ pub fn run(
     // proved itself on frames.
     let mut previous: Option<(String, Brand, Option<crate::detector::Detector>)> = None;
     let mut watch = failing::FailureWatch::new(SWAP_FAILURES);
-    let load = |b: &Brand| crate::detector::Detector::new(&runtime, &b.bundle);
+    let mut sight = brands::Sight::new(default);
+    let mut scratch = Vec::new();
     loop {
         // Design: a swap happens here, between two frames: no frame waits for it or is dropped by it.
         while let Ok(swap) = swaps.try_recv() {
@@ -485,39 +487,25 @@ pub fn run(
             tracing::info!(%brand, revision = swap.manifest.revision, "new model swapped in");
             let _ = swap.done.send(());
         }
-        let (frame, input, routed) = match prepared_rx.recv_timeout(IDLE_TICK) {
+        let (frame, input, route) = match prepared_rx.recv_timeout(IDLE_TICK) {
             Ok(next) => next,
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
         };
+        let (routed, result) = infer_routed(
+            &mut registry,
+            &names,
+            (route, &frame, &input),
+            (&mut sight, unsure_router.as_ref(), &mut scratch),
+            &runtime,
+            &observer,
+        );
         let brand = &names[routed];
         let serving = registry
             .source(brand)
             .expect("routed to a served brand")
             .manifest
             .clone();
-        let result = match registry.ensure_loaded(brand, load) {
-            Some(Ok((detector, loaded))) => {
-                if let Some(took) = loaded.built_in {
-                    observer.model_built(took);
-                    observer.model_provider(brand, &detector.provider().to_string());
-                    tracing::info!(%brand, evicted = ?loaded.evicted, ms = took.as_millis() as u64, "detector loaded for a routed frame");
-                }
-                let started = Instant::now();
-                let result = detector.infer(&input).map(|(d, _, _)| d.to_vec());
-                observer.stage(Stage::Inference, started.elapsed());
-                if !loaded.evicted.is_empty() || loaded.built_in.is_some() {
-                    evicted_now(&observer, &loaded.evicted, registry.loaded().len());
-                }
-                result
-            }
-            Some(Err(e)) => {
-                // A model that loaded at start and cannot now: the frame is lost, the next may load.
-                tracing::error!(%brand, error = %e, "detector cannot be loaded; frame skipped");
-                Err(DetectorError::Inference(format!("{brand}: {e}")))
-            }
-            None => unreachable!("routed to a served brand"),
-        };
         let _ = input_back.send(input);
         // A swapped-in model that fails while serving goes back to the one it replaced.
         let outcome = match &result {
@@ -778,9 +766,88 @@ fn newer_from_store(
 }
 
 /// Reads the barcodes anywhere in the frame and routes it to a brand.
-fn route(router: &mut brands::Router, frame: &OwnedFrame, scratch: &mut Vec<u8>) -> usize {
+fn read_route(router: &brands::Router, frame: &OwnedFrame, scratch: &mut Vec<u8>) -> brands::Route {
     let gtins = brands::frame_gtins(frame.view(), scratch);
-    router.route(gtins.iter().map(String::as_str), Instant::now())
+    router.route(gtins.iter().map(String::as_str))
+}
+
+/// Runs `brand`'s detector on a prepared input, building it first when it is not in memory.
+fn infer_brand(
+    registry: &mut brands::Registry<Brand, crate::detector::Detector>,
+    brand: &str,
+    input: &Input,
+    runtime: &crate::runtime::Runtime,
+    observer: &Observer,
+) -> Result<Vec<Detection>, DetectorError> {
+    let load = |b: &Brand| crate::detector::Detector::new(runtime, &b.bundle);
+    match registry.ensure_loaded(brand, load) {
+        Some(Ok((detector, loaded))) => {
+            if let Some(took) = loaded.built_in {
+                observer.model_built(took);
+                observer.model_provider(brand, &detector.provider().to_string());
+                tracing::info!(%brand, evicted = ?loaded.evicted, ms = took.as_millis() as u64, "detector loaded for a routed frame");
+            }
+            let started = Instant::now();
+            let result = detector.infer(input).map(|(d, _, _)| d.to_vec());
+            observer.stage(Stage::Inference, started.elapsed());
+            if !loaded.evicted.is_empty() || loaded.built_in.is_some() {
+                evicted_now(observer, &loaded.evicted, registry.loaded().len());
+            }
+            result
+        }
+        // A model that loaded at start and cannot now: the frame is lost, the next may load.
+        Some(Err(e)) => {
+            tracing::error!(%brand, error = %e, "detector cannot be loaded; frame skipped");
+            Err(DetectorError::Inference(format!("{brand}: {e}")))
+        }
+        None => Err(DetectorError::Inference(format!(
+            "{brand}: not a served brand"
+        ))),
+    }
+}
+
+/// Runs the detector of the brand a frame is routed to; for a frame routed by sight, every served
+/// brand's, keeping the detections of the brand that sees its products best ([`brands::Sight`]; the
+/// frame's barcodes are read, by `router`, only when sight is unsure). Returns the brand (an index into
+/// `names`) and its detections, or the brand whose detector failed.
+fn infer_routed(
+    registry: &mut brands::Registry<Brand, crate::detector::Detector>,
+    names: &[String],
+    (route, frame, input): (brands::Route, &OwnedFrame, &Input),
+    (sight, router, scratch): (&mut brands::Sight, Option<&brands::Router>, &mut Vec<u8>),
+    runtime: &crate::runtime::Runtime,
+    observer: &Observer,
+) -> (usize, Result<Vec<Detection>, DetectorError>) {
+    match route {
+        brands::Route::Code(i) => {
+            if names.len() > 1 {
+                observer.routed(route.by());
+            }
+            sight.settle(i);
+            (
+                i,
+                infer_brand(registry, &names[i], input, runtime, observer),
+            )
+        }
+        brands::Route::Sight => {
+            let mut seen = Vec::with_capacity(names.len());
+            for (i, brand) in names.iter().enumerate() {
+                match infer_brand(registry, brand, input, runtime, observer) {
+                    Ok(d) => seen.push(d),
+                    Err(e) => return (i, Err(e)),
+                }
+            }
+            let scores: Vec<f32> = seen.iter().map(|d| brands::sight_score(d)).collect();
+            let (i, by) = sight.choose(&scores, || {
+                match router.map(|r| read_route(r, frame, scratch)) {
+                    Some(brands::Route::Code(i)) => Some(i),
+                    _ => None,
+                }
+            });
+            observer.routed(by.by());
+            (i, Ok(seen.swap_remove(i)))
+        }
+    }
 }
 
 /// Counts detectors unloaded for room, gives their memory back, and shows how many are loaded.

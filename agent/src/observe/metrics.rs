@@ -47,6 +47,11 @@ pub struct OutcomeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub by: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabel {
     pub state: String,
 }
@@ -80,6 +85,7 @@ pub struct Metrics {
     pub model_evictions: Counter,
     pub models_loaded: Gauge,
     pub model_load_seconds: Histogram,
+    pub frames_routed: Family<RouteLabel, Counter>,
 }
 
 impl Metrics {
@@ -118,6 +124,7 @@ impl Metrics {
             models_loaded: Gauge::default(),
             // 10 ms to ~20 s in doublings.
             model_load_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
+            frames_routed: Family::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -220,6 +227,11 @@ impl Metrics {
             "hallmark_model_load_seconds",
             "Time to build a brand's detector on demand (the frame that needed it waited this long)",
             m.model_load_seconds.clone(),
+        );
+        r.register(
+            "hallmark_frames_routed",
+            "Frames routed to a brand (several brands served), by what decided: a barcode's GS1 prefix (code) or every brand's detector (sight)",
+            m.frames_routed.clone(),
         );
         m
     }

@@ -292,6 +292,14 @@ impl Observer {
         self.metrics.model_evictions.inc();
     }
 
+    /// A frame routed to a brand by `by`: `code` or `sight` (`hallmark_frames_routed_total{by}`).
+    pub fn routed(&self, by: &'static str) {
+        self.metrics
+            .frames_routed
+            .get_or_create(&metrics::RouteLabel { by })
+            .inc();
+    }
+
     /// How many brands' detectors are in memory now (`hallmark_models_loaded`).
     pub fn models_in_memory(&self, n: usize) {
         self.metrics.models_loaded.set(n as i64);

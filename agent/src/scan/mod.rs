@@ -16,6 +16,7 @@ use thiserror::Error;
 pub use annotate::annotate;
 pub use record::{ms, DetectionRecord, ErrorRecord, ItemRecord, ScanRecord, Timings};
 
+use crate::daemon::brands;
 use crate::detector::Frame;
 use crate::imageio::{self, ImageLimits};
 use crate::pipeline::{Context, Pipeline};
@@ -117,18 +118,27 @@ pub fn scan(
     Ok(summary)
 }
 
-/// The pipeline whose brand's GS1 prefixes a GTIN read anywhere in the image matches, else the first
-/// (each image stands alone: no brand is held from the image before).
-fn route(pipelines: &[Pipeline], frame: Frame<'_>) -> usize {
+/// The pipeline whose detector sees its brand's products best in the image, by the daemon's rule
+/// ([`brands::Sight`]): when that is unsure, the one whose GS1 prefix a GTIN read anywhere in the image
+/// matches. Each image stands alone: no brand is held from the image before.
+fn route(pipelines: &mut [Pipeline], frame: Frame<'_>) -> Result<usize, String> {
     if pipelines.len() < 2 {
-        return 0;
+        return Ok(0);
     }
-    let gtins = crate::daemon::brands::frame_gtins(frame, &mut Vec::new());
-    let prefixes: Vec<&[String]> = pipelines
-        .iter()
-        .map(|p| p.manifest().gs1_prefixes.as_slice())
-        .collect();
-    crate::daemon::brands::brand_of(gtins.iter().map(String::as_str), &prefixes).unwrap_or(0)
+    let mut scores = Vec::with_capacity(pipelines.len());
+    for p in pipelines.iter_mut() {
+        let (detections, _) = p.detector.detect(frame).map_err(|e| e.to_string())?;
+        scores.push(brands::sight_score(detections));
+    }
+    let by_code = || {
+        let gtins = brands::frame_gtins(frame, &mut Vec::new());
+        let prefixes: Vec<&[String]> = pipelines
+            .iter()
+            .map(|p| p.manifest().gs1_prefixes.as_slice())
+            .collect();
+        brands::brand_of(gtins.iter().map(String::as_str), &prefixes)
+    };
+    Ok(brands::Sight::new(0).choose(&scores, by_code).0)
 }
 
 fn scan_one(
@@ -144,7 +154,8 @@ fn scan_one(
     let rgb = decoded.rgb;
     let (width, height) = rgb.dimensions();
     let frame = Frame::rgb(width, height, rgb.as_raw());
-    let pipeline = &mut pipelines[route(pipelines, frame)];
+    let routed = route(pipelines, frame).map_err(|e| format!("{}: {e}", path.display()))?;
+    let pipeline = &mut pipelines[routed];
     let today = crate::clock::today_utc();
     let ctx = Context {
         today: &today,

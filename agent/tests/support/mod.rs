@@ -413,6 +413,19 @@ impl Agent {
         self.finish()
     }
 
+    /// Waits for a run that ends by itself; returns its exit code, every stdout line and stderr.
+    pub fn wait_lines(mut self, limit: Duration) -> (Option<i32>, Vec<String>, String) {
+        let (code, _, stderr) = {
+            assert!(
+                wait_exit(&mut self.child, limit),
+                "hallmark did not finish within {limit:?}: {}",
+                self.stderr()
+            );
+            self.finish()
+        };
+        (code, self.lines(), stderr)
+    }
+
     fn finish(&mut self) -> (Option<i32>, Vec<String>, String) {
         let status = self.child.wait().unwrap();
         for r in self.readers.drain(..) {
