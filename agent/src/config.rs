@@ -34,6 +34,7 @@
 //! [evidence]
 //! max_files = 500
 //! max_mib = 200
+//! min_free_mib = 128         # no picture is written while less is free (default: twice spool.max_mib)
 //! ```
 //! Relative paths in a file are taken from the file's folder; the defaults are looked up from the
 //! current folder and from the executable's folder upwards (so a built `hallmark` finds the shipped
@@ -210,6 +211,9 @@ pub struct EvidenceConfig {
     pub enabled: bool,
     pub max_files: usize,
     pub max_mib: u64,
+    /// No picture is written while less than this is free on the state folder's file system: the
+    /// room is the spool's (default: twice `spool.max_mib`).
+    pub min_free_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -433,6 +437,7 @@ struct EvidenceSection {
     enabled: Option<bool>,
     max_files: Option<usize>,
     max_mib: Option<u64>,
+    min_free_mib: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -845,6 +850,15 @@ impl Config {
                 enabled: f.evidence.enabled.unwrap_or(true),
                 max_files: f.evidence.max_files.unwrap_or(500),
                 max_mib: f.evidence.max_mib.unwrap_or(200),
+                min_free_bytes: match f.evidence.min_free_mib {
+                    Some(m) if !(m.is_finite() && m >= 0.0) => {
+                        return Err(bad(format!(
+                            "evidence.min_free_mib {m} must be a number of MiB, 0 or more"
+                        )))
+                    }
+                    Some(m) => (m * 1024.0 * 1024.0) as u64,
+                    None => ((spool_mib * 2.0 * 1024.0 * 1024.0) as u64).max(1 << 20),
+                },
             },
             output: OutputConfig {
                 stdout: f.output.stdout.unwrap_or(true),

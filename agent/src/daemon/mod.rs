@@ -915,7 +915,8 @@ struct Judge {
     /// Frames come from a camera: only then are genuine packs' SGTINs remembered.
     live: bool,
     stdout: Option<Queue<Arc<VerdictEvent>>>,
-    evidence: Option<Queue<evidence::Job>>,
+    /// The evidence writer, and the room its file system has left beyond the spool's reserve.
+    evidence: Option<(Queue<evidence::Job>, evidence::Room)>,
     link: Option<Link>,
     mode: Mode,
     reject_pulse_ms: u16,
@@ -966,13 +967,14 @@ impl Judge {
             None
         };
         let evidence = if config.evidence.enabled {
-            let store = evidence::Store::open(
-                &state_dir.join("evidence"),
-                config.evidence.max_files,
-                config.evidence.max_mib,
-            )
-            .map_err(io)?;
-            Some(evidence::spawn(store, 16).map_err(DaemonError::Thread)?)
+            let dir = state_dir.join("evidence");
+            let store =
+                evidence::Store::open(&dir, config.evidence.max_files, config.evidence.max_mib)
+                    .map_err(io)?;
+            let room = evidence::Room::new(&dir, config.evidence.min_free_bytes);
+            let queue = evidence::spawn(store, room.clone(), 16, sinks.observer.clone())
+                .map_err(DaemonError::Thread)?;
+            Some((queue, room))
         } else {
             None
         };
@@ -1062,7 +1064,7 @@ impl Judge {
             drops += q.dropped();
             q.close();
         }
-        if let Some(q) = self.evidence.take() {
+        if let Some((q, _)) = self.evidence.take() {
             drops += q.dropped();
             q.close();
         }
@@ -1165,14 +1167,16 @@ impl Judge {
             if matches!(kind, VerdictKind::Counterfeit | VerdictKind::Inconclusive)
                 && d.last.is_some()
             {
-                if let Some(q) = &self.evidence {
+                if let Some((q, room)) = &self.evidence {
                     let name = format!(
                         "{}-{}-{}.jpg",
                         ts.replace([':', '.'], ""),
                         kind.as_str(),
                         &id[id.len() - 12..]
                     );
-                    if q.offer(evidence::Job {
+                    if !room.ok() {
+                        self.observer.evidence_skipped("low_disk");
+                    } else if q.offer(evidence::Job {
                         name: name.clone(),
                         decided: d.clone(),
                         manifest: self.manifest.clone(),
@@ -1188,16 +1192,16 @@ impl Judge {
             );
             out.push((item_id, kind, d, event));
         }
-        // Durable first: nothing acts on a verdict the spool does not hold.
+        // Durable first: nothing acts on a verdict the spool does not hold. While it cannot write (a
+        // full disk), the kiosk and the reject gate still act, and the verdicts wait in memory to be
+        // spooled, counted (`hallmark_verdicts_unspooled`), with the health check failing.
         if let Some(delivery) = &self.delivery {
             let payloads: Vec<Vec<u8>> = out
                 .iter()
                 .filter_map(|(.., event)| serde_json::to_vec(event).ok())
                 .collect();
             let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-            if let Err(e) = delivery.submit(&refs) {
-                tracing::error!(error = %e, verdicts = refs.len(), "verdicts cannot be spooled; they will not reach the broker");
-            }
+            delivery.submit(&refs);
         }
         for (item_id, kind, d, event) in out {
             if let Some(link) = &self.link {

@@ -20,7 +20,7 @@ pub mod outbox;
 pub mod spool;
 pub mod tls;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
@@ -117,9 +117,23 @@ impl Retained {
     }
 }
 
+/// Verdicts acted on while the spool could not write, in decision order, waiting to be appended.
+#[derive(Debug, Default)]
+pub(crate) struct Unspooled {
+    queue: VecDeque<Vec<u8>>,
+    bytes: u64,
+}
+
+/// At most this many verdicts wait in memory for a spool that cannot write (beyond that, the oldest
+/// are lost and counted): about an hour of a busy conveyor.
+const UNSPOOLED_MAX: usize = 50_000;
+
 /// What the judge and the connection share.
 pub(crate) struct Shared {
     pub spool: Spool,
+    /// Bounded by [`UNSPOOLED_MAX`] and the spool's own byte bound.
+    pub unspooled: Mutex<Unspooled>,
+    pub spool_max_bytes: u64,
     pub observer: Arc<Observer>,
     /// New verdicts in the spool, or shutdown: the connection's pump looks again.
     pub wake: tokio::sync::Notify,
@@ -145,11 +159,99 @@ impl Shared {
         self.wake.notify_one();
     }
 
-    /// Mirrors the spool's level into the metrics.
+    /// Mirrors the spool's level and state into the metrics and the health check.
     pub fn report_level(&self) {
         let level = self.spool.level();
         self.observer.spool(level.depth, level.bytes);
         self.observer.set_spool_dropped(level.dropped);
+        self.observer.spool_failing(self.spool.failing());
+    }
+
+    /// Appends `payloads` after whatever waits in memory, keeping decision order. What the spool
+    /// cannot take waits in memory (bounded: the oldest beyond it are lost, counted and logged).
+    pub fn spool_in_order(&self, payloads: &[&[u8]]) {
+        let Ok(mut held) = self.unspooled.lock() else {
+            return;
+        };
+        let appended = if held.queue.is_empty() {
+            self.spool.append(payloads)
+        } else {
+            let all: Vec<&[u8]> = held
+                .queue
+                .iter()
+                .map(Vec::as_slice)
+                .chain(payloads.iter().copied())
+                .collect();
+            self.spool.append(&all)
+        };
+        match appended {
+            Ok(a) => {
+                if !held.queue.is_empty() {
+                    tracing::info!(
+                        verdicts = held.queue.len(),
+                        "verdicts held in memory are in the spool now"
+                    );
+                }
+                held.queue.clear();
+                held.bytes = 0;
+                self.note_spooled(&a);
+                self.observer.unspooled(0, 0);
+            }
+            Err(e) => {
+                self.observer.spool_write_error();
+                let mut lost = 0u64;
+                for p in payloads {
+                    held.bytes += p.len() as u64;
+                    held.queue.push_back(p.to_vec());
+                }
+                while held.queue.len() > UNSPOOLED_MAX
+                    || (held.bytes > self.spool_max_bytes && held.queue.len() > 1)
+                {
+                    if let Some(old) = held.queue.pop_front() {
+                        held.bytes -= old.len() as u64;
+                        lost += 1;
+                    }
+                }
+                if lost > 0 {
+                    tracing::error!(lost, error = %e, "verdict spool cannot write and the verdicts waiting in memory passed their bound: the oldest are lost");
+                }
+                self.observer.unspooled(held.queue.len(), lost);
+            }
+        }
+        drop(held);
+        self.report_level();
+        self.wake.notify_one();
+    }
+
+    /// Tries again to append what waits in memory (the spool reopens itself when it can).
+    pub fn respool(&self) {
+        let waiting = self
+            .unspooled
+            .lock()
+            .map(|h| !h.queue.is_empty())
+            .unwrap_or(false);
+        if waiting {
+            self.spool_in_order(&[]);
+        } else if self.spool.failing().is_some() {
+            // Nothing waits, but a read or a removal failed: a cheap read reopens it.
+            let _ = self.spool.after(None, 1);
+            self.report_level();
+            self.wake.notify_one();
+        }
+    }
+
+    /// When each verdict was spooled (for the verdict → PUBACK latency); drops forgotten.
+    fn note_spooled(&self, appended: &spool::Appended) {
+        let now = Instant::now();
+        if let Ok(mut at) = self.spooled_at.lock() {
+            for d in &appended.dropped {
+                at.remove(d);
+            }
+            // Bounded by the spool: entries leave on PUBACK or when dropped.
+            for s in &appended.seqs {
+                at.insert(*s, now);
+            }
+        }
     }
 }
 
@@ -194,12 +296,18 @@ impl Delivery {
         triggers: Sender<()>,
         releases: Option<Sender<Inbound>>,
     ) -> Result<Delivery, DeliveryError> {
-        let spool = Spool::open(
+        let spool::Opened { spool, set_aside } = Spool::open(
             &config.agent.state_dir.join("spool.redb"),
             config.spool.max_bytes,
         )?;
+        if let Some(aside) = &set_aside {
+            observer.spool_damaged();
+            tracing::error!(kept = %aside.path.display(), reason = %aside.reason, "verdict spool damaged: set aside with the verdicts it held, which are lost; starting with a fresh spool");
+        }
         let shared = Arc::new(Shared {
             spool,
+            unspooled: Mutex::new(Unspooled::default()),
+            spool_max_bytes: config.spool.max_bytes,
             observer,
             wake: tokio::sync::Notify::new(),
             closing: AtomicBool::new(false),
@@ -228,25 +336,22 @@ impl Delivery {
         })
     }
 
-    /// Commits verdict events (their exact bytes) to the spool; returns once they are durable.
-    pub fn submit(&self, payloads: &[&[u8]]) -> Result<(), DeliveryError> {
-        if payloads.is_empty() {
-            return Ok(());
+    /// Commits verdict events (their exact bytes) to the spool; returns once they are durable, or,
+    /// while the spool cannot write (a full disk), once they wait in memory to be appended as soon as
+    /// it can (in decision order, bounded; [`Delivery::unspooled`] says how many wait).
+    pub fn submit(&self, payloads: &[&[u8]]) {
+        if !payloads.is_empty() {
+            self.shared.spool_in_order(payloads);
         }
-        let appended = self.shared.spool.append(payloads)?;
-        let now = Instant::now();
-        if let Ok(mut at) = self.shared.spooled_at.lock() {
-            for d in &appended.dropped {
-                at.remove(d);
-            }
-            // Bounded by the spool: entries leave on PUBACK or when dropped.
-            for s in &appended.seqs {
-                at.insert(*s, now);
-            }
-        }
-        self.shared.report_level();
-        self.shared.wake.notify_one();
-        Ok(())
+    }
+
+    /// Verdicts waiting in memory for the spool.
+    pub fn unspooled(&self) -> usize {
+        self.shared
+            .unspooled
+            .lock()
+            .map(|h| h.queue.len())
+            .unwrap_or(0)
     }
 
     /// Publishes `payload` retained (QoS 1) on `topic` now, or as soon as connected; a newer payload for
@@ -282,6 +387,13 @@ impl Delivery {
     }
 
     fn shutdown(&mut self) {
+        if self.thread.is_some() {
+            self.shared.respool();
+            let left = self.unspooled();
+            if left > 0 {
+                tracing::error!(verdicts = left, "shutting down while the verdict spool cannot write: verdicts held in memory are lost");
+            }
+        }
         self.shared.closing.store(true, Ordering::SeqCst);
         self.shared.wake.notify_one();
         if let Some(t) = self.thread.take() {

@@ -149,6 +149,7 @@ impl Connection {
             _ = self.events(&mut eventloop, &client, &state) => {}
             _ = self.pump(&client, &state) => {}
             _ = self.telemetry(&client, &state) => {}
+            _ = self.respool() => {}
             _ = self.closing(&client, &state) => {}
         }
     }
@@ -421,6 +422,17 @@ impl Connection {
                 break;
             }
             s.outbox.requested(Request::Verdict(seq));
+        }
+    }
+
+    /// While the spool cannot write, tries again every [`super::spool::REOPEN_EVERY`] to append the
+    /// verdicts waiting in memory (connected or not).
+    async fn respool(&self) {
+        let mut tick = tokio::time::interval(super::spool::REOPEN_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.shared.respool();
         }
     }
 

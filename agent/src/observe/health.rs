@@ -1,6 +1,7 @@
-//! The `/healthz` decision, pure: healthy only while a model is loaded and frames are arriving. A
-//! process that is up but sees no frames (a wedged camera, a stuck pipeline) is not doing its job, and
-//! an orchestrator or load balancer should be told so.
+//! The `/healthz` decision, pure: healthy only while a model is loaded, frames are arriving and the
+//! verdict spool can write. A process that is up but sees no frames (a wedged camera, a stuck
+//! pipeline) or cannot keep its verdicts (a full disk) is not doing its job, and an orchestrator or
+//! load balancer should be told so.
 
 use std::time::Duration;
 
@@ -13,11 +14,13 @@ pub struct Health {
     pub reason: String,
 }
 
-/// `last_frame_age`: time since the last inferred frame, `None` when there has been none.
+/// `last_frame_age`: time since the last inferred frame, `None` when there has been none;
+/// `spool_failing`: why the verdict spool cannot write, while it cannot.
 pub fn decide(
     models_loaded: usize,
     last_frame_age: Option<Duration>,
     max_frame_age: Duration,
+    spool_failing: Option<&str>,
 ) -> Health {
     let mut reasons = Vec::new();
     if models_loaded == 0 {
@@ -31,6 +34,9 @@ pub fn decide(
             seconds(max_frame_age)
         )),
         Some(_) => {}
+    }
+    if let Some(why) = spool_failing {
+        reasons.push(format!("the verdict spool cannot write ({why})"));
     }
     if reasons.is_empty() {
         Health {
@@ -62,7 +68,7 @@ mod tests {
 
     #[test]
     fn healthy_only_with_a_model_and_a_recent_frame() {
-        let h = decide(1, Some(Duration::from_secs(3)), LIMIT);
+        let h = decide(1, Some(Duration::from_secs(3)), LIMIT, None);
         assert_eq!(
             h,
             Health {
@@ -71,25 +77,43 @@ mod tests {
             }
         );
         // Exactly at the limit still counts as recent.
-        assert!(decide(2, Some(LIMIT), LIMIT).ok);
+        assert!(decide(2, Some(LIMIT), LIMIT, None).ok);
     }
 
     #[test]
     fn each_failure_says_why() {
-        let h = decide(1, Some(Duration::from_millis(12_340)), LIMIT);
+        let h = decide(1, Some(Duration::from_millis(12_340)), LIMIT, None);
         assert!(!h.ok);
         assert_eq!(h.reason, "no frame for 12.3 s (limit 10 s)");
-        let h = decide(0, Some(Duration::from_secs(1)), LIMIT);
+        let h = decide(0, Some(Duration::from_secs(1)), LIMIT, None);
         assert_eq!((h.ok, h.reason.as_str()), (false, "no model loaded"));
-        let h = decide(1, None, LIMIT);
+        let h = decide(1, None, LIMIT, None);
         assert_eq!((h.ok, h.reason.as_str()), (false, "no frame yet"));
-        let h = decide(0, None, LIMIT);
+        let h = decide(0, None, LIMIT, None);
         assert_eq!(h.reason, "no model loaded; no frame yet");
         let h = decide(
             1,
             Some(Duration::from_millis(460)),
             Duration::from_millis(200),
+            None,
         );
         assert_eq!(h.reason, "no frame for 0.5 s (limit 0.2 s)");
+    }
+
+    #[test]
+    fn a_spool_that_cannot_write_is_unhealthy_and_says_why() {
+        let h = decide(
+            1,
+            Some(Duration::from_secs(1)),
+            LIMIT,
+            Some("No space left on device"),
+        );
+        assert!(!h.ok);
+        assert!(
+            h.reason
+                .contains("spool cannot write (No space left on device)"),
+            "{}",
+            h.reason
+        );
     }
 }

@@ -47,6 +47,11 @@ pub struct OutcomeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabel {
     pub by: &'static str,
 }
@@ -86,6 +91,11 @@ pub struct Metrics {
     pub models_loaded: Gauge,
     pub model_load_seconds: Histogram,
     pub frames_routed: Family<RouteLabel, Counter>,
+    pub spool_write_errors: Counter,
+    pub spool_damaged: Counter,
+    pub unspooled: Gauge,
+    pub unspooled_lost: Counter,
+    pub evidence_skipped: Family<ReasonLabel, Counter>,
 }
 
 impl Metrics {
@@ -125,6 +135,11 @@ impl Metrics {
             // 10 ms to ~20 s in doublings.
             model_load_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
             frames_routed: Family::default(),
+            spool_write_errors: Counter::default(),
+            spool_damaged: Counter::default(),
+            unspooled: Gauge::default(),
+            unspooled_lost: Counter::default(),
+            evidence_skipped: Family::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -232,6 +247,31 @@ impl Metrics {
             "hallmark_frames_routed",
             "Frames routed to a brand (several brands served), by what decided: a barcode's GS1 prefix (code) or every brand's detector (sight)",
             m.frames_routed.clone(),
+        );
+        r.register(
+            "hallmark_spool_write_errors",
+            "Appends the verdict spool could not write (a full disk, an I/O error); the verdicts wait in memory",
+            m.spool_write_errors.clone(),
+        );
+        r.register(
+            "hallmark_spool_damaged",
+            "Damaged spool files set aside at start (their verdicts are lost)",
+            m.spool_damaged.clone(),
+        );
+        r.register(
+            "hallmark_verdicts_unspooled",
+            "Verdicts decided and acted on that wait in memory for the spool to write again",
+            m.unspooled.clone(),
+        );
+        r.register(
+            "hallmark_verdicts_unspooled_lost",
+            "Verdicts lost because the spool could not write and the memory queue was full",
+            m.unspooled_lost.clone(),
+        );
+        r.register(
+            "hallmark_evidence_skipped",
+            "Evidence pictures not written, by reason (low_disk: the room is kept for the spool; error)",
+            m.evidence_skipped.clone(),
         );
         m
     }

@@ -168,6 +168,8 @@ pub struct Observer {
     commands: Mutex<BTreeMap<String, u64>>,
     camera: Mutex<StateSet>,
     link: Mutex<StateSet>,
+    /// Why the verdict spool cannot write, while it cannot (a failing health check).
+    spool_failing: Mutex<Option<String>>,
 }
 
 /// A poisoned lock here only means another thread panicked mid-update of a count: keep counting.
@@ -208,6 +210,7 @@ impl Observer {
             commands: Mutex::new(BTreeMap::new()),
             camera: Mutex::new(camera),
             link: Mutex::new(link),
+            spool_failing: Mutex::new(None),
             metrics,
         }
     }
@@ -350,6 +353,37 @@ impl Observer {
         self.metrics.spool_bytes.set(to_i64(bytes));
     }
 
+    /// The spool cannot write (`Some(why)`), or writes again (`None`).
+    pub fn spool_failing(&self, why: Option<String>) {
+        *lock(&self.spool_failing) = why;
+    }
+
+    /// An append the spool could not write.
+    pub fn spool_write_error(&self) {
+        self.metrics.spool_write_errors.inc();
+    }
+
+    /// A damaged spool file was set aside at start.
+    pub fn spool_damaged(&self) {
+        self.metrics.spool_damaged.inc();
+    }
+
+    /// Verdicts waiting in memory for the spool, and how many were lost since the last report.
+    pub fn unspooled(&self, waiting: usize, lost: u64) {
+        self.metrics.unspooled.set(to_i64(waiting as u64));
+        if lost > 0 {
+            self.metrics.unspooled_lost.inc_by(lost);
+        }
+    }
+
+    /// An evidence picture not written: `low_disk` or `error`.
+    pub fn evidence_skipped(&self, reason: &'static str) {
+        self.metrics
+            .evidence_skipped
+            .get_or_create(&metrics::ReasonLabel { reason })
+            .inc();
+    }
+
     /// Verdicts dropped from the spool so far (a monotonic total; it may come from disk at start).
     pub fn set_spool_dropped(&self, total: u64) {
         advance(
@@ -405,10 +439,17 @@ impl Observer {
         }
     }
 
-    /// Healthy only while a model is loaded and a frame arrived within `max_frame_age`.
+    /// Healthy only while a model is loaded, a frame arrived within `max_frame_age` and the verdict
+    /// spool can write.
     pub fn health(&self, max_frame_age: Duration) -> Health {
         let models = lock(&self.models).len();
-        health::decide(models, self.last_frame_age(), max_frame_age)
+        let spool = lock(&self.spool_failing).clone();
+        health::decide(
+            models,
+            self.last_frame_age(),
+            max_frame_age,
+            spool.as_deref(),
+        )
     }
 
     /// Frames per second over the last few seconds.

@@ -4,6 +4,10 @@
 //!
 //! Retention: at most `max_files` pictures and `max_mib` MiB; the oldest go first. File names start
 //! with the UTC time, so name order is age order, also across restarts.
+//!
+//! Pictures never take the verdict spool's room: no picture is written while less than
+//! `evidence.min_free_mib` is free on the file system ([`Room`]); the verdict then names no picture,
+//! and the skip is counted (`hallmark_evidence_skipped_total{reason="low_disk"}`).
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -15,6 +19,34 @@ use crate::daemon::decided::Decided;
 use crate::scan::annotate;
 use crate::verdict::{Evidence, FrameVerdict, ItemVerdict, Verdict};
 
+/// Whether the evidence folder's file system has room for another picture beyond the reserve.
+#[derive(Debug, Clone)]
+pub struct Room {
+    dir: PathBuf,
+    min_free: u64,
+}
+
+/// Room a picture needs besides the reserve (a 960×720 JPEG at quality 85 is 100–300 KB).
+const PICTURE: u64 = 1 << 20;
+
+impl Room {
+    pub fn new(dir: &Path, min_free: u64) -> Room {
+        Room {
+            dir: dir.to_path_buf(),
+            min_free,
+        }
+    }
+
+    /// True while more than the reserve and one picture is free (and when free space cannot be read:
+    /// the write itself then says what is wrong).
+    pub fn ok(&self) -> bool {
+        match rustix::fs::statvfs(&self.dir) {
+            Ok(s) => s.f_bavail.saturating_mul(s.f_frsize) >= self.min_free.saturating_add(PICTURE),
+            Err(_) => true,
+        }
+    }
+}
+
 /// One picture to write.
 pub struct Job {
     pub name: String,
@@ -24,7 +56,7 @@ pub struct Job {
 
 /// The evidence folder and its retention bound.
 pub struct Store {
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     max_files: usize,
     max_bytes: u64,
     /// Oldest first: name and size.
@@ -106,12 +138,21 @@ pub fn excess(sizes: impl Iterator<Item = u64> + Clone, max_files: usize, max_by
     drop
 }
 
-/// Starts the evidence writer.
-pub fn spawn(mut store: Store, capacity: usize) -> std::io::Result<Queue<Job>> {
+/// Starts the evidence writer; `observer` counts the pictures it could not write.
+pub fn spawn(
+    mut store: Store,
+    room: Room,
+    capacity: usize,
+    observer: std::sync::Arc<crate::observe::Observer>,
+) -> std::io::Result<Queue<Job>> {
     Queue::spawn("evidence", capacity, move |job: Job| {
         let Some(last) = &job.decided.last else {
             return;
         };
+        if !room.ok() {
+            observer.evidence_skipped("low_disk");
+            return;
+        }
         let mut rgb = Vec::new();
         let view = last.frame.view();
         view.to_packed_rgb(&mut rgb);
@@ -149,6 +190,9 @@ pub fn spawn(mut store: Store, capacity: usize) -> std::io::Result<Queue<Job>> {
             .map_err(std::io::Error::other)
             .and_then(|_| store.write(&job.name, &jpeg))
         {
+            observer.evidence_skipped("error");
+            // A picture cut short by a full disk is no evidence.
+            let _ = std::fs::remove_file(store.dir.join(&job.name));
             tracing::warn!(file = %job.name, error = %e, "cannot write an evidence picture");
         }
     })

