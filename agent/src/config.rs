@@ -274,6 +274,11 @@ pub struct MqttConfig {
     pub max_inflight: u16,
     /// On shutdown, how long to wait for the spool to empty while connected.
     pub drain_timeout: Duration,
+    /// Largest packet read from the broker (`mqtt.max_incoming_mib`): anything the broker may deliver
+    /// must be read whole to be refused and acknowledged, or the broker delivers it again after every
+    /// reconnect. Set it to the broker's own limit (AWS IoT Core: 128 KiB; mosquitto's
+    /// `message_size_limit`).
+    pub max_incoming_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -470,6 +475,7 @@ struct MqttSection {
     backoff_max_s: Option<f64>,
     max_inflight: Option<u16>,
     drain_timeout_ms: Option<u64>,
+    max_incoming_mib: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -724,6 +730,14 @@ impl Config {
                 .max(Duration::from_millis(500)),
             max_inflight: f.mqtt.max_inflight.unwrap_or(32).clamp(1, 1000),
             drain_timeout: Duration::from_millis(f.mqtt.drain_timeout_ms.unwrap_or(5000)),
+            max_incoming_bytes: match f.mqtt.max_incoming_mib.unwrap_or(64.0) {
+                m if m.is_finite() && (0.0625..=256.0).contains(&m) => (m * 1048576.0) as usize,
+                m => {
+                    return Err(bad(format!(
+                        "mqtt.max_incoming_mib {m} must lie between 0.0625 (64 KiB) and 256 (MQTT's own limit)"
+                    )))
+                }
+            },
         };
         let spool_mib = f.spool.max_mib.unwrap_or(64.0);
         if !(spool_mib > 0.0 && spool_mib.is_finite()) {

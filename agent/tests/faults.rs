@@ -349,3 +349,93 @@ fn a_damaged_spool_is_set_aside_counted_and_the_agent_starts_with_a_fresh_one() 
 fn unique(ids: &[String]) -> usize {
     ids.iter().collect::<HashSet<_>>().len()
 }
+
+/// A 3 MB message retained on the fleet release topic and another on the commands topic: each is
+/// read, refused and counted; the connection stays up and verdicts keep flowing.
+#[test]
+fn an_oversized_message_is_consumed_and_counted_never_a_reconnect_loop() {
+    let broker = Broker::start();
+    let sub = Subscriber::start(broker.port, "t-oversized", &[&topic("verdicts")]);
+    sub.publish_retained("hallmark/fleet/models/northwind", vec![b' '; 3 << 20]);
+    let http = free_port();
+    let mut env = mqtt_env(broker.port, http);
+    env.push(("HALLMARK_SOURCE_FPS", "10".into()));
+    let agent = Agent::spawn(hallmark_run(tempfile::tempdir().unwrap().path(), &env));
+    assert!(
+        wait_until(Duration::from_secs(60), || received(&sub).len() >= 5),
+        "verdicts arrive despite the retained 3 MB release: {}",
+        agent.stderr()
+    );
+    sub.publish(&topic("commands"), vec![b'x'; 3 << 20]);
+    let before = received(&sub).len();
+    std::thread::sleep(Duration::from_secs(8));
+    let page = metrics(http);
+    let after = received(&sub).len();
+    let (code, _, err) = agent.terminate();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        metric(&page, "hallmark_mqtt_reconnects_total"),
+        Some(0.0),
+        "no reconnect: {err}"
+    );
+    assert!(
+        after > before + 20,
+        "verdicts kept flowing: {before} -> {after}"
+    );
+    assert_eq!(
+        metric(&page, "hallmark_commands_total{outcome=\"too_large\"}"),
+        Some(1.0),
+        "the command was consumed and counted"
+    );
+    assert_eq!(
+        metric(&page, "hallmark_mqtt_refused_total{reason=\"too_large\"}"),
+        Some(1.0),
+        "the release was consumed and counted: {page}"
+    );
+}
+
+/// A retained message over even the agent's incoming limit ends the connection each time it is
+/// delivered: after three such ends the agent connects without subscriptions, and verdicts flow.
+#[test]
+fn a_message_over_the_incoming_limit_pauses_inbound_and_verdicts_still_flow() {
+    let broker = Broker::start();
+    let sub = Subscriber::start(broker.port, "t-over-limit", &[&topic("verdicts")]);
+    sub.publish_retained("hallmark/fleet/models/northwind", vec![b' '; 1 << 20]);
+    let http = free_port();
+    let mut env = mqtt_env(broker.port, http);
+    env.extend([
+        ("HALLMARK_SOURCE_FPS", "10".into()),
+        ("HALLMARK_MQTT_MAX_INCOMING_MIB", "0.0625".into()),
+    ]);
+    let agent = Agent::spawn(hallmark_run(tempfile::tempdir().unwrap().path(), &env));
+    let paused = wait_until(Duration::from_secs(60), || {
+        metric(&metrics(http), "hallmark_mqtt_inbound_paused") == Some(1.0)
+    });
+    assert!(paused, "inbound paused: {}", agent.stderr());
+    let before = received(&sub).len();
+    std::thread::sleep(Duration::from_secs(5));
+    let page = metrics(http);
+    let after = received(&sub).len();
+    let (code, _, err) = agent.terminate();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        after > before + 10,
+        "verdicts flow while inbound is paused: {before} -> {after}"
+    );
+    assert_eq!(
+        metric(
+            &page,
+            "hallmark_mqtt_refused_total{reason=\"oversized_packet\"}"
+        ),
+        Some(3.0),
+        "{page}"
+    );
+    assert!(
+        metric(&page, "hallmark_mqtt_reconnects_total").unwrap_or(99.0) <= 3.0,
+        "no loop: {page}"
+    );
+    assert!(
+        err.contains("max_incoming_mib"),
+        "the log says what to change"
+    );
+}

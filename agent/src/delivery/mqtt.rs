@@ -11,6 +11,14 @@
 //! The session is persistent (`clean_session = false`, a stable client id), so the broker queues
 //! commands while the device is away; verdicts never rely on it — the spool is the truth, and
 //! everything unacknowledged is sent again after a reconnect (a duplicate is possible, a loss is not).
+//!
+//! Hostile or broken input never costs the connection: every packet up to `mqtt.max_incoming_mib`
+//! (the broker's own limit) is read whole, so a message too large for its topic (a release over
+//! [`MAX_RELEASE`], a command over its limit) is acknowledged, refused and counted instead of being
+//! delivered again after every reconnect. A packet over even that limit ends the connection; the
+//! backoff then keeps growing (it resets only after a connection stayed up [`STABLE`]), and after
+//! [`OVERSIZED_IN_A_ROW`] such ends the agent connects with a clean session and no subscriptions for
+//! [`INBOUND_PAUSE`]: verdicts keep flowing while commands and releases wait.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -33,9 +41,15 @@ use super::{DeliveryError, Inbound, Shared, Topics};
 use crate::config::{Config, MqttConfig};
 use crate::observe::Stage;
 
-/// Largest packet accepted from the broker: a command is a few bytes, but a larger one must be
-/// rejected and counted rather than end the connection (the broker would deliver it again).
-const MAX_INCOMING_PACKET: usize = 2 << 20;
+/// Largest release message taken (a release is a few hundred bytes): larger ones are refused and
+/// counted, never queued.
+pub const MAX_RELEASE: usize = 64 << 10;
+/// A connection that stayed up this long resets the reconnect backoff.
+pub const STABLE: Duration = Duration::from_secs(30);
+/// Connections ended in a row by a packet over `mqtt.max_incoming_mib` before inbound is paused.
+pub const OVERSIZED_IN_A_ROW: u32 = 3;
+/// How long inbound (subscriptions, the persistent session) stays paused after that.
+pub const INBOUND_PAUSE: Duration = Duration::from_secs(600);
 /// How long shutdown waits for `online: false` to be acknowledged and for the disconnect to go out.
 const GOODBYE_WAIT: Duration = Duration::from_secs(2);
 
@@ -58,6 +72,14 @@ struct State {
     /// The disconnect went out (shutdown).
     disconnected: bool,
     backoff: Backoff,
+    /// When the current connection came up.
+    connected_at: Option<Instant>,
+    /// Connections ended in a row by a packet over the incoming limit.
+    oversized: u32,
+    /// Until when connections carry no subscriptions and a clean session.
+    inbound_paused_until: Option<Instant>,
+    /// The pause is over: the next connect asks for the persistent session again.
+    restore_session: bool,
 }
 
 impl Connection {
@@ -79,7 +101,7 @@ impl Connection {
             .set_keep_alive(m.keep_alive)
             .set_inflight(m.max_inflight.saturating_add(8))
             .set_request_channel_capacity(usize::from(m.max_inflight) + 16)
-            .set_max_packet_size(MAX_INCOMING_PACKET, 1 << 20)
+            .set_max_packet_size(m.max_incoming_bytes, 1 << 20)
             .set_last_will(LastWill::new(
                 topics.online.clone(),
                 online_payload(false, &models, &BTreeMap::new()),
@@ -138,6 +160,10 @@ impl Connection {
             goodbye: false,
             disconnected: false,
             backoff: Backoff::new(Duration::from_millis(500), self.settings.backoff_max),
+            connected_at: None,
+            oversized: 0,
+            inbound_paused_until: None,
+            restore_session: false,
         });
         tracing::info!(
             broker = %format!("{}:{}", self.settings.host, self.settings.port),
@@ -150,6 +176,7 @@ impl Connection {
             _ = self.pump(&client, &state) => {}
             _ = self.telemetry(&client, &state) => {}
             _ = self.respool() => {}
+            _ = self.resume_inbound(&client, &state) => {}
             _ = self.closing(&client, &state) => {}
         }
     }
@@ -168,10 +195,12 @@ impl Connection {
                     let attempts = {
                         let mut s = state.borrow_mut();
                         s.connected = true;
+                        s.connected_at = Some(Instant::now());
                         s.outbox.reset();
-                        let n = s.backoff.attempt();
-                        s.backoff.reset();
-                        n
+                        // Design: the backoff resets only once this connection has proved itself
+                        // (`lost`): a connection the broker ends at once (a message it delivers again
+                        // on every connect) must not reconnect at the shortest delay forever.
+                        s.backoff.attempt()
                     };
                     tracing::info!(%broker, session_present = ack.session_present, after_failures = attempts, "mqtt: connected");
                     self.shared.observer.mqtt_connected(true);
@@ -206,10 +235,15 @@ impl Connection {
                         .as_ref()
                         .filter(|_| self.is_release_topic(&p.topic))
                     {
-                        let _ = releases.send(Inbound {
-                            topic: p.topic.clone(),
-                            payload: p.payload.to_vec(),
-                        });
+                        if p.payload.len() > MAX_RELEASE {
+                            self.shared.observer.mqtt_refused("too_large");
+                            tracing::warn!(topic = %p.topic, bytes = p.payload.len(), limit = MAX_RELEASE, "mqtt: release message too large; refused");
+                        } else {
+                            let _ = releases.send(Inbound {
+                                topic: p.topic.clone(),
+                                payload: p.payload.to_vec(),
+                            });
+                        }
                     } else {
                         tracing::debug!(topic = %p.topic, "mqtt: message on a topic not ours; ignored");
                     }
@@ -262,14 +296,39 @@ impl Connection {
             tokio::time::sleep(Duration::from_millis(50)).await;
             return;
         }
-        let (was_connected, delay, attempt) = {
+        let oversized = is_oversized(e);
+        let (was_connected, delay, attempt, pause) = {
             let mut s = state.borrow_mut();
             let was = s.connected;
             s.connected = false;
             s.outbox.reset();
+            if s.connected_at
+                .take()
+                .is_some_and(|at| at.elapsed() >= STABLE)
+            {
+                s.backoff.reset();
+            }
+            s.oversized = if oversized { s.oversized + 1 } else { 0 };
+            let pause = s.oversized >= OVERSIZED_IN_A_ROW && s.inbound_paused_until.is_none();
+            if pause {
+                s.inbound_paused_until = Some(Instant::now() + INBOUND_PAUSE);
+            }
+            if std::mem::take(&mut s.restore_session) && !pause {
+                eventloop.mqtt_options.set_clean_session(false);
+            }
             let attempt = s.backoff.attempt();
-            (was, s.backoff.next(rand::random::<f64>()), attempt)
+            (was, s.backoff.next(rand::random::<f64>()), attempt, pause)
         };
+        if oversized {
+            self.shared.observer.mqtt_refused("oversized_packet");
+        }
+        if pause {
+            // Design: a clean session drops what the broker queued for this client, and no
+            // subscription means no retained release arrives: verdicts go out meanwhile.
+            eventloop.mqtt_options.set_clean_session(true);
+            self.shared.observer.mqtt_inbound_paused(true);
+            tracing::error!(limit_bytes = self.settings.max_incoming_bytes, pause_s = INBOUND_PAUSE.as_secs(), "mqtt: the broker keeps sending a packet over mqtt.max_incoming_mib; connecting without subscriptions for a while, so verdicts still go out (raise mqtt.max_incoming_mib to the broker's limit)");
+        }
         if was_connected {
             self.shared.observer.mqtt_connected(false);
             self.shared.observer.mqtt_reconnect();
@@ -288,11 +347,24 @@ impl Connection {
         tokio::time::sleep(delay).await;
     }
 
-    /// Just connected: the retained statuses (`online` first), the subscriptions, then the spool.
+    /// Just connected: the retained statuses (`online` first), the subscriptions (unless inbound is
+    /// paused), then the spool.
     fn on_connected(&self, client: &AsyncClient, state: &RefCell<State>) {
         if let Ok(mut r) = self.shared.retained.lock() {
             r.mark_all();
         }
+        let paused = state
+            .borrow()
+            .inbound_paused_until
+            .is_some_and(|until| Instant::now() < until);
+        if !paused {
+            self.subscribe(client, state);
+        }
+        self.shared.wake.notify_one();
+    }
+
+    /// Subscribes to the commands and, when updates are on, the release topics.
+    fn subscribe(&self, client: &AsyncClient, state: &RefCell<State>) {
         let mut s = state.borrow_mut();
         let mut topics = vec![self.topics.commands.clone()];
         if self.releases.is_some() {
@@ -304,8 +376,32 @@ impl Connection {
                 s.outbox.requested(Request::Subscribe);
             }
         }
-        drop(s);
-        self.shared.wake.notify_one();
+    }
+
+    /// Ends a pause of inbound once it is over: the subscriptions now if connected, and a persistent
+    /// session again from the next connect.
+    async fn resume_inbound(&self, client: &AsyncClient, state: &RefCell<State>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let over = {
+                let s = state.borrow();
+                s.inbound_paused_until
+                    .is_some_and(|until| Instant::now() >= until)
+            };
+            if over {
+                {
+                    let mut s = state.borrow_mut();
+                    s.inbound_paused_until = None;
+                    s.restore_session = true;
+                }
+                self.shared.observer.mqtt_inbound_paused(false);
+                tracing::info!("mqtt: inbound pause over; subscribing again");
+                if state.borrow().connected {
+                    self.subscribe(client, state);
+                }
+            }
+        }
     }
 
     /// `{prefix}/fleet/models/{brand}` or `{prefix}/things/{thing}/models/{brand}` (not `…/status`).
@@ -530,6 +626,16 @@ pub fn online_payload(
         v["providers"] = json!(providers);
     }
     v.to_string().into_bytes()
+}
+
+/// A connection ended by a packet larger than `mqtt.max_incoming_mib`.
+fn is_oversized(e: &ConnectionError) -> bool {
+    matches!(
+        e,
+        ConnectionError::MqttState(rumqttc::StateError::Deserialization(
+            rumqttc::mqttbytes::Error::PayloadSizeLimitExceeded(_)
+        ))
+    )
 }
 
 /// A connection error in words an operator can act on.

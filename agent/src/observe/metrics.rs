@@ -96,6 +96,8 @@ pub struct Metrics {
     pub unspooled: Gauge,
     pub unspooled_lost: Counter,
     pub evidence_skipped: Family<ReasonLabel, Counter>,
+    pub mqtt_refused: Family<ReasonLabel, Counter>,
+    pub mqtt_inbound_paused: Gauge,
 }
 
 impl Metrics {
@@ -140,6 +142,8 @@ impl Metrics {
             unspooled: Gauge::default(),
             unspooled_lost: Counter::default(),
             evidence_skipped: Family::default(),
+            mqtt_refused: Family::default(),
+            mqtt_inbound_paused: Gauge::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -272,6 +276,16 @@ impl Metrics {
             "hallmark_evidence_skipped",
             "Evidence pictures not written, by reason (low_disk: the room is kept for the spool; error)",
             m.evidence_skipped.clone(),
+        );
+        r.register(
+            "hallmark_mqtt_refused",
+            "Messages from the broker refused, by reason (too_large: read and refused for its topic; oversized_packet: over mqtt.max_incoming_mib, which ended the connection)",
+            m.mqtt_refused.clone(),
+        );
+        r.register(
+            "hallmark_mqtt_inbound_paused",
+            "1 while the agent connects without subscriptions because the broker kept sending a packet over mqtt.max_incoming_mib",
+            m.mqtt_inbound_paused.clone(),
         );
         m
     }

@@ -376,6 +376,19 @@ impl Observer {
         }
     }
 
+    /// A message from the broker refused: `too_large` or `oversized_packet`.
+    pub fn mqtt_refused(&self, reason: &'static str) {
+        self.metrics
+            .mqtt_refused
+            .get_or_create(&metrics::ReasonLabel { reason })
+            .inc();
+    }
+
+    /// Inbound (subscriptions) paused or resumed.
+    pub fn mqtt_inbound_paused(&self, paused: bool) {
+        self.metrics.mqtt_inbound_paused.set(i64::from(paused));
+    }
+
     /// An evidence picture not written: `low_disk` or `error`.
     pub fn evidence_skipped(&self, reason: &'static str) {
         self.metrics
