@@ -241,6 +241,10 @@ pub struct UpdatesConfig {
     pub max_bundle_bytes: u64,
     /// Revisions kept per brand in the store besides the active and previous ones.
     pub keep_revisions: usize,
+    /// A download slower than `download_min_kib_s` over `download_stall_s` is stalled: it fails, is
+    /// retried and resumes, and never holds the updater for the whole download timeout.
+    pub download_stall: Duration,
+    pub download_min_rate: u64,
 }
 
 /// Many brands on one device (`model.memory_budget_mib`): every bundle in `model.bundles` serves; the
@@ -362,6 +366,8 @@ struct ModelSection {
     updates: Option<bool>,
     max_bundle_mib: Option<u64>,
     keep_revisions: Option<usize>,
+    download_stall_s: Option<f64>,
+    download_min_kib_s: Option<f64>,
     memory_budget_mib: Option<u64>,
     precision: Option<String>,
     variant: Option<String>,
@@ -753,6 +759,19 @@ impl Config {
                 enabled: f.model.updates.unwrap_or(true),
                 max_bundle_bytes: f.model.max_bundle_mib.unwrap_or(256).max(1) << 20,
                 keep_revisions: f.model.keep_revisions.unwrap_or(1),
+                download_stall: seconds(
+                    "model.download_stall_s",
+                    f.model.download_stall_s.unwrap_or(60.0),
+                )?
+                .max(Duration::from_secs(1)),
+                download_min_rate: match f.model.download_min_kib_s.unwrap_or(1.0) {
+                    k if k.is_finite() && k >= 0.0 => (k * 1024.0) as u64,
+                    k => {
+                        return Err(bad(format!(
+                            "model.download_min_kib_s {k} must be a number of KiB/s, 0 or more"
+                        )))
+                    }
+                },
             },
             brands: BrandsConfig {
                 memory_budget_bytes: f.model.memory_budget_mib.unwrap_or(512).max(1) << 20,

@@ -590,3 +590,76 @@ fn manifest_revision(brand: &str) -> u64 {
     .unwrap();
     m["revision"].as_u64().unwrap()
 }
+
+/// A server that answers at once and then sends one byte every 300 ms, forever.
+fn dripping_server() -> String {
+    use axum::body::Body;
+    use axum::response::IntoResponse;
+    let app = axum::Router::new().fallback(|| async {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+        tokio::spawn(async move {
+            loop {
+                if tx.send(Ok(vec![0u8])).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        });
+        (
+            [(axum::http::header::CONTENT_LENGTH, "10485760")],
+            Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
+        )
+            .into_response()
+    });
+    format!("http://{}/slow.tar", serve(app))
+}
+
+/// A release stuck on a server that drips bytes never holds a newer one back: the newer release
+/// message interrupts the download, and the newer revision goes active.
+#[test]
+fn a_newer_release_supersedes_a_download_in_progress() {
+    let broker = Broker::start();
+    let files = FileServer::start();
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(keys.path());
+    let sub = Subscriber::start(broker.port, "t-supersede", &["hallmark/#"]);
+    let state = tempfile::tempdir().unwrap();
+    let mut env = agent_env(broker.port, free_port(), "kiosk-s", &public);
+    // A stall is not what ends the slow download here.
+    env.push(("HALLMARK_MODEL_DOWNLOAD_STALL_S", "600".into()));
+    let agent = Agent::spawn(hallmark_run(state.path(), &env));
+    assert!(
+        wait_until(Duration::from_secs(60), || agent.ids().len() >= 3),
+        "{}",
+        agent.stderr()
+    );
+    let slow = serde_json::json!({
+        "schema": "hallmark.release/1", "brand": BRAND, "revision": rev(1),
+        "url": dripping_server(), "sha256": "ab".repeat(32), "size": 10485760,
+    });
+    sub.publish_retained(
+        &format!("hallmark/fleet/models/{BRAND}"),
+        slow.to_string().into_bytes(),
+    );
+    wait_state(&sub, "kiosk-s", rev(1), "downloading", &agent);
+    std::thread::sleep(Duration::from_secs(2));
+    let newer = bundle(rev(2), Some("counterfeit"));
+    publish(newer.path(), &key, &files, broker.port, None);
+    let started = std::time::Instant::now();
+    wait_state(&sub, "kiosk-s", rev(2), "active", &agent);
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    // (Its `failed` status is retained state the next status replaces before it goes out.)
+    assert!(
+        agent
+            .stderr()
+            .contains("download interrupted by a newer release message"),
+        "{}",
+        agent.stderr()
+    );
+    let (code, _, err) = agent.terminate();
+    assert_eq!(code, Some(0), "{err}");
+}

@@ -120,6 +120,16 @@ async fn misbehave(State(shared): State<Arc<Shared>>, mut req: Request, next: Ne
         record(200, Some(half.len() as u64));
         let body = Body::from_stream(Body::from(half).into_data_stream());
         return ([(header::CONTENT_LENGTH, tar.len().to_string())], body).into_response();
+    } else if path.starts_with("/drip/") {
+        // A server that never stops and never gets anywhere: a little at once, then a byte a beat.
+        record(200, None);
+        let head = tar[..100].to_vec();
+        let drip = futures_util_stream(head);
+        return (
+            [(header::CONTENT_LENGTH, tar.len().to_string())],
+            Body::from_stream(drip),
+        )
+            .into_response();
     } else if path.starts_with("/never/") {
         record(0, None);
         std::future::pending::<()>().await;
@@ -154,6 +164,25 @@ async fn misbehave(State(shared): State<Arc<Shared>>, mut req: Request, next: Ne
     response
 }
 
+/// `head` at once, then one byte every 300 ms, forever.
+fn futures_util_stream(
+    head: Vec<u8>,
+) -> impl tokio_stream::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    tokio::spawn(async move {
+        if tx.send(Ok(head)).await.is_err() {
+            return;
+        }
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if tx.send(Ok(vec![0u8])).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
 fn release_for(server: &Server, path: &str) -> Release {
     let tar = &server.shared.tar;
     Release {
@@ -171,6 +200,7 @@ fn downloader(read: Duration) -> Downloader {
         connect: Duration::from_secs(2),
         read,
         total: Duration::from_secs(60),
+        ..Timeouts::default()
     })
     .unwrap()
 }
@@ -352,6 +382,43 @@ fn a_server_that_never_answers_times_out() {
         "{elapsed:?}"
     );
     assert_eq!(files_in(dir.path()), Vec::<String>::new());
+}
+
+#[test]
+fn a_server_that_drips_bytes_is_a_stalled_download_not_a_half_hour_wait() {
+    let server = start_server();
+    let release = release_for(&server, "/drip/bundle.tar");
+    let dir = tempfile::tempdir().unwrap();
+    let d = Downloader::new(Timeouts {
+        connect: Duration::from_secs(2),
+        read: Duration::from_secs(30),
+        total: Duration::from_secs(600),
+        stall: Duration::from_secs(2),
+        min_rate: 1024,
+    })
+    .unwrap();
+    let start = Instant::now();
+    let (result, _) = fetch(&d, &release, dir.path());
+    let elapsed = start.elapsed();
+    let err = result.unwrap_err();
+    assert!(matches!(err, DownloadError::Stalled { .. }), "{err:?}");
+    assert!(
+        err.is_retryable(),
+        "a slow link may recover: retried, resumed"
+    );
+    assert!(
+        err.cause().contains("slower than 1 KiB/s"),
+        "{}",
+        err.cause()
+    );
+    assert!(
+        elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(6),
+        "{elapsed:?}"
+    );
+    assert!(
+        part_path(dir.path(), &release).exists(),
+        "kept for a resume"
+    );
 }
 
 #[test]

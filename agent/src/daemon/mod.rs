@@ -271,14 +271,14 @@ pub fn run(
     let (inferred_tx, inferred_rx) = sync_channel::<Inferred>(2);
     let (trigger_tx, trigger_rx) = channel::<()>();
     let updates_on = config.mqtt.enabled && config.updates.enabled;
-    let (releases_tx, releases_rx) = channel();
+    let inbox = Arc::new(crate::update::Inbox::new());
     let delivery = if config.mqtt.enabled {
         Some(Delivery::start(
             &config,
             revisions.clone(),
             observer.clone(),
             trigger_tx.clone(),
-            updates_on.then_some(releases_tx),
+            updates_on.then(|| inbox.clone()),
         )?)
     } else {
         None
@@ -294,7 +294,7 @@ pub fn run(
             &revisions,
             shape,
             updates::Wiring {
-                releases: releases_rx,
+                releases: inbox.clone(),
                 faults,
                 swaps: swap_tx,
                 publisher: d.publisher(),
@@ -568,6 +568,7 @@ pub fn run(
     stop.store(true, Ordering::Relaxed);
     slot.close();
     let sink_drops = judge.join().unwrap_or_default();
+    inbox.close();
     if let Some(u) = updater {
         let _ = u.join();
     }

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,7 +51,8 @@ pub struct RuntimeFault {
 
 /// What the updater needs from the daemon.
 pub struct Wiring {
-    pub releases: Receiver<Inbound>,
+    /// Release messages (newest per topic; closed at shutdown).
+    pub releases: Arc<crate::update::Inbox>,
     pub faults: Receiver<RuntimeFault>,
     pub swaps: Sender<Swap>,
     pub publisher: Publisher,
@@ -98,6 +99,7 @@ pub struct Updater {
     thing: String,
     max_bundle: u64,
     keep: usize,
+    timeouts: Timeouts,
     image_limits: crate::imageio::ImageLimits,
     /// The brands served and their revisions now.
     serving: BTreeMap<String, u64>,
@@ -131,6 +133,11 @@ impl Updater {
             thing: config.agent.thing.clone(),
             max_bundle: config.updates.max_bundle_bytes,
             keep: config.updates.keep_revisions,
+            timeouts: Timeouts {
+                stall: config.updates.download_stall,
+                min_rate: config.updates.download_min_rate,
+                ..Timeouts::default()
+            },
             image_limits: config.image,
             serving: serving.clone(),
             shape,
@@ -162,10 +169,10 @@ impl Updater {
                 self.retry_at.remove(&release.brand);
                 self.consider(&release, true);
             }
-            match self.w.releases.recv_timeout(Duration::from_millis(200)) {
-                Ok(msg) => self.on_message(msg),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
+            match self.w.releases.take(Duration::from_millis(200)) {
+                Some(msg) => self.on_message(msg),
+                None if self.w.releases.closed() => return,
+                None => {}
             }
         }
     }
@@ -306,7 +313,7 @@ impl Updater {
         );
         let downloader = match self.downloader.take() {
             Some(d) => d,
-            None => match Downloader::new(Timeouts::default()) {
+            None => match Downloader::new(self.timeouts) {
                 Ok(d) => d,
                 Err(e) => {
                     return self.fail(&brand, e.fault(), e.cause(), release);
@@ -337,16 +344,30 @@ impl Updater {
                 ));
             }
         };
+        // Design: a newer message for this brand (or shutdown) interrupts the download at once; the
+        // `.part` stays for a resume when the same release comes back.
+        self.w.releases.installing(Some(&brand));
         let fetched = crate::update::stage(
             release,
             &downloader,
             &self.downloads,
             &mut progress,
-            &self.w.stop,
+            self.w.releases.interrupt(),
         );
+        self.w.releases.installing(None);
         self.downloader = Some(downloader);
         let archive = match fetched {
             Ok(p) => p,
+            Err(crate::update::DownloadError::Cancelled) if self.w.releases.closed() => return,
+            Err(crate::update::DownloadError::Cancelled) => {
+                tracing::info!(%brand, revision = release.revision, "download interrupted by a newer release message for this brand");
+                return self.fail(
+                    &brand,
+                    Fault::Transient,
+                    "interrupted by a newer release message for this brand".into(),
+                    release,
+                );
+            }
             Err(e) => return self.fail(&brand, e.fault(), e.cause(), release),
         };
         self.set(

@@ -294,7 +294,7 @@ impl Delivery {
         models: BTreeMap<String, u64>,
         observer: Arc<Observer>,
         triggers: Sender<()>,
-        releases: Option<Sender<Inbound>>,
+        releases: Option<Arc<crate::update::Inbox>>,
     ) -> Result<Delivery, DeliveryError> {
         let spool::Opened { spool, set_aside } = Spool::open(
             &config.agent.state_dir.join("spool.redb"),

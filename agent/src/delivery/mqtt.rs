@@ -37,7 +37,7 @@ use super::backoff::Backoff;
 use super::command::{self, Command};
 use super::outbox::{Outbox, Request};
 use super::tls::{self, TlsFiles};
-use super::{DeliveryError, Inbound, Shared, Topics};
+use super::{DeliveryError, Shared, Topics};
 use crate::config::{Config, MqttConfig};
 use crate::observe::Stage;
 
@@ -60,7 +60,7 @@ pub(crate) struct Connection {
     shared: Arc<Shared>,
     triggers: Sender<()>,
     /// Model releases go here (none: the agent takes no updates).
-    releases: Option<Sender<Inbound>>,
+    releases: Option<Arc<crate::update::Inbox>>,
 }
 
 /// What the three loops share (one task: a `RefCell` is enough; never held across `.await`).
@@ -88,7 +88,7 @@ impl Connection {
         models: BTreeMap<String, u64>,
         shared: Arc<Shared>,
         triggers: Sender<()>,
-        releases: Option<Sender<Inbound>>,
+        releases: Option<Arc<crate::update::Inbox>>,
     ) -> Result<Connection, DeliveryError> {
         let m = &config.mqtt;
         if m.host.trim().is_empty() {
@@ -239,10 +239,7 @@ impl Connection {
                             self.shared.observer.mqtt_refused("too_large");
                             tracing::warn!(topic = %p.topic, bytes = p.payload.len(), limit = MAX_RELEASE, "mqtt: release message too large; refused");
                         } else {
-                            let _ = releases.send(Inbound {
-                                topic: p.topic.clone(),
-                                payload: p.payload.to_vec(),
-                            });
+                            releases.put(p.topic.clone(), p.payload.to_vec());
                         }
                     } else {
                         tracing::debug!(topic = %p.topic, "mqtt: message on a topic not ours; ignored");

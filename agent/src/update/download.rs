@@ -32,6 +32,10 @@ pub struct Timeouts {
     pub read: Duration,
     /// The whole fetch, resume included.
     pub total: Duration,
+    /// A body that arrives slower than `min_rate` bytes a second over this long is stalled (a server
+    /// dripping a byte now and then defeats `read`, and would hold the updater for `total`).
+    pub stall: Duration,
+    pub min_rate: u64,
 }
 
 impl Default for Timeouts {
@@ -40,6 +44,8 @@ impl Default for Timeouts {
             connect: Duration::from_secs(10),
             read: Duration::from_secs(30),
             total: Duration::from_secs(30 * 60),
+            stall: Duration::from_secs(60),
+            min_rate: 1024,
         }
     }
 }
@@ -52,6 +58,12 @@ pub enum DownloadError {
     Timeout { what: &'static str, after: Duration },
     #[error("download: cannot connect to {url}: {detail}")]
     Connect { url: String, detail: String },
+    #[error("download: stalled: {bytes} bytes in {} s, slower than {} for {} s", after.as_secs(), rate_text(*min_rate), after.as_secs())]
+    Stalled {
+        bytes: u64,
+        after: Duration,
+        min_rate: u64,
+    },
     #[error("download: connection cut after {received} bytes: {detail}")]
     Interrupted { received: u64, detail: String },
     #[error("download: bad response from the server: {0}")]
@@ -73,6 +85,14 @@ pub enum DownloadError {
     Cancelled,
     #[error("download: cannot set up the HTTP client: {0}")]
     Client(String),
+}
+
+fn rate_text(bytes_per_s: u64) -> String {
+    if bytes_per_s >= 1024 && bytes_per_s % 1024 == 0 {
+        format!("{} KiB/s", bytes_per_s / 1024)
+    } else {
+        format!("{bytes_per_s} B/s")
+    }
 }
 
 fn timeout_text(what: &str, after: Duration) -> String {
@@ -100,6 +120,7 @@ impl DownloadError {
     pub fn is_retryable(&self) -> bool {
         match self {
             DownloadError::Timeout { .. }
+            | DownloadError::Stalled { .. }
             | DownloadError::Connect { .. }
             | DownloadError::Interrupted { .. }
             | DownloadError::Protocol(_) => true,
@@ -371,6 +392,7 @@ impl Downloader {
     ) -> Result<(), DownloadError> {
         let mut throttle = Throttle::new(part.len, release.size);
         progress(part.len, release.size);
+        let mut window = (Instant::now(), part.len);
         loop {
             let chunk = match bounded(
                 response.chunk(),
@@ -394,6 +416,19 @@ impl Downloader {
             part.write(&chunk)?;
             if throttle.due(part.len) {
                 progress(part.len, release.size);
+            }
+            let t = &self.timeouts;
+            if window.0.elapsed() >= t.stall {
+                let got = part.len - window.1;
+                if got < t.min_rate.saturating_mul(t.stall.as_secs().max(1)) {
+                    part.flush()?;
+                    return Err(DownloadError::Stalled {
+                        bytes: got,
+                        after: t.stall,
+                        min_rate: t.min_rate,
+                    });
+                }
+                window = (Instant::now(), part.len);
             }
         }
         part.flush()?;

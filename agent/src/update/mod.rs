@@ -1,8 +1,10 @@
 //! Fleet model updates: from a release on MQTT to a verified bundle archive on disk.
 //!
 //! Who calls what (the daemon's updater thread owns all of it; detection never waits on it):
-//! 1. MQTT delivery hands each message on a release topic to [`Releases::on_message`] (topics and
-//!    payload: [`release`]); the device topic wins over the fleet topic ([`Releases::effective`]).
+//! 1. MQTT delivery puts each message on a release topic in the [`Inbox`] (newest per topic, bounded;
+//!    a message for the brand being installed interrupts it); the updater hands it to
+//!    [`Releases::on_message`] (topics and payload: [`release`]); the device topic wins over the fleet
+//!    topic ([`Releases::effective`]).
 //! 2. For the brand's effective release, [`decide`] (pure, [`machine`]) says `Install`, `Rollback` or
 //!    `Ignore(why)` from the active revision and the last [`Attempt`] (anti-rollback, no retry of
 //!    rejected bytes, no second try while one runs).
@@ -15,6 +17,7 @@
 //!    the tries are spent. [`Attempt::status`] gives the retained status payload at every step.
 
 pub mod download;
+pub mod inbox;
 pub mod machine;
 pub mod release;
 
@@ -23,6 +26,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 pub use download::{remove_stale, DownloadError, Downloader, Timeouts};
+pub use inbox::Inbox;
 pub use machine::{decide, Attempt, Decision, Fault, Retry, State, Status};
 pub use release::{parse, redact_url, topic_brand, Change, Release, ReleaseError, Releases, Scope};
 
