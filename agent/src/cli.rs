@@ -232,7 +232,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|b| Pipeline::open(config.runtime.clone(), b, &config.public_keys))
                 .collect::<Result<Vec<_>, _>>()?;
-            let inputs = scan::collect_inputs(&paths);
+            let inputs = scan::collect_inputs(&paths)?;
             let stdout = std::io::stdout();
             let summary = scan::scan(
                 &mut pipelines,
@@ -290,7 +290,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     dir.display()
                 );
             }
-            let files = scan::collect_inputs(std::slice::from_ref(&dir));
+            let files = scan::collect_inputs(std::slice::from_ref(&dir))?;
             let report = bench::run(&mut pipeline, &files, iterations, config.image)?;
             let mut out = std::io::stdout().lock();
             if json {

@@ -38,3 +38,65 @@ pub fn init(format: LogFormat, default_filter: &str) {
         tracing::debug!("logging already set up");
     }
 }
+
+/// Keeps a repeating log line from flooding the log: the first `burst` events are logged, then one in
+/// each `period`, saying how many were left out since. Pure: the caller passes the time.
+#[derive(Debug, Clone)]
+pub struct Throttle {
+    burst: u32,
+    period: std::time::Duration,
+    seen: u32,
+    last: Option<std::time::Instant>,
+    suppressed: u64,
+}
+
+impl Throttle {
+    pub fn new(burst: u32, period: std::time::Duration) -> Throttle {
+        Throttle {
+            burst,
+            period,
+            seen: 0,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// Whether to log an event at `now`; `Some(n)`: log it, saying `n` were left out before it.
+    pub fn admit(&mut self, now: std::time::Instant) -> Option<u64> {
+        if self.seen < self.burst {
+            self.seen += 1;
+            self.last = Some(now);
+            return Some(std::mem::take(&mut self.suppressed));
+        }
+        if self
+            .last
+            .is_none_or(|t| now.duration_since(t) >= self.period)
+        {
+            self.last = Some(now);
+            return Some(std::mem::take(&mut self.suppressed));
+        }
+        self.suppressed += 1;
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_burst_then_one_a_period_with_the_count_left_out() {
+        let mut t = Throttle::new(3, Duration::from_secs(10));
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_millis(s);
+        let got: Vec<Option<u64>> = [0, 1, 2, 3, 4, 5_000, 10_001, 10_002]
+            .into_iter()
+            .map(|ms| t.admit(at(ms)))
+            .collect();
+        assert_eq!(
+            got,
+            [Some(0), Some(0), Some(0), None, None, None, None, Some(4)]
+        );
+    }
+}

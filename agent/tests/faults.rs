@@ -439,3 +439,98 @@ fn a_message_over_the_incoming_limit_pauses_inbound_and_verdicts_still_flow() {
         "the log says what to change"
     );
 }
+
+/// CPU seconds (user + system) the process `pid` has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| rest.split(' ').collect())
+        .unwrap_or_default();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    ticks / 100.0
+}
+
+#[test]
+fn a_looping_replay_of_undecodable_files_backs_off_and_keeps_its_log_short() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..20 {
+        std::fs::write(
+            dir.path().join(format!("broken-{i:02}.jpg")),
+            b"\xFF\xD8\xFFgarbage",
+        )
+        .unwrap();
+    }
+    let env = vec![
+        ("HALLMARK_SOURCE_PATH", dir.path().display().to_string()),
+        ("HALLMARK_SOURCE_LOOP", "true".into()),
+        ("HALLMARK_SOURCE_FPS", "0".into()),
+    ];
+    let agent = Agent::spawn(hallmark_run(tempfile::tempdir().unwrap().path(), &env));
+    std::thread::sleep(Duration::from_secs(2));
+    let (cpu0, log0) = (cpu_seconds(agent.child.id()), agent.stderr().len());
+    std::thread::sleep(Duration::from_secs(6));
+    let (cpu1, log1) = (cpu_seconds(agent.child.id()), agent.stderr().len());
+    let (code, _, err) = agent.terminate();
+    assert_eq!(code, Some(0), "{}", &err[err.len().saturating_sub(2000)..]);
+    assert!(
+        cpu1 - cpu0 < 1.0,
+        "spinning: {:.2} CPU seconds in 6 s",
+        cpu1 - cpu0
+    );
+    assert!(
+        log1 - log0 < 20_000,
+        "log flood: {} bytes in 6 s",
+        log1 - log0
+    );
+    assert!(
+        err.contains("broken-00.jpg"),
+        "the first failures are named"
+    );
+    assert!(
+        err.contains("no frame could be decoded"),
+        "and the backoff is said: {}",
+        &err[..err.len().min(3000)]
+    );
+}
+
+#[test]
+fn a_replay_folder_with_a_symlink_loop_is_refused_by_name_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo().join("models/samples/northwind/northwind-test-0000.jpg"),
+        dir.path().join("a.jpg"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("again")).unwrap();
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("and-again")).unwrap();
+    let started = Instant::now();
+    let out = hallmark_run(
+        tempfile::tempdir().unwrap().path(),
+        &[("HALLMARK_SOURCE_PATH", dir.path().display().to_string())],
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("symbolic link loop") && err.contains("again"),
+        "{err}"
+    );
+    let scan = Command::new(env!("CARGO_BIN_EXE_hallmark"))
+        .current_dir(repo())
+        .arg("scan")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!scan.status.success());
+    assert!(String::from_utf8_lossy(&scan.stderr).contains("symbolic link loop"));
+}

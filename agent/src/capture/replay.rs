@@ -2,8 +2,10 @@
 //! image, decoded as a camera would deliver them, paced at `fps` (0 = as fast as the daemon takes them),
 //! optionally looped.
 //!
-//! A file that cannot be decoded is reported ([`Next::Skipped`]) and the replay goes on. With `preload`
-//! every file is decoded once up front, so a benchmark measures the daemon rather than JPEG decoding.
+//! A file that cannot be decoded is reported ([`Next::Skipped`]) and the replay goes on; a whole pass
+//! without one decodable file (a looping folder of broken files) rests before the next pass, from
+//! [`REST_FIRST`] doubling to [`REST_MAX`], instead of spinning. With `preload` every file is decoded
+//! once up front, so a benchmark measures the daemon rather than JPEG decoding.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -15,6 +17,9 @@ use crate::imageio::{self, ImageLimits};
 
 /// The slowest pace a replay takes (one frame every 1000 s).
 pub const MIN_FPS: f64 = 0.001;
+/// The first rest after a whole pass with no decodable file, and the longest.
+pub const REST_FIRST: Duration = Duration::from_secs(1);
+pub const REST_MAX: Duration = Duration::from_secs(30);
 
 /// How a replay runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +43,10 @@ pub struct Replay {
     seq: u64,
     pacer: Pacer,
     ended: bool,
+    /// Files skipped in a row, and the rest after a pass of nothing but skips.
+    skipped_in_a_row: usize,
+    rest: Duration,
+    resting_until: Option<Instant>,
 }
 
 impl Replay {
@@ -50,7 +59,8 @@ impl Replay {
                 path.display()
             )));
         }
-        let files = crate::scan::collect_inputs(std::slice::from_ref(path));
+        let files = crate::scan::collect_inputs(std::slice::from_ref(path))
+            .map_err(|e| SourceError::Open(format!("replay folder: {e}")))?;
         if files.is_empty() {
             return Err(SourceError::Open(format!(
                 "replay folder {} holds no JPEG, PNG, WebP, BMP, TIFF or PNM images",
@@ -72,6 +82,9 @@ impl Replay {
             pacer: Pacer::new(opts.fps),
             opts,
             ended: false,
+            skipped_in_a_row: 0,
+            rest: REST_FIRST,
+            resting_until: None,
         })
     }
 
@@ -157,6 +170,14 @@ impl Source for Replay {
         if self.ended {
             return Next::End;
         }
+        if let Some(until) = self.resting_until {
+            let now = Instant::now();
+            if now < until {
+                std::thread::sleep((until - now).min(POLL));
+                return Next::Idle;
+            }
+            self.resting_until = None;
+        }
         if self.next_index >= self.files.len() {
             if !self.opts.looping {
                 self.ended = true;
@@ -181,12 +202,23 @@ impl Source for Replay {
         match frame {
             Ok(f) => {
                 self.seq += 1;
+                self.skipped_in_a_row = 0;
+                self.rest = REST_FIRST;
                 Next::Frame(f)
             }
-            Err(reason) => Next::Skipped {
-                origin: self.files[index].display().to_string(),
-                reason,
-            },
+            Err(reason) => {
+                self.skipped_in_a_row += 1;
+                if self.opts.looping && self.skipped_in_a_row >= self.files.len() {
+                    tracing::warn!(folder = %self.opts.path.display(), files = self.files.len(), rest_s = self.rest.as_secs(), "replay: no frame could be decoded in a whole pass; resting before the next");
+                    self.skipped_in_a_row = 0;
+                    self.resting_until = Some(Instant::now() + self.rest);
+                    self.rest = (self.rest * 2).min(REST_MAX);
+                }
+                Next::Skipped {
+                    origin: self.files[index].display().to_string(),
+                    reason,
+                }
+            }
         }
     }
 }
@@ -273,5 +305,26 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("does not exist"));
+    }
+
+    #[test]
+    fn a_looping_folder_of_broken_files_rests_between_passes_instead_of_spinning() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..3 {
+            std::fs::write(dir.path().join(format!("{i}.jpg")), b"\xFF\xD8\xFFbroken").unwrap();
+        }
+        let mut r = Replay::open(ReplayOptions {
+            looping: true,
+            ..opts(dir.path())
+        })
+        .unwrap();
+        let started = Instant::now();
+        let mut skipped = 0;
+        while started.elapsed() < Duration::from_millis(1500) {
+            if let Next::Skipped { .. } = r.next() {
+                skipped += 1;
+            }
+        }
+        assert_eq!(skipped, 6, "a pass, a rest of 1 s, a pass, a rest of 2 s");
     }
 }

@@ -338,6 +338,8 @@ pub fn run(
                 let _close = CloseOnDrop(slot.clone());
                 // A replay reports no states of its own: its first frame means it streams.
                 let mut streaming = false;
+                let mut skips =
+                    crate::logging::Throttle::new(10, std::time::Duration::from_secs(10));
                 while !stop.load(Ordering::Relaxed) {
                     match source.next() {
                         Next::Frame(f) => {
@@ -352,8 +354,10 @@ pub fn run(
                         Next::Skipped { origin, reason } => {
                             stats.skipped.fetch_add(1, Ordering::Relaxed);
                             observer.frame_error();
-                            tracing::warn!(%origin, %reason, "frame skipped");
-                            eprintln!("hallmark: skipped {origin}: {reason}");
+                            // Design: a folder of broken files, looping, would write a line a frame.
+                            if let Some(left_out) = skips.admit(Instant::now()) {
+                                tracing::warn!(%origin, %reason, skipped_since_last_line = left_out, "frame skipped");
+                            }
                         }
                         Next::State(s) => {
                             tracing::info!(state = ?s, "source state");

@@ -5,6 +5,7 @@
 //! scan goes on; the caller turns a non-zero [`Summary::failed`] into a non-zero exit status.
 
 mod annotate;
+mod inputs;
 mod record;
 
 use std::io::Write;
@@ -14,17 +15,13 @@ use std::time::Instant;
 use thiserror::Error;
 
 pub use annotate::annotate;
+pub use inputs::{collect_inputs, InputsError, EXTENSIONS};
 pub use record::{ms, DetectionRecord, ErrorRecord, ItemRecord, ScanRecord, Timings};
 
 use crate::daemon::brands;
 use crate::detector::Frame;
 use crate::imageio::{self, ImageLimits};
 use crate::pipeline::{Context, Pipeline};
-
-/// File name endings taken from folders (files named explicitly are always tried).
-const EXTENSIONS: [&str; 10] = [
-    "jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "pgm", "ppm", "pnm",
-];
 
 #[derive(Debug, Error)]
 pub enum ScanError {
@@ -39,40 +36,6 @@ pub enum ScanError {
 pub struct Summary {
     pub scanned: usize,
     pub failed: usize,
-}
-
-/// The image files under `paths`: files as given, folders walked (sorted, recursively) for image
-/// endings. A path that does not exist is kept, so that it is reported like any unreadable image.
-pub fn collect_inputs(paths: &[PathBuf]) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            walk(p, &mut out);
-        } else {
-            out.push(p.clone());
-        }
-    }
-    out
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        out.push(dir.to_path_buf());
-        return;
-    };
-    let mut entries: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            walk(&p, out);
-        } else if p
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        {
-            out.push(p);
-        }
-    }
 }
 
 /// Scans `inputs`, writing JSON Lines to `out` and annotated images to `annotate_dir`. With several
@@ -222,23 +185,6 @@ fn unique_name(dir: &Path, path: &Path, used: &mut std::collections::HashSet<Pat
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn folders_are_walked_sorted_for_image_endings_and_files_kept_as_given() {
-        let dir = tempfile::tempdir().unwrap();
-        for name in ["b.JPG", "a.png", "notes.txt", "sub/c.webp"] {
-            let p = dir.path().join(name);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, b"").unwrap();
-        }
-        let explicit = dir.path().join("notes.txt");
-        let got = collect_inputs(&[dir.path().to_path_buf(), explicit.clone()]);
-        let names: Vec<_> = got
-            .iter()
-            .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
-            .collect();
-        assert_eq!(names, ["a.png", "b.JPG", "sub/c.webp", "notes.txt"]);
-    }
 
     #[test]
     fn annotated_names_do_not_collide() {
