@@ -296,6 +296,10 @@ pub struct SpoolConfig {
 pub struct HttpConfig {
     /// `/metrics` and `/healthz`; `""` or `"off"`: no listener.
     pub listen: Option<String>,
+    /// Connections held at once (`http.max_connections`); one more is closed at once.
+    pub max_connections: usize,
+    /// How long a connection may wait to send a request's head (`http.idle_timeout_s`).
+    pub idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -494,6 +498,8 @@ struct SpoolSection {
 #[serde(default, deny_unknown_fields)]
 struct HttpSection {
     listen: Option<String>,
+    max_connections: Option<usize>,
+    idle_timeout_s: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -787,6 +793,19 @@ impl Config {
                     Some(l) => Some(l.trim().to_string()),
                     None => Some("127.0.0.1:9464".into()),
                 },
+                max_connections: match f.http.max_connections.unwrap_or(32) {
+                    n @ 1..=4096 => n,
+                    n => {
+                        return Err(bad(format!(
+                            "http.max_connections {n} must lie between 1 and 4096"
+                        )))
+                    }
+                },
+                idle_timeout: seconds(
+                    "http.idle_timeout_s",
+                    f.http.idle_timeout_s.unwrap_or(10.0),
+                )?
+                .max(Duration::from_millis(100)),
             },
             health: HealthConfig {
                 max_frame_age: seconds(

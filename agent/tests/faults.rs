@@ -534,3 +534,97 @@ fn a_replay_folder_with_a_symlink_loop_is_refused_by_name_at_once() {
     assert!(!scan.status.success());
     assert!(String::from_utf8_lossy(&scan.stderr).contains("symbolic link loop"));
 }
+
+/// Descriptors the process `pid` holds open.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// 1,100 idle connections to the metrics port of an agent limited to 1,024 descriptors: it keeps
+/// serving (frames, evidence pictures, a broker reconnect), and the idle connections are closed.
+#[test]
+fn a_flood_of_idle_metrics_connections_never_takes_the_agents_descriptors() {
+    let mut broker = Broker::start();
+    let sub = Subscriber::start(broker.port, "t-fds", &[&topic("verdicts")]);
+    let http = free_port();
+    let state = tempfile::tempdir().unwrap();
+    let mut env = mqtt_env(broker.port, http);
+    env.extend([
+        ("HALLMARK_SOURCE_FPS", "10".into()),
+        ("HALLMARK_EVIDENCE_ENABLED", "true".into()),
+        ("HALLMARK_HTTP_IDLE_TIMEOUT_S", "2".into()),
+    ]);
+    let run = hallmark_run(state.path(), &env);
+    let mut limited = Command::new("prlimit");
+    limited
+        .arg("--nofile=1024:1024")
+        .arg(run.get_program())
+        .args(run.get_args())
+        .current_dir(repo());
+    for (k, v) in run.get_envs() {
+        match v {
+            Some(v) => limited.env(k, v),
+            None => limited.env_remove(k),
+        };
+    }
+    limited
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let agent = Agent::spawn(limited);
+    assert!(
+        wait_until(Duration::from_secs(60), || received(&sub).len() >= 5),
+        "running: {}",
+        agent.stderr()
+    );
+    // This test process may hold more than 1,024 descriptors; the agent may not.
+    let _ = rustix::process::setrlimit(
+        rustix::process::Resource::Nofile,
+        rustix::process::Rlimit {
+            current: Some(4096),
+            maximum: Some(4096),
+        },
+    );
+    let flood: Vec<std::net::TcpStream> = (0..1100)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", http)).ok())
+        .collect();
+    assert!(flood.len() > 1000, "{} connections opened", flood.len());
+    let pid = agent.child.id();
+    let evidence = || std::fs::read_dir(state.path().join("evidence")).map_or(0, |d| d.count());
+    let (before, pictures) = (received(&sub).len(), evidence());
+    broker.down();
+    std::thread::sleep(Duration::from_millis(500));
+    broker.up();
+    let fds = open_fds(pid);
+    let served = wait_until(Duration::from_secs(30), || {
+        received(&sub).len() > before + 20 && evidence() > pictures
+    });
+    let still_fds = open_fds(pid);
+    // The flood's connections are closed by the agent after the idle timeout: the port answers again
+    // while the flood still holds its ends.
+    let answers = wait_until(Duration::from_secs(20), || {
+        http_get(http, "/healthz").is_some_and(|h| h.0 == 200)
+    });
+    let page = metrics(http);
+    drop(flood);
+    let (code, _, err) = agent.terminate();
+    assert!(
+        answers,
+        "the endpoint answers again once the idle ones time out"
+    );
+    assert!(
+        served,
+        "frames, evidence and a broker reconnect during the flood: {} verdicts, {} pictures\n{}",
+        received(&sub).len() - before,
+        evidence() - pictures,
+        &err[err.len().saturating_sub(3000)..]
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        fds < 200 && still_fds < 200,
+        "descriptors held: {fds}, {still_fds}"
+    );
+    assert!(
+        metric(&page, "hallmark_http_refused_total").unwrap_or(0.0) > 0.0,
+        "connections over the limit refused and counted"
+    );
+}

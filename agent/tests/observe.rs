@@ -7,7 +7,13 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hallmark_agent::observe::http::Limits;
 use hallmark_agent::observe::{serve, Observer, Stage};
+
+const LIMITS: Limits = Limits {
+    max_connections: 32,
+    idle_timeout: Duration::from_secs(10),
+};
 
 struct Response {
     status: u16,
@@ -60,7 +66,13 @@ fn get(addr: SocketAddr, path: &str) -> Response {
 #[test]
 fn metrics_show_every_family_after_the_calls_that_set_it() {
     let observer = Arc::new(Observer::new("kiosk-7"));
-    let server = serve("127.0.0.1:0", observer.clone(), Duration::from_secs(10)).unwrap();
+    let server = serve(
+        "127.0.0.1:0",
+        observer.clone(),
+        Duration::from_secs(10),
+        LIMITS,
+    )
+    .unwrap();
     let addr = server.local_addr();
     assert_ne!(addr.port(), 0);
 
@@ -145,7 +157,7 @@ fn metrics_show_every_family_after_the_calls_that_set_it() {
 fn healthz_follows_the_model_and_the_age_of_the_last_frame() {
     let max_age = Duration::from_millis(200);
     let observer = Arc::new(Observer::new("t"));
-    let server = serve("127.0.0.1:0", observer.clone(), max_age).unwrap();
+    let server = serve("127.0.0.1:0", observer.clone(), max_age, LIMITS).unwrap();
     let addr = server.local_addr();
 
     let r = get(addr, "/healthz");
@@ -193,13 +205,13 @@ fn a_busy_or_bad_address_is_an_error_that_names_it() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let observer = Arc::new(Observer::new("t"));
-    let err = serve(&addr, observer.clone(), Duration::from_secs(10))
+    let err = serve(&addr, observer.clone(), Duration::from_secs(10), LIMITS)
         .err()
         .expect("a busy port must be an error");
     let msg = err.to_string();
     assert!(msg.contains(&addr), "{msg}");
 
-    let err = serve("not an address", observer, Duration::from_secs(10))
+    let err = serve("not an address", observer, Duration::from_secs(10), LIMITS)
         .err()
         .expect("a malformed address must be an error");
     assert!(err.to_string().contains("not an address"), "{err}");

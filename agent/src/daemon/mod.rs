@@ -147,6 +147,7 @@ pub fn run(
         path: state_dir.display().to_string(),
         source,
     })?;
+    raise_descriptor_limit();
     // Models first (their errors are the likelier ones), then the source: both before anything runs.
     let opening = Instant::now();
     let pipeline = Pipeline::open(config.runtime.clone(), config.bundle(), &config.public_keys)?;
@@ -240,8 +241,16 @@ pub fn run(
     let http = match &config.http.listen {
         // Design: metrics are for people watching; a busy port must not stop verdicts.
         Some(listen) => {
-            match crate::observe::http::serve(listen, observer.clone(), config.health.max_frame_age)
-            {
+            let limits = crate::observe::http::Limits {
+                max_connections: config.http.max_connections,
+                idle_timeout: config.http.idle_timeout,
+            };
+            match crate::observe::http::serve(
+                listen,
+                observer.clone(),
+                config.health.max_frame_age,
+                limits,
+            ) {
                 Ok(server) => {
                     tracing::info!(addr = %server.local_addr(), "serving /metrics and /healthz");
                     Some(server)
@@ -851,6 +860,26 @@ fn infer_routed(
             });
             observer.routed(by.by());
             (i, Ok(seen.swap_remove(i)))
+        }
+    }
+}
+
+/// Raises the soft limit of open files to the hard one: frames, evidence pictures, the spool, the
+/// broker and the HTTP endpoint all need descriptors, and a 1,024 soft limit is a default, not a
+/// decision (systemd's `LimitNOFILE` sets the hard one).
+fn raise_descriptor_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let now = getrlimit(Resource::Nofile);
+    if now.current < now.maximum {
+        let raised = Rlimit {
+            current: now.maximum,
+            maximum: now.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => {
+                tracing::debug!(from = ?now.current, to = ?now.maximum, "open file limit raised")
+            }
+            Err(e) => tracing::debug!(error = %e, "open file limit left as it is"),
         }
     }
 }

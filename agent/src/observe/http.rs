@@ -2,8 +2,15 @@
 //! `GET /healthz` (200 `ok`, or 503 with the reason). Everything else is 404.
 //!
 //! The socket is bound synchronously, so a bad or busy address fails `hallmark run` at start with a
-//! message naming it, not later on a thread. The server (axum) then runs on its own thread with a
-//! current-thread tokio runtime: it needs no more, and stays clear of the pipeline's threads.
+//! message naming it, not later on a thread. The server (axum routes served by hyper) then runs on its
+//! own thread with a current-thread tokio runtime: it needs no more, and stays clear of the pipeline's
+//! threads.
+//!
+//! Clients cannot take the agent's file descriptors: at most `http.max_connections` are open at once
+//! (one more is closed at once and counted), a request's head must arrive within
+//! `http.idle_timeout_s`, and no connection lives longer than [`CONNECTION_MAX`]. A flood of idle
+//! connections (1,100 in a probe) once left the agent unable to open frames, evidence files or a
+//! broker connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +30,15 @@ use super::Observer;
 
 /// After `close`, connections still open (keep-alive, slow clients) get this long to finish.
 const GRACE: Duration = Duration::from_secs(1);
+/// The longest any one connection may stay open.
+pub const CONNECTION_MAX: Duration = Duration::from_secs(60);
+
+/// How many connections the server holds at once, and how long one may wait for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+}
 /// `close` waits at most this long for the server thread.
 const JOIN_LIMIT: Duration = Duration::from_secs(3);
 
@@ -59,6 +75,7 @@ pub fn serve(
     listen: &str,
     observer: Arc<Observer>,
     max_frame_age: Duration,
+    limits: Limits,
 ) -> Result<HttpServer, HttpError> {
     let bind = |source| HttpError::Bind {
         addr: listen.to_string(),
@@ -81,13 +98,13 @@ pub fn serve(
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .with_state(AppState {
-            observer,
+            observer: observer.clone(),
             max_frame_age,
         });
     let (stop, stopped) = watch::channel(false);
     let thread = std::thread::Builder::new()
         .name("hallmark-http".into())
-        .spawn(move || run(runtime, listener, app, stopped))
+        .spawn(move || run(runtime, listener, app, stopped, limits, observer))
         .map_err(setup)?;
     tracing::debug!(%addr, "http server started");
     Ok(HttpServer {
@@ -101,7 +118,9 @@ fn run(
     runtime: tokio::runtime::Runtime,
     listener: std::net::TcpListener,
     app: Router,
-    stopped: watch::Receiver<bool>,
+    mut stopped: watch::Receiver<bool>,
+    limits: Limits,
+    observer: Arc<Observer>,
 ) {
     runtime.block_on(async move {
         let listener = match tokio::net::TcpListener::from_std(listener) {
@@ -111,28 +130,53 @@ fn run(
                 return;
             }
         };
-        let graceful = {
-            let mut stopped = stopped.clone();
-            async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            }
-        };
-        let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
-        // Graceful shutdown waits for open connections; a client that keeps one open must not hold
-        // the agent's shutdown hostage, so give up on them after GRACE.
-        let deadline = {
-            let mut stopped = stopped;
-            async move {
-                let _ = stopped.wait_for(|s| *s).await;
-                tokio::time::sleep(GRACE).await;
-            }
-        };
-        tokio::select! {
-            r = server => if let Err(e) = r {
-                tracing::error!(error = %e, "http server failed");
-            },
-            _ = deadline => tracing::debug!("http server: connections still open at shutdown, closed"),
+        let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+        let mut refused_log = crate::logging::Throttle::new(3, Duration::from_secs(60));
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            let accepted = tokio::select! {
+                _ = stopped.wait_for(|s| *s) => break,
+                a = listener.accept() => a,
+            };
+            // Reap finished connections so the set stays as small as the connections open.
+            while connections.try_join_next().is_some() {}
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors (EMFILE) or a connection reset before accept: wait a beat
+                    // rather than spin on a listener that keeps failing.
+                    tracing::debug!(error = %e, "http accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                observer.http_refused();
+                if let Some(left_out) = refused_log.admit(Instant::now()) {
+                    tracing::warn!(%peer, max = limits.max_connections, refused_since_last_line = left_out, "http: too many connections open; closing a new one");
+                }
+                drop(stream);
+                continue;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app.clone());
+            let idle = limits.idle_timeout;
+            connections.spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let mut http = hyper::server::conn::http1::Builder::new();
+                http.timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(idle)
+                    .keep_alive(true);
+                let conn = http.serve_connection(io, service);
+                let _ = tokio::time::timeout(CONNECTION_MAX, conn).await;
+                drop(slot);
+            });
         }
+        // Stopping: requests in flight get GRACE to finish, then everything left is dropped.
+        let _ = tokio::time::timeout(GRACE, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        connections.abort_all();
     });
 }
 

@@ -98,6 +98,7 @@ pub struct Metrics {
     pub evidence_skipped: Family<ReasonLabel, Counter>,
     pub mqtt_refused: Family<ReasonLabel, Counter>,
     pub mqtt_inbound_paused: Gauge,
+    pub http_refused: Counter,
 }
 
 impl Metrics {
@@ -144,6 +145,7 @@ impl Metrics {
             evidence_skipped: Family::default(),
             mqtt_refused: Family::default(),
             mqtt_inbound_paused: Gauge::default(),
+            http_refused: Counter::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -286,6 +288,11 @@ impl Metrics {
             "hallmark_mqtt_inbound_paused",
             "1 while the agent connects without subscriptions because the broker kept sending a packet over mqtt.max_incoming_mib",
             m.mqtt_inbound_paused.clone(),
+        );
+        r.register(
+            "hallmark_http_refused",
+            "Connections to /metrics and /healthz closed at once because http.max_connections were open",
+            m.http_refused.clone(),
         );
         m
     }

@@ -384,6 +384,11 @@ impl Observer {
             .inc();
     }
 
+    /// A connection to the HTTP endpoint closed at once: too many open.
+    pub fn http_refused(&self) {
+        self.metrics.http_refused.inc();
+    }
+
     /// Inbound (subscriptions) paused or resumed.
     pub fn mqtt_inbound_paused(&self, paused: bool) {
         self.metrics.mqtt_inbound_paused.set(i64::from(paused));
