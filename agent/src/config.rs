@@ -4,8 +4,10 @@
 //!
 //! An environment variable `HALLMARK_<SECTION>_<KEY>` sets `section.key`: the first `_` after the prefix
 //! separates the two (`HALLMARK_AGENT_STATE_DIR` is `agent.state_dir`). Lists are comma-separated there.
-//! Variables whose section Hallmark does not have (such as `HALLMARK_LOG`) are not configuration. An
-//! unknown key in a known section, in the file or the environment, is an error that names it.
+//! A few variables are not configuration ([`NOT_CONFIG`]: `HALLMARK_LOG`, the filter, and those of the
+//! project's own tools and tests); any other `HALLMARK_*` variable whose section Hallmark does not have
+//! (`HALLMARK_MQQT_ENABLED`, `HALLMARK_SOURCE`) is an error that names it, as is an unknown key in a
+//! known section, in the file or the environment.
 //!
 //! ```toml
 //! [agent]
@@ -56,6 +58,9 @@ pub const DEFAULT_BUNDLE: &str = "models/northwind";
 pub const DEFAULT_PUBLIC_KEY: &str = "models/keys/demo-publisher.pub.pem";
 pub const DEFAULT_REPLAY: &str = "models/samples/northwind";
 const ENV_PREFIX: &str = "HALLMARK_";
+/// `HALLMARK_<NAME>...` variables that are not configuration: the log filter, and the variables of
+/// the project's scripts, tests and pipeline.
+pub const NOT_CONFIG: [&str; 7] = ["log", "config", "bin", "setup", "test", "soak", "yolo"];
 const SECTIONS: [&str; 17] = [
     "runtime", "model", "trust", "image", "agent", "source", "kiosk", "conveyor", "link",
     "evidence", "output", "verdict", "mqtt", "spool", "http", "health", "log",
@@ -542,6 +547,42 @@ fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error
     }))
 }
 
+/// Refuses a `HALLMARK_*` variable that names no section (a typo would otherwise be ignored in
+/// silence), or a section without a key.
+fn check_env_names(env: &[(String, String)]) -> Result<(), ConfigError> {
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let rest = rest.to_ascii_lowercase();
+        let (first, key) = rest.split_once('_').unwrap_or((rest.as_str(), ""));
+        if NOT_CONFIG.contains(&first) {
+            continue;
+        }
+        if SECTIONS.contains(&first) {
+            if key.is_empty() && !value.trim().is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} names the section [{first}] but no key: set HALLMARK_{}_<KEY>",
+                    first.to_ascii_uppercase()
+                )));
+            }
+            continue;
+        }
+        let near = SECTIONS
+            .iter()
+            .map(|s| (strsim::levenshtein(s, first), *s))
+            .min()
+            .filter(|(d, _)| *d <= 2)
+            .map(|(_, s)| format!(" (did you mean HALLMARK_{}_…?)", s.to_ascii_uppercase()))
+            .unwrap_or_default();
+        return Err(ConfigError::Invalid(format!(
+            "{name}: no configuration section [{first}]{near}; the sections are {}",
+            SECTIONS.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 /// `HALLMARK_<SECTION>_<KEY>` variables as a figment provider (raw strings; figment's lossy extraction
 /// turns them into numbers and booleans where a key wants one).
 struct EnvVars(Vec<(String, String)>);
@@ -594,7 +635,9 @@ impl Config {
             })?;
             figment = figment.merge(Toml::file_exact(path));
         }
-        let figment = figment.merge(EnvVars(env.into_iter().collect()));
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        check_env_names(&env)?;
+        let figment = figment.merge(EnvVars(env));
         let f: File = figment.extract_lossy()?;
         // A relative path from the file is relative to the file's folder.
         let rel = |key: &str, p: PathBuf| -> PathBuf {
@@ -705,6 +748,7 @@ impl Config {
             .thing
             .filter(|t| !t.trim().is_empty())
             .unwrap_or_else(default_thing);
+        topic_level("agent.thing", &thing).map_err(bad)?;
         let ca = f.mqtt.ca.map(|p| rel("mqtt.ca", p));
         let cert = f.mqtt.cert.map(|p| rel("mqtt.cert", p));
         let key = f.mqtt.key.map(|p| rel("mqtt.key", p));
@@ -725,11 +769,16 @@ impl Config {
                 .client_id
                 .filter(|c| !c.trim().is_empty())
                 .unwrap_or_else(|| thing.clone()),
-            prefix: f
-                .mqtt
-                .prefix
-                .map(|p| p.trim_end_matches('/').to_string())
-                .unwrap_or_else(|| "hallmark".into()),
+            prefix: match f.mqtt.prefix {
+                Some(p) => {
+                    let p = p.trim_end_matches('/').to_string();
+                    for level in p.split('/') {
+                        topic_level("mqtt.prefix", level).map_err(bad)?;
+                    }
+                    p
+                }
+                None => "hallmark".into(),
+            },
             ca,
             cert,
             key,
@@ -951,6 +1000,19 @@ fn default_thing() -> String {
                 .filter(|h| !h.is_empty())
         })
         .unwrap_or_else(|| "hallmark".into())
+}
+
+/// Checks that `value` can be one level of an MQTT topic: not empty, and no `/`, `+`, `#` or NUL
+/// (a thing named `a/b` or `k+1` would make topics the broker refuses, and drop every connection).
+fn topic_level(key: &str, value: &str) -> Result<(), String> {
+    let bad = value.chars().find(|c| matches!(c, '/' | '+' | '#' | '\0'));
+    match bad {
+        _ if value.is_empty() => Err(format!("{key} has an empty topic level")),
+        Some(c) => Err(format!(
+            "{key} {value:?} holds {c:?}, which MQTT topics do not allow there"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// `$STATE_DIRECTORY` (systemd), else `$XDG_STATE_HOME/hallmark`, else `~/.local/state/hallmark`.

@@ -628,3 +628,49 @@ fn a_flood_of_idle_metrics_connections_never_takes_the_agents_descriptors() {
         "connections over the limit refused and counted"
     );
 }
+
+#[test]
+fn bad_settings_are_refused_by_name_and_thread_counts_bounded_by_the_machine() {
+    let refused = [
+        (("HALLMARK_MQQT_ENABLED", "true"), "HALLMARK_MQQT_ENABLED"),
+        (
+            ("HALLMARK_SOURCE", "3"),
+            "HALLMARK_SOURCE names the section [source] but no key",
+        ),
+        (
+            ("HALLMARK_AGENT_THING", "kiosk/1"),
+            "agent.thing \"kiosk/1\"",
+        ),
+        (("HALLMARK_AGENT_THING", "k+1"), "agent.thing \"k+1\""),
+        (("HALLMARK_AGENT_THING", "k#"), "agent.thing \"k#\""),
+        (("HALLMARK_MQTT_PREFIX", "hall#mark"), "mqtt.prefix"),
+    ];
+    for ((k, v), says) in refused {
+        let out = hallmark_run(tempfile::tempdir().unwrap().path(), &[(k, v.to_string())])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{k}={v} accepted");
+        assert!(err.contains(says), "{k}={v}: {err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+    }
+    let out = hallmark_run(
+        tempfile::tempdir().unwrap().path(),
+        &[("HALLMARK_MQQT_ENABLED", "1".into())],
+    )
+    .output()
+    .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean HALLMARK_MQTT_"));
+    // A thread count the machine cannot give is bounded, and the run goes on.
+    let started = Instant::now();
+    let out = hallmark_run(
+        tempfile::tempdir().unwrap().path(),
+        &[("HALLMARK_RUNTIME_INTRA_THREADS", "100000".into())],
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("more than this machine's"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(60));
+}

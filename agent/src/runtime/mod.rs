@@ -226,10 +226,7 @@ impl Runtime {
                 })?;
                 // Design: one intra-op pool for every session (each brand's detector): sessions built
                 // in an environment with a global pool run on it (ort disables their own threads).
-                let threads = options
-                    .intra_threads
-                    .filter(|&n| n > 0)
-                    .unwrap_or_else(physical_cores);
+                let threads = threads::bounded(options.intra_threads);
                 let pool = ort::environment::GlobalThreadPoolOptions::default()
                     .with_intra_threads(threads)
                     .and_then(|p| p.with_inter_threads(1))

@@ -18,6 +18,26 @@ pub fn physical_cores() -> usize {
     }
 }
 
+/// The intra-op threads to run: as asked (0 or none: the physical cores), never more than the logical
+/// cores the machine has (100,000 asked for once took 1.2 GB and hung the start).
+pub fn bounded(asked: Option<usize>) -> usize {
+    let logical = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    match asked.filter(|&n| n > 0) {
+        Some(n) if n > logical => {
+            tracing::warn!(
+                asked = n,
+                cores = logical,
+                "runtime.intra_threads is more than this machine's cores; using {logical}"
+            );
+            logical
+        }
+        Some(n) => n,
+        None => physical_cores(),
+    }
+}
+
 fn count_cores(cpuinfo: &str) -> Option<usize> {
     let mut cores = HashSet::new();
     for block in cpuinfo.split("\n\n") {
