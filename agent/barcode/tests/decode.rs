@@ -350,3 +350,36 @@ fn a_flat_label_reads_wherever_the_box_around_it_falls() {
         );
     }
 }
+
+mod hostile_element_strings {
+    //! GS1 element strings come from whatever a reader decoded on a pack: any text at all. Parsing
+    //! answers with a value or an error, never a panic (proptest, CI-sized).
+    use hallmark_barcode::gs1::{parse_element_string, Gtin};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_text_never_panics(s in ".{0,200}") {
+            let _ = parse_element_string(&s);
+            let _ = Gtin::parse(&s);
+        }
+
+        #[test]
+        fn element_strings_cut_and_spliced_never_panic(
+            cut in 0usize..80,
+            insert in "[\\x1d()0-9A-Za-z\\]]{0,12}",
+        ) {
+            let good = "]d2\x1d0109501101010215172811301" .to_string() + "0B1001\x1d21SN00000001";
+            let mut s: String = good.chars().take(cut).collect();
+            s.push_str(&insert);
+            s.extend(good.chars().skip(cut));
+            let _ = parse_element_string(&s);
+            let human = "(01)09501101010215(17)281130(10)B1001(21)SN00000001";
+            let mut h: String = human.chars().take(cut % human.len()).collect();
+            h.push_str(&insert);
+            let _ = parse_element_string(&h);
+        }
+    }
+}
