@@ -345,7 +345,6 @@ fn a_damaged_spool_is_set_aside_counted_and_the_agent_starts_with_a_fresh_one() 
     }
 }
 
-#[allow(dead_code)]
 fn unique(ids: &[String]) -> usize {
     ids.iter().collect::<HashSet<_>>().len()
 }
@@ -673,4 +672,128 @@ fn bad_settings_are_refused_by_name_and_thread_counts_bounded_by_the_machine() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains("more than this machine's"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+/// Every fault of this file in one run, counted by verdict id: the state folder on a small disk that
+/// fills and frees, broker restarts, a 3 MB retained release and command, and agent SIGKILLs (never
+/// while the disk is full: what waits in memory then is lost with the process, and counted in
+/// `hallmark_verdicts_unspooled` while it lived). Prints produced, received, lost (must be 0),
+/// duplicates and counted drops. CI runs a short one; a longer one:
+/// `HALLMARK_SOAK_VERDICTS=3000 cargo test --release -p hallmark-agent --test faults combined -- --nocapture`.
+#[test]
+fn combined_fault_soak_loses_no_verdict() {
+    let Some(disk) = SmallDisk::mount(24) else {
+        return;
+    };
+    let target: usize = std::env::var("HALLMARK_SOAK_VERDICTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400);
+    let mut broker = Broker::start();
+    let sub = Subscriber::start(broker.port, "t-combined", &[&topic("verdicts")]);
+    let http = free_port();
+    let mut env = mqtt_env(broker.port, http);
+    env.extend([
+        ("HALLMARK_SOURCE_FPS", "20".into()),
+        ("HALLMARK_EVIDENCE_ENABLED", "true".into()),
+        ("HALLMARK_EVIDENCE_MIN_FREE_MIB", "6".into()),
+        ("HALLMARK_SPOOL_MAX_MIB", "4".into()),
+    ]);
+    let started = Instant::now();
+    let mut agent = Agent::spawn(hallmark_run(disk.path(), &env));
+    let mut printed: Vec<String> = Vec::new();
+    let mut events = Vec::new();
+    let (mut write_errors, mut unspooled_lost, mut spool_dropped, mut refused) =
+        (0.0, 0.0, 0.0, 0.0);
+    let mut take_metrics = |page: &str| {
+        write_errors += metric(page, "hallmark_spool_write_errors_total").unwrap_or(0.0);
+        unspooled_lost += metric(page, "hallmark_verdicts_unspooled_lost_total").unwrap_or(0.0);
+        spool_dropped += metric(page, "hallmark_spool_dropped_total").unwrap_or(0.0);
+        refused += metric(page, "hallmark_mqtt_refused_total{reason=\"too_large\"}").unwrap_or(0.0)
+            + metric(page, "hallmark_commands_total{outcome=\"too_large\"}").unwrap_or(0.0);
+    };
+    let mut step = 0;
+    while printed.len() + agent.ids().len() < target {
+        assert!(
+            started.elapsed() < Duration::from_secs(1800),
+            "soak ran over 30 minutes"
+        );
+        let at = printed.len() + agent.ids().len();
+        if at < (step + 1) * target / 9 {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        step += 1;
+        match step % 4 {
+            1 => {
+                let filler = disk.fill();
+                let healthy_again = || http_get(http, "/healthz").is_some_and(|h| h.0 == 200);
+                let failing = wait_until(Duration::from_secs(20), || !healthy_again());
+                std::thread::sleep(Duration::from_secs(2));
+                std::fs::remove_file(filler).unwrap();
+                let recovered = wait_until(Duration::from_secs(30), healthy_again);
+                events.push(format!(
+                    "disk full ({}), freed ({})",
+                    if failing {
+                        "health failed"
+                    } else {
+                        "health stayed up"
+                    },
+                    if recovered {
+                        "recovered"
+                    } else {
+                        "NOT recovered"
+                    }
+                ));
+            }
+            2 => {
+                broker.down();
+                std::thread::sleep(Duration::from_millis(700));
+                broker.up();
+                events.push("broker restart".into());
+            }
+            3 => {
+                sub.publish_retained("hallmark/fleet/models/northwind", vec![b' '; 3 << 20]);
+                sub.publish(&topic("commands"), vec![b'x'; 3 << 20]);
+                events.push("3 MB release and command".into());
+            }
+            _ => {
+                take_metrics(&metrics(http));
+                let (_, ids, _) = agent.kill();
+                printed.extend(ids);
+                agent = Agent::spawn(hallmark_run(disk.path(), &env));
+                events.push("SIGKILL".into());
+            }
+        }
+    }
+    let drained = wait_until(Duration::from_secs(120), || {
+        metric(&metrics(http), "hallmark_spool_depth").unwrap_or(1.0) == 0.0
+    });
+    take_metrics(&metrics(http));
+    let (code, ids, err) = agent.terminate();
+    printed.extend(ids);
+    assert_eq!(code, Some(0), "{}", &err[err.len().saturating_sub(3000)..]);
+    let missing = missing_after(&sub, &printed, Duration::from_secs(120));
+    let got = received(&sub);
+    let duplicates: usize = got.values().map(|n| n - 1).sum();
+    eprintln!(
+        "combined soak: {} verdicts produced ({} unique), {} received, lost {}, duplicates {duplicates}; counted: {write_errors} spool write errors, {unspooled_lost} unspooled lost, {spool_dropped} spool drops, {refused} oversized messages refused; {:.0} s; events: {}",
+        printed.len(),
+        unique(&printed),
+        got.len(),
+        missing.len(),
+        started.elapsed().as_secs_f64(),
+        events.join(", ")
+    );
+    assert!(drained, "the spool drained");
+    assert!(missing.is_empty(), "lost {}", missing.len());
+    assert_eq!(
+        unspooled_lost + spool_dropped,
+        0.0,
+        "nothing dropped, so nothing to count"
+    );
+    assert!(
+        refused >= 2.0,
+        "the oversized messages were refused and counted"
+    );
 }
