@@ -10,7 +10,9 @@ const EVENT_BYTES: usize = 1400;
 
 fn spool(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let spool = Spool::open(&dir.path().join("spool.redb"), 64 << 20).expect("spool");
+    let spool = Spool::open(&dir.path().join("spool.redb"), 64 << 20)
+        .expect("spool")
+        .spool;
     let event = vec![b'x'; EVENT_BYTES];
     let mut g = c.benchmark_group("spool");
     g.sample_size(50);

@@ -126,7 +126,10 @@ mod tests {
     #[test]
     fn a_clone_pair_accuses_only_the_pack_that_looks_counterfeit() {
         let code = s("09501101010215", "SN1");
-        let packs = [set(&[code.clone()]), set(&[code.clone()])];
+        let packs = [
+            set(std::slice::from_ref(&code)),
+            set(std::slice::from_ref(&code)),
+        ];
         let looks = [false, true];
         let never = |_: &Sgtin| false;
         let genuine_side = signals(&packs[0], looks[0], &partners(0, &packs, &looks), &never);
@@ -144,7 +147,10 @@ mod tests {
     #[test]
     fn a_pair_that_both_look_genuine_sends_both_to_a_person() {
         let code = s("09501101010215", "SN1");
-        let packs = [set(&[code.clone()]), set(&[code.clone()])];
+        let packs = [
+            set(std::slice::from_ref(&code)),
+            set(std::slice::from_ref(&code)),
+        ];
         for me in 0..2 {
             let got = signals(
                 &packs[me],
@@ -163,7 +169,7 @@ mod tests {
     fn a_remembered_sgtin_is_inconclusive_only_for_its_own_gtin() {
         let remembered = s("09501101010215", "SN1");
         let seen = |x: &Sgtin| x == &remembered;
-        let same = signals(&set(&[remembered.clone()]), false, &[], &seen);
+        let same = signals(&set(std::slice::from_ref(&remembered)), false, &[], &seen);
         assert!(
             matches!(&same[..], [Signal::Inconclusive(r)] if r.contains("seen on a pack before"))
         );
