@@ -108,6 +108,110 @@ fn keygen_writes_a_private_key_only_its_owner_reads_and_never_overwrites() {
     assert_eq!(std::fs::read(&private).unwrap(), before);
 }
 
+/// Runs `openssl` with `args`; its stdout, or a panic with its stderr.
+fn openssl(args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl on PATH");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// An operator keeps the key in their own tooling: OpenSSL 3 and Python `cryptography` read what
+/// `hallmark keygen` writes (PKCS#8 v1 and SPKI, as `openssl genpkey` writes them), and the public key
+/// OpenSSL derives from the private one is the one keygen wrote.
+#[test]
+fn keygen_writes_keys_that_openssl_and_python_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (private, public) = keygen(tmp.path());
+    let derived = openssl(&[
+        "pkey".as_ref(),
+        "-in".as_ref(),
+        private.as_os_str(),
+        "-pubout".as_ref(),
+    ]);
+    assert_eq!(derived, std::fs::read_to_string(&public).unwrap());
+    let text_form = openssl(&[
+        "pkey".as_ref(),
+        "-in".as_ref(),
+        private.as_os_str(),
+        "-noout".as_ref(),
+        "-text".as_ref(),
+    ]);
+    assert!(text_form.contains("ED25519 Private-Key"), "{text_form}");
+    // The exact DER openssl genpkey writes: 48 bytes, version 0, no public key attached.
+    let der = openssl(&["asn1parse".as_ref(), "-in".as_ref(), private.as_os_str()]);
+    assert!(
+        der.contains("l=  46 cons: SEQUENCE") && !der.contains("cont [ 1 ]"),
+        "{der}"
+    );
+    let python = repo().join(".venv/bin/python");
+    let out = Command::new(&python)
+        .arg("-c")
+        .arg(
+            "import sys\n\
+             from cryptography.hazmat.primitives import serialization as s\n\
+             k = s.load_pem_private_key(open(sys.argv[1], 'rb').read(), None)\n\
+             p = s.load_pem_public_key(open(sys.argv[2], 'rb').read())\n\
+             raw = s.Encoding.Raw, s.PublicFormat.Raw\n\
+             assert k.public_key().public_bytes(*raw) == p.public_bytes(*raw)\n\
+             print('ok')",
+        )
+        .arg(&private)
+        .arg(&public)
+        .output()
+        .expect("the Python env (.venv)");
+    assert_eq!(text(&out.stdout).trim(), "ok", "{}", text(&out.stderr));
+}
+
+/// A key made by `openssl genpkey -algorithm ed25519` signs a release, and the agent trusts its
+/// public half from `openssl pkey -pubout`.
+#[test]
+fn a_key_made_by_openssl_signs_a_bundle_the_agent_trusts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (private, public) = (tmp.path().join("k.pem"), tmp.path().join("p.pem"));
+    openssl(&[
+        "genpkey".as_ref(),
+        "-algorithm".as_ref(),
+        "ed25519".as_ref(),
+        "-out".as_ref(),
+        private.as_os_str(),
+    ]);
+    openssl(&[
+        "pkey".as_ref(),
+        "-in".as_ref(),
+        private.as_os_str(),
+        "-pubout".as_ref(),
+        "-out".as_ref(),
+        public.as_os_str(),
+    ]);
+    let out = tmp.path().join("out");
+    publish(&private, &out, &[]);
+    let unpacked = tmp.path().join("u");
+    extract(
+        &out.join(format!("northwind-{}.tar", shipped_revision())),
+        &unpacked,
+    );
+    let stdout = ok(verify_with(&public, &unpacked));
+    assert!(stdout.starts_with("ok "), "{stdout}");
+    // A key from an older `hallmark keygen` (PKCS#8 v2, the public key attached) still signs.
+    let v2 = tmp.path().join("v2.pem");
+    std::fs::write(
+        &v2,
+        "-----BEGIN PRIVATE KEY-----\n\
+         MFECAQEwBQYDK2VwBCIEIHn5+RYUA45cY3fccmhqW4BKM+0bRS8DH6kVwJ0KZenY\n\
+         gSEAwuJzLf07Z8tSmi5BHu88Vakvw23h4iT1QogzS8GOlgA=\n\
+         -----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    publish(&v2, &tmp.path().join("out-v2"), &[]);
+}
+
 /// The revision of the shipped Northwind bundle (what `publish` packs).
 fn shipped_revision() -> u64 {
     let m: Value =

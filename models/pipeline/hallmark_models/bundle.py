@@ -41,10 +41,41 @@ def keygen(private: Path, public: Path) -> None:
 
 
 def load_private(path: Path) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    """A PKCS#8 PEM private key: what `keygen` here, `hallmark keygen` and `openssl genpkey -algorithm ed25519`
+    write (v1, the seed alone), or the v2 form (public key attached) older `hallmark keygen`s wrote, which
+    `cryptography` itself refuses ("extra data")."""
+    data = path.read_bytes()
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except ValueError as e:
+        key = _ed25519_pkcs8_v2(data)
+        if key is None:
+            raise BundleError(f"{path}: not a PKCS#8 PEM private key ({e})") from e
     if not isinstance(key, Ed25519PrivateKey):
         raise BundleError(f"{path}: not an Ed25519 private key")
     return key
+
+
+# PKCS#8 v2 (RFC 5958) of an Ed25519 key, as ed25519-dalek encodes it: version 1, the algorithm, the seed,
+# then [1] the public key as a bit string.
+_V2_HEAD = bytes.fromhex("3051020101300506032b657004220420")
+_V2_PUBLIC = bytes.fromhex("812100")
+
+
+def _ed25519_pkcs8_v2(pem: bytes) -> Ed25519PrivateKey | None:
+    """The key of a PKCS#8 v2 Ed25519 PEM whose attached public key is the seed's own; None if it is not one."""
+    lines = pem.decode("ascii", "replace").strip().splitlines()
+    if len(lines) < 3 or lines[0] != "-----BEGIN PRIVATE KEY-----" or lines[-1] != "-----END PRIVATE KEY-----":
+        return None
+    try:
+        der = base64.b64decode("".join(lines[1:-1]), validate=True)
+    except ValueError:
+        return None
+    if len(der) != 83 or not der.startswith(_V2_HEAD) or der[48:51] != _V2_PUBLIC:
+        return None
+    key = Ed25519PrivateKey.from_private_bytes(der[16:48])
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return key if raw == der[51:] else None
 
 
 def load_public(path: Path) -> Ed25519PublicKey:

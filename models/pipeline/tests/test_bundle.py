@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from cryptography.hazmat.primitives import serialization
+
 from hallmark_models import brands, bundle
 
 MODELS = Path(__file__).resolve().parents[2]
@@ -285,3 +287,50 @@ def test_a_bad_variant_is_refused_by_sign_and_by_verify(signed, tmp_path, what, 
     _resign(out, doc, tmp_path)
     with pytest.raises(bundle.BundleError, match=message):
         bundle.verify(out, pub)
+
+
+# ------------------------------------------------------------------------------------------------- keys
+
+def _openssl(*args):
+    import subprocess
+    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+
+
+def test_a_key_made_by_openssl_signs_and_its_public_half_verifies(signed, tmp_path):
+    # An operator keeps the key in their own tooling: `openssl genpkey -algorithm ed25519`.
+    out, _, doc = signed
+    _openssl("genpkey", "-algorithm", "ed25519", "-out", tmp_path / "o.key.pem")
+    _openssl("pkey", "-in", tmp_path / "o.key.pem", "-pubout", "-out", tmp_path / "o.pub.pem")
+    bundle.sign(out, {k: v for k, v in doc.items()}, bundle.load_private(tmp_path / "o.key.pem"))
+    assert bundle.verify(out, bundle.load_public(tmp_path / "o.pub.pem"))["revision"] == doc["revision"]
+
+
+def test_keygen_writes_keys_openssl_reads(tmp_path):
+    bundle.keygen(tmp_path / "k.pem", tmp_path / "k.pub.pem")
+    _openssl("pkey", "-in", tmp_path / "k.pem", "-pubout", "-out", tmp_path / "derived.pem")
+    assert (tmp_path / "derived.pem").read_bytes() == (tmp_path / "k.pub.pem").read_bytes()
+
+
+# What an older `hallmark keygen` wrote: PKCS#8 v2, the public key attached (cryptography refuses it alone).
+OLD_AGENT_KEY = b"""-----BEGIN PRIVATE KEY-----
+MFECAQEwBQYDK2VwBCIEIHn5+RYUA45cY3fccmhqW4BKM+0bRS8DH6kVwJ0KZenY
+gSEAwuJzLf07Z8tSmi5BHu88Vakvw23h4iT1QogzS8GOlgA=
+-----END PRIVATE KEY-----
+"""
+OLD_AGENT_PUB = b"""-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAwuJzLf07Z8tSmi5BHu88Vakvw23h4iT1QogzS8GOlgA=
+-----END PUBLIC KEY-----
+"""
+
+
+def test_a_key_from_an_older_hallmark_keygen_still_loads(tmp_path):
+    (tmp_path / "old.pem").write_bytes(OLD_AGENT_KEY)
+    (tmp_path / "old.pub.pem").write_bytes(OLD_AGENT_PUB)
+    key = bundle.load_private(tmp_path / "old.pem")
+    raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    assert key.public_key().public_bytes(*raw) == bundle.load_public(tmp_path / "old.pub.pem").public_bytes(*raw)
+    # The same form with another public key attached is not a key.
+    bad = OLD_AGENT_KEY.replace(b"gSEAwuJz", b"gSEAwuJy")
+    (tmp_path / "bad.pem").write_bytes(bad)
+    with pytest.raises(bundle.BundleError, match="PKCS#8"):
+        bundle.load_private(tmp_path / "bad.pem")
