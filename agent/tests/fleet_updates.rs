@@ -41,20 +41,14 @@ fn bundle(revision: u64, selftest: Option<&str>) -> tempfile::TempDir {
     let src = repo().join("models").join(BRAND);
     let mut manifest: Value =
         serde_json::from_slice(&std::fs::read(src.join("manifest.json")).unwrap()).unwrap();
-    // The model and every variant file the manifest names.
-    let files = std::iter::once(&manifest["model"])
-        .chain(manifest["variants"].as_array().into_iter().flatten())
-        .map(|m| m["file"].as_str().unwrap().to_string())
-        .collect::<Vec<_>>();
-    for f in files.iter().map(String::as_str).chain(["manifest.sig"]) {
+    // Every file the shipped manifest lists.
+    for f in manifest["files"].as_object().unwrap().keys() {
+        if let Some(parent) = Path::new(f).parent() {
+            std::fs::create_dir_all(dir.path().join(parent)).unwrap();
+        }
         std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
     }
     manifest["revision"] = revision.into();
-    std::fs::write(
-        dir.path().join("manifest.json"),
-        serde_json::to_vec_pretty(&manifest).unwrap(),
-    )
-    .unwrap();
     if let Some(verdict) = selftest {
         let st = dir.path().join("selftest");
         std::fs::create_dir(&st).unwrap();
@@ -71,6 +65,15 @@ fn bundle(revision: u64, selftest: Option<&str>) -> tempfile::TempDir {
         )
         .unwrap();
     }
+    // The self-test named too: `publish` signs the manifest as it is, and devices refuse a file it
+    // does not name.
+    manifest["files"] =
+        serde_json::to_value(hallmark_agent::bundle::list_files(dir.path()).unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("manifest.json"),
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
     dir
 }
 
@@ -352,6 +355,48 @@ fn bad_releases_are_refused_with_their_cause_and_the_old_model_keeps_serving() {
     sub.publish_retained(&fleet, missing.to_string().into_bytes());
     let r = wait_state(&sub, "kiosk-b", rev(6), "failed", &agent);
     assert!(r["detail"].as_str().unwrap().contains("404"), "{r}");
+
+    // A signed tar with a file its manifest does not name (a script slipped in beside the model).
+    let b12 = bundle(rev(7), Some("counterfeit"));
+    run_ok(
+        bin()
+            .arg("publish")
+            .arg(b12.path())
+            .arg("--key")
+            .arg(&key)
+            .arg("--url-base")
+            .arg(&files.url)
+            .arg("--out")
+            .arg(files.dir.path()),
+    );
+    let signed = files.dir.path().join(format!("{BRAND}-{}.tar", rev(7)));
+    let mut out = tar::Builder::new(Vec::new());
+    let mut original = tar::Archive::new(std::fs::File::open(&signed).unwrap());
+    for entry in original.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut header = entry.header().clone();
+        let path = entry.path().unwrap().into_owned();
+        out.append_data(&mut header, path, &mut entry).unwrap();
+    }
+    let script = b"#!/bin/sh\necho owned\n";
+    let mut header = tar::Header::new_gnu();
+    header.set_size(script.len() as u64);
+    header.set_mode(0o755);
+    header.set_cksum();
+    out.append_data(&mut header, "run.sh", &script[..]).unwrap();
+    let bytes = out.into_inner().unwrap();
+    std::fs::write(files.dir.path().join("extra.tar"), &bytes).unwrap();
+    let release = serde_json::json!({"schema": "hallmark.release/1", "brand": BRAND, "revision": rev(7),
+        "url": format!("{}/extra.tar", files.url), "sha256": sha256_hex(&bytes), "size": bytes.len()});
+    sub.publish_retained(&fleet, release.to_string().into_bytes());
+    let r = wait_state(&sub, "kiosk-b", rev(7), "rejected", &agent);
+    assert!(
+        r["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not named in the signed manifest's files, refused: run.sh"),
+        "{r}"
+    );
 
     // Through all of it the shipped revision kept judging.
     let seen = agent.lines().len();

@@ -212,6 +212,108 @@ fn a_key_made_by_openssl_signs_a_bundle_the_agent_trusts() {
     publish(&v2, &tmp.path().join("out-v2"), &[]);
 }
 
+/// A file the signature does not cover is refused, by name, wherever a bundle is opened: `models verify`,
+/// `models install` (folder and tar), `models verify --store`, `scan` and `run` at start, and `publish`,
+/// which checks what it packs as a device will.
+#[test]
+fn a_file_the_signature_does_not_cover_is_refused_by_every_command_naming_it() {
+    use hallmark_agent::store::archive;
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = demo_public_key();
+    let evil = tmp.path().join("evil");
+    std::fs::create_dir(&evil).unwrap();
+    archive::copy_dir(&northwind(), &evil, 1 << 30).unwrap();
+    std::fs::write(evil.join("run.sh"), "#!/bin/sh\necho owned\n").unwrap();
+    let tar = tmp.path().join("evil.tar");
+    archive::pack(&evil, &tar, &[], 1 << 30).unwrap();
+    let state = tmp.path().join("state");
+    let refused = |what: &str, out: Output| {
+        assert!(!out.status.success(), "{what}: {}", text(&out.stdout));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("not named in the signed manifest's files, refused: run.sh"),
+            "{what}: {err}"
+        );
+    };
+    let cmd = || {
+        let mut c = hallmark();
+        c.env("HALLMARK_TRUST_PUBLIC_KEYS", &demo)
+            .env("HALLMARK_AGENT_STATE_DIR", &state);
+        c
+    };
+    refused(
+        "models verify",
+        cmd()
+            .args(["models", "verify"])
+            .arg(&evil)
+            .output()
+            .unwrap(),
+    );
+    for source in [&evil, &tar] {
+        refused(
+            "models install",
+            cmd()
+                .args(["models", "install", "--activate"])
+                .arg(source)
+                .output()
+                .unwrap(),
+        );
+    }
+    let sample = repo().join("models/samples/northwind/northwind-test-0000.jpg");
+    refused(
+        "scan",
+        cmd()
+            .args(["scan", "--model"])
+            .arg(&evil)
+            .arg(&sample)
+            .output()
+            .unwrap(),
+    );
+    refused(
+        "run",
+        cmd()
+            .arg("run")
+            .env("HALLMARK_MODEL_BUNDLES", &evil)
+            .output()
+            .unwrap(),
+    );
+    let (private, _) = keygen(&tmp.path().join("keys"));
+    refused(
+        "publish",
+        hallmark()
+            .arg("publish")
+            .arg(&evil)
+            .arg("--key")
+            .arg(&private)
+            .args(["--url-base", "http://127.0.0.1:8000/models/"])
+            .arg("--out")
+            .arg(tmp.path().join("out"))
+            .output()
+            .unwrap(),
+    );
+    // A signed revision installed clean, a file slipped in beside it later: `verify --store` says so.
+    ok(cmd()
+        .args(["models", "install", "--activate"])
+        .arg(northwind())
+        .output()
+        .unwrap());
+    ok(cmd()
+        .args(["models", "verify", "--store"])
+        .output()
+        .unwrap());
+    let installed = state
+        .join("models/northwind")
+        .join(shipped_revision().to_string());
+    std::fs::write(installed.join("run.sh"), "#!/bin/sh\n").unwrap();
+    refused(
+        "models verify --store",
+        cmd()
+            .args(["models", "verify", "--store"])
+            .output()
+            .unwrap(),
+    );
+}
+
 /// The revision of the shipped Northwind bundle (what `publish` packs).
 fn shipped_revision() -> u64 {
     let m: Value =
