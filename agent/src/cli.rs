@@ -182,8 +182,6 @@ pub enum ModelsCommand {
     },
 }
 
-/// The most an installed bundle may unpack to.
-const MAX_BUNDLE_BYTES: u64 = 2 << 30;
 /// How long `publish` waits for the broker's acknowledgement.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -328,6 +326,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 prefix: &prefix,
                 rollback,
                 tls,
+                max_bytes: config.updates.max_bundle_bytes,
             })
         }
         Command::Fleet {
@@ -405,6 +404,8 @@ struct Publish<'a> {
     prefix: &'a str,
     rollback: bool,
     tls: fleet::publish::Tls,
+    /// The configured bundle limit (`model.max_bundle_mib`): what devices accept.
+    max_bytes: u64,
 }
 
 /// TLS for `publish` and `fleet status` from the configuration's `mqtt.ca` (+ `cert`/`key`), as the
@@ -442,7 +443,7 @@ fn publish(p: &Publish<'_>) -> anyhow::Result<ExitCode> {
         p.bundle,
         &tmp,
         &[("manifest.sig", sig.as_bytes())],
-        MAX_BUNDLE_BYTES,
+        p.max_bytes,
     )
     .with_context(|| format!("cannot pack {}", p.bundle.display()))?;
     // Design: check the archive the way a device will (unpack, signature with the new key, model
@@ -451,7 +452,7 @@ fn publish(p: &Publish<'_>) -> anyhow::Result<ExitCode> {
         .out
         .join(format!(".check-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir(&check)?;
-    let checked = crate::store::archive::unpack(&tmp, &check, MAX_BUNDLE_BYTES)
+    let checked = crate::store::archive::unpack(&tmp, &check, p.max_bytes)
         .map_err(anyhow::Error::from)
         .and_then(|()| Bundle::open(&check, &key.trusted()).map_err(anyhow::Error::from));
     let _ = std::fs::remove_dir_all(&check);
@@ -585,7 +586,10 @@ fn models(command: ModelsCommand, config: &Config) -> anyhow::Result<ExitCode> {
         }
         ModelsCommand::Install { source, activate } => {
             let store = Store::open(&store_root(config))?;
-            let i = store.install(&source, &trust, MAX_BUNDLE_BYTES)?;
+            // Design: one limit for every way a bundle arrives: an operator's install is held to what
+            // a release may carry (`model.max_bundle_mib`), so a bundle a device would refuse over MQTT
+            // is not taken by hand either.
+            let i = store.install(&source, &trust, config.updates.max_bundle_bytes)?;
             if activate {
                 store.activate(&i.brand, i.revision)?;
             }

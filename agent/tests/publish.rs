@@ -314,6 +314,45 @@ fn a_file_the_signature_does_not_cover_is_refused_by_every_command_naming_it() {
     );
 }
 
+/// One bundle size limit, from configuration: `models install` of a folder or a tar is held to
+/// `model.max_bundle_mib`, as a release is (it took 2 GiB by hand while releases stopped at 256 MiB).
+#[test]
+fn models_install_is_held_to_the_configured_bundle_limit_as_a_release_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = tmp.path().join("northwind.tar");
+    hallmark_agent::store::archive::pack(&northwind(), &tar, &[], 1 << 30).unwrap();
+    let size = std::fs::metadata(&tar).unwrap().len();
+    let limit_mib = (size >> 20) / 2;
+    assert!(limit_mib >= 1);
+    let install = |source: &Path, mib: u64| {
+        hallmark()
+            .args(["models", "install"])
+            .arg(source)
+            .env("HALLMARK_TRUST_PUBLIC_KEYS", demo_public_key())
+            .env("HALLMARK_AGENT_STATE_DIR", tmp.path().join("state"))
+            .env("HALLMARK_MODEL_MAX_BUNDLE_MIB", mib.to_string())
+            .output()
+            .unwrap()
+    };
+    for source in [&tar, &northwind()] {
+        let out = install(source, limit_mib);
+        assert!(!out.status.success(), "{}", text(&out.stdout));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(&format!("over the limit of {} bytes", limit_mib << 20)),
+            "{err}"
+        );
+    }
+    // A release of that size is refused by the same setting.
+    let release = format!(
+        r#"{{"schema":"hallmark.release/1","brand":"northwind","revision":9,"url":"http://h/x.tar","sha256":"{}","size":{size}}}"#,
+        "a".repeat(64)
+    );
+    let err = hallmark_agent::update::parse(release.as_bytes(), limit_mib << 20).unwrap_err();
+    assert!(err.to_string().contains("above the limit"), "{err}");
+    ok(install(&tar, 256));
+}
+
 /// The revision of the shipped Northwind bundle (what `publish` packs).
 fn shipped_revision() -> u64 {
     let m: Value =
