@@ -349,10 +349,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Duration::from_millis(wait_ms),
                 Duration::from_secs(10),
                 &operator_tls(&config, port)?,
+                fleet::status::MAX_PAYLOAD,
             )?;
             let view = fleet::status::build(&prefix, &messages);
-            for topic in &view.ignored {
-                eprintln!("hallmark: ignored an unreadable payload on {topic}");
+            for skipped in &view.skipped {
+                eprintln!("hallmark: fleet status: {skipped}");
             }
             let mut out = std::io::stdout().lock();
             if json {

@@ -632,3 +632,83 @@ fn fleet_status_lists_each_device_with_its_revisions_and_marks_the_one_behind() 
     let kiosk = devices.iter().find(|d| d["thing"] == "kiosk-1").unwrap();
     assert_eq!(kiosk["brands"][0]["behind"], false);
 }
+
+/// One device's retained message too large for a status (3 MB) or not readable does not take the whole
+/// fleet's view down: `fleet status` skips it, says which device it came from, and lists the rest.
+#[test]
+fn fleet_status_skips_one_devices_oversized_or_malformed_message_and_lists_the_rest() {
+    let broker = Broker::start();
+    let addr = format!("127.0.0.1:{}", broker.port);
+    let sub = Subscriber::start(broker.port, "fake-fleet", &["hallmark/things/+/online"]);
+    let json = |v: Value| serde_json::to_vec(&v).unwrap();
+    for thing in ["a-kiosk", "m-belt", "z-kiosk"] {
+        sub.publish_retained(
+            &format!("hallmark/things/{thing}/online"),
+            json(json!({"online": true, "version": "0.1.0", "models": {"northwind": 7}})),
+        );
+    }
+    let mut big = br#"{"online": true, "models": {"northwind": 7}, "pad": ""#.to_vec();
+    big.resize(3_000_000, b'x');
+    big.extend_from_slice(br#""}"#);
+    sub.publish_retained("hallmark/things/huge/online", big);
+    sub.publish_retained(
+        "hallmark/things/broken/models/northwind/status",
+        b"{\"state\": ".to_vec(),
+    );
+    assert!(wait_until(Duration::from_secs(10), || sub.messages().len() >= 4));
+
+    let out = hallmark()
+        .args([
+            "fleet",
+            "status",
+            "--json",
+            "--wait-ms",
+            "800",
+            "--broker",
+            &addr,
+        ])
+        .output()
+        .unwrap();
+    let stdout = ok(out.clone());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "device huge: skipped its retained message on hallmark/things/huge/online: 3000"
+        ) && err.contains("bytes, over the limit of 65536"),
+        "{err}"
+    );
+    assert!(
+        err.contains("device broken: skipped its retained message on hallmark/things/broken/models/northwind/status: not readable"),
+        "{err}"
+    );
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let things: Vec<&str> = v["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["thing"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        things,
+        ["a-kiosk", "broken", "huge", "m-belt", "z-kiosk"],
+        "{v}"
+    );
+    let skipped: Vec<&str> = v["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["thing"].as_str().unwrap())
+        .collect();
+    assert_eq!(skipped, ["broken", "huge"], "{v}");
+    // The table too.
+    let table = ok(hallmark()
+        .args(["fleet", "status", "--wait-ms", "800", "--broker", &addr])
+        .output()
+        .unwrap());
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("z-kiosk") && l.contains("yes")),
+        "{table}"
+    );
+}
