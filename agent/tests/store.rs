@@ -452,6 +452,34 @@ fn an_active_pointer_to_a_missing_or_damaged_revision_falls_back_to_previous() {
     }
 }
 
+/// A device taken back from r9 to r8 (how a rollback release activates), whose `active` pointer then
+/// breaks: recovery must not fall back to r9, the revision it had just been rolled back away from.
+#[test]
+fn a_broken_active_pointer_never_falls_back_to_the_revision_rolled_back_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("models");
+    let store = Store::open(&root).unwrap();
+    let key = generate_signing_key();
+    let trust = trust_with(&key);
+    let (r7, r8, r9) = revs();
+    store.install(&northwind(), &trust, MAX).unwrap();
+    for rev in [r8, r9] {
+        store
+            .install(&resigned(tmp.path(), rev, &key), &trust, MAX)
+            .unwrap();
+    }
+    for rev in [r7, r8, r9, r8] {
+        store.activate("northwind", rev).unwrap();
+    }
+    std::fs::write(root.join("northwind/active"), b"\0\0").unwrap();
+    let (store, rec) = Store::open_recovering(&root).unwrap();
+    assert_ne!(store.active("northwind").unwrap(), Some(r9), "{rec:?}");
+    assert_eq!(rec.fell_back.len(), 1, "{rec:?}");
+    // Nor is it kept as the target of the next rollback.
+    assert_ne!(store.previous("northwind").unwrap(), Some(r9));
+    let _ = r7;
+}
+
 #[test]
 fn a_half_done_activation_is_one_consistent_active_revision() {
     let tmp = tempfile::tempdir().unwrap();
