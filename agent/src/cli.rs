@@ -121,9 +121,15 @@ pub enum Command {
         /// Topic prefix (default: mqtt.prefix).
         #[arg(long, value_name = "PREFIX")]
         prefix: Option<String>,
-        /// Ask devices to go back to this (lower) revision.
-        #[arg(long)]
+        /// Ask devices to go back to this (lower) revision, with a rollback statement signed by KEY
+        /// (devices refuse a rollback without one). Needs --supersedes.
+        #[arg(long, requires = "supersedes")]
         rollback: bool,
+        /// With --rollback: the highest revision the rollback withdraws (normally the one devices run
+        /// now). Devices that have run anything above it refuse the statement, and after it no release
+        /// without a statement brings back a revision up to it.
+        #[arg(long, value_name = "REV", requires = "rollback")]
+        supersedes: Option<u64>,
     },
     /// The fleet as seen on the broker.
     Fleet {
@@ -309,6 +315,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             broker,
             prefix,
             rollback,
+            supersedes,
         } => {
             let prefix = prefix.unwrap_or_else(|| config.mqtt.prefix.clone());
             let port = broker
@@ -324,7 +331,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 thing: thing.as_deref(),
                 broker: broker.as_deref(),
                 prefix: &prefix,
-                rollback,
+                rollback: supersedes.filter(|_| rollback),
                 tls,
                 max_bytes: config.updates.max_bundle_bytes,
             })
@@ -403,7 +410,8 @@ struct Publish<'a> {
     thing: Option<&'a str>,
     broker: Option<&'a str>,
     prefix: &'a str,
-    rollback: bool,
+    /// A rollback: the highest revision it supersedes.
+    rollback: Option<u64>,
     tls: fleet::publish::Tls,
     /// The configured bundle limit (`model.max_bundle_mib`): what devices accept.
     max_bytes: u64,
@@ -435,6 +443,12 @@ fn publish(p: &Publish<'_>) -> anyhow::Result<ExitCode> {
         .map(fleet::parse_broker)
         .transpose()
         .map_err(anyhow::Error::msg)?;
+    if let Some(supersedes) = p.rollback.filter(|&s| s <= manifest.revision) {
+        bail!(
+            "--supersedes {supersedes}: a rollback to revision {} withdraws revisions above it",
+            manifest.revision
+        );
+    }
     let sig = key.sign_manifest(&manifest_bytes);
     std::fs::create_dir_all(p.out).with_context(|| format!("cannot create {}", p.out.display()))?;
     let name = format!("{}-{}.tar", manifest.brand, manifest.revision);
@@ -467,15 +481,27 @@ fn publish(p: &Publish<'_>) -> anyhow::Result<ExitCode> {
     std::fs::rename(&tmp, &tar).with_context(|| format!("cannot write {}", tar.display()))?;
     let bytes = std::fs::read(&tar)?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
-    let release = fleet::Release::new(
+    let mut release = fleet::Release::new(
         &manifest.brand,
         manifest.revision,
         p.url_base,
         &name,
         &sha256,
         bytes.len() as u64,
-        p.rollback,
+        p.rollback.is_some(),
     );
+    if let Some(supersedes) = p.rollback {
+        // Signed with the key that signs the bundle: devices trust it through the same keys.
+        let document = crate::update::rollback::Document {
+            schema: crate::update::rollback::SCHEMA.to_string(),
+            brand: manifest.brand.clone(),
+            revision: manifest.revision,
+            manifest_sha256: hex::encode(Sha256::digest(&manifest_bytes)),
+            supersedes,
+            created: Some(crate::clock::rfc3339_utc(std::time::SystemTime::now())),
+        };
+        release.rollback_statement = Some(crate::update::Statement::sign(&key, &document));
+    }
     let json = serde_json::to_string(&release)?;
     println!("{json}");
     if let Some((host, port)) = broker {

@@ -514,12 +514,65 @@ fn the_release_is_retained_on_the_fleet_topic_and_on_the_canary_topic() {
         ]
     );
 
-    // A rollback release says so.
-    publish(&private, &out, &["--broker", &addr, "--rollback"]);
-    assert!(wait_until(Duration::from_secs(10), || sub
-        .on("fleet/models/northwind")
-        .iter()
-        .any(|m| m.json()["rollback"] == true)));
+    // A rollback release says so, and carries the statement, signed with the same key, that lets a
+    // device go back: brand, revision, the manifest's digest and what it supersedes.
+    let above = (shipped_revision() + 2).to_string();
+    publish(
+        &private,
+        &out,
+        &["--broker", &addr, "--rollback", "--supersedes", &above],
+    );
+    let mut rollback = Value::Null;
+    assert!(wait_until(Duration::from_secs(10), || {
+        rollback = sub
+            .on("fleet/models/northwind")
+            .iter()
+            .map(|m| m.json())
+            .find(|v| v["rollback"] == true)
+            .unwrap_or(Value::Null);
+        !rollback.is_null()
+    }));
+    let statement = &rollback["rollback_statement"];
+    let doc: Value = serde_json::from_str(statement["document"].as_str().unwrap()).unwrap();
+    let manifest = std::fs::read(northwind().join("manifest.json")).unwrap();
+    assert_eq!(doc["schema"], "hallmark.rollback/1");
+    assert_eq!(doc["brand"], "northwind");
+    assert_eq!(doc["revision"], shipped_revision());
+    assert_eq!(doc["supersedes"], shipped_revision() + 2);
+    assert_eq!(
+        doc["manifest_sha256"],
+        hex::encode(Sha256::digest(&manifest))
+    );
+    let pem = std::fs::read_to_string(tmp.path().join("keys/publisher.pub.pem")).unwrap();
+    let trust = hallmark_agent::bundle::TrustedKeys::from_keys(vec![
+        hallmark_agent::bundle::TrustedKeys::parse(Path::new("k"), &pem).unwrap(),
+    ]);
+    let carried: hallmark_agent::update::Statement =
+        serde_json::from_value(statement.clone()).unwrap();
+    let grant = carried
+        .verify(&trust, "northwind", shipped_revision())
+        .unwrap();
+    assert_eq!(grant.supersedes, shipped_revision() + 2);
+    // A rollback names what it supersedes, above the revision it goes back to.
+    for bad in [&["--rollback"][..], &["--rollback", "--supersedes", "1"]] {
+        let out = hallmark()
+            .arg("publish")
+            .arg(northwind())
+            .arg("--key")
+            .arg(&private)
+            .args(["--url-base", "http://h/"])
+            .arg("--out")
+            .arg(&out)
+            .args(bad)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(
+            text(&out.stderr).contains("supersedes"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
 }
 
 #[test]
