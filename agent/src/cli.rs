@@ -121,9 +121,15 @@ pub enum Command {
         /// Topic prefix (default: mqtt.prefix).
         #[arg(long, value_name = "PREFIX")]
         prefix: Option<String>,
-        /// Ask devices to go back to this (lower) revision.
-        #[arg(long)]
+        /// Ask devices to go back to this (lower) revision, with a rollback statement signed by KEY
+        /// (devices refuse a rollback without one). Needs --supersedes.
+        #[arg(long, requires = "supersedes")]
         rollback: bool,
+        /// With --rollback: the highest revision the rollback withdraws (normally the one devices run
+        /// now). Devices that have run anything above it refuse the statement, and after it no release
+        /// without a statement brings back a revision up to it.
+        #[arg(long, value_name = "REV", requires = "rollback")]
+        supersedes: Option<u64>,
     },
     /// The fleet as seen on the broker.
     Fleet {
@@ -182,8 +188,6 @@ pub enum ModelsCommand {
     },
 }
 
-/// The most an installed bundle may unpack to.
-const MAX_BUNDLE_BYTES: u64 = 2 << 30;
 /// How long `publish` waits for the broker's acknowledgement.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -311,6 +315,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             broker,
             prefix,
             rollback,
+            supersedes,
         } => {
             let prefix = prefix.unwrap_or_else(|| config.mqtt.prefix.clone());
             let port = broker
@@ -326,8 +331,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 thing: thing.as_deref(),
                 broker: broker.as_deref(),
                 prefix: &prefix,
-                rollback,
+                rollback: supersedes.filter(|_| rollback),
                 tls,
+                max_bytes: config.updates.max_bundle_bytes,
             })
         }
         Command::Fleet {
@@ -350,10 +356,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Duration::from_millis(wait_ms),
                 Duration::from_secs(10),
                 &operator_tls(&config, port)?,
+                fleet::status::MAX_PAYLOAD,
             )?;
             let view = fleet::status::build(&prefix, &messages);
-            for topic in &view.ignored {
-                eprintln!("hallmark: ignored an unreadable payload on {topic}");
+            for skipped in &view.skipped {
+                eprintln!("hallmark: fleet status: {skipped}");
             }
             let mut out = std::io::stdout().lock();
             if json {
@@ -403,8 +410,11 @@ struct Publish<'a> {
     thing: Option<&'a str>,
     broker: Option<&'a str>,
     prefix: &'a str,
-    rollback: bool,
+    /// A rollback: the highest revision it supersedes.
+    rollback: Option<u64>,
     tls: fleet::publish::Tls,
+    /// The configured bundle limit (`model.max_bundle_mib`): what devices accept.
+    max_bytes: u64,
 }
 
 /// TLS for `publish` and `fleet status` from the configuration's `mqtt.ca` (+ `cert`/`key`), as the
@@ -433,6 +443,12 @@ fn publish(p: &Publish<'_>) -> anyhow::Result<ExitCode> {
         .map(fleet::parse_broker)
         .transpose()
         .map_err(anyhow::Error::msg)?;
+    if let Some(supersedes) = p.rollback.filter(|&s| s <= manifest.revision) {
+        bail!(
+            "--supersedes {supersedes}: a rollback to revision {} withdraws revisions above it",
+            manifest.revision
+        );
+    }
     let sig = key.sign_manifest(&manifest_bytes);
     std::fs::create_dir_all(p.out).with_context(|| format!("cannot create {}", p.out.display()))?;
     let name = format!("{}-{}.tar", manifest.brand, manifest.revision);
@@ -442,7 +458,7 @@ fn publish(p: &Publish<'_>) -> anyhow::Result<ExitCode> {
         p.bundle,
         &tmp,
         &[("manifest.sig", sig.as_bytes())],
-        MAX_BUNDLE_BYTES,
+        p.max_bytes,
     )
     .with_context(|| format!("cannot pack {}", p.bundle.display()))?;
     // Design: check the archive the way a device will (unpack, signature with the new key, model
@@ -451,7 +467,7 @@ fn publish(p: &Publish<'_>) -> anyhow::Result<ExitCode> {
         .out
         .join(format!(".check-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir(&check)?;
-    let checked = crate::store::archive::unpack(&tmp, &check, MAX_BUNDLE_BYTES)
+    let checked = crate::store::archive::unpack(&tmp, &check, p.max_bytes)
         .map_err(anyhow::Error::from)
         .and_then(|()| Bundle::open(&check, &key.trusted()).map_err(anyhow::Error::from));
     let _ = std::fs::remove_dir_all(&check);
@@ -465,15 +481,27 @@ fn publish(p: &Publish<'_>) -> anyhow::Result<ExitCode> {
     std::fs::rename(&tmp, &tar).with_context(|| format!("cannot write {}", tar.display()))?;
     let bytes = std::fs::read(&tar)?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
-    let release = fleet::Release::new(
+    let mut release = fleet::Release::new(
         &manifest.brand,
         manifest.revision,
         p.url_base,
         &name,
         &sha256,
         bytes.len() as u64,
-        p.rollback,
+        p.rollback.is_some(),
     );
+    if let Some(supersedes) = p.rollback {
+        // Signed with the key that signs the bundle: devices trust it through the same keys.
+        let document = crate::update::rollback::Document {
+            schema: crate::update::rollback::SCHEMA.to_string(),
+            brand: manifest.brand.clone(),
+            revision: manifest.revision,
+            manifest_sha256: hex::encode(Sha256::digest(&manifest_bytes)),
+            supersedes,
+            created: Some(crate::clock::rfc3339_utc(std::time::SystemTime::now())),
+        };
+        release.rollback_statement = Some(crate::update::Statement::sign(&key, &document));
+    }
     let json = serde_json::to_string(&release)?;
     println!("{json}");
     if let Some((host, port)) = broker {
@@ -585,7 +613,10 @@ fn models(command: ModelsCommand, config: &Config) -> anyhow::Result<ExitCode> {
         }
         ModelsCommand::Install { source, activate } => {
             let store = Store::open(&store_root(config))?;
-            let i = store.install(&source, &trust, MAX_BUNDLE_BYTES)?;
+            // Design: one limit for every way a bundle arrives: an operator's install is held to what
+            // a release may carry (`model.max_bundle_mib`), so a bundle a device would refuse over MQTT
+            // is not taken by hand either.
+            let i = store.install(&source, &trust, config.updates.max_bundle_bytes)?;
             if activate {
                 store.activate(&i.brand, i.revision)?;
             }

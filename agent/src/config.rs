@@ -242,7 +242,8 @@ pub struct VerdictConfig {
 pub struct UpdatesConfig {
     /// Take new revisions from the fleet's release topics (needs `mqtt.enabled`).
     pub enabled: bool,
-    /// Largest release archive accepted.
+    /// Largest bundle accepted, however it comes: a release's archive, what it unpacks to, and what
+    /// `models install` and `publish` take.
     pub max_bundle_bytes: u64,
     /// Revisions kept per brand in the store besides the active and previous ones.
     pub keep_revisions: usize,

@@ -295,6 +295,17 @@ fn altered_bundle(dir: &Path, tweak: impl FnOnce(&mut Value)) -> (PathBuf, PathB
         std::fs::copy(bundle().join(f), b.join(f)).unwrap();
     }
     tweak(&mut m);
+    // Every file named with its digest: the folder's, and the model's and variants' as the manifest
+    // gives them (a variant file may be written, or tampered with, after this).
+    let mut files = hallmark_agent::bundle::list_files(&b).unwrap();
+    for entry in std::iter::once(&m["model"]).chain(m["variants"].as_array().into_iter().flatten())
+    {
+        files.insert(
+            entry["file"].as_str().unwrap().to_string(),
+            entry["sha256"].as_str().unwrap().to_string(),
+        );
+    }
+    m["files"] = serde_json::to_value(files).unwrap();
     let body = serde_json::to_vec_pretty(&m).unwrap();
     std::fs::write(b.join("manifest.json"), &body).unwrap();
     let key = SigningKey::from_bytes(&[42; 32]);

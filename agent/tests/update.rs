@@ -192,6 +192,7 @@ fn release_for(server: &Server, path: &str) -> Release {
         sha256: hex::encode(Sha256::digest(tar)),
         size: tar.len() as u64,
         rollback: false,
+        statement: None,
     }
 }
 
@@ -562,6 +563,7 @@ fn a_refused_connection_is_a_retryable_connect_error() {
         sha256: "0".repeat(64),
         size: 10,
         rollback: false,
+        statement: None,
     };
     let dir = tempfile::tempdir().unwrap();
     let (result, _) = fetch(&downloader(Duration::from_secs(5)), &release, dir.path());

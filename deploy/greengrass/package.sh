@@ -65,10 +65,12 @@ trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin" "$stage/lib" "$stage/models/keys" "$out"
 cp "$bin" "$stage/bin/hallmark"
 cp "$ORT_LIB" "$stage/lib/libonnxruntime.so"
+# Whole bundles: the agent opens a bundle only with every file its signed manifest lists (variants,
+# reference artwork, report), and refuses one with a file missing.
 for manifest in models/*/manifest.json; do
   bundle=$(dirname "$manifest")
   mkdir -p "$stage/$bundle"
-  cp "$bundle/manifest.json" "$bundle/manifest.sig" "$bundle/model.onnx" "$stage/$bundle/"
+  cp -R "$bundle/." "$stage/$bundle/"
 done
 # shellcheck disable=SC2086 # KEYS is a list of paths
 cp ${KEYS:-models/keys/*.pub.pem} "$stage/models/keys/"

@@ -1,1 +1,1 @@
-X9XBw4mZK+xRoYpUDn5bZ2IGAf+bjVTyt3bl1RADhTTt5MA0fw8Jh7PGIxUd+bbD0xz8aHBY+SKdwyXHi7E4Cw==
+7gqUq5vsejQQhreghtL47mFlliictukw8HqfA6CudQAEM2o4KCiNZ9xwRpmDfLpKQt0x6xTH2MlzSmdF9mDqBA==

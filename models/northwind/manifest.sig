@@ -1,1 +1,1 @@
-n9NQVQCKIV1iY4aAoAAV4R8wArUMyk8cnl5v+EtsxcRenyCvkVZU/7lm1N7i0BYWPUvV9UaM/JEzkkzHhPmQBA==
+IkfOPBwgYf6hcj8dPyseFQk0nPz1GBT8wnDS+bqKbn+nb9v+xin7+xWrYyg/1pX67cl7csSGssF4Hb0K1H01Bg==

@@ -2,6 +2,8 @@
 //! a parsed manifest safe to use (see `models/BUNDLE.md`). Unknown keys are ignored, so newer pipelines
 //! can add fields; missing or inconsistent ones are errors that name the field.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -26,6 +28,12 @@ pub struct Manifest {
     /// Other encodings of the same detector (`variant.rs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<VariantSpec>,
+    /// Every file of the bundle but `manifest.json` and `manifest.sig`, by its path in the bundle
+    /// (`model.onnx`, `selftest/expected.json`), with its SHA-256: the signature covers each file through
+    /// it. Optional here (a manifest signed before lists still parses, for messages and the store's
+    /// structural check); [`crate::bundle::Bundle::open`] requires it and holds the folder to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -215,6 +223,45 @@ impl Manifest {
                 .or_else(|(field, problem)| bad(&field, problem))?;
         }
         variant::validate(self).or_else(|(field, problem)| bad(&field, problem))?;
+        if let Some(files) = &self.files {
+            self.check_files(files)
+                .or_else(|problem| bad("files", problem))?;
+        }
+        Ok(())
+    }
+
+    /// The list's names and digests, and that it gives the model and each variant the digest the
+    /// manifest gives them (one file, one digest).
+    fn check_files(&self, files: &BTreeMap<String, String>) -> Result<(), String> {
+        if files.len() > MAX_FILES {
+            return Err(format!(
+                "{} entries, more than a bundle may hold ({MAX_FILES})",
+                files.len()
+            ));
+        }
+        for (name, digest) in files {
+            if !listable_path(name) {
+                return Err(format!(
+                    "{name:?} is not a file a bundle may name (a plain, not hidden name at the root or one folder below; not the manifest or its signature)"
+                ));
+            }
+            if !is_sha256(digest) {
+                return Err(format!("{name}: sha256 must be 64 hex digits"));
+            }
+        }
+        let named = std::iter::once((&self.model.file, &self.model.sha256))
+            .chain(self.variants.iter().map(|v| (&v.file, &v.sha256)));
+        for (file, sha256) in named {
+            match files.get(file) {
+                Some(d) if d.eq_ignore_ascii_case(sha256) => {}
+                Some(_) => {
+                    return Err(format!(
+                        "{file} is listed with another SHA-256 than the manifest gives it"
+                    ))
+                }
+                None => return Err(format!("{file} is not listed")),
+            }
+        }
         Ok(())
     }
 
@@ -227,6 +274,26 @@ impl Manifest {
 /// A file name inside the bundle folder: no path, not hidden.
 pub(super) fn plain_file_name(file: &str) -> bool {
     !(file.is_empty() || file.contains('/') || file.contains('\\') || file.starts_with('.'))
+}
+
+/// The most files a manifest may list (an archive holds at most as many entries).
+pub const MAX_FILES: usize = crate::store::archive::MAX_ENTRIES;
+
+/// The files only the manifest itself may be: they cannot name themselves in it.
+pub const SIGNATURE_FILES: [&str; 2] = ["manifest.json", "manifest.sig"];
+
+/// A path the `files` list may hold: one plain, not hidden name, or a folder and one such name below it
+/// (`selftest/a.jpg`); never the manifest or its signature. The same rule as `bundle.py`'s.
+pub fn listable_path(path: &str) -> bool {
+    let part = |p: &str| {
+        !p.is_empty() && !p.starts_with('.') && !p.chars().any(|c| c == '\\' || c.is_control())
+    };
+    let mut parts = path.split('/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(a), None, None) => part(a) && !SIGNATURE_FILES.contains(&a),
+        (Some(a), Some(b), None) => part(a) && part(b),
+        _ => false,
+    }
 }
 
 pub(super) fn is_sha256(s: &str) -> bool {
@@ -356,6 +423,60 @@ pub(crate) mod tests {
             match parse(&v) {
                 Err(ManifestError::Field { field: f, .. }) => assert_eq!(f, field),
                 other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_file_list_names_plain_paths_with_digests_and_agrees_with_the_model() {
+        let sha = "ab".repeat(32);
+        let with = |files: serde_json::Value| {
+            let mut v = sample_json();
+            v["files"] = files;
+            parse(&v)
+        };
+        let m = with(serde_json::json!({"model.onnx": sha, "selftest/a.jpg": "cd".repeat(32)}))
+            .unwrap();
+        assert_eq!(m.files.as_ref().map(|f| f.len()), Some(2));
+        assert_eq!(parse(&sample_json()).unwrap().files, None);
+        for (files, problem) in [
+            (serde_json::json!({}), "model.onnx is not listed"),
+            (
+                serde_json::json!({"model.onnx": "cd".repeat(32)}),
+                "another SHA-256",
+            ),
+            (serde_json::json!({"model.onnx": sha, "x": "abc"}), "64 hex"),
+            (
+                serde_json::json!({"model.onnx": sha, "a/b/c": sha}),
+                "\"a/b/c\"",
+            ),
+            (
+                serde_json::json!({"model.onnx": sha, "../x": sha}),
+                "\"../x\"",
+            ),
+            (
+                serde_json::json!({"model.onnx": sha, ".hidden": sha}),
+                "\".hidden\"",
+            ),
+            (
+                serde_json::json!({"model.onnx": sha, "/abs": sha}),
+                "\"/abs\"",
+            ),
+            (
+                serde_json::json!({"model.onnx": sha, "manifest.sig": sha}),
+                "\"manifest.sig\"",
+            ),
+            (
+                serde_json::json!({"model.onnx": sha, "a\\b": sha}),
+                "is not a file",
+            ),
+        ] {
+            match with(files.clone()) {
+                Err(ManifestError::Field { field, problem: p }) => {
+                    assert_eq!(field, "files");
+                    assert!(p.contains(problem), "{files}: {p}");
+                }
+                other => panic!("{files}: {other:?}"),
             }
         }
     }

@@ -1,8 +1,11 @@
 //! Model bundles: a folder holding `manifest.json`, `model.onnx` and `manifest.sig` (see
 //! `models/BUNDLE.md`). Opening a bundle checks, in this order, that the manifest is signed by a trusted
-//! key (before anything in it is believed), that it is a valid `hallmark.model/1` manifest, and that the
-//! model file's SHA-256 is the one the manifest names. Whether the ONNX graph itself agrees with the
-//! manifest is checked when a session is built (`hallmark_detect::check`).
+//! key (before anything in it is believed), that it is a valid `hallmark.model/1` manifest, that the
+//! model file's (and each variant's) SHA-256 is the one the manifest names, and that the manifest's
+//! `files` names every other file of the folder with its SHA-256 too (self-test images, reference
+//! artwork, report): a file not named, a named one missing, or another digest refuses the whole bundle,
+//! naming the files, so nothing unsigned ever rides along in a signed bundle. Whether the ONNX graph
+//! itself agrees with the manifest is checked when a session is built (`hallmark_detect::check`).
 //!
 //! Design: the model file is read once, hashed, and its bytes kept in the `Bundle`; sessions are built
 //! from those bytes (`Bundle::model_bytes`), never by reading the file again, so a file swapped on disk
@@ -19,7 +22,8 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 pub use manifest::{
-    ClassSpec, InputSpec, Manifest, ManifestError, ModelSpec, OutputSpec, Role, Thresholds, SCHEMA,
+    listable_path, ClassSpec, InputSpec, Manifest, ManifestError, ModelSpec, OutputSpec, Role,
+    Thresholds, SCHEMA, SIGNATURE_FILES,
 };
 pub use signature::{
     generate_signing_key, KeyError, SignatureError, SigningKeyFile, TrustError, TrustedKey,
@@ -62,6 +66,35 @@ pub enum BundleError {
         expected: String,
         actual: String,
     },
+    #[error("model bundle {bundle}: the manifest has no files list, so its signature does not cover every file of the bundle (a bundle signed before lists: re-release it with `python -m hallmark_models.bundle relist`)")]
+    NoFileList { bundle: PathBuf },
+    #[error(
+        "model bundle {bundle}: not named in the signed manifest's files, refused: {}",
+        some(files)
+    )]
+    Unlisted { bundle: PathBuf, files: Vec<String> },
+    #[error(
+        "model bundle {bundle}: named in the signed manifest's files but missing: {}",
+        some(files)
+    )]
+    FilesMissing { bundle: PathBuf, files: Vec<String> },
+    #[error("model bundle {bundle}: {file} is a symbolic link or a special file; a bundle holds plain files only")]
+    NotAFile { bundle: PathBuf, file: String },
+}
+
+/// Up to ten names, then how many more.
+fn some(names: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut text = names
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    text
 }
 
 /// A bundle whose signature, manifest and model digest have been checked.
@@ -138,6 +171,7 @@ impl Bundle {
             .iter()
             .map(|v| read_verified(dir, &v.file, &v.sha256))
             .collect::<Result<Vec<_>, _>>()?;
+        check_listed_files(dir, &manifest)?;
         tracing::debug!(bundle = %dir.display(), brand = %manifest.brand, revision = manifest.revision, "bundle verified");
         Ok(Bundle {
             dir: dir.to_path_buf(),
@@ -206,6 +240,138 @@ impl Bundle {
     }
 }
 
+/// Holds the folder to the manifest's `files`: exactly the files named (but the manifest and its
+/// signature), each with its digest. The model and the variants were checked already (and the manifest
+/// parser made sure the list gives them the same digests); the names are compared before any other file
+/// is read, so an unsigned file of any size costs one directory listing.
+fn check_listed_files(dir: &Path, manifest: &Manifest) -> Result<(), BundleError> {
+    let Some(listed) = &manifest.files else {
+        return Err(BundleError::NoFileList {
+            bundle: dir.to_path_buf(),
+        });
+    };
+    let present = bundle_files(dir)?;
+    let unlisted: Vec<String> = present
+        .iter()
+        .filter(|p| !listed.contains_key(*p))
+        .cloned()
+        .collect();
+    if !unlisted.is_empty() {
+        return Err(BundleError::Unlisted {
+            bundle: dir.to_path_buf(),
+            files: unlisted,
+        });
+    }
+    let missing: Vec<String> = listed
+        .keys()
+        .filter(|name| !present.contains(*name))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        return Err(BundleError::FilesMissing {
+            bundle: dir.to_path_buf(),
+            files: missing,
+        });
+    }
+    let checked: Vec<&str> = std::iter::once(manifest.model.file.as_str())
+        .chain(manifest.variants.iter().map(|v| v.file.as_str()))
+        .collect();
+    for (name, expected) in listed {
+        if checked.contains(&name.as_str()) {
+            continue;
+        }
+        let path = dir.join(name);
+        let actual = sha256_file(&path).map_err(|e| BundleError::Read {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        if !actual.eq_ignore_ascii_case(expected) {
+            return Err(BundleError::Digest {
+                bundle: dir.to_path_buf(),
+                file: name.clone(),
+                expected: expected.clone(),
+                actual,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The files of a bundle folder but `manifest.json` and `manifest.sig`, by their path in the bundle
+/// (`selftest/a.jpg`), sorted: what the manifest's `files` must name. A folder two levels down is
+/// listed as `a/b/` (no list can name it) rather than walked; a link or a special file is refused.
+pub fn bundle_files(dir: &Path) -> Result<std::collections::BTreeSet<String>, BundleError> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut pending = vec![(dir.to_path_buf(), String::new())];
+    while let Some((folder, prefix)) = pending.pop() {
+        let entries = std::fs::read_dir(&folder).map_err(|e| BundleError::Read {
+            path: folder.clone(),
+            message: e.to_string(),
+        })?;
+        for entry in entries {
+            let entry = entry.map_err(|e| BundleError::Read {
+                path: folder.clone(),
+                message: e.to_string(),
+            })?;
+            let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+            if prefix.is_empty() && SIGNATURE_FILES.contains(&name.as_str()) {
+                continue;
+            }
+            let kind = entry.file_type().map_err(|e| BundleError::Read {
+                path: entry.path(),
+                message: e.to_string(),
+            })?;
+            if kind.is_dir() {
+                if prefix.is_empty() {
+                    pending.push((entry.path(), format!("{name}/")));
+                } else {
+                    out.insert(format!("{name}/"));
+                }
+            } else if kind.is_file() {
+                out.insert(name);
+            } else {
+                return Err(BundleError::NotAFile {
+                    bundle: dir.to_path_buf(),
+                    file: name,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The `files` list of what the bundle folder `dir` holds now: every file but the manifest and its
+/// signature, with its SHA-256 (for tools and tests that assemble a bundle to sign).
+pub fn list_files(dir: &Path) -> Result<std::collections::BTreeMap<String, String>, BundleError> {
+    bundle_files(dir)?
+        .into_iter()
+        .map(|name| {
+            let path = dir.join(&name);
+            sha256_file(&path)
+                .map(|digest| (name, digest))
+                .map_err(|e| BundleError::Read {
+                    path,
+                    message: e.to_string(),
+                })
+        })
+        .collect()
+}
+
+/// The SHA-256 of a file, read in blocks.
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hex::encode(hasher.finalize()));
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
 /// Reads `file` from the bundle folder and checks its SHA-256 against the manifest's.
 fn read_verified(dir: &Path, file: &str, expected: &str) -> Result<Arc<[u8]>, BundleError> {
     let path = dir.join(file);
@@ -239,7 +405,13 @@ mod tests {
     use manifest::tests::sample_json;
     use signature::tests::{sign, trusted};
 
-    /// A bundle folder with a fake model file, signed by key `seed`.
+    /// The `files` list of what `dir` holds now.
+    fn list(dir: &Path) -> serde_json::Value {
+        serde_json::to_value(list_files(dir).unwrap()).unwrap()
+    }
+
+    /// A bundle folder with a fake model file (and whatever `dir` holds already, listed), signed by key
+    /// `seed`.
     fn write_bundle(
         dir: &Path,
         model: &[u8],
@@ -249,6 +421,7 @@ mod tests {
         std::fs::write(dir.join("model.onnx"), model).unwrap();
         let mut v = sample_json();
         v["model"]["sha256"] = hex::encode(Sha256::digest(model)).into();
+        v["files"] = list(dir);
         tweak(&mut v);
         let bytes = serde_json::to_vec_pretty(&v).unwrap();
         std::fs::write(dir.join("manifest.json"), &bytes).unwrap();
@@ -280,6 +453,7 @@ mod tests {
     fn write_with_variant(dir: &Path, signed: &[u8], bytes: &[u8]) {
         std::fs::write(dir.join("fast.onnx"), bytes).unwrap();
         write_bundle(dir, b"model", Some(1), |v| {
+            v["files"]["fast.onnx"] = hex::encode(Sha256::digest(signed)).into();
             v["variants"] = serde_json::json!([{
                 "name": "fast-224", "file": "fast.onnx", "sha256": hex::encode(Sha256::digest(signed)),
                 "precision": "fp32", "input": {"name": "x", "width": 224, "height": 224},
@@ -343,6 +517,85 @@ mod tests {
             matches!(&err, BundleError::ModelMissing { file, .. } if file == "fast.onnx"),
             "{err}"
         );
+    }
+
+    /// A bundle with a self-test and reference artwork, all listed.
+    fn write_full(dir: &Path) {
+        std::fs::create_dir(dir.join("selftest")).unwrap();
+        std::fs::write(dir.join("selftest/a.jpg"), b"image").unwrap();
+        std::fs::write(dir.join("selftest/expected.json"), b"{}").unwrap();
+        std::fs::create_dir(dir.join("reference")).unwrap();
+        std::fs::write(dir.join("reference/earl-grey.png"), b"png").unwrap();
+        write_bundle(dir, b"model", Some(1), |_| {});
+    }
+
+    #[test]
+    fn every_file_of_a_bundle_is_named_with_its_digest_or_the_bundle_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        write_full(dir.path());
+        let b = Bundle::open(dir.path(), &trusted(1)).unwrap();
+        assert_eq!(b.manifest().files.as_ref().map(|f| f.len()), Some(4));
+
+        // Files nobody signed: refused, each named, whatever they hold.
+        std::fs::write(dir.path().join("run.sh"), b"#!/bin/sh").unwrap();
+        std::fs::write(dir.path().join(".hidden"), b"x").unwrap();
+        std::fs::create_dir_all(dir.path().join("selftest/deeper")).unwrap();
+        let err = Bundle::open(dir.path(), &trusted(1)).unwrap_err();
+        assert!(
+            matches!(&err, BundleError::Unlisted { files, .. }
+                if files == &[".hidden", "run.sh", "selftest/deeper/"]),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("not named in the signed manifest's files, refused: .hidden, run.sh"),
+            "{err}"
+        );
+        for extra in [".hidden", "run.sh"] {
+            std::fs::remove_file(dir.path().join(extra)).unwrap();
+        }
+        std::fs::remove_dir(dir.path().join("selftest/deeper")).unwrap();
+
+        // A listed file changed: a digest mismatch naming it.
+        std::fs::write(dir.path().join("reference/earl-grey.png"), b"other").unwrap();
+        let err = Bundle::open(dir.path(), &trusted(1)).unwrap_err();
+        assert!(
+            matches!(&err, BundleError::Digest { file, .. } if file == "reference/earl-grey.png"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("reference/earl-grey.png"), b"png").unwrap();
+
+        // The self-test stripped.
+        std::fs::remove_dir_all(dir.path().join("selftest")).unwrap();
+        let err = Bundle::open(dir.path(), &trusted(1)).unwrap_err();
+        assert!(
+            matches!(&err, BundleError::FilesMissing { files, .. }
+                if files == &["selftest/a.jpg", "selftest/expected.json"]),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_link_in_a_bundle_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        write_full(dir.path());
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("reference/x.png")).unwrap();
+        let err = Bundle::open(dir.path(), &trusted(1)).unwrap_err();
+        assert!(
+            matches!(&err, BundleError::NotAFile { file, .. } if file == "reference/x.png"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_manifest_signed_before_file_lists_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        write_bundle(dir.path(), b"model", Some(1), |v| {
+            v.as_object_mut().unwrap().remove("files");
+        });
+        let err = Bundle::open(dir.path(), &trusted(1)).unwrap_err();
+        assert!(matches!(err, BundleError::NoFileList { .. }), "{err}");
+        assert!(err.to_string().contains("relist"), "{err}");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use thiserror::Error;
@@ -159,10 +160,20 @@ impl SigningKeyFile {
         })
     }
 
-    /// The private key as PKCS#8 PEM.
+    /// The private key as PKCS#8 v1 PEM (RFC 8410: the 32-byte seed, no public key), byte for byte the
+    /// form `openssl genpkey -algorithm ed25519` writes.
+    ///
+    /// Design: `ed25519-dalek`'s own encoding is PKCS#8 v2 with the public key attached, whose `[1]`
+    /// field OpenSSL 3 and Python `cryptography` refuse ("extra data"); an operator must be able to keep
+    /// the key in their own tooling (OpenSSL, an HSM or KMS importing PKCS#8). Keys in that older form
+    /// are still read ([`SigningKeyFile::from_pem_file`]).
     pub fn private_pem(&self) -> Result<String, KeyError> {
-        self.key
-            .to_pkcs8_pem(Default::default())
+        let bytes = ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: self.key.to_bytes(),
+            public_key: None,
+        };
+        bytes
+            .to_pkcs8_pem(LineEnding::LF)
             .map(|pem| pem.to_string())
             .map_err(|e| KeyError::Encode(e.to_string()))
     }
@@ -171,7 +182,7 @@ impl SigningKeyFile {
     pub fn public_pem(&self) -> Result<String, KeyError> {
         self.key
             .verifying_key()
-            .to_public_key_pem(Default::default())
+            .to_public_key_pem(LineEnding::LF)
             .map_err(|e| KeyError::Encode(e.to_string()))
     }
 
@@ -280,6 +291,38 @@ pub(crate) mod tests {
         let trust = TrustedKeys::from_pem_files(&[public]).unwrap();
         assert!(trust.verify(b"manifest", sig.as_bytes()).is_ok());
         assert!(key.trusted().verify(b"manifest", sig.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn the_private_key_is_pkcs8_v1_and_a_v2_key_of_an_older_keygen_still_reads() {
+        use base64::Engine;
+        let key = SigningKeyFile {
+            source: PathBuf::from("seed"),
+            key: signing_key(5),
+        };
+        let pem = key.private_pem().unwrap();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap();
+        // SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 }, OCTET STRING { OCTET STRING seed } }.
+        let mut want = hex::decode("302e020100300506032b657004220420").unwrap();
+        want.extend_from_slice(&[5; 32]);
+        assert_eq!(der, want);
+        let dir = tempfile::tempdir().unwrap();
+        let v2 = dir.path().join("v2.pem");
+        let dalek_v2 = signing_key(5).to_pkcs8_pem(LineEnding::LF).unwrap();
+        assert!(
+            dalek_v2.len() > pem.len(),
+            "the v2 form carries the public key"
+        );
+        std::fs::write(&v2, dalek_v2.as_bytes()).unwrap();
+        assert_eq!(
+            SigningKeyFile::from_pem_file(&v2)
+                .unwrap()
+                .sign_manifest(b"m"),
+            key.sign_manifest(b"m")
+        );
     }
 
     #[test]

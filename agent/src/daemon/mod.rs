@@ -746,7 +746,9 @@ fn serve_brands(
     })
 }
 
-/// The store's active revision of the bundle's brand, verified and loaded, when it is newer.
+/// The store's active revision of the bundle's brand, verified and loaded, when it is newer, or when
+/// it is the target of a signed rollback that withdrew the configured revision (a restart must not
+/// undo a rollback the publisher signed).
 fn newer_from_store(
     store: &crate::store::Store,
     bundle: &crate::bundle::Bundle,
@@ -756,8 +758,16 @@ fn newer_from_store(
     let brand = &bundle.manifest().brand;
     let configured = bundle.manifest().revision;
     let active = store.active(brand).ok().flatten()?;
-    if active <= configured {
+    let withdrawn = store
+        .guard(brand)
+        .ok()
+        .and_then(|g| g.rollback)
+        .is_some_and(|r| r.to == active && r.to < configured && configured <= r.supersedes);
+    if active <= configured && !withdrawn {
         return None;
+    }
+    if withdrawn {
+        tracing::warn!(%brand, revision = active, configured, "the configured revision was withdrawn by a signed rollback; serving the store's active revision");
     }
     let loaded = store
         .active_bundle(brand, trust)

@@ -24,7 +24,8 @@ use crate::observe::Observer;
 use crate::runtime::{Runtime, RuntimeOptions};
 use crate::store::Store;
 use crate::update::{
-    decide, Attempt, Decision, Downloader, Fault, Release, Releases, Retry, State, Status, Timeouts,
+    decide, Attempt, Decision, Downloader, Fault, Floor, Grant, Release, Releases, Retry, State,
+    Status, Timeouts,
 };
 
 use super::selftest;
@@ -122,6 +123,12 @@ impl Updater {
         shape: (Layout, InputShape),
         w: Wiring,
     ) -> Updater {
+        // What serves now counts as run: a release alone cannot take the device below it.
+        for (brand, &revision) in serving {
+            if let Err(e) = store.observe(brand, revision) {
+                tracing::error!(%brand, revision, error = %e, "cannot record the served revision in the store's anti-rollback state");
+            }
+        }
         Updater {
             store,
             trust,
@@ -244,9 +251,40 @@ impl Updater {
             return;
         }
         let serving = self.serving.get(&release.brand).copied();
-        match decide(serving, release, last) {
+        let guard = match self.store.guard(&release.brand) {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::error!(brand = %release.brand, error = %e, "cannot read the store's anti-rollback state");
+                Default::default()
+            }
+        };
+        let floor = Floor {
+            highest: guard.highest.max(serving),
+            withdrawn: guard.rollback.map(|r| r.supersedes),
+        };
+        // A carried statement is checked before anything is downloaded: its signature against the
+        // trusted keys, its brand and revision against the release's, and that it supersedes all this
+        // device has run (an older statement is not replayed).
+        let grant = release.statement.as_ref().map(|s| {
+            s.verify(&self.trust, &release.brand, release.revision)
+                .and_then(|g| {
+                    g.check_device(serving, floor.highest, floor.withdrawn)
+                        .map(|()| g)
+                })
+        });
+        let signed = grant
+            .as_ref()
+            .map(|g| g.as_ref().map(|_| ()).map_err(ToString::to_string));
+        match decide(serving, &floor, release, last, signed) {
             Decision::Ignore(why) => {
                 tracing::info!(brand = %release.brand, revision = release.revision, %why, "release ignored");
+            }
+            Decision::Refuse(cause) => {
+                tracing::warn!(brand = %release.brand, revision = release.revision, %cause, "release refused");
+                self.retry_at.remove(&release.brand);
+                let attempt = Attempt::start(release, last);
+                self.attempts.insert(release.brand.clone(), attempt);
+                self.fail(&release.brand, Fault::Permanent, cause, release);
             }
             Decision::ConfirmActive => {
                 self.report(
@@ -262,11 +300,15 @@ impl Updater {
                     },
                 );
             }
-            Decision::Install | Decision::Rollback => {
+            decision @ (Decision::Install | Decision::Rollback) => {
                 self.retry_at.remove(&release.brand);
                 let attempt = Attempt::start(release, last);
                 self.attempts.insert(release.brand.clone(), attempt);
-                self.install(release);
+                let grant = match decision {
+                    Decision::Rollback => grant.and_then(Result::ok),
+                    _ => None,
+                };
+                self.install(release, grant);
             }
         }
     }
@@ -301,8 +343,9 @@ impl Updater {
         }
     }
 
-    /// Download → install → load → self-test → swap → activate.
-    fn install(&mut self, release: &Release) {
+    /// Download → install → load → self-test → swap → activate. `grant`: the signed rollback statement
+    /// that lets this release go back (checked against the bundle that arrives, then recorded).
+    fn install(&mut self, release: &Release, grant: Option<Grant>) {
         let brand = release.brand.clone();
         let started = Instant::now();
         self.set(
@@ -376,22 +419,35 @@ impl Updater {
             "signature, model digest, self-test".into(),
             None,
         );
-        match self.verify_and_load(release, &archive) {
-            Ok((detector, bundle, dir, tested)) => {
-                self.swap_in(release, detector, bundle, &dir, tested, started)
-            }
+        match self.install_archive(release, &archive, grant.as_ref()) {
+            Ok(dir) => match self.verify_and_load(release, &dir) {
+                Ok((detector, bundle, tested)) => {
+                    self.swap_in(release, detector, bundle, &dir, tested, started, grant)
+                }
+                Err((fault, cause)) => {
+                    if fault == Fault::Permanent {
+                        // Installed, then refused: never a fallback for a broken active pointer.
+                        if let Err(e) = self.store.refuse(&brand, release.revision) {
+                            tracing::error!(error = %e, "cannot record a refused revision in the store");
+                        }
+                    }
+                    self.fail(&brand, fault, cause, release)
+                }
+            },
             Err((fault, cause)) => self.fail(&brand, fault, cause, release),
         }
         let _ = crate::update::remove_stale(&self.downloads, &[]);
     }
 
-    /// Installs the archive into the store and builds and self-tests its detector. Nothing serves it yet.
-    #[allow(clippy::type_complexity)]
-    fn verify_and_load(
+    /// Installs the archive into the store (archive rules, signature, manifest, every file's digest),
+    /// checks it is the release's brand and revision and, under a rollback statement, the very manifest
+    /// the statement names; returns the revision's folder.
+    fn install_archive(
         &mut self,
         release: &Release,
         archive: &std::path::Path,
-    ) -> Result<(Detector, Bundle, PathBuf, selftest::Outcome), (Fault, String)> {
+        grant: Option<&Grant>,
+    ) -> Result<PathBuf, (Fault, String)> {
         let rejected = |cause: String| (Fault::Permanent, cause);
         let installed = self
             .store
@@ -403,8 +459,25 @@ impl Updater {
                 installed.brand, installed.revision, release.brand, release.revision
             )));
         }
+        if let Some(g) = grant {
+            let path = installed.dir.join("manifest.json");
+            let manifest = std::fs::read(&path)
+                .map_err(|e| (Fault::Transient, format!("{}: {e}", path.display())))?;
+            g.check_manifest(&manifest)
+                .map_err(|e| rejected(e.to_string()))?;
+        }
+        Ok(installed.dir)
+    }
+
+    /// Builds and self-tests the installed revision's detector. Nothing serves it yet.
+    fn verify_and_load(
+        &mut self,
+        release: &Release,
+        dir: &std::path::Path,
+    ) -> Result<(Detector, Bundle, selftest::Outcome), (Fault, String)> {
+        let rejected = |cause: String| (Fault::Permanent, cause);
         let options = &self.runtime_options;
-        let bundle = Bundle::open(&installed.dir, &self.trust)
+        let bundle = Bundle::open(dir, &self.trust)
             .and_then(|b| b.select(&options.encoding, options.prefers_gpu()))
             .map_err(|e| rejected(e.to_string()))?;
         if self.runtime.is_none() {
@@ -436,11 +509,12 @@ impl Updater {
             )));
         }
         let manifest = Arc::new(bundle.manifest().clone());
-        let tested = selftest::run(&installed.dir, &mut detector, &manifest, self.image_limits)
-            .map_err(rejected)?;
-        Ok((detector, bundle, installed.dir, tested))
+        let tested =
+            selftest::run(dir, &mut detector, &manifest, self.image_limits).map_err(rejected)?;
+        Ok((detector, bundle, tested))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn swap_in(
         &mut self,
         release: &Release,
@@ -449,6 +523,7 @@ impl Updater {
         dir: &std::path::Path,
         tested: selftest::Outcome,
         started: Instant,
+        grant: Option<Grant>,
     ) {
         let brand = release.brand.clone();
         let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -477,8 +552,15 @@ impl Updater {
             .insert(brand.clone(), release.revision)
             .unwrap_or_default();
         // Design: the pointer moves after the swap; a crash in between restarts on the old revision,
-        // which is consistent, and the retained release then installs the new one again.
-        if let Err(e) = self.store.activate(&brand, release.revision) {
+        // which is consistent, and the retained release then installs the new one again. A signed
+        // rollback is recorded with it: what it withdraws no release alone brings back.
+        let activated = match &grant {
+            Some(g) => self
+                .store
+                .activate_rollback(&brand, release.revision, g.supersedes),
+            None => self.store.activate(&brand, release.revision),
+        };
+        if let Err(e) = activated {
             tracing::error!(error = %e, "the store's active pointer could not be moved; the new model serves until a restart");
         }
         if let Ok(pruned) = self.store.prune(&brand, self.keep) {
@@ -492,11 +574,18 @@ impl Updater {
             selftest::Outcome::Passed(n) => format!("self-test passed ({n} images)"),
             selftest::Outcome::Absent => "no self-test in the bundle".into(),
         };
+        let signed = grant.map_or_else(String::new, |g| {
+            format!(
+                "; rolled back under a rollback statement signed by {} (withdraws revisions up to {})",
+                g.signer.display(),
+                g.supersedes
+            )
+        });
         self.set(
             &brand,
             State::Active,
             format!(
-                "serving revision {} (was {was}); {test}; {} ms from release to active; {}",
+                "serving revision {} (was {was}){signed}; {test}; {} ms from release to active; {}",
                 release.revision,
                 started.elapsed().as_millis(),
                 dir.display()

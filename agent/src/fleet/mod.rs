@@ -26,6 +26,10 @@ pub struct Release {
     /// Present (and true) only to ask devices to go back to a lower revision.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rollback: bool,
+    /// With `rollback`: the signed statement that lets devices go back (`update::rollback`); without
+    /// it a device refuses the rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_statement: Option<crate::update::Statement>,
 }
 
 impl Release {
@@ -47,6 +51,7 @@ impl Release {
             sha256: sha256.to_string(),
             size,
             rollback,
+            rollback_statement: None,
         }
     }
 }

@@ -31,19 +31,28 @@ pub enum PublishError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
     pub topic: String,
+    /// Empty when the message was larger than [`collect`]'s `max_payload` (see `oversize`).
     pub payload: Vec<u8>,
     pub retain: bool,
+    /// The size of a payload too large to keep, which was dropped on arrival.
+    pub oversize: Option<usize>,
 }
+
+/// The largest packet MQTT can carry (a remaining length of 268,435,455 bytes, plus the fixed header).
+/// Design: the one-shot reader takes whatever the broker delivers, so that one device's oversized
+/// retained message is read past (and reported) instead of ending the connection with it, and with it
+/// the whole fleet's view; [`collect`] keeps only what is small enough to be a real message.
+const MQTT_MAX_PACKET: usize = 268_435_455 + 5;
 
 /// TLS for the one-shot connections (`None`: plain TCP).
 pub type Tls = Option<Arc<rustls::ClientConfig>>;
 
-fn client(host: &str, port: u16, role: &str, tls: &Tls) -> (Client, Connection) {
+fn client(host: &str, port: u16, role: &str, tls: &Tls, incoming: usize) -> (Client, Connection) {
     let id = format!("hallmark-{role}-{}", uuid::Uuid::now_v7().simple());
     let mut opts = MqttOptions::new(id, host, port);
     opts.set_clean_session(true)
         .set_keep_alive(Duration::from_secs(10))
-        .set_max_packet_size(1 << 20, 1 << 20);
+        .set_max_packet_size(incoming, 1 << 20);
     if let Some(config) = tls {
         opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
             config.clone(),
@@ -64,7 +73,7 @@ pub fn publish(
     tls: &Tls,
 ) -> Result<(), PublishError> {
     let broker = format!("{host}:{port}");
-    let (client, mut connection) = client(host, port, "publish", tls);
+    let (client, mut connection) = client(host, port, "publish", tls, 1 << 20);
     client
         .publish(topic, QoS::AtLeastOnce, retain, payload.to_vec())
         .map_err(|e| PublishError::Connection {
@@ -117,7 +126,9 @@ pub fn publish(
 }
 
 /// Subscribes to `filters` (QoS 1) and returns every non-empty message received within `wait`
-/// after the subscription is acknowledged (retained ones arrive first), in arrival order.
+/// after the subscription is acknowledged (retained ones arrive first), in arrival order. A payload
+/// over `max_payload` bytes is dropped on arrival and comes back as its topic and size
+/// ([`Received::oversize`]): one oversized message never ends the collection.
 pub fn collect(
     host: &str,
     port: u16,
@@ -125,9 +136,10 @@ pub fn collect(
     wait: Duration,
     connect_timeout: Duration,
     tls: &Tls,
+    max_payload: usize,
 ) -> Result<Vec<Received>, PublishError> {
     let broker = format!("{host}:{port}");
-    let (client, mut connection) = client(host, port, "status", tls);
+    let (client, mut connection) = client(host, port, "status", tls, MQTT_MAX_PACKET);
     for f in filters {
         client
             .subscribe(f.clone(), QoS::AtLeastOnce)
@@ -174,11 +186,20 @@ pub fn collect(
                 }
             }
             Ok(Ok(Event::Incoming(Incoming::Publish(p)))) => {
-                if !p.payload.is_empty() {
+                let len = p.payload.len();
+                if len > max_payload {
+                    got.push(Received {
+                        topic: p.topic.clone(),
+                        payload: Vec::new(),
+                        retain: p.retain,
+                        oversize: Some(len),
+                    });
+                } else if len > 0 {
                     got.push(Received {
                         topic: p.topic.clone(),
                         payload: p.payload.to_vec(),
                         retain: p.retain,
+                        oversize: None,
                     });
                 }
             }

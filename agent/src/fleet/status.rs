@@ -45,13 +45,45 @@ struct Status {
     progress: Option<f64>,
 }
 
+/// The largest payload read as a status, online or release message (each is a few hundred bytes; a
+/// release at most 16 KiB): anything larger is skipped and reported, not parsed.
+pub const MAX_PAYLOAD: usize = 64 * 1024;
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FleetView {
     /// The fleet release per brand.
     pub releases: BTreeMap<String, u64>,
     pub devices: Vec<DeviceView>,
-    /// Topics whose payload could not be read (skipped).
+    /// Topics whose payload could not be read (skipped); the same as `skipped`, topics only.
     pub ignored: Vec<String>,
+    /// Each message skipped, with the device it came from and why, sorted by device.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A retained message the view could not use: one device's bad message costs that message only.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Skipped {
+    /// The device whose topic it was (`None`: a fleet release).
+    pub thing: Option<String>,
+    pub topic: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.thing {
+            Some(thing) => write!(
+                f,
+                "device {thing}: skipped its retained message on {}: {}",
+                self.topic, self.reason
+            ),
+            None => write!(
+                f,
+                "skipped the retained message on {}: {}",
+                self.topic, self.reason
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -91,48 +123,45 @@ struct Device {
 pub fn build(prefix: &str, messages: &[Received]) -> FleetView {
     let mut releases = BTreeMap::new();
     let mut devices: BTreeMap<String, Device> = BTreeMap::new();
-    let mut ignored = Vec::new();
+    let mut skipped = Vec::new();
     let head = format!("{prefix}/");
     for m in messages {
         let Some(rest) = m.topic.strip_prefix(&head) else {
             continue;
         };
         let parts: Vec<&str> = rest.split('/').collect();
-        let ok = match parts.as_slice() {
-            ["fleet", "models", brand] => serde_json::from_slice::<Release>(&m.payload)
-                .map(|r| {
-                    releases.insert(brand.to_string(), r.revision);
-                })
-                .is_ok(),
-            ["things", thing, "online"] => serde_json::from_slice::<Online>(&m.payload)
-                .map(|o| devices.entry(thing.to_string()).or_default().online = Some(o))
-                .is_ok(),
-            ["things", thing, "models", brand] => serde_json::from_slice::<Release>(&m.payload)
-                .map(|r| {
-                    devices
-                        .entry(thing.to_string())
-                        .or_default()
-                        .canary
-                        .insert(brand.to_string(), r.revision);
-                })
-                .is_ok(),
-            ["things", thing, "models", brand, "status"] => {
-                serde_json::from_slice::<Status>(&m.payload)
-                    .map(|s| {
-                        devices
-                            .entry(thing.to_string())
-                            .or_default()
-                            .status
-                            .insert(brand.to_string(), s);
-                    })
-                    .is_ok()
-            }
-            _ => true,
+        let (thing, what) = match parts.as_slice() {
+            ["fleet", "models", _] => (None, "a release"),
+            ["things", thing, "online"] => (Some(*thing), "a device's online message"),
+            ["things", thing, "models", _] => (Some(*thing), "a release"),
+            ["things", thing, "models", _, "status"] => (Some(*thing), "an update status"),
+            _ => continue,
         };
-        if !ok {
-            ignored.push(m.topic.clone());
+        if let Some(thing) = thing {
+            // The device is listed whatever its messages hold: a bad one is reported, not hidden.
+            devices.entry(thing.to_string()).or_default();
+        }
+        let result = match m.oversize {
+            Some(size) => Err(format!(
+                "{size} bytes, over the limit of {MAX_PAYLOAD} for {what}"
+            )),
+            None if m.payload.len() > MAX_PAYLOAD => Err(format!(
+                "{} bytes, over the limit of {MAX_PAYLOAD} for {what}",
+                m.payload.len()
+            )),
+            None => read(&parts, &m.payload, &mut releases, &mut devices)
+                .map_err(|e| format!("not readable as {what}: {e}")),
+        };
+        if let Err(reason) = result {
+            skipped.push(Skipped {
+                thing: thing.map(str::to_string),
+                topic: m.topic.clone(),
+                reason,
+            });
         }
     }
+    skipped.sort_by(|a, b| (&a.thing, &a.topic).cmp(&(&b.thing, &b.topic)));
+    let ignored = skipped.iter().map(|s| s.topic.clone()).collect();
     let devices = devices
         .into_iter()
         .map(|(thing, d)| {
@@ -181,7 +210,45 @@ pub fn build(prefix: &str, messages: &[Received]) -> FleetView {
         releases,
         devices,
         ignored,
+        skipped,
     }
+}
+
+/// Reads one message of a known topic into the view.
+fn read(
+    parts: &[&str],
+    payload: &[u8],
+    releases: &mut BTreeMap<String, u64>,
+    devices: &mut BTreeMap<String, Device>,
+) -> Result<(), serde_json::Error> {
+    match parts {
+        ["fleet", "models", brand] => {
+            let r: Release = serde_json::from_slice(payload)?;
+            releases.insert(brand.to_string(), r.revision);
+        }
+        ["things", thing, "online"] => {
+            let o: Online = serde_json::from_slice(payload)?;
+            devices.entry(thing.to_string()).or_default().online = Some(o);
+        }
+        ["things", thing, "models", brand] => {
+            let r: Release = serde_json::from_slice(payload)?;
+            devices
+                .entry(thing.to_string())
+                .or_default()
+                .canary
+                .insert(brand.to_string(), r.revision);
+        }
+        ["things", thing, "models", brand, "status"] => {
+            let s: Status = serde_json::from_slice(payload)?;
+            devices
+                .entry(thing.to_string())
+                .or_default()
+                .status
+                .insert(brand.to_string(), s);
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// The view as an aligned text table, one line per device and brand, then the fleet releases.
@@ -280,6 +347,7 @@ mod tests {
             topic: topic.into(),
             payload: serde_json::to_vec(&payload).unwrap(),
             retain: true,
+            oversize: None,
         }
     }
 
@@ -319,6 +387,7 @@ mod tests {
                 topic: "hm/things/k5/online".into(),
                 payload: b"not json".to_vec(),
                 retain: true,
+                oversize: None,
             },
             msg("other/things/k9/online", json!({"online": true})),
         ]
@@ -329,8 +398,17 @@ mod tests {
         let v = build("hm", &sample());
         assert_eq!(v.releases, BTreeMap::from([("acme".to_string(), 8)]));
         assert_eq!(v.ignored, vec!["hm/things/k5/online".to_string()]);
+        assert_eq!(v.skipped[0].thing.as_deref(), Some("k5"));
+        assert!(
+            v.skipped[0]
+                .reason
+                .starts_with("not readable as a device's online message"),
+            "{:?}",
+            v.skipped
+        );
+        // A device whose only message was unreadable is still listed (with nothing known).
         let things: Vec<&str> = v.devices.iter().map(|d| d.thing.as_str()).collect();
-        assert_eq!(things, ["k1", "k2", "k3", "k4"]);
+        assert_eq!(things, ["k1", "k2", "k3", "k4", "k5"]);
         let k1 = &v.devices[0];
         assert_eq!(
             (k1.online, k1.brands[0].active, k1.brands[0].behind),
@@ -363,6 +441,36 @@ mod tests {
     }
 
     #[test]
+    fn an_oversized_message_is_skipped_and_reported_by_device() {
+        let mut m = sample();
+        m.push(Received {
+            topic: "hm/things/k1/models/acme/status".into(),
+            payload: Vec::new(),
+            retain: true,
+            oversize: Some(3_000_000),
+        });
+        m.push(Received {
+            topic: "hm/fleet/models/zeta".into(),
+            payload: vec![b' '; MAX_PAYLOAD + 1],
+            retain: true,
+            oversize: None,
+        });
+        let v = build("hm", &m);
+        let reports: Vec<String> = v.skipped.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            reports,
+            [
+                "skipped the retained message on hm/fleet/models/zeta: 65537 bytes, over the limit of 65536 for a release".to_string(),
+                "device k1: skipped its retained message on hm/things/k1/models/acme/status: 3000000 bytes, over the limit of 65536 for an update status".into(),
+                "device k5: skipped its retained message on hm/things/k5/online: not readable as a device's online message: expected ident at line 1 column 2".into(),
+            ]
+        );
+        // k1 keeps what its other messages said.
+        assert_eq!(v.devices[0].brands[0].active, Some(8));
+        assert_eq!(v.releases.len(), 1);
+    }
+
+    #[test]
     fn a_later_message_on_a_topic_replaces_the_earlier() {
         let mut m = sample();
         m.push(msg(
@@ -381,7 +489,7 @@ mod tests {
         let t = table(&build("hm", &sample()));
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[0].starts_with("DEVICE  ONLINE"), "{t}");
-        assert_eq!(lines.len(), 1 + 5 + 1, "{t}");
+        assert_eq!(lines.len(), 1 + 6 + 1, "{t}");
         let k2 = lines
             .iter()
             .find(|l| l.starts_with("k2") && l.contains("acme"))

@@ -5,6 +5,8 @@
 //! <root>/<brand>/<revision>/   manifest.json, manifest.sig, model.onnx, optional selftest/
 //! <root>/<brand>/active        "7\n"
 //! <root>/<brand>/previous      "6\n"
+//! <root>/<brand>/anti-rollback.json  the highest revision run, the last signed rollback, revisions
+//!                              refused or rolled back from ([`guard`])
 //! <root>/.staging-<uuid>/      an install in progress (removed by recovery)
 //! <root>/<brand>/.trash-<uuid>/ a revision being pruned (removed by recovery)
 //! ```
@@ -17,6 +19,7 @@
 //! command); renames keep a concurrent reader safe, but two writers are not arbitrated.
 
 pub mod archive;
+pub mod guard;
 pub mod pointer;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +27,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 pub use archive::ArchiveError;
+pub use guard::{Guard, Rollback};
 pub use pointer::PointerError;
 
 use crate::bundle::{Bundle, BundleError, Manifest, TrustedKeys};
@@ -153,6 +157,51 @@ impl Store {
         self.root.join(brand).join(name)
     }
 
+    /// `brand`'s anti-rollback state ([`guard`]). A store without one (older than it) or with an
+    /// unreadable one starts from its pointers: the highest revision is the larger of active and
+    /// previous.
+    pub fn guard(&self, brand: &str) -> Result<Guard, StoreError> {
+        check_brand(brand)?;
+        let path = self.pointer(brand, guard::FILE);
+        match guard::read(&path) {
+            Ok(Some(g)) => return Ok(g),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(%brand, path = %path.display(), error = %e, "model store: the anti-rollback state is unreadable; starting again from the pointers");
+            }
+        }
+        let read = |name| pointer::read(&self.pointer(brand, name)).ok().flatten();
+        Ok(Guard {
+            highest: read(ACTIVE).max(read(PREVIOUS)),
+            ..Guard::default()
+        })
+    }
+
+    fn save_guard(&self, brand: &str, g: &Guard) -> Result<(), StoreError> {
+        let dir = self.root.join(brand);
+        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        Ok(guard::write(&self.pointer(brand, guard::FILE), g)?)
+    }
+
+    /// `brand` serves `revision` (a configured bundle the store does not hold, say): it counts as run,
+    /// so a release alone cannot take the device below it.
+    pub fn observe(&self, brand: &str, revision: u64) -> Result<(), StoreError> {
+        let mut g = self.guard(brand)?;
+        if g.highest.is_some_and(|h| h >= revision) {
+            return Ok(());
+        }
+        g.highest = Some(revision);
+        self.save_guard(brand, &g)
+    }
+
+    /// Remembers that the device refused `revision` (it failed after its install: self-test, load): it
+    /// is never a fallback.
+    pub fn refuse(&self, brand: &str, revision: u64) -> Result<(), StoreError> {
+        let mut g = self.guard(brand)?;
+        g.refuse(revision);
+        self.save_guard(brand, &g)
+    }
+
     /// Removes leftovers of interrupted installs, prunes and pointer writes, and moves an `active`
     /// pointer that names a missing or unsound revision back to `previous`.
     fn recover(&self) -> Result<Recovery, StoreError> {
@@ -191,7 +240,10 @@ impl Store {
                 continue;
             }
             let from = active.ok().flatten();
-            let to = previous.filter(|&p| self.sound(&brand, p));
+            // Design: never back to a revision the device refused or rolled back from, nor one a
+            // signed rollback withdrew: `previous` is only a candidate, the guard has the last word.
+            let guard = self.guard(&brand)?;
+            let to = previous.filter(|&p| self.sound(&brand, p) && guard.may_fall_back_to(p));
             match to {
                 Some(p) => {
                     pointer::write(&self.pointer(&brand, ACTIVE), p)?;
@@ -342,11 +394,29 @@ impl Store {
         }
     }
 
-    /// Makes `revision` (installed) the active one; the old active becomes `previous`.
+    /// Makes `revision` (installed) the active one; the old active becomes `previous`. Activating a
+    /// revision below the active one is a rollback: the revision left is remembered as rolled back from
+    /// and is not kept as `previous` (a broken pointer must never fall back to it). The highest
+    /// revision run ([`Store::guard`]) moves up first.
     pub fn activate(&self, brand: &str, revision: u64) -> Result<(), StoreError> {
         self.require_installed(brand, revision)?;
         let old = self.active(brand)?;
         if old == Some(revision) {
+            return Ok(());
+        }
+        let back_from = old.filter(|&o| revision < o);
+        let mut g = self.guard(brand)?;
+        g.activated(revision);
+        if let Some(from) = back_from {
+            g.refuse(from);
+        }
+        self.save_guard(brand, &g)?;
+        if back_from.is_some() {
+            // Design: `previous` removed first, then `active`: a crash between leaves the old active
+            // alone, which is consistent.
+            pointer::remove(&self.pointer(brand, PREVIOUS))?;
+            pointer::write(&self.pointer(brand, ACTIVE), revision)?;
+            tracing::warn!(%brand, revision, from = ?old, "model store: activated a lower revision (a rollback)");
             return Ok(());
         }
         // Design: `previous` first, then `active`. A crash between the two leaves active = old and
@@ -357,6 +427,28 @@ impl Store {
         pointer::write(&self.pointer(brand, ACTIVE), revision)?;
         tracing::info!(%brand, revision, previous = ?old, "model store: activated");
         Ok(())
+    }
+
+    /// Activates `revision` under a signed rollback that withdraws every revision up to `supersedes`
+    /// (`update::rollback`): recorded first, so a release alone can no longer bring those back, nor
+    /// can a fallback.
+    pub fn activate_rollback(
+        &self,
+        brand: &str,
+        revision: u64,
+        supersedes: u64,
+    ) -> Result<(), StoreError> {
+        self.require_installed(brand, revision)?;
+        let mut g = self.guard(brand)?;
+        let supersedes = g
+            .rollback
+            .map_or(supersedes, |r| r.supersedes.max(supersedes));
+        g.rollback = Some(Rollback {
+            to: revision,
+            supersedes,
+        });
+        self.save_guard(brand, &g)?;
+        self.activate(brand, revision)
     }
 
     pub fn active(&self, brand: &str) -> Result<Option<u64>, StoreError> {
@@ -385,6 +477,9 @@ impl Store {
         };
         self.require_installed(brand, target)?;
         let from = self.active(brand)?;
+        if let Some(from) = from {
+            self.refuse(brand, from)?;
+        }
         pointer::write(&self.pointer(brand, ACTIVE), target)?;
         pointer::remove(&self.pointer(brand, PREVIOUS))?;
         tracing::warn!(%brand, from = ?from, to = target, "model store: rolled back");
@@ -614,6 +709,64 @@ mod tests {
         let (s, rec) = Store::open_recovering(root.path()).unwrap();
         assert_eq!(rec.fell_back, vec![("acme".to_string(), None, None)]);
         assert_eq!(s.active("acme").unwrap(), None);
+    }
+
+    #[test]
+    fn a_broken_active_pointer_never_falls_back_to_a_revision_rolled_back_from() {
+        let root = tempfile::tempdir().unwrap();
+        let s = Store::open(root.path()).unwrap();
+        for r in [1, 2, 3] {
+            fake_revision(&s, "acme", r);
+        }
+        // Activated 1, 2, 3, then taken back to 2 (a release, or an operator): 3 is rolled back from.
+        for r in [1, 2, 3, 2] {
+            s.activate("acme", r).unwrap();
+        }
+        assert_eq!(
+            (s.active("acme").unwrap(), s.previous("acme").unwrap()),
+            (Some(2), None)
+        );
+        let g = s.guard("acme").unwrap();
+        assert_eq!((g.highest, g.refused.as_slice()), (Some(3), &[3][..]));
+        // A previous pointer naming 3 anyway (written by an older agent): still not a fallback.
+        pointer::write(&root.path().join("acme/previous"), 3).unwrap();
+        std::fs::write(root.path().join("acme/active"), b"garbage").unwrap();
+        let (s, rec) = Store::open_recovering(root.path()).unwrap();
+        assert_eq!(rec.fell_back, vec![("acme".to_string(), None, None)]);
+        assert_eq!(s.active("acme").unwrap(), None);
+
+        // A signed rollback withdraws a range; a runtime rollback refuses what it left.
+        s.activate("acme", 1).unwrap();
+        s.activate("acme", 3).unwrap();
+        s.activate_rollback("acme", 1, 3).unwrap();
+        let g = s.guard("acme").unwrap();
+        assert_eq!(
+            g.rollback,
+            Some(Rollback {
+                to: 1,
+                supersedes: 3
+            })
+        );
+        assert!(!g.may_fall_back_to(2) && !g.may_fall_back_to(3) && g.may_fall_back_to(1));
+        s.activate("acme", 2).unwrap();
+        assert_eq!(s.rollback("acme").unwrap(), 1);
+        assert!(s.guard("acme").unwrap().refused.contains(&2));
+    }
+
+    #[test]
+    fn a_store_without_an_anti_rollback_file_starts_from_its_pointers() {
+        let root = tempfile::tempdir().unwrap();
+        let s = Store::open(root.path()).unwrap();
+        fake_revision(&s, "acme", 4);
+        fake_revision(&s, "acme", 6);
+        pointer::write(&root.path().join("acme/active"), 4).unwrap();
+        pointer::write(&root.path().join("acme/previous"), 6).unwrap();
+        assert_eq!(s.guard("acme").unwrap().highest, Some(6));
+        s.observe("acme", 9).unwrap();
+        s.observe("acme", 5).unwrap();
+        assert_eq!(s.guard("acme").unwrap().highest, Some(9));
+        std::fs::write(root.path().join("acme").join(guard::FILE), b"{").unwrap();
+        assert_eq!(s.guard("acme").unwrap().highest, Some(6));
     }
 
     #[test]

@@ -102,8 +102,12 @@ pub enum Decision {
     Ignore(String),
     /// Download and install a revision newer than the active one (or the first for the brand).
     Install,
-    /// The release asks, with `rollback: true`, for a revision older than the active one.
+    /// The release asks, with `rollback: true` and a valid signed rollback statement, for a revision
+    /// below the active one or the device's [`Floor`].
     Rollback,
+    /// The release asks for what only a signed statement may grant, without a valid one: status
+    /// `rejected` with the cause (never acted on).
+    Refuse(String),
     /// The release names the active revision and this process has not tried any release of the
     /// brand: nothing to install, but the retained status may be stale (a process killed between
     /// the swap and its `active` status left `verifying` behind). The store is the truth: say
@@ -123,6 +127,9 @@ pub struct Attempt {
     pub failures: u32,
     /// The retries are spent: stays `failed` until a different release comes.
     pub gave_up: bool,
+    /// The signature of the rollback statement the release carried, if any: the same bytes under
+    /// another statement (a signed one after an unsigned one was refused) are another release.
+    pub statement: Option<String>,
 }
 
 impl Attempt {
@@ -137,12 +144,16 @@ impl Attempt {
             detail: format!("downloading revision {}", release.revision),
             failures,
             gave_up: false,
+            statement: release.statement.as_ref().map(|s| s.signature.clone()),
         }
     }
 
-    /// Same revision and same bytes: a republished revision with other bytes is another release.
+    /// Same revision, same bytes and the same rollback statement (or none): a republished revision with
+    /// other bytes, or the same one with another statement, is another release.
     pub fn is_for(&self, release: &Release) -> bool {
-        self.revision == release.revision && self.sha256 == release.sha256
+        self.revision == release.revision
+            && self.sha256 == release.sha256
+            && self.statement.as_deref() == release.statement.as_ref().map(|s| s.signature.as_str())
     }
 
     /// Moves to a state that is not a failure (verifying, active, rolled_back).
@@ -207,31 +218,92 @@ fn seconds(d: Duration) -> String {
     }
 }
 
-/// Whether to act on `release` for a brand whose active revision is `active`, given the latest try
-/// `last` for that brand (any release).
+/// What a release alone (unsigned) may no longer take a brand to, from the store's anti-rollback state
+/// (`store::Guard`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Floor {
+    /// The highest revision the device has run.
+    pub highest: Option<u64>,
+    /// The last signed rollback withdrew every revision up to this one.
+    pub withdrawn: Option<u64>,
+}
+
+impl Floor {
+    /// Why a release of `revision` needs a signed rollback statement on a device whose active revision
+    /// is `active`; `None` when it does not.
+    pub fn needs_statement(&self, revision: u64, active: Option<u64>) -> Option<String> {
+        if let Some(a) = active.filter(|&a| revision < a) {
+            return Some(format!(
+                "revision {revision} is below the active revision {a}"
+            ));
+        }
+        if let Some(w) = self.withdrawn.filter(|&w| revision <= w) {
+            return Some(format!(
+                "revision {revision} was withdrawn by a signed rollback (revisions up to {w})"
+            ));
+        }
+        if let Some(h) = self.highest.filter(|&h| revision < h) {
+            return Some(format!(
+                "revision {revision} is below revision {h}, the highest this device has run"
+            ));
+        }
+        None
+    }
+}
+
+/// Whether to act on `release` for a brand whose active revision is `active`, given the device's
+/// anti-rollback `floor`, whether the release carries a signed rollback statement (`signed`: `None`
+/// without one, else whether it verified for this device, or why not) and the latest try `last` for
+/// that brand (any release).
 ///
-/// Anti-rollback: a revision not newer than the active one is ignored unless the release says
-/// `rollback: true`; one equal to the active one is never installed again (it is confirmed,
-/// [`Decision::ConfirmActive`], when this process has tried no release of the brand, else ignored).
-/// A release whose bytes were rejected or rolled back is never taken again; one that failed
+/// Anti-rollback, held against whoever can publish on the release topic: a revision below the active
+/// one without `rollback: true` is ignored (an older release still retained is not a request); one
+/// below the active one, below the highest one the device has run, or withdrawn by a signed rollback
+/// is taken only with a valid signed statement ([`Decision::Rollback`]), and otherwise refused with
+/// the cause ([`Decision::Refuse`]); one equal to the active one is never installed again (it is
+/// confirmed, [`Decision::ConfirmActive`], when this process has tried no release of the brand, else
+/// ignored). A release whose bytes were rejected or rolled back is never taken again; one that failed
 /// transiently is, until its retries are spent. A try still in progress is not started twice.
-pub fn decide(active: Option<u64>, release: &Release, last: Option<&Attempt>) -> Decision {
+pub fn decide(
+    active: Option<u64>,
+    floor: &Floor,
+    release: &Release,
+    last: Option<&Attempt>,
+    signed: Option<Result<(), String>>,
+) -> Decision {
     let rev = release.revision;
-    let take = match active {
-        None => Decision::Install,
-        Some(a) if rev > a => Decision::Install,
+    match active {
         Some(a) if rev == a && last.is_none() => return Decision::ConfirmActive,
         Some(a) if rev == a => {
             return Decision::Ignore(format!("revision {rev} is already active"))
         }
-        Some(_) if release.rollback => Decision::Rollback,
-        Some(a) => {
+        Some(a) if rev < a && !release.rollback => {
             return Decision::Ignore(format!("revision {rev} is not newer than the active {a}"))
         }
+        _ => {}
+    }
+    let take = match (floor.needs_statement(rev, active), signed) {
+        (None, _) => Decision::Install,
+        (Some(_), Some(Ok(()))) => Decision::Rollback,
+        (Some(why), Some(Err(cause))) => {
+            Decision::Refuse(format!("{why}; its rollback statement is refused: {cause}"))
+        }
+        (Some(why), None) => Decision::Refuse(format!(
+            "{why}: going back needs a rollback statement signed by a trusted publisher key (hallmark publish --rollback); \"rollback\": true alone is not signed"
+        )),
     };
     let Some(last) = last.filter(|a| a.is_for(release)) else {
         return take;
     };
+    if matches!(take, Decision::Refuse(_)) {
+        // Refused once, said once: a redelivery of the same release does not say it again.
+        return match last.state {
+            State::Rejected => {
+                Decision::Ignore(format!("revision {rev} was rejected: {}", last.detail))
+            }
+            _ => take,
+        };
+    }
     match last.state {
         State::Rejected => {
             Decision::Ignore(format!("revision {rev} was rejected: {}", last.detail))
@@ -311,7 +383,13 @@ mod tests {
             sha256: sha.into(),
             size: 10,
             rollback,
+            statement: None,
         }
+    }
+
+    /// `decide` on a device with no floor beyond its active revision, for a release without a statement.
+    fn decide(active: Option<u64>, release: &Release, last: Option<&Attempt>) -> Decision {
+        super::decide(active, &Floor::default(), release, last, None)
     }
 
     fn attempt(revision: u64, sha: &str, state: State, gave_up: bool) -> Attempt {
@@ -322,7 +400,73 @@ mod tests {
             detail: "cause".into(),
             failures: 1,
             gave_up,
+            statement: None,
         }
+    }
+
+    const UNSIGNED: &str = "revision 3 is below the active revision 5: going back needs a rollback statement signed by a trusted publisher key (hallmark publish --rollback); \"rollback\": true alone is not signed";
+
+    #[test]
+    fn going_back_needs_a_valid_signed_statement_below_the_active_the_highest_or_a_withdrawn_revision(
+    ) {
+        use Decision::*;
+        let floor = |highest, withdrawn| Floor {
+            highest: Some(highest),
+            withdrawn,
+        };
+        let ok = || Some(Ok(()));
+        let bad = || Some(Err("signature".to_string()));
+        #[rustfmt::skip]
+        type Case = (Option<u64>, Floor, Release, Option<Result<(), String>>, Decision);
+        let cases: Vec<Case> = vec![
+            // Signed: taken; badly signed: refused with the statement's cause.
+            (Some(5), floor(5, None), release(3, SHA_A, true), ok(), Rollback),
+            (Some(5), floor(5, None), release(3, SHA_A, true), bad(), Refuse("revision 3 is below the active revision 5; its rollback statement is refused: signature".into())),
+            // A runtime rollback left 4 active after 5: 5 again is not going back (after a restart the
+            // retained release takes it, as before); anything below 5 is.
+            (Some(4), floor(5, None), release(5, SHA_A, false), None, Install),
+            (Some(2), floor(5, None), release(3, SHA_A, false), None, Refuse("revision 3 is below revision 5, the highest this device has run: going back needs a rollback statement signed by a trusted publisher key (hallmark publish --rollback); \"rollback\": true alone is not signed".into())),
+            (Some(2), floor(5, None), release(3, SHA_A, false), ok(), Rollback),
+            // After a signed rollback to 3 withdrawing up to 5: 4 and 5 need a statement, 6 does not.
+            (Some(3), floor(5, Some(5)), release(5, SHA_A, false), None, Refuse("revision 5 was withdrawn by a signed rollback (revisions up to 5): going back needs a rollback statement signed by a trusted publisher key (hallmark publish --rollback); \"rollback\": true alone is not signed".into())),
+            (Some(3), floor(5, Some(5)), release(4, SHA_A, false), None, Refuse("revision 4 was withdrawn by a signed rollback (revisions up to 5): going back needs a rollback statement signed by a trusted publisher key (hallmark publish --rollback); \"rollback\": true alone is not signed".into())),
+            (Some(3), floor(5, Some(5)), release(6, SHA_A, false), None, Install),
+            // An older retained release without `rollback` is not a request: ignored quietly.
+            (Some(5), floor(5, None), release(3, SHA_A, false), ok(), Ignore("revision 3 is not newer than the active 5".into())),
+        ];
+        for (i, (active, floor, rel, signed, want)) in cases.into_iter().enumerate() {
+            assert_eq!(
+                super::decide(active, &floor, &rel, None, signed),
+                want,
+                "case {i}"
+            );
+        }
+        // A refused release redelivered is not refused (and reported) again.
+        let mut a = Attempt::start(&release(3, SHA_A, true), None);
+        a.fail(Fault::Permanent, "refused", &Retry::default(), 0.0);
+        assert_eq!(
+            super::decide(
+                Some(5),
+                &floor(5, None),
+                &release(3, SHA_A, true),
+                Some(&a),
+                None
+            ),
+            Ignore("revision 3 was rejected: refused".into())
+        );
+        // The same archive with a signed statement is another release: taken.
+        let signed = Release {
+            statement: Some(crate::update::Statement {
+                document: "{}".into(),
+                signature: "sig".into(),
+            }),
+            ..release(3, SHA_A, true)
+        };
+        assert!(!a.is_for(&signed));
+        assert_eq!(
+            super::decide(Some(5), &floor(5, None), &signed, Some(&a), ok()),
+            Rollback
+        );
     }
 
     #[test]
@@ -344,7 +488,8 @@ mod tests {
             (Some(5), release(5, SHA_A, false), Some(attempt(5, SHA_A, State::Active, false)), ignore("revision 5 is already active")),
             (Some(5), release(5, SHA_A, false), Some(attempt(6, SHA_B, State::Rejected, false)), ignore("revision 5 is already active")),
             (Some(5), release(3, SHA_A, false), None, ignore("revision 3 is not newer than the active 5")),
-            (Some(5), release(3, SHA_A, true), None, Rollback),
+            // `rollback: true` alone is not signed: refused, with why.
+            (Some(5), release(3, SHA_A, true), None, Refuse(UNSIGNED.into())),
             // The last try at the same bytes.
             (Some(3), release(4, SHA_A, false), Some(attempt(4, SHA_A, State::Rejected, false)), ignore("revision 4 was rejected: cause")),
             (Some(3), release(4, SHA_A, false), Some(attempt(4, SHA_A, State::RolledBack, false)), ignore("revision 4 was rolled back: cause")),
@@ -354,7 +499,7 @@ mod tests {
             (Some(3), release(4, SHA_A, false), Some(attempt(4, SHA_A, State::Failed, false)), Install),
             (Some(3), release(4, SHA_A, false), Some(attempt(4, SHA_A, State::Failed, true)), ignore("revision 4 failed: cause")),
             (Some(5), release(3, SHA_A, true), Some(attempt(3, SHA_A, State::Rejected, false)), ignore("revision 3 was rejected: cause")),
-            (Some(5), release(3, SHA_A, true), Some(attempt(3, SHA_A, State::Failed, false)), Rollback),
+            (Some(5), release(3, SHA_A, true), Some(attempt(3, SHA_A, State::Failed, false)), Refuse(UNSIGNED.into())),
             // Another release (other bytes or another revision) is not held back by the last try.
             (Some(3), release(4, SHA_B, false), Some(attempt(4, SHA_A, State::Rejected, false)), Install),
             (Some(3), release(4, SHA_B, false), Some(attempt(4, SHA_A, State::Failed, true)), Install),

@@ -5,9 +5,11 @@
 //!    a message for the brand being installed interrupts it); the updater hands it to
 //!    [`Releases::on_message`] (topics and payload: [`release`]); the device topic wins over the fleet
 //!    topic ([`Releases::effective`]).
-//! 2. For the brand's effective release, [`decide`] (pure, [`machine`]) says `Install`, `Rollback` or
-//!    `Ignore(why)` from the active revision and the last [`Attempt`] (anti-rollback, no retry of
-//!    rejected bytes, no second try while one runs).
+//! 2. For the brand's effective release, [`decide`] (pure, [`machine`]) says `Install`, `Rollback`,
+//!    `Refuse(why)` or `Ignore(why)` from the active revision, the device's [`Floor`] (the highest
+//!    revision it ran, the last signed rollback), whether the release carries a valid signed rollback
+//!    statement ([`rollback`]) and the last [`Attempt`] (anti-rollback, no retry of rejected bytes, no
+//!    second try while one runs).
 //! 3. [`Attempt::start`] → status `downloading`; [`stage`] downloads the `.tar` with a [`Downloader`]
 //!    (resume, size limit, timeouts, SHA-256; progress for the status topic and the kiosk screen).
 //! 4. The daemon then checks the signature and the model, self-tests, installs into the store and swaps
@@ -20,6 +22,7 @@ pub mod download;
 pub mod inbox;
 pub mod machine;
 pub mod release;
+pub mod rollback;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -27,8 +30,9 @@ use std::time::Instant;
 
 pub use download::{remove_stale, DownloadError, Downloader, Timeouts};
 pub use inbox::Inbox;
-pub use machine::{decide, Attempt, Decision, Fault, Retry, State, Status};
+pub use machine::{decide, Attempt, Decision, Fault, Floor, Retry, State, Status};
 pub use release::{parse, redact_url, topic_brand, Change, Release, ReleaseError, Releases, Scope};
+pub use rollback::{Grant, RollbackError, Statement};
 
 /// Downloads `release` into `dir` (created if missing) and returns the verified archive
 /// `dir/<sha256>.tar`, logging the outcome. Blocks; see [`Downloader::fetch`]. Leftovers of superseded

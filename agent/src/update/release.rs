@@ -9,13 +9,22 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use super::rollback::{is_signature, Statement, MAX_DOCUMENT};
+
 /// The only schema this agent understands.
 pub const SCHEMA: &str = "hallmark.release/1";
 /// A release is a few hundred bytes; anything much larger is not one.
 pub const MAX_PAYLOAD: usize = 16 * 1024;
 
-const FIELDS: [&str; 7] = [
-    "schema", "brand", "revision", "url", "sha256", "size", "rollback",
+const FIELDS: [&str; 8] = [
+    "schema",
+    "brand",
+    "revision",
+    "url",
+    "sha256",
+    "size",
+    "rollback",
+    "rollback_statement",
 ];
 
 /// One parsed, validated release.
@@ -30,8 +39,12 @@ pub struct Release {
     pub sha256: String,
     /// Size of the `.tar` in bytes (also the most a download may write).
     pub size: u64,
-    /// The operator asks for this revision even if it is not newer than the active one.
+    /// The operator asks for this revision even if it is not newer than the active one. On its own it
+    /// moves nothing back: that needs `statement`.
     pub rollback: bool,
+    /// A rollback statement signed by a publisher (`rollback.rs`), checked against the device's trusted
+    /// keys before it is acted on.
+    pub statement: Option<Statement>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +82,8 @@ pub enum ReleaseError {
     SizeLimit { size: u64, limit: u64 },
     #[error("release: topic names brand \"{topic}\" but the release is for \"{payload}\"")]
     BrandMismatch { topic: String, payload: String },
+    #[error("release: rollback_statement {0}")]
+    Statement(String),
 }
 
 /// Parses and validates a release payload; `max_size` is the largest bundle this device accepts.
@@ -130,6 +145,10 @@ pub fn parse(payload: &[u8], max_size: u64) -> Result<Release, ReleaseError> {
             })
         }
     };
+    let statement = match map.get("rollback_statement") {
+        None => None,
+        Some(v) => Some(statement(v, rollback)?),
+    };
     Ok(Release {
         brand: brand.to_owned(),
         revision,
@@ -137,7 +156,34 @@ pub fn parse(payload: &[u8], max_size: u64) -> Result<Release, ReleaseError> {
         sha256: sha256.to_owned(),
         size,
         rollback,
+        statement,
     })
+}
+
+/// The carried statement's shape (its signature is checked by the updater, which has the keys).
+fn statement(v: &Value, rollback: bool) -> Result<Statement, ReleaseError> {
+    let s: Statement = serde_json::from_value(v.clone()).map_err(|e| {
+        ReleaseError::Statement(format!(
+            "must be {{\"document\": string, \"signature\": string}} ({e})"
+        ))
+    })?;
+    if s.document.len() > MAX_DOCUMENT {
+        return Err(ReleaseError::Statement(format!(
+            "document of {} bytes is above the limit of {MAX_DOCUMENT}",
+            s.document.len()
+        )));
+    }
+    if !is_signature(&s.signature) {
+        return Err(ReleaseError::Statement(
+            "signature must be standard base64 of a 64-byte Ed25519 signature".into(),
+        ));
+    }
+    if !rollback {
+        return Err(ReleaseError::Statement(
+            "comes only with \"rollback\": true".into(),
+        ));
+    }
+    Ok(s)
 }
 
 fn string<'a>(map: &'a Map<String, Value>, field: &'static str) -> Result<&'a str, ReleaseError> {
@@ -346,6 +392,9 @@ mod tests {
     use super::*;
 
     const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    /// Base64 of 64 bytes (a signature's shape).
+    const SIG: &str =
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==";
     const LIMIT: u64 = 268_435_456;
 
     fn payload(extra: &str) -> String {
@@ -366,6 +415,7 @@ mod tests {
                 sha256: SHA.into(),
                 size: 1000,
                 rollback: false,
+                statement: None,
             }
         );
         assert!(
@@ -377,6 +427,21 @@ mod tests {
             !parse(payload(r#","rollback":false"#).as_bytes(), LIMIT)
                 .unwrap()
                 .rollback
+        );
+        let with = parse(
+            payload(&format!(
+                r#","rollback":true,"rollback_statement":{{"document":"{{}}","signature":"{SIG}"}}"#
+            ))
+            .as_bytes(),
+            LIMIT,
+        )
+        .unwrap();
+        assert_eq!(
+            with.statement,
+            Some(Statement {
+                document: "{}".into(),
+                signature: SIG.into()
+            })
         );
     }
 
@@ -498,6 +563,30 @@ mod tests {
                 payload(r#","rollback":"yes""#),
                 "release: field \"rollback\" must be true or false",
             ),
+            (
+                payload(r#","rollback":true,"rollback_statement":"yes""#),
+                "release: rollback_statement must be {\"document\": string, \"signature\": string}",
+            ),
+            (
+                payload(&format!(
+                    r#","rollback":true,"rollback_statement":{{"document":"{{}}","signature":"{}"}}"#,
+                    "A".repeat(8)
+                )),
+                "release: rollback_statement signature must be standard base64",
+            ),
+            (
+                payload(&format!(
+                    r#","rollback":true,"rollback_statement":{{"document":"{}","signature":"{SIG}"}}"#,
+                    "x".repeat(5000)
+                )),
+                "release: rollback_statement document of 5000 bytes is above the limit of 4096",
+            ),
+            (
+                payload(&format!(
+                    r#","rollback_statement":{{"document":"{{}}","signature":"{SIG}"}}"#
+                )),
+                "release: rollback_statement comes only with \"rollback\": true",
+            ),
         ];
         for (input, expected) in cases {
             let err = parse(input.as_bytes(), LIMIT).expect_err(&input);
@@ -564,6 +653,7 @@ mod tests {
             sha256: SHA.into(),
             size: 10,
             rollback: false,
+            statement: None,
         }
     }
 

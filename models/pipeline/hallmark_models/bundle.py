@@ -1,9 +1,12 @@
 """Signed model bundles (`hallmark.model/1`, see models/BUNDLE.md): key generation, manifest assembly,
-Ed25519 signing and verification. Needs only `cryptography` (no torch), so CI can check bundles.
+Ed25519 signing and verification. The manifest's `files` names every file of the bundle with its SHA-256, so
+the signature covers all of them; `sign` writes that list and `verify` refuses a file not named, a named one
+missing or another digest. Needs only `cryptography` (no torch), so CI can check bundles.
 
     python -m hallmark_models.bundle keygen --private models/keys/demo-publisher.key.pem \
         --public models/keys/demo-publisher.pub.pem
     python -m hallmark_models.bundle verify models/northwind --public models/keys/demo-publisher.pub.pem
+    python -m hallmark_models.bundle relist models/northwind --old-public OLD.pub.pem --key KEY.pem
 """
 
 from __future__ import annotations
@@ -41,10 +44,41 @@ def keygen(private: Path, public: Path) -> None:
 
 
 def load_private(path: Path) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    """A PKCS#8 PEM private key: what `keygen` here, `hallmark keygen` and `openssl genpkey -algorithm ed25519`
+    write (v1, the seed alone), or the v2 form (public key attached) older `hallmark keygen`s wrote, which
+    `cryptography` itself refuses ("extra data")."""
+    data = path.read_bytes()
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except ValueError as e:
+        key = _ed25519_pkcs8_v2(data)
+        if key is None:
+            raise BundleError(f"{path}: not a PKCS#8 PEM private key ({e})") from e
     if not isinstance(key, Ed25519PrivateKey):
         raise BundleError(f"{path}: not an Ed25519 private key")
     return key
+
+
+# PKCS#8 v2 (RFC 5958) of an Ed25519 key, as ed25519-dalek encodes it: version 1, the algorithm, the seed,
+# then [1] the public key as a bit string.
+_V2_HEAD = bytes.fromhex("3051020101300506032b657004220420")
+_V2_PUBLIC = bytes.fromhex("812100")
+
+
+def _ed25519_pkcs8_v2(pem: bytes) -> Ed25519PrivateKey | None:
+    """The key of a PKCS#8 v2 Ed25519 PEM whose attached public key is the seed's own; None if it is not one."""
+    lines = pem.decode("ascii", "replace").strip().splitlines()
+    if len(lines) < 3 or lines[0] != "-----BEGIN PRIVATE KEY-----" or lines[-1] != "-----END PRIVATE KEY-----":
+        return None
+    try:
+        der = base64.b64decode("".join(lines[1:-1]), validate=True)
+    except ValueError:
+        return None
+    if len(der) != 83 or not der.startswith(_V2_HEAD) or der[48:51] != _V2_PUBLIC:
+        return None
+    key = Ed25519PrivateKey.from_private_bytes(der[16:48])
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return key if raw == der[51:] else None
 
 
 def load_public(path: Path) -> Ed25519PublicKey:
@@ -158,6 +192,82 @@ def check_variant_files(bundle: Path, doc: dict) -> None:
             raise BundleError(f"{bundle}: variant {v['name']}: {v['file']} does not match the manifest's sha256")
 
 
+# The two files the list cannot name: the manifest itself and its signature.
+SIGNATURE_FILES = ("manifest.json", "manifest.sig")
+# A listed path: a plain name at the bundle's root or one folder below ("selftest/a.jpg"), no part hidden.
+_PART = r"[^/\\.\x00-\x1f][^/\\\x00-\x1f]*"
+_FILE_PATH = re.compile(rf"{_PART}(/{_PART})?")
+
+
+def _walk(folder: Path) -> list[tuple[str, Path]]:
+    """Every file of a bundle folder but manifest.json and manifest.sig, as ("reference/a.png", path), sorted.
+    Refuses what no bundle may hold, naming it: links, special files, hidden names, anything deeper than
+    one folder level (the agent's archive rules)."""
+    out: list[tuple[str, Path]] = []
+
+    def entries(d: Path, prefix: str) -> None:
+        for p in sorted(d.iterdir(), key=lambda p: p.name):
+            rel = prefix + p.name
+            if not prefix and p.name in SIGNATURE_FILES:
+                continue
+            if p.is_symlink():
+                raise BundleError(f"{folder}: {rel} is a symbolic link; a bundle holds plain files only")
+            if not _FILE_PATH.fullmatch(rel.split("/")[-1]):
+                raise BundleError(f"{folder}: {rel}: a bundle's file names are plain and not hidden")
+            if p.is_dir():
+                if prefix:
+                    raise BundleError(f"{folder}: {rel}: a bundle holds files at its root and one folder "
+                                      "level below, nothing deeper")
+                entries(p, rel + "/")
+            elif p.is_file():
+                out.append((rel, p))
+            else:
+                raise BundleError(f"{folder}: {rel} is not a regular file")
+
+    entries(folder, "")
+    return out
+
+
+def bundle_files(folder: Path) -> dict[str, str]:
+    """The manifest's `files`: every file of the folder but manifest.json and manifest.sig, by its path
+    ("selftest/expected.json"), with its SHA-256; sorted. The signature covers each through its digest."""
+    return {rel: sha256_file(p) for rel, p in _walk(folder)}
+
+
+def _some(names: list[str], n: int = 10) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
+def check_files(bundle: Path, doc: dict, where: str) -> None:
+    """The manifest's `files` names every file of the bundle with its SHA-256 (models, variants, self-test,
+    reference artwork, report, pictures): a file not named, a named one missing, or another digest refuses
+    the bundle, naming the files. The model's and each variant's entry agree with their own `sha256`."""
+    listed = doc.get("files")
+    if not isinstance(listed, dict) or not listed:
+        raise BundleError(f"{where}: the manifest has no `files` list, so the signature does not cover every "
+                          "file of the bundle (a bundle signed before file lists: re-release it with "
+                          "`python -m hallmark_models.bundle relist`)")
+    for name, digest in listed.items():
+        if not _FILE_PATH.fullmatch(name) or name in SIGNATURE_FILES:
+            raise BundleError(f"{where}: files: {name!r} is not a file a bundle may name")
+        if not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
+            raise BundleError(f"{where}: files: {name}: sha256 must be 64 hex digits")
+    for entry in [doc["model"]] + list(doc.get("variants") or []):
+        if str(listed.get(entry["file"], "")).lower() != str(entry["sha256"]).lower():
+            raise BundleError(f"{where}: files: {entry['file']} is not listed with the digest the manifest "
+                              "gives it elsewhere")
+    present = dict(_walk(bundle))
+    unlisted = sorted(set(present) - set(listed))
+    if unlisted:
+        raise BundleError(f"{where}: not named in the signed manifest's files (refused): {_some(unlisted)}")
+    missing = sorted(set(listed) - set(present))
+    if missing:
+        raise BundleError(f"{where}: named in the signed manifest's files but missing: {_some(missing)}")
+    for name in sorted(listed):
+        if sha256_file(present[name]) != listed[name].lower():
+            raise BundleError(f"{where}: {name} does not match the manifest's sha256")
+
+
 def manifest(brand: Brand, model: Path, imgsz: int, revision: int, thresholds: dict, metrics: dict) -> dict:
     return {
         "schema": SCHEMA,
@@ -203,12 +313,15 @@ def write(out: Path, brand: Brand, model: Path, imgsz: int, thresholds: dict, me
 
 
 def sign(out: Path, doc: dict, key: Ed25519PrivateKey) -> dict:
-    """Checks a whole manifest (thresholds, prefixes, variants and their files in `out`) and writes it with
-    its signature; for a re-release that keeps the model (adding a variant, say)."""
+    """Checks a whole manifest (thresholds, prefixes, variants and their files in `out`), lists every file
+    `out` holds in its `files` (with their SHA-256), and writes it with its signature; for a re-release that
+    keeps the model (adding a variant, say). Write everything the bundle ships (report, pictures, self-test)
+    before signing: a file added later is refused by every reader."""
     check_thresholds(doc["thresholds"])
     check_prefixes(doc["gs1_prefixes"])
     check_variants(doc)
     check_variant_files(out, doc)
+    doc = dict(doc, files=bundle_files(out))
     body = (json.dumps(doc, indent=2) + "\n").encode()
     (out / "manifest.json").write_bytes(body)
     _write_signature(out, body, key)
@@ -219,8 +332,11 @@ def _write_signature(out: Path, body: bytes, key: Ed25519PrivateKey) -> None:
     (out / "manifest.sig").write_text(base64.b64encode(key.sign(body)).decode() + "\n")
 
 
-def verify(bundle: Path, public: Ed25519PublicKey) -> dict:
-    """Checks signature, schema, model and variant digests; returns the manifest or raises BundleError."""
+def verify(bundle: Path, public: Ed25519PublicKey, require_files: bool = True) -> dict:
+    """Checks signature, schema, model and variant digests, and that the manifest's `files` names every file
+    of the bundle with its digest; returns the manifest or raises BundleError. `require_files=False` (for
+    `relist` only) leaves out the files check: a bundle signed before file lists, or one whose files are
+    being replaced."""
     try:
         body = (bundle / "manifest.json").read_bytes()
     except FileNotFoundError as e:
@@ -247,6 +363,8 @@ def verify(bundle: Path, public: Ed25519PublicKey) -> dict:
     if sha256_file(model) != doc["model"]["sha256"]:
         raise BundleError(f"{bundle}: model.onnx does not match the manifest's sha256")
     check_variant_files(bundle, doc)
+    if require_files:
+        check_files(bundle, doc, str(bundle))
     return doc
 
 
@@ -256,6 +374,20 @@ def resign(bundle: Path, old_public: Ed25519PublicKey, key: Ed25519PrivateKey) -
     unless the bundle verifies with the old key."""
     verify(bundle, old_public)
     _write_signature(bundle, (bundle / "manifest.json").read_bytes(), key)
+    return verify(bundle, key.public_key())
+
+
+def relist(bundle: Path, old_public: Ed25519PublicKey, key: Ed25519PrivateKey) -> dict:
+    """A new release of the same bundle whose `files` names what the folder holds now, with `revision` + 1
+    (the manifest changes, and agents take only a higher revision), signed with `key`. The bundle must
+    verify with `old_public` first (signature, manifest, model and variant digests; its `files`, if any, is
+    replaced): for a bundle signed before file lists, or one whose self-test or reference files changed.
+    It vouches for every file in the folder: check the folder holds only what you mean to ship."""
+    doc = verify(bundle, old_public, require_files=False)
+    doc = dict(doc, revision=int(doc["revision"]) + 1,
+               created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    doc.pop("files", None)
+    sign(bundle, doc, key)
     return verify(bundle, key.public_key())
 
 
@@ -272,8 +404,16 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("bundle", type=Path)
     r.add_argument("--old-public", type=Path, required=True)
     r.add_argument("--key", type=Path, required=True, help="the new private key")
+    rl = sub.add_parser("relist", help="a new revision listing every file the folder holds now (a bundle signed "
+                                       "before file lists, or with changed self-test files), signed with --key")
+    rl.add_argument("bundle", type=Path)
+    rl.add_argument("--old-public", type=Path, required=True, help="the key the bundle verifies with now")
+    rl.add_argument("--key", type=Path, required=True, help="the private key to sign with (the same or a new one)")
     args = ap.parse_args(argv)
-    if args.cmd == "resign":
+    if args.cmd == "relist":
+        doc = relist(args.bundle, load_public(args.old_public), load_private(args.key))
+        print(f"re-listed {doc['brand']} as revision {doc['revision']} ({len(doc['files'])} files), signed with {args.key}")
+    elif args.cmd == "resign":
         doc = resign(args.bundle, load_public(args.old_public), load_private(args.key))
         print(f"re-signed {doc['brand']} revision {doc['revision']} with {args.key}")
     elif args.cmd == "keygen":

@@ -671,6 +671,8 @@ def release(brand_key: str, res: dict, key_path: Path, bundle_dir: Path | None =
                       f"{v['name']} ({v['input']['width']}x{v['input']['height']})", variant_res[v["name"]])
     (out / "report.md").write_text(report(brand_key, doc, res)
                                    + variant_sections(brand_key, doc, old_report, frozenset(variant_res or {})))
+    # Signed again now that the report and the pictures are written: the manifest's `files` names them too.
+    doc = bundle.sign(out, doc, bundle.load_private(key_path))
     print(agent_check.verify(out, bundle.load_private(key_path)))
     return doc
 

@@ -311,11 +311,12 @@ def add_variant(src: Path, out: Path, variant_file: Path, v: dict, key, extras: 
         doc["variants"] = variants
         doc["revision"] = int(doc["revision"]) + 1
         doc["created"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        bundle.sign(tmp, doc, key)
-        agent_check.verify(tmp, key)
+        # The report first: the signature lists every file of the bundle, report.md included.
         rep = tmp / "report.md"
         text = _without_section(rep.read_text(), v["name"]) if rep.exists() else ""
         rep.write_text(text.rstrip("\n") + "\n" + report_section(doc, v, command, about, picture))
+        doc = bundle.sign(tmp, doc, key)
+        agent_check.verify(tmp, key)
         if out.exists():
             out.rmdir()
         tmp.rename(out)

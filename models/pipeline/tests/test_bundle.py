@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from cryptography.hazmat.primitives import serialization
+
 from hallmark_models import brands, bundle
 
 MODELS = Path(__file__).resolve().parents[2]
@@ -198,8 +200,7 @@ def _resign(out, doc, tmp_path):
 @pytest.fixture
 def with_variant(signed, tmp_path):
     out, pub, doc = signed
-    doc = dict(doc, variants=[_variant(tmp_path, out)])
-    bundle.sign(out, doc, bundle.load_private(tmp_path / "k.pem"))
+    doc = bundle.sign(out, dict(doc, variants=[_variant(tmp_path, out)]), bundle.load_private(tmp_path / "k.pem"))
     return out, pub, doc
 
 
@@ -285,3 +286,144 @@ def test_a_bad_variant_is_refused_by_sign_and_by_verify(signed, tmp_path, what, 
     _resign(out, doc, tmp_path)
     with pytest.raises(bundle.BundleError, match=message):
         bundle.verify(out, pub)
+
+
+# ------------------------------------------------------------------------------------------------- keys
+
+def _openssl(*args):
+    import subprocess
+    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+
+
+def test_a_key_made_by_openssl_signs_and_its_public_half_verifies(signed, tmp_path):
+    # An operator keeps the key in their own tooling: `openssl genpkey -algorithm ed25519`.
+    out, _, doc = signed
+    _openssl("genpkey", "-algorithm", "ed25519", "-out", tmp_path / "o.key.pem")
+    _openssl("pkey", "-in", tmp_path / "o.key.pem", "-pubout", "-out", tmp_path / "o.pub.pem")
+    bundle.sign(out, {k: v for k, v in doc.items()}, bundle.load_private(tmp_path / "o.key.pem"))
+    assert bundle.verify(out, bundle.load_public(tmp_path / "o.pub.pem"))["revision"] == doc["revision"]
+
+
+def test_keygen_writes_keys_openssl_reads(tmp_path):
+    bundle.keygen(tmp_path / "k.pem", tmp_path / "k.pub.pem")
+    _openssl("pkey", "-in", tmp_path / "k.pem", "-pubout", "-out", tmp_path / "derived.pem")
+    assert (tmp_path / "derived.pem").read_bytes() == (tmp_path / "k.pub.pem").read_bytes()
+
+
+# What an older `hallmark keygen` wrote: PKCS#8 v2, the public key attached (cryptography refuses it alone).
+OLD_AGENT_KEY = b"""-----BEGIN PRIVATE KEY-----
+MFECAQEwBQYDK2VwBCIEIHn5+RYUA45cY3fccmhqW4BKM+0bRS8DH6kVwJ0KZenY
+gSEAwuJzLf07Z8tSmi5BHu88Vakvw23h4iT1QogzS8GOlgA=
+-----END PRIVATE KEY-----
+"""
+OLD_AGENT_PUB = b"""-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAwuJzLf07Z8tSmi5BHu88Vakvw23h4iT1QogzS8GOlgA=
+-----END PUBLIC KEY-----
+"""
+
+
+def test_a_key_from_an_older_hallmark_keygen_still_loads(tmp_path):
+    (tmp_path / "old.pem").write_bytes(OLD_AGENT_KEY)
+    (tmp_path / "old.pub.pem").write_bytes(OLD_AGENT_PUB)
+    key = bundle.load_private(tmp_path / "old.pem")
+    raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    assert key.public_key().public_bytes(*raw) == bundle.load_public(tmp_path / "old.pub.pem").public_bytes(*raw)
+    # The same form with another public key attached is not a key.
+    bad = OLD_AGENT_KEY.replace(b"gSEAwuJz", b"gSEAwuJy")
+    (tmp_path / "bad.pem").write_bytes(bad)
+    with pytest.raises(bundle.BundleError, match="PKCS#8"):
+        bundle.load_private(tmp_path / "bad.pem")
+
+
+# ------------------------------------------------------------------------------------------ the file list
+
+@pytest.fixture
+def full(tmp_path):
+    """A signed bundle with a self-test and reference artwork beside the model."""
+    bundle.keygen(tmp_path / "k.pem", tmp_path / "k.pub.pem")
+    out = tmp_path / "full"
+    (out / "selftest").mkdir(parents=True)
+    (out / "selftest" / "a.jpg").write_bytes(b"\xff\xd8 an image")
+    (out / "selftest" / "expected.json").write_text('{"images": [{"file": "a.jpg", "verdict": "genuine"}]}')
+    (out / "reference").mkdir()
+    (out / "reference" / "earl-grey.png").write_bytes(b"\x89PNG artwork")
+    (out / "report.md").write_text("# report\n")
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"\x08\x07onnx-bytes")
+    th = {"confidence": 0.25, "iou": 0.45, "genuine": 0.5, "counterfeit": 0.4}
+    doc = bundle.write(out, brands.NORTHWIND, model, 320, th, {}, bundle.load_private(tmp_path / "k.pem"))
+    return out, bundle.load_public(tmp_path / "k.pub.pem"), doc
+
+
+def test_every_file_of_a_bundle_is_signed_through_its_digest(full):
+    out, pub, doc = full
+    assert sorted(doc["files"]) == ["model.onnx", "reference/earl-grey.png", "report.md", "selftest/a.jpg",
+                                    "selftest/expected.json"]
+    assert doc["files"]["model.onnx"] == doc["model"]["sha256"]
+    assert doc["files"]["selftest/a.jpg"] == bundle.sha256_file(out / "selftest" / "a.jpg")
+    assert bundle.verify(out, pub) == doc
+
+
+def test_unsigned_extra_files_are_refused_by_name(full):
+    # What a hostile mirror adds to a signed bundle: a script and a lot of bytes.
+    out, pub, _ = full
+    (out / "run.sh").write_text("#!/bin/sh\nrm -rf /\n")
+    (out / "reference" / "padding.bin").write_bytes(b"\0" * 4096)
+    with pytest.raises(bundle.BundleError, match=r"not named in the signed manifest's files.*reference/padding\.bin, run\.sh"):
+        bundle.verify(out, pub)
+
+
+def test_a_stripped_selftest_is_refused_by_name(full):
+    out, pub, _ = full
+    import shutil
+    shutil.rmtree(out / "selftest")
+    with pytest.raises(bundle.BundleError, match=r"named in the signed manifest's files but missing: selftest/a\.jpg, "
+                                                 r"selftest/expected\.json"):
+        bundle.verify(out, pub)
+
+
+def test_a_changed_listed_file_is_refused_by_name(full):
+    out, pub, _ = full
+    (out / "selftest" / "expected.json").write_text('{"images": []}')
+    with pytest.raises(bundle.BundleError, match=r"selftest/expected\.json does not match the manifest's sha256"):
+        bundle.verify(out, pub)
+
+
+def test_links_and_deeper_folders_are_refused_by_name(full, tmp_path):
+    out, pub, _ = full
+    (out / "reference" / "link.png").symlink_to(out / "report.md")
+    with pytest.raises(bundle.BundleError, match=r"reference/link\.png is a symbolic link"):
+        bundle.verify(out, pub)
+    (out / "reference" / "link.png").unlink()
+    (out / "reference" / "deeper").mkdir()
+    with pytest.raises(bundle.BundleError, match=r"reference/deeper: .*nothing deeper"):
+        bundle.verify(out, pub)
+
+
+def test_a_list_that_disagrees_with_the_model_digest_is_refused(full, tmp_path):
+    out, pub, doc = full
+    doc = json.loads(json.dumps(doc))
+    doc["files"]["model.onnx"] = "0" * 64
+    _resign(out, doc, tmp_path)
+    with pytest.raises(bundle.BundleError, match=r"files: model\.onnx is not listed with the digest"):
+        bundle.verify(out, pub)
+
+
+def test_relist_gives_a_bundle_signed_before_file_lists_its_list_as_a_new_revision(full, tmp_path):
+    out, old_pub, doc = full
+    legacy = {k: v for k, v in doc.items() if k != "files"}
+    _resign(out, legacy, tmp_path)
+    with pytest.raises(bundle.BundleError, match="no `files` list"):
+        bundle.verify(out, old_pub)
+    with pytest.raises(bundle.BundleError, match="no `files` list"):
+        bundle.resign(out, old_pub, bundle.load_private(tmp_path / "k.pem"))
+    bundle.keygen(tmp_path / "new.pem", tmp_path / "new.pub.pem")
+    got = bundle.relist(out, old_pub, bundle.load_private(tmp_path / "new.pem"))
+    assert got["revision"] == doc["revision"] + 1
+    assert got["files"] == doc["files"] and got["model"] == doc["model"]
+    assert bundle.verify(out, bundle.load_public(tmp_path / "new.pub.pem")) == got
+    # A bundle the old key does not vouch for is left alone.
+    before = (out / "manifest.json").read_bytes()
+    with pytest.raises(bundle.BundleError, match="signature"):
+        bundle.relist(out, old_pub, bundle.load_private(tmp_path / "new.pem"))
+    assert (out / "manifest.json").read_bytes() == before

@@ -81,10 +81,11 @@ def test_a_graph_that_already_has_the_name_or_another_input_is_refused(u8, tmp_p
 
 
 def _src(tmp_path, picture=True):
-    out, _ = signed_bundle(tmp_path, "src", AURORA.read_bytes(), revision=4, thresholds=TH, metrics=MAIN_METRICS)
-    (out / "report.md").write_text("# aurora — model revision 4\n\nmain figures\n")
+    files = {"report.md": "# aurora — model revision 4\n\nmain figures\n".encode()}
     if picture:
-        (out / "tradeoff.png").write_bytes(b"main png")
+        files["tradeoff.png"] = b"main png"
+    out, _ = signed_bundle(tmp_path, "src", AURORA.read_bytes(), revision=4, thresholds=TH, metrics=MAIN_METRICS,
+                           files=files)
     return out
 
 

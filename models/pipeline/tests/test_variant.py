@@ -21,8 +21,8 @@ TH = {"confidence": 0.25, "iou": 0.45, "genuine": 0.8, "counterfeit": 0.9, "marg
 @pytest.fixture
 def src(tmp_path):
     out, _ = signed_bundle(tmp_path, "src", b"main model bytes", revision=4,
-                           thresholds=dict(TH, genuine=0.84, counterfeit=0.95), metrics=MAIN_METRICS)
-    (out / "report.md").write_text("# aurora — model revision 4\n\nmain figures\n")
+                           thresholds=dict(TH, genuine=0.84, counterfeit=0.95), metrics=MAIN_METRICS,
+                           files={"report.md": "# aurora — model revision 4\n\nmain figures\n".encode()})
     return out
 
 
