@@ -49,20 +49,21 @@ def score(bundle_dir: Path, set_dir: Path, split: str = "test") -> dict[str, dic
                                     f"score-{split}", entries)
         floor = max(release.CONFIDENCE, float(t["confidence"]))
         s = V.score(release.table(frames, classes, floor), t["genuine"], t["counterfeit"], t["margin"])
-        out[name] = {"thresholds": t, **release.summary(s),
+        out[name] = {"thresholds": t, **release.summary(s), "product_free_frames": V.product_free(s),
                      "by_draw": release.by_draw(frames, classes, t["genuine"], t["counterfeit"], t["margin"], floor)}
     return out
 
 
 def line(name: str, s: dict) -> str:
     pct = release.pct
-    photos = (f", product-free photos with an alarm {s['photo_scenes_with_false_alarm']} of {s['photo_scenes']}"
-              if "photo_scenes" in s else "")
+    free = s["product_free_frames"]
+    photos = (f"; product-free frames with a counterfeit / genuine / any item {release.product_free_text(free)}"
+              if free["frames"] else "")
     return (f"{name}: {pct(s['verdict_accuracy'])} of {s['items']} packs right; genuine → counterfeit "
             f"{pct(s['genuine_called_counterfeit'])}, counterfeit → genuine {pct(s['counterfeit_called_genuine'])}; "
             f"missed {s['missed']}; counterfeit calls on no pack {s['false_alarm_items']} (frames with one on no "
             f"counterfeit pack {s['scenes_with_stray_counterfeit']} of {s['scenes_with_packs']}), items on no pack "
-            f"{s['phantom_items']}{photos}")
+            f"{s['phantom_items']} ({s['genuine_phantom_items']} called genuine){photos}")
 
 
 def main(argv: list[str] | None = None) -> None:

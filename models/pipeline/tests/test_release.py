@@ -218,3 +218,33 @@ def test_another_input_size_is_only_for_a_new_checkpoint(tmp_path, capsys):
         with pytest.raises(SystemExit):
             release.main(["--brand", "northwind", "--data", str(tmp_path), "--dry-run", *argv])
         assert "--imgsz needs --weights" in capsys.readouterr().err
+
+
+def test_the_manifest_and_the_report_count_product_free_frames_with_a_counterfeit_genuine_or_any_item():
+    from hallmark_models import verdicts as V
+
+    classes = [{"id": 0, "name": "a", "product": "A", "role": "genuine"},
+               {"id": 1, "name": "a-counterfeit", "product": "A", "role": "counterfeit"}]
+    roles = ["genuine", "counterfeit"]
+    box = [0, 0, 10, 10]
+    test = V.Table([V.scene_items("k", "kiosk", [box + [0.9, 0]], [[0] + box], roles),
+                    V.scene_items("e1", "empty", [box + [0.9, 0]], [], roles),  # GENUINE on an empty counter
+                    V.scene_items("e2", "empty", [], [], roles)], classes)
+    photos = V.Table([V.scene_items("p1", "photo", [box + [0.95, 1]], [], roles),  # COUNTERFEIT
+                      V.scene_items("p2", "photo", [box + [0.5, 0]], [], roles),  # scan again
+                      V.scene_items("p3", "photo", [box + [0.85, 0]], [], roles),  # GENUINE
+                      V.scene_items("p4", "photo", [], [], roles)], classes)
+    views = V.Table([V.scene_items(f"v{i}", "photo", [box + [0.8, 0]] if i < 2 else [], [], roles)
+                     for i in range(10)], classes)
+    res = dict(_res(0.8, 0.9, 0.4), test=V.score(test, 0.8, 0.9, 0.15), photos_test=V.score(photos, 0.8, 0.9, 0.15),
+               photo_views_val=V.score(views, 0.8, 0.9, 0.15))
+    m = release.metrics_of(res)
+    assert m["product_free_frames"] == {"frames": 6, "with_counterfeit": 1, "with_genuine": 2, "with_item": 4}
+    assert m["empty_scenes_with_genuine"] == 1 and m["product_free_photos"]["with_genuine"] == 1
+    # validation: the one-pack table has no product-free frame, the views add 2 genuine of 10
+    assert m["validation"]["product_free_frames"] == {"frames": 10, "with_counterfeit": 0, "with_genuine": 2,
+                                                      "with_item": 2}
+    doc = {"revision": 3, "model": {"sha256": "c" * 64}, "thresholds": release.thresholds_of(res), "metrics": m}
+    text = release.report("northwind", doc, res)
+    assert "| product-free frames (empty test scenes and test photos) with a counterfeit / genuine / any item" in text
+    assert "| 1 / 2 / 4 of 6 |" in text and "| 0 / 2 / 2 of 10 |" in text

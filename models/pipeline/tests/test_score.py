@@ -58,3 +58,30 @@ def test_the_labels_decide_what_counts_as_right(tmp_path):
     assert called_genuine > 0
     assert swapped["verdicts_per_pack"]["counterfeit_pack"]["genuine"] == called_genuine
     assert swapped["counterfeit_called_genuine"] > 0 and swapped["verdict_accuracy"] < right["verdict_accuracy"]
+
+
+def test_product_free_frames_are_counted_by_what_the_model_calls_on_them(tmp_path):
+    # A product-free set (photos.product_free_set): a flat frame, an empty sample scene, and a
+    # sample scene with one genuine Earl Grey passed off as product-free. Whatever the shipped model
+    # calls on that pack is an item on a product-free frame: here its GENUINE.
+    from PIL import Image
+
+    from hallmark_models import photos
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    for k in range(3):  # one photo per third
+        Image.new("RGB", (400, 300), (100 + 20 * k, 128, 128)).save(root / f"grey{k}.png")
+    extra = [MODELS / "samples" / "northwind" / "northwind-test-0001.jpg",  # no pack in view
+             MODELS / "samples" / "northwind" / "northwind-test-0005.jpg"]  # one genuine earl-grey
+    rows = photos.product_free_set(tmp_path / "set", "test", extra=tuple(extra), root=root)
+    (test_photo,) = [n for n, split in photos.assign([f"grey{k}.png" for k in range(3)]).items() if split == "test"]
+    assert [r["image"] for r in rows] == [test_photo, "extra-northwind-test-0001.jpg", "extra-northwind-test-0005.jpg"]
+    assert [r["source"] for r in rows] == ["opencv-doc test", "extra", "extra"]
+    res = score.score(MODELS / "northwind", tmp_path / "set")
+    main = res["main"]
+    assert main["items"] == 0 and main["product_free_frames"]["frames"] == len(rows)
+    assert main["photo_scenes_with_genuine"] >= 1 and main["genuine_phantom_items"] >= 1
+    free = main["product_free_frames"]
+    assert free["with_genuine"] == main["photo_scenes_with_genuine"] <= free["with_item"] <= free["frames"]
+    assert "product-free frames with a counterfeit / genuine / any item" in score.line("main", main)
