@@ -82,6 +82,49 @@ def by_orientation(frames: list[dict], turned: set[str], classes: list[dict], tg
     return out
 
 
+def pack_angles(data: Path, split: str) -> dict[str, list[float]]:
+    """Each frame's packs' angles (degrees clockwise, label order) of a set drawn with `composite
+    --rotation full`; empty for a set that does not record them."""
+    rows = [json.loads(line) for line in (data / f"{split}.jsonl").read_text().splitlines()]
+    return {r["image"]: r["angles"] for r in rows if r.get("angles")}
+
+
+# Angle bins: how far a pack is from the nearest quarter turn (a quarter-turns pass sees it that far off
+# upright), and which quarter turn that is.
+OFF_AXIS_BINS = ((0, 15), (15, 30), (30, 45.01))
+
+
+def by_angle(frames: list[dict], angles: dict[str, list[float]], classes: list[dict], tg: float, tc: float,
+             m: float, floor: float = CONFIDENCE) -> dict:
+    """Per-item accuracy of the packs by their angle (`pack_angles`): by degrees off the nearest quarter
+    turn and by that quarter turn. Each pack is scored in its own frame with the frame's other packs'
+    labels left out (packs do not overlap, so each keeps the item it matches)."""
+    def part(keep) -> dict:
+        picked = []
+        for f in frames:
+            a = angles.get(f["name"])
+            if not a or len(a) != len(f["labels"]):
+                continue
+            labels = [lab for lab, deg in zip(f["labels"], a) if keep(deg)]
+            if labels:
+                picked.append(dict(f, labels=labels))
+        if not picked:
+            return {"items": 0}
+        s = V.score(table(picked, classes, floor), tg, tc, m)
+        return {"items": s["items"], "verdict_accuracy": rate(s["verdict_accuracy"]), "missed": s["missed"],
+                "genuine_called_counterfeit": rate(s["genuine_called_counterfeit"]),
+                "counterfeit_called_genuine": rate(s["counterfeit_called_genuine"])}
+
+    def off(deg: float) -> float:
+        return abs((deg + 45) % 90 - 45)
+
+    if not angles:
+        return {}
+    return {"off_axis": {f"{lo:g}-{min(hi, 45):g}": part(lambda d, lo=lo, hi=hi: lo <= off(d) < hi)
+                         for lo, hi in OFF_AXIS_BINS},
+            "quarter_turn": {str(q): part(lambda d, q=q: int(round(d / 90)) % 4 == q) for q in range(4)}}
+
+
 def composite_draw(name: str) -> int:
     """Which draw of the composite set a frame belongs to (`composite --draws`: draw d > 0 names its
     frames `<photo>-d<d>-<j>.jpg`; draw 0 and the product-free photos carry no tag)."""

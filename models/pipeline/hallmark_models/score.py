@@ -37,12 +37,14 @@ def rules(bundle_dir: Path, doc: dict) -> dict[str, tuple[Path, dict]]:
 
 def score(bundle_dir: Path, set_dir: Path, split: str = "test") -> dict[str, dict]:
     """Per model: its rule and the per-item figures (`verdicts.score`, without the per-pack table's
-    arrays), with each draw alone when the set is a several-draw composite."""
+    arrays), with each draw alone when the set is a several-draw composite and the packs by their angle
+    when it records them (`composite --rotation full`)."""
     from .detect import Detector
 
     doc = json.loads((bundle_dir / "manifest.json").read_text())
     classes = BRANDS[doc["brand"]].classes()
     entries = release.split_entries(set_dir, split)
+    angles = release.pack_angles(set_dir, split)
     out = {}
     for name, (model, t) in rules(bundle_dir, doc).items():
         frames = release.detect_set(Detector(model), bundle.sha256_file(model), set_dir / "detections",
@@ -50,7 +52,9 @@ def score(bundle_dir: Path, set_dir: Path, split: str = "test") -> dict[str, dic
         floor = max(release.CONFIDENCE, float(t["confidence"]))
         s = V.score(release.table(frames, classes, floor), t["genuine"], t["counterfeit"], t["margin"])
         out[name] = {"thresholds": t, **release.summary(s), "product_free_frames": V.product_free(s),
-                     "by_draw": release.by_draw(frames, classes, t["genuine"], t["counterfeit"], t["margin"], floor)}
+                     "by_draw": release.by_draw(frames, classes, t["genuine"], t["counterfeit"], t["margin"], floor),
+                     "by_angle": release.by_angle(frames, angles, classes, t["genuine"], t["counterfeit"], t["margin"],
+                                                  floor)}
     return out
 
 
@@ -84,6 +88,12 @@ def main(argv: list[str] | None = None) -> None:
         for d in s["by_draw"]:
             print(f"  draw {d['draw']}: {release.pct(d['verdict_accuracy'])} of {d['items']}, counterfeit → genuine "
                   f"{release.pct(d['counterfeit_called_genuine'])}")
+        for key, what in (("off_axis", "degrees off the nearest quarter turn"), ("quarter_turn", "nearest quarter turn")):
+            bins = (s["by_angle"] or {}).get(key) or {}
+            if bins:
+                print(f"  by {what}: " + "; ".join(
+                    f"{b} {release.pct(x['verdict_accuracy'])} of {x['items']} ({x['missed']} missed)"
+                    for b, x in bins.items() if x["items"]))
 
 
 if __name__ == "__main__":
