@@ -85,3 +85,35 @@ def test_product_free_frames_are_counted_by_what_the_model_calls_on_them(tmp_pat
     free = main["product_free_frames"]
     assert free["with_genuine"] == main["photo_scenes_with_genuine"] <= free["with_item"] <= free["frames"]
     assert "product-free frames with a counterfeit / genuine / any item" in score.line("main", main)
+
+
+def test_a_rule_or_a_candidate_detector_can_be_scored_before_any_release(tmp_path):
+    import pytest
+
+    packs = sample_set(tmp_path / "set")
+    doc = json.loads((MODELS / "northwind" / "manifest.json").read_text())
+    t = doc["thresholds"]
+    shipped = score.score(MODELS / "northwind", tmp_path / "set")["main"]
+    # the main model's own detector as a "candidate", with the shipped rule: the same figures as main
+    same = f"{t['confidence']},{t['genuine']},{t['counterfeit']},{t['margin']}"
+    name, rule = score.parse_rule(f"cand={same}")
+    got = score.score(MODELS / "northwind", tmp_path / "set", rule={name: rule},
+                      models={"cand": MODELS / "northwind" / "model.onnx"})
+    assert {k: v for k, v in got["cand"].items() if k != "thresholds"} == \
+        {k: v for k, v in shipped.items() if k != "thresholds"}
+    # a genuine threshold no box reaches: every genuine pack the shipped rule called genuine now scans again
+    strict = score.score(MODELS / "northwind", tmp_path / "set",
+                         rule=dict([score.parse_rule(f"main={t['confidence']},1.0,{t['counterfeit']},{t['margin']}")]))
+    assert strict["main"]["thresholds"]["genuine"] == 1.0 and strict["main"]["items"] == packs
+    g = shipped["verdicts_per_pack"]["genuine_pack"]
+    assert g["genuine"] > 0
+    assert strict["main"]["verdicts_per_pack"]["genuine_pack"]["genuine"] == 0
+    assert strict["main"]["verdicts_per_pack"]["genuine_pack"]["inconclusive"] == g["inconclusive"] + g["genuine"]
+    for bad in ({"models": {"main": MODELS / "northwind" / "model.onnx"}, "rule": {"main": rule}},  # a clash
+                {"models": {"cand": MODELS / "northwind" / "model.onnx"}},  # a candidate without a rule
+                {"rule": {"nothing": rule}}):
+        with pytest.raises(ValueError):
+            score.score(MODELS / "northwind", tmp_path / "set", **bad)
+    for text in ("main=0.5,0.6,0.9", "main=0.9,0.6,0.5,0.15", "=0.5,0.6,0.9,0.15"):
+        with pytest.raises(ValueError):
+            score.parse_rule(text)
