@@ -5,6 +5,7 @@ product-free negatives.
 
     nice -n 19 python -m hallmark_models.composite --brand northwind --out ../work/northwind/composite \
         [--split test|val] [--per-photo N] [--draws 5] [--seed 11] [--lighting normal|harsh]
+        [--rotation quarter|full]
 
 The test set is several independent draws of 6 composites per photo (`--draws`, default 5: about 900
 packs): one draw of about 185 packs puts a standard error of 1.3 points on the accuracy and decides a 1%
@@ -17,6 +18,11 @@ perspective (corner jitter), scaled so its longer side is 15-45% of the frame's 
 brightness, contrast and colour cast; then the whole frame gets a colour cast, Gaussian blur and JPEG
 quality 45-95. Labels are the axis-aligned boxes of the warped packs (YOLO format, like `generate`), so
 `release` scores the set exactly like a generated split (framing `composite`; the bare photos `photo`).
+
+`--rotation full` (issue 30: a belt shows packs at every angle, a hand holds them any way up) turns every
+pack by an angle drawn uniformly in [0, 360) instead of the tilt and quarter turns; each pack's angle goes
+into the jsonl (`angles`, degrees clockwise on screen) and `quarter_turns` is the nearest quarter turn.
+The default (`quarter`) set is byte for byte what it was. Score it with `hallmark_models.score`.
 """
 
 from __future__ import annotations
@@ -47,10 +53,17 @@ def homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.append(h, 1.0).reshape(3, 3)
 
 
-def pack_quad(rng: np.random.Generator, art_wh: tuple[int, int], frame_wh: tuple[int, int]
-              ) -> tuple[np.ndarray, int]:
-    """Where the artwork's four corners land in the frame (clockwise from top-left), and by how many
-    quarter turns (0-3) the pack was turned beyond its tilt."""
+ROTATIONS = ("quarter", "full")
+
+
+def pack_quad(rng: np.random.Generator, art_wh: tuple[int, int], frame_wh: tuple[int, int],
+              rotation: str = "quarter") -> tuple[np.ndarray, int, float]:
+    """Where the artwork's four corners land in the frame (clockwise from top-left), by how many
+    quarter turns (0-3) the pack was turned beyond its tilt (`full`: the nearest quarter turn), and its
+    angle in degrees in [0, 360), clockwise on screen as the quarter turns count (image y grows downwards:
+    90 puts the pack's top edge on the right). `rotation`: `quarter`
+    (a tilt of -25..25 degrees, a quarter of the packs a further quarter, half or three-quarter turn) or
+    `full` (any angle, uniformly)."""
     W, H = frame_wh
     aw, ah = art_wh
     longer = rng.uniform(0.15, 0.45) * max(W, H)
@@ -58,9 +71,16 @@ def pack_quad(rng: np.random.Generator, art_wh: tuple[int, int], frame_wh: tuple
     w, h = aw * scale, ah * scale
     corners = np.array([[-w / 2, -h / 2], [w / 2, -h / 2], [w / 2, h / 2], [-w / 2, h / 2]])
     corners += rng.uniform(-0.08, 0.08, size=(4, 2)) * np.array([w, h])  # perspective: corner jitter
-    tilt = rng.uniform(-25, 25)
-    turns = int(rng.integers(1, 4)) if rng.random() < 0.25 else 0
-    angle = math.radians(tilt + 90 * turns)
+    if rotation == "full":
+        degrees = rng.uniform(0, 360)
+        turns = int(round(degrees / 90)) % 4
+    elif rotation == "quarter":
+        tilt = rng.uniform(-25, 25)
+        turns = int(rng.integers(1, 4)) if rng.random() < 0.25 else 0
+        degrees = tilt + 90 * turns
+    else:
+        raise ValueError(f"rotation {rotation!r}: one of {ROTATIONS}")
+    angle = math.radians(degrees)
     rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
     corners = corners @ rot.T
     lo, hi = corners.min(0), corners.max(0)
@@ -68,7 +88,7 @@ def pack_quad(rng: np.random.Generator, art_wh: tuple[int, int], frame_wh: tuple
     # the centre: anywhere that keeps the whole pack in the frame (if it fits; else centred)
     cx = rng.uniform(-lo[0], W - hi[0]) if span[0] < W else W / 2
     cy = rng.uniform(-lo[1], H - hi[1]) if span[1] < H else H / 2
-    return corners + np.array([cx, cy]), turns
+    return corners + np.array([cx, cy]), turns, float(degrees % 360)
 
 
 def warp(art: Image.Image, quad: np.ndarray, frame_wh: tuple[int, int]) -> Image.Image:
@@ -127,16 +147,17 @@ def box_iou(a, b) -> float:
 
 
 def compose(rng: np.random.Generator, background: Image.Image, arts: list[Image.Image], n_packs: int,
-            light: Lighting = LIGHTING["normal"]) -> tuple[Image.Image, list[tuple[int, float, float, float, float]], list[int]]:
-    """A composite frame, its packs (class, x1, y1, x2, y2) and each pack's quarter turns. Packs do not
-    overlap (IoU < 0.05)."""
+            light: Lighting = LIGHTING["normal"], rotation: str = "quarter", angles: list | None = None
+            ) -> tuple[Image.Image, list[tuple[int, float, float, float, float]], list[int]]:
+    """A composite frame, its packs (class, x1, y1, x2, y2) and each pack's quarter turns (`pack_quad`'s
+    `rotation`; `angles`, when given, receives each pack's angle). Packs do not overlap (IoU < 0.05)."""
     frame = background.convert("RGB")
     W, H = frame.size
     packs, turns = [], []
     for _ in range(n_packs):
         cls = int(rng.integers(0, len(arts)))
         for _attempt in range(20):
-            quad, turned = pack_quad(rng, arts[cls].size, (W, H))
+            quad, turned, degrees = pack_quad(rng, arts[cls].size, (W, H), rotation)
             box = (*np.clip(quad.min(0), 0, [W, H]), *np.clip(quad.max(0), 0, [W, H]))
             if all(box_iou(box, p[1:]) < 0.05 for p in packs):
                 break
@@ -146,6 +167,8 @@ def compose(rng: np.random.Generator, background: Image.Image, arts: list[Image.
         frame.paste(layer, (0, 0), layer)
         packs.append((cls, *map(float, box)))
         turns.append(turned)
+        if angles is not None:
+            angles.append(degrees)
     return finish(rng, frame, light), packs, turns
 
 
@@ -182,9 +205,11 @@ VAL_PER_PHOTO = 18
 
 
 def write(brand_key: str, out: Path, backgrounds: list[Path], per_photo: int = TEST_PER_PHOTO, seed: int = 11,
-          split: str = "test", draws: int = 1, light: Lighting = LIGHTING["normal"]) -> list[dict]:
+          split: str = "test", draws: int = 1, light: Lighting = LIGHTING["normal"],
+          rotation: str = "quarter") -> list[dict]:
     """The composite set under out (images/<split>, labels/<split>, <split>.jsonl), like a generated split:
-    per photo, the photo alone and `draws` draws of per_photo composites."""
+    per photo, the photo alone and `draws` draws of per_photo composites, packs turned as `rotation` says
+    (`pack_quad`; `full` also records each pack's angle)."""
     names = class_names(brand_key)
     arts = [Image.open(MODELS / brand_key / "reference" / f"{n}.png").convert("RGB") for n in names]
     img_dir, lbl_dir = out / "images" / split, out / "labels" / split
@@ -203,12 +228,16 @@ def write(brand_key: str, out: Path, backgrounds: list[Path], per_photo: int = T
             if d > 0:
                 rng = np.random.default_rng([seed, k, d])  # an independent draw; draw 0 stays the one-draw set
             for j in range(per_photo):
-                frame, packs, turns = compose(rng, bg, arts, 1 if rng.random() < 0.6 else 2, light)
+                angles = []
+                frame, packs, turns = compose(rng, bg, arts, 1 if rng.random() < 0.6 else 2, light, rotation, angles)
                 name = f"{stem}-{j}" if d == 0 else f"{stem}-d{d}-{j}"
                 frame.save(img_dir / f"{name}.jpg", quality=95)
                 (lbl_dir / f"{name}.txt").write_text(yolo_lines(packs, *frame.size))
-                rows.append({"image": f"{name}.jpg", "framing": "composite", "items": [p[0] for p in packs],
-                             "quarter_turns": turns})
+                row = {"image": f"{name}.jpg", "framing": "composite", "items": [p[0] for p in packs],
+                       "quarter_turns": turns}
+                if rotation != "quarter":
+                    row["angles"] = [round(a, 1) for a in angles]
+                rows.append(row)
     (out / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return rows
 
@@ -227,6 +256,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lighting", choices=sorted(LIGHTING), default="normal",
                     help="normal: the test set's conditions; harsh: a stress set beyond them (score it with "
                          "hallmark_models.score)")
+    ap.add_argument("--rotation", choices=ROTATIONS, default="quarter",
+                    help="quarter: a tilt of -25..25 degrees, a quarter of the packs turned a further quarter, "
+                         "half or three-quarter turn (the test set); full: every pack at an angle drawn uniformly "
+                         "in [0, 360) (a belt, a hand holding a pack any way up; score it with hallmark_models.score)")
     ap.add_argument("--split", choices=("test", "val"), default="test",
                     help="whose photos: test (the honest figure) or val (choosing between candidate models)")
     args = ap.parse_args(argv)
@@ -237,7 +270,8 @@ def main(argv: list[str] | None = None) -> None:
     draws = args.draws or (TEST_DRAWS if args.split == "test" else 1)
     if per_photo < 1 or draws < 1:
         ap.error("--per-photo and --draws must be at least 1")
-    rows = write(args.brand, args.out, backgrounds, per_photo, args.seed, args.split, draws, LIGHTING[args.lighting])
+    rows = write(args.brand, args.out, backgrounds, per_photo, args.seed, args.split, draws, LIGHTING[args.lighting],
+                 args.rotation)
     per_class = np.bincount([c for r in rows for c in r["items"]], minlength=len(class_names(args.brand)))
     print(f"{args.brand} composite: {len(rows)} images ({sum(r['framing'] == 'photo' for r in rows)} product-free), "
           f"packs per class {per_class.tolist()}")

@@ -2,7 +2,8 @@
 
     python -m hallmark_models.generate --brand northwind --out work/northwind/data \
         --train 200 --val 50 --test 60 [--reference models/northwind/reference] [--samples DIR --sample-count 6] \
-        [--photo-backgrounds] [--strong-camera [--mixed-lighting] [--low-resolution]]
+        [--photo-backgrounds] [--strong-camera [--mixed-lighting] [--low-resolution] [--any-angle 0.7]
+        [--hard-negatives]]
 
 Each split draws from its own random stream, so the test split is never seen in training. Samples for
 the README demo and the tests are copied from the held-out test split, with their labels.
@@ -121,6 +122,12 @@ def main(argv: list[str] | None = None) -> None:
                     help="training split (with --strong-camera): each pack with its own contrast and white balance")
     ap.add_argument("--low-resolution", action="store_true",
                     help="training split (with --strong-camera): half the frames from a sensor 2.5-6x coarser, upscaled")
+    ap.add_argument("--any-angle", type=float, default=0.0, metavar="SHARE",
+                    help="training split (with --strong-camera): this share of packs, every framing, turned to any angle "
+                         "in [0, 360) (0: as before)")
+    ap.add_argument("--hard-negatives", action="store_true",
+                    help="training split (with --strong-camera): unlabelled coins, round, printed and textured objects in "
+                         "every scene")
     ap.add_argument("--reference", type=Path)
     ap.add_argument("--samples", type=Path)
     ap.add_argument("--sample-count", type=int, default=6)
@@ -135,13 +142,18 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("--mixed-lighting goes with --strong-camera")
     if args.low_resolution and not args.strong_camera:
         raise SystemExit("--low-resolution goes with --strong-camera")
+    if (args.any_angle or args.hard_negatives) and not args.strong_camera:
+        raise SystemExit("--any-angle and --hard-negatives go with --strong-camera")
+    if not 0 <= args.any_angle <= 1:
+        raise SystemExit("--any-angle: a share in [0, 1]")
     if args.photo_backgrounds or args.strong_camera:
         from . import photos
 
         bank = [photos.load(p) for p in photos.photos("train")] if args.photo_backgrounds else []
         if args.photo_backgrounds and not bank:
             raise SystemExit("--photo-backgrounds: no opencv-doc photos (apt-get install -y opencv-doc)")
-        world = scenes.World(bank, args.strong_camera, args.mixed_lighting, args.low_resolution)
+        world = scenes.World(bank, args.strong_camera, args.mixed_lighting, args.low_resolution, args.any_angle,
+                             args.hard_negatives)
     for split in ("train", "val", "test"):
         index = write_split(brand, args.out, split, getattr(args, split), args.seed,
                             world=world if split == "train" else None)

@@ -11,6 +11,8 @@ Every other photo collection (the yolov5 wheel's bus.jpg / zidane.jpg, ...) stay
 the threshold choice, so that tests on unseen photos stay honest.
 
     python -m hallmark_models.photos            # lists the split
+    python -m hallmark_models.photos --set ../work/product-free --split test [--views 8] [--extra bus.jpg ...]
+                                                # a product-free set for hallmark_models.score
 """
 
 from __future__ import annotations
@@ -144,10 +146,63 @@ def views(split: str, out: Path, per_photo: int = 8, seed: int = 5, root: Path =
     return paths
 
 
-def main() -> None:
-    for split in SPLITS:
-        names = [p.name for p in photos(split)]
-        print(f"{split} ({len(names)}): {' '.join(names)}")
+def product_free_set(out: Path, split: str = "test", views_per_photo: int = 0, extra: tuple[Path, ...] = (),
+                     root: Path = ROOT) -> list[dict]:
+    """A labelled set of product-free frames in the layout `generate` and `composite` write (images/<split>,
+    labels/<split> with empty label files, <split>.jsonl, framing `photo`), so `hallmark_models.score` reads
+    it as any set: a split's photos (or, with `views_per_photo`, that many `views` of each instead) plus
+    `extra` photo files (say, the yolov5 wheel's bus.jpg and zidane.jpg: never used for training or for a
+    threshold choice). Each row's `source` says where the frame came from. Nothing on these frames is a
+    pack, so every item a model makes there is one a person looks at for nothing."""
+    import json
+    import shutil
+
+    sources = views(split, out / "views" / split, views_per_photo, root=root) if views_per_photo else photos(split, root)
+    img_dir, lbl_dir = out / "images" / split, out / "labels" / split
+    img_dir.mkdir(parents=True, exist_ok=True)
+    lbl_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for src, tag in [(q, f"opencv-doc {split}" + (" view" if views_per_photo else "")) for q in sources] + \
+                    [(Path(q), "extra") for q in extra]:
+        base = src.name[:-3] if src.name.endswith(".gz") else src.name
+        name = f"{'extra-' if tag == 'extra' else ''}{Path(base).stem}{Path(base).suffix.lower()}"
+        if src.name.endswith(".gz"):
+            from PIL import Image
+
+            Image.fromarray(load(src)).save(img_dir / name)
+        else:
+            shutil.copy(src, img_dir / name)
+        (lbl_dir / f"{Path(name).stem}.txt").write_text("")
+        rows.append({"image": name, "framing": "photo", "items": [], "source": tag})
+    if len({r["image"] for r in rows}) != len(rows):
+        raise ValueError("two frames of the product-free set share a name")
+    (out / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="List the photo split, or write a product-free set of one split.")
+    ap.add_argument("--set", type=Path, help="write a product-free set here (for hallmark_models.score)")
+    ap.add_argument("--split", choices=SPLITS, default="test")
+    ap.add_argument("--views", type=int, default=0,
+                    help="that many product-free views (crops, turns, camera effects) of each photo instead of the photos")
+    ap.add_argument("--extra", type=Path, nargs="*", default=[],
+                    help="more product-free photo files (never used for training or for a threshold choice)")
+    args = ap.parse_args(argv)
+    if args.set is None:
+        for split in SPLITS:
+            names = [p.name for p in photos(split)]
+            print(f"{split} ({len(names)}): {' '.join(names)}")
+        return
+    if args.split == "train":
+        ap.error("the train third is what training sees: a product-free set of it measures nothing")
+    rows = product_free_set(args.set, args.split, args.views, tuple(args.extra))
+    if not rows:
+        raise SystemExit("no photos: apt-get install -y opencv-doc")
+    print(f"{args.set}: {len(rows)} product-free frames ({args.split}"
+          + (f", {args.views} views per photo" if args.views else "") + f"; {len(args.extra)} extra)")
 
 
 if __name__ == "__main__":

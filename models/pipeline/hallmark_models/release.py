@@ -9,8 +9,9 @@ whose model does not change. Light venv only (onnxruntime, numpy, Pillow, crypto
 2. Chooses (genuine, counterfeit, margin) on validation scenes + validation photos + (when given) the
    composite validation set (`verdicts.choose_thresholds`: best per-item accuracy over all of them, with
    <= 1% counterfeit -> genuine, <= 1% genuine -> counterfeit, a counterfeit call on <= 1% of empty
-   scenes and of product-free photos and one on no counterfeit pack in <= 1% of the scenes with packs,
-   on each set alone; counterfeit above the score filter), at each
+   scenes and of product-free photos, a genuine call on <= 1% of them, and a counterfeit call on no
+   counterfeit pack in <= 1% of the scenes with packs, on each set alone; counterfeit above the score
+   filter), at each
    item floor of `verdicts.FLOOR_GRID`, and keeps the floor (the manifest's `confidence`) whose choice
    has the most right packs less phantom items (`verdicts.choose_rule`).
 3. Scores the test split, the test photos and (when given) the composite test set with them; draws
@@ -79,6 +80,49 @@ def by_orientation(frames: list[dict], turned: set[str], classes: list[dict], tg
             s = V.score(table(part, classes, floor), tg, tc, m)
             out[key] = {"items": s["items"], "verdict_accuracy": rate(s["verdict_accuracy"])}
     return out
+
+
+def pack_angles(data: Path, split: str) -> dict[str, list[float]]:
+    """Each frame's packs' angles (degrees clockwise, label order) of a set drawn with `composite
+    --rotation full`; empty for a set that does not record them."""
+    rows = [json.loads(line) for line in (data / f"{split}.jsonl").read_text().splitlines()]
+    return {r["image"]: r["angles"] for r in rows if r.get("angles")}
+
+
+# Angle bins: how far a pack is from the nearest quarter turn (a quarter-turns pass sees it that far off
+# upright), and which quarter turn that is.
+OFF_AXIS_BINS = ((0, 15), (15, 30), (30, 45.01))
+
+
+def by_angle(frames: list[dict], angles: dict[str, list[float]], classes: list[dict], tg: float, tc: float,
+             m: float, floor: float = CONFIDENCE) -> dict:
+    """Per-item accuracy of the packs by their angle (`pack_angles`): by degrees off the nearest quarter
+    turn and by that quarter turn. Each pack is scored in its own frame with the frame's other packs'
+    labels left out (packs do not overlap, so each keeps the item it matches)."""
+    def part(keep) -> dict:
+        picked = []
+        for f in frames:
+            a = angles.get(f["name"])
+            if not a or len(a) != len(f["labels"]):
+                continue
+            labels = [lab for lab, deg in zip(f["labels"], a) if keep(deg)]
+            if labels:
+                picked.append(dict(f, labels=labels))
+        if not picked:
+            return {"items": 0}
+        s = V.score(table(picked, classes, floor), tg, tc, m)
+        return {"items": s["items"], "verdict_accuracy": rate(s["verdict_accuracy"]), "missed": s["missed"],
+                "genuine_called_counterfeit": rate(s["genuine_called_counterfeit"]),
+                "counterfeit_called_genuine": rate(s["counterfeit_called_genuine"])}
+
+    def off(deg: float) -> float:
+        return abs((deg + 45) % 90 - 45)
+
+    if not angles:
+        return {}
+    return {"off_axis": {f"{lo:g}-{min(hi, 45):g}": part(lambda d, lo=lo, hi=hi: lo <= off(d) < hi)
+                         for lo, hi in OFF_AXIS_BINS},
+            "quarter_turn": {str(q): part(lambda d, q=q: int(round(d / 90)) % 4 == q) for q in range(4)}}
 
 
 def composite_draw(name: str) -> int:
@@ -330,6 +374,19 @@ def evaluate_brand(brand_key: str, data: Path, composite: Path | None = None, bu
     return res
 
 
+def product_free_frames(*scores: dict | None) -> dict:
+    """Product-free frames (empty scenes and product-free photos) of one or more `score` results, added up:
+    {frames, with_counterfeit, with_genuine, with_item}. A genuine call there is a false assurance, a
+    counterfeit call a false accusation, any item a person asked to look at nothing."""
+    parts = [V.product_free(s) for s in scores if s]
+    return {k: sum(p[k] for p in parts) for k in ("frames", "with_counterfeit", "with_genuine", "with_item")}
+
+
+def product_free_text(f: dict) -> str:
+    """`product_free_frames` as report.md and `score` print it."""
+    return (f"{f['with_counterfeit']} / {f['with_genuine']} / {f['with_item']} of {f['frames']}")
+
+
 def stray_scenes(s: dict) -> list[int]:
     """[scenes with a counterfeit call on no counterfeit pack, scenes with packs] of a `score` result."""
     return [s["scenes_with_stray_counterfeit"], s["scenes_with_packs"]]
@@ -362,10 +419,16 @@ def metrics_of(res: dict, extra: dict | None = None) -> dict:
         "scenes_with_stray_counterfeit": stray_scenes(t),
         "phantom_items": t["phantom_items"],
         "empty_scenes_with_item": t.get("empty_scenes_with_item", 0),
+        "empty_scenes_with_genuine": t.get("empty_scenes_with_genuine", 0),
+        "genuine_phantom_items": t["genuine_phantom_items"],
         "product_free_photos": {"source": "opencv-doc examples, test third (hallmark_models.photos)",
                                 "photos": p.get("photo_scenes", 0),
                                 "with_false_alarm": p.get("photo_scenes_with_false_alarm", 0),
+                                "with_genuine": p.get("photo_scenes_with_genuine", 0),
                                 "with_item": p.get("photo_scenes_with_item", 0)},
+        # every product-free frame of the test split's scenes and photos, capped on validation for
+        # counterfeit and genuine calls alike (each <= 1% of each validation set's)
+        "product_free_frames": product_free_frames(t, p),
         "validation": {"sets": res.get("val_sets"), "items": res["val"]["items"], "verdict_accuracy": rate(res["val"]["verdict_accuracy"]),
                        "genuine_called_counterfeit": rate(res["val"]["genuine_called_counterfeit"]),
                        "counterfeit_called_genuine": rate(res["val"]["counterfeit_called_genuine"]),
@@ -377,6 +440,7 @@ def metrics_of(res: dict, extra: dict | None = None) -> dict:
                        "scenes_with_stray_counterfeit": stray_scenes(res["val"]),
                        "photo_views": (res.get("photo_views_val") or {}).get("photo_scenes", 0),
                        "photo_views_with_false_alarm": (res.get("photo_views_val") or {}).get("photo_scenes_with_false_alarm", 0),
+                       "product_free_frames": product_free_frames(res["val"], res.get("photo_views_val")),
                        "caps_met": bool(c["feasible"]),
                        "item_floors": [{"confidence": f, "genuine": g, "counterfeit": cf, "margin": mm, "caps_met": bool(ok),
                                         "right": r, "phantom_items": ph} for f, g, cf, mm, ok, r, ph in c.get("floors") or []]},
@@ -396,7 +460,9 @@ def metrics_of(res: dict, extra: dict | None = None) -> dict:
             "phantom_items": s["phantom_items"],
             "product_free_photos": s.get("photo_scenes", 0),
             "product_free_photos_with_false_alarm": s.get("photo_scenes_with_false_alarm", 0),
+            "product_free_photos_with_genuine": s.get("photo_scenes_with_genuine", 0),
             "product_free_photos_with_item": s.get("photo_scenes_with_item", 0),
+            "genuine_phantom_items": s["genuine_phantom_items"],
             "verdicts_per_pack": summary(s)["verdicts_per_pack"],
         }
         if res.get("composite_by_orientation"):
@@ -447,6 +513,10 @@ def report(brand_key: str, doc: dict, res: dict) -> str:
         f"{s['scenes_with_stray_counterfeit']} of {s['scenes_with_packs']} |",
         f"| items of any verdict on no pack (test scenes; test photos) | {s['phantom_items']}; {p['phantom_items']} |",
         f"| product-free real photos showing any item (a person told to scan again) | {p.get('photo_scenes_with_item', 0)} of {p.get('photo_scenes', 0)} |",
+        f"| product-free frames (empty test scenes and test photos) with a counterfeit / genuine / any item "
+        f"(counterfeit and genuine calls capped at 1% of each validation set's) | {product_free_text(m['product_free_frames'])} |",
+        f"| the same on validation (every set, and the product-free views of the validation photos) | "
+        f"{product_free_text(m['validation']['product_free_frames'])} |",
         f"| accuracy by framing | {', '.join(f'{k} {pct(v)}' for k, v in res['by_framing'].items())} |",
         f"| mAP50 | {m['map50']} |",
     ]
@@ -461,6 +531,8 @@ def report(brand_key: str, doc: dict, res: dict) -> str:
             f"{c['scenes_with_stray_counterfeit']} of {c['scenes_with_packs']} |",
             f"| composite: items of any verdict on no pack; product-free photos showing any item | "
             f"{c['phantom_items']}; {c.get('photo_scenes_with_item', 0)} of {c.get('photo_scenes', 0)} |",
+            f"| composite: product-free photos with a counterfeit / genuine / any item | "
+            f"{product_free_text(product_free_frames(c))} |",
         ]
         o = res.get("composite_by_orientation") or {}
         if o:

@@ -40,6 +40,12 @@ class World:
     # With strong_camera: half the frames come from a sensor with fewer pixels than the frame (a cheap
     # webcam, digital zoom, a crop of a wide view), upscaled, so packs are soft and their print is lost.
     low_resolution: bool = False
+    # The share of packs (the brand's and distractors, every framing) turned to any angle in [0, 360): a
+    # belt carries packs at every angle and a hand holds one any way up, not only by quarter turns.
+    any_angle: float = 0.0
+    # Unlabelled objects that are no pack in every scene (coins and other round things, textured, printed
+    # and coloured objects: `textures.hard_negative`), so that no shape, colour or print alone makes an item.
+    hard_negatives: bool = False
 
 
 WORLD_FRAMINGS = ("kiosk", "conveyor", "shelf", "empty", "photo")
@@ -169,9 +175,10 @@ def _hand(rng, canvas: Image.Image, quad: np.ndarray, reach: tuple[float, float]
     return mask
 
 
-def _place(rng, framing: str, n: int, W: int, H: int, strong: bool = False):
+def _place(rng, framing: str, n: int, W: int, H: int, strong: bool = False, any_angle: float = 0.0):
     """Centres, longest sides and angles for `n` packs, avoiding heavy overlap. `strong`: any rotation
-    at the kiosk now and then, and packs reaching past the frame's edge."""
+    at the kiosk now and then, and packs reaching past the frame's edge. `any_angle`: the share of packs
+    turned to an angle drawn in [0, 360) instead (0 draws nothing: older sets stay as they were)."""
     placed = []
     for _ in range(n * 30):
         if len(placed) == n:
@@ -187,6 +194,8 @@ def _place(rng, framing: str, n: int, W: int, H: int, strong: bool = False):
         else:  # shelf
             side = rng.uniform(0.22, 0.4) * min(W, H)
             angle = math.radians(rng.uniform(-8, 8))
+        if any_angle and rng.random() < any_angle:
+            angle = math.radians(rng.uniform(0, 360))
         margin = side * (rng.uniform(0.15, 0.45) if strong else 0.45)
         c = np.array([rng.uniform(margin, W - margin), rng.uniform(margin, H - margin)])
         if all(np.linalg.norm(c - pc) > 0.62 * (side + ps) for pc, ps, _ in placed):
@@ -212,17 +221,28 @@ def compose(rng: np.random.Generator, arts: ArtCache, framing: str, size=(960, 7
                   "shelf": int(rng.integers(2, 6)), "empty": int(rng.integers(1, 5))}.get(framing, 0)
     if framing == "photo":  # drawn apart: the dict above draws every entry, and must keep drawing as before
         n_distract = int(rng.integers(0, 3))
-    for c, side, angle in _place(rng, "shelf" if framing in ("empty", "photo") else framing, n_distract, W, H):
+    any_angle = world.any_angle if world else 0.0
+    for c, side, angle in _place(rng, "shelf" if framing in ("empty", "photo") else framing, n_distract, W, H,
+                                 any_angle=any_angle):
         dw, dh = int(side * rng.uniform(0.5, 0.9)), int(side)
         patch, x0, y0 = _warp(textures.distractor(rng, (max(dw, 12), max(dh, 12)), palette).convert("RGBA"),
                               _quad(rng, c, (dw, dh), angle, 0.04))
         canvas.paste(patch, (x0, y0), patch)
+    if world and world.hard_negatives:
+        # Objects that are no pack, behind the packs: more of them where there is no pack at all.
+        n_objects = int(rng.integers(1, 5)) if framing in ("empty", "photo") else int(rng.integers(0, 3))
+        for _ in range(n_objects):
+            side = rng.uniform(0.08, 0.4) * min(W, H)
+            c = np.array([rng.uniform(0, W), rng.uniform(0, H)])
+            obj = textures.hard_negative(rng, (int(side), int(side * rng.uniform(0.6, 1.0))), palette)
+            patch, x0, y0 = _warp(obj, _quad(rng, c, obj.size, rng.uniform(0, 2 * math.pi), 0.05))
+            canvas.paste(patch, (x0, y0), patch)
 
     n = {"kiosk": 1 if rng.random() < 0.85 else 2, "conveyor": int(rng.integers(2, 6)),
          "shelf": int(rng.integers(2, 6)), "empty": 0, "photo": 0}[framing]
     n_classes = len(arts.table)
     items, quads, masks = [], [], []
-    for c, side, angle in _place(rng, framing, n, W, H, strong):
+    for c, side, angle in _place(rng, framing, n, W, H, strong, any_angle):
         class_id = int(rng.integers(n_classes))
         art = arts.get(class_id, int(rng.integers(1 << 30)))
         aspect = art.width / art.height

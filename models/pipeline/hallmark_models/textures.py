@@ -104,3 +104,74 @@ def distractor(rng: np.random.Generator, size: tuple[int, int], palette=()) -> I
             if rng.random() < 0.5:
                 d.rectangle([x + 3 * k, int(h * 0.78), x + 3 * k + 1, int(h * 0.92)], fill="black")
     return img.filter(ImageFilter.GaussianBlur(0.5))
+
+
+HARD_NEGATIVES = ("coin", "round", "printed", "textured")
+
+
+def hard_negative(rng: np.random.Generator, size: tuple[int, int], palette=(), kind: str | None = None) -> Image.Image:
+    """An object that is no pack, as an RGBA image (alpha 0 around its shape). Never labelled.
+
+    `coin`: a metal disc (gold, silver or copper) with a rim and a relief; `round`: a round coloured thing
+    (fruit, a lid, a ball) with shading and a highlight; `printed`: paper with lines of print and a block
+    of colour (a receipt, a leaflet, a label); `textured`: a flat object with a pattern (checks, stripes,
+    noise). Half take one of the brand's pack colours when a palette is given: no colour, shape or print
+    alone should make an item."""
+    w, h = max(8, int(size[0])), max(8, int(size[1]))
+    kind = kind or HARD_NEGATIVES[int(rng.integers(len(HARD_NEGATIVES)))]
+    if palette and rng.random() < 0.5:
+        colour = np.clip(np.asarray(palette[int(rng.integers(len(palette)))]) + rng.integers(-25, 26, 3), 0, 255)
+    else:
+        colour = rng.integers(0, 256, 3)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    nx, ny = (xx + 0.5) / w * 2 - 1, (yy + 0.5) / h * 2 - 1
+    r = np.sqrt(nx ** 2 + ny ** 2)
+    if kind in ("coin", "round"):
+        if kind == "coin":
+            w = h = min(w, h)
+            yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+            nx, ny = (xx + 0.5) / w * 2 - 1, (yy + 0.5) / h * 2 - 1
+            r = np.sqrt(nx ** 2 + ny ** 2)
+            metal = np.asarray([(212, 175, 55), (192, 192, 200), (184, 115, 51)][int(rng.integers(3))], np.float32)
+            light = 0.75 + 0.35 * (-(nx + ny) / 2) + 0.15 * _noise(rng, h, w, max(2, w // 10))
+            relief = _noise(rng, h, w, max(2, w // 6))
+            shade = light * np.where((r > 0.82) & (r < 0.92), 0.7, 1.0) * (0.85 + 0.3 * (relief > 0.55))
+            arr = shade[..., None] * metal
+        else:
+            base = colour.astype(np.float32)
+            light = 0.55 + 0.5 * np.clip(1 - np.sqrt((nx + 0.35) ** 2 + (ny + 0.35) ** 2), 0, 1)
+            arr = light[..., None] * base * (0.9 + 0.1 * _noise(rng, h, w, max(2, w // 8)))[..., None]
+            spot = np.exp(-(((nx + 0.4) / 0.18) ** 2 + ((ny + 0.4) / 0.18) ** 2))
+            arr += spot[..., None] * (255 - arr) * 0.8
+        alpha = np.clip((1.0 - r) * min(w, h) / 2, 0, 1)  # a disc with a one-pixel soft edge
+    elif kind == "printed":
+        paper = np.asarray([rng.integers(215, 256)] * 3, np.float32) - rng.integers(0, 20, 3)
+        img = Image.new("RGB", (w, h), tuple(int(c) for c in paper))
+        d = ImageDraw.Draw(img)
+        if rng.random() < 0.7:
+            bh = int(h * rng.uniform(0.1, 0.35))
+            y0 = int(rng.integers(0, max(1, h - bh)))
+            d.rectangle([0, y0, w, y0 + bh], fill=tuple(int(c) for c in colour))
+        size_pt = max(6, int(h / rng.uniform(6, 14)))
+        f = font(size_pt, bold=bool(rng.random() < 0.4), serif=bool(rng.random() < 0.4))
+        ink = tuple(int(c) for c in rng.integers(0, 90, 3))
+        for y in range(int(size_pt * 0.5), h, int(size_pt * 1.5)):
+            words = " ".join(_WORDS[int(rng.integers(len(_WORDS)))] for _ in range(int(rng.integers(1, 5))))
+            d.text((int(rng.integers(2, max(3, w // 5))), y), words, fill=ink, font=f)
+        arr = np.asarray(img, np.float32)
+        alpha = np.ones((h, w), np.float32)
+    else:  # textured
+        c2 = rng.integers(0, 256, 3).astype(np.float32)
+        period = max(3, int(min(w, h) / rng.uniform(3, 12)))
+        pattern = int(rng.integers(3))
+        if pattern == 0:
+            mask = ((yy // period + xx // period) % 2)
+        elif pattern == 1:
+            mask = ((xx + yy * rng.uniform(-1, 1)) // period % 2)
+        else:
+            mask = (_noise(rng, h, w, period) > 0.5).astype(np.float32)
+        arr = mask[..., None] * colour.astype(np.float32) + (1 - mask[..., None]) * c2
+        arr *= (0.85 + 0.15 * _noise(rng, h, w, 3))[..., None]
+        alpha = np.ones((h, w), np.float32)
+    rgba = np.dstack([np.clip(arr, 0, 255), np.clip(alpha * 255, 0, 255)]).astype(np.uint8)
+    return Image.fromarray(rgba, "RGBA").filter(ImageFilter.GaussianBlur(0.4))

@@ -5,6 +5,7 @@ a copy of the bundle (`variants` in models/BUNDLE.md) with its own thresholds, a
 
     ../../.venv/bin/python -m hallmark_models.turns --bundle ../aurora --data ../work/aurora/data \\
         --composite ../work/aurora/composite --out /tmp/aurora-turns [--key KEY] [--public PUB] [--name N]
+        [--dry-run]
 
 Why: a pack held sideways or upside down is the detector's weak spot on real photos (the composite set's
 turned frames scored 65–70% against 90–96% upright). A pack turned by a quarter turn is upright in one of
@@ -23,6 +24,8 @@ the item's best genuine and counterfeit scores as always.
    thresholds chosen on validation under the caps) and writes to `--out` (new or empty) a copy of the
    bundle with `model-<name>.onnx`, its `variants` entry, `tradeoff-<name>.png`, a report.md section,
    `revision` + 1, signed with `--key` (`variant.add_variant`, which also has the agent verify it).
+   `--dry-run` stops before signing: it writes only the graph (`--out`/model-<name>.onnx) and prints the
+   rule and figures, so a candidate can be scored (`score --model`) before anyone signs it.
 """
 
 from __future__ import annotations
@@ -209,6 +212,21 @@ def build(bundle_dir: Path, out: Path, key_path: Path, data: Path, composite: Pa
     return doc, res
 
 
+def dry_run(bundle_dir: Path, out: Path, data: Path, composite: Path | None = None,
+            name: str = "quarter-turns") -> tuple[Path, dict]:
+    """`build` without a key: the graph written to `out`/model-<name>.onnx (checked against four turned
+    passes), evaluated as a release would; nothing signed. Returns (the graph, `evaluate_brand`'s result)."""
+    src = json.loads((bundle_dir / "manifest.json").read_text())
+    main_model = bundle_dir / src["model"]["file"]
+    out.mkdir(parents=True, exist_ok=True)
+    turns = out / f"model-{name}.onnx"
+    add_turns(main_model, turns)
+    diff = parity(main_model, turns)
+    if any(diff[k] > tol for k, tol in PARITY_TOL.items()):
+        raise ValueError(f"{turns} differs from four turned passes of {main_model} by {diff} (tolerance {PARITY_TOL})")
+    return turns, release.evaluate_brand(src["brand"], data, composite, bundle_dir=bundle_dir, model=turns)
+
+
 def is_turns(v: dict) -> bool:
     """Whether a `variants` entry is a quarter-turns wrapping of the main model."""
     return bool(((v.get("metrics") or {}).get("variant_of") or {}).get("turns"))
@@ -236,7 +254,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--name", default="quarter-turns", help="the variant's name, [a-z0-9-] (default quarter-turns)")
     ap.add_argument("--data", type=Path, required=True, help="generated data with val and test splits")
     ap.add_argument("--composite", type=Path, help="composite sets (hallmark_models.composite)")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="write only the graph into --out and print its rule and figures; sign nothing")
     args = variant.parse_copy_args(ap, argv)
+    if args.dry_run:
+        path, res = dry_run(args.bundle, args.out, args.data, args.composite, args.name)
+        print(json.dumps(release.brief(res), indent=1))
+        t = release.thresholds_of(res)
+        for p in release.refusals(res):
+            print(f"a release would refuse this: {p}")
+        print(f"wrote {path} (not signed); its rule: --rule {args.name}={t['confidence']},{t['genuine']},"
+              f"{t['counterfeit']},{t['margin']}")
+        return
     command = (f"python -m hallmark_models.turns --bundle {args.bundle} --name {args.name} --data {args.data}"
                + (f" --composite {args.composite}" if args.composite else ""))
     doc, res = build(args.bundle, args.out, args.key, args.data, args.composite, args.name, args.public, command)

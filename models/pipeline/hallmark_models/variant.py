@@ -255,6 +255,8 @@ def report_section(doc: dict, v: dict, command: str = "", about: str | None = No
         row("test empty scenes with a counterfeit call", lambda m: alarms(m, "empty_scenes", "empty_scenes_with_false_alarm")),
         row("test product-free photos with a counterfeit call",
             lambda m: f"{m['product_free_photos']['with_false_alarm']} of {m['product_free_photos']['photos']}"),
+        row("test product-free photos with a genuine call",
+            lambda m: f"{m['product_free_photos']['with_genuine']} of {m['product_free_photos']['photos']}"),
         row("test product-free photos showing any item",
             lambda m: f"{m['product_free_photos']['with_item']} of {m['product_free_photos']['photos']}"),
         row("composite accuracy", lambda m: _pct(m["composite_test"]["verdict_accuracy"])),

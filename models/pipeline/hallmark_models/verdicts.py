@@ -400,8 +400,9 @@ def score(table: Table, tg: float, tc: float, m: float = DEFAULT_MARGIN) -> dict
     gp, fp = table.genuine_pack & table.matched, ~table.genuine_pack & table.matched
     right = np.where(table.genuine_pack, gn & table.product_ok, cf | inc) & table.matched
     n_g, n_c = int(table.genuine_pack.sum()), int((~table.genuine_pack).sum())
-    fa_cf, _ = _calls(table.fa_g, table.fa_c, tg, tc, m)
+    fa_cf, fa_gn = _calls(table.fa_g, table.fa_c, tg, tc, m)
     alarm_scenes = set(table.fa_scene[fa_cf].tolist())
+    genuine_scenes = set(table.fa_scene[fa_gn].tolist())
     with_item = set(table.fa_scene.tolist())  # every item of a product-free scene matches no pack
     kinds = np.array(table.scene_kinds)
     stray_scenes = set(table.fa_scene[fa_cf & table.fa_stray].tolist())
@@ -418,6 +419,7 @@ def score(table: Table, tg: float, tc: float, m: float = DEFAULT_MARGIN) -> dict
         "counterfeit_called_counterfeit": float((fp & cf).sum() / max(1, n_c)),
         "missed": int((~table.matched).sum()),
         "false_alarm_items": int(fa_cf.sum()),
+        "genuine_phantom_items": int(fa_gn.sum()),  # items on no pack called GENUINE: a false assurance
         "phantom_items": int(len(table.fa_g)),
         # counterfeit calls in scenes with packs, pointed at no counterfeit pack: the background, or a genuine
         # pack boxed twice. An accusation beside the customer's genuine pack is no better than one on an
@@ -432,11 +434,28 @@ def score(table: Table, tg: float, tc: float, m: float = DEFAULT_MARGIN) -> dict
         idx = np.nonzero(kinds == kind)[0]
         if not any(table.scene_has_packs[i] for i in idx):  # product-free scenes: empty, photo
             alarms = sum(1 for i in idx if i in alarm_scenes)
+            assured = sum(1 for i in idx if i in genuine_scenes)
             out[f"{kind}_scenes"] = int(len(idx))
             out[f"{kind}_scenes_with_false_alarm"] = int(alarms)
             out[f"{kind}_false_alarm_rate"] = alarms / max(1, len(idx))
+            # a GENUINE on a view with no product: a clerk would repeat it to a customer
+            out[f"{kind}_scenes_with_genuine"] = int(assured)
+            out[f"{kind}_genuine_rate"] = assured / max(1, len(idx))
             out[f"{kind}_scenes_with_item"] = int(sum(1 for i in idx if i in with_item))
     return out
+
+
+PRODUCT_FREE_KINDS = ("empty", "photo")
+
+
+def product_free(s: dict, kinds=PRODUCT_FREE_KINDS) -> dict:
+    """A `score` result's product-free frames (empty scenes and product-free photos together): how many,
+    and how many show a counterfeit call, a genuine call, an item of any verdict."""
+    def total(suffix):
+        return int(sum(s.get(f"{k}_{suffix}", 0) for k in kinds))
+
+    return {"frames": total("scenes"), "with_counterfeit": total("scenes_with_false_alarm"),
+            "with_genuine": total("scenes_with_genuine"), "with_item": total("scenes_with_item")}
 
 
 @dataclass(frozen=True)
@@ -445,6 +464,9 @@ class Caps:
     genuine_called_counterfeit: float = 0.01
     false_alarm_scenes: float = 0.01  # share of product-free scenes (each kind) with a counterfeit call
     stray_counterfeit_scenes: float = 0.01  # share of scenes with packs with a counterfeit call on no counterfeit pack
+    # share of product-free scenes (each kind) with a GENUINE call: an assurance on an empty counter is as
+    # false as an accusation there, and a clerk repeats it to a customer (issue 30)
+    product_free_genuine_scenes: float = 0.01
 
 
 # Hundredths: on validation sets of a few hundred packs a 0.05 step moved thresholds by whole steps for the
@@ -466,6 +488,8 @@ def feasible(s: dict, caps: Caps) -> bool:
     if s["genuine_called_counterfeit"] > caps.genuine_called_counterfeit:
         return False
     if s["stray_counterfeit_rate"] > caps.stray_counterfeit_scenes:
+        return False
+    if any(v > caps.product_free_genuine_scenes for k, v in s.items() if k.endswith("_genuine_rate")):
         return False
     return all(v <= caps.false_alarm_scenes for k, v in s.items() if k.endswith("_false_alarm_rate"))
 
@@ -496,7 +520,7 @@ class _Columns:
         self.stray_in = _lies_in(t.fa_scene[t.fa_stray], packed)  # stray items (Table.fa_stray) by scene with packs
 
     def stats(self, tg: float, m: float, tcs: np.ndarray) -> dict:
-        """`score`'s right count, error rates, false-alarm items and product-free alarm rates at genuine
+        """`score`'s right count, error rates, false-alarm items and product-free alarm and genuine rates at genuine
         threshold `tg`, margin `m` and every counterfeit threshold in `tcs` (float32) at once: arrays over
         `tcs`, each element equal to what `score(t, tg, tc, m)` gives (the same float32 comparisons, the
         same float64 divisions)."""
@@ -505,7 +529,9 @@ class _Columns:
         cf = strong & (t.c >= (t.g + f32(m)).astype(np.float32))[:, None]
         gn = ~strong & (t.g >= f32(tg))[:, None]
         right = (self.genuine_right[:, None] & gn).sum(0) + (self.fp_m[:, None] & ~gn).sum(0)
-        fa_cf = (t.fa_c[:, None] >= tcs[None, :]) & (t.fa_c >= (t.fa_g + f32(m)).astype(np.float32))[:, None]
+        fa_strong = t.fa_c[:, None] >= tcs[None, :]
+        fa_cf = fa_strong & (t.fa_c >= (t.fa_g + f32(m)).astype(np.float32))[:, None]
+        fa_gn = (~fa_strong & (t.fa_g >= f32(tg))[:, None]).astype(np.int64)
         stray_cf = fa_cf[t.fa_stray].astype(np.int64)
         return {"right": right,
                 "genuine_called_counterfeit": (self.gp_m[:, None] & cf).sum(0) / max(1, self.n_g),
@@ -513,6 +539,7 @@ class _Columns:
                 "false_alarm_items": fa_cf.sum(0),
                 "alarm_rates": [((in_scene.T @ fa_cf.astype(np.int64)) > 0).sum(0) / max(1, n)
                                 for n, in_scene in self.kinds],
+                "genuine_rates": [((in_scene.T @ fa_gn) > 0).sum(0) / max(1, n) for n, in_scene in self.kinds],
                 "stray_counterfeit_rate": ((self.stray_in.T @ stray_cf) > 0).sum(0) / max(1, self.n_packed)}
 
     @staticmethod
@@ -523,6 +550,8 @@ class _Columns:
              (st["stray_counterfeit_rate"] <= caps.stray_counterfeit_scenes)
         for rates in st["alarm_rates"]:
             ok &= rates <= caps.false_alarm_scenes
+        for rates in st["genuine_rates"]:
+            ok &= rates <= caps.product_free_genuine_scenes
         return ok
 
 

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from hallmark_models import composite
@@ -141,3 +142,83 @@ def test_harsh_lighting_changes_the_light_and_nothing_else(tmp_path, monkeypatch
     assert images(tmp_path / "d") == images(tmp_path / "n")
     assert labels(tmp_path / "h") == labels(tmp_path / "d")
     assert all(a != b for a, b in zip(images(tmp_path / "h"), images(tmp_path / "d")))
+
+
+def _pattern_backgrounds(root, n=2):
+    root.mkdir(parents=True, exist_ok=True)
+    out = []
+    for k in range(n):
+        p = root / f"bg{k}.png"
+        Image.fromarray((np.indices((300, 400)).sum(0)[..., None] * [1, 2, 3] % 251).astype(np.uint8)).save(p)
+        out.append(p)
+    return out
+
+
+def test_the_default_set_is_what_it_was_before_full_rotation_existed(tmp_path, monkeypatch):
+    # Figures recorded on the five-draw set must still describe it: the layouts (rows and labels) of a
+    # small default set, digested by the code before `--rotation` was added (the JPEG bytes matched too).
+    import hashlib
+
+    monkeypatch.setattr(composite, "class_names", lambda brand: ["earl-grey", "earl-grey-counterfeit"])
+    bgs = _pattern_backgrounds(tmp_path / "bg")
+    rows = composite.write("northwind", tmp_path / "set", bgs, per_photo=3, seed=7, draws=2)
+    h = hashlib.sha256()
+    for r in rows:
+        h.update(json.dumps(r).encode())
+        h.update((tmp_path / "set" / "labels" / "test" / r["image"].replace(".jpg", ".txt")).read_bytes())
+    assert h.hexdigest() == "0be5163955ba89b6eb423d8935930533579efe2d00a38dd7bb134c2a30c237e5"
+    again = composite.write("northwind", tmp_path / "quarter", bgs, per_photo=3, seed=7, draws=2, rotation="quarter")
+    assert again == rows and all("angles" not in r for r in rows)
+    for r in rows:
+        assert ((tmp_path / "set" / "images" / "test" / r["image"]).read_bytes()
+                == (tmp_path / "quarter" / "images" / "test" / r["image"]).read_bytes())
+
+
+def test_full_rotation_turns_packs_over_the_whole_circle_and_says_where_each_top_edge_went():
+    # A white card with a red top band: the band must point where the recorded angle says (clockwise on
+    # screen from up: 90 = right), and the angles must cover the circle, not cluster at quarter turns.
+    bg = Image.new("RGB", (640, 480), (0, 0, 0))
+    art = np.full((140, 100, 3), 255, dtype=np.uint8)
+    art[:25, :, 1:] = 0
+    art = Image.fromarray(art)
+    angles_seen = []
+    for seed in range(120):
+        angles = []
+        frame, packs, turns = composite.compose(np.random.default_rng(seed), bg, [art], 1, rotation="full",
+                                                angles=angles)
+        (_, x1, y1, x2, y2), = packs
+        (t,), (a,) = turns, angles
+        assert 0 <= a < 360 and t == int(round(a / 90)) % 4
+        arr = np.asarray(frame).astype(int)
+        red = np.argwhere((arr[..., 0] > arr[..., 1] + 50) & (arr[..., 0] > arr[..., 2] + 50))
+        dy, dx = red.mean(0) - [(y1 + y2) / 2, (x1 + x2) / 2]
+        want = np.array([np.sin(np.radians(a)), -np.cos(np.radians(a))])  # (dx, dy) of the top edge
+        cos = (want @ [dx, dy]) / np.hypot(dx, dy)
+        assert cos > 0.9, (seed, a, dx, dy)  # within about 25 degrees (perspective jitter moves the band)
+        # the label holds the pack
+        bright = np.argwhere(arr.max(axis=2) > 60)
+        assert bright[:, 1].min() >= x1 - 3 and bright[:, 1].max() <= x2 + 3
+        assert bright[:, 0].min() >= y1 - 3 and bright[:, 0].max() <= y2 + 3
+        angles_seen.append(a)
+    counts = np.histogram(angles_seen, bins=8, range=(0, 360))[0]
+    assert counts.min() >= 6, counts  # 120 draws over 8 octants: every octant well filled
+    off_quarter = [a for a in angles_seen if 20 < (a % 90) < 70]
+    assert len(off_quarter) > 40  # diagonal packs, which the quarter-turn set never has
+
+
+def test_a_full_rotation_set_records_angles_and_keeps_the_product_free_photos(tmp_path, monkeypatch):
+    monkeypatch.setattr(composite, "class_names", lambda brand: ["earl-grey", "earl-grey-counterfeit"])
+    bgs = _pattern_backgrounds(tmp_path / "bg")
+    default = composite.write("northwind", tmp_path / "d", bgs, per_photo=3, seed=7, draws=2)
+    full = composite.write("northwind", tmp_path / "f", bgs, per_photo=3, seed=7, draws=2, rotation="full")
+    assert [r["image"] for r in full] == [r["image"] for r in default]
+    for r in full:
+        if r["framing"] == "photo":  # the photo alone: the same product-free frame as the default set's
+            assert ((tmp_path / "f" / "images" / "test" / r["image"]).read_bytes()
+                    == (tmp_path / "d" / "images" / "test" / r["image"]).read_bytes())
+        else:
+            assert len(r["angles"]) == len(r["items"]) == len(r["quarter_turns"])
+            assert r["quarter_turns"] == [int(round(a / 90)) % 4 for a in r["angles"]]
+    assert composite.write("northwind", tmp_path / "f2", bgs, per_photo=3, seed=7, draws=2, rotation="full") == full
+    with pytest.raises(ValueError, match="rotation"):
+        composite.pack_quad(np.random.default_rng(0), (10, 10), (100, 100), rotation="half")

@@ -265,3 +265,52 @@ def test_low_resolution_loses_the_detail_keeps_the_frame_and_is_opt_in(tmp_path)
                             == (tmp_path / y / "images" / "train" / r["image"]).read_bytes())
     assert before == again and all(same("a", "b", r) for r in before)
     assert not all(same("a", "c", r) for r in before)
+
+
+def test_any_angle_turns_packs_of_every_framing_over_the_whole_circle_and_is_opt_in(tmp_path):
+    for framing in ("kiosk", "conveyor", "shelf"):
+        plain = [a for k in range(40) for _, _, a in scenes._place(np.random.default_rng(k), framing, 3, 960, 720)]
+        turned = [a for k in range(200)
+                  for _, _, a in scenes._place(np.random.default_rng(k), framing, 3, 960, 720, any_angle=1.0)]
+        octants = np.histogram(np.degrees(turned) % 360, bins=8, range=(0, 360))[0]
+        # every direction, not only a tilt or quarter turns: each octant near an eighth of the packs
+        assert octants.min() >= 0.5 * len(turned) / 8, (framing, octants)
+        if framing != "conveyor":  # kiosk and shelf packs stand nearly upright without it
+            assert max(abs(np.degrees(a)) for a in plain) <= 25
+    # Off, a training set made before the option is made again byte for byte; on, it differs.
+    brand = brands.AURORA
+    bank = _bank()
+    before = write_split(brand, tmp_path / "a", "train", 4, seed=3, world=scenes.World(bank, True, True))
+    again = write_split(brand, tmp_path / "b", "train", 4, seed=3,
+                        world=scenes.World(bank, True, True, False, 0.0, False))
+    turned = write_split(brand, tmp_path / "c", "train", 4, seed=3, world=scenes.World(bank, True, True, False, 0.7))
+    same = lambda x, y, r: ((tmp_path / x / "images" / "train" / r["image"]).read_bytes()
+                            == (tmp_path / y / "images" / "train" / r["image"]).read_bytes())
+    assert before == again and all(same("a", "b", r) for r in before)
+    assert not all(same("a", "c", r) for r in before if r["items"])
+
+
+def test_hard_negatives_are_shaped_objects_that_are_never_labelled(tmp_path):
+    from hallmark_models import textures
+
+    for kind in textures.HARD_NEGATIVES:
+        obj = textures.hard_negative(np.random.default_rng(1), (80, 60), [(200, 30, 30)], kind)
+        a = np.asarray(obj)
+        assert obj.mode == "RGBA" and a[..., 3].max() == 255
+        if kind in ("coin", "round"):  # round: nothing in the corners
+            assert a[0, 0, 3] == 0 and a[-1, -1, 3] == 0 and a[a.shape[0] // 2, a.shape[1] // 2, 3] == 255
+    # In scenes: the labels are the packs' alone, and an empty scene stays product-free.
+    world = scenes.World(_bank(), True, False, False, 0.0, True)
+    arts = scenes.ArtCache(brands.NORTHWIND, variants=1)
+    for k, framing in enumerate(("empty", "photo", "kiosk", "conveyor")):
+        with_objects = scenes.compose(np.random.default_rng(k), arts, framing, (320, 240), world)
+        without = scenes.compose(np.random.default_rng(k), arts, framing, (320, 240), scenes.World(_bank(), True))
+        if framing in ("empty", "photo"):
+            assert with_objects.items == [] and with_objects.yolo_labels() == ""
+            assert with_objects.image.tobytes() != without.image.tobytes()  # at least one object drawn
+        assert all(it.class_id < len(arts.table) for it in with_objects.items)
+    with pytest.raises(SystemExit, match="strong-camera"):
+        from hallmark_models.generate import main
+
+        main(["--brand", "aurora", "--out", str(tmp_path / "d"), "--train", "1", "--val", "0", "--test", "0",
+              "--hard-negatives"])

@@ -1,5 +1,7 @@
 """Release helpers that need no model: YOLO labels back to pixels, and the trade-off picture."""
 
+import json
+
 import pytest
 from PIL import Image
 
@@ -218,3 +220,62 @@ def test_another_input_size_is_only_for_a_new_checkpoint(tmp_path, capsys):
         with pytest.raises(SystemExit):
             release.main(["--brand", "northwind", "--data", str(tmp_path), "--dry-run", *argv])
         assert "--imgsz needs --weights" in capsys.readouterr().err
+
+
+def test_the_manifest_and_the_report_count_product_free_frames_with_a_counterfeit_genuine_or_any_item():
+    from hallmark_models import verdicts as V
+
+    classes = [{"id": 0, "name": "a", "product": "A", "role": "genuine"},
+               {"id": 1, "name": "a-counterfeit", "product": "A", "role": "counterfeit"}]
+    roles = ["genuine", "counterfeit"]
+    box = [0, 0, 10, 10]
+    test = V.Table([V.scene_items("k", "kiosk", [box + [0.9, 0]], [[0] + box], roles),
+                    V.scene_items("e1", "empty", [box + [0.9, 0]], [], roles),  # GENUINE on an empty counter
+                    V.scene_items("e2", "empty", [], [], roles)], classes)
+    photos = V.Table([V.scene_items("p1", "photo", [box + [0.95, 1]], [], roles),  # COUNTERFEIT
+                      V.scene_items("p2", "photo", [box + [0.5, 0]], [], roles),  # scan again
+                      V.scene_items("p3", "photo", [box + [0.85, 0]], [], roles),  # GENUINE
+                      V.scene_items("p4", "photo", [], [], roles)], classes)
+    views = V.Table([V.scene_items(f"v{i}", "photo", [box + [0.8, 0]] if i < 2 else [], [], roles)
+                     for i in range(10)], classes)
+    res = dict(_res(0.8, 0.9, 0.4), test=V.score(test, 0.8, 0.9, 0.15), photos_test=V.score(photos, 0.8, 0.9, 0.15),
+               photo_views_val=V.score(views, 0.8, 0.9, 0.15))
+    m = release.metrics_of(res)
+    assert m["product_free_frames"] == {"frames": 6, "with_counterfeit": 1, "with_genuine": 2, "with_item": 4}
+    assert m["empty_scenes_with_genuine"] == 1 and m["product_free_photos"]["with_genuine"] == 1
+    # validation: the one-pack table has no product-free frame, the views add 2 genuine of 10
+    assert m["validation"]["product_free_frames"] == {"frames": 10, "with_counterfeit": 0, "with_genuine": 2,
+                                                      "with_item": 2}
+    doc = {"revision": 3, "model": {"sha256": "c" * 64}, "thresholds": release.thresholds_of(res), "metrics": m}
+    text = release.report("northwind", doc, res)
+    assert "| product-free frames (empty test scenes and test photos) with a counterfeit / genuine / any item" in text
+    assert "| 1 / 2 / 4 of 6 |" in text and "| 0 / 2 / 2 of 10 |" in text
+
+
+def test_packs_of_a_full_circle_set_are_scored_by_their_angle(tmp_path):
+    classes = [{"id": 0, "name": "a", "product": "A", "role": "genuine"},
+               {"id": 1, "name": "a-counterfeit", "product": "A", "role": "counterfeit"}]
+    left, right = [10.0, 10.0, 50.0, 60.0], [200.0, 10.0, 240.0, 60.0]
+    frames = [  # two packs in one frame at 10 and 100 degrees: the first found, the second missed
+        {"name": "x-0.jpg", "kind": "composite", "detections": [left + [0.95, 0]], "labels": [[0] + left, [0] + right]},
+        # a counterfeit at 44 degrees called genuine; a genuine pack at 181 degrees found
+        {"name": "x-1.jpg", "kind": "composite", "detections": [left + [0.95, 0]], "labels": [[1] + left]},
+        {"name": "x-2.jpg", "kind": "composite", "detections": [right + [0.9, 0]], "labels": [[0] + right]},
+        {"name": "x-none.jpg", "kind": "photo", "detections": [], "labels": []},
+    ]
+    rows = [{"image": "x-0.jpg", "angles": [10.0, 100.0]}, {"image": "x-1.jpg", "angles": [44.0]},
+            {"image": "x-2.jpg", "angles": [181.0]}, {"image": "x-none.jpg"}]
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    angles = release.pack_angles(tmp_path, "test")
+    assert angles == {"x-0.jpg": [10.0, 100.0], "x-1.jpg": [44.0], "x-2.jpg": [181.0]}
+    got = release.by_angle(frames, angles, classes, 0.8, 0.9, 0.15)
+    off = got["off_axis"]
+    assert list(off) == ["0-15", "15-30", "30-45"]
+    # off the nearest quarter turn: 10, 10 (100), 44, 1 (181)
+    assert (off["0-15"]["items"], off["0-15"]["verdict_accuracy"], off["0-15"]["missed"]) == (3, release.rate(2 / 3), 1)
+    assert off["15-30"] == {"items": 0}
+    assert (off["30-45"]["items"], off["30-45"]["counterfeit_called_genuine"]) == (1, 1.0)
+    q = got["quarter_turn"]
+    assert q["0"]["items"] == 2 and q["0"]["verdict_accuracy"] == 0.5  # 10 right, 44 a fake called genuine
+    assert (q["1"]["items"], q["1"]["missed"]) == (1, 1) and q["2"]["verdict_accuracy"] == 1.0 and q["3"] == {"items": 0}
+    assert release.by_angle(frames, {}, classes, 0.8, 0.9, 0.15) == {}

@@ -74,3 +74,25 @@ def test_a_non_square_input_is_refused(tmp_path):
     with pytest.raises(ValueError, match="already has turns"):
         turns.add_turns(AURORA, tmp_path / "once.onnx")
         turns.add_turns(tmp_path / "once.onnx", tmp_path / "twice.onnx")
+
+
+def test_a_dry_run_writes_the_graph_and_its_rule_and_signs_nothing(tmp_path, monkeypatch, capsys):
+    # No key anywhere: the dry run builds the graph, checks it against four turned passes, evaluates it as
+    # a release would (stubbed here: the figures are the release's business) and prints the --rule for score.
+    from hallmark_models import release
+
+    seen = {}
+
+    def evaluate(brand, data, composite, bundle_dir=None, model=None):
+        seen.update(brand=brand, model=model)
+        return {"choice": {"confidence": 0.6, "genuine": 0.7, "counterfeit": 0.9, "margin": 0.15, "feasible": True,
+                           "floors": []},
+                "val": {"counterfeit_items": 3, "counterfeit_called_counterfeit": 0.5}}
+
+    monkeypatch.setattr(release, "evaluate_brand", evaluate)
+    out = tmp_path / "out"
+    turns.main(["--bundle", str(MODELS / "aurora"), "--data", str(tmp_path), "--out", str(out), "--dry-run",
+                "--key", str(tmp_path / "no-such.key")])
+    assert sorted(p.name for p in out.iterdir()) == ["model-quarter-turns.onnx"]
+    assert seen == {"brand": "aurora", "model": out / "model-quarter-turns.onnx"}
+    assert "--rule quarter-turns=0.6,0.7,0.9,0.15" in capsys.readouterr().out

@@ -370,12 +370,15 @@ def test_the_row_at_a_time_search_gives_what_score_gives_at_every_point():
             for k, tc in enumerate(tcs):
                 s = V.score(t, tg, tc, m)
                 rates = [s[f"{kind}_false_alarm_rate"] for kind in ("empty", "photo")]
+                genuine_rates = [s[f"{kind}_genuine_rate"] for kind in ("empty", "photo")]
                 assert (st["right"][k], st["genuine_called_counterfeit"][k], st["counterfeit_called_genuine"][k],
                         st["false_alarm_items"][k], [r[k] for r in st["alarm_rates"]],
-                        st["stray_counterfeit_rate"][k]) == \
+                        st["stray_counterfeit_rate"][k], [r[k] for r in st["genuine_rates"]]) == \
                        (s["right"], s["genuine_called_counterfeit"], s["counterfeit_called_genuine"],
-                        s["false_alarm_items"], rates, s["stray_counterfeit_rate"]), (tg, tc, m)
+                        s["false_alarm_items"], rates, s["stray_counterfeit_rate"], genuine_rates), (tg, tc, m)
                 assert ok[k] == V.feasible(s, V.Caps(0.2, 0.2, 0.3, 0.4))
+                for caps in (V.Caps(1, 1, 1, 1, 0.2), V.Caps(1, 1, 1, 1, 0.0)):  # the genuine cap alone
+                    assert cols.feasible(st, caps)[k] == V.feasible(s, caps), (tg, tc, m, caps)
 
 
 def test_the_choice_is_the_one_a_point_by_point_search_makes():
@@ -406,3 +409,69 @@ def test_the_choice_is_the_one_a_point_by_point_search_makes():
             got = V.choose_thresholds([t], 0.45, caps, **grids)
             assert (got["genuine"], got["counterfeit"], got["margin"], got["feasible"], got["score"]) == \
                    (tg, tc, m, bool(under), s)
+
+
+# ------------------------------------------------------------------ genuine calls on product-free views
+
+def test_product_free_frames_with_a_genuine_call_are_counted_per_kind_and_together():
+    scenes = [
+        scene("g-right", "kiosk", [BOX + [0.9, 0]], [[0] + BOX]),
+        scene("empty-genuine", "empty", [BOX + [0.7, 0]], []),
+        scene("empty-weak", "empty", [BOX + [0.3, 0]], []),  # an item, inconclusive: not a genuine call
+        scene("empty-clear", "empty", [], []),
+        scene("photo-genuine-twice", "photo", [BOX + [0.9, 2], [0, 0, 40, 40, 0.6, 0]], []),
+        scene("photo-near-tie", "photo", [BOX + [0.9, 0], BOX + [0.85, 1]], []),  # c over T_c: inconclusive
+        scene("photo-counterfeit", "photo", [BOX + [0.9, 1]], []),
+        scene("photo-clear", "photo", [], []),
+    ]
+    s = V.score(V.Table(scenes, MANIFEST["classes"]), 0.5, 0.4, 0.15)
+    assert (s["empty_scenes"], s["empty_scenes_with_genuine"], s["empty_scenes_with_item"]) == (3, 1, 2)
+    assert s["empty_genuine_rate"] == pytest.approx(1 / 3)
+    assert (s["photo_scenes"], s["photo_scenes_with_genuine"], s["photo_scenes_with_false_alarm"],
+            s["photo_scenes_with_item"]) == (4, 1, 1, 3)
+    assert s["genuine_phantom_items"] == 3  # every genuine call on no pack, the frames' two included
+    assert V.product_free(s) == {"frames": 7, "with_counterfeit": 1, "with_genuine": 2, "with_item": 5}
+    # a higher genuine threshold clears the 0.6 and 0.7 calls, not the 0.9 one
+    s = V.score(V.Table(scenes, MANIFEST["classes"]), 0.8, 0.4, 0.15)
+    assert V.product_free(s)["with_genuine"] == 1 and s["genuine_phantom_items"] == 1
+    assert not V.feasible(s, V.Caps()) and V.feasible(s, V.Caps(1, 1, 1, 1, 1))
+
+
+def test_a_genuine_box_on_a_product_free_view_caps_the_genuine_threshold_as_an_alarm_caps_the_counterfeit():
+    # 30 genuine packs at 0.9 and 10 at 0.8, 30 fakes at 0.8; a photo of coins draws "genuine" at 0.84.
+    frames = ([([BOX + [0.9, 0]], [[0] + BOX], "kiosk")] * 30 + [([BOX + [0.8, 0]], [[0] + BOX], "kiosk")] * 10
+              + [([BOX + [0.8, 1]], [[1] + BOX], "kiosk")] * 30 + [([BOX + [0.84, 2]], [], "photo")])
+    grids = dict(COARSE, margin_grid=(0.15,))
+    loose = V.choose_rule(_tables_at(frames), caps=V.Caps(product_free_genuine_scenes=1.0), **grids)
+    # without the cap the photo's GENUINE costs nothing: every pack right at genuine 0.8
+    assert loose["genuine"] <= 0.8 and loose["score"]["photo_scenes_with_genuine"] == 1
+    assert loose["score"]["verdict_accuracy"] == 1.0
+    capped = V.choose_rule(_tables_at(frames), **grids)
+    # with it: no rule may call the photo genuine; the floor cannot rise over 0.84 within a point of
+    # accuracy (it would lose 10 packs), so the genuine threshold goes over it and those 10 scan again
+    assert capped["feasible"] and capped["score"]["photo_scenes_with_genuine"] == 0
+    assert capped["genuine"] > 0.84 and capped["confidence"] < 0.8
+    assert capped["score"]["right"] == 60 and capped["score"]["table"][0] == [30, 0, 10, 0]
+
+
+def test_the_genuine_cap_holds_on_each_product_free_set_alone():
+    # The validation scenes' many quiet photos must not dilute a views set where 2 of 60 views (3%) are
+    # called genuine: every table meets the cap on its own, as the counterfeit caps do.
+    packs = [scene(f"g{i}", "kiosk", [BOX + [0.9, 0]], [[0] + BOX]) for i in range(30)]
+    packs += [scene(f"w{i}", "kiosk", [BOX + [0.7, 0]], [[0] + BOX]) for i in range(5)]
+    packs += [scene(f"f{i}", "kiosk", [BOX + [0.8, 1]], [[1] + BOX]) for i in range(30)]
+    quiet = [scene(f"p{i}", "photo", [], []) for i in range(300)]
+    views = [scene(f"v{i}", "photo", [BOX + [0.72, 0]], []) for i in range(2)]
+    views += [scene(f"v{i + 2}", "photo", [], []) for i in range(58)]
+    a = V.Table(packs + quiet, MANIFEST["classes"])
+    b = V.Table(views, MANIFEST["classes"])
+    together = V.choose_thresholds([a], 0.25, cap_tables=(V.merge([a, b]),), **COARSE)
+    assert together["feasible"] and together["genuine"] <= 0.7  # 2 of 425 photos: under 1%
+    alone = V.choose_thresholds([a], 0.25, cap_tables=(a, b), **COARSE)
+    assert alone["feasible"] and alone["genuine"] > 0.72
+    assert V.score(b, alone["genuine"], alone["counterfeit"], alone["margin"])["photo_scenes_with_genuine"] == 0
+    # and one view in 60 would be too many as well (1.7%), one in 150 not (0.7%)
+    for n_quiet, lifted in ((59, True), (149, False)):
+        one = V.Table([views[0]] + [scene(f"q{i}", "photo", [], []) for i in range(n_quiet)], MANIFEST["classes"])
+        got = V.choose_thresholds([a], 0.25, cap_tables=(a, one), **COARSE)
+        assert (got["genuine"] > 0.72) == lifted, (n_quiet, got["genuine"])
