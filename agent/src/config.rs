@@ -902,6 +902,7 @@ impl Config {
                         .unwrap_or("auto")
                         .parse()
                         .map_err(|m| bad(format!("model.precision: {m}")))?,
+                    mode: Some(mode.as_str().to_string()),
                 },
             },
             bundles,
@@ -1276,7 +1277,15 @@ mod tests {
     fn the_encoding_comes_from_model_variant_and_model_precision() {
         use crate::bundle::{Precision, PrecisionChoice};
         let c = Config::load(None, env(&[])).unwrap();
-        assert_eq!(c.runtime.encoding, Default::default());
+        assert_eq!(c.runtime.encoding.variant, None);
+        assert_eq!(c.runtime.encoding.precision, PrecisionChoice::Auto);
+        assert_eq!(
+            c.runtime.encoding.mode.as_deref(),
+            Some("kiosk"),
+            "the mode's default variant"
+        );
+        let c = Config::load(None, env(&[("HALLMARK_AGENT_MODE", "conveyor")])).unwrap();
+        assert_eq!(c.runtime.encoding.mode.as_deref(), Some("conveyor"));
         let c = Config::load(
             None,
             env(&[

@@ -34,6 +34,11 @@ pub struct Manifest {
     /// structural check); [`crate::bundle::Bundle::open`] requires it and holds the folder to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files: Option<BTreeMap<String, String>>,
+    /// The variant a device runs by default in each mode (`kiosk`, `conveyor`), when its configuration
+    /// names none: the encoding the pipeline measured as meeting the brand's goal there (a conveyor and
+    /// a hand show packs at any angle: `quarter-turns`). A mode not named runs the main model.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub default_variants: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -218,6 +223,20 @@ impl Manifest {
         }
         check_thresholds("thresholds", &self.thresholds)
             .or_else(|(field, problem)| bad(&field, problem))?;
+        for (mode, name) in &self.default_variants {
+            if mode != "kiosk" && mode != "conveyor" {
+                return bad(
+                    "default_variants",
+                    format!("{mode:?} is not a mode (kiosk, conveyor)"),
+                );
+            }
+            if !self.variants.iter().any(|v| &v.name == name) {
+                return bad(
+                    "default_variants",
+                    format!("{mode}: no variant named {name:?}"),
+                );
+            }
+        }
         for (i, v) in self.variants.iter().enumerate() {
             check_thresholds(&format!("variants[{i}].thresholds"), &v.thresholds)
                 .or_else(|(field, problem)| bad(&field, problem))?;

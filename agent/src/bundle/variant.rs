@@ -89,13 +89,19 @@ impl std::str::FromStr for PrecisionChoice {
     }
 }
 
-/// Which encoding a device runs: `model.variant` (a name or per-brand names, see [`variant_for`]; none
-/// for the main model) and `model.precision`.
+/// Which encoding a device runs: `model.variant` (a name or per-brand names, see [`variant_for`]; `main`
+/// for the main model; none: the bundle's default for `mode`, else the main model) and
+/// `model.precision`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EncodingChoice {
     pub variant: Option<String>,
     pub precision: PrecisionChoice,
+    /// `kiosk` or `conveyor`: the mode whose default variant a bundle may name (`default_variants`).
+    pub mode: Option<String>,
 }
+
+/// The name `model.variant` may use for the main model (to run it where a bundle names a default).
+pub const MAIN: &str = "main";
 
 #[derive(Debug, Error, PartialEq)]
 pub enum VariantError {
@@ -171,6 +177,22 @@ pub fn choose(
         Some(setting) => variant_for(setting, &manifest.brand).map_err(VariantError::Setting)?,
         None => None,
     };
+    if named == Some(MAIN) {
+        return Ok(None);
+    }
+    // Design: the bundle's default for the mode stands for a variant named in the configuration, but
+    // not against an explicit precision it does not have (model.precision then decides as before).
+    let named = named.or_else(|| {
+        let default = choice
+            .mode
+            .as_deref()
+            .and_then(|m| manifest.default_variants.get(m))?;
+        let v = variants.iter().find(|v| &v.name == default)?;
+        match choice.precision {
+            PrecisionChoice::Exactly(p) if p != v.precision => None,
+            _ => Some(default.as_str()),
+        }
+    });
     if let Some(name) = named {
         let i = variants
             .iter()
@@ -305,8 +327,51 @@ mod tests {
         let choice = EncodingChoice {
             variant: variant.map(str::to_string),
             precision: precision.parse().unwrap(),
+            mode: None,
         };
         choose(m, &choice, gpu)
+    }
+
+    #[test]
+    fn a_bundle_names_the_variant_each_mode_runs_by_default_and_the_configuration_wins() {
+        let mut m = three();
+        m.default_variants
+            .insert("conveyor".into(), "fast-224".into());
+        let run = |m: &Manifest, variant: Option<&str>, precision: &str, mode: &str| {
+            let choice = EncodingChoice {
+                variant: variant.map(str::to_string),
+                precision: precision.parse().unwrap(),
+                mode: Some(mode.into()),
+            };
+            choose(m, &choice, false)
+        };
+        assert_eq!(run(&m, None, "auto", "conveyor"), Ok(Some(0)));
+        assert_eq!(
+            run(&m, None, "auto", "kiosk"),
+            Ok(None),
+            "a mode not named: main"
+        );
+        assert_eq!(run(&m, Some("half"), "auto", "conveyor"), Ok(Some(1)));
+        assert_eq!(run(&m, Some("main"), "auto", "conveyor"), Ok(None));
+        assert_eq!(
+            run(&m, None, "fp16", "conveyor"),
+            Ok(Some(1)),
+            "an explicit precision the default lacks decides"
+        );
+        let mut v = serde_json::to_value(&m).unwrap();
+        v["default_variants"] = serde_json::json!({"conveyor": "nope"});
+        let err = Manifest::parse(&serde_json::to_vec(&v).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("default_variants") && err.contains("nope"),
+            "{err}"
+        );
+        v["default_variants"] = serde_json::json!({"belt": "fast-224"});
+        let err = Manifest::parse(&serde_json::to_vec(&v).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a mode"), "{err}");
     }
 
     #[test]

@@ -180,6 +180,40 @@ def check_variants(doc: dict, where: str = "manifest") -> None:
         check_thresholds(v["thresholds"], at)
         if "metrics" in v and not isinstance(v["metrics"], dict):
             raise BundleError(f"{at}: metrics must be an object")
+    check_default_variants(doc, where)
+
+
+MODES = ("kiosk", "conveyor")
+
+
+def check_default_variants(doc: dict, where: str = "manifest") -> None:
+    """Refuses what the agent refuses in `default_variants` (the variant each mode runs when a device's
+    configuration names none): a mode other than kiosk or conveyor, or a variant the bundle does not have."""
+    defaults = doc.get("default_variants")
+    if defaults is None:
+        return
+    if not isinstance(defaults, dict):
+        raise BundleError(f"{where}: default_variants must be an object")
+    names = {v.get("name") for v in doc.get("variants") or []}
+    for mode, name in defaults.items():
+        if mode not in MODES:
+            raise BundleError(f"{where}: default_variants: {mode!r} is not a mode ({', '.join(MODES)})")
+        if name not in names:
+            raise BundleError(f"{where}: default_variants: {mode}: no variant named {name!r}")
+
+
+def set_defaults(bundle: Path, defaults: dict, public: Ed25519PublicKey, key: Ed25519PrivateKey) -> dict:
+    """A new revision of a verified bundle whose `default_variants` is `defaults` (mode -> variant name;
+    an empty name drops the mode), signed with `key`."""
+    doc = verify(bundle, public)
+    merged = {**doc.get("default_variants", {}), **defaults}
+    merged = {m: n for m, n in merged.items() if n}
+    if merged:
+        doc["default_variants"] = merged
+    else:
+        doc.pop("default_variants", None)
+    doc["revision"] = int(doc["revision"]) + 1
+    return sign(bundle, doc, key)
 
 
 def check_variant_files(bundle: Path, doc: dict) -> None:
@@ -409,8 +443,18 @@ def main(argv: list[str] | None = None) -> None:
     rl.add_argument("bundle", type=Path)
     rl.add_argument("--old-public", type=Path, required=True, help="the key the bundle verifies with now")
     rl.add_argument("--key", type=Path, required=True, help="the private key to sign with (the same or a new one)")
+    d = sub.add_parser("defaults", help="a new revision naming the variant each mode runs by default")
+    d.add_argument("bundle", type=Path)
+    d.add_argument("--public", type=Path, required=True, help="the key the bundle verifies with now")
+    d.add_argument("--key", type=Path, required=True, help="the private key to sign with")
+    for mode in MODES:
+        d.add_argument(f"--{mode}", metavar="VARIANT", help=f"the variant {mode} mode runs ('' for the main model)")
     args = ap.parse_args(argv)
-    if args.cmd == "relist":
+    if args.cmd == "defaults":
+        wanted = {m: getattr(args, m) for m in MODES if getattr(args, m) is not None}
+        doc = set_defaults(args.bundle, wanted, load_public(args.public), load_private(args.key))
+        print(f"{doc['brand']} revision {doc['revision']}: default variants {doc.get('default_variants', {})}")
+    elif args.cmd == "relist":
         doc = relist(args.bundle, load_public(args.old_public), load_private(args.key))
         print(f"re-listed {doc['brand']} as revision {doc['revision']} ({len(doc['files'])} files), signed with {args.key}")
     elif args.cmd == "resign":

@@ -427,3 +427,19 @@ def test_relist_gives_a_bundle_signed_before_file_lists_its_list_as_a_new_revisi
     with pytest.raises(bundle.BundleError, match="signature"):
         bundle.relist(out, old_pub, bundle.load_private(tmp_path / "new.pem"))
     assert (out / "manifest.json").read_bytes() == before
+
+
+def test_default_variants_name_a_variant_per_mode_and_a_new_revision_carries_them(with_variant, tmp_path):
+    out, pub, doc = with_variant
+    key = bundle.load_private(tmp_path / "k.pem")
+    name = doc["variants"][0]["name"]
+    got = bundle.set_defaults(out, {"conveyor": name, "kiosk": name}, pub, key)
+    assert got["default_variants"] == {"conveyor": name, "kiosk": name}
+    assert got["revision"] == doc["revision"] + 1
+    assert bundle.verify(out, pub)["default_variants"]["conveyor"] == name
+    dropped = bundle.set_defaults(out, {"kiosk": ""}, pub, key)
+    assert dropped["default_variants"] == {"conveyor": name}
+    with pytest.raises(bundle.BundleError, match="no variant named 'nope'"):
+        bundle.set_defaults(out, {"kiosk": "nope"}, pub, key)
+    with pytest.raises(bundle.BundleError, match="not a mode"):
+        bundle.check_default_variants({"variants": doc["variants"], "default_variants": {"belt": name}})
