@@ -182,6 +182,13 @@ fn evidence_pictures_that_fill_the_disk_never_cost_a_verdict() {
     assert!(drained, "the spool drains: {page}");
     assert_eq!(code, Some(0), "{err}");
     let missing = missing_after(&sub, &printed, Duration::from_secs(60));
+    eprintln!(
+        "disk full of evidence: {} verdicts printed, {} received, {} missing; {pictures} pictures written, {} held back for the spool",
+        printed.len(),
+        received(&sub).len(),
+        missing.len(),
+        metric(&page, "hallmark_evidence_skipped_total{reason=\"low_disk\"}").unwrap_or(0.0)
+    );
     assert!(
         missing.is_empty(),
         "{} of {} printed verdicts never reached the broker; metrics:\n{}",
@@ -252,6 +259,13 @@ fn a_spool_that_cannot_write_fails_the_health_check_and_recovers_when_space_retu
     let (code, printed, err) = agent.terminate();
     assert_eq!(code, Some(0), "{err}");
     let missing = missing_after(&sub, &printed, Duration::from_secs(60));
+    eprintln!(
+        "disk full of another file: /healthz while full {health:?} ({} verdicts printed by then, more while full); healthy again after the file went; {} printed in all, {} received, {} missing",
+        during,
+        printed.len(),
+        received(&sub).len(),
+        missing.len()
+    );
     assert!(
         missing.is_empty(),
         "{} of {} printed verdicts never reached the broker",
