@@ -38,6 +38,18 @@ pub enum Message {
     Trigger(Trigger),
     /// Both ways, periodically: "I am still here".
     Heartbeat(Heartbeat),
+    /// Controller → agent (conveyor): the belt's position now, in encoder counts (or, on a line
+    /// without an encoder, the controller's milliseconds at a fixed belt speed), every few tens of
+    /// milliseconds, so the agent can tell where on the belt each frame was taken.
+    BeltCount(BeltCount),
+    /// Agent → controller (conveyor): a pack entered the view and reaches the reject gate at
+    /// `arrives_at`; until its [`GateDecision`] comes it is pending, and a pending pack at the gate is
+    /// handled fail-safe (`on_late`). Sent again with the same `item_id` to refine the estimate.
+    GateEntry(GateEntry),
+    /// Agent → controller (conveyor): the verdict's consequence for a pack the gate is waiting for.
+    GateDecision(GateDecision),
+    /// Controller → agent (conveyor): what the gate did with a pack, and at which count.
+    GateReport(GateReport),
 }
 
 /// Which end of the link is speaking.
@@ -205,6 +217,65 @@ pub struct Heartbeat {
     pub seq: u32,
 }
 
+/// The belt's position (see [`Message::BeltCount`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BeltCount {
+    pub seq: u32,
+    pub count: u64,
+}
+
+/// What the gate does with a pack whose decision has not come when it arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OnLate {
+    /// Divert it (the default): an unchecked pack never passes.
+    Reject,
+    Pass,
+}
+
+/// A pack the gate must expect (see [`Message::GateEntry`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateEntry {
+    pub item_id: u32,
+    /// The count at which the pack's leading edge reaches the gate.
+    pub arrives_at: u64,
+    /// How long to hold the actuator on for it, in milliseconds.
+    pub pulse_ms: u16,
+    pub on_late: OnLate,
+}
+
+/// The decision for a pack (see [`Message::GateDecision`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateDecision {
+    pub item_id: u32,
+    pub reject: bool,
+}
+
+/// What the gate did (see [`Message::GateReport`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GateOutcome {
+    /// Decided reject in time: the actuator fired.
+    Rejected,
+    /// Decided pass in time.
+    Passed,
+    /// No decision when it arrived: fired fail-safe (`on_late = reject`).
+    LateRejected,
+    /// No decision when it arrived, let through (`on_late = pass`).
+    LatePassed,
+    /// The entry did not fit the gate's queue; the gate diverts everything until it has room.
+    Refused,
+    /// A decision for a pack the gate does not know (already gone by, or sent before a reboot).
+    Unknown,
+}
+
+/// See [`Message::GateReport`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateReport {
+    pub item_id: u32,
+    pub outcome: GateOutcome,
+    /// The belt count when it happened.
+    pub count: u64,
+}
+
 impl Message {
     /// Checks the ranges that the types alone do not: confidence ≤ 1000 ‰, progress ≤ 100 %.
     pub fn validate(&self) -> Result<(), &'static str> {
@@ -228,6 +299,10 @@ impl Message {
             Message::Reject(_) => "reject",
             Message::Trigger(_) => "trigger",
             Message::Heartbeat(_) => "heartbeat",
+            Message::BeltCount(_) => "belt_count",
+            Message::GateEntry(_) => "gate_entry",
+            Message::GateDecision(_) => "gate_decision",
+            Message::GateReport(_) => "gate_report",
         }
     }
 }

@@ -55,6 +55,33 @@ fn message() -> impl Strategy<Value = Message> {
             .prop_map(|(item_id, pulse_ms)| Message::Reject(Reject { item_id, pulse_ms })),
         any::<u32>().prop_map(|seq| Message::Trigger(Trigger { seq })),
         any::<u32>().prop_map(|seq| Message::Heartbeat(Heartbeat { seq })),
+        (any::<u32>(), any::<u64>())
+            .prop_map(|(seq, count)| Message::BeltCount(BeltCount { seq, count })),
+        (any::<u32>(), any::<u64>(), any::<u16>(), any::<bool>()).prop_map(
+            |(item_id, arrives_at, pulse_ms, reject)| Message::GateEntry(GateEntry {
+                item_id,
+                arrives_at,
+                pulse_ms,
+                on_late: if reject { OnLate::Reject } else { OnLate::Pass },
+            })
+        ),
+        (any::<u32>(), any::<bool>())
+            .prop_map(|(item_id, reject)| Message::GateDecision(GateDecision { item_id, reject })),
+        (any::<u32>(), 0usize..6, any::<u64>()).prop_map(|(item_id, o, count)| {
+            let outcome = [
+                GateOutcome::Rejected,
+                GateOutcome::Passed,
+                GateOutcome::LateRejected,
+                GateOutcome::LatePassed,
+                GateOutcome::Refused,
+                GateOutcome::Unknown,
+            ][o];
+            Message::GateReport(GateReport {
+                item_id,
+                outcome,
+                count,
+            })
+        }),
     ]
 }
 
@@ -190,4 +217,63 @@ fn an_oversize_run_between_frames_is_reported_and_skipped() {
     bytes.extend(wire(&b));
     let got: Vec<_> = Decoder::new().feed(&bytes).collect();
     assert_eq!(got, vec![Ok(a), Err(FrameError::Oversize), Ok(b)]);
+}
+
+/// A peer built before the conveyor messages knew six variants. It must refuse the new ones as
+/// unknown payloads, never read them as something else (postcard tags a variant by its index, and
+/// the new ones were appended after the old).
+mod older_peers {
+    use hallmark_link::*;
+    use serde::Deserialize;
+
+    #[allow(dead_code)]
+    #[derive(Debug, Deserialize)]
+    enum MessageV1 {
+        Hello(Hello),
+        ShowVerdict(ShowVerdict),
+        Status(Status),
+        Reject(Reject),
+        Trigger(Trigger),
+        Heartbeat(Heartbeat),
+    }
+
+    #[test]
+    fn an_older_peer_refuses_every_conveyor_message_and_still_reads_the_old_ones() {
+        let new = [
+            Message::BeltCount(BeltCount { seq: 1, count: 5 }),
+            Message::GateEntry(GateEntry {
+                item_id: 3,
+                arrives_at: 12_000,
+                pulse_ms: 300,
+                on_late: OnLate::Reject,
+            }),
+            Message::GateDecision(GateDecision {
+                item_id: 3,
+                reject: true,
+            }),
+            Message::GateReport(GateReport {
+                item_id: 3,
+                outcome: GateOutcome::LateRejected,
+                count: 12_001,
+            }),
+        ];
+        for m in new {
+            let mut buf = [0u8; 64];
+            let payload = postcard::to_slice(&m, &mut buf).unwrap();
+            assert!(
+                postcard::from_bytes::<MessageV1>(payload).is_err(),
+                "an older peer would misread {m:?}"
+            );
+        }
+        let mut buf = [0u8; 64];
+        let old = Message::Reject(Reject {
+            item_id: 9,
+            pulse_ms: 300,
+        });
+        let payload = postcard::to_slice(&old, &mut buf).unwrap();
+        assert!(matches!(
+            postcard::from_bytes::<MessageV1>(payload),
+            Ok(MessageV1::Reject(Reject { item_id: 9, .. }))
+        ));
+    }
 }

@@ -13,4 +13,4 @@ pub mod framebuffer;
 pub mod pty;
 pub mod sim;
 
-pub use sim::{run, LinkMode, SimOptions};
+pub use sim::{run, Belt, LinkMode, SimOptions};

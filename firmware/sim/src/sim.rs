@@ -6,7 +6,15 @@
 //! the controller's effects. After every received message the screen is saved to `screen.png`.
 //!
 //! Event lines on stderr (one per event, stable words, for people and tests):
-//! `link PATH`, `rx KIND`, `tx KIND`, `dropped REASON`, `screen NAME`, `actuator on|off`, `button`.
+//! `link PATH`, `rx KIND`, `tx KIND`, `dropped REASON`, `screen NAME`, `actuator on|off`, `button`,
+//! `link cut`, `link back`.
+//!
+//! With a belt ([`Belt`]) the simulator is a conveyor controller: it turns time into encoder counts at
+//! the belt's speed, gives the controller every count (as an encoder interrupt would, so a pack fires
+//! at its exact count), and writes one JSON line per pack the gate handled to the gate log: its
+//! target count, what happened and at which count, and the count at which its decision came (the
+//! margin). A cut of the link (the agent hears nothing, the controller hears nothing) can be
+//! scheduled.
 
 use std::io::{BufRead, Read, Write};
 use std::path::PathBuf;
@@ -35,6 +43,49 @@ pub struct SimOptions {
     /// Where `screen.png` is written.
     pub out_dir: PathBuf,
     pub controller: Config,
+    /// A conveyor: the belt under the simulated encoder (the controller's gate counts encoder pulses).
+    pub belt: Option<Belt>,
+}
+
+/// A simulated belt and what to log about it.
+#[derive(Debug, Clone)]
+pub struct Belt {
+    pub speed_mm_s: f64,
+    pub counts_per_mm: f64,
+    /// One JSON line per pack the gate handled.
+    pub log: PathBuf,
+    /// Cut the link from this long after start, for this long (milliseconds).
+    pub cut: Option<(u64, u64)>,
+}
+
+impl Belt {
+    /// Encoder counts at `ms` after start.
+    fn count_at(&self, ms: u64) -> u64 {
+        (ms as f64 * self.speed_mm_s * self.counts_per_mm / 1000.0) as u64
+    }
+
+    /// The first millisecond at which the belt has reached `count`.
+    fn time_of(&self, count: u64) -> u64 {
+        let per_ms = self.speed_mm_s * self.counts_per_mm / 1000.0;
+        if per_ms <= 0.0 {
+            return u64::MAX;
+        }
+        (count as f64 / per_ms).ceil() as u64
+    }
+
+    fn cut_at(&self, ms: u64) -> bool {
+        self.cut
+            .is_some_and(|(from, len)| ms >= from && ms < from + len)
+    }
+}
+
+/// What the gate log knows of a pack before its report: its target, and when its decision came.
+#[derive(Debug, Clone, Copy, Default)]
+struct Expected {
+    arrives_at: u64,
+    entered_at: u64,
+    decided_at: Option<u64>,
+    reject: Option<bool>,
 }
 
 enum Input {
@@ -98,19 +149,54 @@ pub fn run(opts: SimOptions) -> anyhow::Result<()> {
         fb: &mut fb,
         png: &png,
         outgoing: &outgoing,
+        cut: false,
     };
     out.apply(&ctrl, fx)?;
     let mut decoder = Decoder::new();
+    let mut gate_log = match &opts.belt {
+        Some(b) => Some(std::io::BufWriter::new(
+            std::fs::File::create(&b.log).with_context(|| format!("create {}", b.log.display()))?,
+        )),
+        None => None,
+    };
+    let mut expected: std::collections::HashMap<u32, Expected> = Default::default();
+    let mut counted = 0u64;
+    let mut was_cut = false;
 
     loop {
-        let wait = Duration::from_millis(ctrl.next_deadline().saturating_sub(now())).min(TICK);
-        match rx.recv_timeout(wait) {
+        let mut wake = ctrl.next_deadline();
+        if let (Some(belt), Some(next)) = (&opts.belt, ctrl.gate().next_arrival()) {
+            wake = wake.min(belt.time_of(next));
+        }
+        let wait = Duration::from_millis(wake.saturating_sub(now())).min(TICK);
+        let received = rx.recv_timeout(wait);
+        // The belt moves whatever the link does: every count goes to the controller.
+        if let Some(belt) = &opts.belt {
+            let t = now();
+            let cut = belt.cut_at(t);
+            if cut != was_cut {
+                event(format_args!("link {}", if cut { "cut" } else { "back" }));
+                was_cut = cut;
+            }
+            out.cut = cut;
+            let to = belt.count_at(t);
+            while counted < to {
+                counted += 1;
+                let fx = ctrl.on_count(t, counted);
+                log_reports(gate_log.as_mut(), &fx, &mut expected)?;
+                out.apply(&ctrl, fx)?;
+            }
+        }
+        match received {
+            Ok(Input::Bytes(_)) if out.cut => {}
             Ok(Input::Bytes(bytes)) => {
                 for r in decoder.feed(&bytes) {
                     match r {
                         Ok(msg) => {
                             event(format_args!("rx {}", msg.kind()));
+                            note_expected(&msg, counted, &mut expected);
                             let fx = ctrl.on_message(now(), msg);
+                            log_reports(gate_log.as_mut(), &fx, &mut expected)?;
                             out.apply(&ctrl, fx)?;
                             out.fb.save_png(out.png)?;
                         }
@@ -138,14 +224,76 @@ pub fn run(opts: SimOptions) -> anyhow::Result<()> {
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         }
         let fx = ctrl.on_tick(now());
+        log_reports(gate_log.as_mut(), &fx, &mut expected)?;
         out.apply(&ctrl, fx)?;
+        if let Some(log) = gate_log.as_mut() {
+            log.flush()?;
+        }
     }
+}
+
+/// Remembers a pack's target and when its decision came, at belt count `count`.
+fn note_expected(
+    msg: &Message,
+    count: u64,
+    expected: &mut std::collections::HashMap<u32, Expected>,
+) {
+    match msg {
+        Message::GateEntry(e) => {
+            let x = expected.entry(e.item_id).or_insert(Expected {
+                entered_at: count,
+                ..Expected::default()
+            });
+            x.arrives_at = e.arrives_at;
+        }
+        Message::GateDecision(d) => {
+            let x = expected.entry(d.item_id).or_default();
+            x.decided_at.get_or_insert(count);
+            x.reject = Some(d.reject);
+        }
+        _ => {}
+    }
+}
+
+/// One JSON line per gate report: `{"item", "outcome", "count", "target", "entered_at",
+/// "decided_at", "margin"}` (margin: counts between the decision and the target; absent when late).
+fn log_reports(
+    log: Option<&mut std::io::BufWriter<std::fs::File>>,
+    fx: &Effects,
+    expected: &mut std::collections::HashMap<u32, Expected>,
+) -> anyhow::Result<()> {
+    let Some(log) = log else {
+        return Ok(());
+    };
+    for m in &fx.send {
+        if let Message::GateReport(r) = m {
+            let x = expected.get(&r.item_id).copied().unwrap_or_default();
+            let margin = x
+                .decided_at
+                .filter(|&d| d <= x.arrives_at)
+                .map(|d| x.arrives_at - d);
+            let line = serde_json::json!({
+                "item": r.item_id,
+                "outcome": format!("{:?}", r.outcome),
+                "count": r.count,
+                "target": x.arrives_at,
+                "entered_at": x.entered_at,
+                "decided_at": x.decided_at,
+                "reject": x.reject,
+                "margin": margin,
+            });
+            writeln!(log, "{line}")?;
+        }
+    }
+    Ok(())
 }
 
 struct Outputs<'a> {
     fb: &'a mut Framebuffer,
     png: &'a std::path::Path,
     outgoing: &'a SyncSender<Vec<u8>>,
+    /// The link is cut: nothing goes out.
+    cut: bool,
 }
 
 impl Outputs<'_> {
@@ -161,8 +309,10 @@ impl Outputs<'_> {
             Some(Actuator::Off) => event(format_args!("actuator off")),
             None => {}
         }
-        if let Some(msg) = fx.send {
-            self.send(&msg);
+        if !self.cut {
+            for msg in &fx.send {
+                self.send(msg);
+            }
         }
         Ok(())
     }

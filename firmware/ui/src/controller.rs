@@ -27,13 +27,41 @@
 //! Design: the actuator is never left on. Every "on" carries a deadline (pulse length, capped at
 //! `max_pulse_ms`) and [`Controller::on_tick`] switches it off once the deadline passes, whatever else
 //! happens — including the agent going offline mid-pulse.
+//!
+//! On a conveyor ([`Config::gate`]) the controller also keeps the reject gate's queue ([`Gate`]): the
+//! belt count comes from an encoder ([`Controller::on_count`]) or, on a line without one, from the
+//! controller's own milliseconds at a fixed belt speed; it reports the count to the agent every
+//! `report_every_ms`, and fires each pack's pulse when the count reaches it. A full queue diverts
+//! everything (the actuator pulsed again and again, each pulse with its deadline) until there is room.
 
 use hallmark_link::{
-    text_truncated, Heartbeat, Hello, Message, Reject, Role, Status, Trigger, Verdict,
+    text_truncated, BeltCount, Heartbeat, Hello, Message, Reject, Role, Status, Trigger, Verdict,
     PROTOCOL_VERSION,
 };
 
+use crate::gate::Gate;
 use crate::screen::{Screen, VerdictView};
+
+/// Messages one input may send at most (a heartbeat, the belt count, gate reports); beyond it the
+/// oldest reports of one step are dropped (the agent counts what it hears).
+pub const SEND_MAX: usize = 8;
+
+/// Where a conveyor's belt count comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountSource {
+    /// Encoder pulses, given by [`Controller::on_count`].
+    Encoder,
+    /// The controller's milliseconds (a line without an encoder, at a fixed belt speed).
+    Clock,
+}
+
+/// The reject gate of a conveyor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GateConfig {
+    pub counts: CountSource,
+    /// How often the belt count is reported to the agent.
+    pub report_every_ms: u64,
+}
 
 /// Timing rules, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +71,8 @@ pub struct Config {
     pub verdict_hold_ms: u64,
     pub max_pulse_ms: u16,
     pub debounce_ms: u64,
+    /// A conveyor's reject gate (none: a kiosk, or a gate fired by `Reject` as it comes).
+    pub gate: Option<GateConfig>,
 }
 
 impl Default for Config {
@@ -53,6 +83,7 @@ impl Default for Config {
             verdict_hold_ms: 8_000,
             max_pulse_ms: 2_000,
             debounce_ms: 250,
+            gate: None,
         }
     }
 }
@@ -72,8 +103,18 @@ pub struct Effects {
     pub redraw: bool,
     /// Switch the actuator output.
     pub actuator: Option<Actuator>,
-    /// Send this message to the agent.
-    pub send: Option<Message>,
+    /// Send these messages to the agent, in order.
+    pub send: heapless::Vec<Message, SEND_MAX>,
+}
+
+impl Effects {
+    fn say(&mut self, m: Message) {
+        if self.send.is_full() {
+            self.send.remove(0);
+        }
+        // Design: just made room.
+        let _ = self.send.push(m);
+    }
 }
 
 /// The controller's whole state.
@@ -91,6 +132,9 @@ pub struct Controller {
     last_press: Option<u64>,
     actuator_off_at: Option<u64>,
     verdict_until: Option<u64>,
+    gate: Gate,
+    belt_seq: u32,
+    next_belt_report: u64,
 }
 
 impl Controller {
@@ -108,16 +152,22 @@ impl Controller {
             last_press: None,
             actuator_off_at: None,
             verdict_until: None,
+            gate: Gate::new(),
+            belt_seq: 0,
+            next_belt_report: now,
         };
-        let hello = c.hello();
-        (
-            c,
-            Effects {
-                redraw: true,
-                actuator: Some(Actuator::Off),
-                send: Some(hello),
-            },
-        )
+        let mut fx = Effects {
+            redraw: true,
+            actuator: Some(Actuator::Off),
+            send: heapless::Vec::new(),
+        };
+        fx.say(c.hello());
+        (c, fx)
+    }
+
+    /// The reject gate's queue (conveyor).
+    pub fn gate(&self) -> &Gate {
+        &self.gate
     }
 
     /// The screen to show.
@@ -140,9 +190,21 @@ impl Controller {
             (true, Some(h)) => Some(h.saturating_add(self.cfg.offline_after_ms)),
             _ => None,
         };
-        for d in [self.actuator_off_at, self.verdict_until, offline_at]
-            .into_iter()
-            .flatten()
+        let belt = self.cfg.gate.map(|_| self.next_belt_report);
+        // Counting in milliseconds, a pack's count is the time it reaches the gate.
+        let arrival = match self.cfg.gate {
+            Some(g) if g.counts == CountSource::Clock => self.gate.next_arrival(),
+            _ => None,
+        };
+        for d in [
+            self.actuator_off_at,
+            self.verdict_until,
+            offline_at,
+            belt,
+            arrival,
+        ]
+        .into_iter()
+        .flatten()
         {
             t = t.min(d);
         }
@@ -193,7 +255,7 @@ impl Controller {
         }
         self.mark_counterfeit(false, &mut fx);
         match msg {
-            Message::Hello(h) if h.role == Role::Agent => fx.send = Some(self.hello()),
+            Message::Hello(h) if h.role == Role::Agent => fx.say(self.hello()),
             Message::ShowVerdict(v) => {
                 let hold = v.verdict != Verdict::Counterfeit;
                 self.show(
@@ -227,24 +289,62 @@ impl Controller {
             Message::Status(Status::AgentError { detail }) => {
                 self.show(Screen::AgentError { detail }, &mut fx)
             }
-            Message::Reject(Reject { pulse_ms, .. }) => {
-                let len = u64::from(pulse_ms.min(self.cfg.max_pulse_ms));
-                if len > 0 {
-                    let until = now.saturating_add(len);
-                    let was_on = self.actuator_on();
-                    // A second reject during a pulse extends it, never shortens it.
-                    self.actuator_off_at =
-                        Some(self.actuator_off_at.map_or(until, |t| t.max(until)));
-                    if !was_on {
-                        fx.actuator = Some(Actuator::On);
-                    }
+            Message::Reject(Reject { pulse_ms, .. }) => self.pulse(now, pulse_ms, &mut fx),
+            Message::GateEntry(e) => {
+                if let Some(r) = self.gate.enter(e) {
+                    fx.say(Message::GateReport(r));
+                }
+            }
+            Message::GateDecision(d) => {
+                if let Some(r) = self.gate.decide(d) {
+                    fx.say(Message::GateReport(r));
                 }
             }
             // Heartbeats only prove liveness; the controller's own kinds of message coming back
             // (a looped line, a confused peer) are ignored.
-            Message::Heartbeat(_) | Message::Hello(_) | Message::Trigger(_) => {}
+            Message::Heartbeat(_)
+            | Message::Hello(_)
+            | Message::Trigger(_)
+            | Message::BeltCount(_)
+            | Message::GateReport(_) => {}
         }
         fx
+    }
+
+    /// Switches the actuator on for `pulse_ms` (capped); a pulse during a pulse extends it, never
+    /// shortens it.
+    fn pulse(&mut self, now: u64, pulse_ms: u16, fx: &mut Effects) {
+        let len = u64::from(pulse_ms.min(self.cfg.max_pulse_ms));
+        if len > 0 {
+            let until = now.saturating_add(len);
+            let was_on = self.actuator_on();
+            self.actuator_off_at = Some(self.actuator_off_at.map_or(until, |t| t.max(until)));
+            if !was_on {
+                fx.actuator = Some(Actuator::On);
+            }
+        }
+    }
+
+    /// The belt moved to `count` (encoder pulses; with [`CountSource::Clock`] the controller counts
+    /// itself in [`Controller::on_tick`]): fires what has reached the gate, reports it.
+    pub fn on_count(&mut self, now: u64, count: u64) -> Effects {
+        let mut fx = Effects::default();
+        self.gate_to(now, count, &mut fx);
+        fx
+    }
+
+    fn gate_to(&mut self, now: u64, count: u64, fx: &mut Effects) {
+        let passed = self.gate.advance(count);
+        if let Some(ms) = passed.fire_ms {
+            self.pulse(now, ms, fx);
+        }
+        for r in passed.reports {
+            fx.say(Message::GateReport(r));
+        }
+        // A full queue diverts everything: one capped pulse after another while it lasts.
+        if self.gate.overflowing() && !self.actuator_on() {
+            self.pulse(now, self.cfg.max_pulse_ms, fx);
+        }
     }
 
     /// The kiosk button was pressed.
@@ -261,7 +361,7 @@ impl Controller {
             self.show(Screen::Offline, &mut fx);
         }
         self.trigger_seq = self.trigger_seq.wrapping_add(1);
-        fx.send = Some(Message::Trigger(Trigger {
+        fx.say(Message::Trigger(Trigger {
             seq: self.trigger_seq,
         }));
         fx
@@ -274,6 +374,19 @@ impl Controller {
             if now >= off_at {
                 self.actuator_off_at = None;
                 fx.actuator = Some(Actuator::Off);
+            }
+        }
+        if let Some(gate) = self.cfg.gate {
+            if gate.counts == CountSource::Clock {
+                self.gate_to(now, now, &mut fx);
+            }
+            if now >= self.next_belt_report {
+                self.belt_seq = self.belt_seq.wrapping_add(1);
+                self.next_belt_report = now.saturating_add(gate.report_every_ms.max(1));
+                fx.say(Message::BeltCount(BeltCount {
+                    seq: self.belt_seq,
+                    count: self.gate.count(),
+                }));
             }
         }
         if self.link_up {
@@ -297,7 +410,7 @@ impl Controller {
         if now >= self.next_heartbeat {
             self.heartbeat_seq = self.heartbeat_seq.wrapping_add(1);
             self.next_heartbeat = now.saturating_add(self.cfg.heartbeat_every_ms);
-            fx.send = Some(Message::Heartbeat(Heartbeat {
+            fx.say(Message::Heartbeat(Heartbeat {
                 seq: self.heartbeat_seq,
             }));
         }

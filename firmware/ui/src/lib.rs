@@ -11,6 +11,8 @@
 //!   [`BandPainter`], which does it one band per call so the board's executor runs between bands.
 //! - [`controller`] — the controller state machine: link messages, button presses and time in; screen,
 //!   actuator commands and link messages out. No I/O, so it is tested here on the host.
+//! - [`gate`] — the conveyor's reject gate: packs queued by the belt count at which they reach the gate,
+//!   fired when they do, pending ones handled fail-safe.
 //!
 //! `no_std`, no allocator.
 #![no_std]
@@ -18,6 +20,7 @@
 
 pub mod band;
 pub mod controller;
+pub mod gate;
 pub mod icons;
 pub mod render;
 pub mod screen;
@@ -25,6 +28,7 @@ pub mod text;
 pub mod theme;
 
 pub use band::{Band, BandPainter, BandTarget};
-pub use controller::{Actuator, Config, Controller, Effects};
+pub use controller::{Actuator, Config, Controller, CountSource, Effects, GateConfig, SEND_MAX};
+pub use gate::{Gate, GateStats};
 pub use render::{draw, HEIGHT, WIDTH};
 pub use screen::{Screen, VerdictView};

@@ -10,6 +10,7 @@ const CFG: Config = Config {
     verdict_hold_ms: 8_000,
     max_pulse_ms: 2_000,
     debounce_ms: 250,
+    gate: None,
 };
 
 fn verdict(v: Verdict, id: u32) -> Message {
@@ -43,7 +44,7 @@ fn power_on_shows_offline_turns_the_actuator_off_and_says_hello() {
     assert_eq!(c.screen(), &Screen::Offline);
     assert!(fx.redraw);
     assert_eq!(fx.actuator, Some(Actuator::Off));
-    match fx.send {
+    match fx.send.first().cloned() {
         Some(Message::Hello(h)) => {
             assert_eq!(h.role, Role::Controller);
             assert_eq!(h.protocol, PROTOCOL_VERSION);
@@ -60,7 +61,7 @@ fn agent_hello_brings_the_screen_online_and_is_answered() {
     assert_eq!(c.screen(), &Screen::Idle);
     assert!(fx.redraw);
     assert!(matches!(
-        fx.send,
+        fx.send.first().cloned(),
         Some(Message::Hello(Hello {
             role: Role::Controller,
             ..
@@ -114,7 +115,10 @@ fn counterfeit_survives_a_link_drop_until_the_clerk_acknowledges_it() {
     let fx = c.on_button(600_000);
     assert!(fx.redraw);
     assert_eq!(c.screen(), &Screen::Offline);
-    assert!(matches!(fx.send, Some(Message::Trigger(_))));
+    assert!(matches!(
+        fx.send.first().cloned(),
+        Some(Message::Trigger(_))
+    ));
 }
 
 #[test]
@@ -277,12 +281,12 @@ fn the_actuator_switches_off_even_when_the_agent_goes_silent() {
 fn button_sends_numbered_triggers_and_ignores_bounces() {
     let mut c = online();
     assert_eq!(
-        c.on_button(1_000).send,
+        c.on_button(1_000).send.first().cloned(),
         Some(Message::Trigger(Trigger { seq: 1 }))
     );
-    assert_eq!(c.on_button(1_100).send, None, "bounce");
+    assert_eq!(c.on_button(1_100).send.first().cloned(), None, "bounce");
     assert_eq!(
-        c.on_button(1_300).send,
+        c.on_button(1_300).send.first().cloned(),
         Some(Message::Trigger(Trigger { seq: 2 }))
     );
 }
@@ -292,7 +296,7 @@ fn heartbeats_go_out_on_schedule() {
     let mut c = online();
     let mut beats = Vec::new();
     for t in (0..=5_000).step_by(100) {
-        if let Some(Message::Heartbeat(h)) = c.on_tick(t).send {
+        if let Some(Message::Heartbeat(h)) = c.on_tick(t).send.first().cloned() {
             beats.push((t, h.seq));
         }
     }
@@ -349,4 +353,155 @@ fn next_deadline_names_the_earliest_pending_event() {
         }),
     );
     assert_eq!(c.next_deadline(), 700);
+}
+
+/// A conveyor controller counting encoder pulses, reporting the count every 20 ms.
+const BELT: Config = Config {
+    gate: Some(hallmark_ui::GateConfig {
+        counts: hallmark_ui::CountSource::Encoder,
+        report_every_ms: 20,
+    }),
+    ..CFG
+};
+
+fn entry(item_id: u32, arrives_at: u64) -> Message {
+    Message::GateEntry(GateEntry {
+        item_id,
+        arrives_at,
+        pulse_ms: 300,
+        on_late: OnLate::Reject,
+    })
+}
+
+fn reports(fx: &hallmark_ui::Effects) -> Vec<(u32, GateOutcome, u64)> {
+    fx.send
+        .iter()
+        .filter_map(|m| match m {
+            Message::GateReport(r) => Some((r.item_id, r.outcome, r.count)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_gate_fires_each_pack_at_its_count_and_reports_it() {
+    let (mut c, _) = Controller::new(BELT, "t", 0);
+    let _ = c.on_message(0, entry(1, 500));
+    let _ = c.on_message(0, entry(2, 900));
+    let _ = c.on_message(
+        10,
+        Message::GateDecision(GateDecision {
+            item_id: 1,
+            reject: true,
+        }),
+    );
+    let _ = c.on_message(
+        10,
+        Message::GateDecision(GateDecision {
+            item_id: 2,
+            reject: false,
+        }),
+    );
+    let (mut fired, mut got) = (Vec::new(), Vec::new());
+    for count in 0..=1000u64 {
+        let now = 20 + count;
+        let fx = c.on_count(now, count);
+        if fx.actuator == Some(Actuator::On) {
+            fired.push(count);
+        }
+        got.extend(reports(&fx));
+        let _ = c.on_tick(now);
+    }
+    assert_eq!(
+        fired,
+        [500],
+        "the reject fired at its count, the pass never"
+    );
+    assert_eq!(
+        got,
+        [
+            (1, GateOutcome::Rejected, 500),
+            (2, GateOutcome::Passed, 900)
+        ]
+    );
+}
+
+#[test]
+fn a_pack_whose_decision_never_came_is_diverted_and_the_link_loss_changes_nothing() {
+    let (mut c, _) = Controller::new(BELT, "t", 0);
+    let _ = c.on_message(0, entry(5, 100));
+    // The agent goes silent: offline after 3 s; the pack arrives at count 100 at 4 s.
+    let _ = c.on_tick(3_500);
+    assert_eq!(c.screen(), &Screen::Offline);
+    let fx = c.on_count(4_000, 100);
+    assert_eq!(fx.actuator, Some(Actuator::On), "fail-safe: diverted");
+    assert_eq!(reports(&fx), [(5, GateOutcome::LateRejected, 100)]);
+    // Back online: a decision for the pack gone by never fires.
+    let fx = c.on_message(
+        5_000,
+        Message::GateDecision(GateDecision {
+            item_id: 5,
+            reject: true,
+        }),
+    );
+    assert_eq!(reports(&fx), [(5, GateOutcome::Unknown, 100)]);
+}
+
+#[test]
+fn the_belt_count_is_reported_to_the_agent_every_report_period() {
+    let (mut c, _) = Controller::new(BELT, "t", 0);
+    let _ = c.on_count(0, 0);
+    let mut counts = Vec::new();
+    for t in 0..=100u64 {
+        let _ = c.on_count(t, t * 3);
+        for m in c.on_tick(t).send {
+            if let Message::BeltCount(b) = m {
+                counts.push((t, b.count));
+            }
+        }
+    }
+    assert_eq!(
+        counts,
+        [
+            (0, 0),
+            (20, 60),
+            (40, 120),
+            (60, 180),
+            (80, 240),
+            (100, 300)
+        ]
+    );
+}
+
+#[test]
+fn counting_in_milliseconds_fires_on_time_from_ticks_alone() {
+    let cfg = Config {
+        gate: Some(hallmark_ui::GateConfig {
+            counts: hallmark_ui::CountSource::Clock,
+            report_every_ms: 50,
+        }),
+        ..CFG
+    };
+    let (mut c, _) = Controller::new(cfg, "t", 0);
+    let _ = c.on_message(0, entry(1, 1_234));
+    let _ = c.on_message(
+        0,
+        Message::GateDecision(GateDecision {
+            item_id: 1,
+            reject: true,
+        }),
+    );
+    let mut now = 0;
+    let mut fired = None;
+    while now < 2_000 && fired.is_none() {
+        now = c.next_deadline().min(now + 100);
+        if c.on_tick(now).actuator == Some(Actuator::On) {
+            fired = Some(now);
+        }
+    }
+    assert_eq!(
+        fired,
+        Some(1_234),
+        "a board sleeping until the next deadline wakes for the pack"
+    );
 }

@@ -1,5 +1,9 @@
-//! The kiosk controller firmware: set up the pins, start the link, button and controller tasks, then
-//! draw whatever screen the controller asks for.
+//! The kiosk and conveyor controller firmware: set up the pins, start the link, button and controller
+//! tasks (and, on a conveyor, the belt encoder), then draw whatever screen the controller asks for.
+//!
+//! Conveyor or kiosk is read once at boot from a strap: PB13 tied to GND makes a conveyor controller,
+//! whose reject gate counts the belt encoder's pulses (channel A on PB6, B on PB7: a quadrature
+//! encoder's direction; a single-channel one leaves PB7 open, counting up).
 //!
 //! Two priorities. Design: everything that can move the reject relay — the link receiver, the button,
 //! the controller state machine and its outputs — runs on an interrupt executor (USART2's unused
@@ -11,8 +15,10 @@
 #![no_std]
 #![no_main]
 
+use core::sync::atomic::{AtomicU32, Ordering};
 use embassy_executor::{InterruptExecutor, Spawner};
-use embassy_futures::select::{select, Either};
+
+use embassy_futures::select::{select3, Either3};
 use embassy_stm32::exti::{self, ExtiInput};
 use embassy_stm32::gpio::{Level, Output, Pull, Speed};
 use embassy_stm32::interrupt::{InterruptExt, Priority};
@@ -32,7 +38,10 @@ use embedded_io_async::Write;
 use hallmark_board::inputs::{Input, Inputs};
 use hallmark_board::{clocks, link_rx, BAND_ROWS};
 use hallmark_link::{encode, MAX_WIRE_LEN};
-use hallmark_ui::{Actuator, BandPainter, Config, Controller, Effects, Screen, HEIGHT, WIDTH};
+use hallmark_ui::{
+    Actuator, BandPainter, Config, Controller, CountSource, Effects, GateConfig, Screen, HEIGHT,
+    WIDTH,
+};
 use mipidsi::interface::SpiInterface;
 use mipidsi::models::ST7789;
 use mipidsi::options::{ColorInversion, Orientation, Rotation};
@@ -41,7 +50,12 @@ use static_cell::StaticCell;
 bind_interrupts!(struct Irqs {
     USART1 => usart::BufferedInterruptHandler<peripherals::USART1>;
     EXTI0 => exti::InterruptHandler<interrupt::typelevel::EXTI0>;
+    EXTI9_5 => exti::InterruptHandler<interrupt::typelevel::EXTI9_5>;
 });
+
+/// The belt encoder's count (wrapping; the controller task widens it) and a wake-up for the controller.
+static BELT: AtomicU32 = AtomicU32::new(0);
+static BELT_MOVED: Signal<CriticalSectionRawMutex, ()> = Signal::new();
 
 static INPUTS: Inputs = Inputs::new();
 /// The screen the controller wants; the drawing loop takes the newest.
@@ -69,6 +83,23 @@ async fn button_task(mut button: ExtiInput<'static, Async>) {
     }
 }
 
+/// Counts the encoder: each rising edge of channel A is one count, up when B is low (a single-channel
+/// encoder leaves B pulled low), down when high. Design: it only counts and wakes the controller, which
+/// hands every count to the gate in order, so a pack fires at its exact count even if the controller
+/// wakes a little late.
+#[embassy_executor::task]
+async fn encoder_task(mut a: ExtiInput<'static, Async>, b: embassy_stm32::gpio::Input<'static>) {
+    loop {
+        a.wait_for_rising_edge().await;
+        if b.is_low() {
+            BELT.fetch_add(1, Ordering::Relaxed);
+        } else {
+            BELT.fetch_sub(1, Ordering::Relaxed);
+        }
+        BELT_MOVED.signal(());
+    }
+}
+
 #[interrupt]
 unsafe fn USART2() {
     // Safety: USART2 is unused on this board; this handler exists only to poll the high-priority
@@ -87,18 +118,50 @@ fn now_ms() -> u64 {
 async fn controller_task(
     mut out: Outputs,
     mut watchdog: IndependentWatchdog<'static, peripherals::IWDG>,
+    conveyor: bool,
 ) {
     watchdog.unleash();
-    let (mut ctrl, fx) = Controller::new(Config::default(), env!("CARGO_PKG_VERSION"), now_ms());
+    let cfg = Config {
+        gate: conveyor.then_some(GateConfig {
+            counts: CountSource::Encoder,
+            report_every_ms: 20,
+        }),
+        ..Config::default()
+    };
+    let (mut ctrl, fx) = Controller::new(cfg, env!("CARGO_PKG_VERSION"), now_ms());
     out.apply(&ctrl, fx).await;
+    // The count so far, widened from the encoder's wrapping 32 bits.
+    let (mut counted, mut seen) = (0u64, 0u32);
     loop {
         let deadline = Instant::from_millis(ctrl.next_deadline());
-        let fx = match select(INPUTS.receive(), Timer::at(deadline)).await {
-            Either::First(Input::Message(msg)) => ctrl.on_message(now_ms(), msg),
-            Either::First(Input::Button) => ctrl.on_button(now_ms()),
-            Either::Second(()) => ctrl.on_tick(now_ms()),
-        };
-        out.apply(&ctrl, fx).await;
+        match select3(INPUTS.receive(), Timer::at(deadline), BELT_MOVED.wait()).await {
+            Either3::First(Input::Message(msg)) => {
+                let fx = ctrl.on_message(now_ms(), msg);
+                out.apply(&ctrl, fx).await;
+            }
+            Either3::First(Input::Button) => {
+                let fx = ctrl.on_button(now_ms());
+                out.apply(&ctrl, fx).await;
+            }
+            Either3::Second(()) => {}
+            Either3::Third(()) => {
+                let now = BELT.load(Ordering::Relaxed);
+                let moved = now.wrapping_sub(seen) as i32;
+                seen = now;
+                // Every count in order, as the gate must see them; backwards, the count just drops.
+                let target = counted.saturating_add_signed(i64::from(moved));
+                while counted < target {
+                    counted += 1;
+                    let fx = ctrl.on_count(now_ms(), counted);
+                    out.apply(&ctrl, fx).await;
+                }
+                if target < counted {
+                    counted = target;
+                    let fx = ctrl.on_count(now_ms(), counted);
+                    out.apply(&ctrl, fx).await;
+                }
+            }
+        }
         let fx = ctrl.on_tick(now_ms());
         out.apply(&ctrl, fx).await;
         watchdog.pet();
@@ -142,7 +205,16 @@ async fn main(_spawner: Spawner) {
     high.spawn(
         button_task(ExtiInput::new(p.PA0, p.EXTI0, Pull::Up, Irqs)).unwrap_or_else(|_| halt()),
     );
-    high.spawn(controller_task(Outputs { relay, tx }, watchdog).unwrap_or_else(|_| halt()));
+    // The strap: PB13 to GND makes a conveyor controller, with the belt encoder on PB6 (A) / PB7 (B).
+    let conveyor = embassy_stm32::gpio::Input::new(p.PB13, Pull::Up).is_low();
+    if conveyor {
+        let a = ExtiInput::new(p.PB6, p.EXTI6, Pull::Down, Irqs);
+        let b = embassy_stm32::gpio::Input::new(p.PB7, Pull::Down);
+        high.spawn(encoder_task(a, b).unwrap_or_else(|_| halt()));
+    }
+    high.spawn(
+        controller_task(Outputs { relay, tx }, watchdog, conveyor).unwrap_or_else(|_| halt()),
+    );
 
     // The panel: ST7789 240×320 turned to landscape 320×240, SPI at 24 MHz.
     let mut spi_cfg = spi::Config::default();
@@ -206,9 +278,9 @@ impl Outputs {
             Some(Actuator::Off) => self.relay.set_low(),
             None => {}
         }
-        if let Some(msg) = fx.send {
+        for msg in &fx.send {
             let mut frame = [0u8; MAX_WIRE_LEN];
-            if let Ok(n) = encode(&msg, &mut frame) {
+            if let Ok(n) = encode(msg, &mut frame) {
                 // The UART drains at line rate with no flow control, so this cannot stall for long.
                 let _ = self.tx.write_all(&frame[..n]).await;
             }
