@@ -1,1 +1,1 @@
-IkfOPBwgYf6hcj8dPyseFQk0nPz1GBT8wnDS+bqKbn+nb9v+xin7+xWrYyg/1pX67cl7csSGssF4Hb0K1H01Bg==
+lwFBjx6EE9XgePk+Pai/424+WP53V6aHcr2UvNKJRQpmEbNlT9AIBqxAxvO8dNtSOaJ0n9wDYQ6cWAl1n4l9CQ==
