@@ -1,10 +1,23 @@
 //! Barcodes in a frame: each item's box (a little enlarged, since a detector's box may clip the label's
 //! edge) is cropped without a copy (the crop is a window of the frame's rows) and handed to
 //! `hallmark-barcode`; what it reads becomes a [`Code`] in frame pixels for the verdict rule.
+//! [`Barcodes`] is the frame step's reader (`hallmark_core::step::CodeReader`).
 
+use hallmark_core::step::CodeReader;
+use hallmark_core::verdict::Code;
 use hallmark_detect::Frame;
 
-use crate::verdict::Code;
+/// The frame step's barcode reader; keeps a scratch buffer across frames.
+#[derive(Debug, Default)]
+pub struct Barcodes {
+    scratch: Vec<u8>,
+}
+
+impl CodeReader for Barcodes {
+    fn read(&mut self, frame: Frame<'_>, boxes: &[[f32; 4]]) -> Vec<Code> {
+        read(frame, boxes, &mut self.scratch)
+    }
+}
 
 /// How much each side of an item's box is widened before looking for codes, as a share of its size.
 const MARGIN: f32 = 0.04;

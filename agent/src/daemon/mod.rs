@@ -19,15 +19,10 @@
 //! Shutdown is a future handed in (the CLI passes SIGINT/SIGTERM; tests pass their own): capture stops,
 //! the frames in flight are finished, open items are decided, the sinks are flushed, and `run` returns.
 
-pub mod brands;
-pub mod decided;
-pub mod event;
-pub mod failing;
-pub mod modes;
+pub mod routing;
 pub mod selftest;
 pub mod serials;
 pub mod slot;
-pub mod tracks;
 pub mod updates;
 
 use std::future::Future;
@@ -48,13 +43,17 @@ use crate::detector::{DetectorError, Input};
 use crate::observe::{Observer, Stage};
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::sink::{evidence, link::Link, stdout, Queue};
-use crate::verdict::{self, VerdictKind};
-use decided::Decided;
-use event::{Origin, VerdictEvent};
-use modes::{Conveyor, Kiosk, Modes, IDLE_TICK};
+use hallmark_core::brands;
+use hallmark_core::failing;
+use hallmark_core::modes::decided::Decided;
+use hallmark_core::modes::tracks::Judging;
+use hallmark_core::modes::{Conveyor, Kiosk, Modes, IDLE_TICK};
+use hallmark_core::report::{self, Origin};
+use hallmark_core::step::{judge_frame, CodeReader, NoCodes};
+use hallmark_core::verdict::{self, VerdictKind};
+use hallmark_proto::VerdictEvent;
 use serials::SerialLedger;
 use slot::FrameSlot;
-use tracks::Judging;
 
 #[derive(Debug, Error)]
 pub enum DaemonError {
@@ -150,7 +149,12 @@ pub fn run(
     raise_descriptor_limit();
     // Models first (their errors are the likelier ones), then the source: both before anything runs.
     let opening = Instant::now();
-    let pipeline = Pipeline::open(config.runtime.clone(), config.bundle(), &config.public_keys)?;
+    let pipeline = Pipeline::open_with(
+        config.runtime.clone(),
+        config.bundle(),
+        &config.public_keys,
+        Some(crate::service::engine_building),
+    )?;
     let opened_in = opening.elapsed();
     let store = open_store(&config)?;
     let trust = crate::bundle::TrustedKeys::from_pem_files(&config.public_keys)
@@ -791,7 +795,7 @@ fn newer_from_store(
 
 /// Reads the barcodes anywhere in the frame and routes it to a brand.
 fn read_route(router: &brands::Router, frame: &OwnedFrame, scratch: &mut Vec<u8>) -> brands::Route {
-    let gtins = brands::frame_gtins(frame.view(), scratch);
+    let gtins = routing::frame_gtins(frame.view(), scratch);
     router.route(gtins.iter().map(String::as_str))
 }
 
@@ -901,7 +905,7 @@ fn evicted_now(observer: &Observer, evicted: &[String], loaded: usize) {
         tracing::info!(%brand, "detector unloaded to stay within model.memory_budget_mib");
     }
     if !evicted.is_empty() {
-        brands::release_freed_memory();
+        routing::release_freed_memory();
     }
     observer.models_in_memory(loaded);
 }
@@ -967,8 +971,8 @@ struct Judge {
     reject_inconclusive: bool,
     next_item: u32,
     frame_no: u64,
-    barcodes: bool,
-    scratch: Vec<u8>,
+    /// The barcode reader, unless `verdict.barcodes` is off.
+    barcodes: Option<crate::codes::Barcodes>,
     delivery: Option<Delivery>,
     observer: Arc<Observer>,
     /// Bumped every loop (≤ 100 ms apart): systemd's watchdog is fed while it moves.
@@ -1054,8 +1058,10 @@ impl Judge {
             reject_inconclusive: config.conveyor.reject_inconclusive,
             next_item: 1,
             frame_no: 0,
-            barcodes: config.verdict.barcodes,
-            scratch: Vec::new(),
+            barcodes: config
+                .verdict
+                .barcodes
+                .then(crate::codes::Barcodes::default),
             delivery: sinks.delivery,
             observer: sinks.observer,
             heartbeat: sinks.heartbeat,
@@ -1139,20 +1145,12 @@ impl Judge {
             self.manifest = manifest;
         }
         self.frame_no += 1;
-        let boxes: Vec<[f32; 4]> = verdict::group(&detections).iter().map(|i| i.bbox).collect();
-        let codes = if self.barcodes {
-            crate::codes::read(frame.view(), &boxes, &mut self.scratch)
-        } else {
-            Vec::new()
+        let codes: &mut dyn CodeReader = match &mut self.barcodes {
+            Some(reader) => reader,
+            None => &mut NoCodes,
         };
         let step = judging(&self.manifest, &self.serials, |j| {
-            let judged = verdict::judge(
-                &detections,
-                &codes,
-                &self.manifest,
-                (frame.width, frame.height),
-                &j.ctx,
-            );
+            let judged = judge_frame(frame.view(), &detections, codes, &self.manifest, &j.ctx);
             self.modes.on_frame(
                 self.frame_no,
                 &frame,
@@ -1189,10 +1187,9 @@ impl Judge {
                 .as_ref()
                 .map_or(0.0, |l| l.frame.captured.elapsed().as_secs_f64() * 1e3);
             let id = uuid::Uuid::now_v7().to_string();
-            let ts = crate::clock::rfc3339_utc(SystemTime::now());
-            let mut event = VerdictEvent::new(
-                id.clone(),
-                ts.clone(),
+            let ts = hallmark_core::clock::rfc3339_utc(SystemTime::now());
+            let mut event = report::verdict_event(
+                (id.clone(), ts.clone()),
                 item_id,
                 &self.origin,
                 &self.manifest,
@@ -1240,10 +1237,7 @@ impl Judge {
         // full disk), the kiosk and the reject gate still act, and the verdicts wait in memory to be
         // spooled, counted (`hallmark_verdicts_unspooled`), with the health check failing.
         if let Some(delivery) = &self.delivery {
-            let payloads: Vec<Vec<u8>> = out
-                .iter()
-                .filter_map(|(.., event)| serde_json::to_vec(event).ok())
-                .collect();
+            let payloads: Vec<Vec<u8>> = out.iter().map(|(.., event)| event.to_json()).collect();
             let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
             delivery.submit(&refs);
         }
@@ -1275,7 +1269,7 @@ impl Judge {
 
 /// Calls `f` with what the verdict rule needs besides the evidence: today's date and the SGTIN memory.
 fn judging<R>(manifest: &Manifest, serials: &SerialLedger, f: impl FnOnce(&Judging<'_>) -> R) -> R {
-    let today = crate::clock::today_utc();
+    let today = hallmark_core::clock::today_utc();
     let now = unix_now();
     let seen = |s: &verdict::Sgtin| serials.is_clone(s, now);
     f(&Judging {

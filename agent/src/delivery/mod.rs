@@ -11,10 +11,8 @@
 //! - [`outbox`]: the pure matching of acknowledgements to verdicts (rumqttc hides packet ids).
 //! - [`mqtt`]: the connection — persistent session, the retained `online` status that is also the
 //!   last will, telemetry, the command topic, reconnects with capped, jittered backoff, shutdown.
-//! - [`tls`], [`backoff`], [`command`]: certificates, delays, command parsing.
+//! - [`tls`]: certificates. Delays are `hallmark_core::backoff`'s; topics and payloads `hallmark_proto`'s.
 
-pub mod backoff;
-pub mod command;
 pub mod mqtt;
 pub mod outbox;
 pub mod spool;
@@ -45,39 +43,8 @@ pub enum DeliveryError {
     Thread(std::io::Error),
 }
 
-/// The topics of one device.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Topics {
-    pub verdicts: String,
-    pub online: String,
-    pub telemetry: String,
-    pub commands: String,
-    /// Model releases for every device (`{prefix}/fleet/models/+`, retained).
-    pub fleet_releases: String,
-    /// Model releases for this device only (`{prefix}/things/{thing}/models/+`, retained).
-    pub device_releases: String,
-    base: String,
-}
-
-impl Topics {
-    pub fn new(prefix: &str, thing: &str) -> Topics {
-        let base = format!("{prefix}/things/{thing}");
-        Topics {
-            verdicts: format!("{base}/verdicts"),
-            online: format!("{base}/online"),
-            telemetry: format!("{base}/telemetry"),
-            commands: format!("{base}/commands"),
-            fleet_releases: format!("{prefix}/fleet/models/+"),
-            device_releases: format!("{base}/models/+"),
-            base,
-        }
-    }
-
-    /// Where this device reports a brand's model update (`…/models/{brand}/status`, retained).
-    pub fn model_status(&self, brand: &str) -> String {
-        format!("{}/models/{brand}/status", self.base)
-    }
-}
+/// The topics of one device (`hallmark_proto::topics`).
+pub use hallmark_proto::Topics;
 
 /// A message from the broker for another part of the agent (model releases).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use image::{Rgb, RgbImage};
 use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut, draw_text_mut, text_size};
 use imageproc::rect::Rect;
 
-use crate::verdict::{FrameVerdict, ItemVerdict, VerdictKind};
+use hallmark_core::verdict::{FrameVerdict, ItemVerdict, VerdictKind};
 
 static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans-Bold.ttf");
 
@@ -127,10 +127,10 @@ pub fn annotate(mut img: RgbImage, judged: &FrameVerdict) -> RgbImage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verdict::{decide, Evidence};
+    use hallmark_core::verdict::{decide, Evidence};
 
     fn item(evidence: Evidence) -> ItemVerdict {
-        let m = crate::verdict::test_manifest();
+        let m = hallmark_core::verdict::test_manifest();
         ItemVerdict {
             index: 2,
             bbox: [0.0, 0.0, 10.0, 10.0],
