@@ -55,6 +55,7 @@ pub use file::NOT_CONFIG;
 
 pub use hallmark_core::modes::{ConveyorConfig, KioskConfig, Mode, Trigger};
 
+pub use crate::delivery::MqttConfig;
 use crate::imageio::ImageLimits;
 use crate::runtime::{GpuOptions, Provider as ExecutionProvider, RuntimeOptions};
 
@@ -106,6 +107,16 @@ impl Config {
     /// The first bundle (what `scan` and `bench` use without `--model`).
     pub fn bundle(&self) -> &Path {
         &self.bundles[0]
+    }
+
+    /// What delivery needs: the broker, the thing it speaks for, and the spool.
+    pub fn delivery(&self) -> crate::delivery::Settings {
+        crate::delivery::Settings {
+            mqtt: self.mqtt.clone(),
+            thing: self.agent.thing.clone(),
+            spool_path: self.agent.state_dir.join("spool.redb"),
+            spool_max_bytes: self.spool.max_bytes,
+        }
     }
 }
 
@@ -205,36 +216,6 @@ pub struct UpdatesConfig {
 pub struct BrandsConfig {
     /// Estimated memory the loaded detectors may take together.
     pub memory_budget_bytes: u64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct MqttConfig {
-    /// Off (the default): no broker; verdicts go to the other sinks only.
-    pub enabled: bool,
-    pub host: String,
-    /// 1883, or 8883 when `ca` is set. Port 443 adds the ALPN protocol AWS IoT Core wants there.
-    pub port: u16,
-    /// Stable across restarts (the broker keeps the session under it): default the thing name.
-    pub client_id: String,
-    pub prefix: String,
-    /// PEM files; `ca` turns TLS on, `cert` + `key` add a client certificate (mutual TLS).
-    pub ca: Option<PathBuf>,
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
-    pub keep_alive: Duration,
-    /// Telemetry period (0: none).
-    pub telemetry_interval: Duration,
-    /// Reconnect backoff: from 0.5 s, doubling up to this, with jitter.
-    pub backoff_max: Duration,
-    /// Verdicts published and not yet acknowledged, at most.
-    pub max_inflight: u16,
-    /// On shutdown, how long to wait for the spool to empty while connected.
-    pub drain_timeout: Duration,
-    /// Largest packet read from the broker (`mqtt.max_incoming_mib`): anything the broker may deliver
-    /// must be read whole to be refused and acknowledged, or the broker delivers it again after every
-    /// reconnect. Set it to the broker's own limit (AWS IoT Core: 128 KiB; mosquitto's
-    /// `message_size_limit`).
-    pub max_incoming_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -287,7 +287,7 @@ pub fn run(
     let inbox = Arc::new(crate::update::Inbox::new());
     let delivery = if config.mqtt.enabled {
         Some(Delivery::start(
-            &config,
+            &config.delivery(),
             revisions.clone(),
             observer.clone(),
             trigger_tx.clone(),
@@ -795,7 +795,7 @@ fn newer_from_store(
 
 /// Reads the barcodes anywhere in the frame and routes it to a brand.
 fn read_route(router: &brands::Router, frame: &OwnedFrame, scratch: &mut Vec<u8>) -> brands::Route {
-    let gtins = routing::frame_gtins(frame.view(), scratch);
+    let gtins = crate::codes::frame_gtins(frame.view(), scratch);
     router.route(gtins.iter().map(String::as_str))
 }
 

@@ -1,5 +1,5 @@
-//! The I/O side of brand routing (the rules are `hallmark_core::brands`): the barcodes anywhere in a
-//! frame, read for routing, and handing a dropped detector's memory back to the system.
+//! The daemon's side of brand routing (the rules are `hallmark_core::brands`; the barcodes read for
+//! routing are `codes::frame_gtins`): handing a dropped detector's memory back to the system.
 
 /// Gives freed heap pages back to the system after a detector is unloaded (glibc keeps them
 /// otherwise: measured, dropping a detector left VmRSS unchanged until this ran, then 19 MB lower).
@@ -14,21 +14,6 @@ pub fn release_freed_memory() {
             malloc_trim(0);
         }
     }
-}
-
-/// The GTINs of the barcodes anywhere in a frame, for routing it to a brand. The frame is read as four
-/// overlapping quarters (55% of each side): measured on the samples, that finds every code the whole
-/// frame gives and one more (a small EAN-13 the whole 960×720 frame misses), at 26–46 ms against
-/// 13–34 ms for the whole frame (release build, 2 busy cores). It runs on the pre-processing thread,
-/// beside inference, and only when more than one brand is served.
-pub fn frame_gtins(frame: hallmark_detect::Frame<'_>, scratch: &mut Vec<u8>) -> Vec<String> {
-    let (w, h) = (frame.width as f32, frame.height as f32);
-    let quarters = [(0.0, 0.0), (0.45, 0.0), (0.0, 0.45), (0.45, 0.45)]
-        .map(|(x, y)| [x * w, y * h, (x + 0.55) * w, (y + 0.55) * h]);
-    crate::codes::read(frame, &quarters, scratch)
-        .into_iter()
-        .filter_map(|c| c.gtin)
-        .collect()
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ use rumqttc::{
 use super::outbox::{Outbox, Request};
 use super::tls::{self, TlsFiles};
 use super::{DeliveryError, Shared, Topics};
-use crate::config::{Config, MqttConfig};
+use super::{MqttConfig, Settings};
 use crate::observe::Stage;
 use hallmark_core::backoff::Backoff;
 use hallmark_proto::command::{self, Command};
@@ -83,17 +83,17 @@ struct State {
 
 impl Connection {
     pub fn new(
-        config: &Config,
+        settings: &Settings,
         models: BTreeMap<String, u64>,
         shared: Arc<Shared>,
         triggers: Sender<()>,
         releases: Option<Arc<crate::update::Inbox>>,
     ) -> Result<Connection, DeliveryError> {
-        let m = &config.mqtt;
+        let m = &settings.mqtt;
         if m.host.trim().is_empty() {
             return Err(DeliveryError::Setup("mqtt.host is empty".into()));
         }
-        let topics = Topics::new(&m.prefix, &config.agent.thing);
+        let topics = Topics::new(&m.prefix, &settings.thing);
         let mut options = MqttOptions::new(m.client_id.clone(), m.host.clone(), m.port);
         options
             .set_clean_session(false)

@@ -4,21 +4,17 @@
 //! An image that cannot be read or decoded gives a record with `error`, a message on stderr, and the
 //! scan goes on; the caller turns a non-zero [`Summary::failed`] into a non-zero exit status.
 
-mod annotate;
-mod inputs;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use thiserror::Error;
 
-pub use annotate::annotate;
+pub use crate::imageio::inputs::{collect_inputs, InputsError, EXTENSIONS};
+pub use crate::sink::annotate::annotate;
 use hallmark_core::report::{ms, scan_record};
 use hallmark_proto::scan::{ErrorRecord, ScanRecord, Timings};
-pub use inputs::{collect_inputs, InputsError, EXTENSIONS};
 
-use crate::daemon::routing;
 use crate::detector::Frame;
 use crate::imageio::{self, ImageLimits};
 use crate::pipeline::{Context, Pipeline};
@@ -95,7 +91,7 @@ fn route(pipelines: &mut [Pipeline], frame: Frame<'_>) -> Result<usize, String> 
         scores.push(brands::sight_score(detections));
     }
     let by_code = || {
-        let gtins = routing::frame_gtins(frame, &mut Vec::new());
+        let gtins = crate::codes::frame_gtins(frame, &mut Vec::new());
         let prefixes: Vec<&[String]> = pipelines
             .iter()
             .map(|p| p.manifest().gs1_prefixes.as_slice())

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use super::Queue;
 use crate::bundle::Manifest;
-use crate::scan::annotate;
+use crate::sink::annotate::annotate;
 use hallmark_core::modes::decided::Decided;
 use hallmark_core::verdict::{Evidence, FrameVerdict, ItemVerdict, Verdict};
 
