@@ -56,6 +56,7 @@ pub use file::NOT_CONFIG;
 pub use hallmark_core::modes::{ConveyorConfig, KioskConfig, Mode, Trigger};
 
 pub use crate::delivery::MqttConfig;
+pub use crate::logging::LogFormat;
 use crate::imageio::ImageLimits;
 use crate::runtime::{GpuOptions, Provider as ExecutionProvider, RuntimeOptions};
 
@@ -239,13 +240,6 @@ pub struct HttpConfig {
 pub struct HealthConfig {
     /// `/healthz` answers 200 only while the source delivered a frame within this.
     pub max_frame_age: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -10,6 +10,7 @@ mod deploy;
 mod faults;
 mod fleet_updates;
 mod hostile_bytes;
+mod layers;
 mod logging;
 mod observe;
 mod providers;
