@@ -56,8 +56,8 @@ pub use file::NOT_CONFIG;
 pub use hallmark_core::modes::{ConveyorConfig, KioskConfig, Mode, Trigger};
 
 pub use crate::delivery::MqttConfig;
-pub use crate::logging::LogFormat;
 use crate::imageio::ImageLimits;
+pub use crate::logging::LogFormat;
 use crate::runtime::{GpuOptions, Provider as ExecutionProvider, RuntimeOptions};
 
 pub const DEFAULT_BUNDLE: &str = "models/northwind";
@@ -263,12 +263,12 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
         let mut raw = Raw::read(file, env.into_iter().collect())?;
-        let f = std::mem::take(&mut raw.file);
+        let mut f = std::mem::take(&mut raw.file);
         let rel = |key: &str, p: PathBuf| raw.rel(key, p);
         let from_env = |key: &str| raw.set_by_env(key);
-        let bad = |m: String| ConfigError::Invalid(m);
+        let bad = ConfigError::Invalid;
 
-        let providers = match f.runtime.providers {
+        let providers = match f.runtime.providers.take() {
             Some(list) => list
                 .iter()
                 .map(|p| p.parse::<ExecutionProvider>())
@@ -288,7 +288,7 @@ impl Config {
                 .map(|p| rel("model.bundles", p.into()))
                 .collect()
         };
-        let bundles = match (f.model.bundles, f.model.bundle) {
+        let bundles = match (f.model.bundles.take(), f.model.bundle.take()) {
             (Some(list), Some(one)) => match (from_env("model.bundles"), from_env("model.bundle")) {
                 (true, false) => many(list),
                 (false, true) => vec![rel("model.bundle", one)],
@@ -359,38 +359,7 @@ impl Config {
             .filter(|t| !t.trim().is_empty())
             .unwrap_or_else(default_thing);
         topic_level("agent.thing", &thing).map_err(bad)?;
-        let broker = Broker::resolve(&f.mqtt, &raw)?;
-        let mqtt = MqttConfig {
-            enabled: f.mqtt.enabled.unwrap_or(false),
-            host: broker.host,
-            port: broker.port,
-            client_id: f
-                .mqtt
-                .client_id
-                .filter(|c| !c.trim().is_empty())
-                .unwrap_or_else(|| thing.clone()),
-            prefix: broker.prefix,
-            ca: broker.ca,
-            cert: broker.cert,
-            key: broker.key,
-            keep_alive: Duration::from_secs(f.mqtt.keep_alive_s.unwrap_or(30).max(5)),
-            telemetry_interval: seconds(
-                "mqtt.telemetry_interval_s",
-                f.mqtt.telemetry_interval_s.unwrap_or(60.0),
-            )?,
-            backoff_max: seconds("mqtt.backoff_max_s", f.mqtt.backoff_max_s.unwrap_or(30.0))?
-                .max(Duration::from_millis(500)),
-            max_inflight: f.mqtt.max_inflight.unwrap_or(32).clamp(1, 1000),
-            drain_timeout: Duration::from_millis(f.mqtt.drain_timeout_ms.unwrap_or(5000)),
-            max_incoming_bytes: match f.mqtt.max_incoming_mib.unwrap_or(64.0) {
-                m if m.is_finite() && (0.0625..=256.0).contains(&m) => (m * 1048576.0) as usize,
-                m => {
-                    return Err(bad(format!(
-                        "mqtt.max_incoming_mib {m} must lie between 0.0625 (64 KiB) and 256 (MQTT's own limit)"
-                    )))
-                }
-            },
-        };
+        let mqtt = resolve_mqtt(&f.mqtt, &raw, &thing)?;
         let spool_mib = f.spool.max_mib.unwrap_or(64.0);
         if !(spool_mib > 0.0 && spool_mib.is_finite()) {
             return Err(bad(format!("spool.max_mib {spool_mib} must be positive")));
@@ -401,24 +370,7 @@ impl Config {
             .map(|p| rel("agent.state_dir", p))
             .unwrap_or_else(default_state_dir);
         Ok(Config {
-            updates: UpdatesConfig {
-                enabled: f.model.updates.unwrap_or(true),
-                max_bundle_bytes: max_bundle_bytes(f.model.max_bundle_mib),
-                keep_revisions: f.model.keep_revisions.unwrap_or(1),
-                download_stall: seconds(
-                    "model.download_stall_s",
-                    f.model.download_stall_s.unwrap_or(60.0),
-                )?
-                .max(Duration::from_secs(1)),
-                download_min_rate: match f.model.download_min_kib_s.unwrap_or(1.0) {
-                    k if k.is_finite() && k >= 0.0 => (k * 1024.0) as u64,
-                    k => {
-                        return Err(bad(format!(
-                            "model.download_min_kib_s {k} must be a number of KiB/s, 0 or more"
-                        )))
-                    }
-                },
-            },
+            updates: resolve_updates(&f.model)?,
             brands: BrandsConfig {
                 memory_budget_bytes: f.model.memory_budget_mib.unwrap_or(512).max(1) << 20,
             },
@@ -426,27 +378,7 @@ impl Config {
             spool: SpoolConfig {
                 max_bytes: ((spool_mib * 1024.0 * 1024.0) as u64).max(1024),
             },
-            http: HttpConfig {
-                listen: match f.http.listen {
-                    // "off" too: an empty environment variable means "not set".
-                    Some(l) if l.trim().is_empty() || l.trim() == "off" => None,
-                    Some(l) => Some(l.trim().to_string()),
-                    None => Some("127.0.0.1:9464".into()),
-                },
-                max_connections: match f.http.max_connections.unwrap_or(32) {
-                    n @ 1..=4096 => n,
-                    n => {
-                        return Err(bad(format!(
-                            "http.max_connections {n} must lie between 1 and 4096"
-                        )))
-                    }
-                },
-                idle_timeout: seconds(
-                    "http.idle_timeout_s",
-                    f.http.idle_timeout_s.unwrap_or(10.0),
-                )?
-                .max(Duration::from_millis(100)),
-            },
+            http: resolve_http(&f.http)?,
             health: HealthConfig {
                 max_frame_age: seconds(
                     "health.max_frame_age",
@@ -456,45 +388,13 @@ impl Config {
             log: LogConfig {
                 format: f.log.format.unwrap_or(LogFormat::Text),
             },
-            runtime: RuntimeOptions {
-                ort_lib: f.runtime.ort_lib.map(|p| rel("runtime.ort_lib", p)),
+            runtime: resolve_runtime(
+                f.runtime,
                 providers,
-                intra_threads: f.runtime.intra_threads.filter(|&n| n > 0),
-                spinning: f.runtime.spinning.unwrap_or(true),
-                gpu: GpuOptions {
-                    device_id: f.runtime.device_id.unwrap_or(0),
-                    fp16: f.runtime.fp16.unwrap_or(false),
-                    int8_calibration: f
-                        .runtime
-                        .int8_calibration
-                        .filter(|p| !p.as_os_str().is_empty())
-                        .map(|p| rel("runtime.int8_calibration", p)),
-                    dla_core: f.runtime.dla_core,
-                    trt_workspace_mib: f.runtime.trt_workspace_mib.filter(|&m| m > 0),
-                    cuda_graphs: f.runtime.cuda_graphs.unwrap_or(false),
-                },
-                fallback: f.runtime.fallback.unwrap_or(false),
-                engine_dir: Some(state_dir.join("engines")),
-                encoding: crate::bundle::EncodingChoice {
-                    // An empty value (an unset environment variable) is the main model.
-                    variant: match f.model.variant.filter(|v| !v.trim().is_empty()) {
-                        Some(v) => {
-                            crate::bundle::variant_for(&v, "")
-                                .map_err(|m| bad(format!("model.variant: {m}")))?;
-                            Some(v)
-                        }
-                        None => None,
-                    },
-                    precision: f
-                        .model
-                        .precision
-                        .as_deref()
-                        .unwrap_or("auto")
-                        .parse()
-                        .map_err(|m| bad(format!("model.precision: {m}")))?,
-                    mode: Some(mode.as_str().to_string()),
-                },
-            },
+                (f.model.variant, f.model.precision, mode),
+                &state_dir,
+                &raw,
+            )?,
             bundles,
             public_keys,
             image: ImageLimits {
@@ -511,48 +411,14 @@ impl Config {
                 thing,
                 state_dir: state_dir.clone(),
             },
-            source: SourceConfig {
-                kind,
-                path: f
-                    .source
-                    .path
-                    .map(|p| rel("source.path", p))
-                    .unwrap_or_else(|| project_path(DEFAULT_REPLAY)),
-                fps,
-                looping: f.source.looping.unwrap_or(false),
-                preload: f.source.preload.unwrap_or(false),
-                device: f.source.device.unwrap_or_else(|| "0".into()),
-                width: f.source.width,
-                height: f.source.height,
-                format: f.source.format,
-                stall_timeout: Duration::from_millis(f.source.stall_timeout_ms.unwrap_or(2000)),
-                drop_when_busy: f
-                    .source
-                    .drop_when_busy
-                    .unwrap_or(kind == SourceKind::Camera),
-                brand: f.source.brand.filter(|b| !b.trim().is_empty()),
-                route_every: f.source.route_every.unwrap_or(0),
-            },
+            source: resolve_source(f.source, kind, fps, &raw),
             kiosk,
             conveyor,
             link: LinkConfig {
                 port: f.link.port.map(|p| rel("link.port", p)),
                 baud: f.link.baud.unwrap_or(115_200),
             },
-            evidence: EvidenceConfig {
-                enabled: f.evidence.enabled.unwrap_or(true),
-                max_files: f.evidence.max_files.unwrap_or(500),
-                max_mib: f.evidence.max_mib.unwrap_or(200),
-                min_free_bytes: match f.evidence.min_free_mib {
-                    Some(m) if !(m.is_finite() && m >= 0.0) => {
-                        return Err(bad(format!(
-                            "evidence.min_free_mib {m} must be a number of MiB, 0 or more"
-                        )))
-                    }
-                    Some(m) => (m * 1024.0 * 1024.0) as u64,
-                    None => ((spool_mib * 2.0 * 1024.0 * 1024.0) as u64).max(1 << 20),
-                },
-            },
+            evidence: resolve_evidence(&f.evidence, spool_mib)?,
             output: OutputConfig {
                 stdout: f.output.stdout.unwrap_or(true),
             },
@@ -575,6 +441,181 @@ impl Config {
     pub fn load_env(file: Option<&Path>) -> Result<Config, ConfigError> {
         Config::load(file, file::hallmark_vars(std::env::vars()))
     }
+}
+
+/// `[runtime]` with the encoding `model.variant` and `model.precision` choose for `mode`; TensorRT
+/// engines are cached under `state_dir`.
+fn resolve_runtime(
+    rt: file::RuntimeSection,
+    providers: Vec<ExecutionProvider>,
+    (variant, precision, mode): (Option<String>, Option<String>, Mode),
+    state_dir: &Path,
+    raw: &Raw,
+) -> Result<RuntimeOptions, ConfigError> {
+    let bad = ConfigError::Invalid;
+    Ok(RuntimeOptions {
+        ort_lib: rt.ort_lib.map(|p| raw.rel("runtime.ort_lib", p)),
+        providers,
+        intra_threads: rt.intra_threads.filter(|&n| n > 0),
+        spinning: rt.spinning.unwrap_or(true),
+        gpu: GpuOptions {
+            device_id: rt.device_id.unwrap_or(0),
+            fp16: rt.fp16.unwrap_or(false),
+            int8_calibration: rt
+                .int8_calibration
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(|p| raw.rel("runtime.int8_calibration", p)),
+            dla_core: rt.dla_core,
+            trt_workspace_mib: rt.trt_workspace_mib.filter(|&m| m > 0),
+            cuda_graphs: rt.cuda_graphs.unwrap_or(false),
+        },
+        fallback: rt.fallback.unwrap_or(false),
+        engine_dir: Some(state_dir.join("engines")),
+        encoding: crate::bundle::EncodingChoice {
+            // An empty value (an unset environment variable) is the main model.
+            variant: match variant.filter(|v| !v.trim().is_empty()) {
+                Some(v) => {
+                    crate::bundle::variant_for(&v, "")
+                        .map_err(|m| bad(format!("model.variant: {m}")))?;
+                    Some(v)
+                }
+                None => None,
+            },
+            precision: precision
+                .as_deref()
+                .unwrap_or("auto")
+                .parse()
+                .map_err(|m| bad(format!("model.precision: {m}")))?,
+            mode: Some(mode.as_str().to_string()),
+        },
+    })
+}
+
+/// `[source]`, with its kind and frame rate already checked.
+fn resolve_source(s: file::SourceSection, kind: SourceKind, fps: f64, raw: &Raw) -> SourceConfig {
+    SourceConfig {
+        kind,
+        path: s
+            .path
+            .map(|p| raw.rel("source.path", p))
+            .unwrap_or_else(|| project_path(DEFAULT_REPLAY)),
+        fps,
+        looping: s.looping.unwrap_or(false),
+        preload: s.preload.unwrap_or(false),
+        device: s.device.unwrap_or_else(|| "0".into()),
+        width: s.width,
+        height: s.height,
+        format: s.format,
+        stall_timeout: Duration::from_millis(s.stall_timeout_ms.unwrap_or(2000)),
+        drop_when_busy: s.drop_when_busy.unwrap_or(kind == SourceKind::Camera),
+        brand: s.brand.filter(|b| !b.trim().is_empty()),
+        route_every: s.route_every.unwrap_or(0),
+    }
+}
+
+/// `[evidence]`; by default pictures leave twice the spool's bound free on the state disk.
+fn resolve_evidence(
+    e: &file::EvidenceSection,
+    spool_mib: f64,
+) -> Result<EvidenceConfig, ConfigError> {
+    let bad = ConfigError::Invalid;
+    Ok(EvidenceConfig {
+        enabled: e.enabled.unwrap_or(true),
+        max_files: e.max_files.unwrap_or(500),
+        max_mib: e.max_mib.unwrap_or(200),
+        min_free_bytes: match e.min_free_mib {
+            Some(m) if !(m.is_finite() && m >= 0.0) => {
+                return Err(bad(format!(
+                    "evidence.min_free_mib {m} must be a number of MiB, 0 or more"
+                )))
+            }
+            Some(m) => (m * 1024.0 * 1024.0) as u64,
+            None => ((spool_mib * 2.0 * 1024.0 * 1024.0) as u64).max(1 << 20),
+        },
+    })
+}
+
+/// `[mqtt]`, resolved: the broker, the client id (default `thing`), timings and limits.
+fn resolve_mqtt(m: &file::MqttSection, raw: &Raw, thing: &str) -> Result<MqttConfig, ConfigError> {
+    let bad = ConfigError::Invalid;
+    let broker = Broker::resolve(m, raw)?;
+    Ok(MqttConfig {
+        enabled: m.enabled.unwrap_or(false),
+        host: broker.host,
+        port: broker.port,
+        client_id: m
+            .client_id
+            .clone()
+            .filter(|c| !c.trim().is_empty())
+            .unwrap_or_else(|| thing.to_string()),
+        prefix: broker.prefix,
+        ca: broker.ca,
+        cert: broker.cert,
+        key: broker.key,
+        keep_alive: Duration::from_secs(m.keep_alive_s.unwrap_or(30).max(5)),
+        telemetry_interval: seconds(
+            "mqtt.telemetry_interval_s",
+            m.telemetry_interval_s.unwrap_or(60.0),
+        )?,
+        backoff_max: seconds("mqtt.backoff_max_s", m.backoff_max_s.unwrap_or(30.0))?
+            .max(Duration::from_millis(500)),
+        max_inflight: m.max_inflight.unwrap_or(32).clamp(1, 1000),
+        drain_timeout: Duration::from_millis(m.drain_timeout_ms.unwrap_or(5000)),
+        max_incoming_bytes: match m.max_incoming_mib.unwrap_or(64.0) {
+            m if m.is_finite() && (0.0625..=256.0).contains(&m) => (m * 1048576.0) as usize,
+            m => {
+                return Err(bad(format!(
+                    "mqtt.max_incoming_mib {m} must lie between 0.0625 (64 KiB) and 256 (MQTT's own limit)"
+                )))
+            }
+        },
+    })
+}
+
+/// Fleet updates (`model.updates`, the bundle limit, download timeouts).
+fn resolve_updates(model: &file::ModelSection) -> Result<UpdatesConfig, ConfigError> {
+    let bad = ConfigError::Invalid;
+    Ok(UpdatesConfig {
+        enabled: model.updates.unwrap_or(true),
+        max_bundle_bytes: max_bundle_bytes(model.max_bundle_mib),
+        keep_revisions: model.keep_revisions.unwrap_or(1),
+        download_stall: seconds(
+            "model.download_stall_s",
+            model.download_stall_s.unwrap_or(60.0),
+        )?
+        .max(Duration::from_secs(1)),
+        download_min_rate: match model.download_min_kib_s.unwrap_or(1.0) {
+            k if k.is_finite() && k >= 0.0 => (k * 1024.0) as u64,
+            k => {
+                return Err(bad(format!(
+                    "model.download_min_kib_s {k} must be a number of KiB/s, 0 or more"
+                )))
+            }
+        },
+    })
+}
+
+/// `[http]`: the `/metrics` and `/healthz` listener.
+fn resolve_http(http: &file::HttpSection) -> Result<HttpConfig, ConfigError> {
+    let bad = ConfigError::Invalid;
+    Ok(HttpConfig {
+        listen: match http.listen.clone() {
+            // "off" too: an empty environment variable means "not set".
+            Some(l) if l.trim().is_empty() || l.trim() == "off" => None,
+            Some(l) => Some(l.trim().to_string()),
+            None => Some("127.0.0.1:9464".into()),
+        },
+        max_connections: match http.max_connections.unwrap_or(32) {
+            n @ 1..=4096 => n,
+            n => {
+                return Err(bad(format!(
+                    "http.max_connections {n} must lie between 1 and 4096"
+                )))
+            }
+        },
+        idle_timeout: seconds("http.idle_timeout_s", http.idle_timeout_s.unwrap_or(10.0))?
+            .max(Duration::from_millis(100)),
+    })
 }
 
 /// The broker as `[mqtt]` names it, for the agent and for an operator's tools alike.
