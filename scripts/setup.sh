@@ -39,6 +39,12 @@ if [ "${HALLMARK_SETUP_CROSS:-0}" = 1 ]; then
   rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
 fi
 
+# rustfmt and clippy: the test command checks formatting and lints.
+components=$(rustup component list --installed)
+for c in rustfmt clippy; do
+  grep -q "^$c" <<<"$components" || rustup component add "$c"
+done
+
 if [ -f scripts/rust-targets.txt ]; then
   mapfile -t targets < <(grep -v '^\s*#' scripts/rust-targets.txt | sed '/^\s*$/d')
   installed=$(rustup target list --installed)

@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 HALLMARK_SETUP_CROSS=1 scripts/setup.sh
 
+echo "== host workspace: formatting and lints (rustfmt, clippy with warnings as errors)"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 echo "== host workspace: cargo test (agent, end-to-end tests, firmware libraries)"
 cargo test --workspace --locked --no-fail-fast
 

@@ -71,7 +71,7 @@ pub fn run(
     let barcodes = config.verdict.barcodes;
     let mut pipeline =
         Pipeline::open(config.runtime.clone(), config.bundle(), &config.public_keys)?;
-    let first = crate::scan::collect_inputs(&[images.to_path_buf()])?
+    let first = crate::imageio::inputs::collect_inputs(&[images.to_path_buf()])?
         .into_iter()
         .next()
         .ok_or_else(|| anyhow::anyhow!("no images in {}", images.display()))?;

@@ -1,10 +1,38 @@
 //! Barcodes in a frame: each item's box (a little enlarged, since a detector's box may clip the label's
 //! edge) is cropped without a copy (the crop is a window of the frame's rows) and handed to
 //! `hallmark-barcode`; what it reads becomes a [`Code`] in frame pixels for the verdict rule.
+//! [`Barcodes`] is the frame step's reader (`hallmark_core::step::CodeReader`).
 
+use hallmark_core::step::CodeReader;
+use hallmark_core::verdict::Code;
 use hallmark_detect::Frame;
 
-use crate::verdict::Code;
+/// The frame step's barcode reader; keeps a scratch buffer across frames.
+#[derive(Debug, Default)]
+pub struct Barcodes {
+    scratch: Vec<u8>,
+}
+
+impl CodeReader for Barcodes {
+    fn read(&mut self, frame: Frame<'_>, boxes: &[[f32; 4]]) -> Vec<Code> {
+        read(frame, boxes, &mut self.scratch)
+    }
+}
+
+/// The GTINs of the barcodes anywhere in a frame, for routing it to a brand. The frame is read as four
+/// overlapping quarters (55% of each side): measured on the samples, that finds every code the whole
+/// frame gives and one more (a small EAN-13 the whole 960×720 frame misses), at 26–46 ms against
+/// 13–34 ms for the whole frame (release build, 2 busy cores). It runs on the pre-processing thread,
+/// beside inference, and only when more than one brand is served.
+pub fn frame_gtins(frame: hallmark_detect::Frame<'_>, scratch: &mut Vec<u8>) -> Vec<String> {
+    let (w, h) = (frame.width as f32, frame.height as f32);
+    let quarters = [(0.0, 0.0), (0.45, 0.0), (0.0, 0.45), (0.45, 0.45)]
+        .map(|(x, y)| [x * w, y * h, (x + 0.55) * w, (y + 0.55) * h]);
+    read(frame, &quarters, scratch)
+        .into_iter()
+        .filter_map(|c| c.gtin)
+        .collect()
+}
 
 /// How much each side of an item's box is widened before looking for codes, as a share of its size.
 const MARGIN: f32 = 0.04;

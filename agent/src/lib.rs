@@ -1,22 +1,27 @@
-//! Hallmark decides whether a product in front of a camera is genuine or counterfeit.
+//! Hallmark decides whether a product in front of a camera is genuine or counterfeit. This crate is the
+//! `hallmark` binary's library: everything that touches the world (ONNX Runtime, cameras and image
+//! files, the model store and updates, MQTT, HTTP, the controller link, the state folder), around two
+//! crates that do not: `hallmark_core` (the frame step, the verdict rule, tracking, the modes, brand
+//! routing) and `hallmark_proto` (every topic and payload, the bundle manifest).
 //!
 //! The pieces, in the order a frame meets them:
 //! - [`config`]: the TOML configuration and its `HALLMARK_*` overrides.
 //! - [`runtime`]: finding and loading ONNX Runtime, building sessions with the chosen execution providers.
-//! - [`bundle`]: signed model bundles (manifest, signature, model digest).
-//! - [`imageio`]: image files to upright RGB frames, safely.
-//! - [`detector`]: the YOLOv5 detector (letterbox, inference, decode, NMS), pure stages around one session.
-//! - [`verdict`]: items (one per physical pack) and the one rule that judges each.
-//! - [`clock`]: today's date for expiry checks.
-//! - [`pipeline`]: bundle + detector + verdict, as `scan`, `bench` and the agent use them.
-//! - [`scan`] and [`bench`]: the `hallmark scan` and `hallmark bench` commands; [`cli`] parses the command line.
+//! - [`bundle`]: signed model bundles (signature, digests, the encoding a device runs); [`store`] and
+//!   [`update`]: installed revisions and fleet updates.
+//! - [`capture`] and [`imageio`]: frame sources (camera, replay, video) and image files to upright RGB.
+//! - [`detector`]: the YOLOv5 detector (letterbox, inference, decode, NMS) around one session;
+//!   [`codes`]: the barcodes inside items (the frame step's reader).
+//! - [`pipeline`]: bundle + detector + the frame step, as `scan`, `bench` and the daemon open them.
+//! - [`daemon`]: `hallmark run` (threads, routing, swaps, the judge); [`sink`]: stdout, evidence, the
+//!   controller link; [`delivery`]: spool and MQTT; [`observe`]: metrics, health, telemetry.
+//! - [`scan`], [`bench`], [`fleet`]: the other commands; [`cli`] parses the command line.
 
 pub mod bench;
 pub mod bench_daemon;
 pub mod bundle;
 pub mod capture;
 pub mod cli;
-pub mod clock;
 pub mod codes;
 pub mod config;
 pub mod daemon;
@@ -32,9 +37,7 @@ pub mod scan;
 pub mod service;
 pub mod sink;
 pub mod store;
-pub mod track;
 pub mod update;
-pub mod verdict;
 
 pub use bundle::{Bundle, Manifest, TrustedKeys};
 pub use detector::{Detection, Detector, Frame};

@@ -5,7 +5,13 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+/// `log.format`: text for people, or JSON lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// The filter when `HALLMARK_LOG` is unset, for the daemon: the agent's own `info` (model loaded,
 /// source state, broker connects, shutdown) is what an operator reads in `journalctl`; other crates

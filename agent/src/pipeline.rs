@@ -1,5 +1,5 @@
-//! The pipeline: a verified bundle, its detector and the per-item verdict rule, ready for frames.
-//! `scan`, `bench` and the agent daemon all go through it.
+//! The pipeline: a verified bundle, its detector and the frame step (`hallmark_core::step`), ready
+//! for frames. `scan` and `bench` open one; the daemon opens its first brand with it.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -8,8 +8,11 @@ use thiserror::Error;
 
 use crate::bundle::{Bundle, BundleError, Manifest, TrustError, TrustedKeys};
 use crate::detector::{Detection, Detector, DetectorError, Frame, StageTimes};
-use crate::runtime::{Runtime, RuntimeError, RuntimeOptions};
-use crate::verdict::{self, FrameVerdict};
+use crate::runtime::{EngineBuildReport, Runtime, RuntimeError, RuntimeOptions};
+use hallmark_core::step::judge_frame;
+use hallmark_core::verdict::FrameVerdict;
+
+use crate::codes::Barcodes;
 
 #[derive(Debug, Error)]
 pub enum PipelineError {
@@ -28,12 +31,12 @@ pub struct Pipeline {
     pub runtime: Runtime,
     pub bundle: Bundle,
     pub detector: Detector,
-    /// Frames in other layouts as packed RGB, for the barcode reader (reused).
-    scratch: Vec<u8>,
+    /// The barcode reader of the frame step.
+    barcodes: Barcodes,
 }
 
 /// What the verdict rule needs besides the frame.
-pub use crate::verdict::Context;
+pub use hallmark_core::verdict::Context;
 
 /// The result of one frame.
 pub struct Outcome<'a> {
@@ -52,17 +55,31 @@ impl Pipeline {
         bundle: &Path,
         public_keys: &[std::path::PathBuf],
     ) -> Result<Pipeline, PipelineError> {
+        Self::open_with(runtime, bundle, public_keys, None)
+    }
+
+    /// As [`Pipeline::open`], with slow TensorRT engine builds reported to `engine_build` (the daemon
+    /// tells systemd).
+    pub fn open_with(
+        runtime: RuntimeOptions,
+        bundle: &Path,
+        public_keys: &[std::path::PathBuf],
+        engine_build: Option<EngineBuildReport>,
+    ) -> Result<Pipeline, PipelineError> {
         // Trust and bundle first: they need no runtime, and their errors are the likelier ones.
         let trust = TrustedKeys::from_pem_files(public_keys)?;
         let bundle =
             Bundle::open(bundle, &trust)?.select(&runtime.encoding, runtime.prefers_gpu())?;
-        let runtime = Runtime::load(runtime)?;
+        let mut runtime = Runtime::load(runtime)?;
+        if let Some(report) = engine_build {
+            runtime.report_engine_builds(report);
+        }
         let detector = Detector::new(&runtime, &bundle)?;
         Ok(Pipeline {
             runtime,
             bundle,
             detector,
-            scratch: Vec::new(),
+            barcodes: Barcodes::default(),
         })
     }
 
@@ -70,7 +87,7 @@ impl Pipeline {
         self.bundle.manifest()
     }
 
-    /// Detector, barcodes and the per-item verdicts on one frame.
+    /// Detector, then the frame step (barcodes, the per-item verdicts) on one frame.
     pub fn process(
         &mut self,
         frame: Frame<'_>,
@@ -78,10 +95,13 @@ impl Pipeline {
     ) -> Result<Outcome<'_>, DetectorError> {
         let t0 = Instant::now();
         let (detections, times) = self.detector.detect(frame)?;
-        let size = (frame.width, frame.height);
-        let boxes: Vec<[f32; 4]> = verdict::group(detections).iter().map(|i| i.bbox).collect();
-        let codes = crate::codes::read(frame, &boxes, &mut self.scratch);
-        let judged = verdict::judge(detections, &codes, self.bundle.manifest(), size, ctx);
+        let judged = judge_frame(
+            frame,
+            detections,
+            &mut self.barcodes,
+            self.bundle.manifest(),
+            ctx,
+        );
         Ok(Outcome {
             detections,
             judged,

@@ -35,6 +35,16 @@ pub fn extend_timeout(by: Duration) {
     ));
 }
 
+/// A slow TensorRT engine build (`runtime::EngineBuildReport`): says so in `systemctl status` and asks
+/// for more start time than the next report is away.
+pub fn engine_building(brand: &str, building_for: Duration) {
+    notify_status(&format!(
+        "building the TensorRT engine for {brand} ({} s)",
+        building_for.as_secs()
+    ));
+    extend_timeout(crate::detector::BUILD_REPORT_EVERY * 4);
+}
+
 /// `STATUS=...`: one line shown by `systemctl status`.
 pub fn notify_status(status: &str) {
     notify(NotifyState::Status(status));

@@ -7,17 +7,24 @@ use std::path::{Path, PathBuf};
 
 /// The checkout's root folder.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the checkout").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the checkout")
+        .to_path_buf()
 }
 
 /// The folder holding the bundles (`<brand>/`) and `samples/<brand>/`.
 pub fn models_dir() -> PathBuf {
-    std::env::var_os("HALLMARK_TEST_MODELS").map(PathBuf::from).unwrap_or_else(|| repo_root().join("models"))
+    std::env::var_os("HALLMARK_TEST_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("models"))
 }
 
 /// The folder of parity goldens (`<brand>.json`).
 pub fn golden_dir() -> PathBuf {
-    std::env::var_os("HALLMARK_TEST_GOLDEN").map(PathBuf::from).unwrap_or_else(|| repo_root().join("tests/golden"))
+    std::env::var_os("HALLMARK_TEST_GOLDEN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("tests/golden"))
 }
 
 /// The demo publisher's public key, which signs the shipped bundles.
@@ -32,7 +39,12 @@ pub fn samples(brand: &str) -> Vec<PathBuf> {
         .unwrap_or_else(|e| panic!("sample folder {}: {e}", dir.display()))
         .flatten()
         .map(|e| e.path())
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("jpg" | "jpeg" | "png" | "webp")))
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("jpg" | "jpeg" | "png" | "webp")
+            )
+        })
         .collect();
     v.sort();
     v

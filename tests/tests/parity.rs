@@ -33,10 +33,20 @@ fn references(v: &Value) -> Vec<Reference> {
 }
 
 /// Matches each reference box to a Hallmark box of the same class; returns the problems found.
-fn compare(image: &str, conf: &str, ours: &[Detection], refs: &[Reference], worst: &mut (f32, f32)) -> Vec<String> {
+fn compare(
+    image: &str,
+    conf: &str,
+    ours: &[Detection],
+    refs: &[Reference],
+    worst: &mut (f32, f32),
+) -> Vec<String> {
     let mut problems = Vec::new();
     if ours.len() != refs.len() {
-        problems.push(format!("{image} @ {conf}: {} boxes, reference has {}", ours.len(), refs.len()));
+        problems.push(format!(
+            "{image} @ {conf}: {} boxes, reference has {}",
+            ours.len(),
+            refs.len()
+        ));
     }
     let mut used = vec![false; ours.len()];
     for r in refs {
@@ -44,7 +54,17 @@ fn compare(image: &str, conf: &str, ours: &[Detection], refs: &[Reference], wors
             .iter()
             .enumerate()
             .filter(|(i, d)| !used[*i] && d.class == r.class)
-            .map(|(i, d)| (i, d, d.bbox.iter().zip(r.bbox).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max)))
+            .map(|(i, d)| {
+                (
+                    i,
+                    d,
+                    d.bbox
+                        .iter()
+                        .zip(r.bbox)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0f32, f32::max),
+                )
+            })
             .min_by(|a, b| a.2.total_cmp(&b.2));
         match best {
             Some((i, d, dist)) if dist <= BOX_TOLERANCE_PX && (d.score - r.confidence).abs() <= CONFIDENCE_TOLERANCE => {
@@ -73,7 +93,11 @@ fn every_box_and_confidence_matches_the_yolov5_reference_on_every_sample() {
         .filter(|b| models_dir().join("samples").join(b).is_dir())
         .collect();
     brands.sort();
-    assert!(!brands.is_empty(), "no shipped bundles with samples under {}", models_dir().display());
+    assert!(
+        !brands.is_empty(),
+        "no shipped bundles with samples under {}",
+        models_dir().display()
+    );
     let rerun = "re-run `models/.venv-train/bin/python models/pipeline/parity_golden.py`";
 
     let mut checked = 0;
@@ -81,7 +105,11 @@ fn every_box_and_confidence_matches_the_yolov5_reference_on_every_sample() {
     let mut problems = Vec::new();
     for brand in &brands {
         let golden = golden_dir().join(format!("{brand}.json"));
-        assert!(golden.is_file(), "no parity golden {} for the shipped bundle {brand}: {rerun}", golden.display());
+        assert!(
+            golden.is_file(),
+            "no parity golden {} for the shipped bundle {brand}: {rerun}",
+            golden.display()
+        );
         let doc: Value = serde_json::from_slice(&std::fs::read(&golden).unwrap()).unwrap();
         assert_eq!(doc["brand"].as_str(), Some(brand.as_str()));
         let bundle = models_dir().join(brand);
@@ -97,25 +125,60 @@ fn every_box_and_confidence_matches_the_yolov5_reference_on_every_sample() {
         let images = doc["images"].as_object().expect("images");
         let mut golden_names: Vec<&str> = images.keys().map(String::as_str).collect();
         golden_names.sort();
-        let sample_names: Vec<String> = hallmark_e2e::samples(brand).iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-        assert_eq!(golden_names, sample_names, "{brand}: the golden does not cover exactly the sample images: {rerun}");
+        let sample_names: Vec<String> = hallmark_e2e::samples(brand)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            golden_names, sample_names,
+            "{brand}: the golden does not cover exactly the sample images: {rerun}"
+        );
         for (name, expected) in images {
             let path = models_dir().join("samples").join(brand).join(name);
-            let decoded = imageio::load(&path, ImageLimits::default()).unwrap_or_else(|e| panic!("{e}"));
+            let decoded =
+                imageio::load(&path, ImageLimits::default()).unwrap_or_else(|e| panic!("{e}"));
             let (w, h) = decoded.rgb.dimensions();
-            assert_eq!((w as u64, h as u64), (expected["width"].as_u64().unwrap(), expected["height"].as_u64().unwrap()), "{name}: size");
+            assert_eq!(
+                (w as u64, h as u64),
+                (
+                    expected["width"].as_u64().unwrap(),
+                    expected["height"].as_u64().unwrap()
+                ),
+                "{name}: size"
+            );
             for (conf, refs) in expected["detections"].as_object().expect("detections") {
                 let confidence: f32 = conf.parse().expect("confidence key");
-                pipeline.detector.set_settings(Settings { confidence, iou, max_detections: max_det });
-                let (ours, _) = pipeline.detector.detect(Frame::rgb(w, h, decoded.rgb.as_raw())).unwrap();
+                pipeline.detector.set_settings(Settings {
+                    confidence,
+                    iou,
+                    max_detections: max_det,
+                });
+                let (ours, _) = pipeline
+                    .detector
+                    .detect(Frame::rgb(w, h, decoded.rgb.as_raw()))
+                    .unwrap();
                 let refs = references(refs);
                 checked += refs.len();
-                problems.extend(compare(&format!("{brand}/{name}"), conf, ours, &refs, &mut worst));
+                problems.extend(compare(
+                    &format!("{brand}/{name}"),
+                    conf,
+                    ours,
+                    &refs,
+                    &mut worst,
+                ));
             }
         }
     }
-    assert!(problems.is_empty(), "{} parity problems:\n{}", problems.len(), problems.join("\n"));
-    assert!(checked > 0, "the goldens hold no boxes at all: parity would be vacuous");
+    assert!(
+        problems.is_empty(),
+        "{} parity problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    assert!(
+        checked > 0,
+        "the goldens hold no boxes at all: parity would be vacuous"
+    );
     eprintln!(
         "parity: {checked} reference boxes matched; largest deviation {:.4} px (limit {BOX_TOLERANCE_PX}), {:.6} confidence (limit {CONFIDENCE_TOLERANCE})",
         worst.0, worst.1

@@ -10,16 +10,20 @@
 //! - `engine`: the barcode-reading library behind `decode` (zxing-cpp by default, rxing behind a
 //!   feature for the measurement in the README).
 
-#[cfg(not(any(feature = "zxing-cpp", feature = "rxing")))]
-compile_error!(
-    "hallmark-barcode needs a decoding engine: enable the `zxing-cpp` (default) or `rxing` feature"
-);
+//!
+//! Decoding needs an engine (`zxing-cpp`, the default, or `rxing`); without either feature only [`gs1`]
+//! is built, the pure rules a crate that reads no barcode uses (`hallmark-core`'s brand routing).
 
+#[cfg(any(feature = "zxing-cpp", feature = "rxing"))]
 pub mod decode;
+#[cfg(any(feature = "zxing-cpp", feature = "rxing"))]
 mod ean13;
+#[cfg(any(feature = "zxing-cpp", feature = "rxing"))]
 mod engine;
 pub mod gs1;
 
+#[cfg(any(feature = "zxing-cpp", feature = "rxing"))]
 pub use decode::{decode_crop, decode_crop_with, Barcode, Format};
+#[cfg(any(feature = "zxing-cpp", feature = "rxing"))]
 pub use engine::Engine;
 pub use gs1::{Date, Gs1Error, Gtin};

@@ -11,7 +11,6 @@
 //! from those bytes (`Bundle::model_bytes`), never by reading the file again, so a file swapped on disk
 //! after the check can never be what runs.
 
-mod manifest;
 mod signature;
 mod variant;
 
@@ -21,18 +20,15 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-pub use manifest::{
-    listable_path, ClassSpec, InputSpec, Manifest, ManifestError, ModelSpec, OutputSpec, Role,
-    Thresholds, SCHEMA, SIGNATURE_FILES,
+pub use hallmark_proto::manifest::{
+    listable_path, ClassSpec, InputDtype, InputSpec, Manifest, ManifestError, ModelSpec,
+    OutputSpec, Precision, Role, Thresholds, VariantInput, VariantSpec, SCHEMA, SIGNATURE_FILES,
 };
 pub use signature::{
     generate_signing_key, KeyError, SignatureError, SigningKeyFile, TrustError, TrustedKey,
     TrustedKeys,
 };
-pub use variant::{
-    choose, variant_for, EncodingChoice, InputDtype, Precision, PrecisionChoice, VariantError,
-    VariantInput, VariantSpec,
-};
+pub use variant::{choose, variant_for, EncodingChoice, PrecisionChoice, VariantError, MAIN};
 
 #[derive(Debug, Error)]
 pub enum BundleError {
@@ -402,7 +398,7 @@ fn read_verified(dir: &Path, file: &str, expected: &str) -> Result<Arc<[u8]>, Bu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use manifest::tests::sample_json;
+    use hallmark_proto::manifest::fixtures::sample_json;
     use signature::tests::{sign, trusted};
 
     /// The `files` list of what `dir` holds now.

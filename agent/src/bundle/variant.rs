@@ -1,71 +1,11 @@
-//! Variants: other encodings of a bundle's detector (a smaller input, another precision), listed in the
-//! manifest's `variants` with their own file, digest, input and thresholds (see `models/BUNDLE.md`). The
-//! signature covers them through their digests. A device picks one with `model.variant` (by name, for
-//! every brand or per brand: [`variant_for`]) or `model.precision`; [`choose`] is that choice, pure.
-//!
-//! Design: a variant carries its own thresholds and metrics because another encoding gives other scores:
-//! the pipeline chooses them on validation for that encoding, under the same false-alarm caps.
+//! Which encoding of a bundle's detector a device runs: the main model or one of the manifest's
+//! `variants` (their types and checks are the manifest's, `hallmark_proto::manifest`). A device picks
+//! one with `model.variant` (by name, for every brand or per brand: [`variant_for`]) or
+//! `model.precision`; [`choose`] is that choice, pure.
 
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::manifest::{Manifest, Thresholds};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VariantSpec {
-    pub name: String,
-    pub file: String,
-    pub sha256: String,
-    pub precision: Precision,
-    pub input: VariantInput,
-    pub thresholds: Thresholds,
-    #[serde(default)]
-    pub metrics: serde_json::Value,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VariantInput {
-    pub name: String,
-    #[serde(default)]
-    pub dtype: InputDtype,
-    pub width: u32,
-    pub height: u32,
-}
-
-/// The numeric precision of an encoding. The main model is `fp32`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    Fp32,
-    Fp16,
-    Int8,
-}
-
-impl std::fmt::Display for Precision {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Precision::Fp32 => "fp32",
-            Precision::Fp16 => "fp16",
-            Precision::Int8 => "int8",
-        })
-    }
-}
-
-/// What the graph takes: `float32` NCHW scaled to [0, 1], or `uint8` NHWC with the normalisation and
-/// transpose inside the graph (a quarter of the bytes per frame, and no float conversion on the CPU).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum InputDtype {
-    #[default]
-    Float32,
-    Uint8,
-}
-
-impl InputDtype {
-    pub fn is_float32(&self) -> bool {
-        *self == InputDtype::Float32
-    }
-}
+use hallmark_proto::manifest::{InputDtype, Manifest, Precision};
 
 /// `model.precision`: which precision to run; `auto` is the main model on the CPU and an `fp16` variant,
 /// where the bundle has one, on a GPU provider.
@@ -237,63 +177,10 @@ pub fn choose(
     }
 }
 
-/// Checks the `variants` of a manifest: names, files and sizes; their thresholds are checked by the
-/// manifest like the main ones. Returns the field and the problem.
-pub(super) fn validate(m: &Manifest) -> Result<(), (String, String)> {
-    let mut names = std::collections::HashSet::new();
-    let mut files = std::collections::HashSet::from([m.model.file.as_str()]);
-    for (i, v) in m.variants.iter().enumerate() {
-        let field = |f: &str| format!("variants[{i}].{f}");
-        if v.name.is_empty()
-            || !v
-                .name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
-            return Err((
-                field("name"),
-                format!("{:?} must be lowercase letters, digits and '-'", v.name),
-            ));
-        }
-        if !names.insert(v.name.as_str()) {
-            return Err((field("name"), format!("{:?} appears twice", v.name)));
-        }
-        if !super::manifest::plain_file_name(&v.file)
-            || v.file == "manifest.json"
-            || v.file == "manifest.sig"
-        {
-            return Err((
-                field("file"),
-                format!("{:?} must be a plain file name inside the bundle", v.file),
-            ));
-        }
-        if !files.insert(v.file.as_str()) {
-            return Err((
-                field("file"),
-                format!("{:?} is already another encoding's file", v.file),
-            ));
-        }
-        if !super::manifest::is_sha256(&v.sha256) {
-            return Err((field("sha256"), "must be 64 hex digits".into()));
-        }
-        let (w, h) = (v.input.width, v.input.height);
-        if w == 0 || h == 0 || w > 4096 || h > 4096 || w % 32 != 0 || h % 32 != 0 {
-            return Err((
-                field("input"),
-                format!("size {w}×{h} must be positive multiples of 32 up to 4096"),
-            ));
-        }
-        if v.input.name.is_empty() {
-            return Err((field("input.name"), "is empty".into()));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bundle::manifest::tests::sample_json;
+    use hallmark_proto::manifest::fixtures::sample_json;
 
     fn with_variants(variants: serde_json::Value) -> Result<Manifest, String> {
         let mut v = sample_json();

@@ -15,9 +15,8 @@ pub mod replay;
 pub mod video;
 pub mod watchdog;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hallmark_detect::{Frame, PixelFormat};
 use thiserror::Error;
 
 pub use replay::Replay;
@@ -25,34 +24,8 @@ pub use replay::Replay;
 /// Longest a [`Source::next`] call may block before it returns [`Next::Idle`].
 pub const POLL: Duration = Duration::from_millis(200);
 
-/// A frame that owns its bytes.
-#[derive(Debug, Clone)]
-pub struct OwnedFrame {
-    /// Counts frames from this source, from 0.
-    pub seq: u64,
-    /// When the source got it.
-    pub captured: Instant,
-    /// What it came from: a file name, or the camera's name.
-    pub origin: String,
-    pub width: u32,
-    pub height: u32,
-    pub stride: usize,
-    pub format: PixelFormat,
-    pub data: Vec<u8>,
-}
-
-impl OwnedFrame {
-    /// The detector's borrowed view.
-    pub fn view(&self) -> Frame<'_> {
-        Frame {
-            width: self.width,
-            height: self.height,
-            stride: self.stride,
-            format: self.format,
-            data: &self.data,
-        }
-    }
-}
+/// The frame every source hands out (`hallmark_core::frame`).
+pub use hallmark_core::frame::OwnedFrame;
 
 /// The state a camera is in, for status, metrics and health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

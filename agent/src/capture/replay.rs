@@ -59,7 +59,7 @@ impl Replay {
                 path.display()
             )));
         }
-        let files = crate::scan::collect_inputs(std::slice::from_ref(path))
+        let files = crate::imageio::inputs::collect_inputs(std::slice::from_ref(path))
             .map_err(|e| SourceError::Open(format!("replay folder: {e}")))?;
         if files.is_empty() {
             return Err(SourceError::Open(format!(

@@ -15,6 +15,7 @@
 //! The very first open is special: if it fails (or times out) the watchdog answers [`Action::Fail`],
 //! so that "no camera at start" is one clear, fatal error instead of a daemon that retries forever.
 
+use hallmark_core::backoff;
 use std::time::{Duration, Instant};
 
 use super::SourceState;
@@ -262,7 +263,8 @@ impl Watchdog {
         Action::Close
     }
 
-    /// The wait before the next reopen: `backoff_first × 2^failures`, capped, minus the jitter.
+    /// The wait before the next reopen: `backoff_first × 2^failures`, capped, minus the jitter
+    /// (`hallmark_core::backoff`).
     fn backoff(&mut self) -> Duration {
         let Policy {
             backoff_first,
@@ -270,12 +272,9 @@ impl Watchdog {
             jitter,
             ..
         } = self.policy;
-        let base = backoff_first
-            .checked_mul(1u32.checked_shl(self.failures.min(31)).unwrap_or(u32::MAX))
-            .unwrap_or(backoff_max)
-            .min(backoff_max);
+        let base = backoff::step(backoff_first, backoff_max, self.failures);
         let r = (self.next_random() >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
-        base.mul_f64(1.0 - jitter.clamp(0.0, 1.0) * r)
+        backoff::jittered(base, jitter, 1.0 - r)
     }
 
     /// splitmix64: tiny, good enough for jitter, and deterministic from the seed.

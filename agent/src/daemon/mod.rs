@@ -9,52 +9,51 @@
 //! - capture never waits for inference when the source is a camera (the freshest frame wins, the rest
 //!   are counted as dropped); a replay waits instead, so a recording's every frame is judged;
 //! - pre-processing of frame N+1 runs while frame N is inferred (two input tensors take turns);
-//! - barcodes, the verdict rule, tracking and the modes ([`modes`]) run after inference, so the model
+//! - barcodes, the verdict rule, tracking and the modes (`hallmark_core::modes`) run after inference, so the model
 //!   never waits for them; sinks have their own threads and queues, so a slow sink never stalls it;
 //! - with MQTT on, each batch of verdicts is committed to the spool (fsync) before anything acts on
 //!   it — screen, reject gate, stdout — so every verdict anyone saw reaches the broker
 //!   ([`crate::delivery`]);
 //! - [`crate::observe`] counts and times every stage for `/metrics`, `/healthz` and telemetry.
 //!
+//! Where each part lives: `run` (here) opens the models and the source and wires the threads;
+//! `stages.rs` holds the capture and pre-processing threads, `inference.rs` the inference loop (swaps
+//! between frames, routing to a brand, putting back a swapped-in model that fails), `judge.rs` the judge
+//! thread (the frame step, the modes, verdict events, the sinks), [`updates`] the model updater.
+//!
 //! Shutdown is a future handed in (the CLI passes SIGINT/SIGTERM; tests pass their own): capture stops,
 //! the frames in flight are finished, open items are decided, the sinks are flushed, and `run` returns.
 
-pub mod brands;
-pub mod decided;
-pub mod event;
-pub mod failing;
-pub mod modes;
+mod inference;
+mod judge;
+pub mod routing;
 pub mod selftest;
 pub mod serials;
 pub mod slot;
-pub mod tracks;
+mod stages;
 pub mod updates;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{channel, sync_channel};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
-use hallmark_detect::Detection;
-use hallmark_host_link::link::{ShowVerdict, Status};
+use hallmark_host_link::link::Status;
 use thiserror::Error;
 
 use crate::bundle::Manifest;
-use crate::capture::{Next, OwnedFrame, Source, SourceError, SourceState};
-use crate::config::{Config, Mode, SourceKind};
+use crate::capture::{Source, SourceError, SourceState};
+use crate::config::{Config, SourceKind};
 use crate::delivery::{Delivery, DeliveryError};
 use crate::detector::{DetectorError, Input};
-use crate::observe::{Observer, Stage};
+use crate::observe::Observer;
 use crate::pipeline::{Pipeline, PipelineError};
-use crate::sink::{evidence, link::Link, stdout, Queue};
-use crate::verdict::{self, VerdictKind};
-use decided::Decided;
-use event::{Origin, VerdictEvent};
-use modes::{Conveyor, Kiosk, Modes, IDLE_TICK};
-use serials::SerialLedger;
+use hallmark_core::brands;
+use hallmark_core::report::Origin;
+use judge::{Inferred, Judge, Sinks};
 use slot::FrameSlot;
-use tracks::Judging;
 
 #[derive(Debug, Error)]
 pub enum DaemonError {
@@ -150,7 +149,12 @@ pub fn run(
     raise_descriptor_limit();
     // Models first (their errors are the likelier ones), then the source: both before anything runs.
     let opening = Instant::now();
-    let pipeline = Pipeline::open(config.runtime.clone(), config.bundle(), &config.public_keys)?;
+    let pipeline = Pipeline::open_with(
+        config.runtime.clone(),
+        config.bundle(),
+        &config.public_keys,
+        Some(crate::service::engine_building),
+    )?;
     let opened_in = opening.elapsed();
     let store = open_store(&config)?;
     let trust = crate::bundle::TrustedKeys::from_pem_files(&config.public_keys)
@@ -163,27 +167,8 @@ pub fn run(
         shape,
         first_load,
     } = serve_brands(&config, (pipeline, opened_in), &store, &trust)?;
-    // TensorRT engines of models no longer served (older revisions, removed brands, another ONNX
-    // Runtime or other options) are removed once the served ones are in place.
-    let served: Vec<Arc<Manifest>> = names
-        .iter()
-        .filter_map(|b| registry.source(b).map(|s| s.manifest.clone()))
-        .collect();
-    let keep: Vec<crate::runtime::ModelInfo> = served
-        .iter()
-        .map(|m| crate::runtime::ModelInfo {
-            sha256: &m.model.sha256,
-            input: (m.model.input.width, m.model.input.height),
-        })
-        .collect();
-    match runtime.prune_engines(&keep) {
-        Ok(removed) if !removed.is_empty() => {
-            tracing::info!(?removed, "stale TensorRT engines removed")
-        }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "stale TensorRT engines could not be removed"),
-    }
-    let mut source = open_source(&config)?;
+    prune_stale_engines(&runtime, &registry, &names);
+    let source = open_source(&config)?;
     let manifest = registry
         .source(&names[default])
         .expect("the default brand is served")
@@ -208,61 +193,8 @@ pub fn run(
     spawn_shutdown_watch(shutdown, done_rx, stop.clone()).map_err(DaemonError::Thread)?;
 
     let stats = Arc::new(Stats::default());
-    let observer = Arc::new(Observer::new(&config.agent.thing));
-    observer.record_serving_in(
-        state_dir.join("serving.json"),
-        config
-            .runtime
-            .providers
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
-    );
-    observer.camera_state(SourceState::Opening.as_str());
-    let revisions: std::collections::BTreeMap<String, u64> = names
-        .iter()
-        .filter_map(|b| registry.source(b).map(|s| (b.clone(), s.manifest.revision)))
-        .collect();
-    for (brand, revision) in &revisions {
-        observer.model_loaded(brand, *revision);
-    }
-    for brand in registry.loaded() {
-        if let Some(d) = registry.detector(brand) {
-            observer.model_provider(brand, &d.provider().to_string());
-        }
-    }
-    observer.model_built(first_load);
-    observer.models_in_memory(registry.loaded().len());
-    observer.link_state(if config.link.port.is_some() {
-        "disconnected"
-    } else {
-        "none"
-    });
-    let http = match &config.http.listen {
-        // Design: metrics are for people watching; a busy port must not stop verdicts.
-        Some(listen) => {
-            let limits = crate::observe::http::Limits {
-                max_connections: config.http.max_connections,
-                idle_timeout: config.http.idle_timeout,
-            };
-            match crate::observe::http::serve(
-                listen,
-                observer.clone(),
-                config.health.max_frame_age,
-                limits,
-            ) {
-                Ok(server) => {
-                    tracing::info!(addr = %server.local_addr(), "serving /metrics and /healthz");
-                    Some(server)
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "no /metrics or /healthz");
-                    None
-                }
-            }
-        }
-        None => None,
-    };
+    let (observer, revisions) = start_observer(&config, &registry, &names, first_load);
+    let http = serve_http(&config, &observer);
     let source_state = Arc::new(Mutex::new(SourceState::Opening));
     let slot = Arc::new(FrameSlot::default());
     let origin = Origin {
@@ -283,7 +215,7 @@ pub fn run(
     let inbox = Arc::new(crate::update::Inbox::new());
     let delivery = if config.mqtt.enabled {
         Some(Delivery::start(
-            &config,
+            &config.delivery(),
             revisions.clone(),
             observer.clone(),
             trigger_tx.clone(),
@@ -330,123 +262,35 @@ pub fn run(
     )?;
 
     // Capture.
-    let capture = {
-        let (slot, stop, stats, state, observer) = (
-            slot.clone(),
-            stop.clone(),
-            stats.clone(),
-            source_state.clone(),
-            observer.clone(),
-        );
-        let drop_when_busy = config.source.drop_when_busy;
-        std::thread::Builder::new()
-            .name("hallmark-capture".into())
-            .spawn(move || {
-                // Design: the slot closes however this thread ends (a panic in a source included), so
-                // pre-processing and inference always see the end and the daemon can stop.
-                let _close = CloseOnDrop(slot.clone());
-                // A replay reports no states of its own: its first frame means it streams.
-                let mut streaming = false;
-                let mut skips =
-                    crate::logging::Throttle::new(10, std::time::Duration::from_secs(10));
-                while !stop.load(Ordering::Relaxed) {
-                    match source.next() {
-                        Next::Frame(f) => {
-                            if !streaming {
-                                streaming = true;
-                                observer.camera_state(SourceState::Streaming.as_str());
-                            }
-                            if !slot.put(f, drop_when_busy) {
-                                break;
-                            }
-                        }
-                        Next::Skipped { origin, reason } => {
-                            stats.skipped.fetch_add(1, Ordering::Relaxed);
-                            observer.frame_error();
-                            // Design: a folder of broken files, looping, would write a line a frame.
-                            if let Some(left_out) = skips.admit(Instant::now()) {
-                                tracing::warn!(%origin, %reason, skipped_since_last_line = left_out, "frame skipped");
-                            }
-                        }
-                        Next::State(s) => {
-                            tracing::info!(state = ?s, "source state");
-                            observer.camera_state(s.as_str());
-                            streaming = s == SourceState::Streaming;
-                            if let Ok(mut g) = state.lock() {
-                                *g = s;
-                            }
-                        }
-                        Next::Idle => {}
-                        Next::End => break,
-                    }
-                }
-                slot.close();
-            })
-            .map_err(DaemonError::Thread)?
-    };
+    let capture = stages::Capture {
+        source,
+        slot: slot.clone(),
+        stop: stop.clone(),
+        stats: stats.clone(),
+        state: source_state.clone(),
+        observer: observer.clone(),
+        drop_when_busy: config.source.drop_when_busy,
+    }
+    .spawn()?;
 
     // Pre-processing, with two inputs taking turns with inference.
     // With several brands each frame is routed by sight on the inference thread, the barcodes read only
     // when sight is unsure, or here on one frame in `source.route_every` (see [`brands`]).
-    let router: Option<brands::Router> = (names.len() > 1).then(|| {
-        brands::Router::new(
-            names
-                .iter()
-                .map(|b| brands::BrandPrefixes {
-                    brand: b.clone(),
-                    prefixes: registry
-                        .source(b)
-                        .map(|s| s.manifest.gs1_prefixes.clone())
-                        .unwrap_or_default(),
-                })
-                .collect(),
-        )
-    });
-    let (prepared_tx, prepared_rx) = sync_channel::<(OwnedFrame, Input, brands::Route)>(1);
+    let router = stages::router(&names, &registry);
+    let (prepared_tx, prepared_rx) = sync_channel::<stages::Prepared>(1);
     let unsure_router = router.clone();
-    let prep = {
-        let slot = slot.clone();
-        let stats = stats.clone();
-        let observer = observer.clone();
-        let mut prep = crate::detector::Prep::new(shape.1);
-        let mut scratch = Vec::new();
-        let route_every = config.source.route_every;
-        let mut since_read = 0u32;
-        std::thread::Builder::new()
-            .name("hallmark-prep".into())
-            .spawn(move || {
-                let mut spare: Option<Input> = None;
-                while let Some(frame) = slot.take() {
-                    let Some(mut input) = spare.take().or_else(|| inputs.recv().ok()) else { break };
-                    let started = Instant::now();
-                    match prep.run(frame.view(), &mut input) {
-                        Ok(_) => {
-                            let brand = match router.as_ref() {
-                                Some(router)
-                                    if route_every > 0 && since_read % route_every == 0 =>
-                                {
-                                    read_route(router, &frame, &mut scratch)
-                                }
-                                Some(_) => brands::Route::Sight,
-                                None => brands::Route::Code(default),
-                            };
-                            since_read = since_read.wrapping_add(1);
-                            observer.stage(Stage::Preprocess, started.elapsed());
-                            if prepared_tx.send((frame, input, brand)).is_err() {
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            stats.frame_errors.fetch_add(1, Ordering::Relaxed);
-                            observer.frame_error();
-                            tracing::warn!(origin = %frame.origin, error = %e, "frame cannot be pre-processed; skipped");
-                            spare = Some(input);
-                        }
-                    }
-                }
-            })
-            .map_err(DaemonError::Thread)?
-    };
+    let prep = stages::Prep {
+        slot: slot.clone(),
+        stats: stats.clone(),
+        observer: observer.clone(),
+        prep: crate::detector::Prep::new(shape.1),
+        router,
+        route_every: config.source.route_every,
+        default,
+        inputs,
+        prepared: prepared_tx,
+    }
+    .spawn()?;
 
     // Judge: barcodes, verdicts, modes, sinks.
     let judge = {
@@ -471,111 +315,23 @@ pub fn run(
     };
 
     // Inference, on this thread.
-    let mut fatal = None;
-    let (mut first_at, mut last_at) = (None, None);
-    // The model a swap replaced (brand, bundle, detector if still loaded), kept until the new one has
-    // proved itself on frames.
-    let mut previous: Option<(String, Brand, Option<crate::detector::Detector>)> = None;
-    let mut watch = failing::FailureWatch::new(SWAP_FAILURES);
-    let mut sight = brands::Sight::new(default);
-    let mut scratch = Vec::new();
-    loop {
-        // Design: a swap happens here, between two frames: no frame waits for it or is dropped by it.
-        while let Ok(swap) = swaps.try_recv() {
-            let brand = swap.manifest.brand.clone();
-            let cost = brands::estimate(swap.bundle.model_bytes().len());
-            observer.model_provider(&brand, &swap.detector.provider().to_string());
-            let (old, evicted) = registry.replace(
-                &brand,
-                Brand {
-                    bundle: swap.bundle,
-                    manifest: swap.manifest.clone(),
-                },
-                Some(swap.detector),
-                cost,
-            );
-            evicted_now(&observer, &evicted, registry.loaded().len());
-            previous = old.map(|(b, d)| (brand.clone(), b, d));
-            watch.reset();
-            tracing::info!(%brand, revision = swap.manifest.revision, "new model swapped in");
-            let _ = swap.done.send(());
-        }
-        let (frame, input, route) = match prepared_rx.recv_timeout(IDLE_TICK) {
-            Ok(next) => next,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
-        let (routed, result) = infer_routed(
-            &mut registry,
-            &names,
-            (route, &frame, &input),
-            (&mut sight, unsure_router.as_ref(), &mut scratch),
-            &runtime,
-            &observer,
-        );
-        let brand = &names[routed];
-        let serving = registry
-            .source(brand)
-            .expect("routed to a served brand")
-            .manifest
-            .clone();
-        let _ = input_back.send(input);
-        // A swapped-in model that fails while serving goes back to the one it replaced.
-        let outcome = match &result {
-            Ok(_) => failing::Outcome::Ok,
-            Err(e) if e.is_transient() => failing::Outcome::Transient,
-            Err(_) => failing::Outcome::Fatal,
-        };
-        let failed_here = watch
-            .record(outcome)
-            .then(|| result.as_ref().err().map(|e| e.to_string()))
-            .flatten();
-        if let Some(cause) = failed_here {
-            if previous.as_ref().is_some_and(|(b, ..)| b == brand) {
-                let (b, old, old_detector) = previous.take().expect("checked");
-                let _ = fault_tx.send(updates::RuntimeFault {
-                    brand: b.clone(),
-                    revision: serving.revision,
-                    cause,
-                });
-                let cost = brands::estimate(old.bundle.model_bytes().len());
-                let (_, evicted) = registry.replace(&b, old, old_detector, cost);
-                evicted_now(&observer, &evicted, registry.loaded().len());
-                watch.reset();
-                continue;
-            }
-        }
-        match result {
-            Ok(detections) => {
-                stats.frames.fetch_add(1, Ordering::Relaxed);
-                observer.frame();
-                observer.set_dropped(slot.dropped());
-                let now = Instant::now();
-                first_at.get_or_insert(now);
-                last_at = Some(now);
-                if inferred_tx
-                    .send(Inferred {
-                        frame: Arc::new(frame),
-                        detections,
-                        manifest: serving,
-                    })
-                    .is_err()
-                {
-                    break;
-                }
-            }
-            Err(e) if e.is_transient() => {
-                stats.frame_errors.fetch_add(1, Ordering::Relaxed);
-                observer.frame_error();
-                tracing::warn!(origin = %frame.origin, error = %e, "inference failed on a frame; skipped");
-            }
-            Err(e) => {
-                fatal = Some(e);
-                stop.store(true, Ordering::Relaxed);
-                break;
-            }
-        }
+    let ran = inference::Inference {
+        registry: &mut registry,
+        names: &names,
+        runtime: &runtime,
+        observer: &observer,
+        stats: &stats,
+        slot: &slot,
+        stop: &stop,
+        swaps: &swaps,
+        prepared: &prepared_rx,
+        input_back: &input_back,
+        inferred: &inferred_tx,
+        faults: &fault_tx,
+        router: unsure_router.as_ref(),
+        default,
     }
+    .run();
     drop(inferred_tx);
     drop(swaps);
     stop.store(true, Ordering::Relaxed);
@@ -592,7 +348,7 @@ pub fn run(
     if let Some(server) = http {
         server.close();
     }
-    if let Some(e) = fatal {
+    if let Some(e) = ran.fatal {
         return Err(e.into());
     }
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -603,15 +359,109 @@ pub fn run(
         verdicts: load(&stats.verdicts),
         counterfeit: load(&stats.counterfeit),
         sink_drops,
-        busy: match (first_at, last_at) {
-            (Some(a), Some(b)) => b - a,
-            _ => std::time::Duration::ZERO,
-        },
+        busy: ran.busy(),
     })
 }
 
-/// Transient inference errors in a row after which a swapped-in model counts as failing.
-const SWAP_FAILURES: u32 = 3;
+/// TensorRT engines of models no longer served (older revisions, removed brands, another ONNX Runtime
+/// or other options) are removed once the served ones are in place.
+fn prune_stale_engines(
+    runtime: &crate::runtime::Runtime,
+    registry: &brands::Registry<Brand, crate::detector::Detector>,
+    names: &[String],
+) {
+    let served: Vec<Arc<Manifest>> = names
+        .iter()
+        .filter_map(|b| registry.source(b).map(|s| s.manifest.clone()))
+        .collect();
+    let keep: Vec<crate::runtime::ModelInfo> = served
+        .iter()
+        .map(|m| crate::runtime::ModelInfo {
+            sha256: &m.model.sha256,
+            input: (m.model.input.width, m.model.input.height),
+        })
+        .collect();
+    match runtime.prune_engines(&keep) {
+        Ok(removed) if !removed.is_empty() => {
+            tracing::info!(?removed, "stale TensorRT engines removed")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "stale TensorRT engines could not be removed"),
+    }
+}
+
+/// The observer (metrics, health, telemetry) with what is served at start: each brand's revision and
+/// provider, the first build time, the camera and link states. Returns it with the served revisions.
+fn start_observer(
+    config: &Config,
+    registry: &brands::Registry<Brand, crate::detector::Detector>,
+    names: &[String],
+    first_load: std::time::Duration,
+) -> (Arc<Observer>, BTreeMap<String, u64>) {
+    let observer = Arc::new(Observer::new(&config.agent.thing));
+    observer.record_serving_in(
+        config.agent.state_dir.join("serving.json"),
+        config
+            .runtime
+            .providers
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    );
+    observer.camera_state(SourceState::Opening.as_str());
+    let revisions: BTreeMap<String, u64> = names
+        .iter()
+        .filter_map(|b| registry.source(b).map(|s| (b.clone(), s.manifest.revision)))
+        .collect();
+    for (brand, revision) in &revisions {
+        observer.model_loaded(brand, *revision);
+    }
+    for brand in registry.loaded() {
+        if let Some(d) = registry.detector(brand) {
+            observer.model_provider(brand, &d.provider().to_string());
+        }
+    }
+    observer.model_built(first_load);
+    observer.models_in_memory(registry.loaded().len());
+    observer.link_state(if config.link.port.is_some() {
+        "disconnected"
+    } else {
+        "none"
+    });
+    (observer, revisions)
+}
+
+/// `/metrics` and `/healthz`, when `http.listen` is set.
+fn serve_http(
+    config: &Config,
+    observer: &Arc<Observer>,
+) -> Option<crate::observe::http::HttpServer> {
+    match &config.http.listen {
+        // Design: metrics are for people watching; a busy port must not stop verdicts.
+        Some(listen) => {
+            let limits = crate::observe::http::Limits {
+                max_connections: config.http.max_connections,
+                idle_timeout: config.http.idle_timeout,
+            };
+            match crate::observe::http::serve(
+                listen,
+                observer.clone(),
+                config.health.max_frame_age,
+                limits,
+            ) {
+                Ok(server) => {
+                    tracing::info!(addr = %server.local_addr(), "serving /metrics and /healthz");
+                    Some(server)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "no /metrics or /healthz");
+                    None
+                }
+            }
+        }
+        None => None,
+    }
+}
 
 /// Opens the model store (`state_dir/models`, recovering from a crash).
 fn open_store(config: &Config) -> Result<crate::store::Store, DaemonError> {
@@ -789,91 +639,6 @@ fn newer_from_store(
     }
 }
 
-/// Reads the barcodes anywhere in the frame and routes it to a brand.
-fn read_route(router: &brands::Router, frame: &OwnedFrame, scratch: &mut Vec<u8>) -> brands::Route {
-    let gtins = brands::frame_gtins(frame.view(), scratch);
-    router.route(gtins.iter().map(String::as_str))
-}
-
-/// Runs `brand`'s detector on a prepared input, building it first when it is not in memory.
-fn infer_brand(
-    registry: &mut brands::Registry<Brand, crate::detector::Detector>,
-    brand: &str,
-    input: &Input,
-    runtime: &crate::runtime::Runtime,
-    observer: &Observer,
-) -> Result<Vec<Detection>, DetectorError> {
-    let load = |b: &Brand| crate::detector::Detector::new(runtime, &b.bundle);
-    match registry.ensure_loaded(brand, load) {
-        Some(Ok((detector, loaded))) => {
-            if let Some(took) = loaded.built_in {
-                observer.model_built(took);
-                observer.model_provider(brand, &detector.provider().to_string());
-                tracing::info!(%brand, evicted = ?loaded.evicted, ms = took.as_millis() as u64, "detector loaded for a routed frame");
-            }
-            let started = Instant::now();
-            let result = detector.infer(input).map(|(d, _, _)| d.to_vec());
-            observer.stage(Stage::Inference, started.elapsed());
-            if !loaded.evicted.is_empty() || loaded.built_in.is_some() {
-                evicted_now(observer, &loaded.evicted, registry.loaded().len());
-            }
-            result
-        }
-        // A model that loaded at start and cannot now: the frame is lost, the next may load.
-        Some(Err(e)) => {
-            tracing::error!(%brand, error = %e, "detector cannot be loaded; frame skipped");
-            Err(DetectorError::Inference(format!("{brand}: {e}")))
-        }
-        None => Err(DetectorError::Inference(format!(
-            "{brand}: not a served brand"
-        ))),
-    }
-}
-
-/// Runs the detector of the brand a frame is routed to; for a frame routed by sight, every served
-/// brand's, keeping the detections of the brand that sees its products best ([`brands::Sight`]; the
-/// frame's barcodes are read, by `router`, only when sight is unsure). Returns the brand (an index into
-/// `names`) and its detections, or the brand whose detector failed.
-fn infer_routed(
-    registry: &mut brands::Registry<Brand, crate::detector::Detector>,
-    names: &[String],
-    (route, frame, input): (brands::Route, &OwnedFrame, &Input),
-    (sight, router, scratch): (&mut brands::Sight, Option<&brands::Router>, &mut Vec<u8>),
-    runtime: &crate::runtime::Runtime,
-    observer: &Observer,
-) -> (usize, Result<Vec<Detection>, DetectorError>) {
-    match route {
-        brands::Route::Code(i) => {
-            if names.len() > 1 {
-                observer.routed(route.by());
-            }
-            sight.settle(i);
-            (
-                i,
-                infer_brand(registry, &names[i], input, runtime, observer),
-            )
-        }
-        brands::Route::Sight => {
-            let mut seen = Vec::with_capacity(names.len());
-            for (i, brand) in names.iter().enumerate() {
-                match infer_brand(registry, brand, input, runtime, observer) {
-                    Ok(d) => seen.push(d),
-                    Err(e) => return (i, Err(e)),
-                }
-            }
-            let scores: Vec<f32> = seen.iter().map(|d| brands::sight_score(d)).collect();
-            let (i, by) = sight.choose(&scores, || {
-                match router.map(|r| read_route(r, frame, scratch)) {
-                    Some(brands::Route::Code(i)) => Some(i),
-                    _ => None,
-                }
-            });
-            observer.routed(by.by());
-            (i, Ok(seen.swap_remove(i)))
-        }
-    }
-}
-
 /// Raises the soft limit of open files to the hard one: frames, evidence pictures, the spool, the
 /// broker and the HTTP endpoint all need descriptors, and a 1,024 soft limit is a default, not a
 /// decision (systemd's `LimitNOFILE` sets the hard one).
@@ -901,18 +666,9 @@ fn evicted_now(observer: &Observer, evicted: &[String], loaded: usize) {
         tracing::info!(%brand, "detector unloaded to stay within model.memory_budget_mib");
     }
     if !evicted.is_empty() {
-        brands::release_freed_memory();
+        routing::release_freed_memory();
     }
     observer.models_in_memory(loaded);
-}
-
-/// Closes the frame slot when dropped.
-struct CloseOnDrop(Arc<FrameSlot>);
-
-impl Drop for CloseOnDrop {
-    fn drop(&mut self) {
-        self.0.close();
-    }
 }
 
 /// Completes `shutdown` on a small runtime of its own; sets `stop` when it fires. Ends when the daemon
@@ -939,376 +695,4 @@ fn spawn_shutdown_watch(
             });
         })?;
     Ok(())
-}
-
-/// A frame and what the detector found in it.
-struct Inferred {
-    /// The model that judged it (a swap may come between two frames).
-    manifest: Arc<Manifest>,
-    frame: Arc<OwnedFrame>,
-    detections: Vec<Detection>,
-}
-
-/// The judge stage: everything after inference.
-struct Judge {
-    manifest: Arc<Manifest>,
-    origin: Origin,
-    stats: Arc<Stats>,
-    modes: Modes,
-    serials: SerialLedger,
-    /// Frames come from a camera: only then are genuine packs' SGTINs remembered.
-    live: bool,
-    stdout: Option<Queue<Arc<VerdictEvent>>>,
-    /// The evidence writer, and the room its file system has left beyond the spool's reserve.
-    evidence: Option<(Queue<evidence::Job>, evidence::Room)>,
-    link: Option<Link>,
-    mode: Mode,
-    reject_pulse_ms: u16,
-    reject_inconclusive: bool,
-    next_item: u32,
-    frame_no: u64,
-    barcodes: bool,
-    scratch: Vec<u8>,
-    delivery: Option<Delivery>,
-    observer: Arc<Observer>,
-    /// Bumped every loop (≤ 100 ms apart): systemd's watchdog is fed while it moves.
-    heartbeat: Arc<AtomicU64>,
-    screen: Receiver<Status>,
-    /// Keeps the trigger channel open for the link and the command topic.
-    _triggers: std::sync::mpsc::Sender<()>,
-}
-
-/// The judge's outputs that come from outside (delivery and observability).
-struct Sinks {
-    delivery: Option<Delivery>,
-    observer: Arc<Observer>,
-    heartbeat: Arc<AtomicU64>,
-    /// Screen statuses from the updater (model updating), shown on the controller.
-    screen: Receiver<Status>,
-}
-
-impl Judge {
-    fn new(
-        config: &Config,
-        manifest: Arc<Manifest>,
-        origin: Origin,
-        stats: Arc<Stats>,
-        triggers: std::sync::mpsc::Sender<()>,
-        sinks: Sinks,
-    ) -> Result<Judge, DaemonError> {
-        let state_dir = &config.agent.state_dir;
-        let io = |source: std::io::Error| DaemonError::StateDir {
-            path: state_dir.display().to_string(),
-            source,
-        };
-        let modes = match config.agent.mode {
-            Mode::Kiosk => Modes::Kiosk(Kiosk::new(config.kiosk.clone())),
-            Mode::Conveyor => Modes::Conveyor(Conveyor::new(&config.conveyor)),
-        };
-        let stdout = if config.output.stdout {
-            Some(stdout::spawn(4096).map_err(DaemonError::Thread)?)
-        } else {
-            None
-        };
-        let evidence = if config.evidence.enabled {
-            let dir = state_dir.join("evidence");
-            let store =
-                evidence::Store::open(&dir, config.evidence.max_files, config.evidence.max_mib)
-                    .map_err(io)?;
-            let room = evidence::Room::new(&dir, config.evidence.min_free_bytes);
-            let queue = evidence::spawn(store, room.clone(), 16, sinks.observer.clone())
-                .map_err(DaemonError::Thread)?;
-            Some((queue, room))
-        } else {
-            None
-        };
-        let link = match &config.link.port {
-            Some(port) => Some(
-                Link::spawn(port.clone(), config.link.baud, triggers.clone())
-                    .map_err(DaemonError::Thread)?,
-            ),
-            None => None,
-        };
-        if config.agent.mode == Mode::Kiosk
-            && config.kiosk.trigger == crate::config::Trigger::Button
-        {
-            spawn_terminal_trigger(triggers.clone());
-        }
-        let serials = SerialLedger::open(
-            &state_dir.join("serials.log"),
-            config.verdict.serial_memory,
-            config.verdict.serial_rescan_window,
-        );
-        Ok(Judge {
-            manifest,
-            origin,
-            stats,
-            modes,
-            serials,
-            live: config.source.kind == crate::config::SourceKind::Camera,
-            stdout,
-            evidence,
-            link,
-            mode: config.agent.mode,
-            reject_pulse_ms: config.conveyor.reject_pulse_ms,
-            reject_inconclusive: config.conveyor.reject_inconclusive,
-            next_item: 1,
-            frame_no: 0,
-            barcodes: config.verdict.barcodes,
-            scratch: Vec::new(),
-            delivery: sinks.delivery,
-            observer: sinks.observer,
-            heartbeat: sinks.heartbeat,
-            screen: sinks.screen,
-            _triggers: triggers,
-        })
-    }
-
-    /// Runs until inference ends; returns how many events the sinks dropped.
-    fn run(mut self, inferred: Receiver<Inferred>, triggers: Receiver<()>) -> u64 {
-        if let Some(link) = &self.link {
-            link.status(Status::Idle);
-        }
-        loop {
-            self.heartbeat.fetch_add(1, Ordering::Relaxed);
-            while let Ok(status) = self.screen.try_recv() {
-                if let Some(link) = &self.link {
-                    link.status(status);
-                }
-            }
-            if let Some(link) = &self.link {
-                self.observer.link_state(if link.state.connected() {
-                    "connected"
-                } else {
-                    "disconnected"
-                });
-            }
-            while triggers.try_recv().is_ok() {
-                self.modes.trigger();
-            }
-            match inferred.recv_timeout(IDLE_TICK) {
-                Ok(item) => {
-                    let started = Instant::now();
-                    self.on_frame(item);
-                    self.observer.stage(Stage::Judge, started.elapsed());
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    let decided = judging(&self.manifest, &self.serials, |j| {
-                        self.modes.on_idle(j, Instant::now())
-                    });
-                    self.emit(decided);
-                }
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        let decided = judging(&self.manifest, &self.serials, |j| self.modes.finish(j));
-        self.emit(decided);
-        let mut drops = 0;
-        if let Some(q) = self.stdout.take() {
-            drops += q.dropped();
-            q.close();
-        }
-        if let Some((q, _)) = self.evidence.take() {
-            drops += q.dropped();
-            q.close();
-        }
-        if let Some(link) = self.link.take() {
-            link.close();
-        }
-        if let Some(delivery) = self.delivery.take() {
-            delivery.close();
-        }
-        drops
-    }
-
-    fn on_frame(
-        &mut self,
-        Inferred {
-            frame,
-            detections,
-            manifest,
-        }: Inferred,
-    ) {
-        if !Arc::ptr_eq(&manifest, &self.manifest) {
-            if manifest.brand != self.manifest.brand {
-                // Design: the items seen so far are this brand's: decided by its model's rules, before
-                // the next brand's frames start items of their own.
-                let decided = judging(&self.manifest, &self.serials, |j| self.modes.finish(j));
-                self.emit(decided);
-            }
-            self.manifest = manifest;
-        }
-        self.frame_no += 1;
-        let boxes: Vec<[f32; 4]> = verdict::group(&detections).iter().map(|i| i.bbox).collect();
-        let codes = if self.barcodes {
-            crate::codes::read(frame.view(), &boxes, &mut self.scratch)
-        } else {
-            Vec::new()
-        };
-        let step = judging(&self.manifest, &self.serials, |j| {
-            let judged = verdict::judge(
-                &detections,
-                &codes,
-                &self.manifest,
-                (frame.width, frame.height),
-                &j.ctx,
-            );
-            self.modes.on_frame(
-                self.frame_no,
-                &frame,
-                &judged,
-                &detections,
-                j,
-                Instant::now(),
-            )
-        });
-        if step.scan_started {
-            if let Some(link) = &self.link {
-                link.status(Status::Scanning);
-            }
-        }
-        self.emit(step.decided);
-    }
-
-    fn emit(&mut self, decided: Vec<Decided>) {
-        if decided.is_empty() {
-            return;
-        }
-        let now = unix_now();
-        for d in &decided {
-            for s in d.remembered(self.live) {
-                self.serials.record(&s, now);
-            }
-        }
-        let mut out = Vec::with_capacity(decided.len());
-        for d in decided {
-            let item_id = self.next_item;
-            self.next_item = self.next_item.wrapping_add(1);
-            let latency = d
-                .last
-                .as_ref()
-                .map_or(0.0, |l| l.frame.captured.elapsed().as_secs_f64() * 1e3);
-            let id = uuid::Uuid::now_v7().to_string();
-            let ts = crate::clock::rfc3339_utc(SystemTime::now());
-            let mut event = VerdictEvent::new(
-                id.clone(),
-                ts.clone(),
-                item_id,
-                &self.origin,
-                &self.manifest,
-                &d,
-                latency,
-            );
-            let kind = d.decision.verdict;
-            let count = match kind {
-                VerdictKind::Genuine => &self.stats.genuine,
-                VerdictKind::Counterfeit => &self.stats.counterfeit,
-                VerdictKind::Inconclusive => &self.stats.inconclusive,
-                VerdictKind::NoProduct => &self.stats.no_product,
-            };
-            count.fetch_add(1, Ordering::Relaxed);
-            self.stats.verdicts.fetch_add(1, Ordering::Relaxed);
-            if matches!(kind, VerdictKind::Counterfeit | VerdictKind::Inconclusive)
-                && d.last.is_some()
-            {
-                if let Some((q, room)) = &self.evidence {
-                    let name = format!(
-                        "{}-{}-{}.jpg",
-                        ts.replace([':', '.'], ""),
-                        kind.as_str(),
-                        &id[id.len() - 12..]
-                    );
-                    if !room.ok() {
-                        self.observer.evidence_skipped("low_disk");
-                    } else if q.offer(evidence::Job {
-                        name: name.clone(),
-                        decided: d.clone(),
-                        manifest: self.manifest.clone(),
-                    }) {
-                        event.evidence = Some(name);
-                    }
-                }
-            }
-            self.observer.verdict(kind.as_str());
-            self.observer.stage(
-                Stage::Verdict,
-                std::time::Duration::from_secs_f64(latency / 1e3),
-            );
-            out.push((item_id, kind, d, event));
-        }
-        // Durable first: nothing acts on a verdict the spool does not hold. While it cannot write (a
-        // full disk), the kiosk and the reject gate still act, and the verdicts wait in memory to be
-        // spooled, counted (`hallmark_verdicts_unspooled`), with the health check failing.
-        if let Some(delivery) = &self.delivery {
-            let payloads: Vec<Vec<u8>> = out
-                .iter()
-                .filter_map(|(.., event)| serde_json::to_vec(event).ok())
-                .collect();
-            let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-            delivery.submit(&refs);
-        }
-        for (item_id, kind, d, event) in out {
-            if let Some(link) = &self.link {
-                let reject = self.mode == Mode::Conveyor
-                    && (kind == VerdictKind::Counterfeit
-                        || (self.reject_inconclusive && kind == VerdictKind::Inconclusive));
-                // Design: the reject goes out before the screen update, so it never waits behind one.
-                if reject {
-                    link.reject(item_id, self.reject_pulse_ms);
-                }
-                if d.primary || self.mode == Mode::Conveyor {
-                    link.show(ShowVerdict::new(
-                        item_id,
-                        kind,
-                        &self.manifest.brand,
-                        &d.decision.product,
-                        d.decision.confidence,
-                    ));
-                }
-            }
-            if let Some(q) = &self.stdout {
-                q.offer(Arc::new(event));
-            }
-        }
-    }
-}
-
-/// Calls `f` with what the verdict rule needs besides the evidence: today's date and the SGTIN memory.
-fn judging<R>(manifest: &Manifest, serials: &SerialLedger, f: impl FnOnce(&Judging<'_>) -> R) -> R {
-    let today = crate::clock::today_utc();
-    let now = unix_now();
-    let seen = |s: &verdict::Sgtin| serials.is_clone(s, now);
-    f(&Judging {
-        manifest,
-        ctx: verdict::Context {
-            today: &today,
-            seen: &seen,
-        },
-    })
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// `trigger = button` on a terminal: Enter starts a scan.
-fn spawn_terminal_trigger(triggers: std::sync::mpsc::Sender<()>) {
-    use std::io::IsTerminal;
-    if !std::io::stdin().is_terminal() {
-        return;
-    }
-    eprintln!("hallmark: press Enter to scan");
-    let _ = std::thread::Builder::new()
-        .name("hallmark-stdin".into())
-        .spawn(move || {
-            let mut line = String::new();
-            while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
-                line.clear();
-                if triggers.send(()).is_err() {
-                    break;
-                }
-            }
-        });
 }

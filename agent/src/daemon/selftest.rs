@@ -14,7 +14,8 @@ use serde::Deserialize;
 use crate::bundle::Manifest;
 use crate::detector::{Detector, Frame};
 use crate::imageio::{self, ImageLimits};
-use crate::verdict::{self, VerdictKind};
+use hallmark_core::step::judge_frame;
+use hallmark_core::verdict::{self, VerdictKind};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,8 +59,8 @@ pub fn run(
     if expected.images.is_empty() {
         return Err("self-test: selftest/expected.json lists no images".into());
     }
-    let today = crate::clock::today_utc();
-    let mut scratch = Vec::new();
+    let today = hallmark_core::clock::today_utc();
+    let mut barcodes = crate::codes::Barcodes::default();
     for case in &expected.images {
         // Design: names only, inside selftest/ (the archive check already refused traversal).
         if case.file.contains('/') || case.file.contains("..") {
@@ -72,14 +73,11 @@ pub fn run(
         let (detections, _) = detector
             .detect(frame)
             .map_err(|e| format!("self-test: {}: {e}", case.file))?;
-        let detections = detections.to_vec();
-        let boxes: Vec<[f32; 4]> = verdict::group(&detections).iter().map(|i| i.bbox).collect();
-        let codes = crate::codes::read(frame, &boxes, &mut scratch);
         let ctx = verdict::Context {
             today: &today,
             seen: &|_| false,
         };
-        let judged = verdict::judge(&detections, &codes, manifest, (w, h), &ctx);
+        let judged = judge_frame(frame, detections, &mut barcodes, manifest, &ctx);
         if judged.verdict.verdict != case.verdict {
             return Err(format!(
                 "self-test: {} gave {} ({}), expected {}",

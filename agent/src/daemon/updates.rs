@@ -266,7 +266,7 @@ impl Updater {
         // trusted keys, its brand and revision against the release's, and that it supersedes all this
         // device has run (an older statement is not replayed).
         let grant = release.statement.as_ref().map(|s| {
-            s.verify(&self.trust, &release.brand, release.revision)
+            crate::update::rollback::verify(s, &self.trust, &release.brand, release.revision)
                 .and_then(|g| {
                     g.check_device(serving, floor.highest, floor.withdrawn)
                         .map(|()| g)
@@ -481,10 +481,10 @@ impl Updater {
             .and_then(|b| b.select(&options.encoding, options.prefers_gpu()))
             .map_err(|e| rejected(e.to_string()))?;
         if self.runtime.is_none() {
-            self.runtime = Some(
-                Runtime::load(self.runtime_options.clone())
-                    .map_err(|e| (Fault::Transient, e.to_string()))?,
-            );
+            let mut runtime = Runtime::load(self.runtime_options.clone())
+                .map_err(|e| (Fault::Transient, e.to_string()))?;
+            runtime.report_engine_builds(crate::service::engine_building);
+            self.runtime = Some(runtime);
         }
         let runtime = self.runtime.as_ref().expect("loaded above");
         // Design: the engine is built here, before the swap (Detector::load warms the model up), and

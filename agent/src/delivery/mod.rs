@@ -11,27 +11,68 @@
 //! - [`outbox`]: the pure matching of acknowledgements to verdicts (rumqttc hides packet ids).
 //! - [`mqtt`]: the connection — persistent session, the retained `online` status that is also the
 //!   last will, telemetry, the command topic, reconnects with capped, jittered backoff, shutdown.
-//! - [`tls`], [`backoff`], [`command`]: certificates, delays, command parsing.
+//! - [`tls`]: certificates. Delays are `hallmark_core::backoff`'s; topics and payloads `hallmark_proto`'s.
 
-pub mod backoff;
-pub mod command;
 pub mod mqtt;
 pub mod outbox;
 pub mod spool;
 pub mod tls;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::config::Config;
 use crate::observe::Observer;
 use spool::Spool;
+
+/// What delivery needs of the configuration (`Config::delivery` resolves it): the broker, the thing
+/// it speaks for, and the verdict spool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub mqtt: MqttConfig,
+    pub thing: String,
+    /// The verdict spool's file (`state_dir/spool.redb`).
+    pub spool_path: PathBuf,
+    /// Bound of the spool in payload bytes (`spool.max_mib`).
+    pub spool_max_bytes: u64,
+}
+
+/// The `[mqtt]` section, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MqttConfig {
+    /// Off (the default): no broker; verdicts go to the other sinks only.
+    pub enabled: bool,
+    pub host: String,
+    /// 1883, or 8883 when `ca` is set. Port 443 adds the ALPN protocol AWS IoT Core wants there.
+    pub port: u16,
+    /// Stable across restarts (the broker keeps the session under it): default the thing name.
+    pub client_id: String,
+    pub prefix: String,
+    /// PEM files; `ca` turns TLS on, `cert` + `key` add a client certificate (mutual TLS).
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub keep_alive: Duration,
+    /// Telemetry period (0: none).
+    pub telemetry_interval: Duration,
+    /// Reconnect backoff: from 0.5 s, doubling up to this, with jitter.
+    pub backoff_max: Duration,
+    /// Verdicts published and not yet acknowledged, at most.
+    pub max_inflight: u16,
+    /// On shutdown, how long to wait for the spool to empty while connected.
+    pub drain_timeout: Duration,
+    /// Largest packet read from the broker (`mqtt.max_incoming_mib`): anything the broker may deliver
+    /// must be read whole to be refused and acknowledged, or the broker delivers it again after every
+    /// reconnect. Set it to the broker's own limit (AWS IoT Core: 128 KiB; mosquitto's
+    /// `message_size_limit`).
+    pub max_incoming_bytes: usize,
+}
 
 #[derive(Debug, Error)]
 pub enum DeliveryError {
@@ -45,46 +86,12 @@ pub enum DeliveryError {
     Thread(std::io::Error),
 }
 
-/// The topics of one device.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Topics {
-    pub verdicts: String,
-    pub online: String,
-    pub telemetry: String,
-    pub commands: String,
-    /// Model releases for every device (`{prefix}/fleet/models/+`, retained).
-    pub fleet_releases: String,
-    /// Model releases for this device only (`{prefix}/things/{thing}/models/+`, retained).
-    pub device_releases: String,
-    base: String,
-}
+/// The topics of one device (`hallmark_proto::topics`).
+pub use hallmark_proto::Topics;
 
-impl Topics {
-    pub fn new(prefix: &str, thing: &str) -> Topics {
-        let base = format!("{prefix}/things/{thing}");
-        Topics {
-            verdicts: format!("{base}/verdicts"),
-            online: format!("{base}/online"),
-            telemetry: format!("{base}/telemetry"),
-            commands: format!("{base}/commands"),
-            fleet_releases: format!("{prefix}/fleet/models/+"),
-            device_releases: format!("{base}/models/+"),
-            base,
-        }
-    }
-
-    /// Where this device reports a brand's model update (`…/models/{brand}/status`, retained).
-    pub fn model_status(&self, brand: &str) -> String {
-        format!("{}/models/{brand}/status", self.base)
-    }
-}
-
-/// A message from the broker for another part of the agent (model releases).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Inbound {
-    pub topic: String,
-    pub payload: Vec<u8>,
-}
+/// A message from the broker for another part of the agent (model releases); the updater's inbox
+/// owns the type, so `update` needs nothing of `delivery`.
+pub use crate::update::inbox::Inbound;
 
 /// Retained statuses to (re)publish: the latest payload per topic, and whether it still has to go
 /// out on this connection. Every connect marks them all again (the broker may have lost them).
@@ -290,16 +297,14 @@ impl Delivery {
     /// then connects in the background. Nothing is lost while the broker is away: verdicts wait in
     /// the spool.
     pub fn start(
-        config: &Config,
+        settings: &Settings,
         models: BTreeMap<String, u64>,
         observer: Arc<Observer>,
         triggers: Sender<()>,
         releases: Option<Arc<crate::update::Inbox>>,
     ) -> Result<Delivery, DeliveryError> {
-        let spool::Opened { spool, set_aside } = Spool::open(
-            &config.agent.state_dir.join("spool.redb"),
-            config.spool.max_bytes,
-        )?;
+        let spool::Opened { spool, set_aside } =
+            Spool::open(&settings.spool_path, settings.spool_max_bytes)?;
         if let Some(aside) = &set_aside {
             observer.spool_damaged();
             tracing::error!(kept = %aside.path.display(), reason = %aside.reason, "verdict spool damaged: set aside with the verdicts it held, which are lost; starting with a fresh spool");
@@ -307,14 +312,14 @@ impl Delivery {
         let shared = Arc::new(Shared {
             spool,
             unspooled: Mutex::new(Unspooled::default()),
-            spool_max_bytes: config.spool.max_bytes,
+            spool_max_bytes: settings.spool_max_bytes,
             observer,
             wake: tokio::sync::Notify::new(),
             closing: AtomicBool::new(false),
             spooled_at: Mutex::new(HashMap::new()),
             retained: Mutex::new(Retained::default()),
             models: Mutex::new(models.clone()),
-            topics: Topics::new(&config.mqtt.prefix, &config.agent.thing),
+            topics: Topics::new(&settings.mqtt.prefix, &settings.thing),
         });
         shared.set_online(true);
         shared.report_level();
@@ -325,7 +330,8 @@ impl Delivery {
                 "verdict spool holds undelivered verdicts from before; they go first"
             );
         }
-        let connection = mqtt::Connection::new(config, models, shared.clone(), triggers, releases)?;
+        let connection =
+            mqtt::Connection::new(settings, models, shared.clone(), triggers, releases)?;
         let thread = std::thread::Builder::new()
             .name("hallmark-mqtt".into())
             .spawn(move || connection.run())

@@ -31,15 +31,14 @@ use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, Incoming, LastWill, MqttOptions, Outgoing, QoS,
     TlsConfiguration, Transport,
 };
-use serde_json::json;
 
-use super::backoff::Backoff;
-use super::command::{self, Command};
 use super::outbox::{Outbox, Request};
 use super::tls::{self, TlsFiles};
 use super::{DeliveryError, Shared, Topics};
-use crate::config::{Config, MqttConfig};
+use super::{MqttConfig, Settings};
 use crate::observe::Stage;
+use hallmark_core::backoff::Backoff;
+use hallmark_proto::command::{self, Command};
 
 /// Largest release message taken (a release is a few hundred bytes): larger ones are refused and
 /// counted, never queued.
@@ -84,17 +83,17 @@ struct State {
 
 impl Connection {
     pub fn new(
-        config: &Config,
+        settings: &Settings,
         models: BTreeMap<String, u64>,
         shared: Arc<Shared>,
         triggers: Sender<()>,
         releases: Option<Arc<crate::update::Inbox>>,
     ) -> Result<Connection, DeliveryError> {
-        let m = &config.mqtt;
+        let m = &settings.mqtt;
         if m.host.trim().is_empty() {
             return Err(DeliveryError::Setup("mqtt.host is empty".into()));
         }
-        let topics = Topics::new(&m.prefix, &config.agent.thing);
+        let topics = Topics::new(&m.prefix, &settings.thing);
         let mut options = MqttOptions::new(m.client_id.clone(), m.host.clone(), m.port);
         options
             .set_clean_session(false)
@@ -541,15 +540,11 @@ impl Connection {
             if !state.borrow().connected {
                 continue;
             }
-            let mut payload =
-                serde_json::to_value(self.shared.observer.snapshot()).unwrap_or_else(|_| json!({}));
-            if let Some(obj) = payload.as_object_mut() {
-                obj.insert(
-                    "ts".into(),
-                    json!(crate::clock::rfc3339_utc(std::time::SystemTime::now())),
-                );
-            }
-            let bytes = payload.to_string().into_bytes();
+            let mut telemetry = self.shared.observer.snapshot();
+            telemetry.ts = Some(hallmark_core::clock::rfc3339_utc(
+                std::time::SystemTime::now(),
+            ));
+            let bytes = telemetry.to_json();
             if client
                 .try_publish(&self.topics.telemetry, QoS::AtMostOnce, false, bytes)
                 .is_ok()
@@ -607,22 +602,20 @@ impl Connection {
     }
 }
 
-/// The retained status: `{"online", "version", "models"}`, and `"providers"` (brand → the execution
-/// provider its model really runs on) once any is known.
+/// The retained status (`hallmark_proto::online`), with this agent's version; `providers` (brand → the
+/// execution provider its model really runs on) once any is known.
 pub fn online_payload(
     online: bool,
     models: &BTreeMap<String, u64>,
     providers: &BTreeMap<String, String>,
 ) -> Vec<u8> {
-    let mut v = json!({
-        "online": online,
-        "version": env!("CARGO_PKG_VERSION"),
-        "models": models,
-    });
-    if !providers.is_empty() {
-        v["providers"] = json!(providers);
+    hallmark_proto::Online {
+        online,
+        version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        models: models.clone(),
+        providers: providers.clone(),
     }
-    v.to_string().into_bytes()
+    .to_json()
 }
 
 /// A connection ended by a packet larger than `mqtt.max_incoming_mib`.

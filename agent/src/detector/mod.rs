@@ -21,7 +21,7 @@ use crate::bundle::{Bundle, InputDtype, Manifest};
 use crate::runtime::{ModelInfo, Provider, Runtime, RuntimeError};
 
 /// How often a TensorRT engine build still running is reported.
-const BUILD_REPORT_EVERY: Duration = Duration::from_secs(15);
+pub const BUILD_REPORT_EVERY: Duration = Duration::from_secs(15);
 
 /// How long each stage of one `detect` took.
 #[derive(Debug, Clone, Copy, Default)]
@@ -110,7 +110,7 @@ impl Detector {
         if detector.provider == Provider::Tensorrt {
             building_engine();
         }
-        detector.warm_up(&manifest.brand)?;
+        detector.warm_up(&manifest.brand, runtime.engine_build_report())?;
         // Debug: `run` says the provider in its start line, and a fall back is an error of its own.
         tracing::debug!(
             bundle = %bundle.dir().display(),
@@ -124,8 +124,13 @@ impl Detector {
     /// Runs the model once on the (blank) input, so that what a provider defers to its first run
     /// happens now, before the model serves: TensorRT builds or loads its engine (minutes on a first
     /// build on a Jetson), CUDA graphs are captured, ONNX Runtime allocates its arenas. With TensorRT it
-    /// says so in the log every [`BUILD_REPORT_EVERY`] and asks systemd for more start time.
-    fn warm_up(&mut self, brand: &str) -> Result<(), DetectorError> {
+    /// says so in the log every [`BUILD_REPORT_EVERY`], and to `report` (the daemon asks systemd for
+    /// more start time).
+    fn warm_up(
+        &mut self,
+        brand: &str,
+        report: Option<crate::runtime::EngineBuildReport>,
+    ) -> Result<(), DetectorError> {
         let started = Instant::now();
         if self.provider != Provider::Tensorrt {
             self.run_bare()?;
@@ -139,12 +144,11 @@ impl Detector {
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     finished.recv_timeout(BUILD_REPORT_EVERY)
                 {
-                    let s = started.elapsed().as_secs();
-                    tracing::info!(%brand, elapsed_s = s, "still building the TensorRT engine");
-                    crate::service::notify_status(&format!(
-                        "building the TensorRT engine for {brand} ({s} s)"
-                    ));
-                    crate::service::extend_timeout(BUILD_REPORT_EVERY * 4);
+                    let elapsed = started.elapsed();
+                    tracing::info!(%brand, elapsed_s = elapsed.as_secs(), "still building the TensorRT engine");
+                    if let Some(report) = report {
+                        report(brand, elapsed);
+                    }
                 }
             });
             let result = self.run_bare();

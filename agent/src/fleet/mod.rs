@@ -1,71 +1,13 @@
 //! The fleet side of model updates: the release announcement a publisher sends (`hallmark publish`),
 //! the MQTT one-shot publisher and reader it uses ([`publish`]), and the operator's view of the fleet
-//! (`hallmark fleet status`, [`status`]). Topics and payloads are the contracts of
-//! `shared/design/conventions.md`; the agent side parses releases with its own strict parser.
+//! (`hallmark fleet status`, [`status`]). Topics and payloads are `hallmark_proto`'s, the same types
+//! the agent reads and writes.
 
 pub mod publish;
 pub mod status;
 
-use serde::{Deserialize, Serialize};
-
-/// The release schema this module writes.
-pub const RELEASE_SCHEMA: &str = "hallmark.release/1";
-
-/// A release announcement, retained on the fleet or a device's models topic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Release {
-    pub schema: String,
-    pub brand: String,
-    pub revision: u64,
-    /// Where the `.tar` bundle is served.
-    pub url: String,
-    /// SHA-256 of the `.tar`, lowercase hex.
-    pub sha256: String,
-    /// Size of the `.tar` in bytes.
-    pub size: u64,
-    /// Present (and true) only to ask devices to go back to a lower revision.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub rollback: bool,
-    /// With `rollback`: the signed statement that lets devices go back (`update::rollback`); without
-    /// it a device refuses the rollback.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollback_statement: Option<crate::update::Statement>,
-}
-
-impl Release {
-    /// `url_base` + `/` + the archive's file name (one slash between, whatever `url_base` ends with).
-    pub fn new(
-        brand: &str,
-        revision: u64,
-        url_base: &str,
-        file_name: &str,
-        sha256: &str,
-        size: u64,
-        rollback: bool,
-    ) -> Release {
-        Release {
-            schema: RELEASE_SCHEMA.to_string(),
-            brand: brand.to_string(),
-            revision,
-            url: format!("{}/{}", url_base.trim_end_matches('/'), file_name),
-            sha256: sha256.to_string(),
-            size,
-            rollback,
-            rollback_statement: None,
-        }
-    }
-}
-
-/// `{prefix}/fleet/models/{brand}`: the release for every device.
-pub fn fleet_topic(prefix: &str, brand: &str) -> String {
-    format!("{prefix}/fleet/models/{brand}")
-}
-
-/// `{prefix}/things/{thing}/models/{brand}`: the release for one device (a canary); it wins over the
-/// fleet topic for that device.
-pub fn thing_topic(prefix: &str, thing: &str, brand: &str) -> String {
-    format!("{prefix}/things/{thing}/models/{brand}")
-}
+pub use hallmark_proto::release::{Release, SCHEMA as RELEASE_SCHEMA};
+pub use hallmark_proto::topics::{device_release as thing_topic, fleet_release as fleet_topic};
 
 /// `HOST:PORT` (or `HOST`, port 1883; `[v6]:PORT` for IPv6 literals) as host and port.
 pub fn parse_broker(s: &str) -> Result<(String, u16), String> {
@@ -87,30 +29,6 @@ pub fn parse_broker(s: &str) -> Result<(String, u16), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_release_serialises_with_exactly_the_contract_fields() {
-        let r = Release::new(
-            "northwind",
-            8,
-            "http://h/m/",
-            "northwind-8.tar",
-            "ab",
-            10,
-            false,
-        );
-        let v = serde_json::to_value(&r).unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({"schema": "hallmark.release/1", "brand": "northwind", "revision": 8,
-                "url": "http://h/m/northwind-8.tar", "sha256": "ab", "size": 10})
-        );
-        let r = Release {
-            rollback: true,
-            ..r
-        };
-        assert_eq!(serde_json::to_value(&r).unwrap()["rollback"], true);
-    }
 
     #[test]
     fn topics_and_brokers() {

@@ -8,42 +8,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use hallmark_proto::topics::Topic;
+use hallmark_proto::{ModelStatus, Online};
+use serde::Serialize;
 
 use super::publish::Received;
-use super::Release;
 
 /// The topic filters the view needs.
-pub fn filters(prefix: &str) -> Vec<String> {
-    vec![
-        format!("{prefix}/things/+/online"),
-        format!("{prefix}/things/+/models/+/status"),
-        format!("{prefix}/things/+/models/+"),
-        format!("{prefix}/fleet/models/+"),
-    ]
-}
-
-/// What a device publishes retained on `things/{thing}/online`.
-#[derive(Debug, Clone, Default, Deserialize)]
-struct Online {
-    online: bool,
-    #[serde(default)]
-    version: Option<String>,
-    #[serde(default)]
-    models: BTreeMap<String, u64>,
-}
-
-/// What a device publishes retained on `things/{thing}/models/{brand}/status`.
-#[derive(Debug, Clone, Default, Deserialize)]
-struct Status {
-    #[serde(default)]
-    revision: Option<u64>,
-    state: String,
-    #[serde(default)]
-    detail: Option<String>,
-    #[serde(default)]
-    progress: Option<f64>,
-}
+pub use hallmark_proto::topics::fleet_filters as filters;
 
 /// The largest payload read as a status, online or release message (each is a few hundred bytes; a
 /// release at most 16 KiB): anything larger is skipped and reported, not parsed.
@@ -115,7 +87,7 @@ pub struct BrandView {
 #[derive(Default)]
 struct Device {
     online: Option<Online>,
-    status: BTreeMap<String, Status>,
+    status: BTreeMap<String, ModelStatus>,
     canary: BTreeMap<String, u64>,
 }
 
@@ -124,19 +96,17 @@ pub fn build(prefix: &str, messages: &[Received]) -> FleetView {
     let mut releases = BTreeMap::new();
     let mut devices: BTreeMap<String, Device> = BTreeMap::new();
     let mut skipped = Vec::new();
-    let head = format!("{prefix}/");
     for m in messages {
-        let Some(rest) = m.topic.strip_prefix(&head) else {
+        let Some(topic) = Topic::parse(prefix, &m.topic) else {
             continue;
         };
-        let parts: Vec<&str> = rest.split('/').collect();
-        let (thing, what) = match parts.as_slice() {
-            ["fleet", "models", _] => (None, "a release"),
-            ["things", thing, "online"] => (Some(*thing), "a device's online message"),
-            ["things", thing, "models", _] => (Some(*thing), "a release"),
-            ["things", thing, "models", _, "status"] => (Some(*thing), "an update status"),
+        let what = match topic {
+            Topic::FleetRelease { .. } | Topic::DeviceRelease { .. } => "a release",
+            Topic::Online { .. } => "a device's online message",
+            Topic::ModelStatus { .. } => "an update status",
             _ => continue,
         };
+        let thing = topic.thing();
         if let Some(thing) = thing {
             // The device is listed whatever its messages hold: a bad one is reported, not hidden.
             devices.entry(thing.to_string()).or_default();
@@ -149,7 +119,7 @@ pub fn build(prefix: &str, messages: &[Received]) -> FleetView {
                 "{} bytes, over the limit of {MAX_PAYLOAD} for {what}",
                 m.payload.len()
             )),
-            None => read(&parts, &m.payload, &mut releases, &mut devices)
+            None => read(topic, &m.payload, &mut releases, &mut devices)
                 .map_err(|e| format!("not readable as {what}: {e}")),
         };
         if let Err(reason) = result {
@@ -190,9 +160,10 @@ pub fn build(prefix: &str, messages: &[Received]) -> FleetView {
                         active,
                         target,
                         canary: canary.is_some(),
-                        revision: status.and_then(|s| s.revision),
-                        state: status.map(|s| s.state.clone()),
-                        detail: status.and_then(|s| s.detail.clone()),
+                        // No release has revision 0: a status without one reads as 0.
+                        revision: status.map(|s| s.revision).filter(|&r| r > 0),
+                        state: status.map(|s| s.state.as_str().to_string()),
+                        detail: status.map(|s| s.detail.clone()),
                         progress: status.and_then(|s| s.progress),
                         brand,
                     }
@@ -214,32 +185,37 @@ pub fn build(prefix: &str, messages: &[Received]) -> FleetView {
     }
 }
 
-/// Reads one message of a known topic into the view.
+/// Reads one message of a known topic into the view. A release is read as devices read it (with no
+/// size limit: the operator does not know each device's), so one every device would refuse is skipped
+/// with the devices' cause rather than shown as a target.
 fn read(
-    parts: &[&str],
+    topic: Topic<'_>,
     payload: &[u8],
     releases: &mut BTreeMap<String, u64>,
     devices: &mut BTreeMap<String, Device>,
-) -> Result<(), serde_json::Error> {
-    match parts {
-        ["fleet", "models", brand] => {
-            let r: Release = serde_json::from_slice(payload)?;
+) -> Result<(), String> {
+    let release = |payload: &[u8]| {
+        hallmark_proto::release::parse(payload, u64::MAX).map_err(|e| e.to_string())
+    };
+    match topic {
+        Topic::FleetRelease { brand } => {
+            let r = release(payload)?;
             releases.insert(brand.to_string(), r.revision);
         }
-        ["things", thing, "online"] => {
-            let o: Online = serde_json::from_slice(payload)?;
+        Topic::Online { thing } => {
+            let o = Online::parse(payload).map_err(|e| e.to_string())?;
             devices.entry(thing.to_string()).or_default().online = Some(o);
         }
-        ["things", thing, "models", brand] => {
-            let r: Release = serde_json::from_slice(payload)?;
+        Topic::DeviceRelease { thing, brand } => {
+            let r = release(payload)?;
             devices
                 .entry(thing.to_string())
                 .or_default()
                 .canary
                 .insert(brand.to_string(), r.revision);
         }
-        ["things", thing, "models", brand, "status"] => {
-            let s: Status = serde_json::from_slice(payload)?;
+        Topic::ModelStatus { thing, brand } => {
+            let s = ModelStatus::parse(payload).map_err(|e| e.to_string())?;
             devices
                 .entry(thing.to_string())
                 .or_default()
@@ -352,8 +328,14 @@ mod tests {
     }
 
     fn release(brand: &str, rev: u64) -> serde_json::Value {
-        serde_json::to_value(Release::new(
-            brand, rev, "http://h", "x.tar", "00", 1, false,
+        serde_json::to_value(hallmark_proto::Release::new(
+            brand,
+            rev,
+            "http://h",
+            "x.tar",
+            &"0".repeat(64),
+            1,
+            false,
         ))
         .unwrap()
     }

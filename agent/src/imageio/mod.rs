@@ -8,6 +8,8 @@
 //! Every failure is an [`ImageError`] that names the file and says what is wrong with it in words a
 //! person can act on.
 
+pub mod inputs;
+
 use std::io::{BufReader, Cursor};
 use std::path::{Path, PathBuf};
 

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use serde::Serialize;
 
 pub use health::Health;
 pub use http::{serve, HttpError, HttpServer};
@@ -73,40 +72,10 @@ impl Stage {
     }
 }
 
-/// The MQTT telemetry payload (`hallmark/things/{thing}/telemetry`); the publisher adds `ts`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Snapshot {
-    pub schema: &'static str,
-    pub thing: String,
-    pub uptime_s: u64,
-    pub frames: u64,
-    pub fps: f64,
-    pub dropped_frames: u64,
-    pub frame_errors: u64,
-    /// Only stages with samples.
-    pub latency_ms: BTreeMap<&'static str, Percentiles>,
-    pub verdicts: BTreeMap<String, u64>,
-    pub spool: SpoolSnapshot,
-    pub mqtt: MqttSnapshot,
-    pub commands: BTreeMap<String, u64>,
-    /// `None` until the first report.
-    pub camera: Option<String>,
-    pub link: Option<String>,
-    pub models: BTreeMap<String, u64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct SpoolSnapshot {
-    pub depth: u64,
-    pub bytes: u64,
-    pub dropped: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct MqttSnapshot {
-    pub connected: bool,
-    pub reconnects: u64,
-}
+/// The MQTT telemetry payload (`hallmark_proto::telemetry`); the publisher adds `ts`.
+pub use hallmark_proto::telemetry::{
+    Mqtt as MqttSnapshot, Spool as SpoolSnapshot, Telemetry as Snapshot,
+};
 
 /// A state gauge family where exactly the current state is 1.
 struct StateSet {
@@ -483,7 +452,7 @@ impl Observer {
             .filter_map(|&s| {
                 let p = lock(&self.latency[s.index()]).percentiles()?;
                 Some((
-                    s.as_str(),
+                    s.as_str().to_string(),
                     Percentiles {
                         p50: round(p.p50, 3),
                         p90: round(p.p90, 3),
@@ -493,8 +462,9 @@ impl Observer {
             })
             .collect();
         Snapshot {
-            schema: "hallmark.telemetry/1",
+            schema: hallmark_proto::telemetry::SCHEMA.to_string(),
             thing: self.thing.clone(),
+            ts: None,
             uptime_s: self.started.elapsed().as_secs(),
             frames: m.frames.get(),
             fps: round(self.fps(), 2),

@@ -5,15 +5,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
-/// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Percentiles {
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-}
+/// Latency percentiles in milliseconds (the telemetry payload's).
+pub use hallmark_proto::telemetry::Percentiles;
 
 /// The last `capacity` durations of one stage (the oldest is forgotten first).
 #[derive(Debug, Clone)]

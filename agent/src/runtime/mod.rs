@@ -191,7 +191,13 @@ pub struct Runtime {
     options: RuntimeOptions,
     library: PathBuf,
     threads: usize,
+    /// Told, every `BUILD_REPORT_EVERY`, how long a TensorRT engine has been building (the daemon
+    /// tells systemd); see [`Runtime::report_engine_builds`].
+    engine_build: Option<EngineBuildReport>,
 }
+
+/// What a slow TensorRT engine build is reported to: the brand, and how long it has been building.
+pub type EngineBuildReport = fn(brand: &str, building_for: std::time::Duration);
 
 impl Runtime {
     /// Finds and loads the library (once per process; later calls reuse it).
@@ -249,7 +255,19 @@ impl Runtime {
             options,
             library,
             threads,
+            engine_build: None,
         })
+    }
+
+    /// Reports slow TensorRT engine builds of the detectors built from now on to `report` (besides
+    /// the log).
+    pub fn report_engine_builds(&mut self, report: EngineBuildReport) {
+        self.engine_build = Some(report);
+    }
+
+    /// Where slow engine builds are reported, if anywhere.
+    pub fn engine_build_report(&self) -> Option<EngineBuildReport> {
+        self.engine_build
     }
 
     /// The library that was loaded.

@@ -4,24 +4,21 @@
 //! An image that cannot be read or decoded gives a record with `error`, a message on stderr, and the
 //! scan goes on; the caller turns a non-zero [`Summary::failed`] into a non-zero exit status.
 
-mod annotate;
-mod inputs;
-mod record;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use thiserror::Error;
 
-pub use annotate::annotate;
-pub use inputs::{collect_inputs, InputsError, EXTENSIONS};
-pub use record::{ms, DetectionRecord, ErrorRecord, ItemRecord, ScanRecord, Timings};
+pub use crate::imageio::inputs::{collect_inputs, InputsError, EXTENSIONS};
+pub use crate::sink::annotate::annotate;
+use hallmark_core::report::{ms, scan_record};
+use hallmark_proto::scan::{ErrorRecord, ScanRecord, Timings};
 
-use crate::daemon::brands;
 use crate::detector::Frame;
 use crate::imageio::{self, ImageLimits};
 use crate::pipeline::{Context, Pipeline};
+use hallmark_core::brands;
 
 #[derive(Debug, Error)]
 pub enum ScanError {
@@ -94,7 +91,7 @@ fn route(pipelines: &mut [Pipeline], frame: Frame<'_>) -> Result<usize, String> 
         scores.push(brands::sight_score(detections));
     }
     let by_code = || {
-        let gtins = brands::frame_gtins(frame, &mut Vec::new());
+        let gtins = crate::codes::frame_gtins(frame, &mut Vec::new());
         let prefixes: Vec<&[String]> = pipelines
             .iter()
             .map(|p| p.manifest().gs1_prefixes.as_slice())
@@ -119,7 +116,7 @@ fn scan_one(
     let frame = Frame::rgb(width, height, rgb.as_raw());
     let routed = route(pipelines, frame).map_err(|e| format!("{}: {e}", path.display()))?;
     let pipeline = &mut pipelines[routed];
-    let today = crate::clock::today_utc();
+    let today = hallmark_core::clock::today_utc();
     let ctx = Context {
         today: &today,
         seen: &|_| false,
@@ -137,7 +134,7 @@ fn scan_one(
     let detections = outcome.detections.to_vec();
     let judged = outcome.judged;
     let manifest = pipeline.manifest();
-    let mut record = ScanRecord::new(
+    let mut record = scan_record(
         path.display().to_string(),
         (width, height),
         manifest,

@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use super::Queue;
 use crate::bundle::Manifest;
-use crate::daemon::decided::Decided;
-use crate::scan::annotate;
-use crate::verdict::{Evidence, FrameVerdict, ItemVerdict, Verdict};
+use crate::sink::annotate::annotate;
+use hallmark_core::modes::decided::Decided;
+use hallmark_core::verdict::{Evidence, FrameVerdict, ItemVerdict, Verdict};
 
 /// Whether the evidence folder's file system has room for another picture beyond the reserve.
 #[derive(Debug, Clone)]

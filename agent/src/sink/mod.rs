@@ -7,6 +7,7 @@
 //!   bound (files and MiB).
 //! - [`link`]: the kiosk/conveyor controller over `hallmark-link` (screen, reject gate, button).
 
+pub mod annotate;
 pub mod evidence;
 pub mod link;
 pub mod stdout;

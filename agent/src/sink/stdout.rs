@@ -5,7 +5,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use super::Queue;
-use crate::daemon::event::VerdictEvent;
+use hallmark_proto::VerdictEvent;
 
 /// Starts the stdout writer.
 pub fn spawn(capacity: usize) -> std::io::Result<Queue<Arc<VerdictEvent>>> {

@@ -14,7 +14,7 @@ use std::path::{Component, Path, PathBuf};
 use thiserror::Error;
 
 /// More entries than a bundle ever needs (a manifest, a model, a few dozen self-test images).
-pub const MAX_ENTRIES: usize = 1000;
+pub const MAX_ENTRIES: usize = hallmark_proto::manifest::MAX_FILES;
 /// Root files plus one folder level.
 const MAX_DEPTH: usize = 2;
 

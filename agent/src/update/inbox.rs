@@ -11,7 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::delivery::Inbound;
+/// A message from the broker for another part of the agent (model releases).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    pub topic: String,
+    pub payload: Vec<u8>,
+}
 
 /// Topics (two per brand: fleet and device) whose newest message may wait at once; beyond it the
 /// topic waiting longest is dropped, counted.

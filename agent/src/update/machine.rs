@@ -14,74 +14,13 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use hallmark_core::backoff;
 
 use super::release::Release;
 
-/// A brand's update state, as the status topic spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    Downloading,
-    Verifying,
-    /// TensorRT is building (or loading) the model's engine: minutes on a first build on a Jetson. The
-    /// model is not `active` before its engine exists, so its first verdict is never that late.
-    BuildingEngine,
-    Active,
-    /// A transient failure (network, server, disk): retried, then left here with its cause.
-    Failed,
-    /// The bundle itself is bad (digest, signature, size, self-test): that sha256 is never retried.
-    Rejected,
-    /// The revision was activated and then failed at run time; the previous one serves again.
-    RolledBack,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Downloading => "downloading",
-            State::Verifying => "verifying",
-            State::BuildingEngine => "building_engine",
-            State::Active => "active",
-            State::Failed => "failed",
-            State::Rejected => "rejected",
-            State::RolledBack => "rolled_back",
-        }
-    }
-
-    /// Downloading, verifying and building the engine are the only states in which work is under way.
-    pub fn in_progress(self) -> bool {
-        matches!(
-            self,
-            State::Downloading | State::Verifying | State::BuildingEngine
-        )
-    }
-}
-
-/// The retained payload of `{prefix}/things/{thing}/models/{brand}/status`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Status {
-    pub revision: u64,
-    pub state: State,
-    pub detail: String,
-    /// 0.0..=1.0 while downloading, else `None` (`null`).
-    pub progress: Option<f64>,
-}
-
-impl Status {
-    pub fn to_json(&self) -> Vec<u8> {
-        let progress = self
-            .progress
-            .filter(|p| p.is_finite())
-            .map(|p| p.clamp(0.0, 1.0));
-        let status = Status {
-            progress,
-            ..self.clone()
-        };
-        // A struct of plain fields always serialises.
-        serde_json::to_vec(&status).unwrap_or_default()
-    }
-}
+/// A brand's update state and the retained status payload are the wire contract's
+/// (`hallmark_proto::status`); the updater calls them `State` and `Status`.
+pub use hallmark_proto::status::{ModelStatus as Status, UpdateState as State};
 
 /// How bad a failed try is, which decides the state and whether it is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -321,7 +260,8 @@ pub fn decide(
     }
 }
 
-/// When to retry a failed try: capped exponential backoff with jitter, and a bounded number of tries.
+/// When to retry a failed try: the capped exponential backoff with equal jitter
+/// (`hallmark_core::backoff`), and a bounded number of tries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retry {
     /// The delay after the first failure.
@@ -354,17 +294,9 @@ impl Retry {
         }
         let step = match fault {
             Fault::Unavailable => self.max,
-            _ => {
-                let factor = 2u32.saturating_pow(failures - 1);
-                self.first.saturating_mul(factor).min(self.max)
-            }
+            _ => backoff::step(self.first, self.max, failures - 1),
         };
-        let unit = if unit.is_finite() {
-            unit.clamp(0.0, 1.0)
-        } else {
-            1.0
-        };
-        Some(step.mul_f64(0.5 + 0.5 * unit))
+        Some(backoff::jittered(step, 0.5, unit))
     }
 }
 
@@ -652,30 +584,7 @@ mod tests {
     }
 
     #[test]
-    fn status_json() {
-        #[rustfmt::skip]
-        let cases = [
-            (State::Downloading, Some(0.25), r#"{"revision":4,"state":"downloading","detail":"d","progress":0.25}"#),
-            (State::Downloading, Some(1.5), r#"{"revision":4,"state":"downloading","detail":"d","progress":1.0}"#),
-            (State::Downloading, Some(f64::NAN), r#"{"revision":4,"state":"downloading","detail":"d","progress":null}"#),
-            (State::Verifying, None, r#"{"revision":4,"state":"verifying","detail":"d","progress":null}"#),
-            (State::BuildingEngine, None, r#"{"revision":4,"state":"building_engine","detail":"d","progress":null}"#),
-            (State::Active, None, r#"{"revision":4,"state":"active","detail":"d","progress":null}"#),
-            (State::Failed, None, r#"{"revision":4,"state":"failed","detail":"d","progress":null}"#),
-            (State::Rejected, None, r#"{"revision":4,"state":"rejected","detail":"d","progress":null}"#),
-            (State::RolledBack, None, r#"{"revision":4,"state":"rolled_back","detail":"d","progress":null}"#),
-        ];
-        for (state, progress, want) in cases {
-            let s = Status {
-                revision: 4,
-                state,
-                detail: "d".into(),
-                progress,
-            };
-            assert_eq!(String::from_utf8(s.to_json()).unwrap(), want);
-            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
-        }
-        // Progress is only reported while downloading.
+    fn progress_is_only_reported_while_downloading() {
         let mut a = Attempt::start(&release(4, SHA_A, false), None);
         assert_eq!(a.status(Some(0.5)).progress, Some(0.5));
         a.set(State::Active, "serving revision 4");

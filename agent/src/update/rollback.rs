@@ -25,39 +25,11 @@
 
 use std::path::PathBuf;
 
-use base64::Engine;
-use serde::{Deserialize, Serialize};
+pub use hallmark_proto::release::{
+    is_signature, Document, Statement, MAX_DOCUMENT, STATEMENT_SCHEMA as SCHEMA,
+};
 
 use crate::bundle::{SignatureError, SigningKeyFile, TrustedKeys};
-
-/// The statement's schema.
-pub const SCHEMA: &str = "hallmark.rollback/1";
-/// A document is about 250 bytes; anything much larger is not one.
-pub const MAX_DOCUMENT: usize = 4096;
-
-/// A statement as a release carries it: the document's exact text and its signature.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Statement {
-    pub document: String,
-    pub signature: String,
-}
-
-/// What a statement says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Document {
-    pub schema: String,
-    pub brand: String,
-    /// The revision to go back to.
-    pub revision: u64,
-    /// SHA-256 of that revision's `manifest.json`, 64 lowercase hex digits.
-    pub manifest_sha256: String,
-    /// The highest revision the rollback withdraws (above `revision`).
-    pub supersedes: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created: Option<String>,
-}
 
 /// A statement that verified, for a release of its brand and revision.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,67 +68,68 @@ pub enum RollbackError {
     },
 }
 
-impl Statement {
-    /// Signs `document` (as compact JSON) with `key`.
-    pub fn sign(key: &SigningKeyFile, document: &Document) -> Statement {
-        // A struct of plain fields always serialises.
-        let text = serde_json::to_string(document).unwrap_or_default();
-        Statement {
-            signature: key.sign_manifest(text.as_bytes()).trim_end().to_string(),
-            document: text,
-        }
+/// Signs `document` (as compact JSON) with `key`.
+pub fn sign(key: &SigningKeyFile, document: &Document) -> Statement {
+    // A struct of plain fields always serialises.
+    let text = serde_json::to_string(document).unwrap_or_default();
+    Statement {
+        signature: key.sign_manifest(text.as_bytes()).trim_end().to_string(),
+        document: text,
     }
+}
 
-    /// Checks the signature against `trust`, then that the document is well formed and names the
-    /// release's brand and revision.
-    pub fn verify(
-        &self,
-        trust: &TrustedKeys,
-        brand: &str,
-        revision: u64,
-    ) -> Result<Grant, RollbackError> {
-        let signer = trust
-            .verify(self.document.as_bytes(), self.signature.as_bytes())
-            .map_err(|source| RollbackError::Signature { source })?
-            .source
-            .clone();
-        let doc: Document = serde_json::from_str(&self.document)
-            .map_err(|e| RollbackError::Document(e.to_string()))?;
-        if doc.schema != SCHEMA {
-            return Err(RollbackError::Document(format!("schema {:?}", doc.schema)));
-        }
-        if !is_sha256(&doc.manifest_sha256) {
-            return Err(RollbackError::Document(
-                "manifest_sha256 must be 64 lowercase hex digits".into(),
-            ));
-        }
-        if doc.brand != brand {
-            return Err(RollbackError::Mismatch {
-                field: "brand",
-                statement: doc.brand,
-                release: brand.to_string(),
-            });
-        }
-        if doc.revision != revision {
-            return Err(RollbackError::Mismatch {
-                field: "revision",
-                statement: doc.revision.to_string(),
-                release: revision.to_string(),
-            });
-        }
-        if doc.revision >= doc.supersedes {
-            return Err(RollbackError::Order {
-                revision: doc.revision,
-                supersedes: doc.supersedes,
-            });
-        }
-        Ok(Grant {
-            revision: doc.revision,
-            manifest_sha256: doc.manifest_sha256,
-            supersedes: doc.supersedes,
-            signer,
-        })
+/// Checks the signature of `statement` against `trust`, then that the document is well formed and
+/// names the release's brand and revision.
+pub fn verify(
+    statement: &Statement,
+    trust: &TrustedKeys,
+    brand: &str,
+    revision: u64,
+) -> Result<Grant, RollbackError> {
+    let signer = trust
+        .verify(
+            statement.document.as_bytes(),
+            statement.signature.as_bytes(),
+        )
+        .map_err(|source| RollbackError::Signature { source })?
+        .source
+        .clone();
+    let doc: Document = serde_json::from_str(&statement.document)
+        .map_err(|e| RollbackError::Document(e.to_string()))?;
+    if doc.schema != SCHEMA {
+        return Err(RollbackError::Document(format!("schema {:?}", doc.schema)));
     }
+    if !is_sha256(&doc.manifest_sha256) {
+        return Err(RollbackError::Document(
+            "manifest_sha256 must be 64 lowercase hex digits".into(),
+        ));
+    }
+    if doc.brand != brand {
+        return Err(RollbackError::Mismatch {
+            field: "brand",
+            statement: doc.brand,
+            release: brand.to_string(),
+        });
+    }
+    if doc.revision != revision {
+        return Err(RollbackError::Mismatch {
+            field: "revision",
+            statement: doc.revision.to_string(),
+            release: revision.to_string(),
+        });
+    }
+    if doc.revision >= doc.supersedes {
+        return Err(RollbackError::Order {
+            revision: doc.revision,
+            supersedes: doc.supersedes,
+        });
+    }
+    Ok(Grant {
+        revision: doc.revision,
+        manifest_sha256: doc.manifest_sha256,
+        supersedes: doc.supersedes,
+        signer,
+    })
 }
 
 impl Grant {
@@ -201,14 +174,6 @@ fn is_sha256(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// Whether `text` is one line of standard base64 of a 64-byte signature, as a statement carries it.
-pub fn is_signature(text: &str) -> bool {
-    text.len() <= 128
-        && base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .is_ok_and(|b| b.len() == 64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,12 +194,12 @@ mod tests {
     fn a_signed_statement_grants_its_revision_and_nothing_else() {
         let key = generate_signing_key();
         let trust = key.trusted();
-        let s = Statement::sign(&key, &doc(27, 29));
-        let g = s.verify(&trust, "northwind", 27).unwrap();
+        let s = sign(&key, &doc(27, 29));
+        let g = verify(&s, &trust, "northwind", 27).unwrap();
         assert_eq!((g.revision, g.supersedes), (27, 29));
         assert!(is_signature(&s.signature));
         assert_eq!(
-            s.verify(&trust, "northwind", 28),
+            verify(&s, &trust, "northwind", 28),
             Err(RollbackError::Mismatch {
                 field: "revision",
                 statement: "27".into(),
@@ -242,13 +207,13 @@ mod tests {
             })
         );
         assert!(matches!(
-            s.verify(&trust, "aurora", 27),
+            verify(&s, &trust, "aurora", 27),
             Err(RollbackError::Mismatch { field: "brand", .. })
         ));
         // Another key, or an edited document: the signature fails.
         let other = generate_signing_key().trusted();
         assert!(matches!(
-            s.verify(&other, "northwind", 27),
+            verify(&s, &other, "northwind", 27),
             Err(RollbackError::Signature { .. })
         ));
         let edited = Statement {
@@ -256,19 +221,19 @@ mod tests {
             ..s.clone()
         };
         assert!(matches!(
-            edited.verify(&trust, "northwind", 27),
+            verify(&edited, &trust, "northwind", 27),
             Err(RollbackError::Signature { .. })
         ));
         // Signed, but not a sensible statement.
-        let up = Statement::sign(&key, &doc(29, 27));
+        let up = sign(&key, &doc(29, 27));
         assert!(matches!(
-            up.verify(&trust, "northwind", 29),
+            verify(&up, &trust, "northwind", 29),
             Err(RollbackError::Order { .. })
         ));
         let mut odd = doc(27, 29);
         odd.schema = "hallmark.model/1".into();
         assert!(matches!(
-            Statement::sign(&key, &odd).verify(&trust, "northwind", 27),
+            verify(&sign(&key, &odd), &trust, "northwind", 27),
             Err(RollbackError::Document(_))
         ));
         // A signed manifest is not a statement (another schema, other fields).
@@ -278,7 +243,7 @@ mod tests {
             signature: key.sign_manifest(manifest).trim_end().into(),
         };
         assert!(matches!(
-            as_statement.verify(&trust, "northwind", 27),
+            verify(&as_statement, &trust, "northwind", 27),
             Err(RollbackError::Document(_))
         ));
     }

@@ -1,4 +1,4 @@
-"""The per-item verdict rule, exactly as the agent runs it (agent/src/verdict/), and its scoring.
+"""The per-item verdict rule, exactly as the agent runs it (agent/core/src/verdict/), and its scoring.
 
 One rule, two implementations: this one scores the pipeline's evaluation and chooses the manifest's
 thresholds; the Rust one decides in the store. Both are held to the shared vectors in
