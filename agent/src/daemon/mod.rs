@@ -207,7 +207,7 @@ pub fn run(
     // running behind it.
     let (input_back, inputs) = channel::<Input>();
     for _ in 0..2 {
-        let _ = input_back.send(Input::new(shape.1)?);
+        let _ = input_back.send(Input::new(shape)?);
     }
     let (inferred_tx, inferred_rx) = sync_channel::<Inferred>(2);
     let (trigger_tx, trigger_rx) = channel::<()>();
@@ -283,7 +283,7 @@ pub fn run(
         slot: slot.clone(),
         stats: stats.clone(),
         observer: observer.clone(),
-        prep: crate::detector::Prep::new(shape.1),
+        prep: crate::detector::Prep::new(shape),
         router,
         route_every: config.source.route_every,
         default,
@@ -494,16 +494,17 @@ struct Served {
     names: Vec<String>,
     /// The brand a frame shows when no barcode says otherwise (`source.brand`).
     default: usize,
-    /// The output layout and input every brand shares.
-    shape: (crate::detector::Layout, crate::detector::InputShape),
+    /// The input (size and type) every brand shares.
+    shape: crate::detector::InputShape,
     /// How long the default brand's detector took to build (the first bundle's: with the runtime).
     first_load: std::time::Duration,
 }
 
 /// Verifies every configured bundle (the store's newer active revision of a brand serves instead of
-/// its configured bundle when it verifies and loads), checks that all share one input size and output
-/// layout (the two circulating inputs and the pre-processing fit every brand), and keeps the default
-/// brand's detector loaded; the others load when a frame needs them.
+/// its configured bundle when it verifies and loads), checks that all share one input (size and type:
+/// the two circulating inputs and the pre-processing fit every brand; each detector decodes its own
+/// output, so a brand's `quarter-turns` variant, four times as many rows, serves beside another brand's
+/// main model), and keeps the default brand's detector loaded; the others load when a frame needs them.
 fn serve_brands(
     config: &Config,
     (pipeline, opened_in): (Pipeline, std::time::Duration),
@@ -528,20 +529,18 @@ fn serve_brands(
         took.push(started.elapsed());
         loaded.push((bundle, detector));
     }
-    let shape_of = |d: &crate::detector::Detector| (d.layout(), d.input_shape());
+    let shape_of = |d: &crate::detector::Detector| d.input_shape();
     let shape = shape_of(&loaded[0].1);
     for (b, d) in &loaded[1..] {
         if shape_of(d) != shape {
             return Err(DaemonError::Brands(format!(
-                "{} ({}: input {}, output {:?}) and {} ({}: input {}, output {:?}) differ; every bundle served on one device must share the input (size and type) and output layout",
+                "{} ({}: input {}) and {} ({}: input {}) differ; every bundle served on one device must share the input (size and type)",
                 loaded[0].0.dir().display(),
                 loaded[0].0.manifest().brand,
-                shape.1,
-                shape.0,
+                shape,
                 b.dir().display(),
                 b.manifest().brand,
                 d.input_shape(),
-                d.layout(),
             )));
         }
     }
@@ -571,7 +570,7 @@ fn serve_brands(
         let (bundle, detector) = match newer_from_store(store, &bundle, trust, &runtime) {
             Some((b, d)) if shape_of(&d) == shape => (b, d),
             Some((b, _)) => {
-                tracing::error!(brand = %b.manifest().brand, revision = b.manifest().revision, "the store's active revision has another input size or output layout; serving the configured bundle");
+                tracing::error!(brand = %b.manifest().brand, revision = b.manifest().revision, "the store's active revision has another input size or type; serving the configured bundle");
                 (bundle, detector)
             }
             None => (bundle, detector),

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use crate::bundle::{Bundle, Manifest, TrustedKeys};
 use crate::config::Config;
 use crate::delivery::{Inbound, Publisher};
-use crate::detector::{Detector, InputShape, Layout};
+use crate::detector::{Detector, InputShape};
 use crate::observe::Observer;
 use crate::runtime::{Runtime, RuntimeOptions};
 use crate::store::Store;
@@ -104,8 +104,8 @@ pub struct Updater {
     image_limits: crate::imageio::ImageLimits,
     /// The brands served and their revisions now.
     serving: BTreeMap<String, u64>,
-    /// The served models' output layout and input size: a new model must match to swap in place.
-    shape: (Layout, InputShape),
+    /// The served models' input (size and type): a new model must match to swap in place; each detector decodes its own output.
+    shape: InputShape,
     releases: Releases,
     attempts: HashMap<String, Attempt>,
     /// Retries waiting, per brand: when, for which release.
@@ -120,7 +120,7 @@ impl Updater {
         store: Store,
         trust: TrustedKeys,
         serving: &BTreeMap<String, u64>,
-        shape: (Layout, InputShape),
+        shape: InputShape,
         w: Wiring,
     ) -> Updater {
         // What serves now counts as run: a release alone cannot take the device below it.
@@ -501,10 +501,10 @@ impl Updater {
         };
         let mut detector = Detector::load(runtime, &bundle, building)
             .map_err(|e| rejected(format!("the model does not load: {e}")))?;
-        let shape = (detector.layout(), detector.input_shape());
+        let shape = detector.input_shape();
         if shape != self.shape {
             return Err(rejected(format!(
-                "the model's shape ({shape:?}) differs from the serving model's ({:?}); a restart takes it",
+                "the model's input ({shape}) differs from the serving models' ({}); a restart takes it",
                 self.shape
             )));
         }

@@ -2,6 +2,8 @@
 //! which has neither the CUDA nor the TensorRT provider: asking for one really fails here, so these
 //! tests pin what a device without a working GPU stack sees — an error naming the provider, or, when
 //! `runtime.fallback` allows it, a loud fall back to the CPU with the CPU's exact results.
+//! `hallmark scan` here serves the Aurora bundle: it names no default variant per mode, so
+//! `model.precision = "auto"` alone picks the encoding.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -19,7 +21,7 @@ fn models() -> PathBuf {
 }
 
 fn sample_files() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(models().join("samples/northwind"))
+    let mut v: Vec<PathBuf> = std::fs::read_dir(models().join("samples/aurora"))
         .unwrap()
         .flatten()
         .map(|e| e.path())
@@ -45,7 +47,7 @@ fn scan(state: &Path, env: &[(&str, &str)]) -> Output {
         .envs(env.iter().copied())
         .arg("scan")
         .arg("--model")
-        .arg(models().join("northwind"))
+        .arg(models().join("aurora"))
         .args(sample_files());
     cmd.output().unwrap()
 }

@@ -323,7 +323,11 @@ pub fn hallmark_run(state: &Path, env: &[(&str, String)]) -> Command {
         .env("HALLMARK_AGENT_STATE_DIR", state)
         .env("HALLMARK_RUNTIME_INTRA_THREADS", "1")
         .env("HALLMARK_LOG", "hallmark_agent=info")
-        .env("HALLMARK_EVIDENCE_ENABLED", "false");
+        .env("HALLMARK_EVIDENCE_ENABLED", "false")
+        // The daemon's tests are about delivery, updates, faults and serving, at the main model's frame
+        // rate; Northwind's bundle names quarter-turns (four passes) the default of both modes, which
+        // `run.rs`'s conveyor tests and `brands.rs` exercise. A test's own `env` may name another.
+        .env("HALLMARK_MODEL_VARIANT", "main");
     for (k, v) in env {
         cmd.env(k, v);
     }
