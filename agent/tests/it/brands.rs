@@ -310,6 +310,54 @@ fn a_brand_configured_twice_or_an_unknown_source_brand_is_refused_at_start() {
     }
 }
 
+#[test]
+fn brands_share_the_input_not_the_output_layout() {
+    // Northwind's quarter-turns (four passes: an output four times as long) beside Aurora's main
+    // model: one letterboxed input, each detector decoding its own rows. Aurora's samples make the
+    // router load Aurora's detector next to Northwind's.
+    let state = tempfile::tempdir().unwrap();
+    let both = |variant: &str, source: &str| {
+        hallmark_run(
+            state.path(),
+            &[
+                (
+                    "HALLMARK_MODEL_BUNDLES",
+                    "models/northwind,models/aurora".into(),
+                ),
+                ("HALLMARK_MODEL_VARIANT", variant.into()),
+                ("HALLMARK_SOURCE_PATH", source.into()),
+                ("HALLMARK_SOURCE_BRAND", String::new()),
+            ],
+        )
+        .output()
+        .unwrap()
+    };
+    let out = both("northwind=quarter-turns", "models/samples/aurora");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("variant=quarter-turns"), "{stderr}");
+    let brands: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|e| e["brand"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        !brands.is_empty() && brands.iter().all(|b| b == "aurora"),
+        "{brands:?}\n{stderr}"
+    );
+    // Another input size (Aurora's fast-224 is 224×224, Northwind's models 320×320) is refused at
+    // start, naming both bundles.
+    let out = both("aurora=fast-224,northwind=main", "models/samples/aurora");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("must share the input (size and type)")
+            && stderr.contains("models/northwind")
+            && stderr.contains("models/aurora"),
+        "{stderr}"
+    );
+}
+
 /// Every sample and recorded belt frame of `brands`, copied into `dir` in one order: interleaved one
 /// frame of each brand in turn (`mixed`), else brand after brand. Returns (file name, brand) pairs.
 fn replay_of(dir: &Path, brands: &[&str], mixed: bool) -> Vec<(String, String)> {
