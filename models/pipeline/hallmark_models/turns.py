@@ -20,7 +20,7 @@ the item's best genuine and counterfeit scores as always.
    output's name. The agent reads it like any YOLOv5 output: nothing in the agent knows about turns.
 2. `parity`: on random frames the graph must equal the main model run on the four turned frames
    (numpy's `rot90`) with the same boxes turned back (`PARITY_TOL`).
-3. Evaluates the file as a release does (`release.evaluate_brand`: the agent's rule, item floor and
+3. Evaluates the file as a release does (`evaluation.evaluate_brand`: the agent's rule, item floor and
    thresholds chosen on validation under the caps) and writes to `--out` (new or empty) a copy of the
    bundle with `model-<name>.onnx`, its `variants` entry, `tradeoff-<name>.png`, a report.md section,
    `revision` + 1, signed with `--key` (`variant.add_variant`, which also has the agent verify it).
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import bundle, release, variant
+from . import bundle, evaluation, variant
 
 TURNS = "the frame and its 90, 180 and 270 degree turns through the main model, boxes turned back, rows concatenated"
 PARITY_TOL = {"boxes_px": 1e-2, "scores": 1e-4}
@@ -197,15 +197,15 @@ def build(bundle_dir: Path, out: Path, key_path: Path, data: Path, composite: Pa
         diff = parity(main_model, turns)
         if any(diff[k] > tol for k, tol in PARITY_TOL.items()):
             raise ValueError(f"{turns} differs from four turned passes of {main_model} by {diff} (tolerance {PARITY_TOL})")
-        res = release.evaluate_brand(src["brand"], data, composite, bundle_dir=bundle_dir, model=turns)
-        release.check_releasable(res, f"{src['brand']} variant {name}", show_figures=True)
-        metrics = release.metrics_of(res, {"map50": None, "map50_per_class": None,
+        res = evaluation.evaluate_brand(src["brand"], data, composite, bundle_dir=bundle_dir, model=turns)
+        evaluation.check_releasable(res, f"{src['brand']} variant {name}", show_figures=True)
+        metrics = evaluation.metrics_of(res, {"map50": None, "map50_per_class": None,
                                            "training": src["metrics"].get("training")})
         metrics["variant_of"] = {"model_sha256": src["model"]["sha256"], "turns": TURNS, "passes": 4,
                                  "max_abs_diff_vs_turned_passes": {k: float(f"{x:.3g}") for k, x in diff.items()}}
-        v = variant.entry(name, file, bundle.sha256_file(turns), io, release.thresholds_of(res), metrics)
+        v = variant.entry(name, file, bundle.sha256_file(turns), io, evaluation.thresholds_of(res), metrics)
         picture = tmp / f"tradeoff-{name}.png"
-        release.draw_rule(picture, f"{src['brand']} revision {int(src['revision']) + 1}, variant {name} (four quarter turns)", res)
+        evaluation.draw_rule(picture, f"{src['brand']} revision {int(src['revision']) + 1}, variant {name} (four quarter turns)", res)
         doc = variant.add_variant(bundle_dir, out, turns, v, key, {picture.name: picture}, command,
                                   about=about(src["model"], v))
     bundle.verify(out, pub)
@@ -224,7 +224,7 @@ def dry_run(bundle_dir: Path, out: Path, data: Path, composite: Path | None = No
     diff = parity(main_model, turns)
     if any(diff[k] > tol for k, tol in PARITY_TOL.items()):
         raise ValueError(f"{turns} differs from four turned passes of {main_model} by {diff} (tolerance {PARITY_TOL})")
-    return turns, release.evaluate_brand(src["brand"], data, composite, bundle_dir=bundle_dir, model=turns)
+    return turns, evaluation.evaluate_brand(src["brand"], data, composite, bundle_dir=bundle_dir, model=turns)
 
 
 def is_turns(v: dict) -> bool:
@@ -259,9 +259,9 @@ def main(argv: list[str] | None = None) -> None:
     args = variant.parse_copy_args(ap, argv)
     if args.dry_run:
         path, res = dry_run(args.bundle, args.out, args.data, args.composite, args.name)
-        print(json.dumps(release.brief(res), indent=1))
-        t = release.thresholds_of(res)
-        for p in release.refusals(res):
+        print(json.dumps(evaluation.brief(res), indent=1))
+        t = evaluation.thresholds_of(res)
+        for p in evaluation.refusals(res):
             print(f"a release would refuse this: {p}")
         print(f"wrote {path} (not signed); its rule: --rule {args.name}={t['confidence']},{t['genuine']},"
               f"{t['counterfeit']},{t['margin']}")
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
                + (f" --composite {args.composite}" if args.composite else ""))
     doc, res = build(args.bundle, args.out, args.key, args.data, args.composite, args.name, args.public, command)
     v = next(x for x in doc["variants"] if x["name"] == args.name)
-    print(json.dumps(release.brief(res), indent=1))
+    print(json.dumps(evaluation.brief(res), indent=1))
     print(f"wrote {args.out}: {doc['brand']} revision {doc['revision']}, variant {v['name']} ({v['file']}, "
           f"sha256 {v['sha256']}), thresholds {v['thresholds']}")
 

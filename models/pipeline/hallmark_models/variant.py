@@ -17,7 +17,7 @@ exports.
    its own fine-tuned variant at that size (a shipped variant continued). The
    parent sha256 and the fine-tune's params and seconds go into the variant's `metrics.variant_of`.
 2. Exports them at `--imgsz` (`export`, opset 12 like the main export) to `model-<imgsz>.onnx`.
-3. Evaluates that file as a release does (`release.evaluate_brand`: the agent's verdict rule, thresholds
+3. Evaluates that file as a release does (`evaluation.evaluate_brand`: the agent's verdict rule, thresholds
    chosen on validation under the same caps), and its mAP50 on the test split (`evaluate`).
 4. Writes to `--out` (new or empty) a copy of the bundle with the variant file, a `variants` entry (its
    own thresholds and metrics), `tradeoff-<name>.png`, a section in report.md, `revision` + 1, signed
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import agent_check, bundle, release
+from . import agent_check, bundle, evaluation
 
 MODELS = Path(__file__).resolve().parents[2]
 DTYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8"}
@@ -382,10 +382,10 @@ def build(bundle_dir: Path, imgsz: int, name: str, data: Path, key_path: Path, o
         exported = export.export(weights, imgsz, tmp / file)
         io = graph_io(exported)
         check_entry_io(io, src, imgsz)
-        res = release.evaluate_brand(src["brand"], data, composite, bundle_dir=bundle_dir, model=exported)
-        release.check_releasable(res, f"{src['brand']} variant {name}", show_figures=True)
+        res = evaluation.evaluate_brand(src["brand"], data, composite, bundle_dir=bundle_dir, model=exported)
+        evaluation.check_releasable(res, f"{src['brand']} variant {name}", show_figures=True)
         ev = evaluate.evaluate(exported, data, "test", src["brand"])
-        metrics = release.metrics_of(res, {"map50": round(ev["map50"], 4), "map50_per_class": ev["map50_per_class"],
+        metrics = evaluation.metrics_of(res, {"map50": round(ev["map50"], 4), "map50_per_class": ev["map50_per_class"],
                                            "training": src["metrics"].get("training")})
         if fine_tuned:
             metrics["variant_of"] = {
@@ -400,9 +400,9 @@ def build(bundle_dir: Path, imgsz: int, name: str, data: Path, key_path: Path, o
             metrics["variant_of"] = {"model_sha256": src["model"]["sha256"], "weights": origin,
                                      "max_abs_diff_vs_model_at_its_size": {k: float(f"{x:.3g}")
                                                                            for k, x in same.items()}}
-        v = entry(name, file, bundle.sha256_file(exported), io, release.thresholds_of(res), metrics)
+        v = entry(name, file, bundle.sha256_file(exported), io, evaluation.thresholds_of(res), metrics)
         picture = tmp / f"tradeoff-{name}.png"
-        release.draw_rule(picture, f"{src['brand']} revision {int(src['revision']) + 1}, variant {name} ({imgsz}x{imgsz})", res)
+        evaluation.draw_rule(picture, f"{src['brand']} revision {int(src['revision']) + 1}, variant {name} ({imgsz}x{imgsz})", res)
         doc = add_variant(bundle_dir, out, exported, v, key, {picture.name: picture}, command)
     bundle.verify(out, pub)
     return doc, res
@@ -442,7 +442,7 @@ def main(argv: list[str] | None = None) -> None:
     doc, res = build(args.bundle, args.imgsz, args.name, args.data, args.key, args.out, args.composite,
                      args.weights, args.public, command, fine_tuned=args.fine_tuned)
     v = next(x for x in doc["variants"] if x["name"] == args.name)
-    print(json.dumps(release.brief(res), indent=1))
+    print(json.dumps(evaluation.brief(res), indent=1))
     print(f"wrote {args.out}: {doc['brand']} revision {doc['revision']}, variant {v['name']} ({v['file']}), "
           f"thresholds {v['thresholds']}")
 
