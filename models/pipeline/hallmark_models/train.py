@@ -147,7 +147,13 @@ def _bind_budget(yolo_train, budget: _Budget) -> None:
 
     class BudgetStopping(yolo_train.EarlyStopping):
         def __call__(self, epoch, fitness):
-            return super().__call__(epoch, fitness) or budget.share_spent() >= 1.0
+            stop = super().__call__(epoch, fitness) or budget.share_spent() >= 1.0
+            spent = budget.share_spent() * budget.seconds / 60
+            per_epoch = spent / (epoch + 1)
+            left = max(0.0, budget.seconds / 60 - spent)
+            print(f"[train] epoch {epoch + 1}: fitness {float(fitness):.3f}; {spent:.1f} of {budget.seconds / 60:.1f} min "
+                  f"spent, {per_epoch:.2f} min an epoch, about {0.0 if stop else left:.1f} min left", flush=True)
+            return stop
 
     yolo_train.lr_scheduler = types.SimpleNamespace(LambdaLR=BudgetLR)
     yolo_train.EarlyStopping = BudgetStopping
