@@ -43,7 +43,7 @@ def kept_variants(prev: dict | None, model_sha: str, thresholds: dict, metrics: 
     own detector in `variant_res` (name -> `evaluate_brand` of its file), or keeps its own."""
     if not (prev and prev["model"]["sha256"] == model_sha and prev.get("variants")):
         return None
-    from .prologue import carried, is_prologue
+    from .variants import carried, is_prologue
 
     def rechosen(v: dict, res: dict) -> dict:
         old = v["metrics"]
@@ -61,7 +61,7 @@ def evaluate_variants(brand_key: str, data: Path, composite: Path | None, doc: d
                       bundle_dir: Path | None = None) -> dict:
     """`evaluate_brand` of each variant file in the bundle (`doc`: its manifest) that is a detector of its
     own (not a prologue of the main model): a release re-chooses its rule too, by the same procedure."""
-    from .prologue import is_prologue
+    from .variants import is_prologue
 
     out = bundle_dir or MODELS / brand_key
     return {v["name"]: evaluate_brand(brand_key, data, composite, bundle_dir=out, model=out / v["file"])
@@ -83,16 +83,14 @@ def variant_sections(brand_key: str, doc: dict, old_report: str, rechosen: froze
     other's as it was."""
     import re
 
-    from .prologue import about, is_prologue
-    from .variant import report_section
+    from .variants import is_prologue, is_turns, report_section, turns_about
+    from .variants import prologue_about as about
 
     def remade(v: dict) -> str:
-        from . import turns
-
         made = re.search(r"Made by `([^`]*)`", _section(old_report, v["name"]))
         return report_section(doc, v, (made.group(1) + "`; rule re-chosen by `" if made else "")
                               + f"python -m hallmark_models.release --brand {brand_key}",
-                              turns.about(doc["model"], v) if turns.is_turns(v) else None)
+                              turns_about(doc["model"], v) if is_turns(v) else None)
 
     parts = [report_section(doc, v, f"python -m hallmark_models.prologue --bundle ../{brand_key} --name {v['name']}",
                             about(doc["model"], v, picture=True))
@@ -120,7 +118,7 @@ def release(brand_key: str, res: dict, key_path: Path, bundle_dir: Path | None =
     doc = bundle.write(out, BRANDS[brand_key], res["model"], imgsz, thresholds, metrics, bundle.load_private(key_path),
                        revision=revision, variants=variants)
     draw_rule(out / "tradeoff.png", f"{brand_key} revision {doc['revision']}", res)
-    from .prologue import is_prologue
+    from .variants import is_prologue
 
     for v in doc.get("variants") or []:
         if is_prologue(v):  # the same scores: the same picture
@@ -178,7 +176,7 @@ def candidate(brand_key: str, weights: Path, data: Path, size: int | None = None
     the training stages with their checkpoints' SHA-256). Needs the training env (torch, yolov5)."""
     from . import evaluate as E
     from . import export as X
-    from .pipeline import training_summary
+    from .train import training_summary
 
     size = size or int(json.loads((MODELS / brand_key / "manifest.json").read_text())["model"]["input"]["width"])
     onnx = weights.with_name(f"{weights.stem}-{size}.onnx")

@@ -29,7 +29,7 @@ from .brands import BRANDS
 def rules(bundle_dir: Path, doc: dict) -> dict[str, tuple[Path, dict]]:
     """name -> (ONNX file, thresholds) for the main model and each variant with a detector of its own
     (`doc`: the bundle's manifest)."""
-    from .prologue import is_prologue
+    from .variants import is_prologue
 
     out = {"main": (bundle_dir / doc["model"]["file"], doc["thresholds"])}
     for v in doc.get("variants") or []:

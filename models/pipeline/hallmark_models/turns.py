@@ -37,9 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import bundle, evaluation, variant
+from . import bundle, evaluation
+from . import variants as variant
 
-TURNS = "the frame and its 90, 180 and 270 degree turns through the main model, boxes turned back, rows concatenated"
+from .variants import TURNS, is_turns  # noqa: F401 (re-exported)
+from .variants import turns_about as about  # noqa: F401
 PARITY_TOL = {"boxes_px": 1e-2, "scores": 1e-4}
 INT64_MAX = np.iinfo(np.int64).max
 
@@ -225,26 +227,6 @@ def dry_run(bundle_dir: Path, out: Path, data: Path, composite: Path | None = No
     if any(diff[k] > tol for k, tol in PARITY_TOL.items()):
         raise ValueError(f"{turns} differs from four turned passes of {main_model} by {diff} (tolerance {PARITY_TOL})")
     return turns, evaluation.evaluate_brand(src["brand"], data, composite, bundle_dir=bundle_dir, model=turns)
-
-
-def is_turns(v: dict) -> bool:
-    """Whether a `variants` entry is a quarter-turns wrapping of the main model."""
-    return bool(((v.get("metrics") or {}).get("variant_of") or {}).get("turns"))
-
-
-def about(main_model: dict, v: dict) -> str:
-    """report.md's paragraph on a quarter-turns variant `v` of the manifest's `main_model`."""
-    d, t = v["metrics"]["variant_of"]["max_abs_diff_vs_turned_passes"], v["thresholds"]
-    return (f"`{v['file']}` (sha256 `{v['sha256'][:16]}…`): the main model (`{main_model['file']}`, sha256 "
-            f"`{main_model['sha256'][:16]}…`) run four times in one graph, on the letterboxed frame and on its "
-            "90°, 180° and 270° turns, each pass's boxes turned back and the rows concatenated, so a pack held "
-            "sideways or upside down is upright in one pass; the agent's NMS and rule take it from there. "
-            f"Against four separate passes of the main model it differs by at most {d['boxes_px']:.3g} px and "
-            f"{d['scores']:.3g} in the scores. Four times the main model's compute. Its rule, chosen on "
-            f"validation under the same caps: item floor {t['confidence']}, genuine {t['genuine']}, "
-            f"counterfeit {t['counterfeit']}, margin {t['margin']}"
-            + ("" if v["metrics"].get("validation", {}).get("caps_met", True)
-               else " — **the caps could not all be met on validation**") + ".")
 
 
 def main(argv: list[str] | None = None) -> None:

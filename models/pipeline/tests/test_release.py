@@ -206,12 +206,12 @@ def test_cached_detections_belong_to_the_images_they_were_made_on(tmp_path):
 def test_stored_rates_print_as_the_release_report_prints_them():
     """A variant's report reads the main model's figures back from the manifest: they must print as
     the release report printed them from the unrounded rate (173 of 179 is 96.6%, not 96.7%)."""
-    from hallmark_models import variant
+    from hallmark_models import variants
 
     for right, items in ((173, 179), (1, 3), (2, 3), (693, 718), (5, 8)):
         rate = right / items
         stored = evaluation.summary({"verdict_accuracy": rate, "table": [[0] * 4, [0] * 4]})["verdict_accuracy"]
-        assert variant._pct(stored) == evaluation.pct(rate), (right, items)
+        assert variants._pct(stored) == evaluation.pct(rate), (right, items)
 
 
 def test_another_input_size_is_only_for_a_new_checkpoint(tmp_path, capsys):
