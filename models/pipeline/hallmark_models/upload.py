@@ -73,6 +73,7 @@ class Product:
     name: str
     gtins: list[str]
     labels: dict[str, str]  # role -> the label name the photos use
+    line: int | None = None  # its [[products]] table in brand.toml
 
 
 @dataclass
@@ -204,7 +205,7 @@ def read_brand(path: Path, problems: list[Problem]) -> BrandSpec | None:
             problems.append(Problem(where, at, f"{pkey}: classes maps genuine and counterfeit to label names, "
                                                f"e.g. {{ genuine = \"Espresso\", counterfeit = \"Espresso (fake)\" }}"))
             labels = {}
-        products.append(Product(pkey, str(p.get("name") or pkey), gtins, {k: str(v) for k, v in labels.items()}))
+        products.append(Product(pkey, str(p.get("name") or pkey), gtins, {k: str(v) for k, v in labels.items()}, at))
     publish = doc.get("publish") if isinstance(doc.get("publish"), dict) else {}
     return BrandSpec(key, name, prefixes, products, publish)
 
@@ -522,19 +523,19 @@ def check(root: Path) -> tuple[Upload, list[Problem]]:
         for p in up.brand.products:
             g, c = counts.get(p.key, 0), counts.get(f"{p.key}-counterfeit", 0)
             if g < MIN_PHOTOS:
-                problems.append(Problem("brand.toml", None, f"product {p.key}: {g} photos of the genuine pack; at "
+                problems.append(Problem("brand.toml", p.line, f"product {p.key}: {g} photos of the genuine pack; at "
                                                             f"least {MIN_PHOTOS} are needed ({WARN_PHOTOS} or more advised)"))
             elif g < WARN_PHOTOS:
-                problems.append(Problem("brand.toml", None, f"product {p.key}: only {g} photos of the genuine pack; "
+                problems.append(Problem("brand.toml", p.line, f"product {p.key}: only {g} photos of the genuine pack; "
                                                             f"{WARN_PHOTOS} or more advised", error=False))
             if 0 < c < MIN_PHOTOS:
-                problems.append(Problem("brand.toml", None, f"product {p.key}: {c} photos of its counterfeit; at least "
+                problems.append(Problem("brand.toml", p.line, f"product {p.key}: {c} photos of its counterfeit; at least "
                                                             f"{MIN_PHOTOS} are needed, or none (genuine only)"))
             elif MIN_PHOTOS <= c < WARN_PHOTOS:
-                problems.append(Problem("brand.toml", None, f"product {p.key}: only {c} photos of its counterfeit; "
+                problems.append(Problem("brand.toml", p.line, f"product {p.key}: only {c} photos of its counterfeit; "
                                                             f"{WARN_PHOTOS} or more advised", error=False))
             elif c == 0:
-                problems.append(Problem("brand.toml", None, f"product {p.key}: no counterfeit photos: its packs will be "
+                problems.append(Problem("brand.toml", p.line, f"product {p.key}: no counterfeit photos: its packs will be "
                                                             "GENUINE or 'scan again', never COUNTERFEIT by sight (barcodes "
                                                             "still catch a foreign or copied code)", error=False))
         for name in up.references:
