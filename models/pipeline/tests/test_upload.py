@@ -30,7 +30,8 @@ gtins = ["{GTIN2}"]
 """
 
 
-def make_upload(root: Path, per_class: int = 12, empty: int = 2, fmt: str = "coco", brand: str = BRAND) -> upload.Upload:
+def make_upload(root: Path, per_class: int = 12, empty: int = 2, fmt: str = "coco", brand: str = BRAND,
+                offset: float = 0.0) -> upload.Upload:
     """A small upload: per_class photos of espresso, of its counterfeit and of decaf (genuine only), and
     `empty` product-free photos, each a distinct random image, written in `fmt`."""
     src = root.parent / f"{root.name}-src"
@@ -42,7 +43,7 @@ def make_upload(root: Path, per_class: int = 12, empty: int = 2, fmt: str = "coc
         w, h = 160 + 8 * (k % 5), 120
         p = src / f"p{k:03d}.jpg"
         Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(p)
-        boxes = [upload.Box(label, 10.0 + k % 7, 12.0, 90.0, 100.0)] if label else []
+        boxes = [upload.Box(label, 10.0 + k % 7 + offset, 12.0 + offset, 90.0 + offset, 100.0 + offset)] if label else []
         photos.append(upload.Photo(p.name, p, boxes, width=w, height=h))
     (src / "brand.toml").write_text(brand)
     up = upload.Upload(src, "coco", None, photos)
