@@ -108,8 +108,9 @@ def content_digest(rows: list[dict]) -> str:
     2 px), whatever the format: the same upload as COCO, YOLO or VOC has one digest."""
     h = hashlib.sha256()
     for r in sorted(rows, key=lambda r: r["sha256"]):
-        # 2 px bins: a coordinate that one format rounds onto a bin's edge only costs a rebuild
-        boxes = sorted((c, *(int(round(v / 2)) for v in b)) for c, *b in r["boxes"])
+        # to 0.1 px first (YOLO's normalised fractions come back a hair off), then 2 px bins: a coordinate
+        # that one format still puts on a bin's other side only costs a rebuild
+        boxes = sorted((c, *(int(round(round(v, 1) / 2)) for v in b)) for c, *b in r["boxes"])
         h.update(json.dumps([r["sha256"], r["split"], boxes]).encode())
     return h.hexdigest()
 
