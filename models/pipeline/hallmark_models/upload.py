@@ -201,9 +201,12 @@ def read_brand(path: Path, problems: list[Problem]) -> BrandSpec | None:
                                                f"(the first, {gtins[0]}): packs carrying another read 'unknown GTIN, "
                                                "scan again'", error=False))
         labels = p.get("classes") or {}
-        if not isinstance(labels, dict) or set(labels) - {"genuine", "counterfeit"}:
+        roles = {"genuine", "counterfeit"}
+        if isinstance(labels, dict) and labels and not set(labels) <= roles and set(map(str, labels.values())) <= roles:
+            labels = {str(v): k for k, v in labels.items()}  # { "Espresso" = "genuine" }: label -> role
+        if not isinstance(labels, dict) or set(labels) - roles:
             problems.append(Problem(where, at, f"{pkey}: classes maps genuine and counterfeit to label names, "
-                                               f"e.g. {{ genuine = \"Espresso\", counterfeit = \"Espresso (fake)\" }}"))
+                                               f"e.g. {{ genuine = \"Espresso\", counterfeit = \"Espresso (fake)\" }} (or label = role)"))
             labels = {}
         products.append(Product(pkey, str(p.get("name") or pkey), gtins, {k: str(v) for k, v in labels.items()}, at))
     publish = doc.get("publish") if isinstance(doc.get("publish"), dict) else {}

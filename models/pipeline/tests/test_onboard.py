@@ -95,3 +95,17 @@ def test_advice_names_the_class_its_errors_and_what_to_add(tmp_path):
     assert "dim light" in lines[0]
     assert not any(line.startswith("espresso:") for line in lines)
     assert lines[-1].startswith("product-free views: 1 of 10")
+
+
+def test_the_inbox_onboards_an_upload_once_it_is_ready_and_marks_a_refused_one_failed(tmp_path):
+    from hallmark_models import bundle, onboard
+
+    inbox = tmp_path / "inbox"
+    (inbox / "waiting").mkdir(parents=True)  # no READY yet: left alone
+    (inbox / "broken").mkdir()
+    (inbox / "broken" / "READY").write_text("")  # no brand.toml, no photos: refused at the check
+    bundle.keygen(tmp_path / "k.pem", tmp_path / "k.pub.pem")
+    onboard.watch(inbox, tmp_path / "out", tmp_path / "k.pem", 5, once=True)
+    assert (inbox / "broken" / "FAILED").read_text().strip() == "exit status 2"
+    assert not (inbox / "waiting" / "FAILED").exists() and not (inbox / "waiting" / "DONE").exists()
+    assert not (tmp_path / "out").exists(), "nothing was trained or written"

@@ -144,6 +144,9 @@ def test_label_names_map_through_brand_toml_classes(tmp_path):
     spec = upload.read_brand(_write(tmp_path / "brand.toml", brand), [])
     assert spec.label_classes()["Espresso (fake)"] == "espresso-counterfeit"
     assert spec.label_classes()["decaf"] == "decaf"
+    inverse = BRAND.replace('gtins = ["' + GTIN + '"]', 'gtins = ["' + GTIN + '"]\nclasses = { "Espresso" = "genuine" }')
+    spec = upload.read_brand(_write(tmp_path / "brand2.toml", inverse), [])
+    assert spec.label_classes()["Espresso"] == "espresso"
 
 
 def _write(p: Path, text: str) -> Path:
