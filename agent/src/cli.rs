@@ -136,6 +136,30 @@ pub enum Command {
         #[command(subcommand)]
         command: FleetCommand,
     },
+    /// What a device was unsure of, for labelling and the brand's next upload.
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCommand {
+    /// Counterfeit and inconclusive verdicts whose evidence pictures are still in STATE/evidence/, as a
+    /// COCO dataset (OUT/annotations.json, OUT/images/) pre-labelled with the model's boxes. Events come
+    /// from STATE/spool.redb (stop the agent first) and from --events files (JSON lines, as `hallmark run`
+    /// prints them or the fleet's store keeps them).
+    Export {
+        /// The agent's state folder (default: agent.state_dir).
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
+        /// Verdict events, JSON lines (repeat for several files).
+        #[arg(long, value_name = "FILE")]
+        events: Vec<PathBuf>,
+        /// Where the dataset is written.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -306,6 +330,27 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Models { command } => models(command, &config),
         Command::Keygen { out } => keygen(&out),
+        Command::Evidence {
+            command:
+                EvidenceCommand::Export {
+                    state,
+                    events,
+                    out,
+                },
+        } => {
+            let state = state.unwrap_or_else(|| config.agent.state_dir.clone());
+            let s = crate::evidence_export::export(&state, &events, &out)?;
+            println!(
+                "{}: {} images ({} raw frames) from {} counterfeit and inconclusive verdicts; {} named a picture no longer there, {} unreadable",
+                out.display(),
+                s.images,
+                s.raw_frames,
+                s.events,
+                s.no_picture,
+                s.unreadable
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Publish {
             bundle,
             key,

@@ -21,6 +21,7 @@ pub mod codes;
 pub mod config;
 pub mod daemon;
 pub mod delivery;
+pub mod evidence_export;
 pub mod detector;
 pub mod fleet;
 pub mod imageio;
