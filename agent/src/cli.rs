@@ -331,12 +331,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Models { command } => models(command, &config),
         Command::Keygen { out } => keygen(&out),
         Command::Evidence {
-            command:
-                EvidenceCommand::Export {
-                    state,
-                    events,
-                    out,
-                },
+            command: EvidenceCommand::Export { state, events, out },
         } => {
             let state = state.unwrap_or_else(|| config.agent.state_dir.clone());
             let s = crate::evidence_export::export(&state, &events, &out)?;

@@ -132,7 +132,11 @@ fn banner_for(w: u32, h: u32, title: &str, reason: &str) -> u32 {
 /// `h + banner_for(h) == total` (the banner's size depends on the frame's), else the colour scan.
 pub fn banner_of(img: &RgbImage, verdict: &str, confidence: f64, reason: &str) -> u32 {
     let (w, total) = img.dimensions();
-    let title = format!("{}  {:.2}", verdict.replace('_', " ").to_uppercase(), confidence);
+    let title = format!(
+        "{}  {:.2}",
+        verdict.replace('_', " ").to_uppercase(),
+        confidence
+    );
     let fits: Vec<u32> = (total.saturating_sub(400)..total)
         .filter(|&h| h + banner_for(w, h, &title, reason) == total)
         .collect();
@@ -198,7 +202,12 @@ fn boxed(v: &Value) -> Option<[f64; 4]> {
     if a.len() != 4 {
         return None;
     }
-    Some([a[0].as_f64()?, a[1].as_f64()?, a[2].as_f64()?, a[3].as_f64()?])
+    Some([
+        a[0].as_f64()?,
+        a[1].as_f64()?,
+        a[2].as_f64()?,
+        a[3].as_f64()?,
+    ])
 }
 
 /// The class an item is pre-labelled with: its best detection overlapping the item's box (IoU >= 0.5),
@@ -218,11 +227,12 @@ pub fn pre_label(event: &Value) -> Option<(String, [f64; 4])> {
         if iou(&b, &item) < 0.5 {
             continue;
         }
-        let key = (want_counterfeit && d["role"] == "counterfeit", conf, class.to_string());
-        if best
-            .as_ref()
-            .is_none_or(|k| (key.0, key.1) > (k.0, k.1))
-        {
+        let key = (
+            want_counterfeit && d["role"] == "counterfeit",
+            conf,
+            class.to_string(),
+        );
+        if best.as_ref().is_none_or(|k| (key.0, key.1) > (k.0, k.1)) {
             best = Some(key);
         }
     }
@@ -359,7 +369,8 @@ pub fn export(state: &Path, event_files: &[PathBuf], out: &Path) -> Result<Summa
                 "score": it["confidence"], "attributes": {"verdict": it["verdict"], "pre_label": true},
             }));
         }
-        coco_images.push(json!({"id": id, "file_name": name, "width": w, "height": h, "hallmark": items}));
+        coco_images
+            .push(json!({"id": id, "file_name": name, "width": w, "height": h, "hallmark": items}));
     }
     summary.images = coco_images.len();
     let categories: Vec<Value> = classes
@@ -409,7 +420,9 @@ mod tests {
 
     #[test]
     fn only_verdict_events_are_read() {
-        let (events, skipped) = events_of("{\"schema\": \"hallmark.verdict/1\", \"id\": \"a\"}\nnot json\n{\"x\": 1}\n\n");
+        let (events, skipped) = events_of(
+            "{\"schema\": \"hallmark.verdict/1\", \"id\": \"a\"}\nnot json\n{\"x\": 1}\n\n",
+        );
         assert_eq!((events.len(), skipped), (1, 2));
     }
 }
