@@ -194,6 +194,11 @@ def advice(classes: list[dict], counts: dict[str, dict[str, int]], val_table: di
         n = sum(row.values())
         bad = row.get("genuine, other product", 0) + row.get("missed", 0) + (
             row.get("counterfeit", 0) + row.get("inconclusive", 0) if c["role"] == "genuine" else row.get("genuine", 0))
+        # A counterfeit pack left 'scan again' is safe, but a counterfeit class never called COUNTERFEIT is
+        # what refuses a rule ("the caps left it nothing to accuse with"): that must be said too.
+        never_accused = c["role"] == "counterfeit" and n > 0 and not row.get("counterfeit")
+        if never_accused:
+            bad += row.get("inconclusive", 0)
         k = counts.get(name, {})
         photos = sum(k.values())
         if not bad and photos >= 30:
@@ -205,6 +210,8 @@ def advice(classes: list[dict], counts: dict[str, dict[str, int]], val_table: di
             what.append(f"{row['genuine']} called genuine")
         if c["role"] == "genuine" and row.get("inconclusive"):
             what.append(f"{row['inconclusive']} left 'scan again'")
+        if never_accused and row.get("inconclusive"):
+            what.append(f"{row['inconclusive']} left 'scan again', none called counterfeit")
         if row.get("genuine, other product"):
             what.append(f"{row['genuine, other product']} taken for another product")
         if row.get("missed"):
@@ -212,6 +219,9 @@ def advice(classes: list[dict], counts: dict[str, dict[str, int]], val_table: di
         hints = []
         if photos < 30:
             hints.append(f"add photos (30 or more; it has {photos})")
+        if never_accused:
+            hints.append("train longer (a bigger --budget-min, or a GPU) so the model tells it apart with "
+                         "confidence; more photos of it help the same way")
         if wrong.get(name) and train.get(name):
             w = np.array([_looks(p, b) for p, b in wrong[name][:20]])
             t = np.array([_looks(p, b) for p, b in train[name][:60]])

@@ -97,6 +97,20 @@ def test_advice_names_the_class_its_errors_and_what_to_add(tmp_path):
     assert lines[-1].startswith("product-free views: 1 of 10")
 
 
+def test_advice_names_a_counterfeit_class_the_rule_never_accuses():
+    table = {c["name"]: dict.fromkeys(brand_report.COLUMNS, 0) for c in CLASSES}
+    table["espresso-counterfeit"].update(inconclusive=9)
+    table["espresso"].update(genuine=9)
+    table["decaf"].update(genuine=9)
+    counts = {c["name"]: {"train": 27, "val": 9, "test": 9} for c in CLASSES}
+    lines = brand_report.advice(CLASSES, counts, table, {}, {}, {"frames": 0})
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("espresso-counterfeit: 45 photos (27 train, 9 val, 9 test); on validation 9 packs")
+    assert "9 left 'scan again', none called counterfeit" in lines[0] and "train longer" in lines[0]
+    table["espresso-counterfeit"].update(inconclusive=5, counterfeit=4)  # some accused: 'scan again' is safe
+    assert brand_report.advice(CLASSES, counts, table, {}, {}, {"frames": 0}) == []
+
+
 def test_the_inbox_onboards_an_upload_once_it_is_ready_and_marks_a_refused_one_failed(tmp_path):
     from hallmark_models import bundle, onboard
 
