@@ -27,6 +27,7 @@ pub mod config;
 pub mod daemon;
 pub mod delivery;
 pub mod detector;
+pub mod evidence_export;
 pub mod fleet;
 pub mod imageio;
 pub mod logging;

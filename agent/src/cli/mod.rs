@@ -4,6 +4,7 @@
 //! nothing. Errors leave here as `anyhow` with context; `main` prints them with [`one_line`].
 
 mod bench;
+mod evidence;
 mod fleet;
 mod keygen;
 mod models;
@@ -20,6 +21,7 @@ use crate::config::{Config, LogFormat, Operator};
 use crate::logging;
 
 pub use bench::BenchArgs;
+pub use evidence::EvidenceCommand;
 pub use fleet::FleetCommand;
 pub use keygen::KeygenArgs;
 pub use models::ModelsCommand;
@@ -83,6 +85,11 @@ pub enum Command {
         #[command(subcommand)]
         command: FleetCommand,
     },
+    /// What a device was unsure of, for labelling and the brand's next upload.
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
+    },
 }
 
 /// Runs a parsed command line.
@@ -109,6 +116,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scan(args) => scan::run(args, &command_config(cli.global)?),
         Command::Bench(args) => bench::run(args, command_config(cli.global)?),
         Command::Models { command } => models::run(command, &command_config(cli.global)?),
+        Command::Evidence { command } => {
+            logging::init(LogFormat::Text, logging::COMMAND_FILTER);
+            let global = cli.global;
+            evidence::run(command, || {
+                Ok(Config::load_env(global.config.as_deref())?.agent.state_dir)
+            })
+        }
     }
 }
 

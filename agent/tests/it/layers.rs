@@ -19,8 +19,8 @@ const LAYERS: &[&[&str]] = &[
     &["pipeline", "service", "delivery"],
     // The configuration, resolved into each layer's settings.
     &["config"],
-    // The commands' work: the daemon, scan, bench, the fleet tools.
-    &["daemon", "scan", "bench", "fleet"],
+    // The commands' work: the daemon, scan, bench, the fleet tools, the evidence export.
+    &["daemon", "scan", "bench", "fleet", "evidence_export"],
     // The daemon's benchmark.
     &["bench_daemon"],
     // The command line.

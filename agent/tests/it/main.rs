@@ -7,6 +7,7 @@ mod brands;
 mod cli;
 mod delivery;
 mod deploy;
+mod evidence_export;
 mod faults;
 mod fleet_updates;
 mod hostile_bytes;

@@ -4,7 +4,7 @@ yolov5 keeps the epoch with the best fitness (0.1 mAP50 + 0.9 mAP50-95) on one v
 not what a store gets: Aurora's 224 fine-tunes swing from epoch to epoch on real photos, and the epoch
 with the best fitness on them was not the one with the best verdicts (README, "Aurora's `fast-224`
 continued"). With `--set save_period=1` a training run keeps every epoch; this scores each one as a
-release would (`release.validation_sets` + `choose_on_validation`: the rule chosen under the caps on the
+release would (`evaluation.validation_sets` + `choose_on_validation`: the rule chosen under the caps on the
 validation sets, never a test set) and keeps the best:
 
     PYTHONPATH=. ../.venv-train/bin/python -m hallmark_models.pick --brand aurora --run $W/finetune17-224 \\
@@ -25,10 +25,10 @@ import re
 import tempfile
 from pathlib import Path
 
-from . import bundle, release
+from . import bundle, evaluation
 from .brands import BRANDS
 
-BY = "validation accuracy of the agent's rule, chosen under the caps (release.choose_on_validation)"
+BY = "validation accuracy of the agent's rule, chosen under the caps (evaluation.choose_on_validation)"
 
 
 def epoch_checkpoints(run: Path) -> list[tuple[int, Path]]:
@@ -74,10 +74,10 @@ def score_epoch(brand_key: str, weights: Path, imgsz: int, data: Path, composite
     from .detect import Detector
 
     onnx = export.export(weights, imgsz, tmp / f"{weights.stem}-{imgsz}.onnx")
-    sets = release.validation_sets(Detector(onnx), bundle.sha256_file(onnx), data, composite, cache=tmp / "detections")
-    choice, _ = release.choose_on_validation(sets, BRANDS[brand_key].classes())
+    sets = evaluation.validation_sets(Detector(onnx), bundle.sha256_file(onnx), data, composite, cache=tmp / "detections")
+    choice, _ = evaluation.choose_on_validation(sets, BRANDS[brand_key].classes())
     s = choice["score"]
-    refusals = release.refusals({"choice": choice, "val": s})
+    refusals = evaluation.refusals({"choice": choice, "val": s})
     return {"verdict_accuracy": s["verdict_accuracy"], "right": s["right"],
             "items": s["genuine_items"] + s["counterfeit_items"],
             "phantom_items": s["phantom_items"], "missed": s["missed"],
@@ -111,7 +111,7 @@ def scored_rows(brand_key: str, run: Path, imgsz: int, data: Path, composite: Pa
                    "checkpoint_sha256": sha, "imgsz": imgsz}
             kept.write_text(json.dumps(row, indent=2))
         rows.append(row)
-        print(f"epoch {epoch}: validation {release.pct(row['verdict_accuracy'])} ({row['right']} of "
+        print(f"epoch {epoch}: validation {evaluation.pct(row['verdict_accuracy'])} ({row['right']} of "
               f"{row['items']}), missed {row['missed']}, items on no pack {row['phantom_items']}, rule "
               f"{row['thresholds'][:3]}{' REFUSED: ' + '; '.join(row['refusals']) if row['refusals'] else ''}",
               flush=True)
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     except RunNotFinished as e:
         print(e)
         return
-    print(f"picked epoch {best['epoch']} ({release.pct(best['verdict_accuracy'])} on validation): {picked}")
+    print(f"picked epoch {best['epoch']} ({evaluation.pct(best['verdict_accuracy'])} on validation): {picked}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 from . import generate, train
+from .train import training_summary
 from .brands import BRANDS
 
 ROOT = Path(__file__).resolve().parents[3]  # the repository
@@ -81,50 +82,6 @@ def run(brand_key: str, epochs: int, imgsz: int, compare: list[int], reuse: bool
     generate.copy_samples(data, samples, 6)
     print(json.dumps(doc["metrics"], indent=2))
     return doc["metrics"]
-
-
-def _stage(t: dict) -> dict:
-    out = {"cfg": Path(t["params"]["cfg"]).stem, "epochs": t.get("epochs_run", t["params"]["epochs"]),
-           "optimizer": t["params"].get("optimizer", "SGD"),
-           "device": "cpu" if t.get("device", "cpu") == "cpu" else "cuda", "minutes": round(t["seconds"] / 60, 1)}
-    if t.get("sha256"):
-        out["sha256"] = t["sha256"]
-    if t.get("recovered_from_onnx"):
-        out["recovered_from_onnx_sha256"] = t["recovered_from_onnx"]["sha256"]
-    if t.get("batchnorm_calibration"):  # recovered with BatchNorm set to the data's statistics
-        out["batchnorm_calibrated_on_images"] = t["batchnorm_calibration"]["images"]
-    if t.get("picked"):  # an epoch chosen by `pick`, not the run's last or fittest
-        out["picked_epoch"] = t["picked"]["epoch"]
-        out["epochs_trained"] = len(t["picked"]["epochs"])
-    return out
-
-
-def training_summary(weights: Path, epochs: int) -> dict:
-    """What trained the checkpoint, from `train`'s training.json beside it: the last stage, the SHA-256
-    of the checkpoint it continued from, and the earlier stages as far as their records reach."""
-    path = Path(weights).parent / "training.json"
-    if not path.exists():
-        return {"epochs": epochs}
-    t = json.loads(path.read_text())
-    out = _stage(t)
-    parent = t.get("continued_from")
-    if isinstance(parent, dict):  # a fine-tuning stage: say so rather than pass it off as the whole run
-        out["continued_from"] = parent["file"]
-        out["continued_from_sha256"] = parent["sha256"]
-        earlier = []
-        while isinstance(parent, dict) and "training" in parent:
-            rec = parent["training"]
-            stage = _stage(rec)
-            nxt = rec.get("continued_from")
-            if isinstance(nxt, dict):
-                stage["continued_from"], stage["continued_from_sha256"] = nxt["file"], nxt["sha256"]
-            earlier.append(stage)
-            parent = nxt
-        if earlier:
-            out["earlier_stages"] = earlier
-    elif t["params"].get("weights"):  # a record written before checkpoints were hashed
-        out["continued_from"] = Path(t["params"]["weights"]).name
-    return out
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,38 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import bundle, variant
+from . import bundle, variants as variant
 
-PROLOGUE = "uint8 NHWC -> Cast -> Div 255 -> Transpose"
+from .variants import NOT_CARRIED, PROLOGUE, carried, is_prologue  # noqa: F401 (re-exported)
+from .variants import prologue_about as about  # noqa: F401
+
 PARITY_TOL = {"boxes_px": 1e-3, "scores": 1e-4}
-# Figures that were measured on the main model's file itself, not on its outputs: not carried over.
-NOT_CARRIED = ("inference_ms_median_ort_2_threads",)
-
-
-def is_prologue(v: dict) -> bool:
-    """Whether a `variants` entry is the main model behind a prologue (the same detector, same scores)."""
-    return bool(((v.get("metrics") or {}).get("variant_of") or {}).get("prologue"))
-
-
-def carried(main_metrics: dict, variant_of: dict) -> dict:
-    """A prologue variant's metrics: the main model's, less what was measured on its file, plus `variant_of`."""
-    return {k: x for k, x in main_metrics.items() if k not in NOT_CARRIED} | {"variant_of": variant_of}
-
-
-def about(main_model: dict, v: dict, picture: bool) -> str:
-    """report.md's paragraph on a prologue variant `v` of the manifest's `main_model`."""
-    d = v["metrics"]["variant_of"]["max_abs_diff_vs_model"]
-    inp, t = v["input"], v["thresholds"]
-    return (f"`{v['file']}`: the main model (`{main_model['file']}`, sha256 `{main_model['sha256'][:16]}…`) "
-            f"with a uint8 NHWC prologue ({v['precision']}, sha256 `{v['sha256'][:16]}…`): input "
-            f"`{inp['name']}` uint8 [1,{inp['height']},{inp['width']},3], the letterboxed RGB frame as bytes; "
-            "Cast → Div 255 → Transpose inside the graph, then the main model's graph unchanged. Same "
-            "detector, same scores: on 4 random frames (ONNX Runtime, CPU) the largest difference from the "
-            f"main model's outputs is {d['boxes_px']:.3g} px in the boxes and {d['scores']:.3g} in the "
-            "scores" + (" (bit-identical)" if not any(d.values()) else "") + ". So it carries the main "
-            f"model's thresholds (item floor {t['confidence']}, genuine {t['genuine']}, counterfeit {t['counterfeit']}, margin {t['margin']}) "
-            "and figures" + (", and its trade-off picture is a copy of `tradeoff.png`" if picture else "")
-            + "; its inference time was not measured.")
 
 
 def add_prologue(src_onnx: Path, dst_onnx: Path, input_name: str = "images_u8") -> None:

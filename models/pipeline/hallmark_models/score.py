@@ -21,7 +21,7 @@ import argparse
 import json
 from pathlib import Path
 
-from . import bundle, release
+from . import bundle, evaluation
 from . import verdicts as V
 from .brands import BRANDS
 
@@ -29,7 +29,7 @@ from .brands import BRANDS
 def rules(bundle_dir: Path, doc: dict) -> dict[str, tuple[Path, dict]]:
     """name -> (ONNX file, thresholds) for the main model and each variant with a detector of its own
     (`doc`: the bundle's manifest)."""
-    from .prologue import is_prologue
+    from .variants import is_prologue
 
     out = {"main": (bundle_dir / doc["model"]["file"], doc["thresholds"])}
     for v in doc.get("variants") or []:
@@ -47,7 +47,7 @@ def parse_rule(text: str) -> tuple[str, dict]:
     c, g, cf, m = map(float, parts)
     if not (0 < c < cf <= 1 and 0 < g <= 1 and m >= 0):
         raise ValueError(f"--rule {text!r}: needs 0 < confidence < counterfeit <= 1, 0 < genuine <= 1, margin >= 0")
-    return name, {"confidence": c, "iou": release.IOU, "genuine": g, "counterfeit": cf, "margin": m}
+    return name, {"confidence": c, "iou": evaluation.IOU, "genuine": g, "counterfeit": cf, "margin": m}
 
 
 def score(bundle_dir: Path, set_dir: Path, split: str = "test", rule: dict[str, dict] | None = None,
@@ -61,8 +61,8 @@ def score(bundle_dir: Path, set_dir: Path, split: str = "test", rule: dict[str, 
 
     doc = json.loads((bundle_dir / "manifest.json").read_text())
     classes = BRANDS[doc["brand"]].classes()
-    entries = release.split_entries(set_dir, split)
-    angles = release.pack_angles(set_dir, split)
+    entries = evaluation.split_entries(set_dir, split)
+    angles = evaluation.pack_angles(set_dir, split)
     rule, models = dict(rule or {}), dict(models or {})
     shipped = rules(bundle_dir, doc)
     for name, model in models.items():
@@ -77,21 +77,21 @@ def score(bundle_dir: Path, set_dir: Path, split: str = "test", rule: dict[str, 
     out = {}
     for name, (model, t) in shipped.items():
         t = rule.get(name, t)
-        frames = release.detect_set(Detector(model), bundle.sha256_file(model), set_dir / "detections",
+        frames = evaluation.detect_set(Detector(model), bundle.sha256_file(model), set_dir / "detections",
                                     f"score-{split}", entries)
-        floor = max(release.CONFIDENCE, float(t["confidence"]))
-        s = V.score(release.table(frames, classes, floor), t["genuine"], t["counterfeit"], t["margin"])
-        out[name] = {"thresholds": t, **release.summary(s), "product_free_frames": V.product_free(s),
-                     "by_draw": release.by_draw(frames, classes, t["genuine"], t["counterfeit"], t["margin"], floor),
-                     "by_angle": release.by_angle(frames, angles, classes, t["genuine"], t["counterfeit"], t["margin"],
+        floor = max(evaluation.CONFIDENCE, float(t["confidence"]))
+        s = V.score(evaluation.table(frames, classes, floor), t["genuine"], t["counterfeit"], t["margin"])
+        out[name] = {"thresholds": t, **evaluation.summary(s), "product_free_frames": V.product_free(s),
+                     "by_draw": evaluation.by_draw(frames, classes, t["genuine"], t["counterfeit"], t["margin"], floor),
+                     "by_angle": evaluation.by_angle(frames, angles, classes, t["genuine"], t["counterfeit"], t["margin"],
                                                   floor)}
     return out
 
 
 def line(name: str, s: dict) -> str:
-    pct = release.pct
+    pct = evaluation.pct
     free = s["product_free_frames"]
-    photos = (f"; product-free frames with a counterfeit / genuine / any item {release.product_free_text(free)}"
+    photos = (f"; product-free frames with a counterfeit / genuine / any item {evaluation.product_free_text(free)}"
               if free["frames"] else "")
     return (f"{name}: {pct(s['verdict_accuracy'])} of {s['items']} packs right; genuine → counterfeit "
             f"{pct(s['genuine_called_counterfeit'])}, counterfeit → genuine {pct(s['counterfeit_called_genuine'])}; "
@@ -131,13 +131,13 @@ def main(argv: list[str] | None = None) -> None:
     for name, s in res.items():
         print(line(name, s))
         for d in s["by_draw"]:
-            print(f"  draw {d['draw']}: {release.pct(d['verdict_accuracy'])} of {d['items']}, counterfeit → genuine "
-                  f"{release.pct(d['counterfeit_called_genuine'])}")
+            print(f"  draw {d['draw']}: {evaluation.pct(d['verdict_accuracy'])} of {d['items']}, counterfeit → genuine "
+                  f"{evaluation.pct(d['counterfeit_called_genuine'])}")
         for key, what in (("off_axis", "degrees off the nearest quarter turn"), ("quarter_turn", "nearest quarter turn")):
             bins = (s["by_angle"] or {}).get(key) or {}
             if bins:
                 print(f"  by {what}: " + "; ".join(
-                    f"{b} {release.pct(x['verdict_accuracy'])} of {x['items']} ({x['missed']} missed)"
+                    f"{b} {evaluation.pct(x['verdict_accuracy'])} of {x['items']} ({x['missed']} missed)"
                     for b, x in bins.items() if x["items"]))
 
 

@@ -147,7 +147,13 @@ def _bind_budget(yolo_train, budget: _Budget) -> None:
 
     class BudgetStopping(yolo_train.EarlyStopping):
         def __call__(self, epoch, fitness):
-            return super().__call__(epoch, fitness) or budget.share_spent() >= 1.0
+            stop = super().__call__(epoch, fitness) or budget.share_spent() >= 1.0
+            spent = budget.share_spent() * budget.seconds / 60
+            per_epoch = spent / (epoch + 1)
+            left = max(0.0, budget.seconds / 60 - spent)
+            print(f"[train] epoch {epoch + 1}: fitness {float(fitness):.3f}; {spent:.1f} of {budget.seconds / 60:.1f} min "
+                  f"spent, {per_epoch:.2f} min an epoch, about {0.0 if stop else left:.1f} min left", flush=True)
+            return stop
 
     yolo_train.lr_scheduler = types.SimpleNamespace(LambdaLR=BudgetLR)
     yolo_train.EarlyStopping = BudgetStopping
@@ -202,6 +208,50 @@ def train(data_dir: Path, model_dir: Path, params: dict) -> Path:
     summary = stage_record(params, model_dir / "best.pt", device, epochs_run, time.time() - started, data["names"])
     (model_dir / "training.json").write_text(json.dumps(summary, indent=2))
     return model_dir / "best.pt"
+
+
+def _stage(t: dict) -> dict:
+    out = {"cfg": Path(t["params"]["cfg"]).stem, "epochs": t.get("epochs_run", t["params"]["epochs"]),
+           "optimizer": t["params"].get("optimizer", "SGD"),
+           "device": "cpu" if t.get("device", "cpu") == "cpu" else "cuda", "minutes": round(t["seconds"] / 60, 1)}
+    if t.get("sha256"):
+        out["sha256"] = t["sha256"]
+    if t.get("recovered_from_onnx"):
+        out["recovered_from_onnx_sha256"] = t["recovered_from_onnx"]["sha256"]
+    if t.get("batchnorm_calibration"):  # recovered with BatchNorm set to the data's statistics
+        out["batchnorm_calibrated_on_images"] = t["batchnorm_calibration"]["images"]
+    if t.get("picked"):  # an epoch chosen by `pick`, not the run's last or fittest
+        out["picked_epoch"] = t["picked"]["epoch"]
+        out["epochs_trained"] = len(t["picked"]["epochs"])
+    return out
+
+
+def training_summary(weights: Path, epochs: int) -> dict:
+    """What trained the checkpoint, from `train`'s training.json beside it: the last stage, the SHA-256
+    of the checkpoint it continued from, and the earlier stages as far as their records reach."""
+    path = Path(weights).parent / "training.json"
+    if not path.exists():
+        return {"epochs": epochs}
+    t = json.loads(path.read_text())
+    out = _stage(t)
+    parent = t.get("continued_from")
+    if isinstance(parent, dict):  # a fine-tuning stage: say so rather than pass it off as the whole run
+        out["continued_from"] = parent["file"]
+        out["continued_from_sha256"] = parent["sha256"]
+        earlier = []
+        while isinstance(parent, dict) and "training" in parent:
+            rec = parent["training"]
+            stage = _stage(rec)
+            nxt = rec.get("continued_from")
+            if isinstance(nxt, dict):
+                stage["continued_from"], stage["continued_from_sha256"] = nxt["file"], nxt["sha256"]
+            earlier.append(stage)
+            parent = nxt
+        if earlier:
+            out["earlier_stages"] = earlier
+    elif t["params"].get("weights"):  # a record written before checkpoints were hashed
+        out["continued_from"] = Path(t["params"]["weights"]).name
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,7 +20,7 @@ the item's best genuine and counterfeit scores as always.
    output's name. The agent reads it like any YOLOv5 output: nothing in the agent knows about turns.
 2. `parity`: on random frames the graph must equal the main model run on the four turned frames
    (numpy's `rot90`) with the same boxes turned back (`PARITY_TOL`).
-3. Evaluates the file as a release does (`release.evaluate_brand`: the agent's rule, item floor and
+3. Evaluates the file as a release does (`evaluation.evaluate_brand`: the agent's rule, item floor and
    thresholds chosen on validation under the caps) and writes to `--out` (new or empty) a copy of the
    bundle with `model-<name>.onnx`, its `variants` entry, `tradeoff-<name>.png`, a report.md section,
    `revision` + 1, signed with `--key` (`variant.add_variant`, which also has the agent verify it).
@@ -37,9 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import bundle, release, variant
+from . import bundle, evaluation
+from . import variants as variant
 
-TURNS = "the frame and its 90, 180 and 270 degree turns through the main model, boxes turned back, rows concatenated"
+from .variants import TURNS, is_turns  # noqa: F401 (re-exported)
+from .variants import turns_about as about  # noqa: F401
 PARITY_TOL = {"boxes_px": 1e-2, "scores": 1e-4}
 INT64_MAX = np.iinfo(np.int64).max
 
@@ -197,15 +199,15 @@ def build(bundle_dir: Path, out: Path, key_path: Path, data: Path, composite: Pa
         diff = parity(main_model, turns)
         if any(diff[k] > tol for k, tol in PARITY_TOL.items()):
             raise ValueError(f"{turns} differs from four turned passes of {main_model} by {diff} (tolerance {PARITY_TOL})")
-        res = release.evaluate_brand(src["brand"], data, composite, bundle_dir=bundle_dir, model=turns)
-        release.check_releasable(res, f"{src['brand']} variant {name}", show_figures=True)
-        metrics = release.metrics_of(res, {"map50": None, "map50_per_class": None,
+        res = evaluation.evaluate_brand(src["brand"], data, composite, bundle_dir=bundle_dir, model=turns)
+        evaluation.check_releasable(res, f"{src['brand']} variant {name}", show_figures=True)
+        metrics = evaluation.metrics_of(res, {"map50": None, "map50_per_class": None,
                                            "training": src["metrics"].get("training")})
         metrics["variant_of"] = {"model_sha256": src["model"]["sha256"], "turns": TURNS, "passes": 4,
                                  "max_abs_diff_vs_turned_passes": {k: float(f"{x:.3g}") for k, x in diff.items()}}
-        v = variant.entry(name, file, bundle.sha256_file(turns), io, release.thresholds_of(res), metrics)
+        v = variant.entry(name, file, bundle.sha256_file(turns), io, evaluation.thresholds_of(res), metrics)
         picture = tmp / f"tradeoff-{name}.png"
-        release.draw_rule(picture, f"{src['brand']} revision {int(src['revision']) + 1}, variant {name} (four quarter turns)", res)
+        evaluation.draw_rule(picture, f"{src['brand']} revision {int(src['revision']) + 1}, variant {name} (four quarter turns)", res)
         doc = variant.add_variant(bundle_dir, out, turns, v, key, {picture.name: picture}, command,
                                   about=about(src["model"], v))
     bundle.verify(out, pub)
@@ -224,27 +226,7 @@ def dry_run(bundle_dir: Path, out: Path, data: Path, composite: Path | None = No
     diff = parity(main_model, turns)
     if any(diff[k] > tol for k, tol in PARITY_TOL.items()):
         raise ValueError(f"{turns} differs from four turned passes of {main_model} by {diff} (tolerance {PARITY_TOL})")
-    return turns, release.evaluate_brand(src["brand"], data, composite, bundle_dir=bundle_dir, model=turns)
-
-
-def is_turns(v: dict) -> bool:
-    """Whether a `variants` entry is a quarter-turns wrapping of the main model."""
-    return bool(((v.get("metrics") or {}).get("variant_of") or {}).get("turns"))
-
-
-def about(main_model: dict, v: dict) -> str:
-    """report.md's paragraph on a quarter-turns variant `v` of the manifest's `main_model`."""
-    d, t = v["metrics"]["variant_of"]["max_abs_diff_vs_turned_passes"], v["thresholds"]
-    return (f"`{v['file']}` (sha256 `{v['sha256'][:16]}…`): the main model (`{main_model['file']}`, sha256 "
-            f"`{main_model['sha256'][:16]}…`) run four times in one graph, on the letterboxed frame and on its "
-            "90°, 180° and 270° turns, each pass's boxes turned back and the rows concatenated, so a pack held "
-            "sideways or upside down is upright in one pass; the agent's NMS and rule take it from there. "
-            f"Against four separate passes of the main model it differs by at most {d['boxes_px']:.3g} px and "
-            f"{d['scores']:.3g} in the scores. Four times the main model's compute. Its rule, chosen on "
-            f"validation under the same caps: item floor {t['confidence']}, genuine {t['genuine']}, "
-            f"counterfeit {t['counterfeit']}, margin {t['margin']}"
-            + ("" if v["metrics"].get("validation", {}).get("caps_met", True)
-               else " — **the caps could not all be met on validation**") + ".")
+    return turns, evaluation.evaluate_brand(src["brand"], data, composite, bundle_dir=bundle_dir, model=turns)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -259,9 +241,9 @@ def main(argv: list[str] | None = None) -> None:
     args = variant.parse_copy_args(ap, argv)
     if args.dry_run:
         path, res = dry_run(args.bundle, args.out, args.data, args.composite, args.name)
-        print(json.dumps(release.brief(res), indent=1))
-        t = release.thresholds_of(res)
-        for p in release.refusals(res):
+        print(json.dumps(evaluation.brief(res), indent=1))
+        t = evaluation.thresholds_of(res)
+        for p in evaluation.refusals(res):
             print(f"a release would refuse this: {p}")
         print(f"wrote {path} (not signed); its rule: --rule {args.name}={t['confidence']},{t['genuine']},"
               f"{t['counterfeit']},{t['margin']}")
@@ -270,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
                + (f" --composite {args.composite}" if args.composite else ""))
     doc, res = build(args.bundle, args.out, args.key, args.data, args.composite, args.name, args.public, command)
     v = next(x for x in doc["variants"] if x["name"] == args.name)
-    print(json.dumps(release.brief(res), indent=1))
+    print(json.dumps(evaluation.brief(res), indent=1))
     print(f"wrote {args.out}: {doc['brand']} revision {doc['revision']}, variant {v['name']} ({v['file']}, "
           f"sha256 {v['sha256']}), thresholds {v['thresholds']}")
 

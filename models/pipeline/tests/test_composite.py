@@ -77,7 +77,7 @@ def test_write_lays_out_a_split_with_product_free_photos(tmp_path, monkeypatch):
 def test_a_validation_split_sits_beside_the_test_split_and_is_read_as_one(tmp_path, monkeypatch):
     # The validation composite (for choosing between candidate models) shares the folder with the test
     # one; the release's split reader finds each by name.
-    from hallmark_models import release
+    from hallmark_models import evaluation
 
     monkeypatch.setattr(composite, "class_names", lambda brand: ["earl-grey", "earl-grey-counterfeit"])
     bg = tmp_path / "bg.jpg"
@@ -85,7 +85,7 @@ def test_a_validation_split_sits_beside_the_test_split_and_is_read_as_one(tmp_pa
     test = composite.write("northwind", tmp_path / "c", [bg], per_photo=2, seed=1)
     val = composite.write("northwind", tmp_path / "c", [bg], per_photo=3, seed=2, split="val")
     assert (tmp_path / "c" / "test.jsonl").exists() and (tmp_path / "c" / "val.jsonl").exists()
-    got = {s: release.split_entries(tmp_path / "c", s) for s in ("test", "val")}
+    got = {s: evaluation.split_entries(tmp_path / "c", s) for s in ("test", "val")}
     assert [e[0] for e in got["test"]] == [r["image"] for r in test]
     assert [e[0] for e in got["val"]] == [r["image"] for r in val]
     assert all(e[2].exists() and e[2].parent.name == "val" for e in got["val"])

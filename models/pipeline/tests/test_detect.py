@@ -45,7 +45,7 @@ def test_nms_is_per_class_and_keeps_overlap_at_the_threshold():
 def test_shipped_model_finds_the_labelled_pack_of_a_sample():
     pytest.importorskip("onnxruntime")
     from hallmark_models import verdicts as V
-    from hallmark_models.release import yolo_labels
+    from hallmark_models.evaluation import yolo_labels
 
     image = MODELS / "samples" / "northwind" / "northwind-test-0000.jpg"
     rgb = detect.load_rgb(image)

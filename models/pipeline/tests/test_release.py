@@ -5,21 +5,21 @@ import json
 import pytest
 from PIL import Image
 
-from hallmark_models import release
+from hallmark_models import evaluation, release
 
 
 def test_yolo_labels_to_pixels(tmp_path):
     p = tmp_path / "a.txt"
     p.write_text("3 0.5 0.25 0.2 0.1\n")
-    assert release.yolo_labels(p, 200, 100).tolist() == [[3, 80, 20, 120, 30]]
-    assert release.yolo_labels(tmp_path / "none.txt", 10, 10).shape == (0, 5)
+    assert evaluation.yolo_labels(p, 200, 100).tolist() == [[3, 80, 20, 120, 30]]
+    assert evaluation.yolo_labels(tmp_path / "none.txt", 10, 10).shape == (0, 5)
 
 
 def test_tradeoff_picture_is_drawn(tmp_path):
     xs = [0.3, 0.5, 0.7, 0.9]
     curves = {"accuracy (val)": [(x, 0.95 + x / 20) for x in xs], "photos with an alarm (val)": [(x, 1 - x) for x in xs]}
     styles = {"accuracy (val)": ((0, 0, 255), False), "photos with an alarm (val)": ((0, 128, 0), True)}
-    release.draw_tradeoff(tmp_path / "t.png", "title", curves, 0.7, styles)
+    evaluation.draw_tradeoff(tmp_path / "t.png", "title", curves, 0.7, styles)
     im = Image.open(tmp_path / "t.png").convert("RGB")
     assert im.size == (1000, 720)
     colours = {c for _, c in im.getcolors(1 << 20)}
@@ -66,7 +66,7 @@ def test_composite_accuracy_is_split_by_whether_a_pack_is_turned(tmp_path):
             {"image": "side.jpg", "framing": "composite", "items": [0, 0], "quarter_turns": [0, 1]},
             {"image": "none.jpg", "framing": "photo", "items": []}]
     (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    turned = release.turned_frames(tmp_path, "test")
+    turned = evaluation.turned_frames(tmp_path, "test")
     assert turned == {"side.jpg"}
     box = [10.0, 10.0, 50.0, 60.0]
     frames = [  # upright: found, genuine 0.95; turned frame: one found at 0.95, the turned one at 0.4
@@ -75,10 +75,10 @@ def test_composite_accuracy_is_split_by_whether_a_pack_is_turned(tmp_path):
          "labels": [[0] + box, [0, 100.0, 10.0, 140.0, 60.0]]},
         {"name": "none.jpg", "kind": "photo", "detections": [], "labels": []},
     ]
-    o = release.by_orientation(frames, turned, classes, 0.8, 0.9, 0.15)
+    o = evaluation.by_orientation(frames, turned, classes, 0.8, 0.9, 0.15)
     assert o == {"upright": {"items": 1, "verdict_accuracy": 1.0}, "turned": {"items": 2, "verdict_accuracy": 0.5}}
     (tmp_path / "test.jsonl").write_text(json.dumps({"image": "old.jpg", "framing": "composite", "items": [0]}) + "\n")
-    assert release.turned_frames(tmp_path, "test") == set()  # a set written before turns were recorded
+    assert evaluation.turned_frames(tmp_path, "test") == set()  # a set written before turns were recorded
 
 
 
@@ -92,11 +92,11 @@ def test_a_several_draw_composite_set_is_also_scored_draw_by_draw():
         {"name": "x-bus-d2-1.jpg", "kind": "composite", "detections": [], "labels": [[0] + box]},
         {"name": "x-bus-none.jpg", "kind": "photo", "detections": [], "labels": []},
     ]
-    assert [release.composite_draw(f["name"]) for f in frames] == [0, 2, 2, 0]
-    assert release.composite_draw("x-left-d1-3.jpg") == 1 and release.composite_draw("x-board-d-2.jpg") == 0
-    got = release.by_draw(frames, classes, 0.8, 0.9, 0.15)
+    assert [evaluation.composite_draw(f["name"]) for f in frames] == [0, 2, 2, 0]
+    assert evaluation.composite_draw("x-left-d1-3.jpg") == 1 and evaluation.composite_draw("x-board-d-2.jpg") == 0
+    got = evaluation.by_draw(frames, classes, 0.8, 0.9, 0.15)
     assert [(d["draw"], d["items"], d["verdict_accuracy"]) for d in got] == [(0, 1, 1.0), (2, 2, 0.5)]
-    assert release.by_draw(frames[:1] + frames[3:], classes, 0.8, 0.9, 0.15) == []  # one draw: nothing to split
+    assert evaluation.by_draw(frames[:1] + frames[3:], classes, 0.8, 0.9, 0.15) == []  # one draw: nothing to split
 
 def _res(tg: float, tc: float, floor: float) -> dict:
     """An `evaluate_brand` result for one genuine pack, as much as `metrics_of` and `thresholds_of` read."""
@@ -126,18 +126,18 @@ def _res_one_counterfeit(tc: float, feasible: bool = True) -> dict:
 
 
 def test_a_rule_that_accuses_nobody_or_misses_its_caps_is_not_signed(tmp_path):
-    assert release.refusals(_res_one_counterfeit(0.85)) == []
-    assert release.refusals(_res(0.81, 0.9, 0.4)) == []  # no counterfeit on validation: nothing to call
-    (mute,) = release.refusals(_res_one_counterfeit(0.99))  # 0.9 < 0.99: "scan again", right but mute
+    assert evaluation.refusals(_res_one_counterfeit(0.85)) == []
+    assert evaluation.refusals(_res(0.81, 0.9, 0.4)) == []  # no counterfeit on validation: nothing to call
+    (mute,) = evaluation.refusals(_res_one_counterfeit(0.99))  # 0.9 < 0.99: "scan again", right but mute
     assert "none of the 1 validation counterfeits COUNTERFEIT (counterfeit threshold 0.99" in mute
-    (caps,) = release.refusals(_res_one_counterfeit(0.85, feasible=False))
+    (caps,) = evaluation.refusals(_res_one_counterfeit(0.85, feasible=False))
     assert "caps could not all be met" in caps
     # release() refuses before it writes or signs anything, for the main model and for a re-chosen variant
     out = tmp_path / "bundle"
     out.mkdir()
-    with pytest.raises(release.Refused, match="northwind: not signed: the rule calls none"):
+    with pytest.raises(evaluation.Refused, match="northwind: not signed: the rule calls none"):
         release.release("northwind", _res_one_counterfeit(0.99), tmp_path / "no.key", bundle_dir=out)
-    with pytest.raises(release.Refused, match="northwind variant fast-224: not signed: the caps"):
+    with pytest.raises(evaluation.Refused, match="northwind variant fast-224: not signed: the caps"):
         release.release("northwind", _res_one_counterfeit(0.85), tmp_path / "no.key", bundle_dir=out,
                         variant_res={"fast-224": _res_one_counterfeit(0.85, feasible=False)})
     assert list(out.iterdir()) == []
@@ -150,7 +150,7 @@ def test_a_release_re_chooses_the_rule_of_a_variant_with_its_own_detector():
                           "metrics": {"verdict_accuracy": 0.95, "map50": 0.9, "training": {"epochs": 3},
                                       "variant_of": of}}]}
     (fast,) = release.kept_variants(prev, "a" * 64, {"genuine": 0.8}, {}, {"fast-224": _res(0.81, 0.9, 0.4)})
-    assert fast["thresholds"] == {"confidence": 0.4, "iou": release.IOU, "genuine": 0.81, "counterfeit": 0.9,
+    assert fast["thresholds"] == {"confidence": 0.4, "iou": evaluation.IOU, "genuine": 0.81, "counterfeit": 0.9,
                                   "margin": 0.15}
     m = fast["metrics"]
     # Its lineage, mAP50 and training record stay; the figures and the floors tried are the new rule's.
@@ -195,23 +195,23 @@ def test_cached_detections_belong_to_the_images_they_were_made_on(tmp_path):
         paths.append(p)
     entries = [(p.name, "photo", p, None) for p in paths]
     det = Counting()
-    two = release.detect_set(det, "ab" * 32, tmp_path / "cache", "photos-val", entries[:2])
+    two = evaluation.detect_set(det, "ab" * 32, tmp_path / "cache", "photos-val", entries[:2])
     assert Counting.calls == 2 and len(two) == 2
-    assert release.detect_set(det, "ab" * 32, tmp_path / "cache", "photos-val", entries[:2]) == two
+    assert evaluation.detect_set(det, "ab" * 32, tmp_path / "cache", "photos-val", entries[:2]) == two
     assert Counting.calls == 2  # cached
-    three = release.detect_set(det, "ab" * 32, tmp_path / "cache", "photos-val", entries)
+    three = evaluation.detect_set(det, "ab" * 32, tmp_path / "cache", "photos-val", entries)
     assert Counting.calls == 5 and [f["name"] for f in three] == [p.name for p in paths]
 
 
 def test_stored_rates_print_as_the_release_report_prints_them():
     """A variant's report reads the main model's figures back from the manifest: they must print as
     the release report printed them from the unrounded rate (173 of 179 is 96.6%, not 96.7%)."""
-    from hallmark_models import variant
+    from hallmark_models import variants
 
     for right, items in ((173, 179), (1, 3), (2, 3), (693, 718), (5, 8)):
         rate = right / items
-        stored = release.summary({"verdict_accuracy": rate, "table": [[0] * 4, [0] * 4]})["verdict_accuracy"]
-        assert variant._pct(stored) == release.pct(rate), (right, items)
+        stored = evaluation.summary({"verdict_accuracy": rate, "table": [[0] * 4, [0] * 4]})["verdict_accuracy"]
+        assert variants._pct(stored) == evaluation.pct(rate), (right, items)
 
 
 def test_another_input_size_is_only_for_a_new_checkpoint(tmp_path, capsys):
@@ -240,14 +240,14 @@ def test_the_manifest_and_the_report_count_product_free_frames_with_a_counterfei
                      for i in range(10)], classes)
     res = dict(_res(0.8, 0.9, 0.4), test=V.score(test, 0.8, 0.9, 0.15), photos_test=V.score(photos, 0.8, 0.9, 0.15),
                photo_views_val=V.score(views, 0.8, 0.9, 0.15))
-    m = release.metrics_of(res)
+    m = evaluation.metrics_of(res)
     assert m["product_free_frames"] == {"frames": 6, "with_counterfeit": 1, "with_genuine": 2, "with_item": 4}
     assert m["empty_scenes_with_genuine"] == 1 and m["product_free_photos"]["with_genuine"] == 1
     # validation: the one-pack table has no product-free frame, the views add 2 genuine of 10
     assert m["validation"]["product_free_frames"] == {"frames": 10, "with_counterfeit": 0, "with_genuine": 2,
                                                       "with_item": 2}
-    doc = {"revision": 3, "model": {"sha256": "c" * 64}, "thresholds": release.thresholds_of(res), "metrics": m}
-    text = release.report("northwind", doc, res)
+    doc = {"revision": 3, "model": {"sha256": "c" * 64}, "thresholds": evaluation.thresholds_of(res), "metrics": m}
+    text = evaluation.report("northwind", doc, res)
     assert "| product-free frames (empty test scenes and test photos) with a counterfeit / genuine / any item" in text
     assert "| 1 / 2 / 4 of 6 |" in text and "| 0 / 2 / 2 of 10 |" in text
 
@@ -266,16 +266,16 @@ def test_packs_of_a_full_circle_set_are_scored_by_their_angle(tmp_path):
     rows = [{"image": "x-0.jpg", "angles": [10.0, 100.0]}, {"image": "x-1.jpg", "angles": [44.0]},
             {"image": "x-2.jpg", "angles": [181.0]}, {"image": "x-none.jpg"}]
     (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    angles = release.pack_angles(tmp_path, "test")
+    angles = evaluation.pack_angles(tmp_path, "test")
     assert angles == {"x-0.jpg": [10.0, 100.0], "x-1.jpg": [44.0], "x-2.jpg": [181.0]}
-    got = release.by_angle(frames, angles, classes, 0.8, 0.9, 0.15)
+    got = evaluation.by_angle(frames, angles, classes, 0.8, 0.9, 0.15)
     off = got["off_axis"]
     assert list(off) == ["0-15", "15-30", "30-45"]
     # off the nearest quarter turn: 10, 10 (100), 44, 1 (181)
-    assert (off["0-15"]["items"], off["0-15"]["verdict_accuracy"], off["0-15"]["missed"]) == (3, release.rate(2 / 3), 1)
+    assert (off["0-15"]["items"], off["0-15"]["verdict_accuracy"], off["0-15"]["missed"]) == (3, evaluation.rate(2 / 3), 1)
     assert off["15-30"] == {"items": 0}
     assert (off["30-45"]["items"], off["30-45"]["counterfeit_called_genuine"]) == (1, 1.0)
     q = got["quarter_turn"]
     assert q["0"]["items"] == 2 and q["0"]["verdict_accuracy"] == 0.5  # 10 right, 44 a fake called genuine
     assert (q["1"]["items"], q["1"]["missed"]) == (1, 1) and q["2"]["verdict_accuracy"] == 1.0 and q["3"] == {"items": 0}
-    assert release.by_angle(frames, {}, classes, 0.8, 0.9, 0.15) == {}
+    assert evaluation.by_angle(frames, {}, classes, 0.8, 0.9, 0.15) == {}

@@ -79,7 +79,7 @@ def test_a_non_square_input_is_refused(tmp_path):
 def test_a_dry_run_writes_the_graph_and_its_rule_and_signs_nothing(tmp_path, monkeypatch, capsys):
     # No key anywhere: the dry run builds the graph, checks it against four turned passes, evaluates it as
     # a release would (stubbed here: the figures are the release's business) and prints the --rule for score.
-    from hallmark_models import release
+    from hallmark_models import evaluation
 
     seen = {}
 
@@ -89,7 +89,7 @@ def test_a_dry_run_writes_the_graph_and_its_rule_and_signs_nothing(tmp_path, mon
                            "floors": []},
                 "val": {"counterfeit_items": 3, "counterfeit_called_counterfeit": 0.5}}
 
-    monkeypatch.setattr(release, "evaluate_brand", evaluate)
+    monkeypatch.setattr(evaluation, "evaluate_brand", evaluate)
     out = tmp_path / "out"
     turns.main(["--bundle", str(MODELS / "aurora"), "--data", str(tmp_path), "--out", str(out), "--dry-run",
                 "--key", str(tmp_path / "no-such.key")])
