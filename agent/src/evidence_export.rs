@@ -16,8 +16,9 @@
 //! so the boxes keep the frame's coordinates. The item's drawn box and label stay on such a picture: a labeller
 //! sees them, and a brand should prefer raw frames where it can keep them.
 //!
-//! Design: read-only on the state folder (the spool is opened only when its file exists), and every
-//! input problem is counted and reported rather than fatal, so one bad line never loses the rest.
+//! Design: read-only on the state folder (the spool is read from a copy in the temporary folder, a
+//! damaged one refused with the advice to use `--events`), and every input problem is counted and
+//! reported rather than fatal, so one bad line never loses the rest.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -51,6 +52,8 @@ pub enum ExportError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the verdict spool {0} is damaged (the agent sets it aside at its next start); export from --events files instead")]
+    DamagedSpool(PathBuf),
     #[error("cannot write {path}: {source}")]
     WriteImage {
         path: PathBuf,
@@ -93,11 +96,40 @@ fn spool_events(state: &Path) -> Result<Vec<Value>, ExportError> {
         path: path.clone(),
         source,
     };
-    let opened = Spool::open(&path, u64::MAX).map_err(spool_err)?;
+    // Design: a copy is opened, never the device's file: opening repairs, writes and, on damage,
+    // renames the file aside, which is the agent's to do (and to report) at its next start.
+    let copy = std::env::temp_dir().join(format!("hallmark-export-{}.redb", std::process::id()));
+    std::fs::copy(&path, &copy).map_err(|source| ExportError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let opened = Spool::open(&copy, u64::MAX);
+    let events = opened.map_err(spool_err).and_then(|opened| {
+        if opened.set_aside.is_some() {
+            return Err(ExportError::DamagedSpool(path.clone()));
+        }
+        read_spool(&opened.spool).map_err(spool_err)
+    });
+    for leftover in [copy.clone(), copy.with_extension("redb.lock")] {
+        let _ = std::fs::remove_file(leftover);
+    }
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        let stem = format!("hallmark-export-{}.redb.damaged", std::process::id());
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&stem) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    events
+}
+
+/// Every payload of `spool` that parses as JSON, oldest first.
+fn read_spool(spool: &Spool) -> Result<Vec<Value>, SpoolError> {
     let mut out = Vec::new();
     let mut after = None;
     loop {
-        let batch = opened.spool.after(after, 1000).map_err(spool_err)?;
+        let batch = spool.after(after, 1000)?;
         let Some(&(last, _)) = batch.last() else {
             break;
         };
@@ -137,7 +169,7 @@ pub fn banner_of(img: &RgbImage, verdict: &str, confidence: f64, reason: &str) -
         verdict.replace('_', " ").to_uppercase(),
         confidence
     );
-    let fits: Vec<u32> = (total.saturating_sub(400)..total)
+    let fits: Vec<u32> = (total.saturating_sub(400).max(1)..total)
         .filter(|&h| h + banner_for(w, h, &title, reason) == total)
         .collect();
     match fits.as_slice() {
@@ -291,10 +323,17 @@ pub fn export(state: &Path, event_files: &[PathBuf], out: &Path) -> Result<Summa
             .filter(|p| p.is_file());
         let (name, img) = match &raw {
             Some(p) => {
-                let name = format!(
-                    "frame-{}",
-                    p.file_name().unwrap_or_default().to_string_lossy()
-                );
+                // Keyed by the whole path: frames of one name from two folders or devices are two
+                // images, never one image with the other's boxes.
+                let name = {
+                    use sha2::Digest;
+                    let digest = sha2::Sha256::digest(p.as_os_str().as_encoded_bytes());
+                    format!(
+                        "frame-{}-{}",
+                        &hex::encode(digest)[..12],
+                        p.file_name().unwrap_or_default().to_string_lossy()
+                    )
+                };
                 match image::open(p) {
                     Ok(i) => (name, i.to_rgb8()),
                     Err(_) => {
@@ -313,6 +352,10 @@ pub fn export(state: &Path, event_files: &[PathBuf], out: &Path) -> Result<Summa
                         e["reason"].as_str().unwrap_or_default(),
                     );
                     let (w, h) = rgb.dimensions();
+                    if top >= h {
+                        summary.unreadable += 1;
+                        continue;
+                    }
                     let frame = image::imageops::crop_imm(&rgb, 0, top, w, h - top).to_image();
                     (picture.to_string(), frame)
                 }

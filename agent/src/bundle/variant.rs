@@ -65,7 +65,8 @@ pub enum VariantError {
 /// The variant `model.variant` names for `brand`. The setting is one name for every bundle
 /// (`fast-224`) or comma-separated `brand=name` pairs (`northwind=quarter-turns, aurora=fast-224`), with
 /// at most one bare name among them for the brands not named. A brand neither named nor covered by a
-/// bare name runs its main model: brands ship different variants, so a multi-brand device names each.
+/// bare name runs its bundle's default for the mode ([`choose`]), else its main model: brands ship
+/// different variants, so a multi-brand device names each.
 pub fn variant_for<'a>(setting: &'a str, brand: &str) -> Result<Option<&'a str>, String> {
     let (mut every, mut mine) = (None, None);
     let mut named = std::collections::BTreeSet::new();

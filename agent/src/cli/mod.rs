@@ -49,8 +49,9 @@ pub struct Global {
     /// Intra-op threads for inference (default: runtime.intra_threads, else the physical cores).
     #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
-    /// Run this variant of each bundle, or per brand (`northwind=quarter-turns,aurora=fast-224`; a brand
-    /// not named runs its main model) (default: model.variant, else the main model).
+    /// Run this variant of each bundle (`main`: the main model), or per brand
+    /// (`northwind=quarter-turns,aurora=fast-224`; a brand not named runs its bundle's default for the
+    /// mode) (default: model.variant, else each bundle's default for the mode, else its main model).
     #[arg(long, global = true, value_name = "NAME")]
     pub variant: Option<String>,
     /// auto, fp32, fp16 or int8 (default: model.precision, else auto).

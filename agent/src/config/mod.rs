@@ -26,8 +26,9 @@
 //! [model]
 //! bundles = ["models/northwind"]  # several: each frame routed by sight (barcodes when unsure)
 //! memory_budget_mib = 512    # detectors loaded at once (least recently used unloaded first)
-//! variant = "fast-224"       # run a bundle variant by name (default: the main model); per brand:
-//!                            # "northwind=quarter-turns, aurora=fast-224" (a brand not named: main)
+//! variant = "fast-224"       # run a bundle variant by name, "main" the main model (default: the
+//!                            # bundle's default for the mode, else its main model); per brand:
+//!                            # "northwind=quarter-turns, aurora=fast-224" (a brand not named: its default)
 //! precision = "auto"         # auto | fp32 | fp16 | int8 (auto: fp16 variant on a GPU provider)
 //! [kiosk]
 //! trigger = "frame"          # frame | button | auto
@@ -472,7 +473,8 @@ fn resolve_runtime(
         fallback: rt.fallback.unwrap_or(false),
         engine_dir: Some(state_dir.join("engines")),
         encoding: crate::bundle::EncodingChoice {
-            // An empty value (an unset environment variable) is the main model.
+            // An empty value (an unset environment variable) names nothing: the bundle's default for
+            // the mode (`default_variants`), else its main model.
             variant: match variant.filter(|v| !v.trim().is_empty()) {
                 Some(v) => {
                     crate::bundle::variant_for(&v, "")

@@ -567,7 +567,7 @@ fn serve_brands(
     let mut registry = brands::Registry::new(config.brands.memory_budget_bytes);
     let first_load = took[default];
     for (i, (bundle, detector)) in loaded.into_iter().enumerate() {
-        let (bundle, detector) = match newer_from_store(store, &bundle, trust, &runtime) {
+        let (bundle, detector) = match newer_from_store(store, &bundle, trust, &runtime, config) {
             Some((b, d)) if shape_of(&d) == shape => (b, d),
             Some((b, _)) => {
                 tracing::error!(brand = %b.manifest().brand, revision = b.manifest().revision, "the store's active revision has another input size or type; serving the configured bundle");
@@ -595,14 +595,16 @@ fn serve_brands(
     })
 }
 
-/// The store's active revision of the bundle's brand, verified and loaded, when it is newer, or when
-/// it is the target of a signed rollback that withdrew the configured revision (a restart must not
-/// undo a rollback the publisher signed).
+/// The store's active revision of the bundle's brand, verified and loaded in the encoding the device
+/// runs (`model.variant`, `model.precision`, the bundle's default for the mode: as the configured bundle
+/// and a hot swap choose it), when it is newer, or when it is the target of a signed rollback that
+/// withdrew the configured revision (a restart must not undo a rollback the publisher signed).
 fn newer_from_store(
     store: &crate::store::Store,
     bundle: &crate::bundle::Bundle,
     trust: &crate::bundle::TrustedKeys,
     runtime: &crate::runtime::Runtime,
+    config: &Config,
 ) -> Option<(crate::bundle::Bundle, crate::detector::Detector)> {
     let brand = &bundle.manifest().brand;
     let configured = bundle.manifest().revision;
@@ -621,6 +623,10 @@ fn newer_from_store(
     let loaded = store
         .active_bundle(brand, trust)
         .map_err(|e| e.to_string())
+        .and_then(|b| {
+            b.select(&config.runtime.encoding, config.runtime.prefers_gpu())
+                .map_err(|e| e.to_string())
+        })
         .and_then(|b| {
             crate::detector::Detector::new(runtime, &b)
                 .map(|d| (b, d))

@@ -182,7 +182,8 @@ fn run_routes_each_frame_to_its_brand_and_swaps_detectors_within_a_budget_for_on
     assert!(right * 10 >= items * 8, "{right} of {items} verdicts right");
 }
 
-/// `hallmark scan` of `dir` with both bundles, `model.variant` set to `variant` ("" is the main model),
+/// `hallmark scan` of `dir` with both bundles, `model.variant` set to `variant` ("": each bundle's
+/// default for the mode, else its main model),
 /// in an environment cleared of the caller's HALLMARK_ settings.
 fn scan_both(dir: &Path, variant: &str) -> std::process::Output {
     let mut cmd = clean_command(env!("CARGO_BIN_EXE_hallmark"));
@@ -412,11 +413,13 @@ fn judged(
     dir: &Path,
     bundles: &str,
     mode: &str,
+    variant: &str,
 ) -> std::collections::BTreeMap<(String, Vec<i64>), (String, String, String)> {
     let state = tempfile::tempdir().unwrap();
     let agent = Agent::spawn(hallmark_run(
         state.path(),
         &[
+            ("HALLMARK_MODEL_VARIANT", variant.into()),
             ("HALLMARK_MODEL_BUNDLES", bundles.into()),
             ("HALLMARK_AGENT_MODE", mode.into()),
             ("HALLMARK_SOURCE_PATH", dir.display().to_string()),
@@ -425,6 +428,12 @@ fn judged(
     ));
     let (code, lines, stderr) = agent.wait_lines(Duration::from_secs(300));
     assert_eq!(code, Some(0), "{stderr}");
+    if variant.is_empty() && bundles.starts_with("models/northwind") {
+        assert!(
+            stderr.contains("variant=quarter-turns"),
+            "Northwind's default: {stderr}"
+        );
+    }
     lines
         .iter()
         .map(|l| {
@@ -452,9 +461,21 @@ fn judged(
 }
 
 /// A kiosk replay mixing both brands' samples and belt frames one by one: every item is judged by its
-/// own brand's model, with the verdict a single-brand run gives it.
+/// own brand's model, with the verdict a single-brand run gives it — on the main models, and on the
+/// bundles' defaults (Northwind's quarter-turns, four passes, beside Aurora's main model: routing by
+/// sight compares a four-pass model's scores with a one-pass model's).
 #[test]
 fn a_mixed_kiosk_replay_judges_every_item_as_its_own_brand_alone_does() {
+    mixed_kiosk_replay("main");
+}
+
+#[test]
+fn on_the_bundles_defaults_a_mixed_kiosk_replay_judges_every_item_as_its_own_brand_alone_does() {
+    mixed_kiosk_replay("");
+}
+
+/// `variant`: `model.variant` ("" leaves each bundle its default for the mode).
+fn mixed_kiosk_replay(variant: &str) {
     let (mixed, alone) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let frames = replay_of(mixed.path(), &["northwind", "aurora"], true);
     let mut want = std::collections::BTreeMap::new();
@@ -462,9 +483,14 @@ fn a_mixed_kiosk_replay_judges_every_item_as_its_own_brand_alone_does() {
         let dir = alone.path().join(brand);
         std::fs::create_dir(&dir).unwrap();
         replay_of(&dir, &[brand], false);
-        want.extend(judged(&dir, &format!("models/{brand}"), "kiosk"));
+        want.extend(judged(&dir, &format!("models/{brand}"), "kiosk", variant));
     }
-    let got = judged(mixed.path(), "models/northwind,models/aurora", "kiosk");
+    let got = judged(
+        mixed.path(),
+        "models/northwind,models/aurora",
+        "kiosk",
+        variant,
+    );
     assert!(want.len() >= 40, "items to compare: {}", want.len());
     let differ: Vec<String> = want
         .iter()
@@ -486,9 +512,20 @@ fn a_mixed_kiosk_replay_judges_every_item_as_its_own_brand_alone_does() {
 }
 
 /// The two recorded belts one after the other, on a conveyor serving both brands: every pack is judged
-/// by its own brand's model, as a single-brand run judges it.
+/// by its own brand's model, as a single-brand run judges it — on the main models and on the bundles'
+/// defaults.
 #[test]
 fn belts_of_two_brands_in_a_row_are_judged_as_each_brand_alone_judges_them() {
+    belts_in_a_row("main");
+}
+
+#[test]
+fn on_the_bundles_defaults_belts_of_two_brands_in_a_row_are_judged_as_each_brand_alone_judges_them()
+{
+    belts_in_a_row("");
+}
+
+fn belts_in_a_row(variant: &str) {
     let (mixed, alone) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     for brand in ["northwind", "aurora"] {
         let belt = repo().join(format!("tests/fixtures/conveyor/{brand}"));
@@ -508,9 +545,15 @@ fn belts_of_two_brands_in_a_row_are_judged_as_each_brand_alone_judges_them() {
             &alone.path().join(brand),
             &format!("models/{brand}"),
             "conveyor",
+            variant,
         ));
     }
-    let got = judged(mixed.path(), "models/northwind,models/aurora", "conveyor");
+    let got = judged(
+        mixed.path(),
+        "models/northwind,models/aurora",
+        "conveyor",
+        variant,
+    );
     assert!(want.len() >= 8, "packs to compare: {}", want.len());
     assert_eq!(got, want);
 }

@@ -115,7 +115,13 @@ fn unsure_verdicts_become_a_pre_labelled_coco_dataset_on_raw_frames_or_cut_evide
     assert_eq!(images.len(), frames_named.len());
     for im in images {
         let name = im["file_name"].as_str().unwrap();
-        let original = frames.join(name.trim_start_matches("frame-"));
+        // `frame-<digest of the frame's path>-<its file name>`.
+        let file = name
+            .strip_prefix("frame-")
+            .and_then(|n| n.split_once('-'))
+            .map(|(_, file)| file)
+            .unwrap_or_else(|| panic!("{name}"));
+        let original = frames.join(file);
         assert_eq!(
             std::fs::read(out.join("images").join(name)).unwrap(),
             std::fs::read(&original).unwrap()

@@ -621,6 +621,40 @@ fn a_signed_rollback_below_the_configured_bundle_survives_a_restart() {
 }
 
 #[test]
+fn a_revision_swapped_in_is_still_served_in_the_devices_encoding_after_a_restart() {
+    // A device running the uint8 variant: the store's newer revision must come back at start in that
+    // encoding, not as its main model (another input type, which start-up would refuse and so serve
+    // the older configured bundle instead).
+    let broker = Broker::start();
+    let files = FileServer::start();
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(keys.path());
+    let sub = Subscriber::start(broker.port, "t-restart-u8", &["hallmark/#"]);
+    let state = tempfile::tempdir().unwrap();
+    let thing = "kiosk-u8";
+    let mut env = agent_env(broker.port, free_port(), thing, &public);
+    env.push(("HALLMARK_MODEL_VARIANT", "u8".into()));
+    let agent = Agent::spawn(hallmark_run(state.path(), &env));
+    assert!(wait_until(Duration::from_secs(60), || !agent
+        .ids()
+        .is_empty()));
+    let newer = bundle(rev(1), None);
+    publish(newer.path(), &key, &files, broker.port, None);
+    wait_state(&sub, thing, rev(1), "active", &agent);
+    agent.terminate();
+    let agent = Agent::spawn(hallmark_run(state.path(), &env));
+    assert!(wait_until(Duration::from_secs(60), || agent.ids().len() >= 2));
+    let stderr = agent.stderr();
+    assert!(
+        revisions_after(&agent, 0).iter().all(|&r| r == rev(1)),
+        "{:?}\n{stderr}",
+        revisions_after(&agent, 0)
+    );
+    assert!(stderr.contains("variant=u8"), "{stderr}");
+    agent.terminate();
+}
+
+#[test]
 fn a_canary_release_wins_over_the_fleet_release_for_that_device_only() {
     let broker = Broker::start();
     let files = FileServer::start();

@@ -10,6 +10,7 @@ or a missed pack is corrected); OUT is a new COCO upload holding both.
 """
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -34,7 +35,7 @@ def main() -> None:
     next_img = max(im["id"] for im in doc["images"]) + 1
     next_ann = max(a["id"] for a in doc["annotations"]) + 1
     for im in exp["images"]:
-        frame = im["file_name"].removeprefix("frame-")
+        frame = re.sub(r"^frame-[0-9a-f]{12}-", "", im["file_name"])  # frame-<digest of its path>-<file name>
         if frame not in t_boxes:
             continue  # an evidence picture whose frame is not one of the field shots
         name = f"field-{frame}"
