@@ -273,12 +273,40 @@ pub fn pre_label(event: &Value) -> Option<(String, [f64; 4])> {
 
 /// Exports `state`'s evidence (with the events of its spool and of `event_files`) into `out`:
 /// `annotations.json` and `images/`.
-pub fn export(state: &Path, event_files: &[PathBuf], out: &Path) -> Result<Summary, ExportError> {
+///
+/// Raw frames: an event of the device's own spool may name any frame on this machine (the agent wrote
+/// it); an event of an `--events` file only one under `frames` (canonical paths compared), so a forged
+/// line cannot pull another file into a dataset that goes to labellers. Other events get the evidence
+/// picture.
+pub fn export(
+    state: &Path,
+    event_files: &[PathBuf],
+    frames: Option<&Path>,
+    out: &Path,
+) -> Result<Summary, ExportError> {
     let evidence = state.join("evidence");
     if !evidence.is_dir() {
         return Err(ExportError::NoEvidence(state.to_path_buf()));
     }
-    let mut all = spool_events(state)?;
+    let frames = match frames {
+        Some(root) => Some(root.canonicalize().map_err(|source| ExportError::Read {
+            path: root.to_path_buf(),
+            source,
+        })?),
+        None => None,
+    };
+    let may_read = |trusted: bool, frame: &Path| {
+        trusted
+            || frames.as_ref().is_some_and(|root| {
+                frame
+                    .canonicalize()
+                    .is_ok_and(|f| f.starts_with(root) && f != *root)
+            })
+    };
+    let mut all: Vec<(Value, bool)> = spool_events(state)?
+        .into_iter()
+        .map(|e| (e, true))
+        .collect();
     for f in event_files {
         let text = std::fs::read_to_string(f).map_err(|source| ExportError::Read {
             path: f.clone(),
@@ -288,7 +316,7 @@ pub fn export(state: &Path, event_files: &[PathBuf], out: &Path) -> Result<Summa
         if skipped > 0 {
             tracing::info!(file = %f.display(), skipped, "lines that are not verdict events were skipped");
         }
-        all.extend(events);
+        all.extend(events.into_iter().map(|e| (e, false)));
     }
     let mut seen = HashSet::new();
     let mut summary = Summary::default();
@@ -300,7 +328,7 @@ pub fn export(state: &Path, event_files: &[PathBuf], out: &Path) -> Result<Summa
         move |source| ExportError::Write { path, source }
     };
     std::fs::create_dir_all(out.join("images")).map_err(write_err(&out.join("images")))?;
-    for e in all {
+    for (e, trusted) in all {
         let verdict = e["verdict"].as_str().unwrap_or_default().to_string();
         if !matches!(verdict.as_str(), "counterfeit" | "inconclusive") {
             continue;
@@ -320,7 +348,7 @@ pub fn export(state: &Path, event_files: &[PathBuf], out: &Path) -> Result<Summa
         let raw = e["item"]["frame"]
             .as_str()
             .map(PathBuf::from)
-            .filter(|p| p.is_file());
+            .filter(|p| p.is_file() && may_read(trusted, p));
         let (name, img) = match &raw {
             Some(p) => {
                 // Keyed by the whole path: frames of one name from two folders or devices are two

@@ -20,6 +20,11 @@ pub enum EvidenceCommand {
         /// Verdict events, JSON lines (repeat for several files).
         #[arg(long, value_name = "FILE")]
         events: Vec<PathBuf>,
+        /// The folder the frames of --events files are read from (a replay's or a capture's): a frame
+        /// an --events line names elsewhere gets its evidence picture instead. The spool's own events
+        /// may name any frame.
+        #[arg(long, value_name = "DIR")]
+        frames: Option<PathBuf>,
         /// Where the dataset is written.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
@@ -31,12 +36,17 @@ pub fn run(
     command: EvidenceCommand,
     state_dir: impl FnOnce() -> anyhow::Result<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
-    let EvidenceCommand::Export { state, events, out } = command;
+    let EvidenceCommand::Export {
+        state,
+        events,
+        frames,
+        out,
+    } = command;
     let state = match state {
         Some(s) => s,
         None => state_dir()?,
     };
-    let s = crate::evidence_export::export(&state, &events, &out)?;
+    let s = crate::evidence_export::export(&state, &events, frames.as_deref(), &out)?;
     println!(
         "{}: {} images ({} raw frames) from {} counterfeit and inconclusive verdicts; {} named a picture no longer there, {} unreadable",
         out.display(),

@@ -16,15 +16,18 @@ fn hallmark(state: &Path) -> std::process::Command {
     cmd
 }
 
-/// Runs the export and checks its summary counts `missing` verdicts whose picture is not there.
-fn export(state: &Path, events: &Path, out: &Path, missing: usize) -> Value {
-    let run = hallmark(state)
-        .args(["evidence", "export", "--events"])
+/// Runs the export (raw frames of the events file read under `frames`) and checks its summary counts
+/// `missing` verdicts whose picture is not there.
+fn export(state: &Path, events: &Path, frames: Option<&Path>, out: &Path, missing: usize) -> Value {
+    let mut cmd = hallmark(state);
+    cmd.args(["evidence", "export", "--events"])
         .arg(events)
         .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap();
+        .arg(out);
+    if let Some(dir) = frames {
+        cmd.arg("--frames").arg(dir);
+    }
+    let run = cmd.output().unwrap();
     assert!(
         run.status.success(),
         "{}",
@@ -36,6 +39,11 @@ fn export(state: &Path, events: &Path, out: &Path, missing: usize) -> Value {
         "{said}"
     );
     serde_json::from_slice(&std::fs::read(out.join("annotations.json")).unwrap()).unwrap()
+}
+
+/// The folder above `frames` (which still exists after `frames` is removed).
+fn frames_parent(frames: &Path) -> std::path::PathBuf {
+    frames.parent().unwrap().to_path_buf()
 }
 
 #[test]
@@ -106,7 +114,13 @@ fn unsure_verdicts_become_a_pre_labelled_coco_dataset_on_raw_frames_or_cut_evide
 
     // 1. The raw frames are still there: they are the images, byte for byte.
     let out = tmp.path().join("export-raw");
-    let coco = export(&state, &events_file, &out, named.len() - unsure.len());
+    let coco = export(
+        &state,
+        &events_file,
+        Some(&frames),
+        &out,
+        named.len() - unsure.len(),
+    );
     let images = coco["images"].as_array().unwrap();
     let frames_named: std::collections::BTreeSet<&str> = unsure
         .iter()
@@ -161,10 +175,34 @@ fn unsure_verdicts_become_a_pre_labelled_coco_dataset_on_raw_frames_or_cut_evide
         );
     }
 
+    // 1b. An events file's frames are read only under --frames: without it, or with another folder,
+    // the same frames are left alone and the evidence pictures serve (a forged line cannot pull in a
+    // file from elsewhere).
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    for (i, root) in [None, Some(elsewhere.as_path())].into_iter().enumerate() {
+        let out = tmp.path().join(format!("export-untrusted-{i}"));
+        let coco = export(&state, &events_file, root, &out, named.len() - unsure.len());
+        let images = coco["images"].as_array().unwrap();
+        assert_eq!(images.len(), unsure.len(), "{root:?}");
+        assert!(
+            images
+                .iter()
+                .all(|im| !im["file_name"].as_str().unwrap().starts_with("frame-")),
+            "{root:?}: {images:?}"
+        );
+    }
+
     // 2. The frames are gone (a camera): the evidence pictures, the banner cut off, frame-sized.
     std::fs::remove_dir_all(&frames).unwrap();
     let out = tmp.path().join("export-evidence");
-    let coco = export(&state, &events_file, &out, named.len() - unsure.len());
+    let coco = export(
+        &state,
+        &events_file,
+        Some(&frames_parent(&frames)),
+        &out,
+        named.len() - unsure.len(),
+    );
     let images = coco["images"].as_array().unwrap();
     assert_eq!(images.len(), unsure.len(), "one picture per unsure verdict");
     for im in images {

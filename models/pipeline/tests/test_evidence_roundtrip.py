@@ -55,7 +55,7 @@ def test_an_evidence_export_reads_back_as_an_upload_with_the_bundles_classes(tmp
     (tmp_path / "events.jsonl").write_text(run.stdout)
     out = tmp_path / "export"
     exp = subprocess.run([str(binary), "evidence", "export", "--state", str(state), "--events",
-                          str(tmp_path / "events.jsonl"), "--out", str(out)], env=env, cwd=REPO,
+                          str(tmp_path / "events.jsonl"), "--frames", str(frames), "--out", str(out)], env=env, cwd=REPO,
                          capture_output=True, text=True, timeout=120)
     assert exp.returncode == 0, exp.stderr
     assert f"{len(named) - len(unsure)} named a picture no longer there" in exp.stdout, exp.stdout
