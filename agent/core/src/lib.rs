@@ -9,6 +9,8 @@
 //!   serialised codes (clone pairs), a tracked item's evidence over frames.
 //! - [`track`]: the IoU tracker (which item is which pack across frames).
 //! - [`modes`]: the kiosk (scans) and the conveyor (tracked packs) as state machines over judged frames.
+//! - [`gate`]: the conveyor's reject gate: the belt clock, each pack's arrival at the gate in encoder
+//!   counts, the controller's commands and each decision's margin.
 //! - [`serials`]: the memory of SGTINs decided genuine, to spot a cloned code later (its file log is
 //!   the agent's).
 //! - [`brands`]: several brands on one device: routing a frame by sight or by a barcode's GS1 prefix,
@@ -26,6 +28,7 @@ pub mod brands;
 pub mod clock;
 pub mod failing;
 pub mod frame;
+pub mod gate;
 pub mod modes;
 pub mod report;
 pub mod serials;

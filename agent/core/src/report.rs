@@ -60,6 +60,7 @@ pub fn verdict_event(
         evidence: None,
         latency_ms: (latency_ms * 1e3).round() / 1e3,
         primary: d.primary,
+        gate: None,
     }
 }
 

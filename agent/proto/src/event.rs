@@ -35,6 +35,27 @@ pub struct VerdictEvent {
     pub latency_ms: f64,
     /// The item a kiosk scan is about (the one on the screen).
     pub primary: bool,
+    /// Conveyor with a reject gate: when the pack reaches the gate and when its decision came, in
+    /// belt encoder counts. Absent elsewhere, and when the belt's count could not be known at the
+    /// decision (the controller's line cut).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateTiming>,
+}
+
+/// A conveyor pack's decision against its arrival at the reject gate.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GateTiming {
+    /// The belt count at which its leading edge reaches the gate (the agent's estimate).
+    pub arrives_at: u64,
+    /// The belt count when its decision was made.
+    pub decided_at: u64,
+    /// How far before the gate the decision came, in belt millimetres (negative: after it).
+    pub margin_mm: f64,
+    /// The decision came when the pack was at the gate or past it: the gate handled the pack by its
+    /// `on_late` rule (default: diverted), not by this verdict.
+    pub late: bool,
+    /// The verdict's consequence at the gate: divert (reject) or let pass.
+    pub reject: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,13 +146,29 @@ mod tests {
             evidence: Some("x.jpg".into()),
             latency_ms: 12.5,
             primary: true,
+            gate: None,
         };
         let v: serde_json::Value = serde_json::from_slice(&e.to_json()).unwrap();
         assert_eq!(v["item"]["box"][3], 4.0);
         assert_eq!(v["barcode"]["valid"], false);
         assert_eq!(v["detections"][0]["role"], "genuine");
         assert_eq!(v["verdict"], "counterfeit");
+        assert!(v.get("gate").is_none(), "no gate, no key: {v}");
         let back: VerdictEvent = serde_json::from_slice(&e.to_json()).unwrap();
         assert_eq!(back, e);
+        let gated = VerdictEvent {
+            gate: Some(GateTiming {
+                arrives_at: 1200,
+                decided_at: 900,
+                margin_mm: 300.0,
+                late: false,
+                reject: true,
+            }),
+            ..e
+        };
+        let v: serde_json::Value = serde_json::from_slice(&gated.to_json()).unwrap();
+        assert_eq!(v["gate"]["margin_mm"], 300.0);
+        let back: VerdictEvent = serde_json::from_slice(&gated.to_json()).unwrap();
+        assert_eq!(back, gated);
     }
 }

@@ -32,6 +32,20 @@ pub struct Telemetry {
     pub camera: Option<String>,
     pub link: Option<String>,
     pub models: BTreeMap<String, u64>,
+    /// Conveyor with a reject gate, once a pack was decided or the gate reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<Gate>,
+}
+
+/// The reject gate's figures: decisions and their margins (over the last 256), and the gate's reports
+/// by outcome (`rejected`, `passed`, `late_rejected`, `late_passed`, `refused`, `unknown`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gate {
+    pub decided: u64,
+    pub late: u64,
+    pub margin_mm_min: Option<f64>,
+    pub margin_mm_p50: Option<f64>,
+    pub outcomes: BTreeMap<String, u64>,
 }
 
 /// Latency percentiles of one stage, milliseconds.
@@ -99,6 +113,7 @@ mod tests {
             camera: Some("streaming".into()),
             link: None,
             models: BTreeMap::from([("northwind".to_string(), 7)]),
+            gate: None,
         };
         let back: Telemetry = serde_json::from_slice(&t.to_json()).unwrap();
         assert_eq!(back, t);

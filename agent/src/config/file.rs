@@ -193,6 +193,12 @@ pub(super) struct ConveyorSection {
     pub min_frames: Option<u32>,
     pub reject_pulse_ms: Option<u16>,
     pub reject_inconclusive: Option<bool>,
+    pub gate_distance_mm: Option<f64>,
+    pub counts_per_mm: Option<f64>,
+    pub px_per_mm: Option<f64>,
+    pub direction: Option<hallmark_core::gate::Direction>,
+    pub on_late: Option<hallmark_core::gate::OnLate>,
+    pub added_latency_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -54,6 +54,7 @@ mod file;
 use file::Raw;
 pub use file::NOT_CONFIG;
 
+pub use hallmark_core::gate::{Direction, GateConfig, OnLate};
 pub use hallmark_core::modes::{ConveyorConfig, KioskConfig, Mode, Trigger};
 
 pub use crate::delivery::MqttConfig;
@@ -339,6 +340,10 @@ impl Config {
             min_frames: f.conveyor.min_frames.unwrap_or(2),
             reject_pulse_ms: f.conveyor.reject_pulse_ms.unwrap_or(300),
             reject_inconclusive: f.conveyor.reject_inconclusive.unwrap_or(true),
+            gate: resolve_gate(&f.conveyor)?,
+            added_latency: std::time::Duration::from_millis(
+                f.conveyor.added_latency_ms.unwrap_or(0),
+            ),
         };
         if !(conveyor.track_iou > 0.0 && conveyor.track_iou < 1.0) || conveyor.max_frames == 0 {
             return Err(bad(
@@ -595,6 +600,56 @@ fn resolve_updates(model: &file::ModelSection) -> Result<UpdatesConfig, ConfigEr
             }
         },
     })
+}
+
+/// `[conveyor]`'s reject gate: on when `gate_distance_mm` is set, which then needs the camera's
+/// calibration (`px_per_mm`); without it a reject pulses when the pack's verdict comes, as before.
+fn resolve_gate(c: &file::ConveyorSection) -> Result<Option<GateConfig>, ConfigError> {
+    let bad = ConfigError::Invalid;
+    let Some(distance_mm) = c.gate_distance_mm else {
+        for (key, set) in [
+            ("px_per_mm", c.px_per_mm.is_some()),
+            ("counts_per_mm", c.counts_per_mm.is_some()),
+            ("direction", c.direction.is_some()),
+            ("on_late", c.on_late.is_some()),
+        ] {
+            if set {
+                return Err(bad(format!(
+                    "conveyor.{key} is set but conveyor.gate_distance_mm is not: set the gate's \
+                     distance from the view's exit edge to use the reject gate"
+                )));
+            }
+        }
+        return Ok(None);
+    };
+    let positive = |key: &str, v: f64| {
+        if v.is_finite() && v > 0.0 {
+            Ok(v)
+        } else {
+            Err(bad(format!("conveyor.{key} {v} must be a positive number")))
+        }
+    };
+    if !(distance_mm.is_finite() && distance_mm >= 0.0) {
+        return Err(bad(format!(
+            "conveyor.gate_distance_mm {distance_mm} must be 0 or a positive number of millimetres"
+        )));
+    }
+    let px_per_mm = c.px_per_mm.ok_or_else(|| {
+        bad(
+            "conveyor.gate_distance_mm needs conveyor.px_per_mm, the camera's pixels per \
+             millimetre of belt"
+                .into(),
+        )
+    })?;
+    Ok(Some(GateConfig {
+        distance_mm,
+        counts_per_mm: positive("counts_per_mm", c.counts_per_mm.unwrap_or(1.0))?,
+        px_per_mm: positive("px_per_mm", px_per_mm)?,
+        direction: c.direction.unwrap_or(Direction::LeftToRight),
+        on_late: c.on_late.unwrap_or(OnLate::Reject),
+        pulse_ms: c.reject_pulse_ms.unwrap_or(300),
+        min_frames: c.min_frames.unwrap_or(2),
+    }))
 }
 
 /// `[http]`: the `/metrics` and `/healthz` listener.
@@ -948,6 +1003,59 @@ mod tests {
             c.runtime.gpu.int8_calibration,
             Some(PathBuf::from("/abs/t.cache"))
         );
+    }
+
+    #[test]
+    fn the_reject_gate_is_on_with_its_distance_and_needs_the_cameras_calibration() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.conveyor.gate, None, "no gate unless configured");
+        let c = Config::load(
+            None,
+            env(&[
+                ("HALLMARK_CONVEYOR_GATE_DISTANCE_MM", "400"),
+                ("HALLMARK_CONVEYOR_PX_PER_MM", "2.5"),
+                ("HALLMARK_CONVEYOR_DIRECTION", "right_to_left"),
+            ]),
+        )
+        .unwrap();
+        let g = c.conveyor.gate.unwrap();
+        assert_eq!(
+            (
+                g.distance_mm,
+                g.px_per_mm,
+                g.counts_per_mm,
+                g.direction,
+                g.on_late
+            ),
+            (400.0, 2.5, 1.0, Direction::RightToLeft, OnLate::Reject)
+        );
+        for (vars, says) in [
+            (
+                vec![("HALLMARK_CONVEYOR_GATE_DISTANCE_MM", "400")],
+                "px_per_mm",
+            ),
+            (
+                vec![("HALLMARK_CONVEYOR_PX_PER_MM", "2")],
+                "gate_distance_mm is not",
+            ),
+            (
+                vec![
+                    ("HALLMARK_CONVEYOR_GATE_DISTANCE_MM", "400"),
+                    ("HALLMARK_CONVEYOR_PX_PER_MM", "0"),
+                ],
+                "positive",
+            ),
+            (
+                vec![
+                    ("HALLMARK_CONVEYOR_GATE_DISTANCE_MM", "-1"),
+                    ("HALLMARK_CONVEYOR_PX_PER_MM", "2"),
+                ],
+                "gate_distance_mm -1",
+            ),
+        ] {
+            let e = Config::load(None, env(&vars)).unwrap_err().to_string();
+            assert!(e.contains(says), "{e}");
+        }
     }
 
     #[test]

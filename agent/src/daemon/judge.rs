@@ -19,6 +19,7 @@ use crate::config::{Config, Mode};
 use crate::delivery::Delivery;
 use crate::observe::{Observer, Stage};
 use crate::sink::{evidence, link::Link, stdout, Queue};
+use hallmark_core::gate::GatePlan;
 use hallmark_core::modes::decided::Decided;
 use hallmark_core::modes::tracks::Judging;
 use hallmark_core::modes::{Conveyor, Kiosk, Modes, IDLE_TICK};
@@ -51,6 +52,13 @@ pub(super) struct Judge {
     mode: Mode,
     reject_pulse_ms: u16,
     reject_inconclusive: bool,
+    /// Conveyor with a reject gate (and a controller): each pack's arrival at the gate.
+    gate: Option<GatePlan>,
+    /// The link's generation the gate's packs were last sent in.
+    gate_generation: u64,
+    /// `conveyor.added_latency_ms` (a test hook): decided items held this long before they go out.
+    added_latency: std::time::Duration,
+    held: std::collections::VecDeque<(Instant, Vec<Decided>)>,
     next_item: u32,
     frame_no: u64,
     /// The barcode reader, unless `verdict.barcodes` is off.
@@ -110,8 +118,13 @@ impl Judge {
         };
         let link = match &config.link.port {
             Some(port) => Some(
-                Link::spawn(port.clone(), config.link.baud, triggers.clone())
-                    .map_err(DaemonError::Thread)?,
+                Link::spawn(
+                    port.clone(),
+                    config.link.baud,
+                    triggers.clone(),
+                    sinks.observer.clone(),
+                )
+                .map_err(DaemonError::Thread)?,
             ),
             None => None,
         };
@@ -120,6 +133,16 @@ impl Judge {
         {
             spawn_terminal_trigger(triggers.clone());
         }
+        let gate = match (&config.conveyor.gate, config.agent.mode, &link) {
+            (Some(g), Mode::Conveyor, Some(_)) => Some(GatePlan::new(g.clone())),
+            (Some(_), Mode::Conveyor, None) => {
+                tracing::warn!(
+                    "conveyor.gate_distance_mm is set but link.port is not: no controller, no gate"
+                );
+                None
+            }
+            _ => None,
+        };
         let serials = SerialLedger::open(
             &state_dir.join("serials.log"),
             config.verdict.serial_memory,
@@ -138,6 +161,10 @@ impl Judge {
             mode: config.agent.mode,
             reject_pulse_ms: config.conveyor.reject_pulse_ms,
             reject_inconclusive: config.conveyor.reject_inconclusive,
+            gate,
+            gate_generation: 0,
+            added_latency: config.conveyor.added_latency,
+            held: std::collections::VecDeque::new(),
             next_item: 1,
             frame_no: 0,
             barcodes: config
@@ -174,7 +201,13 @@ impl Judge {
             while triggers.try_recv().is_ok() {
                 self.modes.trigger();
             }
-            match inferred.recv_timeout(IDLE_TICK) {
+            self.release_held(false);
+            self.gate_tick();
+            let wait = match self.held.front() {
+                Some((due, _)) => due.saturating_duration_since(Instant::now()).min(IDLE_TICK),
+                None => IDLE_TICK,
+            };
+            match inferred.recv_timeout(wait) {
                 Ok(item) => {
                     let started = Instant::now();
                     self.on_frame(item);
@@ -184,13 +217,14 @@ impl Judge {
                     let decided = judging(&self.manifest, &self.serials, |j| {
                         self.modes.on_idle(j, Instant::now())
                     });
-                    self.emit(decided);
+                    self.decided(decided);
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
         let decided = judging(&self.manifest, &self.serials, |j| self.modes.finish(j));
-        self.emit(decided);
+        self.decided(decided);
+        self.release_held(true);
         let mut drops = 0;
         if let Some(q) = self.stdout.take() {
             drops += q.dropped();
@@ -222,7 +256,7 @@ impl Judge {
                 // Design: the items seen so far are this brand's: decided by its model's rules, before
                 // the next brand's frames start items of their own.
                 let decided = judging(&self.manifest, &self.serials, |j| self.modes.finish(j));
-                self.emit(decided);
+                self.decided(decided);
             }
             self.manifest = manifest;
         }
@@ -247,7 +281,67 @@ impl Judge {
                 link.status(Status::Scanning);
             }
         }
-        self.emit(step.decided);
+        if let Some(plan) = &mut self.gate {
+            plan.observe(
+                frame.captured,
+                (frame.width, frame.height),
+                &step.tracked,
+                &mut self.next_item,
+            );
+            self.gate_tick();
+        }
+        self.decided(step.decided);
+    }
+
+    /// Decided items go out now, or after `conveyor.added_latency_ms` (a test hook).
+    fn decided(&mut self, decided: Vec<Decided>) {
+        if decided.is_empty() {
+            return;
+        }
+        if self.added_latency.is_zero() {
+            self.emit(decided);
+        } else {
+            self.held
+                .push_back((Instant::now() + self.added_latency, decided));
+        }
+    }
+
+    /// Emits the held items that are due (all of them at the end).
+    fn release_held(&mut self, all: bool) {
+        while let Some((due, _)) = self.held.front() {
+            if !all && *due > Instant::now() {
+                break;
+            }
+            if let Some((_, decided)) = self.held.pop_front() {
+                self.emit(decided);
+            }
+        }
+    }
+
+    /// Tells the controller the gate's new and moved targets; all pending ones again after it may
+    /// have lost them (a reconnect, a silence).
+    fn gate_tick(&mut self) {
+        let (Some(plan), Some(link)) = (&mut self.gate, &self.link) else {
+            return;
+        };
+        let clock = link.state.belt();
+        let generation = link.state.generation.load(Ordering::Relaxed);
+        let mut commands = Vec::new();
+        if generation != self.gate_generation {
+            self.gate_generation = generation;
+            commands = plan.resend(&clock);
+            if !commands.is_empty() {
+                tracing::info!(
+                    commands = commands.len(),
+                    "gate: packs ahead of the gate sent again"
+                );
+            }
+        }
+        commands.extend(plan.refresh(&clock));
+        let cfg = plan.config();
+        for c in commands {
+            link.gate(c, cfg.pulse_ms, cfg.on_late);
+        }
     }
 
     fn emit(&mut self, decided: Vec<Decided>) {
@@ -261,9 +355,25 @@ impl Judge {
             }
         }
         let mut out = Vec::with_capacity(decided.len());
+        let clock = self.link.as_ref().map(|l| l.state.belt());
         for d in decided {
-            let item_id = self.next_item;
-            self.next_item = self.next_item.wrapping_add(1);
+            let kind = d.decision.verdict;
+            let reject = self.mode == Mode::Conveyor
+                && (kind == VerdictKind::Counterfeit
+                    || (self.reject_inconclusive && kind == VerdictKind::Inconclusive));
+            // A pack the gate expects keeps the item id it was announced with.
+            let gated = match (&mut self.gate, &clock) {
+                (Some(plan), Some(clock)) => plan.decide(d.track, reject, clock, Instant::now()),
+                _ => None,
+            };
+            let item_id = match &gated {
+                Some(g) => g.item,
+                None => {
+                    let id = self.next_item;
+                    self.next_item = self.next_item.wrapping_add(1);
+                    id
+                }
+            };
             let latency = d
                 .last
                 .as_ref()
@@ -278,7 +388,15 @@ impl Judge {
                 &d,
                 latency,
             );
-            let kind = d.decision.verdict;
+            if let Some(g) = &gated {
+                event.gate = g.timing;
+                if let Some(t) = g.timing {
+                    self.observer.gate_decided(t.margin_mm, t.late);
+                    if t.late {
+                        tracing::warn!(item = item_id, margin_mm = t.margin_mm, "decision came after the pack reached the gate: the gate handled it by conveyor.on_late");
+                    }
+                }
+            }
             let count = match kind {
                 VerdictKind::Genuine => &self.stats.genuine,
                 VerdictKind::Counterfeit => &self.stats.counterfeit,
@@ -313,7 +431,7 @@ impl Judge {
                 Stage::Verdict,
                 std::time::Duration::from_secs_f64(latency / 1e3),
             );
-            out.push((item_id, kind, d, event));
+            out.push((item_id, kind, reject, gated.map(|g| g.command), d, event));
         }
         // Durable first: nothing acts on a verdict the spool does not hold. While it cannot write (a
         // full disk), the kiosk and the reject gate still act, and the verdicts wait in memory to be
@@ -323,14 +441,26 @@ impl Judge {
             let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
             delivery.submit(&refs);
         }
-        for (item_id, kind, d, event) in out {
+        for (item_id, kind, reject, gate_command, d, event) in out {
             if let Some(link) = &self.link {
-                let reject = self.mode == Mode::Conveyor
-                    && (kind == VerdictKind::Counterfeit
-                        || (self.reject_inconclusive && kind == VerdictKind::Inconclusive));
                 // Design: the reject goes out before the screen update, so it never waits behind one.
-                if reject {
-                    link.reject(item_id, self.reject_pulse_ms);
+                // A pack the gate expects is decided there (fired when it arrives); any other pulses
+                // now, as without a gate.
+                match (gate_command, &self.gate) {
+                    (Some(Some(c)), Some(plan)) => {
+                        let cfg = plan.config();
+                        link.gate(c, cfg.pulse_ms, cfg.on_late);
+                    }
+                    // Expected by the plan but not placed on the belt yet: sent after its target.
+                    (Some(_), _) => {}
+                    // With a gate, a pack it does not know (never announced, or forgotten) is not
+                    // pulsed now: the actuator would fire at whatever is at the gate.
+                    (None, Some(_)) if reject => tracing::warn!(
+                        item = item_id,
+                        "a reject for a pack the gate does not know: not fired"
+                    ),
+                    (None, None) if reject => link.reject(item_id, self.reject_pulse_ms),
+                    (None, _) => {}
                 }
                 if d.primary || self.mode == Mode::Conveyor {
                     link.show(ShowVerdict::new(

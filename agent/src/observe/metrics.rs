@@ -99,6 +99,9 @@ pub struct Metrics {
     pub mqtt_refused: Family<ReasonLabel, Counter>,
     pub mqtt_inbound_paused: Gauge,
     pub http_refused: Counter,
+    pub gate_margin_mm: Histogram,
+    pub gate_late: Counter,
+    pub gate_reports: Family<OutcomeLabel, Counter>,
 }
 
 impl Metrics {
@@ -146,6 +149,12 @@ impl Metrics {
             mqtt_refused: Family::default(),
             mqtt_inbound_paused: Gauge::default(),
             http_refused: Counter::default(),
+            // Late decisions fall in the buckets at or below 0.
+            gate_margin_mm: Histogram::new([
+                -400.0, -100.0, 0.0, 25.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0,
+            ]),
+            gate_late: Counter::default(),
+            gate_reports: Family::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -288,6 +297,21 @@ impl Metrics {
             "hallmark_mqtt_inbound_paused",
             "1 while the agent connects without subscriptions because the broker kept sending a packet over mqtt.max_incoming_mib",
             m.mqtt_inbound_paused.clone(),
+        );
+        r.register(
+            "hallmark_gate_margin_mm",
+            "Conveyor: how far before the reject gate each pack's decision came, belt millimetres (negative: late)",
+            m.gate_margin_mm.clone(),
+        );
+        r.register(
+            "hallmark_gate_late",
+            "Conveyor: decisions that came when their pack was at the reject gate or past it (handled by on_late)",
+            m.gate_late.clone(),
+        );
+        r.register(
+            "hallmark_gate_reports",
+            "Conveyor: what the reject gate did with each pack, as the controller reports it",
+            m.gate_reports.clone(),
         );
         r.register(
             "hallmark_http_refused",

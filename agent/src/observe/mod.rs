@@ -139,7 +139,21 @@ pub struct Observer {
     link: Mutex<StateSet>,
     /// Why the verdict spool cannot write, while it cannot (a failing health check).
     spool_failing: Mutex<Option<String>>,
+    /// Conveyor gate: recent decision margins (mm), decisions, late ones, and the gate's reports.
+    gate: Mutex<GateWindow>,
 }
+
+/// The reject gate's figures for telemetry.
+#[derive(Debug, Default)]
+struct GateWindow {
+    margins: std::collections::VecDeque<f64>,
+    decided: u64,
+    late: u64,
+    outcomes: BTreeMap<String, u64>,
+}
+
+/// Margins kept for telemetry's min and median.
+const GATE_MARGINS: usize = 256;
 
 /// A poisoned lock here only means another thread panicked mid-update of a count: keep counting.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -180,6 +194,7 @@ impl Observer {
             camera: Mutex::new(camera),
             link: Mutex::new(link),
             spool_failing: Mutex::new(None),
+            gate: Mutex::new(GateWindow::default()),
             metrics,
         }
     }
@@ -315,6 +330,37 @@ impl Observer {
             })
             .inc();
         *lock(&self.verdicts).entry(kind.to_string()).or_default() += 1;
+    }
+
+    /// A conveyor pack decided `margin_mm` before the reject gate (negative: after); `late` when it
+    /// reached the gate first.
+    pub fn gate_decided(&self, margin_mm: f64, late: bool) {
+        self.metrics.gate_margin_mm.observe(margin_mm);
+        let mut g = lock(&self.gate);
+        g.decided += 1;
+        if late {
+            self.metrics.gate_late.inc();
+            g.late += 1;
+        }
+        if g.margins.len() >= GATE_MARGINS {
+            g.margins.pop_front();
+        }
+        g.margins.push_back(margin_mm);
+    }
+
+    /// The controller's report of what the gate did: `rejected`, `passed`, `late_rejected`,
+    /// `late_passed`, `refused` or `unknown`.
+    pub fn gate_report(&self, outcome: &str) {
+        self.metrics
+            .gate_reports
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        *lock(&self.gate)
+            .outcomes
+            .entry(outcome.to_string())
+            .or_default() += 1;
     }
 
     pub fn spool(&self, depth: u64, bytes: u64) {
@@ -485,7 +531,25 @@ impl Observer {
             camera: lock(&self.camera).current.clone(),
             link: lock(&self.link).current.clone(),
             models: lock(&self.models).clone(),
+            gate: self.gate_snapshot(),
         }
+    }
+
+    /// The gate's telemetry, once it has decided or reported anything.
+    fn gate_snapshot(&self) -> Option<hallmark_proto::telemetry::Gate> {
+        let g = lock(&self.gate);
+        if g.decided == 0 && g.outcomes.is_empty() {
+            return None;
+        }
+        let mut m: Vec<f64> = g.margins.iter().copied().collect();
+        m.sort_by(f64::total_cmp);
+        Some(hallmark_proto::telemetry::Gate {
+            decided: g.decided,
+            late: g.late,
+            margin_mm_min: m.first().map(|v| round(*v, 1)),
+            margin_mm_p50: m.get(m.len() / 2).map(|v| round(*v, 1)),
+            outcomes: g.outcomes.clone(),
+        })
     }
 
     /// The Prometheus text exposition (OpenMetrics; see [`metrics::CONTENT_TYPE`]).

@@ -6,6 +6,11 @@
 //! queued while the port was closed, and a controller that rebooted has a blank screen. A reject is
 //! never re-sent (the item has passed the gate by then). It also watches the controller's heartbeats,
 //! since an unpowered controller behind a plugged-in USB adapter never closes the port.
+//!
+//! On a conveyor with a reject gate, the controller's belt counts feed the [`BeltClock`] the judge
+//! reads, its gate reports are counted, and every (re)connect, or word after a silence (a cut line
+//! leaves the port open), bumps [`LinkState::generation`] so the judge sends the gate's pending packs
+//! again.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,11 +19,20 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use hallmark_host_link::link::{Message, Reject, ShowVerdict, Status};
+use hallmark_core::gate::{BeltClock, GateCommand, OnLate};
+use hallmark_host_link::link::{
+    self, GateDecision, GateEntry, GateOutcome, Message, Reject, ShowVerdict, Status,
+};
 use hallmark_host_link::{Event, LinkClient, Options};
+
+use crate::observe::Observer;
 
 /// A controller that sent nothing for this long is silent (its heartbeat is every second).
 pub const SILENT_AFTER: Duration = Duration::from_secs(3);
+
+/// A controller that reports belt counts (every few tens of milliseconds) and went quiet this long
+/// may have missed what was sent meanwhile: the gate's packs are sent again when it speaks.
+const GAP: Duration = Duration::from_millis(250);
 
 /// Time the client gets to write what is queued before the link closes.
 const FLUSH_WAIT: Duration = Duration::from_millis(150);
@@ -30,6 +44,11 @@ pub struct LinkState {
     last_heard: Mutex<Option<Instant>>,
     pub triggers: AtomicU64,
     pub rejects: AtomicU64,
+    /// The belt's counts as the controller reports them (conveyor).
+    pub belt: Mutex<BeltClock>,
+    /// Bumped whenever the controller may have lost what was sent (a reconnect, a hello, a word
+    /// after a silence while it reported the belt).
+    pub generation: AtomicU64,
 }
 
 impl LinkState {
@@ -46,6 +65,11 @@ impl LinkState {
     pub fn connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
     }
+
+    /// A copy of the belt clock now.
+    pub fn belt(&self) -> BeltClock {
+        self.belt.lock().map(|b| b.clone()).unwrap_or_default()
+    }
 }
 
 /// The daemon's handle to the controller.
@@ -58,7 +82,12 @@ pub struct Link {
 impl Link {
     /// Starts the link thread on `port` (it need not exist yet). Each button press sends `()` on
     /// `triggers`.
-    pub fn spawn(port: PathBuf, baud: u32, triggers: Sender<()>) -> std::io::Result<Link> {
+    pub fn spawn(
+        port: PathBuf,
+        baud: u32,
+        triggers: Sender<()>,
+        observer: Arc<Observer>,
+    ) -> std::io::Result<Link> {
         let (tx, rx) = channel::<Message>();
         let state = Arc::new(LinkState::default());
         let shared = state.clone();
@@ -93,6 +122,7 @@ impl Link {
                     let resend = match event {
                         Event::Connected => {
                             shared.connected.store(true, Ordering::Relaxed);
+                            shared.generation.fetch_add(1, Ordering::Relaxed);
                             true
                         }
                         Event::Disconnected { reason } => {
@@ -101,17 +131,41 @@ impl Link {
                             false
                         }
                         Event::Message(m) => {
+                            let now = Instant::now();
                             if let Ok(mut t) = shared.last_heard.lock() {
-                                *t = Some(Instant::now());
+                                let belt_on = shared.belt.lock().is_ok_and(|b| b.latest().is_some());
+                                if belt_on && t.is_some_and(|t| now.duration_since(t) > GAP) {
+                                    tracing::info!("controller heard again after a silence");
+                                    shared.generation.fetch_add(1, Ordering::Relaxed);
+                                }
+                                *t = Some(now);
                             }
                             match m {
+                                Message::BeltCount(b) => {
+                                    if let Ok(mut clock) = shared.belt.lock() {
+                                        clock.observe(now, b.count);
+                                    }
+                                    false
+                                }
+                                Message::GateReport(r) => {
+                                    observer.gate_report(outcome_name(r.outcome));
+                                    if matches!(r.outcome, GateOutcome::LateRejected | GateOutcome::LatePassed | GateOutcome::Refused) {
+                                        tracing::warn!(item = r.item_id, outcome = ?r.outcome, count = r.count, "the gate handled a pack without its verdict");
+                                    } else {
+                                        tracing::debug!(item = r.item_id, outcome = ?r.outcome, count = r.count, "gate report");
+                                    }
+                                    false
+                                }
                                 Message::Trigger(t) => {
                                     tracing::info!(seq = t.seq, "scan button pressed");
                                     shared.triggers.fetch_add(1, Ordering::Relaxed);
                                     let _ = triggers.send(());
                                     false
                                 }
-                                Message::Hello(_) => true,
+                                Message::Hello(_) => {
+                                    shared.generation.fetch_add(1, Ordering::Relaxed);
+                                    true
+                                }
                                 _ => false,
                             }
                         }
@@ -145,6 +199,26 @@ impl Link {
         self.send(Message::Reject(Reject { item_id, pulse_ms }));
     }
 
+    /// Tells the reject gate of a pack to expect, or of its decision.
+    pub fn gate(&self, command: GateCommand, pulse_ms: u16, on_late: OnLate) {
+        tracing::debug!(?command, "gate");
+        self.send(match command {
+            GateCommand::Expect { item, arrives_at } => Message::GateEntry(GateEntry {
+                item_id: item,
+                arrives_at,
+                pulse_ms,
+                on_late: match on_late {
+                    OnLate::Reject => link::OnLate::Reject,
+                    OnLate::Pass => link::OnLate::Pass,
+                },
+            }),
+            GateCommand::Decide { item, reject } => Message::GateDecision(GateDecision {
+                item_id: item,
+                reject,
+            }),
+        });
+    }
+
     pub fn status(&self, s: Status) {
         self.send(Message::Status(s));
     }
@@ -165,6 +239,18 @@ impl Link {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// A gate outcome's name in metrics and logs.
+fn outcome_name(o: GateOutcome) -> &'static str {
+    match o {
+        GateOutcome::Rejected => "rejected",
+        GateOutcome::Passed => "passed",
+        GateOutcome::LateRejected => "late_rejected",
+        GateOutcome::LatePassed => "late_passed",
+        GateOutcome::Refused => "refused",
+        GateOutcome::Unknown => "unknown",
     }
 }
 

@@ -76,6 +76,10 @@ pub struct ConveyorConfig {
     pub reject_pulse_ms: u16,
     /// Divert inconclusive items too, for a person to check.
     pub reject_inconclusive: bool,
+    /// The reject gate downstream of the view; `None`: a reject pulses when its verdict comes.
+    pub gate: Option<crate::gate::GateConfig>,
+    /// A test hook: every verdict goes out this much later (to make decisions reach the gate late).
+    pub added_latency: Duration,
 }
 
 /// What a mode did with a frame.
@@ -85,6 +89,8 @@ pub struct Step {
     pub decided: Vec<Decided>,
     /// A triggered scan started with this frame (the screen shows "scanning").
     pub scan_started: bool,
+    /// Conveyor: the packs followed in this frame (track id, box), for the reject gate's plan.
+    pub tracked: Vec<(u64, [f32; 4])>,
 }
 
 /// Either mode.
@@ -105,10 +111,14 @@ impl Modes {
     ) -> Step {
         match self {
             Modes::Kiosk(k) => k.on_frame(frame_no, frame, judged, detections, j, now),
-            Modes::Conveyor(c) => Step {
-                decided: c.tracks.on_frame(frame_no, frame, judged, detections, j),
-                scan_started: false,
-            },
+            Modes::Conveyor(c) => {
+                let decided = c.tracks.on_frame(frame_no, frame, judged, detections, j);
+                Step {
+                    decided,
+                    scan_started: false,
+                    tracked: c.tracks.seen().to_vec(),
+                }
+            }
         }
     }
 
@@ -163,8 +173,12 @@ impl Conveyor {
             max_missed: cfg.max_missed,
             max_frames: cfg.max_frames,
         };
+        let tracks = Tracks::new(opts, cfg.min_frames);
         Conveyor {
-            tracks: Tracks::new(opts, cfg.min_frames),
+            tracks: match &cfg.gate {
+                Some(g) => tracks.decide_at_exit(g.direction),
+                None => tracks,
+            },
         }
     }
 }
@@ -215,6 +229,7 @@ impl Kiosk {
             return Step {
                 decided: per_frame(frame, judged, detections, j),
                 scan_started: false,
+                tracked: Vec::new(),
             };
         }
         let mut scan_started = false;
@@ -251,6 +266,7 @@ impl Kiosk {
         Step {
             decided,
             scan_started,
+            tracked: Vec::new(),
         }
     }
 
@@ -525,7 +541,61 @@ mod tests {
             min_frames: 2,
             reject_pulse_ms: 300,
             reject_inconclusive: true,
+            gate: None,
+            added_latency: Duration::ZERO,
         }))
+    }
+
+    #[test]
+    fn with_a_reject_gate_a_pack_is_decided_as_it_reaches_the_exit_edge_not_after_it_left() {
+        let gate = crate::gate::GateConfig {
+            distance_mm: 400.0,
+            counts_per_mm: 1.0,
+            px_per_mm: 2.0,
+            direction: crate::gate::Direction::LeftToRight,
+            on_late: crate::gate::OnLate::Reject,
+            pulse_ms: 100,
+            min_frames: 2,
+        };
+        let moving: Vec<Vec<Detection>> = [300.0, 500.0, 700.0, 760.0]
+            .iter()
+            .map(|&x| vec![det(0, 0.9, x)])
+            .chain((0..5).map(|_| Vec::new()))
+            .collect();
+        let decided_at = |gate: Option<crate::gate::GateConfig>| {
+            let mut m = Modes::Conveyor(Conveyor::new(&ConveyorConfig {
+                track_iou: 0.2,
+                max_missed: 3,
+                max_frames: 30,
+                min_frames: 2,
+                reject_pulse_ms: 300,
+                reject_inconclusive: true,
+                gate,
+                added_latency: Duration::ZERO,
+            }));
+            let steps = feed(&mut m, &moving, None);
+            let at: Vec<usize> = steps
+                .iter()
+                .filter(|(_, s)| !s.decided.is_empty())
+                .map(|(i, _)| *i)
+                .collect();
+            assert_eq!(
+                steps[2].1.tracked.len(),
+                1,
+                "the pack is reported as tracked"
+            );
+            at
+        };
+        assert_eq!(
+            decided_at(Some(gate)),
+            vec![3],
+            "box [760, 960] touches the exit edge"
+        );
+        assert_eq!(
+            decided_at(None),
+            vec![7],
+            "without a gate: after it left (3 frames missed)"
+        );
     }
 
     /// A GS1 DataMatrix with `gtin` and `serial`, on a pack whose box starts at `x`.

@@ -38,6 +38,12 @@ pub struct Tracks {
     /// Tracks that left with an SGTIN, kept while a track seen with them is followed.
     departed: HashMap<u64, Departed>,
     min_frames: u32,
+    /// The tracks of the last frame and their boxes.
+    seen: Vec<(u64, [f32; 4])>,
+    /// A conveyor with a reject gate: a pack is decided as soon as it reaches the view's exit edge
+    /// (frames cut by the edge add no evidence while whole ones exist), so its decision is at the
+    /// gate well before it is.
+    exit: Option<crate::gate::Direction>,
 }
 
 /// What the verdict of a track needs besides its evidence.
@@ -53,7 +59,15 @@ impl Tracks {
             states: HashMap::new(),
             departed: HashMap::new(),
             min_frames,
+            seen: Vec::new(),
+            exit: None,
         }
+    }
+
+    /// Decides each pack as soon as it reaches the exit edge of a belt moving in `direction`.
+    pub fn decide_at_exit(mut self, direction: crate::gate::Direction) -> Tracks {
+        self.exit = Some(direction);
+        self
     }
 
     /// Adds one judged frame; returns the tracks decided by it (due, or left with enough frames).
@@ -67,6 +81,7 @@ impl Tracks {
     ) -> Vec<Decided> {
         let boxes: Vec<[f32; 4]> = judged.items.iter().map(|i| i.bbox).collect();
         let (ids, events) = self.tracker.update(frame_no, &boxes);
+        self.seen = ids.iter().copied().zip(boxes.iter().copied()).collect();
         let size = (frame.width, frame.height);
         for (item, &id) in judged.items.iter().zip(&ids) {
             let members: Vec<&Detection> = item.members.iter().map(|&m| &detections[m]).collect();
@@ -92,6 +107,19 @@ impl Tracks {
             }
         }
         let mut out = Vec::new();
+        if let Some(direction) = self.exit {
+            let leaving: Vec<u64> = self
+                .seen
+                .iter()
+                .filter(|(_, b)| direction.at_exit(*b, size))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in leaving {
+                if let Some(d) = self.decide(id, j, false) {
+                    out.push(d);
+                }
+            }
+        }
         for e in events {
             match e {
                 TrackEvent::Entered { .. } => {}
@@ -123,6 +151,11 @@ impl Tracks {
             .collect();
         self.departed.clear();
         out
+    }
+
+    /// The tracks seen in the last frame, with their boxes there.
+    pub fn seen(&self) -> &[(u64, [f32; 4])] {
+        &self.seen
     }
 
     /// Tracks followed now.
