@@ -56,6 +56,11 @@ pub(super) struct Judge {
     gate: Option<GatePlan>,
     /// The link's generation the gate's packs were last sent in.
     gate_generation: u64,
+    /// The generation changed at this instant: the packs ahead go again once a count newer than it
+    /// arrives (before it, the clock may still hold the count from before the outage).
+    resend_after: Option<Instant>,
+    /// Said once: the controller reports no belt count, so rejects pulse at their verdict.
+    warned_no_counts: bool,
     /// `conveyor.added_latency_ms` (a test hook): decided items held this long before they go out.
     added_latency: std::time::Duration,
     held: std::collections::VecDeque<(Instant, Vec<Decided>)>,
@@ -163,6 +168,8 @@ impl Judge {
             reject_inconclusive: config.conveyor.reject_inconclusive,
             gate,
             gate_generation: 0,
+            resend_after: None,
+            warned_no_counts: false,
             added_latency: config.conveyor.added_latency,
             held: std::collections::VecDeque::new(),
             next_item: 1,
@@ -309,8 +316,13 @@ impl Judge {
     /// Emits the held items that are due (all of them at the end).
     fn release_held(&mut self, all: bool) {
         while let Some((due, _)) = self.held.front() {
-            if !all && *due > Instant::now() {
-                break;
+            let wait = due.saturating_duration_since(Instant::now());
+            if !wait.is_zero() {
+                if !all {
+                    break;
+                }
+                // At the end each goes when due (a test hook: bounded by added_latency).
+                std::thread::sleep(wait.min(self.added_latency));
             }
             if let Some((_, decided)) = self.held.pop_front() {
                 self.emit(decided);
@@ -329,6 +341,12 @@ impl Judge {
         let mut commands = Vec::new();
         if generation != self.gate_generation {
             self.gate_generation = generation;
+            self.resend_after = Some(Instant::now());
+        }
+        // Only against a count reported after the outage: the one before it is stale.
+        let fresh = |since: Instant| clock.latest().is_some_and(|(at, _)| at > since);
+        if self.resend_after.is_some_and(fresh) {
+            self.resend_after = None;
             commands = plan.resend(&clock);
             if !commands.is_empty() {
                 tracing::info!(
@@ -363,6 +381,16 @@ impl Judge {
                     || (self.reject_inconclusive && kind == VerdictKind::Inconclusive));
             // A pack the gate expects keeps the item id it was announced with.
             let gated = match (&mut self.gate, &clock) {
+                // A controller that has never reported the belt's count (its gate is not set up, or
+                // no encoder): no pack can be placed, so rejects pulse at their verdict, as without
+                // a gate.
+                (Some(_), Some(clock)) if clock.latest().is_none() => {
+                    if !self.warned_no_counts {
+                        self.warned_no_counts = true;
+                        tracing::warn!("conveyor.gate_distance_mm is set but the controller reports no belt count: rejects pulse at their verdict (set up the controller's gate)");
+                    }
+                    None
+                }
                 (Some(plan), Some(clock)) => plan.decide(d.track, reject, clock, Instant::now()),
                 _ => None,
             };
@@ -441,6 +469,7 @@ impl Judge {
             let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
             delivery.submit(&refs);
         }
+        let has_counts = clock.as_ref().is_some_and(|c| c.latest().is_some());
         for (item_id, kind, reject, gate_command, d, event) in out {
             if let Some(link) = &self.link {
                 // Design: the reject goes out before the screen update, so it never waits behind one.
@@ -455,11 +484,11 @@ impl Judge {
                     (Some(_), _) => {}
                     // With a gate, a pack it does not know (never announced, or forgotten) is not
                     // pulsed now: the actuator would fire at whatever is at the gate.
-                    (None, Some(_)) if reject => tracing::warn!(
+                    (None, Some(_)) if reject && has_counts => tracing::warn!(
                         item = item_id,
                         "a reject for a pack the gate does not know: not fired"
                     ),
-                    (None, None) if reject => link.reject(item_id, self.reject_pulse_ms),
+                    (None, _) if reject => link.reject(item_id, self.reject_pulse_ms),
                     (None, _) => {}
                 }
                 if d.primary || self.mode == Mode::Conveyor {

@@ -1077,6 +1077,14 @@ fn check_gate_follows_events(events: &[Value], gate: &[Value]) -> usize {
         };
         assert!(ok, "gate {outcome} for {e}\n{gate:#?}");
         late += usize::from(outcome == "LateRejected");
+        let handled = gate
+            .iter()
+            .filter(|g| g["item"] == e["item"]["id"] && g["outcome"] != "Unknown")
+            .count();
+        assert_eq!(
+            handled, 1,
+            "the gate handles each pack once: {e}\n{gate:#?}"
+        );
         let r = gate.iter().find(|x| x["item"] == e["item"]["id"]).unwrap();
         let off = r["count"].as_i64().unwrap() - r["target"].as_i64().unwrap();
         assert!(off.abs() <= 1, "fired {off} counts off its target: {r}");

@@ -26,6 +26,8 @@ const SPEED_WINDOW: Duration = Duration::from_millis(300);
 #[derive(Debug, Default, Clone)]
 pub struct BeltClock {
     samples: VecDeque<(Instant, u64)>,
+    /// Counts up at every reset (a count below the previous one): targets from before are void.
+    epoch: u64,
 }
 
 impl BeltClock {
@@ -42,6 +44,7 @@ impl BeltClock {
             }
             if count < last {
                 self.samples.clear();
+                self.epoch += 1;
             } else if self.samples.len() >= 2 {
                 // Thin: the newest replaces the previous newest while they are close together.
                 let prev_at = self.samples[self.samples.len() - 2].0;
@@ -58,6 +61,11 @@ impl BeltClock {
                 break;
             }
         }
+    }
+
+    /// How many times the count went back (an encoder or controller reset).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// The newest count and when it was reported.
@@ -169,6 +177,7 @@ mod tests {
         assert!(c.samples.len() <= (KEEP.as_millis() / MIN_SPACING.as_millis()) as usize + 2);
         c.observe(t0 + ms(20_020), 3);
         assert_eq!(c.latest().map(|(_, n)| n), Some(3));
+        assert_eq!(c.epoch(), 1);
         assert_eq!(c.count_at(t0 + ms(19_000)), None);
     }
 }

@@ -41,6 +41,8 @@ const EDGE_PX: f32 = 2.0;
 struct Pack {
     item: Option<u32>,
     frames: u32,
+    /// The capture instant of the last frame it was seen in.
+    seen_at: Instant,
     /// (capture instant, millimetres from the leading edge to the gate).
     obs: Vec<(Instant, f64)>,
     /// Its length along the belt in pixels, from a frame that showed it whole.
@@ -57,13 +59,19 @@ struct Pack {
 pub struct GatePlan {
     cfg: GateConfig,
     packs: BTreeMap<u64, Pack>,
+    /// The belt clock's epoch the targets were sent in.
+    epoch: u64,
 }
+
+/// A pack seen but never announced (a glimpse) is let go this long after it was last seen.
+const GHOST_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl GatePlan {
     pub fn new(cfg: GateConfig) -> GatePlan {
         GatePlan {
             cfg,
             packs: BTreeMap::new(),
+            epoch: 0,
         }
     }
 
@@ -89,6 +97,7 @@ impl GatePlan {
             let pack = self.packs.entry(track).or_insert_with(|| Pack {
                 item: None,
                 frames: 0,
+                seen_at: captured,
                 obs: Vec::new(),
                 length_px: None,
                 sent: None,
@@ -96,6 +105,7 @@ impl GatePlan {
                 decision_sent: false,
             });
             pack.frames += 1;
+            pack.seen_at = pack.seen_at.max(captured);
             let edges = along(self.cfg.direction, bbox, size);
             if !edges.cut_entry && !edges.cut_exit {
                 pack.length_px = Some(edges.lead - edges.trail);
@@ -128,13 +138,20 @@ impl GatePlan {
     /// What the controller must be told now: a new or moved target for each announced pack still
     /// ahead of the gate, and decisions not yet sent. Packs well past the gate are forgotten.
     pub fn refresh(&mut self, clock: &BeltClock) -> Vec<GateCommand> {
-        let Some((_, now)) = clock.latest() else {
+        let Some((now_at, now)) = clock.latest() else {
             return Vec::new();
         };
+        self.follow_epoch(clock);
+        let guard = guard(clock);
         let mut out = Vec::new();
         let cpm = self.cfg.counts_per_mm;
         for pack in self.packs.values_mut() {
             let Some(item) = pack.item else { continue };
+            // Once its target is reached, or about to be, the controller has handled it (the count
+            // here is up to a report old): never sent again, or the gate would take it twice.
+            if pack.sent.is_some_and(|s| s <= now + guard) {
+                continue;
+            }
             let Some(target) = estimate(pack, clock, cpm) else {
                 continue;
             };
@@ -155,6 +172,9 @@ impl GatePlan {
         // must still say the gate handled it by `on_late`.
         let slack = (self.cfg.distance_mm * cpm).max(1.0) as u64;
         self.packs.retain(|_, p| {
+            if p.item.is_none() {
+                return now_at.saturating_duration_since(p.seen_at) < GHOST_AFTER;
+            }
             p.decided.is_none()
                 || p.sent
                     .or_else(|| estimate(p, clock, cpm))
@@ -211,6 +231,7 @@ impl GatePlan {
     /// its decision when it has one. Packs that already passed are not sent (the controller would
     /// handle them at once).
     pub fn resend(&mut self, clock: &BeltClock) -> Vec<GateCommand> {
+        self.follow_epoch(clock);
         let Some((_, now)) = clock.latest() else {
             return Vec::new();
         };
@@ -219,7 +240,7 @@ impl GatePlan {
             let (Some(item), Some(target)) = (pack.item, pack.sent) else {
                 continue;
             };
-            if target <= now {
+            if target <= now + guard(clock) {
                 continue;
             }
             out.push(GateCommand::Expect {
@@ -234,6 +255,19 @@ impl GatePlan {
         out
     }
 
+    /// After an encoder or controller reset the sent targets are in the old count scale: void. Packs
+    /// whose frames the new clock cannot place are not sent again (they are lost to the gate).
+    fn follow_epoch(&mut self, clock: &BeltClock) {
+        if clock.epoch() == self.epoch {
+            return;
+        }
+        self.epoch = clock.epoch();
+        for pack in self.packs.values_mut() {
+            pack.sent = None;
+            pack.decision_sent = false;
+        }
+    }
+
     /// Packs remembered now.
     pub fn len(&self) -> usize {
         self.packs.len()
@@ -243,6 +277,15 @@ impl GatePlan {
         self.packs.is_empty()
     }
 }
+
+/// The belt's travel over [`GUARD`]: a target this close to the newest count may already have been
+/// handled by the controller.
+fn guard(clock: &BeltClock) -> u64 {
+    (clock.speed() * GUARD.as_secs_f64()).max(1.0) as u64
+}
+
+/// See [`guard`].
+const GUARD: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The median of a pack's estimates of its target count, over the observations the clock can place.
 fn estimate(pack: &Pack, clock: &BeltClock, counts_per_mm: f64) -> Option<u64> {
@@ -541,5 +584,36 @@ mod tests {
             plan.observe(t0, (960, 720), &[(id, pack_at(100.0, 0))], &mut next);
         }
         assert_eq!(plan.len(), MAX_PACKS);
+        plan.refresh(&clock(t0, 3000));
+        assert!(plan.is_empty(), "glimpses never announced are let go");
+    }
+
+    #[test]
+    fn a_target_reached_is_never_sent_again_and_a_reset_encoder_voids_the_old_targets() {
+        let t0 = Instant::now();
+        let mut plan = GatePlan::new(cfg());
+        let mut next = 1;
+        for f in 0..2u64 {
+            plan.observe(
+                t0 + ms(f * 100),
+                (960, 720),
+                &[(1, pack_at(560.0, f * 100))],
+                &mut next,
+            );
+        }
+        assert_eq!(plan.refresh(&clock(t0, 200)).len(), 1);
+        // Still in view (a short gate) after its target: seen again, not announced again.
+        plan.observe(
+            t0 + ms(1300),
+            (960, 720),
+            &[(1, [0.0, 100.0, 100.0, 300.0])],
+            &mut next,
+        );
+        assert!(plan.refresh(&clock(t0, 1400)).is_empty());
+        // The encoder resets: the old target means nothing now, and the old frames cannot be placed.
+        let mut c = clock(t0, 1400);
+        c.observe(t0 + ms(1420), 5);
+        assert!(plan.resend(&c).is_empty());
+        assert!(plan.refresh(&c).is_empty());
     }
 }
