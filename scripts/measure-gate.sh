@@ -70,7 +70,11 @@ totals = {}
 for run in sorted(work.iterdir(), key=lambda p: (p.name.rsplit("-", 1)[0], int(p.name.rsplit("-", 1)[1]))):
     brand, speed = run.name.rsplit("-", 1)
     events = {e["item"]["id"]: e for e in lines(run / "events.jsonl")}
-    gate = {g["item"]: g for g in lines(run / "gate.jsonl")}
+    # A decision for a pack the gate already handled is reported "Unknown": not what happened to it.
+    gate = {}
+    for g in lines(run / "gate.jsonl"):
+        if g["outcome"] != "Unknown":
+            gate.setdefault(g["item"], g)
     print(f"== {brand} at {int(speed)/1000:.1f} m/s")
     t = totals.setdefault(int(speed), dict(packs=0, must_reject=0, rejected_ok=0, genuine=0, genuine_rejected=0,
                                             late=0, unchecked_passed=0, off_target=0, margins=[]))
