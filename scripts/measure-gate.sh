@@ -63,6 +63,15 @@ import json, os, statistics, sys
 from pathlib import Path
 
 work, speeds = Path(sys.argv[1]), [int(s) for s in sys.argv[2].split()]
+def uninspected_of(run):
+    out = []
+    for g in lines(run / "gate.jsonl"):
+        if "uninspected_from" in g:
+            out.append([g["uninspected_from"], None])
+        elif "inspected_again" in g and out:
+            out[-1][1] = g["inspected_again"]
+    return out
+
 def lines(p):
     return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
 
@@ -71,11 +80,17 @@ for run in sorted(work.iterdir(), key=lambda p: (p.name.rsplit("-", 1)[0], int(p
     brand, speed = run.name.rsplit("-", 1)
     events = {e["item"]["id"]: e for e in lines(run / "events.jsonl")}
     # A decision for a pack the gate already handled is reported "Unknown": not what happened to it.
-    gate = {}
+    gate, uninspected = {}, []
     for g in lines(run / "gate.jsonl"):
-        if g["outcome"] != "Unknown":
+        if "uninspected_from" in g:
+            uninspected.append([g["uninspected_from"], None])
+        elif "inspected_again" in g and uninspected:
+            uninspected[-1][1] = g["inspected_again"]
+        elif g.get("outcome") != "Unknown":
             gate.setdefault(g["item"], g)
     print(f"== {brand} at {int(speed)/1000:.1f} m/s")
+    for a, b in uninspected_of(run):
+        print(f"  belt the agent never inspected, diverted: counts {a} to {b}")
     t = totals.setdefault(int(speed), dict(packs=0, must_reject=0, rejected_ok=0, genuine=0, genuine_rejected=0,
                                             late=0, unchecked_passed=0, off_target=0, margins=[]))
     for item in sorted(set(events) | set(gate)):
@@ -96,6 +111,11 @@ for run in sorted(work.iterdir(), key=lambda p: (p.name.rsplit("-", 1)[0], int(p
         t["off_target"] += off is not None and off > 1
         if "margin_mm" in margin:
             t["margins"].append(margin["margin_mm"])
+        if not g and (margin.get("arrives_at") or 0) and any(
+                a < margin["arrives_at"] and (b is None or margin["arrives_at"] <= b) for a, b in uninspected):
+            outcome = "(diverted: uninspected belt)"
+            t["rejected_ok"] += must
+            t["genuine_rejected"] += verdict == "genuine"
         print(f"  item {item}: {verdict:<12} {(e or {}).get('item', {}).get('product', ''):<40} gate {outcome:<13}"
               f" fired at {g.get('count')} target {g.get('target')} margin {margin.get('margin_mm')} mm")
 print()
@@ -116,8 +136,8 @@ if plot and mid:
     for run in mid:
         events = {e["item"]["id"]: e for e in lines(run / "events.jsonl")}
         for g in lines(run / "gate.jsonl"):
-            e = events.get(g["item"])
-            rows.append((run.name, g, e))
+            if "item" in g and g.get("outcome") != "Unknown":
+                rows.append((run.name, g, events.get(g["item"])))
     if rows:
         lo = min(g.get("entered_at") or g["count"] for _, g, _ in rows)
         hi = max(g["count"] for _, g, _ in rows)

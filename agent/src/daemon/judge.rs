@@ -61,6 +61,9 @@ pub(super) struct Judge {
     resend_after: Option<Instant>,
     /// Said once: the controller reports no belt count, so rejects pulse at their verdict.
     warned_no_counts: bool,
+    /// The furthest belt count the judged frames vouch for (see `GatePlan::inspected`).
+    inspected_through: u64,
+    inspected_epoch: u64,
     /// `conveyor.added_latency_ms` (a test hook): decided items held this long before they go out.
     added_latency: std::time::Duration,
     held: std::collections::VecDeque<(Instant, Vec<Decided>)>,
@@ -170,6 +173,8 @@ impl Judge {
             gate_generation: 0,
             resend_after: None,
             warned_no_counts: false,
+            inspected_through: 0,
+            inspected_epoch: 0,
             added_latency: config.conveyor.added_latency,
             held: std::collections::VecDeque::new(),
             next_item: 1,
@@ -288,14 +293,28 @@ impl Judge {
                 link.status(Status::Scanning);
             }
         }
+        let mut pending_inspected = None;
         if let Some(plan) = &mut self.gate {
-            plan.observe(
-                frame.captured,
-                (frame.width, frame.height),
-                &step.tracked,
-                &mut self.next_item,
-            );
+            let size = (frame.width, frame.height);
+            plan.observe(frame.captured, size, &step.tracked, &mut self.next_item);
+            if let Some(link) = &self.link {
+                // Design: after the frame's packs are placed, so a pack is announced before the
+                // belt it is on counts as inspected.
+                let clock = link.state.belt();
+                if clock.epoch() != self.inspected_epoch {
+                    // The encoder reset: the old counts mean nothing.
+                    self.inspected_epoch = clock.epoch();
+                    self.inspected_through = 0;
+                }
+                if let Some(through) = plan.inspected(frame.captured, size, &clock) {
+                    self.inspected_through = self.inspected_through.max(through);
+                    pending_inspected = Some(self.inspected_through);
+                }
+            }
             self.gate_tick();
+            if let (Some(through), Some(link)) = (pending_inspected, &self.link) {
+                link.inspected(through);
+            }
         }
         self.decided(step.decided);
     }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use hallmark_core::gate::{BeltClock, GateCommand, OnLate};
 use hallmark_host_link::link::{
-    self, GateDecision, GateEntry, GateOutcome, Message, Reject, ShowVerdict, Status,
+    self, GateDecision, GateEntry, GateOutcome, Inspected, Message, Reject, ShowVerdict, Status,
 };
 use hallmark_host_link::{Event, LinkClient, Options};
 
@@ -217,6 +217,12 @@ impl Link {
                 reject,
             }),
         });
+    }
+
+    /// Tells the reject gate the belt reaching it is inspected up to count `through`.
+    pub fn inspected(&self, through: u64) {
+        tracing::trace!(through, "gate inspected");
+        self.send(Message::Inspected(Inspected { through }));
     }
 
     pub fn status(&self, s: Status) {

@@ -987,7 +987,15 @@ fn the_simulator_button_starts_a_kiosk_scan() {
 /// simulated conveyor controller: belt at `speed` mm/s under a 1 count/mm encoder, gate 400 mm past
 /// the view's exit edge, the camera calibrated to that speed. Returns the verdict events and the
 /// gate log (one line per pack the gate handled), waiting for the gate to handle every pack announced.
-fn gate_run(speed: f64, agent_env: &[(&str, &str)], sim_args: &[&str]) -> (Vec<Value>, Vec<Value>) {
+/// Belt the gate diverted because the agent never inspected it: from count, until count (`None`:
+/// still at the end).
+type Uninspected = (u64, Option<u64>);
+
+fn gate_run(
+    speed: f64,
+    agent_env: &[(&str, &str)],
+    sim_args: &[&str],
+) -> (Vec<Value>, Vec<Value>, Vec<Uninspected>) {
     let out = tempfile::tempdir().unwrap();
     let speed_arg = speed.to_string();
     let mut args = vec!["--belt-speed-mm-s", &speed_arg, "--counts-per-mm", "1"];
@@ -1017,7 +1025,9 @@ fn gate_run(speed: f64, agent_env: &[(&str, &str)], sim_args: &[&str]) -> (Vec<V
         std::fs::read_to_string(&log)
             .unwrap_or_default()
             .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            // Packs only (the coverage lines say when the gate diverted uninspected belt).
+            .filter(|v| !v["item"].is_null())
             .collect()
     };
     let announced = |g: &[Value]| {
@@ -1043,7 +1053,22 @@ fn gate_run(speed: f64, agent_env: &[(&str, &str)], sim_args: &[&str]) -> (Vec<V
     }
     // One more report period: a pack at the gate right now.
     std::thread::sleep(Duration::from_millis(300));
-    (events, read())
+    // When the gate diverted belt the agent never inspected: (from, until) counts.
+    let mut coverage: Vec<Uninspected> = Vec::new();
+    for v in std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    {
+        if let Some(from) = v["uninspected_from"].as_u64() {
+            coverage.push((from, None));
+        } else if let (Some(until), Some(last)) =
+            (v["inspected_again"].as_u64(), coverage.last_mut())
+        {
+            last.1 = Some(until);
+        }
+    }
+    (events, read(), coverage)
 }
 
 fn outcome_of(gate: &[Value], item: &Value) -> String {
@@ -1099,7 +1124,7 @@ fn check_gate_follows_events(events: &[Value], gate: &[Value]) -> usize {
 #[test]
 fn the_reject_gate_fires_for_each_counterfeit_when_it_arrives_and_lets_every_genuine_pack_pass() {
     // 0.2 m/s: a pack reaches the gate 2 s after it leaves the view, time enough for a loaded machine.
-    let (events, gate) = gate_run(200.0, &[], &[]);
+    let (events, gate, _) = gate_run(200.0, &[], &[]);
     assert_eq!(events.len(), 6, "{events:#?}");
     let counterfeit = events
         .iter()
@@ -1123,7 +1148,7 @@ fn the_reject_gate_fires_for_each_counterfeit_when_it_arrives_and_lets_every_gen
 #[test]
 fn decisions_that_come_after_their_pack_reached_the_gate_are_rejected_fail_safe_and_say_late() {
     // At 1.0 m/s a pack reaches the gate about 0.4 s after it leaves the view; hold every verdict 1.5 s.
-    let (events, gate) = gate_run(
+    let (events, gate, _) = gate_run(
         1000.0,
         &[("HALLMARK_CONVEYOR_ADDED_LATENCY_MS", "1500")],
         &[],
@@ -1147,8 +1172,46 @@ fn a_link_cut_mid_belt_rejects_the_packs_in_flight_and_the_gate_recovers_after_i
     // pack is in view about 1 s and reaches the gate 0.8 s after leaving it, so the controller hears
     // of every pack before or after the cut, whichever frames the cut falls on; a decision lost in
     // the cut is sent again after it unless its pack is at the gate by then (rejected fail-safe).
-    let (events, gate) = gate_run(500.0, &[], &["--cut-link", "3000:1200"]);
+    let (events, gate, _) = gate_run(500.0, &[], &["--cut-link", "3000:1200"]);
     assert_eq!(events.len(), 6);
     let late = check_gate_follows_events(&events, &gate);
     eprintln!("measured: {late} pack(s) rejected fail-safe across the cut");
+}
+
+#[test]
+fn belt_that_passed_the_camera_while_the_line_was_cut_is_diverted_whole() {
+    // 1.0 m/s, the line cut for 3 s in the middle of the belt: longer than a pack's whole way from the
+    // view's entry to the gate (about 1.4 s), so packs are seen, decided and at the gate while the
+    // controller hears nothing. It diverts the belt past the last inspected count.
+    let (events, gate, coverage) = gate_run(1000.0, &[], &["--cut-link", "2500:3000"]);
+    assert_eq!(events.len(), 6);
+    // 3 s of belt at 1 m/s went by unseen; the last frame before the cut vouched for about 0.8 m more.
+    assert!(
+        coverage
+            .iter()
+            .any(|&(a, b)| b.is_none_or(|b| b - a >= 1_500)),
+        "the cut belt was diverted: {coverage:?}\n{gate:#?}"
+    );
+    let diverted = |c: u64| {
+        coverage
+            .iter()
+            .any(|&(a, b)| c > a && b.is_none_or(|b| c <= b))
+    };
+    for e in &events {
+        let must = e["verdict"] == "counterfeit" || e["verdict"] == "inconclusive";
+        match outcome_of(&gate, &e["item"]["id"]).as_str() {
+            "Rejected" | "LateRejected" => {}
+            "Passed" => assert!(!must, "a counterfeit passed: {e}"),
+            // Never told to the controller: it must have reached the gate on diverted belt.
+            "(none)" => {
+                let at = e["gate"]["arrives_at"].as_u64();
+                assert!(
+                    at.is_none_or(diverted),
+                    "a pack the gate never knew passed on inspected belt: {e}\n{coverage:?}"
+                );
+            }
+            other => panic!("{other}: {e}"),
+        }
+    }
+    eprintln!("measured: uninspected belt diverted over {coverage:?}");
 }

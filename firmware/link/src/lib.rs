@@ -26,7 +26,7 @@ pub use error::{EncodeError, FrameError};
 pub use frame::{decode_frame, encode, MAX_FRAME_LEN, MAX_WIRE_LEN, PROTOCOL_VERSION};
 pub use message::{
     text_truncated, BeltCount, Confidence, GateDecision, GateEntry, GateOutcome, GateReport,
-    Heartbeat, Hello, Message, OnLate, Progress, Reject, Role, ShowVerdict, Status, Text, Trigger,
-    UnknownVerdict, Verdict, BRAND_LEN, DETAIL_LEN, PRODUCT_LEN, VERSION_LEN,
+    Heartbeat, Hello, Inspected, Message, OnLate, Progress, Reject, Role, ShowVerdict, Status,
+    Text, Trigger, UnknownVerdict, Verdict, BRAND_LEN, DETAIL_LEN, PRODUCT_LEN, VERSION_LEN,
 };
 pub use pacing::{Pause, ReadPacer};

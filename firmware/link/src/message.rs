@@ -50,6 +50,10 @@ pub enum Message {
     GateDecision(GateDecision),
     /// Controller → agent (conveyor): what the gate did with a pack, and at which count.
     GateReport(GateReport),
+    /// Agent → controller (conveyor): the belt that reaches the gate up to count `through` has been
+    /// inspected (sent with each judged frame). Belt past it reaches the gate uninspected — the agent
+    /// stalled, the camera stopped, the line was cut — and the gate diverts everything on it.
+    Inspected(Inspected),
 }
 
 /// Which end of the link is speaking.
@@ -224,6 +228,12 @@ pub struct BeltCount {
     pub count: u64,
 }
 
+/// See [`Message::Inspected`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inspected {
+    pub through: u64,
+}
+
 /// What the gate does with a pack whose decision has not come when it arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OnLate {
@@ -303,6 +313,7 @@ impl Message {
             Message::GateEntry(_) => "gate_entry",
             Message::GateDecision(_) => "gate_decision",
             Message::GateReport(_) => "gate_report",
+            Message::Inspected(_) => "inspected",
         }
     }
 }

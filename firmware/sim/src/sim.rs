@@ -162,6 +162,7 @@ pub fn run(opts: SimOptions) -> anyhow::Result<()> {
     let mut expected: std::collections::HashMap<u32, Expected> = Default::default();
     let mut counted = 0u64;
     let mut was_cut = false;
+    let mut was_uninspected = false;
 
     loop {
         let mut wake = ctrl.next_deadline();
@@ -185,6 +186,7 @@ pub fn run(opts: SimOptions) -> anyhow::Result<()> {
                 let fx = ctrl.on_count(t, counted);
                 log_reports(gate_log.as_mut(), &fx, &mut expected)?;
                 out.apply(&ctrl, fx)?;
+                log_coverage(gate_log.as_mut(), &ctrl, counted, &mut was_uninspected)?;
             }
         }
         match received {
@@ -197,6 +199,7 @@ pub fn run(opts: SimOptions) -> anyhow::Result<()> {
                             note_expected(&msg, counted, &mut expected);
                             let fx = ctrl.on_message(now(), msg);
                             log_reports(gate_log.as_mut(), &fx, &mut expected)?;
+                            log_coverage(gate_log.as_mut(), &ctrl, counted, &mut was_uninspected)?;
                             out.apply(&ctrl, fx)?;
                             out.fb.save_png(out.png)?;
                         }
@@ -230,6 +233,32 @@ pub fn run(opts: SimOptions) -> anyhow::Result<()> {
             log.flush()?;
         }
     }
+}
+
+/// When the belt at the gate runs past what the agent inspected (the gate diverts everything) and
+/// when inspection catches up: an event and a gate log line `{"uninspected_from": count}` /
+/// `{"inspected_again": count}`.
+fn log_coverage(
+    log: Option<&mut std::io::BufWriter<std::fs::File>>,
+    ctrl: &Controller,
+    count: u64,
+    was: &mut bool,
+) -> anyhow::Result<()> {
+    let now = ctrl.gate().uninspected();
+    if now == *was {
+        return Ok(());
+    }
+    *was = now;
+    let key = if now {
+        "uninspected_from"
+    } else {
+        "inspected_again"
+    };
+    event(format_args!("gate {key} {count}"));
+    if let Some(log) = log {
+        writeln!(log, "{}", serde_json::json!({ key: count }))?;
+    }
+    Ok(())
 }
 
 /// Remembers a pack's target and when its decision came, at belt count `count`.

@@ -300,6 +300,7 @@ impl Controller {
                     fx.say(Message::GateReport(r));
                 }
             }
+            Message::Inspected(i) => self.gate.inspected(i.through),
             // Heartbeats only prove liveness; the controller's own kinds of message coming back
             // (a looped line, a confused peer) are ignored.
             Message::Heartbeat(_)
@@ -341,8 +342,9 @@ impl Controller {
         for r in passed.reports {
             fx.say(Message::GateReport(r));
         }
-        // A full queue diverts everything: one capped pulse after another while it lasts.
-        if self.gate.overflowing() && !self.actuator_on() {
+        // A full queue, or belt the agent never inspected, diverts everything: one capped pulse after
+        // another while it lasts.
+        if (self.gate.overflowing() || self.gate.uninspected()) && !self.actuator_on() {
             self.pulse(now, self.cfg.max_pulse_ms, fx);
         }
     }

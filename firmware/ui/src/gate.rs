@@ -11,6 +11,12 @@
 //! is bounded; a full queue refuses the new entry, says so, and sets [`Gate::overflowing`], which the
 //! controller turns into diverting everything until there is room again.
 //!
+//! Coverage: with each judged frame the agent says how far the belt reaching the gate has been
+//! inspected ([`Gate::inspected`]). Belt past that reaches the gate unseen — a stalled agent, a
+//! stopped camera, a cut line — and [`Gate::uninspected`] turns the controller to diverting
+//! everything until inspection catches up, so a pack the agent never saw cannot pass unchecked. A gate
+//! that never heard of coverage (an older agent) does not divert for it.
+//!
 //! Design: the queue keeps running without the agent. A link drop loses no entry and fires every
 //! pending one fail-safe as it arrives; after a reconnect, decisions for packs already gone by are
 //! answered [`GateOutcome::Unknown`] and never fire.
@@ -46,6 +52,8 @@ pub struct GateStats {
     pub late_rejected: u32,
     pub late_passed: u32,
     pub refused: u32,
+    /// Times the belt at the gate ran past the inspected belt (diverting began).
+    pub uninspected: u32,
 }
 
 /// See the module docs.
@@ -54,6 +62,8 @@ pub struct Gate {
     entries: Vec<Entry, CAPACITY>,
     count: u64,
     overflowing: bool,
+    /// The belt reaching the gate is inspected up to this count (`None`: never said).
+    inspected: Option<u64>,
     stats: GateStats,
 }
 
@@ -83,6 +93,17 @@ impl Gate {
     /// The earliest count a pack is expected at.
     pub fn next_arrival(&self) -> Option<u64> {
         self.entries.iter().map(|e| e.arrives_at).min()
+    }
+
+    /// The agent inspected the belt reaching the gate up to `through` (it only grows; a smaller one,
+    /// from an agent restarted against a reset encoder, is taken as is).
+    pub fn inspected(&mut self, through: u64) {
+        self.inspected = Some(through);
+    }
+
+    /// The belt at the gate now was never inspected: divert everything.
+    pub fn uninspected(&self) -> bool {
+        self.inspected.is_some_and(|t| self.count > t)
     }
 
     /// A full queue refused an entry, and there is no room yet: divert everything.
@@ -138,7 +159,11 @@ impl Gate {
     /// The belt is at `count` (counts only grow; a smaller one, from a reset encoder, is taken as is):
     /// handles every pack whose count has come.
     pub fn advance(&mut self, count: u64) -> Passed {
+        let was_uninspected = self.uninspected();
         self.count = count;
+        if !was_uninspected && self.uninspected() {
+            self.stats.uninspected += 1;
+        }
         let mut out = Passed::default();
         let mut i = 0;
         while i < self.entries.len() {

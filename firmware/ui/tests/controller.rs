@@ -505,3 +505,45 @@ fn counting_in_milliseconds_fires_on_time_from_ticks_alone() {
         "a board sleeping until the next deadline wakes for the pack"
     );
 }
+
+#[test]
+fn belt_the_agent_never_inspected_is_diverted_until_inspection_catches_up() {
+    let (mut c, _) = Controller::new(BELT, "t", 0);
+    // An agent that never speaks of coverage (an older one): nothing diverted for it.
+    for count in 0..=200u64 {
+        let fx = c.on_count(count, count);
+        assert_ne!(fx.actuator, Some(Actuator::On), "count {count}");
+        let _ = c.on_tick(count);
+    }
+    // Inspected through 300: belt up to it passes; past it (the agent stalled) everything is diverted.
+    let _ = c.on_message(
+        200,
+        Message::Inspected(hallmark_link::Inspected { through: 300 }),
+    );
+    let mut fired = Vec::new();
+    for count in 201..=400u64 {
+        if c.on_count(count, count).actuator == Some(Actuator::On) {
+            fired.push(count);
+        }
+        let _ = c.on_tick(count);
+    }
+    assert_eq!(
+        fired.first(),
+        Some(&301),
+        "the first uninspected count: {fired:?}"
+    );
+    assert_eq!(c.gate().stats().uninspected, 1);
+    // Inspection catches up: diverting stops once the pulse under way ends.
+    let _ = c.on_message(
+        400,
+        Message::Inspected(hallmark_link::Inspected { through: 2_000 }),
+    );
+    let mut later = Vec::new();
+    for count in 401..=1_500u64 {
+        if c.on_count(count, count).actuator == Some(Actuator::On) {
+            later.push(count);
+        }
+        let _ = c.on_tick(count);
+    }
+    assert!(later.is_empty(), "{later:?}");
+}

@@ -21,6 +21,11 @@ pub const KEEP: Duration = Duration::from_secs(10);
 pub const MIN_SPACING: Duration = Duration::from_millis(40);
 /// The window the belt's current speed is measured over, for extrapolation.
 const SPEED_WINDOW: Duration = Duration::from_millis(300);
+/// Reports this close together were read in one burst.
+const BURST: Duration = Duration::from_millis(1);
+/// The least span of reports a speed is measured over: reports read in one burst (queued while the
+/// port was closed) arrive at one instant and say nothing of the speed.
+const MIN_SPEED_SPAN: Duration = Duration::from_millis(100);
 
 /// Belt counts as reported, in arrival order.
 #[derive(Debug, Default, Clone)]
@@ -45,6 +50,9 @@ impl BeltClock {
             if count < last {
                 self.samples.clear();
                 self.epoch += 1;
+            } else if at.duration_since(last_at) < BURST {
+                // Read in one burst: the newest count is the one true at this instant.
+                self.samples.pop_back();
             } else if self.samples.len() >= 2 {
                 // Thin: the newest replaces the previous newest while they are close together.
                 let prev_at = self.samples[self.samples.len() - 2].0;
@@ -82,7 +90,7 @@ impl BeltClock {
             if ahead > MAX_EXTRAPOLATION {
                 return None;
             }
-            return Some(last as f64 + self.speed() * ahead.as_secs_f64());
+            return Some(last as f64 + self.speed()? * ahead.as_secs_f64());
         }
         // The two reports around t (t < last_at, so a later one exists).
         let i = self.samples.partition_point(|&(at, _)| at <= t);
@@ -99,11 +107,10 @@ impl BeltClock {
         Some(a as f64 + (b - a) as f64 * f)
     }
 
-    /// Counts per second over the newest [`SPEED_WINDOW`] of reports (0 with fewer than two).
-    pub fn speed(&self) -> f64 {
-        let Some(&(last_at, last)) = self.samples.back() else {
-            return 0.0;
-        };
+    /// Counts per second over the newest [`SPEED_WINDOW`] of reports; `None` until reports span
+    /// [`MIN_SPEED_SPAN`].
+    pub fn speed(&self) -> Option<f64> {
+        let &(last_at, last) = self.samples.back()?;
         let first = self
             .samples
             .iter()
@@ -112,10 +119,10 @@ impl BeltClock {
             .or_else(|| self.samples.front())
             .copied();
         match first {
-            Some((at, c)) if at < last_at => {
-                (last - c) as f64 / last_at.duration_since(at).as_secs_f64()
+            Some((at, c)) if last_at.duration_since(at) >= MIN_SPEED_SPAN => {
+                Some((last - c) as f64 / last_at.duration_since(at).as_secs_f64())
             }
-            _ => 0.0,
+            _ => None,
         }
     }
 }
@@ -143,7 +150,8 @@ mod tests {
         let c = belt(t0, 1000);
         let at = c.count_at(t0 + ms(333)).unwrap();
         assert!((at - 166.5).abs() < 0.6, "{at}");
-        assert!((c.speed() - 500.0).abs() < 1.0, "{}", c.speed());
+        let speed = c.speed().unwrap();
+        assert!((speed - 500.0).abs() < 1.0, "{speed}");
     }
 
     #[test]
@@ -155,6 +163,23 @@ mod tests {
         assert_eq!(c.count_at(t0 + ms(1000) + MAX_EXTRAPOLATION + ms(1)), None);
         assert_eq!(BeltClock::new().count_at(t0), None, "no reports yet");
         assert_eq!(c.count_at(t0 - ms(1)), None, "older than every report");
+    }
+
+    #[test]
+    fn reports_read_in_one_burst_give_no_speed_until_they_span_a_tenth_of_a_second() {
+        let t0 = Instant::now();
+        let mut c = BeltClock::new();
+        // Queued while the port was closed: read at one instant.
+        for k in 0..20u64 {
+            c.observe(t0, 1000 + k * 20);
+        }
+        assert_eq!(c.speed(), None);
+        assert_eq!(c.count_at(t0 + ms(50)), None, "no speed: no extrapolation");
+        for k in 1..=10u64 {
+            c.observe(t0 + ms(k * 20), 1380 + k * 20);
+        }
+        let at = c.count_at(t0 + ms(250)).unwrap();
+        assert!((at - 1630.0).abs() < 2.0, "{at}");
     }
 
     #[test]

@@ -130,6 +130,21 @@ impl GatePlan {
         }
     }
 
+    /// How far the belt reaching the gate is inspected by a frame captured at `captured` (of `size`):
+    /// the count at which the belt then at the middle of the view reaches the gate. A pack downstream
+    /// of the middle had been in view half a crossing, time enough to be tracked and announced; one
+    /// upstream of it arrives later, so if no later frame is judged (a stalled agent, a cut line) the
+    /// controller diverts it. `None` when the clock cannot place the frame.
+    pub fn inspected(&self, captured: Instant, size: (u32, u32), clock: &BeltClock) -> Option<u64> {
+        let view_px = match self.cfg.direction {
+            Direction::LeftToRight | Direction::RightToLeft => size.0,
+            Direction::TopToBottom | Direction::BottomToTop => size.1,
+        } as f64;
+        let mm = view_px / 2.0 / self.cfg.px_per_mm + self.cfg.distance_mm;
+        let at = clock.count_at(captured)?;
+        Some((at + mm * self.cfg.counts_per_mm).round().max(0.0) as u64)
+    }
+
     /// The item id given to a track's pack, if announced.
     pub fn item_of(&self, track: u64) -> Option<u32> {
         self.packs.get(&track).and_then(|p| p.item)
@@ -281,7 +296,7 @@ impl GatePlan {
 /// The belt's travel over [`GUARD`]: a target this close to the newest count may already have been
 /// handled by the controller.
 fn guard(clock: &BeltClock) -> u64 {
-    (clock.speed() * GUARD.as_secs_f64()).max(1.0) as u64
+    (clock.speed().unwrap_or(0.0) * GUARD.as_secs_f64()).max(1.0) as u64
 }
 
 /// See [`guard`].
@@ -435,6 +450,24 @@ mod tests {
         assert!(
             matches!(cmds[..], [GateCommand::Expect { arrives_at, .. }] if arrives_at.abs_diff(600) <= 1),
             "{cmds:?}"
+        );
+    }
+
+    #[test]
+    fn a_frame_vouches_for_the_belt_up_to_the_middle_of_the_view_reaching_the_gate() {
+        let t0 = Instant::now();
+        let plan = GatePlan::new(cfg());
+        let c = clock(t0, 1000);
+        // At 500 ms the belt is at 250; mid-view is 480 px = 240 mm from the exit, + 400 mm.
+        assert_eq!(plan.inspected(t0 + ms(500), (960, 720), &c), Some(890));
+        assert_eq!(plan.inspected(t0 + ms(5000), (960, 720), &c), None, "stale");
+        let down = GatePlan::new(GateConfig {
+            direction: Direction::TopToBottom,
+            ..cfg()
+        });
+        assert_eq!(
+            down.inspected(t0 + ms(500), (960, 720), &c),
+            Some(250 + 180 + 400)
         );
     }
 
