@@ -90,7 +90,7 @@ for run in sorted(work.iterdir(), key=lambda p: (p.name.rsplit("-", 1)[0], int(p
             gate.setdefault(g["item"], g)
     print(f"== {brand} at {int(speed)/1000:.1f} m/s")
     for a, b in uninspected_of(run):
-        print(f"  belt the agent never inspected, diverted: counts {a} to {b}")
+        print(f"  belt the agent never inspected, diverted: counts {a} to {b if b is not None else 'the end (the agent stopped or the line stayed cut)'}")
     t = totals.setdefault(int(speed), dict(packs=0, must_reject=0, rejected_ok=0, genuine=0, genuine_rejected=0,
                                             late=0, unchecked_passed=0, off_target=0, margins=[]))
     for item in sorted(set(events) | set(gate)):

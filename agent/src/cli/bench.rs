@@ -31,6 +31,10 @@ pub struct BenchArgs {
     /// and compare its frames per second with a bare ONNX Runtime run in the same process.
     #[arg(long, value_name = "SECONDS")]
     pub daemon: Option<f64>,
+    /// With --daemon: cut the time into N daemon windows, each between two short bare windows, and
+    /// report the median round and the spread (robust to a shared machine's load).
+    #[arg(long, default_value_t = 5, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: u32,
 }
 
 pub fn run(args: BenchArgs, mut config: Config) -> anyhow::Result<ExitCode> {
@@ -40,6 +44,7 @@ pub fn run(args: BenchArgs, mut config: Config) -> anyhow::Result<ExitCode> {
         iterations,
         json,
         daemon,
+        rounds,
     } = args;
     let bundle = model.unwrap_or_else(|| config.bundle().to_path_buf());
     if let Some(seconds) = daemon {
@@ -52,7 +57,7 @@ pub fn run(args: BenchArgs, mut config: Config) -> anyhow::Result<ExitCode> {
         .brand
         .clone();
         let dir = images.unwrap_or_else(|| project_path(&format!("models/samples/{brand}")));
-        let report = crate::bench_daemon::run(&config, &dir, seconds)?;
+        let report = crate::bench_daemon::run(&config, &dir, seconds, rounds as usize)?;
         let mut out = std::io::stdout().lock();
         if json {
             writeln!(out, "{}", serde_json::to_string(&report)?)?;

@@ -563,6 +563,50 @@ fn bench_reports_the_ratio_to_a_bare_run_as_json() {
     assert_eq!(r["iterations"], 5);
 }
 
+#[test]
+fn bench_daemon_interleaves_bare_and_daemon_windows_and_reports_the_median_round_and_spread() {
+    let out = hallmark()
+        .args([
+            "bench", "--daemon", "3", "--rounds", "3", "--json", "--model",
+        ])
+        .arg(bundle())
+        .arg("--images")
+        .arg(samples())
+        .env("HALLMARK_HTTP_LISTEN", "off")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = &lines(&out)[0];
+    let rounds = r["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 3, "{r}");
+    let mut ratios: Vec<f64> = rounds
+        .iter()
+        .map(|x| x["ratio"].as_f64().unwrap())
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    assert_eq!(
+        r["ratio"].as_f64(),
+        Some(ratios[1]),
+        "the median round: {r}"
+    );
+    assert_eq!(r["ratio_min"].as_f64(), Some(ratios[0]));
+    assert_eq!(r["ratio_max"].as_f64(), Some(ratios[2]));
+    for x in rounds {
+        let expected = x["daemon_fps"].as_f64().unwrap() * x["bare_run_ms"].as_f64().unwrap() / 1e3;
+        assert!(
+            (x["ratio"].as_f64().unwrap() - expected).abs() < 1e-9,
+            "{x}"
+        );
+        assert!(x["frames"].as_u64().unwrap() > 1, "{x}");
+    }
+    let refused = hallmark()
+        .args(["bench", "--daemon", "1", "--rounds", "0", "--model"])
+        .arg(bundle())
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+}
+
 /// A PNG whose IHDR claims `w`×`h` (valid CRC) with no pixel data.
 fn png_header_claiming(w: u32, h: u32) -> Vec<u8> {
     let mut ihdr = b"IHDR".to_vec();
