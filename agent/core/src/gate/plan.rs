@@ -164,7 +164,7 @@ impl GatePlan {
             let Some(item) = pack.item else { continue };
             // Once its target is reached, or about to be, the controller has handled it (the count
             // here is up to a report old): never sent again, or the gate would take it twice.
-            if pack.sent.is_some_and(|s| s <= now + guard) {
+            if pack.sent.is_some_and(|s| s <= now.saturating_add(guard)) {
                 continue;
             }
             let Some(target) = estimate(pack, clock, cpm) else {
@@ -255,7 +255,7 @@ impl GatePlan {
             let (Some(item), Some(target)) = (pack.item, pack.sent) else {
                 continue;
             };
-            if target <= now + guard(clock) {
+            if target <= now.saturating_add(guard(clock)) {
                 continue;
             }
             out.push(GateCommand::Expect {
@@ -469,6 +469,30 @@ mod tests {
             down.inspected(t0 + ms(500), (960, 720), &c),
             Some(250 + 180 + 400)
         );
+    }
+
+    #[test]
+    fn a_controller_reporting_counts_near_the_end_of_the_range_breaks_nothing() {
+        let t0 = Instant::now();
+        let mut plan = GatePlan::new(cfg());
+        let mut next = 1;
+        let mut c = BeltClock::new();
+        for k in 0..=20u64 {
+            c.observe(t0 + ms(k * 20), u64::MAX - 1000 + k * 10);
+        }
+        for f in 0..3u64 {
+            plan.observe(
+                t0 + ms(f * 100),
+                (960, 720),
+                &[(1, pack_at(260.0, f * 100))],
+                &mut next,
+            );
+        }
+        let _ = plan.refresh(&c);
+        let _ = plan.resend(&c);
+        let _ = plan.decide(1, true, &c, t0 + ms(400));
+        let _ = plan.inspected(t0 + ms(400), (960, 720), &c);
+        let _ = plan.refresh(&c);
     }
 
     #[test]
