@@ -534,6 +534,10 @@ mod tests {
     }
 
     fn conveyor() -> Modes {
+        conveyor_with(None)
+    }
+
+    fn conveyor_with(gate: Option<crate::gate::GateConfig>) -> Modes {
         Modes::Conveyor(Conveyor::new(&ConveyorConfig {
             track_iou: 0.2,
             max_missed: 3,
@@ -541,7 +545,7 @@ mod tests {
             min_frames: 2,
             reject_pulse_ms: 300,
             reject_inconclusive: true,
-            gate: None,
+            gate,
             added_latency: Duration::ZERO,
         }))
     }
@@ -563,16 +567,7 @@ mod tests {
             .chain((0..5).map(|_| Vec::new()))
             .collect();
         let decided_at = |gate: Option<crate::gate::GateConfig>| {
-            let mut m = Modes::Conveyor(Conveyor::new(&ConveyorConfig {
-                track_iou: 0.2,
-                max_missed: 3,
-                max_frames: 30,
-                min_frames: 2,
-                reject_pulse_ms: 300,
-                reject_inconclusive: true,
-                gate,
-                added_latency: Duration::ZERO,
-            }));
+            let mut m = conveyor_with(gate);
             let steps = feed(&mut m, &moving, None);
             let at: Vec<usize> = steps
                 .iter()
